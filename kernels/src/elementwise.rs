@@ -1,0 +1,217 @@
+//! Elementwise ops: add, sub, mul, axpy, scale, ReLU and its backward, bias add.
+//! WGSL: `wgsl/elementwise.wgsl`.
+
+use crate::gpu::{GpuBuffer, GpuContext, Kernel};
+use crate::launch::{check_len, check_u32, launch_1d};
+use crate::real::{Real, CPU_CHUNK};
+use crate::GpuError;
+use rayon::prelude::*;
+
+const SRC: &str = include_str!("../wgsl/elementwise.wgsl");
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Info {
+    n: u32,
+    inner: u32,
+    channels: u32,
+    alpha: f32,
+}
+
+/// Binary elementwise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    /// a + b
+    Add,
+    /// a − b
+    Sub,
+    /// a · b
+    Mul,
+    /// a · (b > 0): ReLU backward (a = upstream gradient, b = ReLU input)
+    ReluBackward,
+}
+
+impl Binary {
+    fn entry(self) -> &'static str {
+        match self {
+            Binary::Add => "add",
+            Binary::Sub => "sub",
+            Binary::Mul => "mul",
+            Binary::ReluBackward => "relu_backward",
+        }
+    }
+    fn apply<T: Real>(self, a: T, b: T) -> T {
+        match self {
+            Binary::Add => a + b,
+            Binary::Sub => a - b,
+            Binary::Mul => a * b,
+            Binary::ReluBackward => {
+                if b > T::ZERO {
+                    a
+                } else {
+                    T::ZERO
+                }
+            }
+        }
+    }
+}
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        module: "elementwise",
+        source: SRC,
+        entry,
+    }
+}
+
+/// out = op(a, b) on the cpu.
+pub fn binary_cpu<T: Real>(op: Binary, a: &[T], b: &[T], out: &mut [T]) {
+    out.par_chunks_mut(CPU_CHUNK)
+        .zip(a.par_chunks(CPU_CHUNK).zip(b.par_chunks(CPU_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = op.apply(a, b);
+            }
+        });
+}
+
+/// out = op(a, b) on the device, `n` elements.
+pub fn binary_gpu(
+    ctx: &GpuContext,
+    op: Binary,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    n: usize,
+) -> Result<GpuBuffer, GpuError> {
+    check_len("binary a", a, n)?;
+    check_len("binary b", b, n)?;
+    let out = ctx.alloc(n as u64 * 4)?;
+    let info = Info {
+        n: check_u32("elementwise", n)?,
+        inner: 1,
+        channels: 1,
+        alpha: 0.0,
+    };
+    launch_1d(ctx, &kernel(op.entry()), bytemuck::bytes_of(&info), &[a, b, &out], n as u64)?;
+    Ok(out)
+}
+
+/// out = α·a + b on the cpu.
+pub fn axpy_cpu<T: Real>(alpha: T, a: &[T], b: &[T], out: &mut [T]) {
+    out.par_chunks_mut(CPU_CHUNK)
+        .zip(a.par_chunks(CPU_CHUNK).zip(b.par_chunks(CPU_CHUNK)))
+        .for_each(|(o, (a, b))| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = alpha * a + b;
+            }
+        });
+}
+
+/// out = α·a + b on the device.
+pub fn axpy_gpu(
+    ctx: &GpuContext,
+    alpha: f32,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    n: usize,
+) -> Result<GpuBuffer, GpuError> {
+    check_len("axpy a", a, n)?;
+    check_len("axpy b", b, n)?;
+    let out = ctx.alloc(n as u64 * 4)?;
+    let info = Info {
+        n: check_u32("axpy", n)?,
+        inner: 1,
+        channels: 1,
+        alpha,
+    };
+    launch_1d(ctx, &kernel("axpy"), bytemuck::bytes_of(&info), &[a, b, &out], n as u64)?;
+    Ok(out)
+}
+
+/// Unary elementwise operations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    /// α·x
+    Scale(f64),
+    /// max(x, 0)
+    Relu,
+}
+
+/// y = op(x) on the cpu.
+pub fn unary_cpu<T: Real>(op: Unary, x: &[T], y: &mut [T]) {
+    y.par_chunks_mut(CPU_CHUNK)
+        .zip(x.par_chunks(CPU_CHUNK))
+        .for_each(|(y, x)| match op {
+            Unary::Scale(alpha) => {
+                let alpha = T::from_f64(alpha);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = alpha * x;
+                }
+            }
+            Unary::Relu => {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = if x > T::ZERO { x } else { T::ZERO };
+                }
+            }
+        });
+}
+
+/// y = op(x) on the device.
+pub fn unary_gpu(
+    ctx: &GpuContext,
+    op: Unary,
+    x: &GpuBuffer,
+    n: usize,
+) -> Result<GpuBuffer, GpuError> {
+    check_len("unary x", x, n)?;
+    let y = ctx.alloc(n as u64 * 4)?;
+    let (entry, alpha) = match op {
+        Unary::Scale(a) => ("scale", a as f32),
+        Unary::Relu => ("relu", 0.0),
+    };
+    let info = Info {
+        n: check_u32("elementwise", n)?,
+        inner: 1,
+        channels: 1,
+        alpha,
+    };
+    launch_1d(ctx, &kernel(entry), bytemuck::bytes_of(&info), &[x, &y], n as u64)?;
+    Ok(y)
+}
+
+/// out[i] = x[i] + bias[(i / inner) % bias.len()]: a bias per column of an `[N, F]`
+/// matrix (`inner` = 1) or per channel of an NCHW tensor (`inner` = H·W).
+pub fn bias_add_cpu<T: Real>(x: &[T], bias: &[T], inner: usize, out: &mut [T]) {
+    let channels = bias.len();
+    out.par_chunks_mut(CPU_CHUNK)
+        .zip(x.par_chunks(CPU_CHUNK))
+        .enumerate()
+        .for_each(|(chunk, (o, x))| {
+            let base = chunk * CPU_CHUNK;
+            for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
+                *o = x + bias[((base + j) / inner) % channels];
+            }
+        });
+}
+
+/// Bias add on the device (see [`bias_add_cpu`]).
+pub fn bias_add_gpu(
+    ctx: &GpuContext,
+    x: &GpuBuffer,
+    bias: &GpuBuffer,
+    n: usize,
+    inner: usize,
+    channels: usize,
+) -> Result<GpuBuffer, GpuError> {
+    check_len("bias_add x", x, n)?;
+    check_len("bias_add bias", bias, channels)?;
+    let out = ctx.alloc(n as u64 * 4)?;
+    let info = Info {
+        n: check_u32("bias_add", n)?,
+        inner: check_u32("bias_add", inner.max(1))?,
+        channels: check_u32("bias_add", channels.max(1))?,
+        alpha: 0.0,
+    };
+    launch_1d(ctx, &kernel("bias_add"), bytemuck::bytes_of(&info), &[x, bias, &out], n as u64)?;
+    Ok(out)
+}
