@@ -3,15 +3,25 @@
 //! same operations (the cpu backend, and the oracle the WGSL is tested against).
 //!
 //! Each op family lives in one module (`matmul`, `conv`, ...) holding its launcher
-//! (`*_gpu`) and cpu function side by side; the WGSL source is `wgsl/<family>.wgsl`.
+//! (`*_gpu`) and cpu function (`*_cpu`) side by side; the WGSL source is
+//! `wgsl/<family>.wgsl`, loaded with `include_str!`.
 
 pub mod error;
 pub mod gpu;
+pub mod launch;
+pub mod real;
+pub mod testing;
+
+pub mod batchnorm;
+pub mod conv;
+pub mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod pool;
+pub mod random_bases;
+pub mod reduce;
+pub mod rng;
 
 pub use error::GpuError;
 pub use gpu::{GpuBuffer, GpuContext, Kernel};
-pub mod elementwise;
-pub mod launch;
-pub mod real;
-
 pub use real::Real;
