@@ -3,6 +3,7 @@
 
 use rand_core::Rng;
 
+use crate::kind::DatasetKind;
 use crate::rng::{below, unit_f32};
 
 /// Which random augmentations training images get.
@@ -74,7 +75,22 @@ impl Augmentation {
         } else {
             0.0
         };
-        AugParams { dy, dx, flip, delta }
+        AugParams {
+            dy,
+            dx,
+            flip,
+            delta,
+        }
+    }
+}
+
+impl Augmentation {
+    /// The training augmentation of `kind`.
+    pub fn for_kind(kind: DatasetKind) -> Self {
+        match kind {
+            DatasetKind::Cifar10 => Augmentation::CIFAR10,
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Augmentation::MNIST,
+        }
     }
 }
 

@@ -51,7 +51,7 @@ pub fn parse_cifar_batch(
     expected_records: usize,
 ) -> Result<CifarBatch, DatasetError> {
     let expected = (expected_records * CIFAR_RECORD) as u64;
-    let what = if bytes.len() % CIFAR_RECORD == 0 || bytes.len() as u64 > expected {
+    let what = if bytes.len().is_multiple_of(CIFAR_RECORD) || bytes.len() as u64 > expected {
         format!("expected {expected_records} records of {CIFAR_RECORD} bytes")
     } else {
         format!(

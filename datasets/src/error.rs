@@ -151,7 +151,10 @@ pub enum DatasetError {
     },
 
     /// An external command of the fetch ran but failed.
-    #[error("cannot fetch {dataset}: `{command}` failed ({status}){}\n{manual}", stderr_suffix(stderr))]
+    #[error(
+        "cannot fetch {dataset}: `{command}` failed ({status}){}\n{manual}",
+        stderr_suffix(stderr)
+    )]
     CommandFailed {
         /// The data set being fetched.
         dataset: &'static str,
@@ -186,11 +189,15 @@ pub enum DatasetError {
     },
 
     /// Neither `$RBD_DATA` nor a user cache directory is available.
-    #[error("no data directory: set RBD_DATA to a writable directory (no user cache directory found)")]
+    #[error(
+        "no data directory: set RBD_DATA to a writable directory (no user cache directory found)"
+    )]
     NoDataDir,
 
     /// An unknown data set name was given.
-    #[error("unknown data set '{name}'; valid names: mnist, fmnist, fashion-mnist, cifar10, cifar-10")]
+    #[error(
+        "unknown data set '{name}'; valid names: mnist, fmnist, fashion-mnist, cifar10, cifar-10"
+    )]
     UnknownDataset {
         /// The name as given.
         name: String,

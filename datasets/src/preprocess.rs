@@ -1,5 +1,7 @@
 //! Deterministic per-image preprocessing: scaling to [0, 1] and per-image standardisation.
 
+use crate::kind::DatasetKind;
+
 /// Which deterministic preprocessing an image gets (before any augmentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Preprocess {
@@ -19,6 +21,16 @@ impl Preprocess {
         scale_to_unit(src, dst);
         if self.standardise {
             standardise(dst);
+        }
+    }
+}
+
+impl Preprocess {
+    /// The preprocessing of every split of `kind` (standardisation for CIFAR-10 only).
+    pub fn for_kind(kind: DatasetKind) -> Self {
+        match kind {
+            DatasetKind::Cifar10 => Preprocess::CIFAR10,
+            DatasetKind::Mnist | DatasetKind::FashionMnist => Preprocess::SCALE_ONLY,
         }
     }
 }

@@ -64,7 +64,10 @@ fn split_with(
 /// Shuffles `indices` and cuts off the first `held_out` (which must be <= len).
 fn permute_split(indices: &[usize], held_out: usize, seed: u64, stream: u64) -> IndexSplit {
     let mut order = indices.to_vec();
-    shuffle(&mut stream_rng(seed, stream, &[indices.len() as u64]), &mut order);
+    shuffle(
+        &mut stream_rng(seed, stream, &[indices.len() as u64]),
+        &mut order,
+    );
     let mut held: Vec<usize> = order[..held_out].to_vec();
     let mut train: Vec<usize> = order[held_out..].to_vec();
     held.sort_unstable();

@@ -35,7 +35,13 @@ pub(crate) fn download(
     work: &Path,
     manual: &str,
 ) -> Result<PathBuf, DatasetError> {
-    command::run(catalog.title, "apt-get", &["download", PACKAGE], work, manual)?;
+    command::run(
+        catalog.title,
+        "apt-get",
+        &["download", PACKAGE],
+        work,
+        manual,
+    )?;
     let deb = find_deb(work).ok_or_else(|| DatasetError::MissingFromPackage {
         dataset: catalog.title,
         path: work.join(format!("{PACKAGE}_*.deb")),

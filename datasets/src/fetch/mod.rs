@@ -84,7 +84,10 @@ pub fn fetch_idx(
             }
         })?;
         verify_sha256(&src, &read_maybe_gzip(&src)?, file.sha256)?;
-        log(&format!("  verified {} (sha256 {})", file.name, file.sha256));
+        log(&format!(
+            "  verified {} (sha256 {})",
+            file.name, file.sha256
+        ));
         verified.push((src, file.name));
     }
     for (src, name) in verified {

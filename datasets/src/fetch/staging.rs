@@ -18,7 +18,8 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
-    /// Creates `<data_dir>/.fetch-<name>-<pid>-<nanos>/` (and `data_dir` if needed).
+    /// Creates `<data_dir>/.fetch-<name>-<pid>-<nanos>/` (and `data_dir` if needed) and
+    /// refers to it by its absolute path.
     pub(crate) fn new(data_dir: &Path, name: &str) -> Result<Self, DatasetError> {
         std::fs::create_dir_all(data_dir).map_err(|e| DatasetError::io(data_dir, e))?;
         let nanos = SystemTime::now()
@@ -27,6 +28,8 @@ impl Staging {
             .unwrap_or(0);
         let dir = data_dir.join(format!(".fetch-{name}-{}-{nanos}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| DatasetError::io(&dir, e))?;
+        // Absolute, because the fetch commands run with the scratch directory as cwd.
+        let dir = std::fs::canonicalize(&dir).map_err(|e| DatasetError::io(&dir, e))?;
         Ok(Staging { dir })
     }
 

@@ -1,10 +1,15 @@
-//! Finding CIFAR-10 on disk (it is never downloaded) and explaining how to build it.
+//! Loading CIFAR-10 from disk (it is never downloaded), and explaining how to build it
+//! when it is missing.
 
 use std::path::{Path, PathBuf};
 
-use crate::cifar::CIFAR_RECORDS_PER_FILE;
-use crate::dataset::{cifar_split_files, load_cifar_files, Dataset, Split};
+use crate::cifar::{
+    read_cifar_batch, CIFAR_CHANNELS, CIFAR_RECORDS_PER_FILE, CIFAR_SIDE, CIFAR_TEST_FILE,
+    CIFAR_TRAIN_FILES,
+};
+use crate::dataset::Dataset;
 use crate::error::DatasetError;
+use crate::kind::Split;
 
 /// The sub-directory name of the official binary release.
 pub const CIFAR_BATCHES_DIR: &str = "cifar-10-batches-bin";
@@ -70,4 +75,40 @@ fn missing_message(dir: &Path, nested: &Path, missing: &[&str]) -> String {
         builder = cifar_builder_path().display(),
         dir = dir.display(),
     )
+}
+
+/// The directory [`load`](crate::load) searches for CIFAR-10: `<data_dir>/cifar10`.
+pub fn cifar10_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("cifar10")
+}
+
+/// Loads CIFAR-10 batch files that each hold `records_per_file` records, concatenated in
+/// the order given.
+pub fn load_cifar_files(
+    paths: &[PathBuf],
+    records_per_file: usize,
+) -> Result<Dataset, DatasetError> {
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for path in paths {
+        let batch = read_cifar_batch(path, records_per_file)?;
+        images.extend_from_slice(&batch.images);
+        labels.extend_from_slice(&batch.labels);
+    }
+    let n = labels.len();
+    Ok(Dataset {
+        images,
+        labels,
+        n,
+        c: CIFAR_CHANNELS,
+        h: CIFAR_SIDE,
+        w: CIFAR_SIDE,
+    })
+}
+
+pub(crate) fn cifar_split_files(split: Split) -> &'static [&'static str] {
+    match split {
+        Split::Train => &CIFAR_TRAIN_FILES,
+        Split::Test => std::slice::from_ref(&CIFAR_TEST_FILE),
+    }
 }
