@@ -1,1 +1,27 @@
-//! placeholder
+//! The `rbd` tensor engine: tensors on two backends behind one API, reverse-mode
+//! autodiff, and gradient checking.
+//!
+//! - [`Device`]: `Cpu` (native Rust, f32/f64, matrixmultiply GEMM) or `Wgpu` (the
+//!   hand-written WGSL kernels of `rbd-kernels`).
+//! - [`Tensor`]: immutable values with a shape; ops (`matmul`, `conv2d`, `relu`, ...)
+//!   dispatch on where their operands live and record a backward rule when a parent
+//!   tracks gradients.
+//! - [`Tensor::backward`]: gradients of a scalar loss ([`Gradients`]);
+//!   [`no_grad`] / [`NoGradGuard`] turn recording off for evaluation.
+//! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
+//!   strategies for property-testing user ops and models.
+
+pub mod autodiff;
+pub mod device;
+pub mod error;
+pub mod gradcheck;
+pub mod ops;
+pub mod tensor;
+
+pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};
+pub use device::{Device, DeviceChoice};
+pub use error::{EngineError, Result};
+pub use ops::conv::Padding;
+pub use ops::loss::Labels;
+pub use tensor::{DType, Tensor, TensorId};
+pub use rbd_kernels;

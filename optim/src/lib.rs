@@ -1,1 +1,37 @@
-//! placeholder
+//! Optimisers over the flat parameter vector θ: SGD, random bases descent (RBD),
+//! fixed projection descent (FPD), natural evolution strategies (NES), with
+//! compartments, direction distributions and hybrid schedules.
+//!
+//! An optimiser asks an [`Oracle`] for what it needs (a minibatch gradient, or
+//! minibatch losses) and returns the next θ; the trainer owns data, model and metrics.
+
+pub mod oracle;
+pub mod sgd;
+
+pub use oracle::{Oracle, StepInfo};
+pub use sgd::Sgd;
+
+use rbd_engine::{Result, Tensor};
+
+/// A named tensor of optimiser state, saved in checkpoints.
+pub type StateTensor = (String, Tensor);
+
+/// An optimiser over θ.
+pub trait Optimizer: Send {
+    /// Name for logs (`sgd`, `rbd`, ...).
+    fn name(&self) -> String;
+    /// One update at global step `step` (0-based); returns the new θ.
+    fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo>;
+    /// Training images one step consumes (NES: one batch per offspring).
+    fn batches_per_step(&self) -> usize {
+        1
+    }
+    /// State to checkpoint (beyond θ and the step counter).
+    fn state(&self) -> Vec<StateTensor> {
+        Vec::new()
+    }
+    /// Restores [`Optimizer::state`].
+    fn load_state(&mut self, _state: &[StateTensor]) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! 2-D convolution (NCHW, weights [O, C, KH, KW], no bias) and its two backward passes.
+
+use crate::error::{EngineError, Result};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use rbd_kernels::conv::{self as k, Conv2dShape};
+pub use rbd_kernels::conv::Padding;
+use rbd_kernels::Real;
+
+fn conv_shape(x: &Tensor, w: &Tensor, stride: usize, padding: Padding) -> Result<Conv2dShape> {
+    let (sx, sw) = (x.shape(), w.shape());
+    if sx.len() != 4 || sw.len() != 4 || sx[1] != sw[1] {
+        return Err(EngineError::Shape {
+            op: "conv2d",
+            msg: format!("input {sx:?} (NCHW) and weights {sw:?} (OCKhKw) do not fit"),
+        });
+    }
+    Ok(Conv2dShape::new(
+        sx[0], sx[1], sx[2], sx[3], sw[0], sw[2], sw[3], stride, padding,
+    )?)
+}
+
+fn forward(s: &Conv2dShape, x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let shape = [s.n, s.o, s.oh, s.ow];
+    Ok(match operands("conv2d", &[x, w])? {
+        Operands::F32(v) => cpu_tensor(run(s.y_len(), |y| k::conv2d_cpu(s, v[0], v[1], y)), &shape),
+        Operands::F64(v) => cpu_tensor(run(s.y_len(), |y| k::conv2d_cpu(s, v[0], v[1], y)), &shape),
+        Operands::Gpu(ctx, v) => gpu_tensor(&ctx, k::conv2d_gpu(&ctx, s, &v[0], &v[1])?, &shape),
+    })
+}
+
+fn backward_data(s: &Conv2dShape, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let shape = [s.n, s.c, s.h, s.w];
+    Ok(match operands("conv2d_backward_data", &[dy, w])? {
+        Operands::F32(v) => cpu_tensor(
+            run(s.x_len(), |dx| k::conv2d_backward_data_cpu(s, v[0], v[1], dx)),
+            &shape,
+        ),
+        Operands::F64(v) => cpu_tensor(
+            run(s.x_len(), |dx| k::conv2d_backward_data_cpu(s, v[0], v[1], dx)),
+            &shape,
+        ),
+        Operands::Gpu(ctx, v) => gpu_tensor(
+            &ctx,
+            k::conv2d_backward_data_gpu(&ctx, s, &v[0], &v[1])?,
+            &shape,
+        ),
+    })
+}
+
+fn backward_weight(s: &Conv2dShape, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let shape = [s.o, s.c, s.kh, s.kw];
+    Ok(match operands("conv2d_backward_weight", &[x, dy])? {
+        Operands::F32(v) => cpu_tensor(
+            run(s.w_len(), |dw| k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)),
+            &shape,
+        ),
+        Operands::F64(v) => cpu_tensor(
+            run(s.w_len(), |dw| k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)),
+            &shape,
+        ),
+        Operands::Gpu(ctx, v) => gpu_tensor(
+            &ctx,
+            k::conv2d_backward_weight_gpu(&ctx, s, &v[0], &v[1])?,
+            &shape,
+        ),
+    })
+}
+
+/// Allocates an output of `len` zeros and lets `f` fill it.
+pub(crate) fn run<T: Real>(len: usize, f: impl FnOnce(&mut [T])) -> Vec<T> {
+    let mut out = vec![T::ZERO; len];
+    f(&mut out);
+    out
+}
+
+impl Tensor {
+    /// Convolution of an NCHW input with `[O, C, KH, KW]` weights (Keras/TF padding
+    /// semantics: `Same` puts the odd padding row at the bottom/right).
+    pub fn conv2d(&self, w: &Tensor, stride: usize, padding: Padding) -> Result<Tensor> {
+        let s = conv_shape(self, w, stride, padding)?;
+        let (x, wd) = (self.detach(), w.detach());
+        let out = forward(&s, self, w)?;
+        Ok(out.record("conv2d", &[self, w], move |g| {
+            Ok(vec![
+                Some(backward_data(&s, g, &wd)?),
+                Some(backward_weight(&s, &x, g)?),
+            ])
+        }))
+    }
+}

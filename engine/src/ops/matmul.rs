@@ -1,0 +1,73 @@
+//! Matrix product with optional transposes; its backward is two more matmuls.
+
+use crate::error::{EngineError, Result};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use rbd_kernels::matmul::{self as k, MatmulShape};
+use rbd_kernels::Real;
+
+fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+    let (sa, sb) = (a.shape(), b.shape());
+    if sa.len() != 2 || sb.len() != 2 {
+        return Err(EngineError::Shape {
+            op: "matmul",
+            msg: format!("needs two matrices, got {sa:?} and {sb:?}"),
+        });
+    }
+    let (m, ka) = if trans_a { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
+    let (kb, n) = if trans_b { (sb[1], sb[0]) } else { (sb[0], sb[1]) };
+    if ka != kb {
+        return Err(EngineError::Shape {
+            op: "matmul",
+            msg: format!(
+                "inner sizes differ: {sa:?}{} × {sb:?}{}",
+                if trans_a { "ᵀ" } else { "" },
+                if trans_b { "ᵀ" } else { "" }
+            ),
+        });
+    }
+    let s = MatmulShape {
+        m,
+        k: ka,
+        n,
+        trans_a,
+        trans_b,
+    };
+    Ok(match operands("matmul", &[a, b])? {
+        Operands::F32(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
+        Operands::F64(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
+        Operands::Gpu(ctx, x) => gpu_tensor(&ctx, k::matmul_gpu(&ctx, &s, &x[0], &x[1])?, &[m, n]),
+    })
+}
+
+fn cpu_matmul<T: Real>(s: &MatmulShape, a: &[T], b: &[T]) -> Vec<T> {
+    let mut c = vec![T::ZERO; s.m * s.n];
+    k::matmul_cpu(s, a, b, &mut c);
+    c
+}
+
+impl Tensor {
+    /// `self · other` for matrices.
+    pub fn matmul(&self, other: &Tensor) -> Result<Tensor> {
+        self.matmul_t(other, false, false)
+    }
+
+    /// `op(self) · op(other)` where op transposes when asked (no copy is made).
+    pub fn matmul_t(&self, other: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        let (a, b) = (self.detach(), other.detach());
+        let out = matmul_raw(self, other, trans_a, trans_b)?;
+        Ok(out.record("matmul", &[self, other], move |g| {
+            // C = op(A)·op(B): dA = g·op(B)ᵀ (transposed back if A was), likewise dB.
+            let da = if trans_a {
+                matmul_raw(&b, g, trans_b, true)?
+            } else {
+                matmul_raw(g, &b, false, !trans_b)?
+            };
+            let db = if trans_b {
+                matmul_raw(g, &a, true, trans_a)?
+            } else {
+                matmul_raw(&a, g, !trans_a, false)?
+            };
+            Ok(vec![Some(da), Some(db)])
+        }))
+    }
+}

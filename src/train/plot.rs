@@ -1,0 +1,67 @@
+//! Accuracy curves drawn to SVG with plotters.
+
+use anyhow::Result;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// A named series of (x, y) points.
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Draws `series` as lines with markers into an SVG at `path`.
+pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool) -> Result<()> {
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-3);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let mut chart = ChartBuilder::on(&root);
+    chart
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    let colors = [&BLUE, &RED, &GREEN, &MAGENTA, &CYAN, &BLACK];
+    if log_x {
+        let mut c = chart.build_cartesian_2d((x0.max(1e-12)..x1).log_scale(), y0..y1)?;
+        c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            c.draw_series(LineSeries::new(s.points.clone(), color))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+    } else {
+        let mut c = chart.build_cartesian_2d(x0..x1, y0..y1)?;
+        c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let color = colors[i % colors.len()];
+            c.draw_series(LineSeries::new(s.points.clone(), color))?
+                .label(s.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

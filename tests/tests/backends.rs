@@ -1,0 +1,115 @@
+//! Every op, forward and backward, on the wgpu backend (WGSL on llvmpipe in CI)
+//! against the cpu backend, through the engine's public API, on random shapes
+//! including awkward ones (1, primes, sizes that are not tile multiples).
+
+use proptest::prelude::*;
+use rbd_engine::{Device, Labels, Padding, Result, Tensor};
+use rbd_kernels::testing::{cases, cpu_adapter};
+use rbd_tests::{weighted_sum, weights};
+
+fn wgpu() -> Device {
+    Device::Wgpu(cpu_adapter())
+}
+
+/// Runs `f` on both backends from the same f32 inputs and compares the output and the
+/// gradient of ⟨w, output⟩ with respect to every input.
+fn parity(what: &str, inputs: &[(Vec<usize>, u64)], tol: f32, f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    let run = |device: &Device| -> (Vec<f32>, Vec<Vec<f32>>) {
+        let xs: Vec<Tensor> = inputs
+            .iter()
+            .map(|(shape, seed)| {
+                let n = shape.iter().product();
+                let v: Vec<f32> = weights(n, *seed).iter().map(|&x| x as f32).collect();
+                Tensor::from_f32(device, &v, shape).unwrap().requires_grad()
+            })
+            .collect();
+        let y = f(&xs).unwrap_or_else(|e| panic!("{what} on {device:?}: {e}"));
+        let loss = weighted_sum(&y, 99).unwrap();
+        let grads = loss.backward().unwrap();
+        let gs = xs
+            .iter()
+            .map(|x| grads.get(x).map(|g| g.to_vec_f32().unwrap()).unwrap_or_default())
+            .collect();
+        (y.to_vec_f32().unwrap(), gs)
+    };
+    let (y_cpu, g_cpu) = run(&Device::Cpu);
+    let (y_gpu, g_gpu) = run(&wgpu());
+    let shapes: Vec<_> = inputs.iter().map(|(s, _)| s.clone()).collect();
+    rbd_kernels::testing::assert_close(&format!("{what} forward, inputs {shapes:?}"), &y_gpu, &y_cpu, tol, tol);
+    for (i, (a, b)) in g_gpu.iter().zip(&g_cpu).enumerate() {
+        rbd_kernels::testing::assert_close(&format!("{what} gradient of input {i}, inputs {shapes:?}"), a, b, tol, tol);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(6)))]
+
+    #[test]
+    fn elementwise_ops(r in 1usize..40, c in 1usize..70, s in any::<u64>()) {
+        let ins = [(vec![r, c], s), (vec![r, c], s ^ 1)];
+        parity("add", &ins, 1e-5, |v| v[0].add(&v[1]));
+        parity("sub", &ins, 1e-5, |v| v[0].sub(&v[1]));
+        parity("mul", &ins, 1e-5, |v| v[0].mul(&v[1]));
+        parity("axpy", &ins, 1e-5, |v| v[0].axpy(0.25, &v[1]));
+        parity("relu∘scale", &ins[..1], 1e-5, |v| v[0].scale(-1.5)?.relu());
+        parity("bias_add", &[(vec![r, c], s), (vec![c], s ^ 2)], 1e-4, |v| v[0].bias_add(&v[1]));
+        parity("sum", &ins[..1], 1e-4, |v| v[0].sum());
+        parity("sum_squares", &ins[..1], 1e-4, |v| v[0].sum_squares());
+        parity("dot", &ins, 1e-4, |v| v[0].dot(&v[1]));
+    }
+
+    #[test]
+    fn matmul(m in 1usize..70, k in 1usize..70, n in 1usize..70, ta in any::<bool>(), tb in any::<bool>(), s in any::<u64>()) {
+        let sa = if ta { vec![k, m] } else { vec![m, k] };
+        let sb = if tb { vec![n, k] } else { vec![k, n] };
+        parity("matmul", &[(sa, s), (sb, s ^ 1)], 2e-4 * (k as f32).sqrt().max(1.0), |v| v[0].matmul_t(&v[1], ta, tb));
+    }
+
+    #[test]
+    fn conv_and_pools(
+        (n, c, h, w, o) in (1usize..4, 1usize..5, 3usize..14, 3usize..14, 1usize..9),
+        k in prop_oneof![Just(1usize), Just(3)],
+        stride in 1usize..3, same in any::<bool>(), s in any::<u64>(),
+    ) {
+        let padding = if same { Padding::Same } else { Padding::Valid };
+        parity("conv2d", &[(vec![n, c, h, w], s), (vec![o, c, k, k], s ^ 1)], 1e-3,
+            |v| v[0].conv2d(&v[1], stride, padding));
+        parity("maxpool2x2", &[(vec![n, c, h, w], s)], 1e-5, |v| v[0].maxpool2x2());
+        parity("global_avg_pool", &[(vec![n, c, h, w], s)], 1e-5, |v| v[0].global_avg_pool());
+        parity("batch_norm", &[(vec![n + 1, c, h, w], s), (vec![c], s ^ 3), (vec![c], s ^ 4)], 2e-3,
+            |v| Ok(v[0].batch_norm_train(&v[1], &v[2], 1e-3)?.0));
+    }
+
+    #[test]
+    fn loss_and_accuracy(n in 1usize..50, k in 2usize..12, s in any::<u64>()) {
+        let labels: Vec<u32> = weights(n, s).iter().map(|x| ((x.abs() * 1e6) as usize % k) as u32).collect();
+        let lc = Labels::new(&Device::Cpu, labels.clone(), k).unwrap();
+        let lg = Labels::new(&wgpu(), labels.clone(), k).unwrap();
+        let inputs = [(vec![n, k], s)];
+        parity("softmax_cross_entropy", &inputs, 1e-4, |v| {
+            let l = if matches!(v[0].device(), Device::Cpu) { &lc } else { &lg };
+            v[0].scale(4.0)?.softmax_cross_entropy(l)
+        });
+        let v: Vec<f32> = weights(n * k, s).iter().map(|&x| x as f32).collect();
+        let cc = Tensor::from_f32(&Device::Cpu, &v, &[n, k]).unwrap().correct_count(&lc).unwrap();
+        let cg = Tensor::from_f32(&wgpu(), &v, &[n, k]).unwrap().correct_count(&lg).unwrap();
+        prop_assert_eq!(cc, cg);
+    }
+}
+
+#[test]
+fn batch_norm_eval_matches() {
+    let shape = [3usize, 4, 5, 5];
+    let x: Vec<f32> = weights(300, 7).iter().map(|&v| v as f32 * 3.0 + 1.0).collect();
+    let p = |seed| -> Vec<f32> { weights(4, seed).iter().map(|&v| v as f32).collect() };
+    let var: Vec<f32> = p(4).iter().map(|v| v.abs() + 0.5).collect();
+    let run = |d: &Device| {
+        let t = |v: &[f32], s: &[usize]| Tensor::from_f32(d, v, s).unwrap();
+        t(&x, &shape)
+            .batch_norm_eval(&t(&p(1), &[4]), &t(&p(2), &[4]), &t(&p(3), &[4]), &t(&var, &[4]), 1e-3)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    rbd_kernels::testing::assert_close("batch_norm_eval", &run(&wgpu()), &run(&Device::Cpu), 1e-4, 1e-4);
+}
