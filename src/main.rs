@@ -1,5 +1,6 @@
 //! `rbd`: random bases descent on a hand-written WebGPU tensor engine.
 
+mod bench;
 mod cli;
 mod lr;
 mod train;
@@ -13,7 +14,10 @@ fn main() {
         Command::Train(args) => train::run(&args),
         Command::Devices => devices(),
         Command::Models => models(),
-        Command::Bench(_) | Command::Experiment(_) => Err(anyhow::anyhow!("not available yet")),
+        Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
+        Command::Bench(cli::BenchCommand::Rbd(_)) | Command::Experiment(_) => {
+            Err(anyhow::anyhow!("not available yet"))
+        }
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -117,6 +117,18 @@ const NO_ADAPTER_HELP: &str = "no wgpu adapter found. Without a GPU, install Mes
 Vulkan driver (`apt-get install -y mesa-vulkan-drivers`) or select OpenGL via EGL \
 (`WGPU_BACKEND=gl`); or use the native backend with `--device cpu`";
 
+/// Opens adapter number `index` of [`list_adapters`]' order.
+pub(crate) fn by_index(index: usize) -> Result<(wgpu::Adapter, AdapterReport), GpuError> {
+    let mut all = sorted_adapters(&instance());
+    if index >= all.len() {
+        return Err(GpuError::NoAdapter(format!(
+            "adapter #{index} does not exist ({} found)",
+            all.len()
+        )));
+    }
+    Ok(all.swap_remove(index))
+}
+
 /// Picks the best adapter of `kind`.
 pub(crate) fn choose(kind: DeviceKind) -> Result<(wgpu::Adapter, AdapterReport), GpuError> {
     let all = sorted_adapters(&instance());

@@ -14,6 +14,7 @@ mod profiler;
 pub use adapter::{list_adapters, AdapterReport, DeviceKind};
 pub use pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 pub use profiler::KernelTiming;
+pub use wgpu::Features;
 
 use crate::GpuError;
 use std::collections::HashMap;
@@ -71,6 +72,16 @@ impl GpuContext {
     /// Opens the best adapter of `kind` (see [`adapter::choose`]), honouring `WGPU_BACKEND`.
     pub fn new(kind: DeviceKind) -> Result<Arc<Self>, GpuError> {
         let (adapter, report) = adapter::choose(kind)?;
+        Self::open(adapter, report)
+    }
+
+    /// Opens adapter number `index` in [`list_adapters`]' order (benchmarks use every one).
+    pub fn with_adapter(index: usize) -> Result<Arc<Self>, GpuError> {
+        let (adapter, report) = adapter::by_index(index)?;
+        Self::open(adapter, report)
+    }
+
+    fn open(adapter: wgpu::Adapter, report: AdapterReport) -> Result<Arc<Self>, GpuError> {
         let mut features = wgpu::Features::empty();
         for f in [
             wgpu::Features::TIMESTAMP_QUERY,

@@ -1,0 +1,235 @@
+//! `rbd bench kernels`: GFLOP/s of square matmuls and of the paper CNN's conv layers
+//! (CIFAR-10, batch 32; forward, backward-data, backward-weight), and GB/s of
+//! memory-bound kernels, on every backend side by side.
+
+use super::{backends, measure, Backend, Timing};
+use crate::cli::BenchArgs;
+use anyhow::Result;
+use rbd_kernels::conv::{self, Conv2dShape, Padding};
+use rbd_kernels::elementwise::{self, Binary};
+use rbd_kernels::matmul::{self, MatmulShape};
+use rbd_kernels::reduce::{self, Reduction};
+use serde::Serialize;
+
+/// This machine's f32 peak for the "% of peak" column: 2 cores × AVX-512 (2 FMA
+/// units × 16 lanes × 2 flops) × 2.1 GHz ≈ 270 GFLOP/s.
+pub const CPU_PEAK_GFLOPS: f64 = 270.0;
+
+/// One measured kernel.
+#[derive(Serialize)]
+pub struct Row {
+    /// Backend label.
+    pub backend: String,
+    /// Kernel and shape.
+    pub kernel: String,
+    /// Timing.
+    pub timing: Timing,
+    /// GFLOP/s (compute-bound kernels).
+    pub gflops: Option<f64>,
+    /// GB/s (memory-bound kernels).
+    pub gbytes_per_s: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    backends: Vec<BackendInfo>,
+    cpu_peak_gflops: f64,
+    rows: Vec<Row>,
+}
+
+#[derive(Serialize)]
+struct BackendInfo {
+    label: String,
+    adapter: String,
+    timing: String,
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+        .collect()
+}
+
+/// The CIFAR-10 CNN's conv layers at batch 32 (`quick`: batch 8).
+pub fn cnn_convs(batch: usize) -> Vec<(String, Conv2dShape)> {
+    [(3, 32, 32, 32), (32, 15, 15, 64), (64, 6, 6, 64)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(c, h, w, o))| {
+            (
+                format!("conv{} {c}→{o} {h}×{w} b{batch}", i + 1),
+                Conv2dShape::new(batch, c, h, w, o, 3, 3, 1, Padding::Valid).expect("valid shape"),
+            )
+        })
+        .collect()
+}
+
+fn conv_flops(s: &Conv2dShape) -> f64 {
+    2.0 * (s.n * s.o * s.oh * s.ow * s.c * s.kh * s.kw) as f64
+}
+
+/// Runs the benchmark.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let backends = backends(&args.backends)?;
+    let sizes: &[usize] = if args.quick { &[128, 256] } else { &[256, 512, 1024] };
+    let batch = if args.quick { 8 } else { 32 };
+    let elems = if args.quick { 1 << 20 } else { 1 << 22 };
+    let mut rows = Vec::new();
+    for b in &backends {
+        if !args.json {
+            eprintln!("measuring {} ({})", b.label(), b.describe());
+        }
+        for &n in sizes {
+            let s = MatmulShape::new(n, n, n);
+            let (a, bm) = (values(n * n, 1), values(n * n, 2));
+            let t = match b {
+                Backend::Cpu => {
+                    let mut c = vec![0f32; n * n];
+                    measure(b, 1, args.repeats, || {
+                        matmul::matmul_cpu(&s, &a, &bm, &mut c);
+                        Ok(())
+                    })?
+                }
+                Backend::Wgpu(ctx) => {
+                    let ga = ctx.upload(bytemuck::cast_slice(&a))?;
+                    let gb = ctx.upload(bytemuck::cast_slice(&bm))?;
+                    measure(b, 1, args.repeats, || {
+                        matmul::matmul_gpu(ctx, &s, &ga, &gb)?;
+                        Ok(())
+                    })?
+                }
+            };
+            rows.push(row(b, format!("matmul {n}×{n}×{n} f32"), t, Some(s.flops()), None));
+            if let Backend::Wgpu(ctx) = b {
+                if ctx.has_f16() {
+                    let ga = ctx.upload(bytemuck::cast_slice(&a))?;
+                    let gb = ctx.upload(bytemuck::cast_slice(&bm))?;
+                    let ha = matmul::cast_f32_to_f16_gpu(ctx, &ga, n * n)?;
+                    let hb = matmul::cast_f32_to_f16_gpu(ctx, &gb, n * n)?;
+                    let t = measure(b, 1, args.repeats, || {
+                        matmul::matmul_f16_gpu(ctx, &s, &ha, &hb)?;
+                        Ok(())
+                    })?;
+                    rows.push(row(b, format!("matmul {n}×{n}×{n} f16 storage"), t, Some(s.flops()), None));
+                }
+            }
+        }
+        for (name, s) in cnn_convs(batch) {
+            let (x, w, dy) = (values(s.x_len(), 3), values(s.w_len(), 4), values(s.y_len(), 5));
+            let flops = Some(conv_flops(&s));
+            let passes: [(&str, u8); 3] = [("forward", 0), ("backward-data", 1), ("backward-weight", 2)];
+            for (pass, which) in passes {
+                let t = match b {
+                    Backend::Cpu => {
+                        let mut out = vec![0f32; s.x_len().max(s.y_len()).max(s.w_len())];
+                        measure(b, 1, args.repeats, || {
+                            match which {
+                                0 => conv::conv2d_cpu(&s, &x, &w, &mut out[..s.y_len()]),
+                                1 => conv::conv2d_backward_data_cpu(&s, &dy, &w, &mut out[..s.x_len()]),
+                                _ => conv::conv2d_backward_weight_cpu(&s, &x, &dy, &mut out[..s.w_len()]),
+                            }
+                            Ok(())
+                        })?
+                    }
+                    Backend::Wgpu(ctx) => {
+                        let (gx, gw, gdy) = (
+                            ctx.upload(bytemuck::cast_slice(&x))?,
+                            ctx.upload(bytemuck::cast_slice(&w))?,
+                            ctx.upload(bytemuck::cast_slice(&dy))?,
+                        );
+                        measure(b, 1, args.repeats, || {
+                            match which {
+                                0 => drop(conv::conv2d_gpu(ctx, &s, &gx, &gw)?),
+                                1 => drop(conv::conv2d_backward_data_gpu(ctx, &s, &gdy, &gw)?),
+                                _ => drop(conv::conv2d_backward_weight_gpu(ctx, &s, &gx, &gdy)?),
+                            }
+                            Ok(())
+                        })?
+                    }
+                };
+                rows.push(row(b, format!("{name} {pass}"), t, flops, None));
+            }
+        }
+        // Memory-bound: add (3 × 4 bytes per element) and sum (4 bytes per element).
+        let (x, y) = (values(elems, 6), values(elems, 7));
+        let (t_add, t_sum) = match b {
+            Backend::Cpu => {
+                let mut out = vec![0f32; elems];
+                let t_add = measure(b, 1, args.repeats, || {
+                    elementwise::binary_cpu(Binary::Add, &x, &y, &mut out);
+                    Ok(())
+                })?;
+                let t_sum = measure(b, 1, args.repeats, || {
+                    std::hint::black_box(reduce::reduce_cpu(Reduction::Sum, &x));
+                    Ok(())
+                })?;
+                (t_add, t_sum)
+            }
+            Backend::Wgpu(ctx) => {
+                let (gx, gy) = (ctx.upload(bytemuck::cast_slice(&x))?, ctx.upload(bytemuck::cast_slice(&y))?);
+                let t_add = measure(b, 1, args.repeats, || {
+                    elementwise::binary_gpu(ctx, Binary::Add, &gx, &gy, elems)?;
+                    Ok(())
+                })?;
+                let t_sum = measure(b, 1, args.repeats, || {
+                    reduce::reduce_gpu(ctx, Reduction::Sum, &gx, elems)?;
+                    Ok(())
+                })?;
+                (t_add, t_sum)
+            }
+        };
+        rows.push(row(b, format!("add {elems}"), t_add, None, Some(12.0 * elems as f64)));
+        rows.push(row(b, format!("sum {elems}"), t_sum, None, Some(4.0 * elems as f64)));
+    }
+    let report = Report {
+        backends: backends
+            .iter()
+            .map(|b| BackendInfo {
+                label: b.label(),
+                adapter: b.describe(),
+                timing: b.timing_method().into(),
+            })
+            .collect(),
+        cpu_peak_gflops: CPU_PEAK_GFLOPS,
+        rows,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for b in &report.backends {
+        println!("{}: {} (timing: {})", b.label, b.adapter, b.timing);
+    }
+    println!(
+        "\n{:<14} {:<44} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "backend", "kernel", "median ms", "min ms", "max ms", "GFLOP/s", "% peak"
+    );
+    for r in &report.rows {
+        let rate = match (r.gflops, r.gbytes_per_s) {
+            (Some(g), _) => format!("{g:.2}"),
+            (_, Some(gb)) => format!("{gb:.2} GB/s"),
+            _ => String::new(),
+        };
+        let peak = r
+            .gflops
+            .map(|g| format!("{:.1}%", 100.0 * g / CPU_PEAK_GFLOPS))
+            .unwrap_or_default();
+        println!(
+            "{:<14} {:<44} {:>10.3} {:>10.3} {:>10.3} {:>10} {:>8}",
+            r.backend, r.kernel, r.timing.median_ms, r.timing.min_ms, r.timing.max_ms, rate, peak
+        );
+    }
+    println!("\n% peak: against this CPU's f32 peak of {CPU_PEAK_GFLOPS} GFLOP/s (2 cores, AVX-512, 2.1 GHz); llvmpipe runs on the same cores.");
+    Ok(())
+}
+
+fn row(b: &Backend, kernel: String, t: Timing, flops: Option<f64>, bytes: Option<f64>) -> Row {
+    let secs = t.median_ms / 1e3;
+    Row {
+        backend: b.label(),
+        kernel,
+        timing: t,
+        gflops: flops.map(|f| f / secs / 1e9),
+        gbytes_per_s: bytes.map(|by| by / secs / 1e9),
+    }
+}

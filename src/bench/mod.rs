@@ -1,0 +1,145 @@
+//! Benchmarks: repeated measurements with warm-up, reported as median and spread,
+//! as a table or JSON.
+
+pub mod kernels;
+
+
+use anyhow::Result;
+use rbd_kernels::GpuContext;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Median and spread of repeated timings, in milliseconds.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Timing {
+    /// Median.
+    pub median_ms: f64,
+    /// Fastest.
+    pub min_ms: f64,
+    /// Slowest.
+    pub max_ms: f64,
+    /// Timed repeats.
+    pub repeats: usize,
+}
+
+impl Timing {
+    fn of(mut samples: Vec<f64>) -> Timing {
+        samples.sort_by(|a, b| a.total_cmp(b));
+        let n = samples.len();
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            0.5 * (samples[n / 2 - 1] + samples[n / 2])
+        };
+        Timing {
+            median_ms: median,
+            min_ms: samples[0],
+            max_ms: samples[n - 1],
+            repeats: n,
+        }
+    }
+}
+
+/// A backend to measure on.
+pub enum Backend {
+    /// Native Rust.
+    Cpu,
+    /// A wgpu adapter.
+    Wgpu(Arc<GpuContext>),
+}
+
+impl Backend {
+    /// Short label for tables.
+    pub fn label(&self) -> String {
+        match self {
+            Backend::Cpu => "cpu".into(),
+            Backend::Wgpu(ctx) => format!("wgpu/{}", ctx.adapter.backend.to_lowercase()),
+        }
+    }
+    /// Adapter line.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Cpu => rbd_engine::Device::Cpu.describe(),
+            Backend::Wgpu(ctx) => ctx.describe(),
+        }
+    }
+    /// How times are taken.
+    pub fn timing_method(&self) -> &'static str {
+        match self {
+            Backend::Cpu => "wall-clock",
+            Backend::Wgpu(ctx) if ctx.features.contains(wgpu_timestamps()) => "gpu-timestamps",
+            Backend::Wgpu(_) => "wall-clock (after synchronize)",
+        }
+    }
+}
+
+fn wgpu_timestamps() -> rbd_kernels::gpu::Features {
+    rbd_kernels::gpu::Features::TIMESTAMP_QUERY
+}
+
+/// The backends named by `--backends` (all, cpu, wgpu), every wgpu adapter included.
+pub fn backends(which: &str) -> Result<Vec<Backend>> {
+    let mut out = Vec::new();
+    if which == "all" || which == "cpu" {
+        out.push(Backend::Cpu);
+    }
+    if which == "all" || which == "wgpu" {
+        let adapters = rbd_kernels::gpu::list_adapters();
+        if adapters.is_empty() {
+            eprintln!("note: no wgpu adapter (apt-get install -y mesa-vulkan-drivers for llvmpipe)");
+        }
+        for i in 0..adapters.len() {
+            match GpuContext::with_adapter(i) {
+                Ok(ctx) => out.push(Backend::Wgpu(ctx)),
+                Err(e) => eprintln!("note: skipping adapter #{i}: {e}"),
+            }
+        }
+    }
+    if !["all", "cpu", "wgpu"].contains(&which) {
+        anyhow::bail!("--backends: '{which}' (expected all, cpu or wgpu)");
+    }
+    Ok(out)
+}
+
+/// Times `f` on `backend`: `warmup` untimed runs, then `repeats` timed ones. On wgpu
+/// the time is the GPU time of the dispatches (timestamp queries) where the adapter
+/// has them, else wall-clock including a synchronize.
+pub fn measure(
+    backend: &Backend,
+    warmup: usize,
+    repeats: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Timing> {
+    for _ in 0..warmup {
+        f()?;
+        if let Backend::Wgpu(ctx) = backend {
+            ctx.synchronize()?;
+        }
+    }
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        match backend {
+            Backend::Cpu => {
+                let t = Instant::now();
+                f()?;
+                samples.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Backend::Wgpu(ctx) => {
+                ctx.synchronize()?;
+                let profiled = ctx.start_profiling();
+                let t = Instant::now();
+                f()?;
+                ctx.synchronize()?;
+                let wall = t.elapsed().as_secs_f64() * 1e3;
+                let kernels = ctx.stop_profiling()?;
+                samples.push(if profiled {
+                    kernels.iter().map(|k| k.nanos).sum::<f64>() / 1e6
+                } else {
+                    wall
+                });
+            }
+        }
+    }
+    Ok(Timing::of(samples))
+}
