@@ -2,6 +2,7 @@
 
 mod bench;
 mod cli;
+mod experiment;
 mod lr;
 mod train;
 
@@ -15,8 +16,9 @@ fn main() {
         Command::Devices => devices(),
         Command::Models => models(),
         Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
-        Command::Bench(cli::BenchCommand::Rbd(_)) | Command::Experiment(_) => {
-            Err(anyhow::anyhow!("not available yet"))
+        Command::Bench(cli::BenchCommand::Rbd(args)) => bench::rbd::run(&args),
+        Command::Experiment(cli::ExperimentCommand::Orthogonality(args)) => {
+            experiment::orthogonality(&args)
         }
     };
     if let Err(e) = result {

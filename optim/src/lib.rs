@@ -5,10 +5,21 @@
 //! An optimiser asks an [`Oracle`] for what it needs (a minibatch gradient, or
 //! minibatch losses) and returns the next θ; the trainer owns data, model and metrics.
 
+pub mod bases;
+pub mod compartments;
+pub mod fpd;
+pub mod materialized;
+pub mod nes;
 pub mod oracle;
+pub mod rbd;
 pub mod sgd;
 
+pub use compartments::Compartments;
+pub use fpd::FixedProjection;
+pub use materialized::MaterializedRbd;
+pub use nes::Nes;
 pub use oracle::{Oracle, StepInfo};
+pub use rbd::RandomBases;
 pub use sgd::Sgd;
 
 use rbd_engine::{Result, Tensor};
@@ -22,7 +33,7 @@ pub trait Optimizer: Send {
     fn name(&self) -> String;
     /// One update at global step `step` (0-based); returns the new θ.
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo>;
-    /// Training images one step consumes (NES: one batch per offspring).
+    /// Training batches one step consumes (NES: one per offspring).
     fn batches_per_step(&self) -> usize {
         1
     }

@@ -2,6 +2,7 @@
 //! as a table or JSON.
 
 pub mod kernels;
+pub mod rbd;
 
 
 use anyhow::Result;

@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::Path;
 
 /// mean, std, min, max of a sample.
@@ -131,15 +130,4 @@ pub fn read_all(dir: &Path) -> Result<Vec<EpochMetrics>> {
             serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
         })
         .collect()
-}
-
-/// Appends a line to a text file (used for the run log).
-pub fn append_line(path: &Path, line: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{line}")?;
-    Ok(())
 }

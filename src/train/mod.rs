@@ -19,7 +19,7 @@ use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig, TrainLo
 use rbd_engine::{Device, DeviceChoice, Tensor};
 use rbd_models::Model;
 use rbd_optim::Optimizer;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -460,19 +460,4 @@ fn draw_curves(dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
         &series,
         false,
     )
-}
-
-/// The final parameters of a finished run (tests compare them bitwise).
-pub fn final_parameters(dir: &Path) -> Result<Vec<f32>> {
-    let (tensors, _) = checkpoint::load(&dir.join(FINAL))?;
-    Ok(tensors
-        .into_iter()
-        .filter(|(n, _, _)| !n.starts_with("optim."))
-        .flat_map(|(_, _, v)| v)
-        .collect())
-}
-
-/// The run directory's checkpoint path.
-pub fn checkpoint_path(dir: &Path) -> PathBuf {
-    dir.join(CHECKPOINT)
 }

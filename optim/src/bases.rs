@@ -1,0 +1,76 @@
+//! The fused random-bases operations on engine tensors: dispatches to the native cpu
+//! implementation or the WGSL shaders of `rbd_kernels::random_bases`, by where θ lives.
+
+use rbd_engine::{EngineError, Result, Tensor};
+use rbd_kernels::random_bases::{self as rb, Compartment, Stream};
+
+fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
+    t.cpu_f32()
+        .ok_or_else(|| EngineError::Invalid(format!("{what}: expected an f32 tensor, got {}", t.describe())))
+}
+
+/// Coordinates c = scale·Φᵀg (length Σ dims) of `g` in the directions of `comps`.
+pub fn project(stream: &Stream, step: u64, comps: &[Compartment], scale: f32, g: &Tensor) -> Result<Tensor> {
+    let dims = rb::total_dims(comps);
+    rb::check_compartments(comps, g.numel()).map_err(EngineError::Invalid)?;
+    match g.gpu_buffer() {
+        Some((ctx, buf)) => {
+            let out = rb::project_gpu(ctx, stream, step, comps, scale, buf)?;
+            Tensor::from_gpu(ctx, out, &[dims])
+        }
+        None => {
+            let mut coords = vec![0f32; dims];
+            rb::project_cpu(stream, step, comps, scale, cpu(g, "project")?, &mut coords);
+            Tensor::from_cpu(coords, &[dims])
+        }
+    }
+}
+
+/// base + alpha·scale·Φc.
+pub fn expand(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+) -> Result<Tensor> {
+    rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
+    if coords.numel() != rb::total_dims(comps) {
+        return Err(EngineError::Shape {
+            op: "expand",
+            msg: format!("{} coordinates for {} directions", coords.numel(), rb::total_dims(comps)),
+        });
+    }
+    match (base.gpu_buffer(), coords.gpu_buffer()) {
+        (Some((ctx, b)), Some((_, c))) => {
+            let out = rb::expand_gpu(ctx, stream, step, comps, scale, c, alpha, b)?;
+            Tensor::from_gpu(ctx, out, base.shape())
+        }
+        (None, None) => {
+            let b = cpu(base, "expand")?;
+            let mut out = vec![0f32; b.len()];
+            rb::expand_cpu(stream, step, comps, scale, cpu(coords, "expand")?, alpha, b, &mut out);
+            Tensor::from_cpu(out, base.shape())
+        }
+        _ => Err(EngineError::Mismatch {
+            op: "expand",
+            a: base.describe(),
+            b: coords.describe(),
+        }),
+    }
+}
+
+/// The `dims × len` directions of one compartment, materialised (comparison only).
+pub fn generate(device: &rbd_engine::Device, stream: &Stream, step: u64, comp: &Compartment, scale: f32) -> Result<Tensor> {
+    let shape = [comp.dims, comp.len];
+    match device {
+        rbd_engine::Device::Wgpu(ctx) => Tensor::from_gpu(ctx, rb::generate_gpu(ctx, stream, step, comp, scale)?, &shape),
+        rbd_engine::Device::Cpu => {
+            let mut out = vec![0f32; comp.dims * comp.len];
+            rb::generate_cpu(stream, step, comp, scale, &mut out);
+            Tensor::from_cpu(out, &shape)
+        }
+    }
+}

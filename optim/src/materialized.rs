@@ -1,0 +1,57 @@
+//! RBD with a materialised basis Φ (d × D), for comparison with the fused operation
+//! only: Φ is generated, c = Φ·g and θ ← θ − lr·Φᵀc are two matmuls. Refuses cleanly
+//! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
+
+use crate::bases::generate;
+use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::{EngineError, Result, Tensor};
+use rbd_kernels::random_bases::{rbd_scale, Compartment, Stream};
+
+/// Host memory the cpu variant may use for Φ.
+pub const CPU_BASIS_LIMIT_BYTES: u64 = 8 << 30;
+
+/// RBD with Φ stored (one compartment).
+pub struct MaterializedRbd {
+    /// Learning rate.
+    pub lr: f64,
+    /// Direction stream (the same directions as the fused RBD).
+    pub stream: Stream,
+    /// Number of directions.
+    pub dims: usize,
+}
+
+/// Bytes Φ needs, or an error naming the limit it exceeds.
+pub fn check_fits(device: &rbd_engine::Device, dims: usize, dim: usize) -> Result<u64> {
+    let bytes = dims as u64 * dim as u64 * 4;
+    let limit = match device {
+        rbd_engine::Device::Wgpu(ctx) => ctx.max_binding_bytes(),
+        rbd_engine::Device::Cpu => CPU_BASIS_LIMIT_BYTES,
+    };
+    if bytes > limit {
+        return Err(EngineError::Invalid(format!(
+            "the materialised basis needs d × D × 4 = {dims} × {dim} × 4 = {bytes} bytes, over the limit of {limit} bytes on {}; use the fused --optimizer rbd",
+            device.describe()
+        )));
+    }
+    Ok(bytes)
+}
+
+impl Optimizer for MaterializedRbd {
+    fn name(&self) -> String {
+        "rbd-materialized".into()
+    }
+    fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
+        let dim = theta.numel();
+        let device = theta.device();
+        check_fits(&device, self.dims, dim)?;
+        let g = oracle.gradient(theta)?;
+        let comp = Compartment::new(0, 0, dim, self.dims);
+        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(dim))?;
+        let c = phi.matmul(&g.reshape(&[dim, 1])?)?;
+        let update = phi.matmul_t(&c, true, false)?.reshape(&[dim])?;
+        Ok(StepInfo {
+            theta: update.axpy(-self.lr, theta)?,
+            correlation: None,
+        })
+    }
+}

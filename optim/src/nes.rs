@@ -1,0 +1,81 @@
+//! Natural evolution strategies (Salimans et al. 2017) as in the paper: population d,
+//! offspring θ + σ·ε_i with ε_i ~ N(0, I) (not antithetic), each offspring's loss on its
+//! own minibatch, ranks rank/(d−1) − 0.5 (lowest loss +0.5), and
+//! θ ← θ + lr·Σ_i rank_i·ε_i / (σ·d·√D).
+
+use crate::bases::expand;
+use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::{Result, Tensor};
+use rbd_kernels::random_bases::{Compartment, Stream};
+
+/// NES with population `population`.
+pub struct Nes {
+    /// Learning rate.
+    pub lr: f64,
+    /// Perturbation scale σ.
+    pub sigma: f64,
+    /// Population d.
+    pub population: usize,
+    /// Stream of the perturbations (unscaled N(0, 1) entries).
+    pub stream: Stream,
+}
+
+/// Centred ranks: the lowest loss gets +0.5, the highest −0.5 (ties broken by index).
+pub fn centred_ranks(losses: &[f64]) -> Vec<f64> {
+    let d = losses.len();
+    if d == 1 {
+        return vec![0.0];
+    }
+    let mut order: Vec<usize> = (0..d).collect();
+    // Highest loss first: position 0 → −0.5.
+    order.sort_by(|&a, &b| losses[b].total_cmp(&losses[a]).then(a.cmp(&b)));
+    let mut ranks = vec![0.0; d];
+    for (pos, &i) in order.iter().enumerate() {
+        ranks[i] = pos as f64 / (d - 1) as f64 - 0.5;
+    }
+    ranks
+}
+
+impl Optimizer for Nes {
+    fn name(&self) -> String {
+        "nes".into()
+    }
+    fn batches_per_step(&self) -> usize {
+        self.population
+    }
+    fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
+        let dim = theta.numel();
+        let whole = Compartment::new(0, 0, dim, self.population);
+        let device = theta.device();
+        let sigma = Tensor::from_f32(&device, &[self.sigma as f32], &[1])?;
+        let mut losses = Vec::with_capacity(self.population);
+        for i in 0..self.population {
+            let one = [whole.window(i, 1)];
+            let offspring = expand(&self.stream, step, &one, 1.0, &sigma, 1.0, theta)?;
+            losses.push(oracle.loss(&offspring)?);
+        }
+        let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
+        let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
+        let alpha = self.lr / (self.sigma * self.population as f64 * (dim as f64).sqrt());
+        let next = expand(&self.stream, step, &[whole], 1.0, &ranks, alpha as f32, theta)?;
+        Ok(StepInfo {
+            theta: next,
+            correlation: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::centred_ranks;
+
+    #[test]
+    fn lowest_loss_gets_plus_half() {
+        assert_eq!(centred_ranks(&[3.0, 1.0, 2.0]), vec![-0.5, 0.5, 0.0]);
+        assert_eq!(centred_ranks(&[1.0]), vec![0.0]);
+        let r = centred_ranks(&[5.0, 5.0, 1.0, 9.0]);
+        assert_eq!(r.iter().sum::<f64>(), 0.0);
+        assert_eq!(r[3], -0.5);
+        assert_eq!(r[2], 0.5);
+    }
+}

@@ -1,0 +1,83 @@
+//! Random bases descent: every step, d fresh directions per compartment (entries
+//! i.i.d. from the distribution, divided by √D); c = Φᵀg; θ ← θ − lr·Φc. The
+//! directions are regenerated from (seed, step, compartment, direction, element) in
+//! both passes and never stored.
+
+use crate::bases::{expand, project};
+use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::{Result, Tensor};
+use rbd_kernels::random_bases::{rbd_scale, Compartment, Stream};
+
+/// RBD over fixed compartments.
+pub struct RandomBases {
+    /// Learning rate.
+    pub lr: f64,
+    /// Direction stream.
+    pub stream: Stream,
+    /// Compartments (each with its directions).
+    pub comps: Vec<Compartment>,
+    /// Scale of the raw samples: 1/√D.
+    pub scale: f32,
+    /// Log the gradient correlation.
+    pub correlation: bool,
+}
+
+impl RandomBases {
+    /// RBD with scale 1/√D for θ of length `dim`.
+    pub fn new(lr: f64, stream: Stream, comps: Vec<Compartment>, dim: usize, correlation: bool) -> Self {
+        RandomBases {
+            lr,
+            stream,
+            comps,
+            scale: rbd_scale(dim),
+            correlation,
+        }
+    }
+}
+
+impl Optimizer for RandomBases {
+    fn name(&self) -> String {
+        "rbd".into()
+    }
+    fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
+        let g = oracle.gradient(theta)?;
+        let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
+        let next = expand(&self.stream, step, &self.comps, self.scale, &c, -self.lr as f32, theta)?;
+        let correlation = if self.correlation {
+            let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
+            let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+            Some(cosines(&u, &g, &oracle.tensors())?)
+        } else {
+            None
+        };
+        Ok(StepInfo {
+            theta: next,
+            correlation,
+        })
+    }
+}
+
+/// Cosine similarity of `u` and `g`, for the whole vector and then for each
+/// `(name, offset, len)` slice (0 where either slice is zero).
+pub fn cosines(u: &Tensor, g: &Tensor, tensors: &[(String, usize, usize)]) -> Result<Vec<f64>> {
+    let (u, g) = (u.to_vec_f32()?, g.to_vec_f32()?);
+    let cos = |a: &[f32], b: &[f32]| {
+        let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+        for (&x, &y) in a.iter().zip(b) {
+            let (x, y) = (x as f64, y as f64);
+            ab += x * y;
+            aa += x * x;
+            bb += y * y;
+        }
+        if aa > 0.0 && bb > 0.0 {
+            ab / (aa.sqrt() * bb.sqrt())
+        } else {
+            0.0
+        }
+    };
+    let mut out = vec![cos(&u, &g)];
+    for (_, off, len) in tensors {
+        out.push(cos(&u[*off..off + len], &g[*off..off + len]));
+    }
+    Ok(out)
+}
