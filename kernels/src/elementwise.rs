@@ -135,6 +135,8 @@ pub enum Unary {
     Scale(f64),
     /// max(x, 0)
     Relu,
+    /// 1/x² − α: batch-norm variance from 1/√(var + eps)
+    InvSquareMinus(f64),
 }
 
 /// y = op(x) on the cpu.
@@ -153,6 +155,12 @@ pub fn unary_cpu<T: Real>(op: Unary, x: &[T], y: &mut [T]) {
                     *y = if x > T::ZERO { x } else { T::ZERO };
                 }
             }
+            Unary::InvSquareMinus(alpha) => {
+                let alpha = T::from_f64(alpha);
+                for (y, &x) in y.iter_mut().zip(x) {
+                    *y = T::ONE / (x * x) - alpha;
+                }
+            }
         });
 }
 
@@ -168,6 +176,7 @@ pub fn unary_gpu(
     let (entry, alpha) = match op {
         Unary::Scale(a) => ("scale", a as f32),
         Unary::Relu => ("relu", 0.0),
+        Unary::InvSquareMinus(a) => ("inv_square_minus", a as f32),
     };
     let info = Info {
         n: check_u32("elementwise", n)?,

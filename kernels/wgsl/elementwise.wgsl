@@ -85,3 +85,10 @@ fn relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i = index(wid, nwg, lid);
     if (i < info.n) { y[i] = max(x[i], 0.0); }
 }
+
+@compute @workgroup_size(256)
+fn inv_square_minus(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < info.n) { y[i] = 1.0 / (x[i] * x[i]) - info.alpha; }
+}

@@ -1,0 +1,183 @@
+//! Throughput measurement of project and expand (used by `examples/bench_random_bases`
+//! and, later, `rbd bench rbd`).
+
+use super::{expand_cpu, expand_gpu, project_cpu, project_gpu, Compartment};
+use crate::gpu::GpuContext;
+use crate::rng::Stream;
+use crate::GpuError;
+use std::time::Instant;
+
+/// Median timings of one configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// Parameters.
+    pub d_total: usize,
+    /// Directions.
+    pub dims: usize,
+    /// Median seconds of one project pass.
+    pub project_s: f64,
+    /// Median seconds of one expand pass.
+    pub expand_s: f64,
+    /// Median CPU seconds (all threads of this process, driver threads included) of one
+    /// project pass; 0 where `/proc` is unavailable.
+    pub project_cpu_s: f64,
+    /// Same for expand.
+    pub expand_cpu_s: f64,
+}
+
+impl BenchResult {
+    /// Direction entries generated per pass (`dims·d_total`).
+    pub fn entries(&self) -> f64 {
+        self.dims as f64 * self.d_total as f64
+    }
+    /// Random numbers per second of the project pass.
+    pub fn project_rate(&self) -> f64 {
+        self.entries() / self.project_s
+    }
+    /// Random numbers per second of the expand pass.
+    pub fn expand_rate(&self) -> f64 {
+        self.entries() / self.expand_s
+    }
+    /// Entries of both passes over their summed time.
+    pub fn combined_rate(&self) -> f64 {
+        2.0 * self.entries() / (self.project_s + self.expand_s)
+    }
+    /// Entries of both passes per CPU-second: what one core delivers, insensitive to
+    /// other processes competing for the cores.
+    pub fn combined_rate_per_cpu(&self) -> f64 {
+        2.0 * self.entries() / (self.project_cpu_s + self.expand_cpu_s)
+    }
+}
+
+/// CPU time consumed so far by every thread of this process (from
+/// `/proc/self/task/*/schedstat`), in seconds; 0 if unavailable. Threads that already
+/// exited are not counted, so take differences over intervals where none exits.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ns = 0u64;
+    for t in dir.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 * 1e-9
+}
+
+struct Sample(Instant, f64);
+
+impl Sample {
+    fn start() -> Sample {
+        Sample(Instant::now(), process_cpu_seconds())
+    }
+    fn stop(self) -> (f64, f64) {
+        (
+            self.0.elapsed().as_secs_f64(),
+            process_cpu_seconds() - self.1,
+        )
+    }
+}
+
+#[derive(Default)]
+struct Timings {
+    p: Vec<(f64, f64)>,
+    e: Vec<(f64, f64)>,
+}
+
+impl Timings {
+    fn push(&mut self, p: (f64, f64), e: (f64, f64)) {
+        self.p.push(p);
+        self.e.push(e);
+    }
+    fn result(self, d_total: usize, dims: usize) -> BenchResult {
+        let m = |v: &[(f64, f64)], cpu: bool| {
+            median(v.iter().map(|x| if cpu { x.1 } else { x.0 }).collect())
+        };
+        BenchResult {
+            d_total,
+            dims,
+            project_s: m(&self.p, false),
+            expand_s: m(&self.e, false),
+            project_cpu_s: m(&self.p, true),
+            expand_cpu_s: m(&self.e, true),
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn test_vector(n: usize, salt: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let h = (i as u32 ^ salt).wrapping_mul(0x9E37_79B9) >> 8;
+            h as f32 / 16_777_216.0 - 0.5
+        })
+        .collect()
+}
+
+/// Times project and expand on the cpu backend: one warm-up, then the median of
+/// `repeats` runs of each.
+pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -> BenchResult {
+    let comps = Compartment::whole(d_total, dims);
+    let g = test_vector(d_total, 1);
+    let theta = test_vector(d_total, 2);
+    let scale = super::rbd_scale(d_total);
+    let mut coords = vec![0f32; dims];
+    let mut out = vec![0f32; d_total];
+    let mut t = Timings::default();
+    for i in 0..=repeats.max(1) {
+        let s = Sample::start();
+        project_cpu(stream, i as u64, &comps, scale, &g, &mut coords);
+        let p = s.stop();
+        let s = Sample::start();
+        expand_cpu(
+            stream, i as u64, &comps, scale, &coords, -0.1, &theta, &mut out,
+        );
+        let e = s.stop();
+        if i > 0 {
+            t.push(p, e);
+        }
+    }
+    std::hint::black_box(&out);
+    t.result(d_total, dims)
+}
+
+/// Times project and expand through wgpu on `ctx` (wall time of submit + wait per
+/// pass, after a warm-up that compiles the pipelines).
+pub fn bench_gpu(
+    ctx: &GpuContext,
+    stream: &Stream,
+    d_total: usize,
+    dims: usize,
+    repeats: usize,
+) -> Result<BenchResult, GpuError> {
+    let comps = Compartment::whole(d_total, dims);
+    let g = ctx.upload(bytemuck::cast_slice(&test_vector(d_total, 1)))?;
+    let theta = ctx.upload(bytemuck::cast_slice(&test_vector(d_total, 2)))?;
+    let scale = super::rbd_scale(d_total);
+    let mut t = Timings::default();
+    ctx.synchronize()?;
+    for i in 0..=repeats.max(1) {
+        let s = Sample::start();
+        let coords = project_gpu(ctx, stream, i as u64, &comps, scale, &g)?;
+        ctx.synchronize()?;
+        let p = s.stop();
+        let s = Sample::start();
+        let out = expand_gpu(ctx, stream, i as u64, &comps, scale, &coords, -0.1, &theta)?;
+        ctx.synchronize()?;
+        let e = s.stop();
+        drop(out);
+        if i > 0 {
+            t.push(p, e);
+        }
+    }
+    Ok(t.result(d_total, dims))
+}

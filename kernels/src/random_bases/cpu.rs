@@ -1,0 +1,458 @@
+//! The native cpu implementation: rayon over (compartment, element chunk, direction
+//! group) tasks of fixed size, so the summation order never depends on the thread
+//! count; each task generates its directions 64 entries at a time with the vectorised
+//! stream of [`crate::rng::lanes`], compiled three times (baseline x86-64, AVX2,
+//! AVX-512) and chosen at run time. The three produce bitwise equal results: the code
+//! uses no FMA, and each lane's arithmetic is the same IEEE operation sequence.
+
+use super::{check_compartments, coord_offsets, total_dims, Compartment};
+use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
+use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Entries per element chunk (a multiple of [`BATCH`]); fixed, so results do not
+/// depend on the thread count.
+pub const CHUNK: usize = 4096;
+const BATCHES: usize = CHUNK / BATCH;
+/// Directions per project task.
+const DIR_GROUP: usize = 64;
+
+/// Instruction-set level of the cpu kernels. All levels give bitwise equal results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    /// Baseline x86-64 (SSE2) or whatever the target offers.
+    Generic,
+    /// AVX2 (+FMA, BMI2 enabled for code generation; no FMA is emitted).
+    Avx2,
+    /// AVX-512 F/BW/DQ/VL.
+    Avx512,
+}
+
+impl Simd {
+    /// The best level this processor supports (detected once).
+    pub fn detect() -> Simd {
+        static LEVEL: OnceLock<Simd> = OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::env::var("RBD_SIMD").is_ok_and(|v| v == "generic") {
+                    return Simd::Generic;
+                }
+                if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("bmi2")
+                {
+                    return Simd::Avx512;
+                }
+                if is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("bmi2")
+                {
+                    return Simd::Avx2;
+                }
+            }
+            Simd::Generic
+        })
+    }
+
+    /// Every level this processor can run (for tests and benchmarks).
+    pub fn available() -> Vec<Simd> {
+        match Simd::detect() {
+            Simd::Avx512 => vec![Simd::Generic, Simd::Avx2, Simd::Avx512],
+            Simd::Avx2 => vec![Simd::Generic, Simd::Avx2],
+            Simd::Generic => vec![Simd::Generic],
+        }
+    }
+}
+
+/// Generates `fn $name<G, D>(simd, args..)` calling `$body::<G, D>(args..)` compiled
+/// for the requested instruction set.
+macro_rules! multiversion {
+    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
+        #[allow(clippy::too_many_arguments)]
+        fn $name<G: Gen, D: Dist>(simd: Simd, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")]
+                unsafe fn avx512<G: Gen, D: Dist>($($arg: $ty),*) {
+                    $body::<G, D>($($arg),*)
+                }
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2,fma,bmi2")]
+                unsafe fn avx2<G: Gen, D: Dist>($($arg: $ty),*) {
+                    $body::<G, D>($($arg),*)
+                }
+                match simd {
+                    // SAFETY: `Simd::detect` only reports levels the processor has.
+                    Simd::Avx512 => return unsafe { avx512::<G, D>($($arg),*) },
+                    Simd::Avx2 => return unsafe { avx2::<G, D>($($arg),*) },
+                    Simd::Generic => {}
+                }
+            }
+            let _ = simd;
+            $body::<G, D>($($arg),*)
+        }
+    };
+}
+
+/// Calls `$f::<G, D>(args)` for the stream's generator and distribution.
+macro_rules! dispatch {
+    ($gen:expr, $dist:expr, $f:ident ( $($arg:expr),* )) => {
+        match ($gen, $dist) {
+            (Generator::Philox, Distribution::Gaussian) => $f::<PhiloxGen, Gauss>($($arg),*),
+            (Generator::Philox, Distribution::Uniform) => $f::<PhiloxGen, Uniform>($($arg),*),
+            (Generator::Philox, Distribution::Bernoulli { .. }) => $f::<PhiloxGen, Bern>($($arg),*),
+            (Generator::Threefry, Distribution::Gaussian) => $f::<ThreefryGen, Gauss>($($arg),*),
+            (Generator::Threefry, Distribution::Uniform) => $f::<ThreefryGen, Uniform>($($arg),*),
+            (Generator::Threefry, Distribution::Bernoulli { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
+        }
+    };
+}
+
+/// acc += v·g lane-wise (one row: a single vector register at AVX-512).
+#[inline(always)]
+fn dot_row(acc: &mut F, v: &F, g: &F) {
+    for l in 0..L {
+        acc[l] += v[l] * g[l];
+    }
+}
+
+/// acc += w·v lane-wise.
+#[inline(always)]
+fn axpy_row(acc: &mut F, w: f32, v: &F) {
+    for l in 0..L {
+        acc[l] += w * v[l];
+    }
+}
+
+/// Fixed-order sum of a batch of accumulators: rows pairwise, then lanes as a tree.
+#[inline(always)]
+fn reduce_batch(acc: &[F; 4]) -> f32 {
+    let mut s = [0f32; L];
+    for l in 0..L {
+        s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+    }
+    let mut h = L / 2;
+    while h > 0 {
+        for l in 0..h {
+            s[l] += s[l + h];
+        }
+        h /= 2;
+    }
+    s[0]
+}
+
+/// partial[j] = Σ_e raw_{dir0 + j}[e]·g[e] over one chunk (`g` starts at entry
+/// `64·batch0` of the compartment; at most CHUNK entries; at most DIR_GROUP directions).
+#[inline(always)]
+fn project_chunk<G: Gen, D: Dist>(
+    bk: &BlockKey,
+    dp: &DistParams,
+    dir0: u32,
+    batch0: u32,
+    g: &[f32],
+    partial: &mut [f32],
+) {
+    let nb = g.len().div_ceil(BATCH);
+    let mut gs = [[[0f32; L]; 4]; BATCHES];
+    for (q, &v) in g.iter().enumerate() {
+        let (r, l) = G::pos(q % BATCH);
+        gs[q / BATCH][r][l] = v;
+    }
+    // Batch-outer, direction-inner: each direction's accumulators live in L1 (as
+    // expand's do in registers); per lane the sum still runs over batches in order.
+    let mut accs = [[[0f32; L]; 4]; DIR_GROUP];
+    let accs = &mut accs[..partial.len()];
+    for (b, gb) in gs[..nb].iter().enumerate() {
+        for (j, acc) in accs.iter_mut().enumerate() {
+            let dir = dir0.wrapping_add(j as u32);
+            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+            // Rows spelled out: as a loop, LLVM vectorises across rows with gathers.
+            let [a0, a1, a2, a3] = acc;
+            dot_row(a0, &v[0], &gb[0]);
+            dot_row(a1, &v[1], &gb[1]);
+            dot_row(a2, &v[2], &gb[2]);
+            dot_row(a3, &v[3], &gb[3]);
+        }
+    }
+    for (p, acc) in partial.iter_mut().zip(accs.iter()) {
+        *p = reduce_batch(acc);
+    }
+}
+
+/// out[e] = base[e] + Σ_j w[j]·raw_{dir0 + j}[e] over one chunk, j in order (w = 0
+/// skipped: adding ±0 to an accumulator that started at +0 changes nothing). Batch by
+/// batch, so the accumulators stay in registers.
+#[inline(always)]
+fn expand_chunk<G: Gen, D: Dist>(
+    bk: &BlockKey,
+    dp: &DistParams,
+    dir0: u32,
+    w: &[f32],
+    batch0: u32,
+    base: &[f32],
+    out: &mut [f32],
+) {
+    for (b, (ob, bb)) in out.chunks_mut(BATCH).zip(base.chunks(BATCH)).enumerate() {
+        let mut acc = [[0f32; L]; 4];
+        for (j, &wj) in w.iter().enumerate() {
+            if wj == 0.0 {
+                continue;
+            }
+            let dir = dir0.wrapping_add(j as u32);
+            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+            let [a0, a1, a2, a3] = &mut acc;
+            axpy_row(a0, wj, &v[0]);
+            axpy_row(a1, wj, &v[1]);
+            axpy_row(a2, wj, &v[2]);
+            axpy_row(a3, wj, &v[3]);
+        }
+        for (q, (o, &x)) in ob.iter_mut().zip(bb).enumerate() {
+            let (r, l) = G::pos(q);
+            *o = x + acc[r][l];
+        }
+    }
+}
+
+/// out[e] = scale·raw_dir[e] over one chunk.
+#[inline(always)]
+fn generate_chunk<G: Gen, D: Dist>(
+    bk: &BlockKey,
+    dp: &DistParams,
+    dir: u32,
+    scale: f32,
+    batch0: u32,
+    out: &mut [f32],
+) {
+    for (b, ob) in out.chunks_mut(BATCH).enumerate() {
+        let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+        for (q, o) in ob.iter_mut().enumerate() {
+            let (r, l) = G::pos(q);
+            *o = scale * v[r][l];
+        }
+    }
+}
+
+multiversion!(project_mv => project_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, batch0: u32, g: &[f32], partial: &mut [f32]));
+multiversion!(expand_mv => expand_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, w: &[f32], batch0: u32, base: &[f32], out: &mut [f32]));
+multiversion!(generate_mv => generate_chunk(bk: &BlockKey, dp: &DistParams, dir: u32, scale: f32, batch0: u32, out: &mut [f32]));
+
+fn checked(comps: &[Compartment], n: usize) {
+    if let Err(e) = check_compartments(comps, n) {
+        panic!("random bases: {e}");
+    }
+}
+
+/// `coords[j] = scale · Σ_e raw_j[e]·g[e]` for every compartment's directions
+/// (compartment-major). The sum over a compartment runs per chunk of [`CHUNK`]
+/// entries (64 lane accumulators, fixed tree) and then over chunks in order.
+pub fn project_cpu(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &[f32],
+    coords: &mut [f32],
+) {
+    project_cpu_with(Simd::detect(), stream, step, comps, scale, g, coords)
+}
+
+/// [`project_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
+pub fn project_cpu_with(
+    simd: Simd,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &[f32],
+    coords: &mut [f32],
+) {
+    assert!(Simd::available().contains(&simd), "{simd:?} not available");
+    checked(comps, g.len());
+    assert_eq!(
+        coords.len(),
+        total_dims(comps),
+        "coords length must be Σ dims"
+    );
+    let dp = stream.distribution.params();
+    // partials[comp][chunk][dir], one task per (comp, chunk, direction group).
+    let nchunks: Vec<usize> = comps.iter().map(|c| c.len.div_ceil(CHUNK)).collect();
+    let sizes: Vec<usize> = comps
+        .iter()
+        .zip(&nchunks)
+        .map(|(c, n)| c.dims * n)
+        .collect();
+    let mut partials = vec![0f32; sizes.iter().sum()];
+    let keys: Vec<BlockKey> = comps
+        .iter()
+        .map(|c| stream.block_key(step, c.index))
+        .collect();
+    let mut tasks = Vec::new();
+    let mut rest: &mut [f32] = &mut partials;
+    for (ci, c) in comps.iter().enumerate() {
+        for chunk in 0..nchunks[ci] {
+            for g0 in (0..c.dims).step_by(DIR_GROUP) {
+                let n = DIR_GROUP.min(c.dims - g0);
+                let (head, tail) = rest.split_at_mut(n);
+                rest = tail;
+                tasks.push((ci, chunk, g0, head));
+            }
+        }
+    }
+    tasks.into_par_iter().for_each(|(ci, chunk, g0, out)| {
+        let c = &comps[ci];
+        let start = chunk * CHUNK;
+        let end = (start + CHUNK).min(c.len);
+        let gc = &g[c.offset + start..c.offset + end];
+        let dir0 = (c.first + g0) as u32;
+        let batch0 = (start / BATCH) as u32;
+        dispatch!(
+            stream.generator,
+            stream.distribution,
+            project_mv(simd, &keys[ci], &dp, dir0, batch0, gc, out)
+        );
+    });
+    let offsets = coord_offsets(comps);
+    let mut p0 = 0;
+    for (ci, c) in comps.iter().enumerate() {
+        let part = &partials[p0..p0 + sizes[ci]];
+        for j in 0..c.dims {
+            let mut t = 0f32;
+            for chunk in 0..nchunks[ci] {
+                t += part[chunk * c.dims + j];
+            }
+            coords[offsets[ci] + j] = scale * t;
+        }
+        p0 += sizes[ci];
+    }
+}
+
+/// `out = base + alpha·scale·Σ_j coords[j]·raw_j` (per element: weights
+/// `w_j = (alpha·scale)·coords[j]` in f32, accumulated from 0 in direction order, then
+/// added to `base`). Elements outside every compartment are copied from `base`.
+#[allow(clippy::too_many_arguments)]
+pub fn expand_cpu(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+) {
+    expand_cpu_with(
+        Simd::detect(),
+        stream,
+        step,
+        comps,
+        scale,
+        coords,
+        alpha,
+        base,
+        out,
+    )
+}
+
+/// [`expand_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn expand_cpu_with(
+    simd: Simd,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+) {
+    assert!(Simd::available().contains(&simd), "{simd:?} not available");
+    assert_eq!(base.len(), out.len(), "base and out lengths differ");
+    checked(comps, out.len());
+    assert_eq!(
+        coords.len(),
+        total_dims(comps),
+        "coords length must be Σ dims"
+    );
+    let dp = stream.distribution.params();
+    let a = alpha * scale;
+    let offsets = coord_offsets(comps);
+    let w: Vec<f32> = coords.iter().map(|&c| a * c).collect();
+    // Walk `out` in offset order: gaps are copied, compartments split into chunks.
+    let mut order: Vec<usize> = (0..comps.len()).filter(|&i| comps[i].len > 0).collect();
+    order.sort_by_key(|&i| comps[i].offset);
+    let mut tasks: Vec<(Option<(usize, usize)>, usize, &mut [f32])> = Vec::new();
+    let mut rest: &mut [f32] = out;
+    let mut pos = 0;
+    for &ci in &order {
+        let c = &comps[ci];
+        let (gap, tail) = rest.split_at_mut(c.offset - pos);
+        tasks.push((None, pos, gap));
+        rest = tail;
+        pos = c.offset;
+        for chunk in 0..c.len.div_ceil(CHUNK) {
+            let n = CHUNK.min(c.len - chunk * CHUNK);
+            let (head, tail) = rest.split_at_mut(n);
+            tasks.push((Some((ci, chunk)), pos, head));
+            rest = tail;
+            pos += n;
+        }
+    }
+    let end = pos + rest.len();
+    tasks.push((None, pos, rest));
+    debug_assert_eq!(end, base.len());
+    tasks.into_par_iter().for_each(|(what, pos, o)| match what {
+        None => o.copy_from_slice(&base[pos..pos + o.len()]),
+        Some((ci, chunk)) => {
+            let c = &comps[ci];
+            let bk = stream.block_key(step, c.index);
+            let wc = &w[offsets[ci]..offsets[ci] + c.dims];
+            let batch0 = (chunk * CHUNK / BATCH) as u32;
+            let b = &base[pos..pos + o.len()];
+            dispatch!(
+                stream.generator,
+                stream.distribution,
+                expand_mv(simd, &bk, &dp, c.first as u32, wc, batch0, b, o)
+            );
+        }
+    });
+}
+
+/// Materialises compartment `comp`'s directions: `out[j·len + e] = scale·raw_{first+j}[e]`
+/// (`out.len() == dims·len`).
+pub fn generate_cpu(stream: &Stream, step: u64, comp: &Compartment, scale: f32, out: &mut [f32]) {
+    checked(std::slice::from_ref(comp), comp.offset + comp.len);
+    assert_eq!(
+        out.len(),
+        comp.dims * comp.len,
+        "out must hold dims × len values"
+    );
+    if comp.len == 0 {
+        return;
+    }
+    let dp = stream.distribution.params();
+    let bk = stream.block_key(step, comp.index);
+    let simd = Simd::detect();
+    out.par_chunks_mut(comp.len)
+        .enumerate()
+        .for_each(|(j, row)| {
+            row.par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(|(chunk, o)| {
+                    let dir = (comp.first + j) as u32;
+                    let batch0 = (chunk * CHUNK / BATCH) as u32;
+                    dispatch!(
+                        stream.generator,
+                        stream.distribution,
+                        generate_mv(simd, &bk, &dp, dir, scale, batch0, o)
+                    );
+                })
+        });
+}

@@ -1,0 +1,258 @@
+//! WGSL launchers of the fused kernels (`wgsl/random_bases.wgsl`).
+//!
+//! * project: one `project_partial` dispatch per compartment: workgroup (chunk, group of
+//!   [`DG`] directions) holds its chunk of g in registers, 64 threads × 8 entries per
+//!   sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per direction
+//!   after a fixed-order workgroup sum; then `project_reduce` sums each direction's
+//!   partials over chunks in order and applies `scale`. Scratch: 4·Σ dims·nchunks bytes.
+//! * expand: `base` is copied to the output, then one `expand` dispatch per compartment:
+//!   each thread owns 8 entries and loops over the directions in order, coordinates
+//!   staged through workgroup memory 64 at a time.
+
+use super::{check_compartments, coord_offsets, total_dims, Compartment};
+use crate::gpu::{GpuBuffer, GpuContext, Kernel};
+use crate::launch::check_len;
+use crate::rng::gpu::{constants, RANDOM_BASES_SRC};
+use crate::rng::{BlockKey, Stream, MAX_STEP};
+use crate::GpuError;
+
+/// Threads per workgroup.
+const WG: u64 = 64;
+/// Units (4 entries) per thread per sub-chunk.
+const UPT: u64 = 2;
+/// Directions per project workgroup.
+pub const DG: u64 = 8;
+/// Units per project sub-chunk (`WG·UPT`; 512 entries).
+pub const CHUNK_UNITS: u64 = WG * UPT;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+struct Info {
+    key0: u32,
+    key1: u32,
+    c2: u32,
+    c3: u32,
+    len: u32,
+    dims: u32,
+    first: u32,
+    nchunks: u32,
+    subs: u32,
+    ngroups: u32,
+    g_offset: u32,
+    p_offset: u32,
+    c_offset: u32,
+    bern_t: u32,
+    bern_hi: f32,
+    bern_lo: f32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+/// How the project pass tiles a compartment on a device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuPlan {
+    /// Sub-chunks of 512 entries per workgroup: a chunk is `subs·512` entries.
+    pub subs: u32,
+}
+
+impl GpuPlan {
+    /// 16 sub-chunks (8192 entries per chunk) on CPU adapters, where few large
+    /// workgroups are best, and 4 (2048) on GPUs, which need many workgroups.
+    pub fn for_device(ctx: &GpuContext) -> GpuPlan {
+        GpuPlan {
+            subs: if ctx.adapter.is_cpu { 16 } else { 4 },
+        }
+    }
+    fn nchunks(&self, len: usize) -> u64 {
+        (len as u64)
+            .div_ceil(4)
+            .div_ceil(CHUNK_UNITS * self.subs as u64)
+    }
+}
+
+/// Bytes of scratch (the partials) that [`project_gpu`] allocates besides the
+/// coordinates: 4·Σ_c dims_c·⌈len_c/(512·subs)⌉ (never d×D).
+pub fn project_gpu_scratch_bytes(plan: GpuPlan, comps: &[Compartment]) -> u64 {
+    4 * comps
+        .iter()
+        .map(|c| c.dims as u64 * plan.nchunks(c.len))
+        .sum::<u64>()
+}
+
+fn kernel(entry: &'static str) -> Kernel {
+    Kernel {
+        module: "random_bases",
+        source: RANDOM_BASES_SRC,
+        entry,
+    }
+}
+
+fn u32_of(what: &str, v: u64) -> Result<u32, GpuError> {
+    u32::try_from(v).map_err(|_| GpuError::TooLarge {
+        what: what.to_string(),
+        bytes: v,
+        limit: u32::MAX as u64,
+    })
+}
+
+fn base_info(stream: &Stream, step: u64, c: &Compartment) -> Result<Info, GpuError> {
+    if step > MAX_STEP {
+        return Err(GpuError::Invalid(format!("step {step} exceeds 2^32 - 1")));
+    }
+    let bk: BlockKey = stream.block_key(step, c.index);
+    let p = stream.distribution.params();
+    Ok(Info {
+        key0: bk.key[0],
+        key1: bk.key[1],
+        c2: bk.c2,
+        c3: bk.c3,
+        len: u32_of("compartment length", c.len as u64)?,
+        dims: u32_of("directions", c.dims as u64)?,
+        first: u32_of("first direction", c.first as u64)?,
+        g_offset: u32_of("compartment offset", c.offset as u64)?,
+        bern_t: p.threshold,
+        bern_hi: p.hi,
+        bern_lo: p.lo,
+        ..Default::default()
+    })
+}
+
+fn check(comps: &[Compartment], n: usize) -> Result<(), GpuError> {
+    check_compartments(comps, n).map_err(GpuError::Invalid)
+}
+
+/// `coords[j] = scale · Σ_e raw_j[e]·g[e]` on the device (see [`super::project_cpu`]);
+/// returns a buffer of Σ dims f32. `g` must hold the parameters the compartments cover.
+pub fn project_gpu(
+    ctx: &GpuContext,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &GpuBuffer,
+) -> Result<GpuBuffer, GpuError> {
+    project_gpu_with(ctx, GpuPlan::for_device(ctx), stream, step, comps, scale, g)
+}
+
+/// [`project_gpu`] with an explicit tiling.
+pub fn project_gpu_with(
+    ctx: &GpuContext,
+    plan: GpuPlan,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &GpuBuffer,
+) -> Result<GpuBuffer, GpuError> {
+    let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
+    check(comps, n)?;
+    check_len("project g", g, n)?;
+    let consts = constants(stream.generator, stream.distribution);
+    let coords = ctx.alloc(total_dims(comps).max(1) as u64 * 4)?;
+    let partials = ctx.alloc(project_gpu_scratch_bytes(plan, comps).max(4))?;
+    let offsets = coord_offsets(comps);
+    let mut p_offset = 0u64;
+    for (c, &c_offset) in comps.iter().zip(&offsets) {
+        if c.dims == 0 {
+            continue;
+        }
+        let nchunks = plan.nchunks(c.len);
+        let ngroups = (c.dims as u64).div_ceil(DG);
+        let mut info = base_info(stream, step, c)?;
+        info.nchunks = u32_of("chunks", nchunks)?;
+        info.subs = plan.subs;
+        info.ngroups = u32_of("direction groups", ngroups)?;
+        info.p_offset = u32_of("partials", p_offset)?;
+        info.c_offset = u32_of("coords", c_offset as u64)?;
+        info.scale = scale;
+        if nchunks > 0 {
+            ctx.dispatch(
+                &kernel("project_partial"),
+                &consts,
+                bytemuck::bytes_of(&info),
+                &[g, &partials],
+                ctx.grid(nchunks * ngroups)?,
+            )?;
+        }
+        ctx.dispatch(
+            &kernel("project_reduce"),
+            &consts,
+            bytemuck::bytes_of(&info),
+            &[&partials, &coords],
+            ctx.grid((c.dims as u64).div_ceil(WG))?,
+        )?;
+        p_offset += nchunks * c.dims as u64;
+    }
+    Ok(coords)
+}
+
+/// `out = base + alpha·scale·Σ_j coords[j]·raw_j` on the device (see
+/// [`super::expand_cpu`]). The parameter count is `base`'s length (`base.bytes()/4`);
+/// entries outside every compartment are copied from `base`.
+#[allow(clippy::too_many_arguments)]
+pub fn expand_gpu(
+    ctx: &GpuContext,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &GpuBuffer,
+    alpha: f32,
+    base: &GpuBuffer,
+) -> Result<GpuBuffer, GpuError> {
+    let n = (base.bytes() / 4) as usize;
+    check(comps, n)?;
+    check_len("expand coords", coords, total_dims(comps))?;
+    let consts = constants(stream.generator, stream.distribution);
+    let out = ctx.alloc(n.max(1) as u64 * 4)?;
+    ctx.copy(base, 0, &out, 0, n as u64 * 4)?;
+    let offsets = coord_offsets(comps);
+    for (c, &c_offset) in comps.iter().zip(&offsets) {
+        if c.len == 0 {
+            continue;
+        }
+        let groups = (c.len as u64).div_ceil(4).div_ceil(CHUNK_UNITS);
+        let mut info = base_info(stream, step, c)?;
+        info.nchunks = u32_of("workgroups", groups)?;
+        info.c_offset = u32_of("coords", c_offset as u64)?;
+        info.scale = alpha * scale;
+        ctx.dispatch(
+            &kernel("expand"),
+            &consts,
+            bytemuck::bytes_of(&info),
+            &[coords, base, &out],
+            ctx.grid(groups)?,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Materialises compartment `comp`'s directions on the device: a buffer of
+/// `dims·len` f32, `out[j·len + e] = scale·raw_{first+j}[e]`.
+pub fn generate_gpu(
+    ctx: &GpuContext,
+    stream: &Stream,
+    step: u64,
+    comp: &Compartment,
+    scale: f32,
+) -> Result<GpuBuffer, GpuError> {
+    check(std::slice::from_ref(comp), comp.offset + comp.len)?;
+    let total = comp.dims as u64 * comp.len as u64;
+    u32_of("generate output", total)?;
+    let out = ctx.alloc(total.max(1) * 4)?;
+    if total == 0 {
+        return Ok(out);
+    }
+    let per_dir = (comp.len as u64).div_ceil(4).div_ceil(WG);
+    let mut info = base_info(stream, step, comp)?;
+    info.nchunks = u32_of("workgroups", per_dir)?;
+    info.scale = scale;
+    ctx.dispatch(
+        &kernel("generate"),
+        &constants(stream.generator, stream.distribution),
+        bytemuck::bytes_of(&info),
+        &[&out],
+        ctx.grid(per_dir * comp.dims as u64)?,
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,184 @@
+//! WGSL sources of the stream and launchers of its test kernels (`mulhi32`, stream
+//! words of arbitrary tuples, the float maps of arbitrary words), used by
+//! `tests/rng.rs` to check the WGSL against this crate's native reference.
+
+use super::{DistParams, Distribution, Generator};
+use crate::gpu::{GpuContext, Kernel};
+use crate::GpuError;
+
+/// Philox, Threefry and the float maps: the library every stream kernel starts with.
+macro_rules! stream_lib {
+    () => {
+        concat!(
+            include_str!("../../wgsl/rng_philox.wgsl"),
+            "\n",
+            include_str!("../../wgsl/rng_threefry.wgsl"),
+            "\n",
+            include_str!("../../wgsl/random_bases_dist.wgsl"),
+            "\n"
+        )
+    };
+}
+
+/// The fused random-bases kernels (`wgsl/random_bases.wgsl` after the library).
+pub const RANDOM_BASES_SRC: &str =
+    concat!(stream_lib!(), include_str!("../../wgsl/random_bases.wgsl"));
+
+/// The stream's test kernels.
+pub const TEST_SRC: &str = concat!(
+    stream_lib!(),
+    include_str!("../../wgsl/random_bases_test.wgsl")
+);
+
+/// Override constants selecting generator and distribution.
+pub fn constants(generator: Generator, distribution: Distribution) -> [(&'static str, f64); 2] {
+    let gen = match generator {
+        Generator::Philox => 0.0,
+        Generator::Threefry => 1.0,
+    };
+    let dist = match distribution {
+        Distribution::Gaussian => 0.0,
+        Distribution::Uniform => 1.0,
+        Distribution::Bernoulli { .. } => 2.0,
+    };
+    [("GEN", gen), ("DIST", dist)]
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct TestInfo {
+    n: u32,
+    bern_t: u32,
+    bern_hi: f32,
+    bern_lo: f32,
+}
+
+fn run_test(
+    ctx: &GpuContext,
+    entry: &'static str,
+    generator: Generator,
+    distribution: Distribution,
+    n: usize,
+    input: &[u32],
+    out_words: usize,
+) -> Result<Vec<u32>, GpuError> {
+    let p = distribution.params();
+    let info = TestInfo {
+        n: n as u32,
+        bern_t: p.threshold,
+        bern_hi: p.hi,
+        bern_lo: p.lo,
+    };
+    let kernel = Kernel {
+        module: "random_bases_test",
+        source: TEST_SRC,
+        entry,
+    };
+    let tin = ctx.upload(bytemuck::cast_slice(input))?;
+    let tout = ctx.alloc((out_words * 4).max(4) as u64)?;
+    let groups = (n as u64).div_ceil(64);
+    ctx.dispatch(
+        &kernel,
+        &constants(generator, distribution),
+        bytemuck::bytes_of(&info),
+        &[&tin, &tout],
+        [groups.max(1) as u32, 1, 1],
+    )?;
+    ctx.read::<u32>(&tout, out_words)
+}
+
+/// `(mulhi32(a, b), a·b)` computed by the WGSL for each pair.
+pub fn mulhi_gpu(ctx: &GpuContext, pairs: &[(u32, u32)]) -> Result<Vec<(u32, u32)>, GpuError> {
+    let input: Vec<u32> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    let out = run_test(
+        ctx,
+        "test_mulhi",
+        Generator::Philox,
+        Distribution::Gaussian,
+        pairs.len(),
+        &input,
+        2 * pairs.len(),
+    )?;
+    Ok(out.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+/// One entry of the stream, addressed in full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamQuery {
+    /// Run seed.
+    pub seed: u64,
+    /// Step (< 2^32).
+    pub step: u32,
+    /// Compartment index.
+    pub compartment: u32,
+    /// Direction index.
+    pub direction: u32,
+    /// Element index within the compartment.
+    pub element: u32,
+}
+
+/// (stream word, raw value) of each query as the WGSL computes them.
+pub fn stream_gpu(
+    ctx: &GpuContext,
+    generator: Generator,
+    distribution: Distribution,
+    queries: &[StreamQuery],
+) -> Result<Vec<(u32, f32)>, GpuError> {
+    let input: Vec<u32> = queries
+        .iter()
+        .flat_map(|q| {
+            [
+                q.seed as u32,
+                (q.seed >> 32) as u32,
+                q.step,
+                q.compartment,
+                q.direction,
+                q.element,
+            ]
+        })
+        .collect();
+    let out = run_test(
+        ctx,
+        "test_stream",
+        generator,
+        distribution,
+        queries.len(),
+        &input,
+        4 * queries.len(),
+    )?;
+    Ok(out
+        .chunks(4)
+        .map(|c| (c[0], f32::from_bits(c[1])))
+        .collect())
+}
+
+/// The raw values of each group of four words under `distribution` (WGSL).
+pub fn map_gpu(
+    ctx: &GpuContext,
+    distribution: Distribution,
+    words: &[[u32; 4]],
+) -> Result<Vec<[f32; 4]>, GpuError> {
+    let input: Vec<u32> = words.iter().flatten().copied().collect();
+    let out = run_test(
+        ctx,
+        "test_map",
+        Generator::Philox,
+        distribution,
+        words.len(),
+        &input,
+        4 * words.len(),
+    )?;
+    Ok(out
+        .chunks(4)
+        .map(|c| [0, 1, 2, 3].map(|i| f32::from_bits(c[i])))
+        .collect())
+}
+
+/// The native counterpart of [`map_gpu`].
+pub fn map_cpu(distribution: Distribution, words: &[[u32; 4]]) -> Vec<[f32; 4]> {
+    let p: DistParams = distribution.params();
+    words
+        .iter()
+        .map(|w| super::map::block_values(p, distribution, w))
+        .collect()
+}

@@ -1,0 +1,484 @@
+//! The fused random-bases operations: cpu against a materialised f64 reference, WGSL
+//! against cpu, compartments, determinism, independence of chunking, device memory.
+
+use proptest::prelude::*;
+use rbd_kernels::random_bases::*;
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::GpuContext;
+
+fn vector(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn streams() -> Vec<Stream> {
+    let mut v = Vec::new();
+    for generator in [Generator::Philox, Generator::Threefry] {
+        for distribution in [
+            Distribution::Gaussian,
+            Distribution::Uniform,
+            Distribution::Bernoulli { p: 0.5 },
+            Distribution::Bernoulli { p: 0.3 },
+        ] {
+            v.push(Stream {
+                generator,
+                distribution,
+                seed: 0x5EED_0000_0000_0042,
+            });
+        }
+    }
+    v
+}
+
+/// Materialised directions of every compartment: (comp, rows of raw·scale).
+fn materialise(s: &Stream, step: u64, comps: &[Compartment], scale: f32) -> Vec<Vec<f32>> {
+    comps
+        .iter()
+        .map(|c| {
+            let mut m = vec![0f32; c.dims * c.len];
+            generate_cpu(s, step, c, scale, &mut m);
+            m
+        })
+        .collect()
+}
+
+/// f64 reference of project: (value, Σ|terms|) per coordinate.
+fn project_ref(phi: &[Vec<f32>], comps: &[Compartment], g: &[f32]) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    for (c, m) in comps.iter().zip(phi) {
+        for j in 0..c.dims {
+            let (mut v, mut a) = (0f64, 0f64);
+            for e in 0..c.len {
+                let t = m[j * c.len + e] as f64 * g[c.offset + e] as f64;
+                v += t;
+                a += t.abs();
+            }
+            out.push((v, a));
+        }
+    }
+    out
+}
+
+/// f64 reference of expand with unit scale folded into phi: (value, Σ|terms|) per element.
+fn expand_ref(
+    phi: &[Vec<f32>],
+    comps: &[Compartment],
+    coords: &[f32],
+    alpha: f32,
+    base: &[f32],
+) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = base.iter().map(|&b| (b as f64, b.abs() as f64)).collect();
+    let mut k = 0;
+    for (c, m) in comps.iter().zip(phi) {
+        for j in 0..c.dims {
+            let w = alpha as f64 * coords[k + j] as f64;
+            for e in 0..c.len {
+                let t = w * m[j * c.len + e] as f64;
+                out[c.offset + e].0 += t;
+                out[c.offset + e].1 += t.abs();
+            }
+        }
+        k += c.dims;
+    }
+    out
+}
+
+fn check_against(what: &str, got: &[f32], want: &[(f64, f64)], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (&g, &(v, a))) in got.iter().zip(want).enumerate() {
+        let tol = rel * a + 1e-30;
+        assert!(
+            (g as f64 - v).abs() <= tol,
+            "{what}: [{i}] got {g}, want {v} (tol {tol:e})"
+        );
+    }
+}
+
+fn layer_comps(dims: usize) -> Vec<Compartment> {
+    // Uneven layer-like sizes, offsets not multiples of 4.
+    Compartment::from_sizes(&[864, 32, 18_433, 64, 4097, 10], dims)
+}
+
+#[test]
+fn project_and_expand_cpu_match_a_materialised_f64_reference() {
+    for s in streams() {
+        for comps in [Compartment::whole(9_001, 37), layer_comps(13)] {
+            let n = comps.iter().map(|c| c.offset + c.len).max().unwrap();
+            let scale = rbd_scale(n);
+            let g = vector(n, 1);
+            let phi = materialise(&s, 3, &comps, 1.0);
+            let mut coords = vec![0f32; total_dims(&comps)];
+            project_cpu(&s, 3, &comps, scale, &g, &mut coords);
+            let want: Vec<(f64, f64)> = project_ref(&phi, &comps, &g)
+                .iter()
+                .map(|&(v, a)| (v * scale as f64, a * scale as f64))
+                .collect();
+            check_against(&format!("project {s:?}"), &coords, &want, 2e-6);
+            let base = vector(n, 2);
+            let mut out = vec![0f32; n];
+            let alpha = -0.7f32;
+            expand_cpu(&s, 3, &comps, scale, &coords, alpha, &base, &mut out);
+            let want = expand_ref(&phi, &comps, &coords, alpha * scale, &base);
+            check_against(&format!("expand {s:?}"), &out, &want, 2e-6);
+        }
+    }
+}
+
+#[test]
+fn generate_gpu_equals_generate_cpu() {
+    let ctx = cpu_adapter();
+    for s in streams() {
+        let comp = Compartment::new(2, 5, 1_003, 7).window(40, 7);
+        let mut want = vec![0f32; comp.dims * comp.len];
+        generate_cpu(&s, 9, &comp, 0.01, &mut want);
+        let buf = generate_gpu(&ctx, &s, 9, &comp, 0.01).unwrap();
+        let got: Vec<f32> = ctx.read(&buf, want.len()).unwrap();
+        if s.distribution == Distribution::Gaussian {
+            assert_close(&format!("{s:?}"), &got, &want, 1e-12, 8.0 * f32::EPSILON);
+        } else {
+            let eq = got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(
+                eq,
+                "{s:?}: uniform/Bernoulli directions must be bitwise equal"
+            );
+        }
+    }
+}
+
+fn gpu_project_expand(
+    ctx: &GpuContext,
+    s: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &[f32],
+    coords_in: &[f32],
+    alpha: f32,
+    base: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let gb = ctx.upload(bytemuck::cast_slice(g)).unwrap();
+    let c = project_gpu(ctx, s, step, comps, scale, &gb).unwrap();
+    let coords: Vec<f32> = ctx.read(&c, total_dims(comps)).unwrap();
+    let cb = ctx.upload(bytemuck::cast_slice(coords_in)).unwrap();
+    let bb = ctx.upload(bytemuck::cast_slice(base)).unwrap();
+    let o = expand_gpu(ctx, s, step, comps, scale, &cb, alpha, &bb).unwrap();
+    (coords, ctx.read(&o, base.len()).unwrap())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_gpu_vs_cpu(ctx: &GpuContext, s: &Stream, step: u64, comps: &[Compartment], n: usize) {
+    let scale = rbd_scale(n);
+    let g = vector(n, 11);
+    let base = vector(n, 12);
+    let phi = materialise(s, step, comps, 1.0);
+    let mut coords = vec![0f32; total_dims(comps)];
+    project_cpu(s, step, comps, scale, &g, &mut coords);
+    let (gc, gout) = gpu_project_expand(ctx, s, step, comps, scale, &g, &coords, 0.5, &base);
+    let want: Vec<(f64, f64)> = project_ref(&phi, comps, &g)
+        .iter()
+        .map(|&(v, a)| (v * scale as f64, a * scale as f64))
+        .collect();
+    check_against(&format!("gpu project {s:?}"), &gc, &want, 2e-6);
+    let mut cout = vec![0f32; n];
+    expand_cpu(s, step, comps, scale, &coords, 0.5, &base, &mut cout);
+    let want = expand_ref(&phi, comps, &coords, 0.5 * scale, &base);
+    check_against(&format!("gpu expand {s:?}"), &gout, &want, 2e-6);
+    check_against(&format!("cpu expand {s:?}"), &cout, &want, 2e-6);
+}
+
+#[test]
+fn gpu_matches_cpu_on_fixed_shapes() {
+    let ctx = cpu_adapter();
+    for s in streams() {
+        check_gpu_vs_cpu(&ctx, &s, 17, &layer_comps(11), 23_500);
+    }
+    // Gaps between compartments are copied from base.
+    let comps = vec![
+        Compartment::new(4, 3, 100, 5),
+        Compartment::new(1, 200, 517, 9).window(3, 9),
+    ];
+    check_gpu_vs_cpu(&ctx, &Stream::new(1), 0, &comps, 1_000);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(12)))]
+    #[test]
+    fn gpu_matches_cpu(
+        sizes in prop::collection::vec(1usize..3000, 1..4),
+        dims in 1usize..40,
+        first in 0usize..1000,
+        step in any::<u32>(),
+        seed in any::<u64>(),
+        si in 0usize..8,
+    ) {
+        let s = Stream { seed, ..streams()[si] };
+        let comps: Vec<Compartment> =
+            Compartment::from_sizes(&sizes, dims).into_iter().map(|c| c.window(first, dims)).collect();
+        let n = sizes.iter().sum();
+        check_gpu_vs_cpu(&cpu_adapter(), &s, step as u64, &comps, n);
+    }
+}
+
+#[test]
+fn compartments_partition_and_are_independent() {
+    let n = 50_001;
+    for k in [1, 2, 7, 64] {
+        let comps = Compartment::even(n, k, 6);
+        assert!(is_partition(&comps, n), "even({n}, {k})");
+        let mut covered = vec![0u8; n];
+        for c in &comps {
+            for x in &mut covered[c.offset..c.offset + c.len] {
+                *x += 1;
+            }
+        }
+        assert!(covered.iter().all(|&x| x == 1));
+        let s = Stream::new(k as u64);
+        let g = vector(n, 3);
+        let base = vector(n, 4);
+        let mut coords = vec![0f32; total_dims(&comps)];
+        project_cpu(&s, 1, &comps, rbd_scale(n), &g, &mut coords);
+        let mut out = vec![0f32; n];
+        expand_cpu(&s, 1, &comps, rbd_scale(n), &coords, -1.0, &base, &mut out);
+        // Each compartment alone gives the same coordinates and the same entries (and
+        // leaves everything else at base).
+        let mut k0 = 0;
+        let mut sum_of_parts = base.clone();
+        for c in &comps {
+            let one = [*c];
+            let mut cc = vec![0f32; c.dims];
+            project_cpu(&s, 1, &one, rbd_scale(n), &g, &mut cc);
+            assert_eq!(cc, coords[k0..k0 + c.dims]);
+            let mut o = vec![0f32; n];
+            expand_cpu(&s, 1, &one, rbd_scale(n), &cc, -1.0, &base, &mut o);
+            for e in 0..n {
+                if e >= c.offset && e < c.offset + c.len {
+                    sum_of_parts[e] = o[e];
+                } else {
+                    assert_eq!(o[e], base[e]);
+                }
+            }
+            k0 += c.dims;
+        }
+        assert_eq!(out, sum_of_parts, "K = {k}");
+    }
+    assert!(!is_partition(
+        &[Compartment::new(0, 0, 10, 1), Compartment::new(1, 9, 5, 1)],
+        14
+    ));
+    assert!(check_compartments(&[Compartment::new(0, 5, 10, 1)], 12).is_err());
+    assert!(is_partition(&Compartment::from_sizes(&[3, 0, 4], 2), 7));
+}
+
+#[test]
+fn deterministic_across_runs_threads_and_instruction_sets() {
+    let n = 70_000;
+    let comps = layer_comps(70)
+        .into_iter()
+        .filter(|c| c.offset + c.len <= n)
+        .collect::<Vec<_>>();
+    let n = comps.iter().map(|c| c.offset + c.len).max().unwrap();
+    let g = vector(n, 5);
+    let base = vector(n, 6);
+    for s in streams() {
+        let run = |simd: Simd| {
+            let mut coords = vec![0f32; total_dims(&comps)];
+            project_cpu_with(simd, &s, 8, &comps, 0.01, &g, &mut coords);
+            let mut out = vec![0f32; n];
+            expand_cpu_with(simd, &s, 8, &comps, 0.01, &coords, -2.0, &base, &mut out);
+            (coords, out)
+        };
+        let bits = |v: &(Vec<f32>, Vec<f32>)| {
+            v.0.iter()
+                .chain(&v.1)
+                .map(|x| x.to_bits())
+                .collect::<Vec<u32>>()
+        };
+        let reference = bits(&run(Simd::detect()));
+        assert_eq!(bits(&run(Simd::detect())), reference, "rerun {s:?}");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        assert_eq!(
+            bits(&pool.install(|| run(Simd::detect()))),
+            reference,
+            "1 thread {s:?}"
+        );
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert_eq!(
+            bits(&pool.install(|| run(Simd::detect()))),
+            reference,
+            "3 threads {s:?}"
+        );
+        for simd in Simd::available() {
+            assert_eq!(bits(&run(simd)), reference, "{simd:?} {s:?}");
+        }
+    }
+    // The GPU is deterministic too.
+    let ctx = cpu_adapter();
+    let s = Stream::new(99);
+    let a = gpu_project_expand(
+        &ctx,
+        &s,
+        2,
+        &comps,
+        0.01,
+        &g,
+        &vector(total_dims(&comps), 7),
+        1.0,
+        &base,
+    );
+    let b = gpu_project_expand(
+        &ctx,
+        &s,
+        2,
+        &comps,
+        0.01,
+        &g,
+        &vector(total_dims(&comps), 7),
+        1.0,
+        &base,
+    );
+    assert_eq!(a, b);
+}
+
+#[test]
+fn directions_do_not_depend_on_length_or_chunking() {
+    // Two parameter counts sharing a prefix: identical directions on the prefix,
+    // bitwise, through expand (base 0, one-hot coordinates) on both backends.
+    let ctx = cpu_adapter();
+    for s in [
+        Stream::new(3),
+        Stream {
+            generator: Generator::Threefry,
+            ..Stream::new(3)
+        },
+    ] {
+        let (n1, n2, dims) = (5_003, 40_000, 3);
+        let mut outs = Vec::new();
+        for n in [n1, n2] {
+            let comps = Compartment::whole(n, dims);
+            let coords = [0.0f32, 1.0, 0.0];
+            let zero = vec![0f32; n];
+            let mut o = vec![0f32; n];
+            expand_cpu(&s, 4, &comps, 1.0, &coords, 1.0, &zero, &mut o);
+            let cb = ctx.upload(bytemuck::cast_slice(&coords)).unwrap();
+            let zb = ctx.upload(bytemuck::cast_slice(&zero)).unwrap();
+            let gb = expand_gpu(&ctx, &s, 4, &comps, 1.0, &cb, 1.0, &zb).unwrap();
+            let go: Vec<f32> = ctx.read(&gb, n).unwrap();
+            let mut m = vec![0f32; n];
+            generate_cpu(
+                &s,
+                4,
+                &Compartment::new(0, 0, n, 1).window(1, 1),
+                1.0,
+                &mut m,
+            );
+            assert_eq!(o, m, "expand with one-hot coordinates is the direction");
+            outs.push((o, go));
+        }
+        assert_eq!(outs[0].0[..], outs[1].0[..n1]);
+        assert_eq!(outs[0].1[..], outs[1].1[..n1]);
+        assert_close(
+            "gpu vs cpu direction",
+            &outs[1].1,
+            &outs[1].0,
+            1e-12,
+            8.0 * f32::EPSILON,
+        );
+    }
+    // The GPU's project tiling changes only the summation order.
+    let n = 100_000;
+    let comps = Compartment::whole(n, 20);
+    let s = Stream::new(8);
+    let g = ctx.upload(bytemuck::cast_slice(&vector(n, 9))).unwrap();
+    let mut results = Vec::new();
+    for subs in [1, 3, 16] {
+        let c = project_gpu_with(&ctx, GpuPlan { subs }, &s, 0, &comps, 0.003, &g).unwrap();
+        results.push(ctx.read::<f32>(&c, 20).unwrap());
+    }
+    assert_close("subs 1 vs 3", &results[0], &results[1], 1e-4, 1e-4);
+    assert_close("subs 1 vs 16", &results[0], &results[2], 1e-4, 1e-4);
+}
+
+#[test]
+fn nes_offspring_generates_one_direction() {
+    let n = 12_345;
+    let theta = vector(n, 1);
+    let sigma = 0.01f32;
+    for s in streams().into_iter().take(3) {
+        for i in [0usize, 17, 249] {
+            let comps = [Compartment::new(0, 0, n, 1).window(i, 1)];
+            let mut out = vec![0f32; n];
+            expand_cpu(&s, 5, &comps, 1.0, &[sigma], 1.0, &theta, &mut out);
+            let mut eps = vec![0f32; n];
+            generate_cpu(&s, 5, &comps[0], 1.0, &mut eps);
+            for e in 0..n {
+                assert_eq!(out[e], theta[e] + sigma * eps[e], "offspring {i} entry {e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn grids_fold_past_the_dispatch_limit() {
+    // 530,000 directions of a 40-entry compartment: 66,250 project workgroups (> 65,535).
+    let ctx = cpu_adapter();
+    let (n, dims) = (40, 530_000);
+    let comps = Compartment::whole(n, dims);
+    let s = Stream::new(12);
+    let g = vector(n, 1);
+    let mut want = vec![0f32; dims];
+    project_cpu(&s, 0, &comps, 1.0, &g, &mut want);
+    let gb = ctx.upload(bytemuck::cast_slice(&g)).unwrap();
+    let c = project_gpu(&ctx, &s, 0, &comps, 1.0, &gb).unwrap();
+    let got: Vec<f32> = ctx.read(&c, dims).unwrap();
+    assert_close("folded project", &got, &want, 1e-5, 1e-5);
+}
+
+#[test]
+fn device_memory_grows_with_d_not_d_times_big_d() {
+    // A context of its own: the shared one's pool also counts concurrent tests.
+    let ctx = GpuContext::new(rbd_kernels::gpu::DeviceKind::Cpu).unwrap();
+    let n = 200_000;
+    let s = Stream::new(1);
+    let g = ctx.upload(bytemuck::cast_slice(&vector(n, 1))).unwrap();
+    let base = ctx.upload(bytemuck::cast_slice(&vector(n, 2))).unwrap();
+    ctx.synchronize().unwrap();
+    let mut peaks = Vec::new();
+    for dims in [10, 2000] {
+        let comps = Compartment::whole(n, dims);
+        ctx.synchronize().unwrap();
+        let live0 = ctx.pool_stats().live_bytes;
+        ctx.pool().reset_peak();
+        let c = project_gpu(&ctx, &s, 0, &comps, rbd_scale(n), &g).unwrap();
+        let o = expand_gpu(&ctx, &s, 0, &comps, rbd_scale(n), &c, -1.0, &base).unwrap();
+        ctx.synchronize().unwrap();
+        drop((c, o));
+        let peak = ctx.pool_stats().peak_bytes - live0;
+        eprintln!(
+            "d = {dims}: peak {peak} bytes above the inputs (scratch {} bytes)",
+            project_gpu_scratch_bytes(GpuPlan::for_device(&ctx), &comps)
+        );
+        peaks.push(peak);
+    }
+    let growth = peaks[1] - peaks[0];
+    let dense = 1990 * n as u64 * 4;
+    assert!(
+        growth * 100 < dense,
+        "peak grew by {growth} bytes; a d×D matrix would be {dense}"
+    );
+}

@@ -1,0 +1,206 @@
+// Fused random-bases kernels: the directions are regenerated from the counter-based
+// stream (random_bases_dist.wgsl) wherever they are needed and never stored.
+//
+//   project_partial: partials[dir][chunk] = sum over the chunk's entries of phi_raw * g
+//   project_reduce:  coords[dir] = scale * sum over chunks (fixed order)
+//   expand:          out[e] = base[e] + sum_j (scale*alpha*coords[j]) * phi_raw_j[e]
+//   generate:        out[j*len + e] = scale * phi_raw_j[e]  (materialised, for tests)
+//
+// One dispatch covers one compartment (elements g_offset .. g_offset + len of the flat
+// parameter vector; entry e of the compartment is stream element e). A thread owns
+// UPT "units" of 4 consecutive entries, strided by WG. Workgroup grids may be folded
+// onto x and y (GpuContext::grid): lin = wid.x + wid.y * nwg.x. No float atomics:
+// every sum has a fixed order.
+
+struct Info {
+    key0: u32,
+    key1: u32,
+    c2: u32,
+    c3: u32,
+    len: u32,      // entries in the compartment
+    dims: u32,     // directions in this dispatch
+    first: u32,    // stream index of the first direction
+    nchunks: u32,  // project: element chunks; expand/generate: workgroups per direction
+    subs: u32,     // project: sub-chunks of WG*UPT units per workgroup
+    ngroups: u32,  // project: direction groups of DG
+    g_offset: u32, // compartment offset into g / base / out
+    p_offset: u32, // offset into partials
+    c_offset: u32, // offset into coords
+    bern_t: u32,
+    bern_hi: f32,
+    bern_lo: f32,
+    scale: f32,    // project_reduce: scale; expand: alpha * scale; generate: scale
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> info: Info;
+
+// project_partial
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+// project_reduce
+@group(0) @binding(1) var<storage, read> partials_in: array<f32>;
+@group(0) @binding(2) var<storage, read_write> coords_out: array<f32>;
+// expand
+@group(0) @binding(1) var<storage, read> coords_in: array<f32>;
+@group(0) @binding(2) var<storage, read> base: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// generate
+@group(0) @binding(1) var<storage, read_write> gen_out: array<f32>;
+
+const WG: u32 = 64u;
+const UPT: u32 = 2u;
+const DG: u32 = 8u;
+
+var<workgroup> red: array<f32, 512>; // DG * WG
+var<workgroup> wsh: array<f32, 64>;  // WG
+
+fn skey() -> StreamKey {
+    return StreamKey(vec2<u32>(info.key0, info.key1), info.c2, info.c3);
+}
+
+fn dparams() -> DistParams {
+    return DistParams(info.bern_t, info.bern_hi, info.bern_lo);
+}
+
+fn load4(e0: u32) -> vec4<f32> {
+    var v = vec4<f32>(0.0);
+    for (var i = 0u; i < 4u; i++) {
+        if (e0 + i < info.len) {
+            v[i] = g[info.g_offset + e0 + i];
+        }
+    }
+    return v;
+}
+
+@compute @workgroup_size(64)
+fn project_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= info.nchunks * info.ngroups) {
+        return;
+    }
+    let chunk = lin % info.nchunks;
+    let d0 = (lin / info.nchunks) * DG;
+    let nd = min(DG, info.dims - d0);
+    let k = skey();
+    let p = dparams();
+    var acc: array<f32, 8>;
+    for (var j = 0u; j < DG; j++) {
+        acc[j] = 0.0;
+    }
+    let nunits = (info.len + 3u) / 4u;
+    for (var s = 0u; s < info.subs; s++) {
+        let unit0 = (chunk * info.subs + s) * (WG * UPT);
+        if (unit0 >= nunits) {
+            break;
+        }
+        let ua = unit0 + lid;
+        let ub = ua + WG;
+        let ga = load4(4u * ua);
+        let gb = load4(4u * ub);
+        // Units past the end have g = 0: skip generating them (a whole thread's, or
+        // its second unit's, in the last sub-chunk).
+        let live_a = 4u * ua < info.len;
+        let live_b = 4u * ub < info.len;
+        if (live_b) {
+            for (var j = 0u; j < nd; j++) {
+                let dir = info.first + d0 + j;
+                acc[j] += dot(unit_values(k, p, dir, ua), ga) + dot(unit_values(k, p, dir, ub), gb);
+            }
+        } else if (live_a) {
+            for (var j = 0u; j < nd; j++) {
+                let dir = info.first + d0 + j;
+                acc[j] += dot(unit_values(k, p, dir, ua), ga);
+            }
+        }
+    }
+    for (var j = 0u; j < DG; j++) {
+        red[j * WG + lid] = acc[j];
+    }
+    workgroupBarrier();
+    if (lid < nd) {
+        var t = 0.0;
+        for (var i = 0u; i < WG; i++) {
+            t += red[lid * WG + i];
+        }
+        partials[info.p_offset + (d0 + lid) * info.nchunks + chunk] = t;
+    }
+}
+
+@compute @workgroup_size(64)
+fn project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let j = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (j >= info.dims) {
+        return;
+    }
+    var t = 0.0;
+    let row = info.p_offset + j * info.nchunks;
+    for (var c = 0u; c < info.nchunks; c++) {
+        t += partials_in[row + c];
+    }
+    coords_out[info.c_offset + j] = info.scale * t;
+}
+
+@compute @workgroup_size(64)
+fn expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= info.nchunks) {
+        return;
+    }
+    let k = skey();
+    let p = dparams();
+    let ua = lin * (WG * UPT) + lid;
+    let ub = ua + WG;
+    var acc_a = vec4<f32>(0.0);
+    var acc_b = vec4<f32>(0.0);
+    for (var t0 = 0u; t0 < info.dims; t0 += WG) {
+        let n = min(WG, info.dims - t0);
+        workgroupBarrier();
+        if (lid < n) {
+            wsh[lid] = info.scale * coords_in[info.c_offset + t0 + lid];
+        }
+        workgroupBarrier();
+        for (var jj = 0u; jj < n; jj++) {
+            let w = wsh[jj];
+            let dir = info.first + t0 + jj;
+            acc_a += w * unit_values(k, p, dir, ua);
+            acc_b += w * unit_values(k, p, dir, ub);
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        let ea = 4u * ua + i;
+        if (ea < info.len) {
+            out[info.g_offset + ea] = base[info.g_offset + ea] + acc_a[i];
+        }
+        let eb = 4u * ub + i;
+        if (eb < info.len) {
+            out[info.g_offset + eb] = base[info.g_offset + eb] + acc_b[i];
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn generate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let lin = wid.x + wid.y * nwg.x;
+    if (lin >= info.nchunks * info.dims) {
+        return;
+    }
+    let j = lin / info.nchunks;
+    let u = (lin % info.nchunks) * WG + lid;
+    if (4u * u >= info.len) {
+        return;
+    }
+    let v = info.scale * unit_values(skey(), dparams(), info.first + j, u);
+    for (var i = 0u; i < 4u; i++) {
+        let e = 4u * u + i;
+        if (e < info.len) {
+            gen_out[j * info.len + e] = v[i];
+        }
+    }
+}
