@@ -20,10 +20,11 @@
 
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::{check_len, check_u32, launch_1d};
-use crate::real::Real;
+use crate::real::{Real, CPU_CHUNK as CHUNK};
 use crate::GpuError;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 const SRC: &str = include_str!("../wgsl/conv.wgsl");
 
@@ -207,30 +208,48 @@ fn valid_range(out: usize, stride: usize, k: usize, pad: usize, size: usize) -> 
     (lo.min(out), hi.max(lo).min(out))
 }
 
-// Scratch memory of the cpu path, kept per calling thread: allocating (and faulting
-// in) several MB per call costs about as much as the arithmetic of a small layer.
+// Scratch memory of the cpu path, kept per thread: allocating (and faulting in)
+// several MB per call costs about as much as the arithmetic of a small layer. A few
+// buffers are kept so that nested uses (partial sums around im2col) reuse theirs too.
 thread_local! {
-    static SCRATCH: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Scratch retained between calls at most (bytes); larger requests are freed after use.
+/// Scratch retained between calls at most (bytes per buffer); larger requests are
+/// freed after use.
 const SCRATCH_KEEP_BYTES: usize = 256 << 20;
+/// Buffers retained per thread.
+const SCRATCH_KEEP_BUFFERS: usize = 4;
 
 /// Runs `f` on an uninitialised-but-valid scratch slice of `len` values of `T`
 /// (contents are left over from earlier calls: `f` must write before reading).
 fn with_scratch<T: Real, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
-    // Taken out of the cell (not borrowed) so that a nested call gets its own.
-    let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     let words = (len * std::mem::size_of::<T>()).div_ceil(8);
+    // Taken out of the pool (not borrowed) so that nested calls get their own: the
+    // smallest buffer that fits, else the largest (grown).
+    let mut buf = SCRATCH.with(|s| {
+        let mut pool = s.borrow_mut();
+        let pick = pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.len() >= words)
+            .min_by_key(|(_, b)| b.len())
+            .or_else(|| pool.iter().enumerate().max_by_key(|(_, b)| b.len()))
+            .map(|(i, _)| i);
+        pick.map(|i| pool.swap_remove(i)).unwrap_or_default()
+    });
     if buf.len() < words {
         buf.resize(words, 0.0);
     }
     let r = f(&mut bytemuck::cast_slice_mut::<f64, T>(&mut buf[..words])[..len]);
     if buf.len() * 8 <= SCRATCH_KEEP_BYTES {
         SCRATCH.with(|s| {
-            let mut slot = s.borrow_mut();
-            if slot.len() < buf.len() {
-                *slot = buf;
+            let mut pool = s.borrow_mut();
+            pool.push(buf);
+            if pool.len() > SCRATCH_KEEP_BUFFERS {
+                // Drop the smallest.
+                let i = (0..pool.len()).min_by_key(|&i| pool[i].len()).unwrap_or(0);
+                pool.swap_remove(i);
             }
         });
     }
@@ -390,14 +409,31 @@ fn check_lens<T>(what: &str, s: &Conv2dShape, bufs: &[(&str, &[T], usize)]) {
 /// result) never depend on the machine.
 const PER_IMAGE_MIN_P: usize = 64;
 
-/// Whether matrixmultiply splits a GEMM of this size over its own threads (its
-/// heuristic: `m·k + k·n ≥ 2¹⁵` for two threads). Per-image GEMMs that do are run
-/// one image after another, the others one image per rayon task, so that the two
-/// thread pools never compete. Affects speed only: each image's GEMM computes the
-/// same bits either way.
-fn gemm_is_threaded(m: usize, k: usize, n: usize) -> bool {
-    m * k + k * n >= 1 << 15
+/// Threads matrixmultiply gives one GEMM: `MATMUL_NUM_THREADS` if set (the variable
+/// it reads itself), else assumed more than one (it uses the physical cores).
+fn gemm_pool_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::env::var("MATMUL_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(2, |n| n.max(1))
+    })
 }
+
+/// Whether matrixmultiply splits a GEMM of this size over its own threads (its
+/// heuristic: `m·k + k·n ≥ 2¹⁵` for two threads). Work made of such GEMMs runs them
+/// one after another; work made of smaller ones spreads them over rayon tasks, so
+/// that the two thread pools never compete. This only schedules: every GEMM computes
+/// the same bits wherever and however it runs.
+fn gemm_is_threaded(m: usize, k: usize, n: usize) -> bool {
+    gemm_pool_threads() > 1 && m * k + k * n >= 1 << 15
+}
+
+/// Images per partial sum of the per-image weight gradient: the batch is cut into
+/// groups of this many images (fixed by the shape), each group summed in image order,
+/// the group sums added in group order.
+const WEIGHT_GROUP_IMAGES: usize = 4;
 
 /// A matrix operand: a slice with row and column strides.
 type Operand<'a, T> = (&'a [T], usize, usize);
@@ -447,6 +483,31 @@ fn gemm<T: Real>(
     }
 }
 
+/// [`gemm`] into a row-major `C` (`ldc` = n), cut into row blocks run as rayon tasks
+/// when matrixmultiply would not thread it itself. Row blocks change no bits: each
+/// output is computed the same way in any block.
+fn gemm_rows_par<T: Real>(
+    (m, k, n): (usize, usize, usize),
+    (a, rsa, csa): Operand<T>,
+    b: Operand<T>,
+    c: &mut [T],
+) {
+    if gemm_is_threaded(m, k, n) || m < 32 {
+        gemm((m, k, n), (a, rsa, csa), b, (c, n, 1), false);
+        return;
+    }
+    // At least 32 rows per block: each block packs B again.
+    let rows = (m.div_ceil(4).div_ceil(16) * 16).max(32);
+    c[..m * n]
+        .par_chunks_mut(rows * n)
+        .enumerate()
+        .for_each(|(i, c)| {
+            let r0 = i * rows;
+            let mb = c.len() / n;
+            gemm((mb, k, n), (&a[r0 * rsa..], rsa, csa), b, (c, n, 1), false);
+        });
+}
+
 /// Runs `f(img, chunk)` over the `chunk`-sized pieces of `out`, in parallel or in
 /// image order.
 fn for_each_image<T: Real>(
@@ -486,7 +547,7 @@ pub fn conv2d_cpu<T: Real>(s: &Conv2dShape, x: &[T], w: &[T], y: &mut [T]) {
         let (col, tmp) = buf.split_at_mut(k * np);
         im2col_batched(s, &win, x, col);
         // tmp[o, N·P] = W[o, K] · col[K, N·P]
-        gemm((s.o, k, np), (w, k, 1), (col, np, 1), (tmp, np, 1), false);
+        gemm_rows_par((s.o, k, np), (w, k, 1), (col, np, 1), tmp);
         rows_to_nchw(s, tmp, y);
     });
 }
@@ -533,13 +594,7 @@ pub fn conv2d_backward_data_cpu<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T], dx:
         let (dcol, dyt) = buf.split_at_mut(k * np);
         nchw_to_rows(s, dy, dyt);
         // dcol[K, N·P] = Wᵀ[K, o] · dyt[o, N·P]
-        gemm(
-            (k, s.o, np),
-            (w, 1, k),
-            (dyt, np, 1),
-            (&mut *dcol, np, 1),
-            false,
-        );
+        gemm_rows_par((k, s.o, np), (w, 1, k), (dyt, np, 1), &mut *dcol);
         let dcol = &*dcol;
         // One task per input plane, so every dx element has one writer.
         dx.par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
@@ -568,19 +623,42 @@ pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], d
     let win = Windows::new(s);
     let (k, p, np, chw) = (s.k(), s.p(), s.n * s.p(), s.c * s.h * s.w);
     if p >= PER_IMAGE_MIN_P || s.n == 1 {
-        // Images in order (the batch sum); matrixmultiply threads each GEMM.
-        with_scratch::<T, _>(k * p, |col| {
-            for img in 0..s.n {
-                im2col_image(s, &win, &x[img * chw..][..chw], col);
-                let dy_img = &dy[img * s.o * p..][..s.o * p];
-                gemm(
-                    (s.o, p, k),
-                    (dy_img, p, 1),
-                    (col, 1, p),
-                    (&mut *dw, k, 1),
-                    img > 0,
-                );
-            }
+        // dW = Σ_groups Σ_img∈group dY_img · col_imgᵀ, both sums in order.
+        let wl = s.o * k;
+        let group = |g: usize, out: &mut [T]| {
+            with_scratch::<T, _>(k * p, |col| {
+                let first = g * WEIGHT_GROUP_IMAGES;
+                for img in first..s.n.min(first + WEIGHT_GROUP_IMAGES) {
+                    im2col_image(s, &win, &x[img * chw..][..chw], col);
+                    let dy_img = &dy[img * s.o * p..][..s.o * p];
+                    gemm(
+                        (s.o, p, k),
+                        (dy_img, p, 1),
+                        (col, 1, p),
+                        (&mut *out, k, 1),
+                        img > first,
+                    );
+                }
+            })
+        };
+        let groups = s.n.div_ceil(WEIGHT_GROUP_IMAGES);
+        if groups == 1 {
+            group(0, dw);
+            return;
+        }
+        let parallel = !gemm_is_threaded(s.o, p, k);
+        with_scratch::<T, _>(groups * wl, |partials| {
+            for_each_image(partials, wl, parallel, group);
+            let partials = &*partials;
+            dw.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
+                let base = i * CHUNK;
+                d.copy_from_slice(&partials[base..base + d.len()]);
+                for g in 1..groups {
+                    for (d, &v) in d.iter_mut().zip(&partials[g * wl + base..]) {
+                        *d += v;
+                    }
+                }
+            });
         });
         return;
     }
@@ -589,7 +667,7 @@ pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], d
         im2col_batched(s, &win, x, col);
         nchw_to_rows(s, dy, dyt);
         // dW[o, K] = dyt[o, N·P] · colᵀ[N·P, K]
-        gemm((s.o, np, k), (dyt, np, 1), (col, 1, np), (dw, k, 1), false);
+        gemm_rows_par((s.o, np, k), (dyt, np, 1), (col, 1, np), dw);
     });
 }
 

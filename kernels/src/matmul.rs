@@ -221,6 +221,8 @@ impl TileConfig {
         let wg_y = self.bm / self.tm.max(1);
         let valid = ok_t(self.tm)
             && ok_t(self.tn)
+            && self.bm > 0
+            && self.bn > 0
             && self.bm.is_multiple_of(self.tm)
             && self.bn.is_multiple_of(self.tn)
             && self.bm.is_multiple_of(4)

@@ -299,6 +299,10 @@ fn cpu_matches_direct_reference_on_fixed_shapes() {
         (2, 3, 7, 5, 4, 1, 1, 2, Padding::Same),
         (3, 2, 13, 11, 5, 3, 2, 2, Padding::Valid),
         (2, 4, 8, 8, 3, 4, 4, 2, Padding::Same),
+        // per-image path with several partial sums of the weight gradient
+        (9, 3, 8, 8, 5, 3, 3, 1, Padding::Same),
+        // batched path with GEMMs cut into row blocks
+        (5, 8, 6, 6, 40, 3, 3, 1, Padding::Valid),
     ]
     .iter()
     .enumerate()
@@ -370,52 +374,88 @@ fn gpu_refuses_mismatched_buffers() {
     assert!(conv2d_gpu(&ctx, &bad, &x, &w).is_err());
 }
 
-/// Same inputs give bitwise the same outputs, whatever the rayon thread count.
-#[test]
-fn cpu_is_deterministic() {
-    let s = Conv2dShape::new(4, 8, 15, 15, 16, 3, 3, 1, Padding::Same).unwrap();
+/// Shapes of the determinism tests: 9 images take the per-image path with several
+/// partial sums of the weight gradient; the small map takes the batched path.
+fn determinism_shapes() -> [Conv2dShape; 2] {
+    [
+        Conv2dShape::new(9, 8, 15, 15, 16, 3, 3, 1, Padding::Same).unwrap(),
+        Conv2dShape::new(6, 40, 6, 6, 48, 3, 3, 1, Padding::Valid).unwrap(),
+    ]
+}
+
+/// The bits of forward, backward-data and backward-weight on `s`.
+fn output_bits(s: &Conv2dShape) -> Vec<u32> {
     let x = to_f32(&data(1, s.x_len()));
     let w = to_f32(&data(2, s.w_len()));
     let dy = to_f32(&data(3, s.y_len()));
-    let run = || {
-        let mut y = vec![0f32; s.y_len()];
-        let mut dx = vec![0f32; s.x_len()];
-        let mut dw = vec![0f32; s.w_len()];
-        conv2d_cpu(&s, &x, &w, &mut y);
-        conv2d_backward_data_cpu(&s, &dy, &w, &mut dx);
-        conv2d_backward_weight_cpu(&s, &x, &dy, &mut dw);
-        (y, dx, dw)
-    };
-    let a = run();
-    let b = run();
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    let c = one.install(run);
-    let three = rayon::ThreadPoolBuilder::new()
-        .num_threads(3)
-        .build()
-        .unwrap();
-    let d = three.install(run);
-    for (other, name) in [(&b, "second run"), (&c, "1 thread"), (&d, "3 threads")] {
-        assert!(
-            a.0.iter()
-                .zip(&other.0)
-                .all(|(p, q)| p.to_bits() == q.to_bits()),
-            "y: {name}"
-        );
-        assert!(
-            a.1.iter()
-                .zip(&other.1)
-                .all(|(p, q)| p.to_bits() == q.to_bits()),
-            "dx: {name}"
-        );
-        assert!(
-            a.2.iter()
-                .zip(&other.2)
-                .all(|(p, q)| p.to_bits() == q.to_bits()),
-            "dw: {name}"
+    let mut y = vec![0f32; s.y_len()];
+    let mut dx = vec![0f32; s.x_len()];
+    let mut dw = vec![0f32; s.w_len()];
+    conv2d_cpu(s, &x, &w, &mut y);
+    conv2d_backward_data_cpu(s, &dy, &w, &mut dx);
+    conv2d_backward_weight_cpu(s, &x, &dy, &mut dw);
+    y.iter()
+        .chain(&dx)
+        .chain(&dw)
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// FNV-1a over all determinism shapes' output bits.
+fn output_digest() -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for s in determinism_shapes() {
+        for b in output_bits(&s) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Same inputs give bitwise the same outputs, whatever the rayon thread count.
+#[test]
+fn cpu_is_deterministic() {
+    for s in determinism_shapes() {
+        let a = output_bits(&s);
+        assert!(a == output_bits(&s), "second run {s:?}");
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert!(
+                a == pool.install(|| output_bits(&s)),
+                "{threads} threads {s:?}"
+            );
+        }
+    }
+}
+
+/// Helper of [`cpu_does_not_depend_on_gemm_threads`]: prints the digest.
+#[test]
+#[ignore]
+fn print_output_digest() {
+    println!("DIGEST={:016x}", output_digest());
+}
+
+/// With matrixmultiply single-threaded the cpu path schedules its GEMMs differently
+/// (rayon tasks instead of GEMM threads); the bits must not change. Runs this test
+/// binary again with `MATMUL_NUM_THREADS=1` (read once per process).
+#[test]
+fn cpu_does_not_depend_on_gemm_threads() {
+    let here = output_digest();
+    for threads in ["1", "2"] {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "print_output_digest", "--nocapture"])
+            .env("MATMUL_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().find_map(|l| l.strip_prefix("DIGEST="));
+        assert_eq!(
+            line,
+            Some(format!("{here:016x}").as_str()),
+            "MATMUL_NUM_THREADS={threads}: {text}"
         );
     }
 }

@@ -88,7 +88,7 @@ fn shape() -> impl Strategy<Value = (usize, usize)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(32)))]
 
     #[test]
     fn cpu_forward_matches_naive((n, k) in shape(), seed in any::<u64>()) {

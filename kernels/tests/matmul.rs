@@ -108,7 +108,7 @@ fn tol(k: usize) -> f32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(48)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn cpu_f64_matches_naive(s in any_shape(), seed in any::<u64>()) {
@@ -137,7 +137,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(40)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(64)))]
 
     #[test]
     fn gpu_matches_cpu(s in any_shape(), seed in any::<u64>()) {
@@ -221,6 +221,7 @@ fn invalid_tile_configs_are_refused() {
         TileConfig::new(64, 64, 6, 4, 4),
         TileConfig::new(512, 512, 16, 8, 8),
         TileConfig::new(66, 64, 16, 4, 4),
+        TileConfig::new(0, 64, 16, 4, 4),
     ] {
         assert!(matmul_gpu_tiled(&ctx, &s, &a, &a, cfg).is_err(), "{cfg:?}");
     }

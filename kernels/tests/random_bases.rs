@@ -155,6 +155,7 @@ fn generate_gpu_equals_generate_cpu() {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gpu_project_expand(
     ctx: &GpuContext,
     s: &Stream,
@@ -175,7 +176,6 @@ fn gpu_project_expand(
     (coords, ctx.read(&o, base.len()).unwrap())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn check_gpu_vs_cpu(ctx: &GpuContext, s: &Stream, step: u64, comps: &[Compartment], n: usize) {
     let scale = rbd_scale(n);
     let g = vector(n, 11);

@@ -54,7 +54,7 @@ fn len() -> impl Strategy<Value = usize> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases(24)))]
+    #![proptest_config(ProptestConfig::with_cases(cases(32)))]
 
     #[test]
     fn cpu_matches_naive(n in len(), seed in any::<u64>(), sq in any::<bool>()) {

@@ -418,7 +418,7 @@ fn stream_words_are_distinct_across_the_key_fields() {
     assert_ne!(base, s.word(5, 3, 3, 4));
     assert_ne!(base, s.word(5, 2, 4, 4));
     assert_ne!(base, Stream::new(2).word(5, 2, 3, 4));
-    assert_eq!(Generator::default(), Generator::Philox);
+    assert_eq!(Generator::default(), Generator::Threefry);
 }
 
 /// Values computed by the NumPy reference in `docs/random-directions.md` (float32
@@ -506,4 +506,11 @@ fn native_stream_equals_the_numpy_reference() {
         let got: Vec<u32> = (0..8).chain([1001, 1002]).map(|e| v[e].to_bits()).collect();
         assert_eq!(got, want, "{generator:?} {distribution:?}");
     }
+    // The docs' example: default stream, seed 42, RBD scale of D = 122,570.
+    use rbd_kernels::random_bases::rbd_scale;
+    let mut v = vec![0f32; 4];
+    let comp = Compartment::new(0, 0, 4, 1);
+    generate_cpu(&Stream::new(42), 0, &comp, rbd_scale(122_570), &mut v);
+    let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
+    assert_eq!(bits, [3135528389, 991104835, 980907858, 999275161]);
 }

@@ -170,11 +170,29 @@ fn project_chunk<G: Gen, D: Dist>(
     let mut accs = [[[0f32; L]; 4]; DIR_GROUP];
     let accs = &mut accs[..partial.len()];
     for (b, gb) in gs[..nb].iter().enumerate() {
-        for (j, acc) in accs.iter_mut().enumerate() {
-            let dir = dir0.wrapping_add(j as u32);
-            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+        // Two directions per step: two independent dependency chains for the core to
+        // overlap (the values and the order of every sum are unchanged).
+        let mut pairs = accs.chunks_exact_mut(2);
+        for (jp, two) in (&mut pairs).enumerate() {
+            let dir = dir0.wrapping_add(2 * jp as u32);
+            let va = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+            let vb = D::values(&G::words(bk, dir.wrapping_add(1), batch0 + b as u32), dp);
+            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
+                unreachable!()
+            };
             // Rows spelled out: as a loop, LLVM vectorises across rows with gathers.
-            let [a0, a1, a2, a3] = acc;
+            dot_row(a0, &va[0], &gb[0]);
+            dot_row(a1, &va[1], &gb[1]);
+            dot_row(a2, &va[2], &gb[2]);
+            dot_row(a3, &va[3], &gb[3]);
+            dot_row(b0, &vb[0], &gb[0]);
+            dot_row(b1, &vb[1], &gb[1]);
+            dot_row(b2, &vb[2], &gb[2]);
+            dot_row(b3, &vb[3], &gb[3]);
+        }
+        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
+            let dir = dir0.wrapping_add(partial.len() as u32 - 1);
+            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
             dot_row(a0, &v[0], &gb[0]);
             dot_row(a1, &v[1], &gb[1]);
             dot_row(a2, &v[2], &gb[2]);
@@ -201,17 +219,36 @@ fn expand_chunk<G: Gen, D: Dist>(
 ) {
     for (b, (ob, bb)) in out.chunks_mut(BATCH).zip(base.chunks(BATCH)).enumerate() {
         let mut acc = [[0f32; L]; 4];
-        for (j, &wj) in w.iter().enumerate() {
-            if wj == 0.0 {
+        // Two directions per step (independent generation chains); the additions
+        // keep direction order.
+        let mut j = 0;
+        while j < w.len() {
+            let dir = dir0.wrapping_add(j as u32);
+            let batch = batch0 + b as u32;
+            if j + 1 < w.len() && w[j] != 0.0 && w[j + 1] != 0.0 {
+                let va = D::values(&G::words(bk, dir, batch), dp);
+                let vb = D::values(&G::words(bk, dir.wrapping_add(1), batch), dp);
+                let [a0, a1, a2, a3] = &mut acc;
+                axpy_row(a0, w[j], &va[0]);
+                axpy_row(a1, w[j], &va[1]);
+                axpy_row(a2, w[j], &va[2]);
+                axpy_row(a3, w[j], &va[3]);
+                axpy_row(a0, w[j + 1], &vb[0]);
+                axpy_row(a1, w[j + 1], &vb[1]);
+                axpy_row(a2, w[j + 1], &vb[2]);
+                axpy_row(a3, w[j + 1], &vb[3]);
+                j += 2;
                 continue;
             }
-            let dir = dir0.wrapping_add(j as u32);
-            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
-            let [a0, a1, a2, a3] = &mut acc;
-            axpy_row(a0, wj, &v[0]);
-            axpy_row(a1, wj, &v[1]);
-            axpy_row(a2, wj, &v[2]);
-            axpy_row(a3, wj, &v[3]);
+            if w[j] != 0.0 {
+                let v = D::values(&G::words(bk, dir, batch), dp);
+                let [a0, a1, a2, a3] = &mut acc;
+                axpy_row(a0, w[j], &v[0]);
+                axpy_row(a1, w[j], &v[1]);
+                axpy_row(a2, w[j], &v[2]);
+                axpy_row(a3, w[j], &v[3]);
+            }
+            j += 1;
         }
         for (q, (o, &x)) in ob.iter_mut().zip(bb).enumerate() {
             let (r, l) = G::pos(q);
@@ -388,7 +425,9 @@ pub fn expand_cpu_with(
     // Walk `out` in offset order: gaps are copied, compartments split into chunks.
     let mut order: Vec<usize> = (0..comps.len()).filter(|&i| comps[i].len > 0).collect();
     order.sort_by_key(|&i| comps[i].offset);
-    let mut tasks: Vec<(Option<(usize, usize)>, usize, &mut [f32])> = Vec::new();
+    // (compartment and chunk, or None for a gap to copy; start in `out`; the slice)
+    type Task<'a> = (Option<(usize, usize)>, usize, &'a mut [f32]);
+    let mut tasks: Vec<Task> = Vec::new();
     let mut rest: &mut [f32] = out;
     let mut pos = 0;
     for &ci in &order {

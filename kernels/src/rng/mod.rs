@@ -108,11 +108,13 @@ pub fn threefry2x32_20(ctr: [u32; 2], key: [u32; 2]) -> [u32; 2] {
 /// The counter-based generator behind a stream.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Generator {
-    /// Philox4x32-10: four words per block. The default: the faster of the two in the
-    /// native cpu backend (see `docs/random-directions.md` for the measurements).
-    #[default]
+    /// Philox4x32-10: four words per block; 32×32→64-bit multiplies (four 16-bit
+    /// partial products in WGSL).
     Philox,
-    /// Threefry2x32-20: two words per block; no multiplies.
+    /// Threefry2x32-20: two words per block; adds, rotations and xors only. The
+    /// default: faster than Philox inside the fused passes both natively and in WGSL
+    /// on llvmpipe (`docs/random-directions.md` has the measurements).
+    #[default]
     Threefry,
 }
 
@@ -242,7 +244,7 @@ impl BlockKey {
 pub const MAX_STEP: u64 = u32::MAX as u64;
 
 impl Stream {
-    /// Philox, Gaussian, `seed`.
+    /// The default generator (Threefry), Gaussian, `seed`.
     pub fn new(seed: u64) -> Self {
         Stream {
             seed,

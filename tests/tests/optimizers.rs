@@ -1,0 +1,212 @@
+//! Each optimiser's step against its formula computed independently in f64 from the
+//! materialised directions of the same generator; convergence on a quadratic;
+//! determinism; the WGSL step against the cpu step.
+
+use rbd_engine::{Device, Result, Tensor};
+use rbd_kernels::random_bases::{generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream};
+use rbd_kernels::testing::cpu_adapter;
+use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
+use rbd_tests::weights;
+
+/// L(θ) = ½‖θ − t‖² (gradient θ − t); counts calls.
+struct Quadratic {
+    target: Vec<f32>,
+    device: Device,
+    losses: Vec<f64>,
+}
+
+impl Quadratic {
+    fn new(n: usize, device: Device) -> Self {
+        Quadratic {
+            target: weights(n, 42).iter().map(|&x| x as f32).collect(),
+            device,
+            losses: Vec::new(),
+        }
+    }
+}
+
+impl Oracle for Quadratic {
+    fn gradient(&mut self, theta: &Tensor) -> Result<Tensor> {
+        let t = Tensor::from_f32(&self.device, &self.target, theta.shape())?;
+        theta.sub(&t)
+    }
+    fn loss(&mut self, theta: &Tensor) -> Result<f64> {
+        let v = theta.to_vec_f32()?;
+        let l = v.iter().zip(&self.target).map(|(a, b)| 0.5 * ((a - b) as f64).powi(2)).sum();
+        self.losses.push(l);
+        Ok(l)
+    }
+    fn dim(&self) -> usize {
+        self.target.len()
+    }
+    fn tensors(&self) -> Vec<(String, usize, usize)> {
+        vec![("all".into(), 0, self.target.len())]
+    }
+    fn layers(&self) -> Vec<(usize, usize)> {
+        vec![(0, self.target.len())]
+    }
+}
+
+fn stream(distribution: Distribution) -> Stream {
+    Stream {
+        generator: Generator::Philox,
+        distribution,
+        seed: 7,
+    }
+}
+
+/// Φ of one compartment as f64 rows of length `len`.
+fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
+    let mut out = vec![0f32; c.dims * c.len];
+    generate_cpu(s, step, c, scale, &mut out);
+    out.chunks(c.len).map(|r| r.iter().map(|&x| x as f64).collect()).collect()
+}
+
+fn close(what: &str, got: &[f32], want: &[f64], tol: f64) {
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!((g as f64 - w).abs() <= tol * (1.0 + w.abs()), "{what}: element {i}: {g} vs {w}");
+    }
+}
+
+#[test]
+fn rbd_step_matches_the_formula_with_compartments() {
+    let n = 3001;
+    let theta0: Vec<f32> = weights(n, 1).iter().map(|&x| x as f32).collect();
+    for (spec, split, dist) in [
+        ("1", false, Distribution::Gaussian),
+        ("3", false, Distribution::Uniform),
+        ("layer", true, Distribution::Bernoulli { p: 0.5 }),
+    ] {
+        let layers = [(0, 1000), (1000, 2001)];
+        let comps = spec.parse::<Compartments>().unwrap().build(n, &layers, 12, split).unwrap();
+        let s = stream(dist);
+        let lr = 0.3;
+        let mut opt = RandomBases::new(lr, s, comps.clone(), n, false);
+        let mut oracle = Quadratic::new(n, Device::Cpu);
+        let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+        let step = 5;
+        let next = opt.step(step, &theta, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+        // Formula: per compartment, c = Φ g; θ' = θ − lr Φᵀ c, with the 1/√D scale.
+        let g: Vec<f64> = theta0.iter().zip(&oracle.target).map(|(a, b)| (a - b) as f64).collect();
+        let mut want: Vec<f64> = theta0.iter().map(|&x| x as f64).collect();
+        for c in &comps {
+            let rows = phi(&s, step, c, rbd_scale(n));
+            for row in &rows {
+                let coord: f64 = row.iter().zip(&g[c.offset..c.offset + c.len]).map(|(a, b)| a * b).sum();
+                for (e, &p) in row.iter().enumerate() {
+                    want[c.offset + e] -= lr * coord * p;
+                }
+            }
+        }
+        close(&format!("rbd {spec} split={split} {dist:?}"), &next, &want, 1e-5);
+    }
+}
+
+#[test]
+fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
+    let n = 500;
+    let theta0: Vec<f32> = weights(n, 3).iter().map(|&x| x as f32).collect();
+    let s = stream(Distribution::Gaussian);
+    let comps = Compartment::whole(n, 6);
+    // FPD, two steps: c1 = −lr P g0, θ1 = θ0 + Pᵀc1; c2 = c1 − lr P g1, θ2 = θ0 + Pᵀc2.
+    let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+    let mut fpd = FixedProjection::new(0.5, s, comps.clone(), &theta).unwrap();
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let t1 = fpd.step(0, &theta, &mut oracle).unwrap().theta;
+    let t2 = fpd.step(1, &t1, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+    let rows = phi(&s, 0, &comps[0], rbd_scale(n));
+    let target: Vec<f64> = oracle.target.iter().map(|&x| x as f64).collect();
+    let th0: Vec<f64> = theta0.iter().map(|&x| x as f64).collect();
+    let mut c = vec![0f64; 6];
+    let mut th = th0.clone();
+    for _ in 0..2 {
+        let g: Vec<f64> = th.iter().zip(&target).map(|(a, b)| a - b).collect();
+        for (j, row) in rows.iter().enumerate() {
+            c[j] -= 0.5 * row.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>();
+        }
+        th = th0.clone();
+        for (j, row) in rows.iter().enumerate() {
+            for (e, &p) in row.iter().enumerate() {
+                th[e] += c[j] * p;
+            }
+        }
+    }
+    close("fpd", &t2, &th, 1e-5);
+
+    // NES: offspring losses from the same ε_i, centred ranks, one update.
+    let (lr, sigma, d) = (0.2, 0.01, 8);
+    let mut nes = Nes {
+        lr,
+        sigma,
+        population: d,
+        stream: s,
+    };
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let next = nes.step(3, &theta, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+    let eps = phi(&s, 3, &Compartment::new(0, 0, n, d), 1.0);
+    let losses: Vec<f64> = eps
+        .iter()
+        .map(|e| {
+            (0..n)
+                .map(|k| 0.5 * ((theta0[k] as f64 + sigma * e[k]) as f32 as f64 - target[k]).powi(2))
+                .sum()
+        })
+        .collect();
+    for (i, (a, b)) in losses.iter().zip(&oracle.losses).enumerate() {
+        assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "offspring {i}: loss {b} vs {a}");
+    }
+    let ranks = rbd_optim::nes::centred_ranks(&oracle.losses);
+    let alpha = lr / (sigma * d as f64 * (n as f64).sqrt());
+    let mut want = th0.clone();
+    for (r, e) in ranks.iter().zip(&eps) {
+        for k in 0..n {
+            want[k] += alpha * r * e[k];
+        }
+    }
+    close("nes", &next, &want, 1e-5);
+}
+
+#[test]
+fn rbd_converges_on_a_quadratic_and_is_deterministic() {
+    let n = 2000;
+    let run = || {
+        let mut opt = RandomBases::new(1.0, stream(Distribution::Gaussian), Compartment::whole(n, 50), n, false);
+        let mut oracle = Quadratic::new(n, Device::Cpu);
+        let mut theta = Tensor::zeros(&Device::Cpu, &[n], rbd_engine::DType::F32).unwrap();
+        let first = oracle.loss(&theta).unwrap();
+        for step in 0..300 {
+            theta = opt.step(step, &theta, &mut oracle).unwrap().theta;
+        }
+        (first, oracle.loss(&theta).unwrap(), theta.to_vec_f32().unwrap())
+    };
+    let (first, last, a) = run();
+    assert!(last < first * 0.05, "RBD did not converge: {first} -> {last}");
+    let (_, _, b) = run();
+    assert_eq!(a, b, "same seed, different parameters");
+    // SGD with lr 1 solves the quadratic in one step: a sanity check of the oracle.
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let zero = Tensor::zeros(&Device::Cpu, &[n], rbd_engine::DType::F32).unwrap();
+    let t = Sgd { lr: 1.0 }.step(0, &zero, &mut oracle).unwrap().theta;
+    assert!(oracle.loss(&t).unwrap() < 1e-10);
+}
+
+#[test]
+fn wgsl_rbd_step_matches_cpu() {
+    let n = 70_001;
+    let theta0: Vec<f32> = weights(n, 9).iter().map(|&x| x as f32).collect();
+    let comps = Compartments::Even(3).build(n, &[], 40, false).unwrap();
+    let s = stream(Distribution::Gaussian);
+    let mut results = Vec::new();
+    for device in [Device::Cpu, Device::Wgpu(cpu_adapter())] {
+        let mut opt = RandomBases::new(0.5, s, comps.clone(), n, true);
+        let mut oracle = Quadratic::new(n, device.clone());
+        let theta = Tensor::from_f32(&device, &theta0, &[n]).unwrap();
+        let info = opt.step(11, &theta, &mut oracle).unwrap();
+        let corr = info.correlation.unwrap();
+        assert!(corr[0] > 0.0 && corr[0] < 1.0, "correlation {corr:?}");
+        results.push((info.theta.to_vec_f32().unwrap(), corr[0]));
+    }
+    let want: Vec<f64> = results[0].0.iter().map(|&x| x as f64).collect();
+    close("wgsl vs cpu rbd step", &results[1].0, &want, 1e-4);
+    assert!((results[0].1 - results[1].1).abs() < 1e-3);
+}
