@@ -100,7 +100,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub schedule: Option<String>,
     /// Learning rate, `2^-6` or a decimal; default: the paper's preset (printed).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<String>,
     /// Which RBD presets to use where Table 4 and the released configuration differ.
     #[arg(long, default_value = "paper")]

@@ -171,7 +171,9 @@ impl RunConfig {
         if args.schedule.is_some() && args.lr.is_some() {
             bail!("--lr applies to a single optimizer; with --schedule write rates as rbd@2^-3:10,sgd@2^-6");
         }
-        let schedule = schedule(args, &dataset, source)?;
+        // idx:DIR data are MNIST-shaped: MNIST's presets apply.
+        let preset_key = if dataset == "idx" { "mnist" } else { dataset.as_str() };
+        let schedule = schedule(args, preset_key, source)?;
         args.device
             .parse::<rbd_engine::DeviceChoice>()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
