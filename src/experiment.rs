@@ -39,11 +39,17 @@ pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
         distribution,
         seed: args.seed,
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let mut csv = String::from("dimension,pairs,mean_cosine,std_cosine,mean_abs_cosine,expected_abs_cosine\n");
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut csv = String::from(
+        "dimension,pairs,mean_cosine,std_cosine,mean_abs_cosine,expected_abs_cosine\n",
+    );
     let mut mean_pts = Vec::new();
     let mut abs_pts = Vec::new();
-    println!("{:>12} {:>12} {:>12} {:>14} {:>16}", "dimension", "mean cos", "std cos", "mean |cos|", "√(2/(πD))");
+    println!(
+        "{:>12} {:>12} {:>12} {:>14} {:>16}",
+        "dimension", "mean cos", "std cos", "mean |cos|", "√(2/(πD))"
+    );
     for e in 1..=args.max_exponent {
         let dim = 10usize.pow(e);
         let comp = Compartment::new(0, 0, dim, 2);
@@ -59,7 +65,11 @@ pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
         let mean_abs = cos.iter().map(|c| c.abs()).sum::<f64>() / n;
         let expected = (2.0 / (std::f64::consts::PI * dim as f64)).sqrt();
         println!("{dim:>12} {mean:>12.5} {std:>12.5} {mean_abs:>14.5} {expected:>16.5}");
-        writeln!(csv, "{dim},{},{mean},{std},{mean_abs},{expected}", args.pairs)?;
+        writeln!(
+            csv,
+            "{dim},{},{mean},{std},{mean_abs},{expected}",
+            args.pairs
+        )?;
         mean_pts.push((dim as f64, mean));
         abs_pts.push((dim as f64, mean_abs));
     }
@@ -81,6 +91,9 @@ pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
         ],
         true,
     )?;
-    println!("wrote {}/orthogonality.csv and orthogonality.svg", args.out.display());
+    println!(
+        "wrote {}/orthogonality.csv and orthogonality.svg",
+        args.out.display()
+    );
     Ok(())
 }

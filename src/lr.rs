@@ -103,7 +103,11 @@ mod tests {
 
     #[test]
     fn presets_match_the_notes() {
-        let p = |m, d, o| preset_exponent(m, d, o, "gaussian", PresetSource::Paper).unwrap().0;
+        let p = |m, d, o| {
+            preset_exponent(m, d, o, "gaussian", PresetSource::Paper)
+                .unwrap()
+                .0
+        };
         assert_eq!(p("cnn", "cifar10", "sgd"), -6);
         assert_eq!(p("fc", "mnist", "sgd"), -3);
         assert_eq!(p("cnn", "mnist", "rbd"), -1);

@@ -28,7 +28,10 @@ fn main() {
 }
 
 fn devices() -> anyhow::Result<()> {
-    println!("cpu: native Rust backend, {} threads (rayon), matrixmultiply GEMM, f32 and f64", rayon_threads());
+    println!(
+        "cpu: native Rust backend, {} threads (rayon), matrixmultiply GEMM, f32 and f64",
+        rayon_threads()
+    );
     let adapters = rbd_kernels::gpu::list_adapters();
     if adapters.is_empty() {
         println!("wgpu: no adapter found. Without a GPU, install Mesa's CPU Vulkan driver (apt-get install -y mesa-vulkan-drivers) or use WGPU_BACKEND=gl");
@@ -64,12 +67,17 @@ fn yes(b: bool) -> &'static str {
 }
 
 fn rayon_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn models() -> anyhow::Result<()> {
     let device = rbd_engine::Device::Cpu;
-    println!("{:<10} {:<9} {:>12} {:>14}", "model", "dataset", "D trainable", "Keras count");
+    println!(
+        "{:<10} {:<9} {:>12} {:>14}",
+        "model", "dataset", "D trainable", "Keras count"
+    );
     for (model, datasets) in [
         ("fc", &["mnist", "fmnist", "cifar10"][..]),
         ("cnn", &["mnist", "fmnist", "cifar10"][..]),
@@ -77,9 +85,19 @@ fn models() -> anyhow::Result<()> {
         ("resnet32", &["cifar10"][..]),
     ] {
         for ds in datasets {
-            let (c, h, w) = if *ds == "cifar10" { (3, 32, 32) } else { (1, 28, 28) };
+            let (c, h, w) = if *ds == "cifar10" {
+                (3, 32, 32)
+            } else {
+                (1, 28, 28)
+            };
             let m = rbd_models::build(model, c, h, w, &device)?;
-            println!("{:<10} {:<9} {:>12} {:>14}", model, ds, m.layout().total, m.keras_param_count());
+            println!(
+                "{:<10} {:<9} {:>12} {:>14}",
+                model,
+                ds,
+                m.layout().total,
+                m.keras_param_count()
+            );
         }
     }
     Ok(())

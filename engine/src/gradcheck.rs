@@ -84,7 +84,9 @@ where
             let numeric = (eval(cfg.eps)? - eval(-cfg.eps)?) / (2.0 * cfg.eps);
             let a = analytic[j];
             let err = (a - numeric).abs();
-            if !(err <= cfg.atol + cfg.rtol * a.abs().max(numeric.abs())) {
+            let bound = cfg.atol + cfg.rtol * a.abs().max(numeric.abs());
+            // NaN errors fail too.
+            if err.is_nan() || err > bound {
                 return Err(EngineError::Invalid(format!(
                     "gradcheck: input {i} of shape {:?}, element {j}: autodiff {a:e}, central difference {numeric:e} (|error| {err:e})",
                     inputs[i].shape()

@@ -23,5 +23,5 @@ pub use device::{Device, DeviceChoice};
 pub use error::{EngineError, Result};
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
-pub use tensor::{DType, Tensor, TensorId};
 pub use rbd_kernels;
+pub use tensor::{DType, Tensor, TensorId};

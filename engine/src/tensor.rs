@@ -146,11 +146,9 @@ impl Tensor {
         match &self.0.storage {
             Storage::F32(..) => Tensor::from_cpu(vec![value as f32; n], shape),
             Storage::F64(..) => Tensor::from_cpu(vec![value; n], shape),
-            Storage::Gpu(ctx, _) => Tensor::from_f32(
-                &Device::Wgpu(ctx.clone()),
-                &vec![value as f32; n],
-                shape,
-            ),
+            Storage::Gpu(ctx, _) => {
+                Tensor::from_f32(&Device::Wgpu(ctx.clone()), &vec![value as f32; n], shape)
+            }
         }
     }
 

@@ -92,7 +92,13 @@ pub fn binary_gpu(
         channels: 1,
         alpha: 0.0,
     };
-    launch_1d(ctx, &kernel(op.entry()), bytemuck::bytes_of(&info), &[a, b, &out], n as u64)?;
+    launch_1d(
+        ctx,
+        &kernel(op.entry()),
+        bytemuck::bytes_of(&info),
+        &[a, b, &out],
+        n as u64,
+    )?;
     Ok(out)
 }
 
@@ -124,7 +130,13 @@ pub fn axpy_gpu(
         channels: 1,
         alpha,
     };
-    launch_1d(ctx, &kernel("axpy"), bytemuck::bytes_of(&info), &[a, b, &out], n as u64)?;
+    launch_1d(
+        ctx,
+        &kernel("axpy"),
+        bytemuck::bytes_of(&info),
+        &[a, b, &out],
+        n as u64,
+    )?;
     Ok(out)
 }
 
@@ -184,7 +196,13 @@ pub fn unary_gpu(
         channels: 1,
         alpha,
     };
-    launch_1d(ctx, &kernel(entry), bytemuck::bytes_of(&info), &[x, &y], n as u64)?;
+    launch_1d(
+        ctx,
+        &kernel(entry),
+        bytemuck::bytes_of(&info),
+        &[x, &y],
+        n as u64,
+    )?;
     Ok(y)
 }
 
@@ -221,6 +239,12 @@ pub fn bias_add_gpu(
         channels: check_u32("bias_add", channels.max(1))?,
         alpha: 0.0,
     };
-    launch_1d(ctx, &kernel("bias_add"), bytemuck::bytes_of(&info), &[x, bias, &out], n as u64)?;
+    launch_1d(
+        ctx,
+        &kernel("bias_add"),
+        bytemuck::bytes_of(&info),
+        &[x, bias, &out],
+        n as u64,
+    )?;
     Ok(out)
 }

@@ -14,14 +14,18 @@ impl Cnn {
     /// For inputs of `c × h × w` pixels (28×28×1 or 32×32×3 in the paper).
     pub fn new(c: usize, h: usize, w: usize) -> Result<Cnn> {
         // Spatial size after conv(3, valid) → pool → conv → pool → conv.
-        let side = |s: usize| -> Option<usize> { Some(((s.checked_sub(2)? / 2).checked_sub(2)? / 2).checked_sub(2)?) };
+        let side = |s: usize| -> Option<usize> {
+            ((s.checked_sub(2)? / 2).checked_sub(2)? / 2).checked_sub(2)
+        };
         let (Some(oh), Some(ow)) = (side(h), side(w)) else {
             return Err(EngineError::Invalid(format!(
                 "cnn: input {h}×{w} is too small for three 3×3 convolutions and two pools"
             )));
         };
         if oh == 0 || ow == 0 {
-            return Err(EngineError::Invalid(format!("cnn: input {h}×{w} is too small")));
+            return Err(EngineError::Invalid(format!(
+                "cnn: input {h}×{w} is too small"
+            )));
         }
         let mut layout = ParamLayout::default();
         conv_with_bias(&mut layout, "conv2d_1", c, 32, 3);

@@ -140,7 +140,12 @@ impl ParamLayout {
 
     /// The gradient of every view concatenated into one vector g of length D
     /// (zeros where the loss did not depend on a tensor).
-    pub fn flat_grad(&self, grads: &Gradients, views: &[Tensor], device: &Device) -> Result<Tensor> {
+    pub fn flat_grad(
+        &self,
+        grads: &Gradients,
+        views: &[Tensor],
+        device: &Device,
+    ) -> Result<Tensor> {
         let zeros: Vec<Option<Tensor>> = views
             .iter()
             .map(|v| match grads.get(v) {

@@ -6,7 +6,7 @@
 
 use crate::model::{Mode, Model, RunningStats};
 use crate::params::{Init, ParamLayout};
-use rbd_engine::{Device, DType, EngineError, Padding, Result, Tensor};
+use rbd_engine::{DType, Device, EngineError, Padding, Result, Tensor};
 use std::sync::Mutex;
 
 struct ConvBn {
@@ -87,7 +87,13 @@ impl ResNet {
                 let bb = conv_bn(&mut layout, &mut stats, f, f, 1)?;
                 let projection = if stage > 0 && b == 0 {
                     conv_id.set(conv_id.get() + 1);
-                    Some(conv(&mut layout, &format!("conv2d_{}", conv_id.get()), c, f, 1))
+                    Some(conv(
+                        &mut layout,
+                        &format!("conv2d_{}", conv_id.get()),
+                        c,
+                        f,
+                        1,
+                    ))
                 } else {
                     None
                 };
@@ -142,8 +148,14 @@ impl Model for ResNet {
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for s in &self.stats {
-            out.push((format!("{}.moving_mean", s.name), s.mean.lock().unwrap().clone()));
-            out.push((format!("{}.moving_variance", s.name), s.var.lock().unwrap().clone()));
+            out.push((
+                format!("{}.moving_mean", s.name),
+                s.mean.lock().unwrap().clone(),
+            ));
+            out.push((
+                format!("{}.moving_variance", s.name),
+                s.var.lock().unwrap().clone(),
+            ));
         }
         out
     }

@@ -5,12 +5,22 @@ use rbd_engine::{EngineError, Result, Tensor};
 use rbd_kernels::random_bases::{self as rb, Compartment, Stream};
 
 fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
-    t.cpu_f32()
-        .ok_or_else(|| EngineError::Invalid(format!("{what}: expected an f32 tensor, got {}", t.describe())))
+    t.cpu_f32().ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "{what}: expected an f32 tensor, got {}",
+            t.describe()
+        ))
+    })
 }
 
 /// Coordinates c = scale·Φᵀg (length Σ dims) of `g` in the directions of `comps`.
-pub fn project(stream: &Stream, step: u64, comps: &[Compartment], scale: f32, g: &Tensor) -> Result<Tensor> {
+pub fn project(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+) -> Result<Tensor> {
     let dims = rb::total_dims(comps);
     rb::check_compartments(comps, g.numel()).map_err(EngineError::Invalid)?;
     match g.gpu_buffer() {
@@ -40,7 +50,11 @@ pub fn expand(
     if coords.numel() != rb::total_dims(comps) {
         return Err(EngineError::Shape {
             op: "expand",
-            msg: format!("{} coordinates for {} directions", coords.numel(), rb::total_dims(comps)),
+            msg: format!(
+                "{} coordinates for {} directions",
+                coords.numel(),
+                rb::total_dims(comps)
+            ),
         });
     }
     match (base.gpu_buffer(), coords.gpu_buffer()) {
@@ -51,7 +65,16 @@ pub fn expand(
         (None, None) => {
             let b = cpu(base, "expand")?;
             let mut out = vec![0f32; b.len()];
-            rb::expand_cpu(stream, step, comps, scale, cpu(coords, "expand")?, alpha, b, &mut out);
+            rb::expand_cpu(
+                stream,
+                step,
+                comps,
+                scale,
+                cpu(coords, "expand")?,
+                alpha,
+                b,
+                &mut out,
+            );
             Tensor::from_cpu(out, base.shape())
         }
         _ => Err(EngineError::Mismatch {
@@ -63,10 +86,20 @@ pub fn expand(
 }
 
 /// The `dims × len` directions of one compartment, materialised (comparison only).
-pub fn generate(device: &rbd_engine::Device, stream: &Stream, step: u64, comp: &Compartment, scale: f32) -> Result<Tensor> {
+pub fn generate(
+    device: &rbd_engine::Device,
+    stream: &Stream,
+    step: u64,
+    comp: &Compartment,
+    scale: f32,
+) -> Result<Tensor> {
     let shape = [comp.dims, comp.len];
     match device {
-        rbd_engine::Device::Wgpu(ctx) => Tensor::from_gpu(ctx, rb::generate_gpu(ctx, stream, step, comp, scale)?, &shape),
+        rbd_engine::Device::Wgpu(ctx) => Tensor::from_gpu(
+            ctx,
+            rb::generate_gpu(ctx, stream, step, comp, scale)?,
+            &shape,
+        ),
         rbd_engine::Device::Cpu => {
             let mut out = vec![0f32; comp.dims * comp.len];
             rb::generate_cpu(stream, step, comp, scale, &mut out);

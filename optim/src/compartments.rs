@@ -31,7 +31,13 @@ impl Compartments {
     /// The compartments over θ of length `dim` with `layers` = `(offset, len)` of each
     /// layer. With `split_dim` the `d` directions are divided among the compartments
     /// (the first `d mod K` get one more); otherwise each gets all `d`.
-    pub fn build(&self, dim: usize, layers: &[(usize, usize)], d: usize, split_dim: bool) -> Result<Vec<Compartment>> {
+    pub fn build(
+        &self,
+        dim: usize,
+        layers: &[(usize, usize)],
+        d: usize,
+        split_dim: bool,
+    ) -> Result<Vec<Compartment>> {
         let sizes: Vec<usize> = match self {
             Compartments::Even(k) => {
                 if *k > dim {
@@ -39,7 +45,10 @@ impl Compartments {
                         "--compartments {k}: more compartments than the {dim} parameters"
                     )));
                 }
-                Compartment::even(dim, *k, d).iter().map(|c| c.len).collect()
+                Compartment::even(dim, *k, d)
+                    .iter()
+                    .map(|c| c.len)
+                    .collect()
             }
             Compartments::PerLayer => layers.iter().map(|&(_, len)| len).collect(),
         };
@@ -67,14 +76,27 @@ mod tests {
     #[test]
     fn layouts_partition_theta() {
         let layers = [(0, 10), (10, 5), (15, 7)];
-        for (spec, split) in [("1", false), ("3", true), ("layer", false), ("layer", true), ("22", false)] {
+        for (spec, split) in [
+            ("1", false),
+            ("3", true),
+            ("layer", false),
+            ("layer", true),
+            ("22", false),
+        ] {
             let c: Compartments = spec.parse().unwrap();
             let comps = c.build(22, &layers, 6, split).unwrap();
             assert!(is_partition(&comps, 22), "{spec}");
-            assert_eq!(total_dims(&comps), if split { 6 } else { 6 * comps.len() }, "{spec}");
+            assert_eq!(
+                total_dims(&comps),
+                if split { 6 } else { 6 * comps.len() },
+                "{spec}"
+            );
         }
         let per_layer = Compartments::PerLayer.build(22, &layers, 4, false).unwrap();
-        assert_eq!(per_layer.iter().map(|c| c.len).collect::<Vec<_>>(), vec![10, 5, 7]);
+        assert_eq!(
+            per_layer.iter().map(|c| c.len).collect::<Vec<_>>(),
+            vec![10, 5, 7]
+        );
         assert!(Compartments::Even(23).build(22, &layers, 4, false).is_err());
         assert!(Compartments::Even(3).build(22, &layers, 2, true).is_err());
         assert!("0".parse::<Compartments>().is_err());

@@ -44,17 +44,31 @@ impl Optimizer for FixedProjection {
         let g = oracle.gradient(theta)?;
         let pg = project(&self.stream, FIXED_STEP, &self.comps, self.scale, &g)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
-        let next = expand(&self.stream, FIXED_STEP, &self.comps, self.scale, &self.coords, 1.0, &self.base)?;
+        let next = expand(
+            &self.stream,
+            FIXED_STEP,
+            &self.comps,
+            self.scale,
+            &self.coords,
+            1.0,
+            &self.base,
+        )?;
         Ok(StepInfo {
             theta: next,
             correlation: None,
         })
     }
     fn state(&self) -> Vec<StateTensor> {
-        vec![("fpd.base".into(), self.base.clone()), ("fpd.coords".into(), self.coords.clone())]
+        vec![
+            ("fpd.base".into(), self.base.clone()),
+            ("fpd.coords".into(), self.coords.clone()),
+        ]
     }
     fn load_state(&mut self, state: &[StateTensor]) -> Result<()> {
-        for (name, slot) in [("fpd.base", &mut self.base), ("fpd.coords", &mut self.coords)] {
+        for (name, slot) in [
+            ("fpd.base", &mut self.base),
+            ("fpd.coords", &mut self.coords),
+        ] {
             let t = state
                 .iter()
                 .find(|(n, _)| n == name)

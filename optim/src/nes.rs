@@ -57,7 +57,15 @@ impl Optimizer for Nes {
         let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
         let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
         let alpha = self.lr / (self.sigma * self.population as f64 * (dim as f64).sqrt());
-        let next = expand(&self.stream, step, &[whole], 1.0, &ranks, alpha as f32, theta)?;
+        let next = expand(
+            &self.stream,
+            step,
+            &[whole],
+            1.0,
+            &ranks,
+            alpha as f32,
+            theta,
+        )?;
         Ok(StepInfo {
             theta: next,
             correlation: None,

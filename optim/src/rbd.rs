@@ -24,7 +24,13 @@ pub struct RandomBases {
 
 impl RandomBases {
     /// RBD with scale 1/√D for θ of length `dim`.
-    pub fn new(lr: f64, stream: Stream, comps: Vec<Compartment>, dim: usize, correlation: bool) -> Self {
+    pub fn new(
+        lr: f64,
+        stream: Stream,
+        comps: Vec<Compartment>,
+        dim: usize,
+        correlation: bool,
+    ) -> Self {
         RandomBases {
             lr,
             stream,
@@ -42,7 +48,15 @@ impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
         let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
-        let next = expand(&self.stream, step, &self.comps, self.scale, &c, -self.lr as f32, theta)?;
+        let next = expand(
+            &self.stream,
+            step,
+            &self.comps,
+            self.scale,
+            &c,
+            -self.lr as f32,
+            theta,
+        )?;
         let correlation = if self.correlation {
             let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
             let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;

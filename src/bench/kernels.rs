@@ -71,7 +71,11 @@ fn conv_flops(s: &Conv2dShape) -> f64 {
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let backends = backends(&args.backends)?;
-    let sizes: &[usize] = if args.quick { &[128, 256] } else { &[256, 512, 1024] };
+    let sizes: &[usize] = if args.quick {
+        &[128, 256]
+    } else {
+        &[256, 512, 1024]
+    };
     let batch = if args.quick { 8 } else { 32 };
     let elems = if args.quick { 1 << 20 } else { 1 << 22 };
     let mut rows = Vec::new();
@@ -99,7 +103,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     })?
                 }
             };
-            rows.push(row(b, format!("matmul {n}×{n}×{n} f32"), t, Some(s.flops()), None));
+            rows.push(row(
+                b,
+                format!("matmul {n}×{n}×{n} f32"),
+                t,
+                Some(s.flops()),
+                None,
+            ));
             if let Backend::Wgpu(ctx) = b {
                 if ctx.has_f16() {
                     let ga = ctx.upload(bytemuck::cast_slice(&a))?;
@@ -110,14 +120,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         matmul::matmul_f16_gpu(ctx, &s, &ha, &hb)?;
                         Ok(())
                     })?;
-                    rows.push(row(b, format!("matmul {n}×{n}×{n} f16 storage"), t, Some(s.flops()), None));
+                    rows.push(row(
+                        b,
+                        format!("matmul {n}×{n}×{n} f16 storage"),
+                        t,
+                        Some(s.flops()),
+                        None,
+                    ));
                 }
             }
         }
         for (name, s) in cnn_convs(batch) {
-            let (x, w, dy) = (values(s.x_len(), 3), values(s.w_len(), 4), values(s.y_len(), 5));
+            let (x, w, dy) = (
+                values(s.x_len(), 3),
+                values(s.w_len(), 4),
+                values(s.y_len(), 5),
+            );
             let flops = Some(conv_flops(&s));
-            let passes: [(&str, u8); 3] = [("forward", 0), ("backward-data", 1), ("backward-weight", 2)];
+            let passes: [(&str, u8); 3] =
+                [("forward", 0), ("backward-data", 1), ("backward-weight", 2)];
             for (pass, which) in passes {
                 let t = match b {
                     Backend::Cpu => {
@@ -125,8 +146,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         measure(b, 1, args.repeats, || {
                             match which {
                                 0 => conv::conv2d_cpu(&s, &x, &w, &mut out[..s.y_len()]),
-                                1 => conv::conv2d_backward_data_cpu(&s, &dy, &w, &mut out[..s.x_len()]),
-                                _ => conv::conv2d_backward_weight_cpu(&s, &x, &dy, &mut out[..s.w_len()]),
+                                1 => conv::conv2d_backward_data_cpu(
+                                    &s,
+                                    &dy,
+                                    &w,
+                                    &mut out[..s.x_len()],
+                                ),
+                                _ => conv::conv2d_backward_weight_cpu(
+                                    &s,
+                                    &x,
+                                    &dy,
+                                    &mut out[..s.w_len()],
+                                ),
                             }
                             Ok(())
                         })?
@@ -166,7 +197,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 (t_add, t_sum)
             }
             Backend::Wgpu(ctx) => {
-                let (gx, gy) = (ctx.upload(bytemuck::cast_slice(&x))?, ctx.upload(bytemuck::cast_slice(&y))?);
+                let (gx, gy) = (
+                    ctx.upload(bytemuck::cast_slice(&x))?,
+                    ctx.upload(bytemuck::cast_slice(&y))?,
+                );
                 let t_add = measure(b, 1, args.repeats, || {
                     elementwise::binary_gpu(ctx, Binary::Add, &gx, &gy, elems)?;
                     Ok(())
@@ -178,8 +212,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 (t_add, t_sum)
             }
         };
-        rows.push(row(b, format!("add {elems}"), t_add, None, Some(12.0 * elems as f64)));
-        rows.push(row(b, format!("sum {elems}"), t_sum, None, Some(4.0 * elems as f64)));
+        rows.push(row(
+            b,
+            format!("add {elems}"),
+            t_add,
+            None,
+            Some(12.0 * elems as f64),
+        ));
+        rows.push(row(
+            b,
+            format!("sum {elems}"),
+            t_sum,
+            None,
+            Some(4.0 * elems as f64),
+        ));
     }
     let report = Report {
         backends: backends

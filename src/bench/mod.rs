@@ -4,7 +4,6 @@
 pub mod kernels;
 pub mod rbd;
 
-
 use anyhow::Result;
 use rbd_kernels::GpuContext;
 use serde::Serialize;
@@ -88,7 +87,9 @@ pub fn backends(which: &str) -> Result<Vec<Backend>> {
     if which == "all" || which == "wgpu" {
         let adapters = rbd_kernels::gpu::list_adapters();
         if adapters.is_empty() {
-            eprintln!("note: no wgpu adapter (apt-get install -y mesa-vulkan-drivers for llvmpipe)");
+            eprintln!(
+                "note: no wgpu adapter (apt-get install -y mesa-vulkan-drivers for llvmpipe)"
+            );
         }
         for i in 0..adapters.len() {
             match GpuContext::with_adapter(i) {

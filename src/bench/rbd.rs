@@ -139,7 +139,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             distribution: Distribution::Gaussian,
             seed: 0,
         };
-        let reps = if matches!(b, Backend::Cpu) { args.repeats.max(5) } else { args.repeats };
+        let reps = if matches!(b, Backend::Cpu) {
+            args.repeats.max(5)
+        } else {
+            args.repeats
+        };
         let sgd = step_time(b, &device, &mut Sgd { lr: 0.01 }, reps)?;
         let mut push = |name: &str, dims: Option<usize>, t: Timing| {
             steps.push(StepRow {
@@ -162,7 +166,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 d_total,
                 false,
             );
-            push("rbd (fused)", Some(dims), step_time(b, &device, &mut rbd, reps)?);
+            push(
+                "rbd (fused)",
+                Some(dims),
+                step_time(b, &device, &mut rbd, reps)?,
+            );
         }
         let mut mat = MaterializedRbd {
             lr: 0.01,
@@ -170,7 +178,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             dims: 250,
         };
         match rbd_optim::materialized::check_fits(&device, 250, d_total) {
-            Ok(_) => push("rbd (materialised)", Some(250), step_time(b, &device, &mut mat, reps.min(3))?),
+            Ok(_) => push(
+                "rbd (materialised)",
+                Some(250),
+                step_time(b, &device, &mut mat, reps.min(3))?,
+            ),
             Err(e) => eprintln!("note: {e}"),
         }
     }
@@ -192,13 +204,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     println!(
         "{:<14} {:<16} {:>6} {:>11} {:>11} {:>14} {:>14} {:>14}",
-        "backend", "generator", "d", "project ms", "expand ms", "project n/s", "expand n/s", "both n/s"
+        "backend",
+        "generator",
+        "d",
+        "project ms",
+        "expand ms",
+        "project n/s",
+        "expand n/s",
+        "both n/s"
     );
     for r in &report.rates {
         println!(
             "{:<14} {:<16} {:>6} {:>11.2} {:>11.2} {:>14.3e} {:>14.3e} {:>14.3e}",
-            r.backend, r.generator, r.dims, r.project_ms, r.expand_ms, r.project_numbers_per_s,
-            r.expand_numbers_per_s, r.combined_numbers_per_s
+            r.backend,
+            r.generator,
+            r.dims,
+            r.project_ms,
+            r.expand_ms,
+            r.project_numbers_per_s,
+            r.expand_numbers_per_s,
+            r.combined_numbers_per_s
         );
     }
     println!("\none optimiser step, CIFAR-10 CNN (D = {d_total}), batch 32");

@@ -54,8 +54,8 @@ pub fn save(path: &Path, tensors: &HostTensors, position: &Position) -> Result<(
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(data)
             .with_context(|| format!("writing {}", tmp.display()))?;
         f.sync_all()?;
@@ -75,7 +75,10 @@ pub fn load(path: &Path) -> Result<(HostTensors, Position)> {
     let (_, meta) = SafeTensors::read_metadata(&data)
         .with_context(|| format!("{}: not a safetensors file", path.display()))?;
     let Some(json) = meta.metadata().as_ref().and_then(|m| m.get("rbd")) else {
-        bail!("{}: no 'rbd' metadata: not an rbd checkpoint", path.display());
+        bail!(
+            "{}: no 'rbd' metadata: not an rbd checkpoint",
+            path.display()
+        );
     };
     let position: Position = serde_json::from_str(json)
         .with_context(|| format!("{}: bad 'rbd' metadata", path.display()))?;
@@ -83,7 +86,11 @@ pub fn load(path: &Path) -> Result<(HostTensors, Position)> {
     let mut tensors = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            bail!("{}: tensor {name} is {:?}, expected F32", path.display(), view.dtype());
+            bail!(
+                "{}: tensor {name} is {:?}, expected F32",
+                path.display(),
+                view.dtype()
+            );
         }
         let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
         tensors.push((name, view.shape().to_vec(), values));
@@ -92,7 +99,11 @@ pub fn load(path: &Path) -> Result<(HostTensors, Position)> {
 }
 
 /// Finds tensor `name`.
-pub fn take<'a>(tensors: &'a HostTensors, name: &str, path: &Path) -> Result<&'a (String, Vec<usize>, Vec<f32>)> {
+pub fn take<'a>(
+    tensors: &'a HostTensors,
+    name: &str,
+    path: &Path,
+) -> Result<&'a (String, Vec<usize>, Vec<f32>)> {
     tensors
         .iter()
         .find(|(n, _, _)| n == name)

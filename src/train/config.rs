@@ -80,21 +80,26 @@ fn dataset_key(dataset: &str) -> Result<String> {
         }
         return Ok("idx".into());
     }
-    let kind: rbd_datasets::DatasetKind = dataset.parse().map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
+    let kind: rbd_datasets::DatasetKind = dataset
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
     Ok(kind.name().to_string())
 }
 
 /// Parses `--schedule` (or `--optimizer` with `--lr`) into segments with rates.
 fn schedule(args: &TrainArgs, dataset: &str, source: PresetSource) -> Result<Vec<Segment>> {
-    let spec = args.schedule.clone().unwrap_or_else(|| args.optimizer.clone());
+    let spec = args
+        .schedule
+        .clone()
+        .unwrap_or_else(|| args.optimizer.clone());
     let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
     let mut out = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let (head, until) = match entry.split_once(':') {
             Some((h, u)) => {
-                let u: u64 = u
-                    .parse()
-                    .with_context(|| format!("--schedule: '{entry}': '{u}' is not an epoch number"))?;
+                let u: u64 = u.parse().with_context(|| {
+                    format!("--schedule: '{entry}': '{u}' is not an epoch number")
+                })?;
                 (h, Some(u))
             }
             None => (*entry, None),
@@ -115,9 +120,18 @@ fn schedule(args: &TrainArgs, dataset: &str, source: PresetSource) -> Result<Vec
                 OPTIMIZERS.join(", ")
             );
         }
-        let lr_text = lr_text.or_else(|| if entries.len() == 1 { args.lr.clone() } else { None });
+        let lr_text = lr_text.or_else(|| {
+            if entries.len() == 1 {
+                args.lr.clone()
+            } else {
+                None
+            }
+        });
         let (lr, lr_source) = match lr_text {
-            Some(t) => (parse_lr(&t).map_err(anyhow::Error::msg)?, "--lr".to_string()),
+            Some(t) => (
+                parse_lr(&t).map_err(anyhow::Error::msg)?,
+                "--lr".to_string(),
+            ),
             None => {
                 let Some((e, src)) =
                     preset_exponent(&args.model, dataset, name, &args.distribution, source)
@@ -127,7 +141,10 @@ fn schedule(args: &TrainArgs, dataset: &str, source: PresetSource) -> Result<Vec
                         args.model
                     );
                 };
-                (2f64.powi(e), format!("preset {} ({src})", format_lr(2f64.powi(e))))
+                (
+                    2f64.powi(e),
+                    format!("preset {} ({src})", format_lr(2f64.powi(e))),
+                )
             }
         };
         if let (Some(prev), Some(u)) = (out.last().and_then(|s: &Segment| s.until_epoch), until) {
@@ -172,7 +189,11 @@ impl RunConfig {
             bail!("--lr applies to a single optimizer; with --schedule write rates as rbd@2^-3:10,sgd@2^-6");
         }
         // idx:DIR data are MNIST-shaped: MNIST's presets apply.
-        let preset_key = if dataset == "idx" { "mnist" } else { dataset.as_str() };
+        let preset_key = if dataset == "idx" {
+            "mnist"
+        } else {
+            dataset.as_str()
+        };
         let schedule = schedule(args, preset_key, source)?;
         args.device
             .parse::<rbd_engine::DeviceChoice>()

@@ -62,7 +62,12 @@ fn load_data(cfg: &RunConfig) -> Result<Data> {
         let kind: DatasetKind = cfg.dataset.parse()?;
         let train = rbd_datasets::load(kind, Split::Train, &cfg.data_dir, &mut log)?;
         let test = if cfg.eval_test {
-            Some(rbd_datasets::load(kind, Split::Test, &cfg.data_dir, &mut log)?)
+            Some(rbd_datasets::load(
+                kind,
+                Split::Test,
+                &cfg.data_dir,
+                &mut log,
+            )?)
         } else {
             None
         };
@@ -101,7 +106,8 @@ fn load_data(cfg: &RunConfig) -> Result<Data> {
 }
 
 fn preprocess(kind: Option<DatasetKind>) -> Preprocess {
-    kind.map(Preprocess::for_kind).unwrap_or(Preprocess::SCALE_ONLY)
+    kind.map(Preprocess::for_kind)
+        .unwrap_or(Preprocess::SCALE_ONLY)
 }
 
 /// θ and state as named host tensors, for checkpoints.
@@ -140,7 +146,12 @@ fn restore(
     for s in &layout.specs {
         let (_, shape, v) = checkpoint::take(tensors, &s.name, path)?;
         if *shape != s.shape {
-            bail!("{}: {} has shape {shape:?}, the model wants {:?}", path.display(), s.name, s.shape);
+            bail!(
+                "{}: {} has shape {shape:?}, the model wants {:?}",
+                path.display(),
+                s.name,
+                s.shape
+            );
         }
         theta[s.offset..s.offset + s.len()].copy_from_slice(v);
     }
@@ -165,15 +176,23 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let (cfg, resume) = match &args.resume {
         Some(dir) => {
             let path = dir.join("config.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("--resume: no run at {} ({})", dir.display(), path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("--resume: no run at {} ({})", dir.display(), path.display())
+            })?;
             let mut cfg: RunConfig = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a valid run configuration", path.display()))?;
             cfg.out = dir.clone();
             let ck = dir.join(CHECKPOINT);
-            let resume = if ck.exists() { Some(checkpoint::load(&ck)?) } else { None };
+            let resume = if ck.exists() {
+                Some(checkpoint::load(&ck)?)
+            } else {
+                None
+            };
             if resume.is_none() {
-                eprintln!("no checkpoint in {}: starting the run from the beginning", dir.display());
+                eprintln!(
+                    "no checkpoint in {}: starting the run from the beginning",
+                    dir.display()
+                );
             }
             (cfg, resume)
         }
@@ -187,7 +206,9 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             s.optimizer,
             crate::lr::format_lr(s.lr),
             s.lr_source,
-            s.until_epoch.map(|u| format!(" until epoch {u}")).unwrap_or_default()
+            s.until_epoch
+                .map(|u| format!(" until epoch {u}"))
+                .unwrap_or_default()
         );
     }
     let data = load_data(&cfg)?;
@@ -204,7 +225,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     if resume.is_none() {
-        std::fs::write(cfg.out.join("config.json"), serde_json::to_string_pretty(&cfg)?)?;
+        std::fs::write(
+            cfg.out.join("config.json"),
+            serde_json::to_string_pretty(&cfg)?,
+        )?;
     }
     let mut train_cfg = match data.kind {
         Some(k) => TrainConfig::for_kind(k, cfg.seed),
@@ -227,17 +251,36 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     match resume {
         Some((tensors, p)) => {
             segment_index = cfg.segment_at(p.epoch).0;
-            let theta0 = Tensor::from_f32(&device, &model.layout().init(cfg.seed), &[model.layout().total])?;
+            let theta0 = Tensor::from_f32(
+                &device,
+                &model.layout().init(cfg.seed),
+                &[model.layout().total],
+            )?;
             optimizer = optimizers::build(&ctx, segment_index, &theta0)?;
-            theta = restore(&cfg.out.join(CHECKPOINT), &tensors, model.as_ref(), optimizer.as_mut(), &device)?;
+            theta = restore(
+                &cfg.out.join(CHECKPOINT),
+                &tensors,
+                model.as_ref(),
+                optimizer.as_mut(),
+                &device,
+            )?;
             rows = metrics::read_all(&cfg.out)?;
             rows.truncate(p.metric_rows);
-            println!("resuming at epoch {} batch {} (step {})", p.epoch + 1, p.batch, p.step);
+            println!(
+                "resuming at epoch {} batch {} (step {})",
+                p.epoch + 1,
+                p.batch,
+                p.step
+            );
             pos = p;
         }
         None => {
             segment_index = cfg.segment_at(0).0;
-            theta = Tensor::from_f32(&device, &model.layout().init(cfg.seed), &[model.layout().total])?;
+            theta = Tensor::from_f32(
+                &device,
+                &model.layout().init(cfg.seed),
+                &[model.layout().total],
+            )?;
             optimizer = optimizers::build(&ctx, segment_index, &theta)?;
             rows = Vec::new();
             pos = Position::default();
@@ -245,16 +288,21 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     }
 
     let ck_path = cfg.out.join(CHECKPOINT);
-    let save_checkpoint = |theta: &Tensor, optimizer: &dyn Optimizer, pos: &Position| -> Result<()> {
-        checkpoint::save(&ck_path, &snapshot(model.as_ref(), theta, optimizer)?, pos)
-    };
+    let save_checkpoint =
+        |theta: &Tensor, optimizer: &dyn Optimizer, pos: &Position| -> Result<()> {
+            checkpoint::save(&ck_path, &snapshot(model.as_ref(), theta, optimizer)?, pos)
+        };
 
     while pos.epoch < cfg.epochs {
         let (seg_i, segment) = cfg.segment_at(pos.epoch);
         if seg_i != segment_index {
             segment_index = seg_i;
             optimizer = optimizers::build(&ctx, segment_index, &theta)?;
-            println!("epoch {}: switching to {}", pos.epoch + 1, segment.optimizer);
+            println!(
+                "epoch {}: switching to {}",
+                pos.epoch + 1,
+                segment.optimizer
+            );
         }
         let bps = optimizer.batches_per_step();
         let steps_this_epoch = (per_epoch - pos.batch) / bps;
@@ -367,7 +415,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(i, spec)| {
-                    let xs: Vec<f64> = pos.correlations.iter().filter_map(|c| c.get(i + 1).copied()).collect();
+                    let xs: Vec<f64> = pos
+                        .correlations
+                        .iter()
+                        .filter_map(|c| c.get(i + 1).copied())
+                        .collect();
                     (spec.name.clone(), Summary::of(&xs).unwrap_or_default())
                 })
                 .collect()
@@ -436,11 +488,17 @@ fn draw_curves(dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
     let mut series = vec![
         plot::Series {
             label: "validation".into(),
-            points: rows.iter().map(|r| (r.epoch as f64, 100.0 * r.val_accuracy)).collect(),
+            points: rows
+                .iter()
+                .map(|r| (r.epoch as f64, 100.0 * r.val_accuracy))
+                .collect(),
         },
         plot::Series {
             label: "train (augmented)".into(),
-            points: rows.iter().map(|r| (r.epoch as f64, 100.0 * r.train_accuracy)).collect(),
+            points: rows
+                .iter()
+                .map(|r| (r.epoch as f64, 100.0 * r.train_accuracy))
+                .collect(),
         },
     ];
     if rows.iter().all(|r| r.test_accuracy.is_some()) && !rows.is_empty() {

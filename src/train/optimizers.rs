@@ -5,9 +5,7 @@ use anyhow::{bail, Result};
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
-use rbd_optim::{
-    Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
-};
+use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
 
 /// What optimisers may need to be built.
 pub struct Context<'a> {
@@ -52,7 +50,13 @@ pub fn build(ctx: &Context<'_>, index: usize, theta: &Tensor) -> Result<Box<dyn 
     };
     Ok(match seg.optimizer.as_str() {
         "sgd" => Box::new(Sgd { lr: seg.lr }),
-        "rbd" => Box::new(RandomBases::new(seg.lr, stream(cfg)?, comps()?, dim, cfg.correlation)),
+        "rbd" => Box::new(RandomBases::new(
+            seg.lr,
+            stream(cfg)?,
+            comps()?,
+            dim,
+            cfg.correlation,
+        )),
         "fpd" => Box::new(FixedProjection::new(seg.lr, stream(cfg)?, comps()?, theta)?),
         "nes" => {
             // NES perturbations are N(0, I), whatever --distribution says.

@@ -44,7 +44,13 @@ impl TrainOracle<'_> {
         Ok((x, labels, n))
     }
 
-    fn account(&mut self, loss: &Tensor, logits: &Tensor, labels: &Labels, n: usize) -> Result<f64> {
+    fn account(
+        &mut self,
+        loss: &Tensor,
+        logits: &Tensor,
+        labels: &Labels,
+        n: usize,
+    ) -> Result<f64> {
         let l = loss.item()?;
         if !l.is_finite() {
             self.diverged = Some(l);

@@ -13,11 +13,23 @@ pub struct Series {
 }
 
 /// Draws `series` as lines with markers into an SVG at `path`.
-pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool) -> Result<()> {
+pub fn line_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> Result<()> {
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -49,7 +61,10 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+        c.configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
     } else {
         let mut c = chart.build_cartesian_2d(x0..x1, y0..y1)?;
         c.configure_mesh().x_desc(x_label).y_desc(y_label).draw()?;
@@ -60,7 +75,10 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
             c.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
-        c.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+        c.configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()?;
     }
     root.present()?;
     Ok(())

@@ -55,7 +55,11 @@ fn synthetic(dir: &Path, n: usize) {
     }
     idx_images(&dir.join("train-images-idx3-ubyte"), &images, n);
     idx_labels(&dir.join("train-labels-idx1-ubyte"), &labels);
-    idx_images(&dir.join("t10k-images-idx3-ubyte"), &images[..200 * 784], 200);
+    idx_images(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &images[..200 * 784],
+        200,
+    );
     idx_labels(&dir.join("t10k-labels-idx1-ubyte"), &labels[..200]);
 }
 
@@ -87,10 +91,27 @@ fn final_params(dir: &Path) -> Vec<u8> {
         .collect()
 }
 
-fn train_args<'a>(data: &'a str, out: &'a str, optimizer: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+fn train_args<'a>(
+    data: &'a str,
+    out: &'a str,
+    optimizer: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut a = vec![
-        "train", "--model", "fc", "--dataset", data, "--optimizer", optimizer, "--device", "cpu",
-        "--val-size", "200", "--quiet", "--out", out,
+        "train",
+        "--model",
+        "fc",
+        "--dataset",
+        data,
+        "--optimizer",
+        optimizer,
+        "--device",
+        "cpu",
+        "--val-size",
+        "200",
+        "--quiet",
+        "--out",
+        out,
     ];
     a.extend_from_slice(extra);
     a
@@ -109,20 +130,42 @@ fn sgd_and_rbd_learn_and_are_reproducible() {
         let a = dir.join(format!("{opt}-a"));
         let b = dir.join(format!("{opt}-b"));
         for out in [&a, &b] {
-            let o = run(&train_args(&data_arg, out.to_str().unwrap(), opt, &["--epochs", "3", "--lr", lr, "--eval-test"]));
+            let o = run(&train_args(
+                &data_arg,
+                out.to_str().unwrap(),
+                opt,
+                &["--epochs", "3", "--lr", lr, "--eval-test"],
+            ));
             assert!(o.status.success(), "{opt} run failed");
         }
         let m = metrics(&a);
         assert_eq!(m.len(), 3);
         let first = m[0]["train_loss"].as_f64().unwrap();
         let last = m[2]["train_loss"].as_f64().unwrap();
-        assert!(last < first, "{opt}: train loss did not fall: {first} -> {last}");
-        assert!(last < max_loss, "{opt}: train loss {last} not below {max_loss}");
+        assert!(
+            last < first,
+            "{opt}: train loss did not fall: {first} -> {last}"
+        );
+        assert!(
+            last < max_loss,
+            "{opt}: train loss {last} not below {max_loss}"
+        );
         let acc = m[2]["val_accuracy"].as_f64().unwrap();
-        assert!(acc > min_acc, "{opt}: validation accuracy {acc} not above {min_acc}");
+        assert!(
+            acc > min_acc,
+            "{opt}: validation accuracy {acc} not above {min_acc}"
+        );
         assert!(m[2]["test_accuracy"].as_f64().is_some());
-        assert_eq!(final_params(&a), final_params(&b), "{opt}: same seed, different parameters");
-        assert!(a.join("accuracy.svg").exists() && a.join("metrics.csv").exists() && a.join("config.json").exists());
+        assert_eq!(
+            final_params(&a),
+            final_params(&b),
+            "{opt}: same seed, different parameters"
+        );
+        assert!(
+            a.join("accuracy.svg").exists()
+                && a.join("metrics.csv").exists()
+                && a.join("config.json").exists()
+        );
     }
 }
 
@@ -136,8 +179,21 @@ fn killed_and_resumed_run_ends_bitwise_identical() {
     for opt in ["rbd", "fpd"] {
         let whole = dir.join(format!("{opt}-whole"));
         let killed = dir.join(format!("{opt}-killed"));
-        let extra = ["--epochs", "3", "--lr", "2^-1", "--dim", "20", "--checkpoint-every", "7steps"];
-        assert!(run(&train_args(&data_arg, whole.to_str().unwrap(), opt, &extra)).status.success());
+        let extra = [
+            "--epochs",
+            "3",
+            "--lr",
+            "2^-1",
+            "--dim",
+            "20",
+            "--checkpoint-every",
+            "7steps",
+        ];
+        assert!(
+            run(&train_args(&data_arg, whole.to_str().unwrap(), opt, &extra))
+                .status
+                .success()
+        );
         let mut child = rbd()
             .args(train_args(&data_arg, killed.to_str().unwrap(), opt, &extra))
             .stdout(std::process::Stdio::null())
@@ -159,7 +215,11 @@ fn killed_and_resumed_run_ends_bitwise_identical() {
         );
         let o = run(&["train", "--resume", killed.to_str().unwrap(), "--quiet"]);
         assert!(o.status.success(), "resume failed");
-        assert_eq!(final_params(&whole), final_params(&killed), "{opt}: resumed run differs");
+        assert_eq!(
+            final_params(&whole),
+            final_params(&killed),
+            "{opt}: resumed run differs"
+        );
         assert_eq!(metrics(&whole).len(), metrics(&killed).len());
     }
 }
@@ -167,7 +227,10 @@ fn killed_and_resumed_run_ends_bitwise_identical() {
 #[test]
 fn bad_flags_fail_before_any_work() {
     let cases: [(&[&str], &str); 8] = [
-        (&["train", "--model", "resnet8", "--dataset", "mnist"], "cifar10"),
+        (
+            &["train", "--model", "resnet8", "--dataset", "mnist"],
+            "cifar10",
+        ),
         (&["train", "--lr=-0.1"], "positive"),
         (&["train", "--model", "vgg"], "unknown model"),
         (&["train", "--optimizer", "adam"], "unknown optimizer"),
@@ -177,10 +240,17 @@ fn bad_flags_fail_before_any_work() {
         (&["train", "--dataset", "svhn"], "svhn"),
     ];
     for (args, needle) in cases {
-        let o = rbd().args(args).args(["--data-dir", "/nonexistent"]).output().unwrap();
+        let o = rbd()
+            .args(args)
+            .args(["--data-dir", "/nonexistent"])
+            .output()
+            .unwrap();
         assert!(!o.status.success(), "{args:?} succeeded");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(needle), "{args:?}: error {err:?} does not mention {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{args:?}: error {err:?} does not mention {needle:?}"
+        );
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
     }
     let o = rbd().args(["train", "--no-such-flag"]).output().unwrap();
@@ -197,7 +267,12 @@ fn corrupt_data_and_divergence_get_clear_errors() {
     let data_arg = format!("idx:{}", data.display());
     // Divergence: an absurd learning rate.
     let out = dir.join("diverge");
-    let o = run(&train_args(&data_arg, out.to_str().unwrap(), "sgd", &["--epochs", "1", "--lr", "2^40"]));
+    let o = run(&train_args(
+        &data_arg,
+        out.to_str().unwrap(),
+        "sgd",
+        &["--epochs", "1", "--lr", "2^40"],
+    ));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("diverged"), "{err}");
@@ -205,8 +280,16 @@ fn corrupt_data_and_divergence_get_clear_errors() {
     let labels = data.join("train-labels-idx1-ubyte");
     let bytes = std::fs::read(&labels).unwrap();
     std::fs::write(&labels, &bytes[..bytes.len() - 10]).unwrap();
-    let o = run(&train_args(&data_arg, dir.join("t").to_str().unwrap(), "sgd", &["--epochs", "1"]));
+    let o = run(&train_args(
+        &data_arg,
+        dir.join("t").to_str().unwrap(),
+        "sgd",
+        &["--epochs", "1"],
+    ));
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("train-labels-idx1-ubyte") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("train-labels-idx1-ubyte") && err.contains("truncated"),
+        "{err}"
+    );
 }

@@ -13,7 +13,12 @@ fn wgpu() -> Device {
 
 /// Runs `f` on both backends from the same f32 inputs and compares the output and the
 /// gradient of ⟨w, output⟩ with respect to every input.
-fn parity(what: &str, inputs: &[(Vec<usize>, u64)], tol: f32, f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+fn parity(
+    what: &str,
+    inputs: &[(Vec<usize>, u64)],
+    tol: f32,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+) {
     let run = |device: &Device| -> (Vec<f32>, Vec<Vec<f32>>) {
         let xs: Vec<Tensor> = inputs
             .iter()
@@ -28,16 +33,33 @@ fn parity(what: &str, inputs: &[(Vec<usize>, u64)], tol: f32, f: impl Fn(&[Tenso
         let grads = loss.backward().unwrap();
         let gs = xs
             .iter()
-            .map(|x| grads.get(x).map(|g| g.to_vec_f32().unwrap()).unwrap_or_default())
+            .map(|x| {
+                grads
+                    .get(x)
+                    .map(|g| g.to_vec_f32().unwrap())
+                    .unwrap_or_default()
+            })
             .collect();
         (y.to_vec_f32().unwrap(), gs)
     };
     let (y_cpu, g_cpu) = run(&Device::Cpu);
     let (y_gpu, g_gpu) = run(&wgpu());
     let shapes: Vec<_> = inputs.iter().map(|(s, _)| s.clone()).collect();
-    rbd_kernels::testing::assert_close(&format!("{what} forward, inputs {shapes:?}"), &y_gpu, &y_cpu, tol, tol);
+    rbd_kernels::testing::assert_close(
+        &format!("{what} forward, inputs {shapes:?}"),
+        &y_gpu,
+        &y_cpu,
+        tol,
+        tol,
+    );
     for (i, (a, b)) in g_gpu.iter().zip(&g_cpu).enumerate() {
-        rbd_kernels::testing::assert_close(&format!("{what} gradient of input {i}, inputs {shapes:?}"), a, b, tol, tol);
+        rbd_kernels::testing::assert_close(
+            &format!("{what} gradient of input {i}, inputs {shapes:?}"),
+            a,
+            b,
+            tol,
+            tol,
+        );
     }
 }
 
@@ -100,16 +122,31 @@ proptest! {
 #[test]
 fn batch_norm_eval_matches() {
     let shape = [3usize, 4, 5, 5];
-    let x: Vec<f32> = weights(300, 7).iter().map(|&v| v as f32 * 3.0 + 1.0).collect();
+    let x: Vec<f32> = weights(300, 7)
+        .iter()
+        .map(|&v| v as f32 * 3.0 + 1.0)
+        .collect();
     let p = |seed| -> Vec<f32> { weights(4, seed).iter().map(|&v| v as f32).collect() };
     let var: Vec<f32> = p(4).iter().map(|v| v.abs() + 0.5).collect();
     let run = |d: &Device| {
         let t = |v: &[f32], s: &[usize]| Tensor::from_f32(d, v, s).unwrap();
         t(&x, &shape)
-            .batch_norm_eval(&t(&p(1), &[4]), &t(&p(2), &[4]), &t(&p(3), &[4]), &t(&var, &[4]), 1e-3)
+            .batch_norm_eval(
+                &t(&p(1), &[4]),
+                &t(&p(2), &[4]),
+                &t(&p(3), &[4]),
+                &t(&var, &[4]),
+                1e-3,
+            )
             .unwrap()
             .to_vec_f32()
             .unwrap()
     };
-    rbd_kernels::testing::assert_close("batch_norm_eval", &run(&wgpu()), &run(&Device::Cpu), 1e-4, 1e-4);
+    rbd_kernels::testing::assert_close(
+        "batch_norm_eval",
+        &run(&wgpu()),
+        &run(&Device::Cpu),
+        1e-4,
+        1e-4,
+    );
 }

@@ -3,7 +3,9 @@
 //! determinism; the WGSL step against the cpu step.
 
 use rbd_engine::{Device, Result, Tensor};
-use rbd_kernels::random_bases::{generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream};
+use rbd_kernels::random_bases::{
+    generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
+};
 use rbd_kernels::testing::cpu_adapter;
 use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
 use rbd_tests::weights;
@@ -32,7 +34,11 @@ impl Oracle for Quadratic {
     }
     fn loss(&mut self, theta: &Tensor) -> Result<f64> {
         let v = theta.to_vec_f32()?;
-        let l = v.iter().zip(&self.target).map(|(a, b)| 0.5 * ((a - b) as f64).powi(2)).sum();
+        let l = v
+            .iter()
+            .zip(&self.target)
+            .map(|(a, b)| 0.5 * ((a - b) as f64).powi(2))
+            .sum();
         self.losses.push(l);
         Ok(l)
     }
@@ -59,12 +65,17 @@ fn stream(distribution: Distribution) -> Stream {
 fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
     let mut out = vec![0f32; c.dims * c.len];
     generate_cpu(s, step, c, scale, &mut out);
-    out.chunks(c.len).map(|r| r.iter().map(|&x| x as f64).collect()).collect()
+    out.chunks(c.len)
+        .map(|r| r.iter().map(|&x| x as f64).collect())
+        .collect()
 }
 
 fn close(what: &str, got: &[f32], want: &[f64], tol: f64) {
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        assert!((g as f64 - w).abs() <= tol * (1.0 + w.abs()), "{what}: element {i}: {g} vs {w}");
+        assert!(
+            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            "{what}: element {i}: {g} vs {w}"
+        );
     }
 }
 
@@ -78,27 +89,49 @@ fn rbd_step_matches_the_formula_with_compartments() {
         ("layer", true, Distribution::Bernoulli { p: 0.5 }),
     ] {
         let layers = [(0, 1000), (1000, 2001)];
-        let comps = spec.parse::<Compartments>().unwrap().build(n, &layers, 12, split).unwrap();
+        let comps = spec
+            .parse::<Compartments>()
+            .unwrap()
+            .build(n, &layers, 12, split)
+            .unwrap();
         let s = stream(dist);
         let lr = 0.3;
         let mut opt = RandomBases::new(lr, s, comps.clone(), n, false);
         let mut oracle = Quadratic::new(n, Device::Cpu);
         let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
         let step = 5;
-        let next = opt.step(step, &theta, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+        let next = opt
+            .step(step, &theta, &mut oracle)
+            .unwrap()
+            .theta
+            .to_vec_f32()
+            .unwrap();
         // Formula: per compartment, c = Φ g; θ' = θ − lr Φᵀ c, with the 1/√D scale.
-        let g: Vec<f64> = theta0.iter().zip(&oracle.target).map(|(a, b)| (a - b) as f64).collect();
+        let g: Vec<f64> = theta0
+            .iter()
+            .zip(&oracle.target)
+            .map(|(a, b)| (a - b) as f64)
+            .collect();
         let mut want: Vec<f64> = theta0.iter().map(|&x| x as f64).collect();
         for c in &comps {
             let rows = phi(&s, step, c, rbd_scale(n));
             for row in &rows {
-                let coord: f64 = row.iter().zip(&g[c.offset..c.offset + c.len]).map(|(a, b)| a * b).sum();
+                let coord: f64 = row
+                    .iter()
+                    .zip(&g[c.offset..c.offset + c.len])
+                    .map(|(a, b)| a * b)
+                    .sum();
                 for (e, &p) in row.iter().enumerate() {
                     want[c.offset + e] -= lr * coord * p;
                 }
             }
         }
-        close(&format!("rbd {spec} split={split} {dist:?}"), &next, &want, 1e-5);
+        close(
+            &format!("rbd {spec} split={split} {dist:?}"),
+            &next,
+            &want,
+            1e-5,
+        );
     }
 }
 
@@ -113,11 +146,16 @@ fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
     let mut fpd = FixedProjection::new(0.5, s, comps.clone(), &theta).unwrap();
     let mut oracle = Quadratic::new(n, Device::Cpu);
     let t1 = fpd.step(0, &theta, &mut oracle).unwrap().theta;
-    let t2 = fpd.step(1, &t1, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+    let t2 = fpd
+        .step(1, &t1, &mut oracle)
+        .unwrap()
+        .theta
+        .to_vec_f32()
+        .unwrap();
     let rows = phi(&s, 0, &comps[0], rbd_scale(n));
     let target: Vec<f64> = oracle.target.iter().map(|&x| x as f64).collect();
     let th0: Vec<f64> = theta0.iter().map(|&x| x as f64).collect();
-    let mut c = vec![0f64; 6];
+    let mut c = [0f64; 6];
     let mut th = th0.clone();
     for _ in 0..2 {
         let g: Vec<f64> = th.iter().zip(&target).map(|(a, b)| a - b).collect();
@@ -142,18 +180,28 @@ fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
         stream: s,
     };
     let mut oracle = Quadratic::new(n, Device::Cpu);
-    let next = nes.step(3, &theta, &mut oracle).unwrap().theta.to_vec_f32().unwrap();
+    let next = nes
+        .step(3, &theta, &mut oracle)
+        .unwrap()
+        .theta
+        .to_vec_f32()
+        .unwrap();
     let eps = phi(&s, 3, &Compartment::new(0, 0, n, d), 1.0);
     let losses: Vec<f64> = eps
         .iter()
         .map(|e| {
             (0..n)
-                .map(|k| 0.5 * ((theta0[k] as f64 + sigma * e[k]) as f32 as f64 - target[k]).powi(2))
+                .map(|k| {
+                    0.5 * ((theta0[k] as f64 + sigma * e[k]) as f32 as f64 - target[k]).powi(2)
+                })
                 .sum()
         })
         .collect();
     for (i, (a, b)) in losses.iter().zip(&oracle.losses).enumerate() {
-        assert!((a - b).abs() < 1e-4 * (1.0 + a.abs()), "offspring {i}: loss {b} vs {a}");
+        assert!(
+            (a - b).abs() < 1e-4 * (1.0 + a.abs()),
+            "offspring {i}: loss {b} vs {a}"
+        );
     }
     let ranks = rbd_optim::nes::centred_ranks(&oracle.losses);
     let alpha = lr / (sigma * d as f64 * (n as f64).sqrt());
@@ -170,17 +218,30 @@ fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
 fn rbd_converges_on_a_quadratic_and_is_deterministic() {
     let n = 2000;
     let run = || {
-        let mut opt = RandomBases::new(1.0, stream(Distribution::Gaussian), Compartment::whole(n, 50), n, false);
+        let mut opt = RandomBases::new(
+            1.0,
+            stream(Distribution::Gaussian),
+            Compartment::whole(n, 50),
+            n,
+            false,
+        );
         let mut oracle = Quadratic::new(n, Device::Cpu);
         let mut theta = Tensor::zeros(&Device::Cpu, &[n], rbd_engine::DType::F32).unwrap();
         let first = oracle.loss(&theta).unwrap();
         for step in 0..300 {
             theta = opt.step(step, &theta, &mut oracle).unwrap().theta;
         }
-        (first, oracle.loss(&theta).unwrap(), theta.to_vec_f32().unwrap())
+        (
+            first,
+            oracle.loss(&theta).unwrap(),
+            theta.to_vec_f32().unwrap(),
+        )
     };
     let (first, last, a) = run();
-    assert!(last < first * 0.05, "RBD did not converge: {first} -> {last}");
+    assert!(
+        last < first * 0.05,
+        "RBD did not converge: {first} -> {last}"
+    );
     let (_, _, b) = run();
     assert_eq!(a, b, "same seed, different parameters");
     // SGD with lr 1 solves the quadratic in one step: a sanity check of the oracle.

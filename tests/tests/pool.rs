@@ -68,7 +68,11 @@ fn pool_reuses_freed_allocations_and_accounts_bytes() {
     assert!(during.live_bytes >= before.live_bytes + 40_000);
     drop(a);
     let b = Tensor::from_f32(&device, &vec![2.0; 10_000], &[10_000]).unwrap();
-    assert_eq!(b.gpu_buffer().unwrap().1.allocation_id(), id, "same size class not reused");
+    assert_eq!(
+        b.gpu_buffer().unwrap().1.allocation_id(),
+        id,
+        "same size class not reused"
+    );
     assert_eq!(b.to_vec_f32().unwrap()[9_999], 2.0);
 }
 

@@ -46,7 +46,17 @@ fn cpu_backward<T: Real>(s: &BatchNormShape, v: &[&[T]]) -> Grads<T> {
     let mut dx = vec![T::ZERO; v[0].len()];
     let mut dgamma = vec![T::ZERO; s.c];
     let mut dbeta = vec![T::ZERO; s.c];
-    k::batchnorm_backward_cpu(s, v[0], v[1], v[2], v[3], v[4], &mut dx, &mut dgamma, &mut dbeta);
+    k::batchnorm_backward_cpu(
+        s,
+        v[0],
+        v[1],
+        v[2],
+        v[3],
+        v[4],
+        &mut dx,
+        &mut dgamma,
+        &mut dbeta,
+    );
     (dx, dgamma, dbeta)
 }
 
@@ -85,11 +95,19 @@ impl Tensor {
             let (dx, dg, db) = match operands("batch_norm_backward", &[&x, dy, &g0, &m0, &i0])? {
                 Operands::F32(v) => {
                     let (dx, dg, db) = cpu_backward(&s, &v);
-                    (cpu_tensor(dx, x.shape()), cpu_tensor(dg, &c), cpu_tensor(db, &c))
+                    (
+                        cpu_tensor(dx, x.shape()),
+                        cpu_tensor(dg, &c),
+                        cpu_tensor(db, &c),
+                    )
                 }
                 Operands::F64(v) => {
                     let (dx, dg, db) = cpu_backward(&s, &v);
-                    (cpu_tensor(dx, x.shape()), cpu_tensor(dg, &c), cpu_tensor(db, &c))
+                    (
+                        cpu_tensor(dx, x.shape()),
+                        cpu_tensor(dg, &c),
+                        cpu_tensor(db, &c),
+                    )
                 }
                 Operands::Gpu(ctx, v) => {
                     let (dx, dg, db) =
@@ -120,13 +138,20 @@ impl Tensor {
         let shape = self.shape().to_vec();
         let n = self.numel();
         Ok(
-            match operands("batch_norm_eval", &[self, gamma, beta, running_mean, running_var])? {
+            match operands(
+                "batch_norm_eval",
+                &[self, gamma, beta, running_mean, running_var],
+            )? {
                 Operands::F32(v) => cpu_tensor(
-                    run(n, |y| k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)),
+                    run(n, |y| {
+                        k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)
+                    }),
                     &shape,
                 ),
                 Operands::F64(v) => cpu_tensor(
-                    run(n, |y| k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)),
+                    run(n, |y| {
+                        k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)
+                    }),
                     &shape,
                 ),
                 Operands::Gpu(ctx, v) => gpu_tensor(

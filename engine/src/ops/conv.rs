@@ -2,8 +2,8 @@
 
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
-use rbd_kernels::conv::{self as k, Conv2dShape};
 pub use rbd_kernels::conv::Padding;
+use rbd_kernels::conv::{self as k, Conv2dShape};
 use rbd_kernels::Real;
 
 fn conv_shape(x: &Tensor, w: &Tensor, stride: usize, padding: Padding) -> Result<Conv2dShape> {
@@ -32,11 +32,15 @@ fn backward_data(s: &Conv2dShape, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let shape = [s.n, s.c, s.h, s.w];
     Ok(match operands("conv2d_backward_data", &[dy, w])? {
         Operands::F32(v) => cpu_tensor(
-            run(s.x_len(), |dx| k::conv2d_backward_data_cpu(s, v[0], v[1], dx)),
+            run(s.x_len(), |dx| {
+                k::conv2d_backward_data_cpu(s, v[0], v[1], dx)
+            }),
             &shape,
         ),
         Operands::F64(v) => cpu_tensor(
-            run(s.x_len(), |dx| k::conv2d_backward_data_cpu(s, v[0], v[1], dx)),
+            run(s.x_len(), |dx| {
+                k::conv2d_backward_data_cpu(s, v[0], v[1], dx)
+            }),
             &shape,
         ),
         Operands::Gpu(ctx, v) => gpu_tensor(
@@ -51,11 +55,15 @@ fn backward_weight(s: &Conv2dShape, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let shape = [s.o, s.c, s.kh, s.kw];
     Ok(match operands("conv2d_backward_weight", &[x, dy])? {
         Operands::F32(v) => cpu_tensor(
-            run(s.w_len(), |dw| k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)),
+            run(s.w_len(), |dw| {
+                k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)
+            }),
             &shape,
         ),
         Operands::F64(v) => cpu_tensor(
-            run(s.w_len(), |dw| k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)),
+            run(s.w_len(), |dw| {
+                k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)
+            }),
             &shape,
         ),
         Operands::Gpu(ctx, v) => gpu_tensor(

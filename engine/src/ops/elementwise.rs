@@ -61,23 +61,30 @@ fn cpu_axpy<T: Real>(alpha: T, a: &[T], b: &[T]) -> Vec<T> {
 impl Tensor {
     /// Elementwise a + b (same shapes).
     pub fn add(&self, other: &Tensor) -> Result<Tensor> {
-        Ok(binary_raw(Binary::Add, "add", self, other)?
-            .record("add", &[self, other], |g| Ok(vec![Some(g.clone()), Some(g.clone())])))
+        Ok(
+            binary_raw(Binary::Add, "add", self, other)?.record("add", &[self, other], |g| {
+                Ok(vec![Some(g.clone()), Some(g.clone())])
+            }),
+        )
     }
 
     /// Elementwise a − b.
     pub fn sub(&self, other: &Tensor) -> Result<Tensor> {
-        Ok(binary_raw(Binary::Sub, "sub", self, other)?.record("sub", &[self, other], |g| {
-            Ok(vec![Some(g.clone()), Some(g.scale(-1.0)?)])
-        }))
+        Ok(
+            binary_raw(Binary::Sub, "sub", self, other)?.record("sub", &[self, other], |g| {
+                Ok(vec![Some(g.clone()), Some(g.scale(-1.0)?)])
+            }),
+        )
     }
 
     /// Elementwise a · b.
     pub fn mul(&self, other: &Tensor) -> Result<Tensor> {
         let (a, b) = (self.detach(), other.detach());
-        Ok(binary_raw(Binary::Mul, "mul", self, other)?.record("mul", &[self, other], move |g| {
-            Ok(vec![Some(g.mul(&b)?), Some(g.mul(&a)?)])
-        }))
+        Ok(
+            binary_raw(Binary::Mul, "mul", self, other)?.record("mul", &[self, other], move |g| {
+                Ok(vec![Some(g.mul(&b)?), Some(g.mul(&a)?)])
+            }),
+        )
     }
 
     /// α · x.
@@ -88,17 +95,26 @@ impl Tensor {
 
     /// α · self + other.
     pub fn axpy(&self, alpha: f64, other: &Tensor) -> Result<Tensor> {
-        Ok(axpy_raw(alpha, self, other)?.record("axpy", &[self, other], move |g| {
-            Ok(vec![Some(g.scale(alpha)?), Some(g.clone())])
-        }))
+        Ok(
+            axpy_raw(alpha, self, other)?.record("axpy", &[self, other], move |g| {
+                Ok(vec![Some(g.scale(alpha)?), Some(g.clone())])
+            }),
+        )
     }
 
     /// max(x, 0).
     pub fn relu(&self) -> Result<Tensor> {
         let x = self.detach();
-        Ok(unary_raw(Unary::Relu, self)?.record("relu", &[self], move |g| {
-            Ok(vec![Some(binary_raw(Binary::ReluBackward, "relu_backward", g, &x)?)])
-        }))
+        Ok(
+            unary_raw(Unary::Relu, self)?.record("relu", &[self], move |g| {
+                Ok(vec![Some(binary_raw(
+                    Binary::ReluBackward,
+                    "relu_backward",
+                    g,
+                    &x,
+                )?)])
+            }),
+        )
     }
 
     /// 1/x² − α, not differentiated (batch-norm variance from its inverse std).
@@ -112,7 +128,11 @@ impl Tensor {
         if shape.len() < 2 || bias.shape() != [shape[1]] {
             return Err(EngineError::Shape {
                 op: "bias_add",
-                msg: format!("bias {:?} does not match axis 1 of {:?}", bias.shape(), shape),
+                msg: format!(
+                    "bias {:?} does not match axis 1 of {:?}",
+                    bias.shape(),
+                    shape
+                ),
             });
         }
         let channels = shape[1];

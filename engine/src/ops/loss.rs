@@ -19,7 +19,11 @@ pub struct Labels {
 impl Labels {
     /// Labels for `device`; every label must be below `classes`.
     pub fn new(device: &Device, labels: Vec<u32>, classes: usize) -> Result<Labels> {
-        if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l as usize >= classes) {
+        if let Some((i, &l)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= classes)
+        {
             return Err(EngineError::Invalid(format!(
                 "label {l} at position {i} is out of range for {classes} classes"
             )));
@@ -84,8 +88,12 @@ impl Tensor {
     pub fn softmax_cross_entropy(&self, labels: &Labels) -> Result<Tensor> {
         let (n, kk) = check(self, labels)?;
         let out = match operands("softmax_cross_entropy", &[self])? {
-            Operands::F32(v) => cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[]),
-            Operands::F64(v) => cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[]),
+            Operands::F32(v) => {
+                cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[])
+            }
+            Operands::F64(v) => {
+                cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[])
+            }
             Operands::Gpu(ctx, v) => gpu_tensor(
                 &ctx,
                 k::softmax_xent_gpu(&ctx, &v[0], gpu_labels(labels)?, n, kk)?,
@@ -96,8 +104,12 @@ impl Tensor {
         Ok(out.record("softmax_cross_entropy", &[self], move |g| {
             let shape = [n, kk];
             let d = match operands("softmax_cross_entropy_backward", &[&x, g])? {
-                Operands::F32(v) => cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape),
-                Operands::F64(v) => cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape),
+                Operands::F32(v) => {
+                    cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape)
+                }
+                Operands::F64(v) => {
+                    cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape)
+                }
                 Operands::Gpu(ctx, v) => gpu_tensor(
                     &ctx,
                     k::softmax_xent_backward_gpu(&ctx, &v[0], gpu_labels(&labels)?, n, kk, &v[1])?,

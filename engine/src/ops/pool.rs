@@ -61,11 +61,15 @@ impl Tensor {
             let xshape = [n, c, h, w];
             let dx = match (operands("maxpool2x2_backward", &[g])?, &argmax) {
                 (Operands::F32(d), Argmax::Host(i)) => cpu_tensor(
-                    run(len, |dx| k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)),
+                    run(len, |dx| {
+                        k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)
+                    }),
                     &xshape,
                 ),
                 (Operands::F64(d), Argmax::Host(i)) => cpu_tensor(
-                    run(len, |dx| k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)),
+                    run(len, |dx| {
+                        k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)
+                    }),
                     &xshape,
                 ),
                 (Operands::Gpu(ctx, d), Argmax::Gpu(i)) => gpu_tensor(
@@ -106,11 +110,15 @@ impl Tensor {
             let shape = [n, c, h, w];
             let dx = match operands("global_avg_pool_backward", &[g])? {
                 Operands::F32(d) => cpu_tensor(
-                    run(n * c * hw, |dx| k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)),
+                    run(n * c * hw, |dx| {
+                        k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)
+                    }),
                     &shape,
                 ),
                 Operands::F64(d) => cpu_tensor(
-                    run(n * c * hw, |dx| k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)),
+                    run(n * c * hw, |dx| {
+                        k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)
+                    }),
                     &shape,
                 ),
                 Operands::Gpu(ctx, d) => gpu_tensor(

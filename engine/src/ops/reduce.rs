@@ -10,7 +10,9 @@ impl Tensor {
     pub fn sum(&self) -> Result<Tensor> {
         let shape = self.shape().to_vec();
         let out = reduce_raw(Reduction::Sum, self)?;
-        Ok(out.record("sum", &[self], move |g| Ok(vec![Some(g.broadcast_scalar(&shape)?)])))
+        Ok(out.record("sum", &[self], move |g| {
+            Ok(vec![Some(g.broadcast_scalar(&shape)?)])
+        }))
     }
 
     /// Σ x², as a scalar.

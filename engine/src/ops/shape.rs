@@ -14,7 +14,9 @@ impl Tensor {
         }
         let from = self.shape().to_vec();
         let out = Tensor::from_storage(shape.to_vec(), self.0.storage.clone());
-        Ok(out.record("reshape", &[self], move |g| Ok(vec![Some(g.reshape(&from)?)])))
+        Ok(out.record("reshape", &[self], move |g| {
+            Ok(vec![Some(g.reshape(&from)?)])
+        }))
     }
 
     /// `[N, ...]` → `[N, rest]`.

@@ -340,7 +340,10 @@ impl GpuContext {
         let max = self.limits.max_compute_workgroups_per_dimension;
         if workgroups.iter().any(|&w| w > max) {
             return Err(GpuError::TooLarge {
-                what: format!("{}::{} workgroups {workgroups:?}", kernel.module, kernel.entry),
+                what: format!(
+                    "{}::{} workgroups {workgroups:?}",
+                    kernel.module, kernel.entry
+                ),
                 bytes: *workgroups.iter().max().unwrap() as u64,
                 limit: max as u64,
             });
@@ -414,7 +417,9 @@ impl GpuContext {
         let Some(mut enc) = p.encoder.take() else {
             return Ok(None);
         };
-        let readout = profiler.as_mut().and_then(|prof| prof.resolve(self, &mut enc));
+        let readout = profiler
+            .as_mut()
+            .and_then(|prof| prof.resolve(self, &mut enc));
         let index = self.queue.submit([enc.finish()]);
         p.dispatches = 0;
         p.uniforms.clear();

@@ -38,8 +38,11 @@ pub struct PoolStats {
     pub reuses: u64,
 }
 
+/// Idle buffers by (size class, usage bits), each with its allocation id.
+type FreeLists = HashMap<(u64, u32), Vec<(u64, wgpu::Buffer)>>;
+
 pub(crate) struct PoolShared {
-    free: Mutex<HashMap<(u64, u32), Vec<(u64, wgpu::Buffer)>>>,
+    free: Mutex<FreeLists>,
     live: AtomicU64,
     peak: AtomicU64,
     cached: AtomicU64,
@@ -199,7 +202,19 @@ mod tests {
 
     #[test]
     fn size_classes_cover_the_request_with_bounded_waste() {
-        for bytes in [1u64, 255, 256, 257, 383, 384, 385, 1000, 4096, 4097, 1 << 30] {
+        for bytes in [
+            1u64,
+            255,
+            256,
+            257,
+            383,
+            384,
+            385,
+            1000,
+            4096,
+            4097,
+            1 << 30,
+        ] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
             assert!(c <= (bytes.max(256) * 3).div_ceil(2) + 1, "{bytes} -> {c}");
