@@ -7,7 +7,7 @@
 //!
 //! `cargo run --release -p rbd-kernels --example bench_random_bases -- [--quick]
 //! [--no-cpu] [--no-gpu] [--simd]` (`--simd`: every instruction-set level, one thread,
-//! best of 8).
+//! best of 8); `-- --one S L`: stream S (0..6) at level L, one thread, CPU ns per entry.
 
 use rbd_kernels::gpu::{DeviceKind, GpuContext};
 use rbd_kernels::random_bases::{
@@ -106,6 +106,36 @@ fn simd_benches() {
     }
 }
 
+fn one(s: &Stream, simd: Simd) {
+    let comps = Compartment::whole(D, 250);
+    let g = vec![0.5f32; D];
+    let (mut c, mut out) = (vec![0f32; 250], vec![0f32; D]);
+    let entries = 250.0 * D as f64;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for i in 0..20 {
+            let u = thread_cpu_seconds();
+            project_cpu_with(simd, s, i, &comps, 0.01, &g, &mut c);
+            let p = thread_cpu_seconds() - u;
+            let u = thread_cpu_seconds();
+            expand_cpu_with(simd, s, i, &comps, 0.01, &c, -1.0, &g, &mut out);
+            let e = thread_cpu_seconds() - u;
+            if i % 5 == 4 {
+                println!(
+                    "{simd:?} {} {}: project {:.2} ns/entry, expand {:.2} ns/entry (thread CPU time)",
+                    s.generator.name(),
+                    s.distribution.name(),
+                    p * 1e9 / entries,
+                    e * 1e9 / entries
+                );
+            }
+        }
+    });
+}
+
 /// CPU time of the calling thread in seconds (0 without `/proc`).
 fn thread_cpu_seconds() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -135,31 +165,11 @@ fn main() {
     let has = |f: &str| args.iter().any(|a| a == f);
     let quick = has("--quick");
     if let Some(i) = args.iter().position(|a| a == "--one") {
-        // --one <stream index 0..6> <simd level index>: 20 single-thread passes, for
-        // profilers.
+        // --one <stream 0..6> <level index into Simd::available()>: 20 single-thread
+        // passes at d = 250, reporting thread CPU nanoseconds per entry (for profilers).
         let s = streams()[args[i + 1].parse::<usize>().unwrap()];
         let simd = Simd::available()[args[i + 2].parse::<usize>().unwrap()];
-        let comps = Compartment::whole(D, 250);
-        let g = vec![0.5f32; D];
-        let (mut c, mut out) = (vec![0f32; 250], vec![0f32; D]);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            for i in 0..20 {
-                let (t, u) = (Instant::now(), thread_cpu_seconds());
-                project_cpu_with(simd, &s, i, &comps, 0.01, &g, &mut c);
-                let p = thread_cpu_seconds() - u;
-                let w = t.elapsed().as_secs_f64();
-                let u = thread_cpu_seconds();
-                expand_cpu_with(simd, &s, i, &comps, 0.01, &c, -1.0, &g, &mut out);
-                let e = thread_cpu_seconds() - u;
-                if i % 5 == 4 {
-                    println!("{simd:?} {s:?}: project {:.2} ns/entry (wall {:.2}), expand {:.2} ns/entry", p * 4e9 / (250.0 * D as f64) / 4.0, w * 1e9 / (250.0 * D as f64), e * 1e9 / (250.0 * D as f64));
-                }
-            }
-        });
+        one(&s, simd);
         return;
     }
     if !has("--no-cpu") {

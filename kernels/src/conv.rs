@@ -3,7 +3,7 @@
 //!
 //! The cpu versions lower to GEMM (`T::gemm`, matrixmultiply) over im2col matrices
 //! (K = c·kh·kw rows, one column per output position): per image for feature maps of
-//! at least [`PER_IMAGE_MIN_P`] outputs (the matrix stays in cache and the GEMM writes
+//! at least `PER_IMAGE_MIN_P` (64) outputs (the matrix stays in cache and the GEMM writes
 //! NCHW directly), else one batched matrix `[K, N·P]` (bigger GEMMs for small maps).
 //! Backward-data is `Wᵀ·dY` followed by col2im, gathered per input plane.
 //!
