@@ -160,7 +160,7 @@ pub struct TrainArgs {
     /// Bernoulli probability p (zero-mean, unit-variance ±).
     #[arg(long, default_value_t = 0.5)]
     pub bernoulli_p: f64,
-    /// Counter-based generator: philox or threefry (default: the faster).
+    /// Counter-based generator: threefry (default, the faster here) or philox.
     #[arg(long)]
     pub generator: Option<String>,
     /// Log the cosine of the RBD update with the gradient every step (costs a pass).

@@ -230,7 +230,7 @@ impl RunConfig {
         if !(args.nes_sigma > 0.0 && args.nes_sigma.is_finite()) {
             bail!("--nes-sigma must be positive, got {}", args.nes_sigma);
         }
-        let generator = args.generator.clone().unwrap_or_else(|| "philox".into());
+        let generator = args.generator.clone().unwrap_or_else(|| "threefry".into());
         if !["philox", "threefry"].contains(&generator.as_str()) {
             bail!("--generator: '{generator}' (expected philox or threefry)");
         }
