@@ -15,6 +15,9 @@ pub enum DType {
     F32,
     /// 64-bit float (cpu backend; gradient checking).
     F64,
+    /// 16-bit float storage on wgpu adapters with SHADER_F16 (matmul only, computed
+    /// in f32; not differentiated).
+    F16,
 }
 
 /// Where the values are. Tensors never change their values after creation; views
@@ -24,6 +27,7 @@ pub(crate) enum Storage {
     F32(Arc<Vec<f32>>, usize),
     F64(Arc<Vec<f64>>, usize),
     Gpu(Arc<GpuContext>, Arc<GpuBuffer>),
+    GpuF16(Arc<GpuContext>, Arc<GpuBuffer>),
 }
 
 /// Identifies a tensor node for autodiff.
@@ -134,9 +138,10 @@ impl Tensor {
                     Storage::Gpu(ctx.clone(), Arc::new(buf)),
                 ))
             }
-            (Device::Wgpu(_), DType::F64) => Err(EngineError::Unsupported(
-                "f64 tensors exist on the cpu backend only".into(),
-            )),
+            (_, dtype) => Err(EngineError::Unsupported(format!(
+                "zeros of {dtype:?} on {}: f64 exists on the cpu backend only, f16 comes from to_f16()",
+                device.describe()
+            ))),
         }
     }
 
@@ -146,7 +151,7 @@ impl Tensor {
         match &self.0.storage {
             Storage::F32(..) => Tensor::from_cpu(vec![value as f32; n], shape),
             Storage::F64(..) => Tensor::from_cpu(vec![value; n], shape),
-            Storage::Gpu(ctx, _) => {
+            Storage::Gpu(ctx, _) | Storage::GpuF16(ctx, _) => {
                 Tensor::from_f32(&Device::Wgpu(ctx.clone()), &vec![value as f32; n], shape)
             }
         }
@@ -185,6 +190,7 @@ impl Tensor {
     pub fn dtype(&self) -> DType {
         match &self.0.storage {
             Storage::F64(..) => DType::F64,
+            Storage::GpuF16(..) => DType::F16,
             _ => DType::F32,
         }
     }
@@ -192,7 +198,7 @@ impl Tensor {
     /// The device the tensor lives on.
     pub fn device(&self) -> Device {
         match &self.0.storage {
-            Storage::Gpu(ctx, _) => Device::Wgpu(ctx.clone()),
+            Storage::Gpu(ctx, _) | Storage::GpuF16(ctx, _) => Device::Wgpu(ctx.clone()),
             _ => Device::Cpu,
         }
     }
@@ -203,6 +209,7 @@ impl Tensor {
             Storage::F32(..) => "cpu f32",
             Storage::F64(..) => "cpu f64",
             Storage::Gpu(..) => "wgpu f32",
+            Storage::GpuF16(..) => "wgpu f16",
         };
         format!("{place}{:?}", self.0.shape)
     }
@@ -214,7 +221,58 @@ impl Tensor {
             Storage::F32(v, off) => v[*off..*off + n].to_vec(),
             Storage::F64(v, off) => v[*off..*off + n].iter().map(|&x| x as f32).collect(),
             Storage::Gpu(ctx, buf) => ctx.read::<f32>(buf, n)?,
+            Storage::GpuF16(ctx, buf) => {
+                let bits: Vec<u8> = ctx.read_bytes(buf, n as u64 * 2)?;
+                bits.chunks_exact(2)
+                    .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32())
+                    .collect()
+            }
         })
+    }
+
+    /// An f16-storage copy of a wgpu f32 tensor (needs SHADER_F16). Only `matmul`
+    /// takes f16 operands (accumulating in f32); it is not differentiated.
+    pub fn to_f16(&self) -> Result<Tensor> {
+        match &self.0.storage {
+            Storage::Gpu(ctx, buf) => {
+                let out = rbd_kernels::matmul::cast_f32_to_f16_gpu(ctx, buf, self.numel())?;
+                Ok(Tensor::from_storage(
+                    self.0.shape.clone(),
+                    Storage::GpuF16(ctx.clone(), Arc::new(out)),
+                ))
+            }
+            Storage::GpuF16(..) => Ok(self.detach()),
+            _ => Err(EngineError::Unsupported(format!(
+                "to_f16: f16 storage exists on wgpu adapters only, not for {}",
+                self.describe()
+            ))),
+        }
+    }
+
+    /// An f16 wgpu tensor from host `half::f16` values.
+    pub fn from_f16(device: &Device, values: &[half::f16], shape: &[usize]) -> Result<Tensor> {
+        let Device::Wgpu(ctx) = device else {
+            return Err(EngineError::Unsupported(
+                "from_f16: f16 storage exists on wgpu adapters only".into(),
+            ));
+        };
+        if !ctx.has_f16() {
+            return Err(EngineError::Unsupported(format!(
+                "{} lacks SHADER_F16",
+                ctx.describe()
+            )));
+        }
+        if values.len() != numel(shape) {
+            return Err(EngineError::Shape {
+                op: "from_f16",
+                msg: format!("{} values for shape {shape:?}", values.len()),
+            });
+        }
+        let buf = ctx.upload(bytemuck::cast_slice(values))?;
+        Ok(Tensor::from_storage(
+            shape.to_vec(),
+            Storage::GpuF16(ctx.clone(), Arc::new(buf)),
+        ))
     }
 
     /// The values as f64.
@@ -247,9 +305,16 @@ impl Tensor {
         match (self.device(), dtype) {
             (Device::Cpu, DType::F32) => Tensor::from_cpu(self.to_vec_f32()?, self.shape()),
             (Device::Cpu, DType::F64) => Tensor::from_cpu(self.to_vec_f64()?, self.shape()),
-            (Device::Wgpu(_), DType::F32) => Ok(self.detach()),
+            (Device::Wgpu(d), DType::F32) => match self.dtype() {
+                DType::F16 => Tensor::from_f32(&Device::Wgpu(d), &self.to_vec_f32()?, self.shape()),
+                _ => Ok(self.detach()),
+            },
+            (Device::Wgpu(_), DType::F16) => self.to_f16(),
             (Device::Wgpu(_), DType::F64) => Err(EngineError::Unsupported(
                 "f64 tensors exist on the cpu backend only".into(),
+            )),
+            (Device::Cpu, DType::F16) => Err(EngineError::Unsupported(
+                "f16 storage exists on wgpu adapters only".into(),
             )),
         }
     }
@@ -279,6 +344,14 @@ impl Tensor {
     pub fn gpu_buffer(&self) -> Option<(&Arc<GpuContext>, &Arc<GpuBuffer>)> {
         match &self.0.storage {
             Storage::Gpu(ctx, buf) => Some((ctx, buf)),
+            _ => None,
+        }
+    }
+
+    /// The device buffer of a wgpu f16 tensor.
+    pub(crate) fn gpu_f16(&self) -> Option<(&Arc<GpuContext>, &Arc<GpuBuffer>)> {
+        match &self.0.storage {
+            Storage::GpuF16(ctx, buf) => Some((ctx, buf)),
             _ => None,
         }
     }
@@ -344,6 +417,15 @@ pub(crate) enum Operands<'a> {
 /// Resolves `inputs` to one backend and dtype, or says which op got mixed operands.
 pub(crate) fn operands<'a>(op: &'static str, inputs: &[&'a Tensor]) -> Result<Operands<'a>> {
     let first = inputs[0];
+    if let Some(t) = inputs
+        .iter()
+        .find(|t| matches!(t.0.storage, Storage::GpuF16(..)))
+    {
+        return Err(EngineError::Unsupported(format!(
+            "{op}: f16 storage ({}) is taken by matmul only; convert with to_dtype(DType::F32)",
+            t.describe()
+        )));
+    }
     for t in &inputs[1..] {
         let same = match (&first.0.storage, &t.0.storage) {
             (Storage::F32(..), Storage::F32(..)) | (Storage::F64(..), Storage::F64(..)) => true,
@@ -361,6 +443,7 @@ pub(crate) fn operands<'a>(op: &'static str, inputs: &[&'a Tensor]) -> Result<Op
     Ok(match &first.0.storage {
         Storage::F32(..) => Operands::F32(inputs.iter().map(|t| t.cpu_f32().unwrap()).collect()),
         Storage::F64(..) => Operands::F64(inputs.iter().map(|t| t.cpu_f64().unwrap()).collect()),
+        Storage::GpuF16(..) => unreachable!("refused above"),
         Storage::Gpu(ctx, _) => Operands::Gpu(
             ctx.clone(),
             inputs

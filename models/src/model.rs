@@ -108,10 +108,13 @@ impl RunningStats {
                 let (y, mean, invstd) = x.batch_norm_train(gamma, beta, BN_EPS)?;
                 rbd_engine::no_grad(|| -> Result<()> {
                     let var = invstd.inv_square_minus(BN_EPS)?;
+                    // Statistics follow the activations' dtype (f64 in gradient checks).
                     let mut m = self.mean.lock().unwrap();
-                    *m = mean.axpy(1.0 - BN_MOMENTUM, &m.scale(BN_MOMENTUM)?)?;
+                    let old = m.to_dtype(mean.dtype())?;
+                    *m = mean.axpy(1.0 - BN_MOMENTUM, &old.scale(BN_MOMENTUM)?)?;
                     let mut v = self.var.lock().unwrap();
-                    *v = var.axpy(1.0 - BN_MOMENTUM, &v.scale(BN_MOMENTUM)?)?;
+                    let old = v.to_dtype(var.dtype())?;
+                    *v = var.axpy(1.0 - BN_MOMENTUM, &old.scale(BN_MOMENTUM)?)?;
                     Ok(())
                 })?;
                 Ok(y)

@@ -150,3 +150,44 @@ fn batch_norm_eval_matches() {
         1e-4,
     );
 }
+
+#[test]
+fn f16_storage_matmul_matches_cpu_on_rounded_inputs() {
+    let gpu = wgpu();
+    let ctx = cpu_adapter();
+    if !ctx.has_f16() {
+        eprintln!(
+            "note: {} lacks SHADER_F16; f16 storage not tested",
+            ctx.describe()
+        );
+        return;
+    }
+    let (m, k, n) = (37, 50, 23);
+    let round =
+        |v: Vec<f64>| -> Vec<f32> { v.iter().map(|&x| half::f16::from_f64(x).to_f32()).collect() };
+    let a = round(weights(m * k, 1));
+    let b = round(weights(k * n, 2));
+    let want = Tensor::from_f32(&Device::Cpu, &a, &[m, k])
+        .unwrap()
+        .matmul(&Tensor::from_f32(&Device::Cpu, &b, &[k, n]).unwrap())
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    let ah = Tensor::from_f32(&gpu, &a, &[m, k])
+        .unwrap()
+        .to_f16()
+        .unwrap();
+    let bh: Vec<half::f16> = b.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let bh = Tensor::from_f16(&gpu, &bh, &[k, n]).unwrap();
+    assert_eq!(ah.dtype(), rbd_engine::DType::F16);
+    assert_eq!(ah.to_vec_f32().unwrap(), a, "f16 round trip");
+    let got = ah.matmul(&bh).unwrap();
+    assert_eq!(got.dtype(), rbd_engine::DType::F32);
+    rbd_kernels::testing::assert_close("f16 matmul", &got.to_vec_f32().unwrap(), &want, 1e-4, 1e-4);
+    let err = ah.relu().unwrap_err().to_string();
+    assert!(err.contains("f16") && err.contains("matmul only"), "{err}");
+    assert!(Tensor::from_f32(&Device::Cpu, &a, &[m, k])
+        .unwrap()
+        .to_f16()
+        .is_err());
+}

@@ -1,7 +1,7 @@
 //! Matrix product with optional transposes; its backward is two more matmuls.
 
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, DType, Operands, Tensor};
 use rbd_kernels::matmul::{self as k, MatmulShape};
 use rbd_kernels::Real;
 
@@ -40,6 +40,19 @@ fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
         trans_a,
         trans_b,
     };
+    if a.dtype() == DType::F16 || b.dtype() == DType::F16 {
+        // f16 storage, f32 accumulation and result (no autodiff).
+        return match (a.gpu_f16(), b.gpu_f16()) {
+            (Some((ctx, x)), Some((_, y))) => {
+                Ok(gpu_tensor(ctx, k::matmul_f16_gpu(ctx, &s, x, y)?, &[m, n]))
+            }
+            _ => Err(EngineError::Mismatch {
+                op: "matmul",
+                a: a.describe(),
+                b: b.describe(),
+            }),
+        };
+    }
     Ok(match operands("matmul", &[a, b])? {
         Operands::F32(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
         Operands::F64(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
@@ -61,6 +74,9 @@ impl Tensor {
 
     /// `op(self) · op(other)` where op transposes when asked (no copy is made).
     pub fn matmul_t(&self, other: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
+        if self.dtype() == DType::F16 || other.dtype() == DType::F16 {
+            return matmul_raw(self, other, trans_a, trans_b);
+        }
         let (a, b) = (self.detach(), other.detach());
         let out = matmul_raw(self, other, trans_a, trans_b)?;
         Ok(out.record("matmul", &[self, other], move |g| {

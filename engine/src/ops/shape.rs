@@ -43,6 +43,11 @@ impl Tensor {
         let storage = match &self.0.storage {
             Storage::F32(v, off) => Storage::F32(v.clone(), off + offset),
             Storage::F64(v, off) => Storage::F64(v.clone(), off + offset),
+            Storage::GpuF16(..) => {
+                return Err(EngineError::Unsupported(
+                    "flat_slice of f16 storage: convert to f32 first".into(),
+                ))
+            }
             Storage::Gpu(ctx, buf) => {
                 let out = ctx.alloc(len as u64 * 4)?;
                 ctx.copy(buf, offset as u64 * 4, &out, 0, len as u64 * 4)?;
@@ -73,6 +78,9 @@ impl Tensor {
                 }
                 Tensor::from_cpu(v, &[total])
             }
+            Storage::GpuF16(..) => Err(EngineError::Unsupported(
+                "cat_flat of f16 storage: convert to f32 first".into(),
+            )),
             Storage::Gpu(ctx, _) => {
                 let out = ctx.alloc(total as u64 * 4)?;
                 let mut at = 0u64;
