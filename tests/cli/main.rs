@@ -134,7 +134,7 @@ fn sgd_and_rbd_learn_and_are_reproducible() {
                 &data_arg,
                 out.to_str().unwrap(),
                 opt,
-                &["--epochs", "3", "--lr", lr, "--eval-test"],
+                &["--epochs", "3", "--lr", lr, "--eval-test", "--correlation"],
             ));
             assert!(o.status.success(), "{opt} run failed");
         }
@@ -156,6 +156,14 @@ fn sgd_and_rbd_learn_and_are_reproducible() {
             "{opt}: validation accuracy {acc} not above {min_acc}"
         );
         assert!(m[2]["test_accuracy"].as_f64().is_some());
+        if opt == "rbd" {
+            // Gradient correlation per epoch: whole vector and per tensor, in (0, 1).
+            let c = m[0]["correlation"]["mean"]
+                .as_f64()
+                .expect("correlation logged");
+            assert!(c > 0.0 && c < 1.0, "correlation {c}");
+            assert_eq!(m[0]["correlation_per_tensor"].as_array().unwrap().len(), 4);
+        }
         assert_eq!(
             final_params(&a),
             final_params(&b),
@@ -292,4 +300,37 @@ fn corrupt_data_and_divergence_get_clear_errors() {
         err.contains("train-labels-idx1-ubyte") && err.contains("truncated"),
         "{err}"
     );
+}
+
+#[test]
+fn hybrid_schedules_switch_and_nes_runs() {
+    let dir = scratch("hybrid");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 800);
+    let data_arg = format!("idx:{}", data.display());
+    let out = dir.join("hybrid");
+    let mut args = train_args(
+        &data_arg,
+        out.to_str().unwrap(),
+        "sgd",
+        &["--epochs", "3", "--dim", "20"],
+    );
+    args.extend_from_slice(&["--schedule", "sgd@2^-3:1,rbd@2^0:2,sgd@2^-4"]);
+    assert!(run(&args).status.success());
+    let m = metrics(&out);
+    let opts: Vec<&str> = m.iter().map(|r| r["optimizer"].as_str().unwrap()).collect();
+    assert_eq!(opts, ["sgd", "rbd", "sgd"]);
+    assert_eq!(m[1]["lr"].as_f64().unwrap(), 1.0);
+    // NES: population 4 → one step per 4 batches.
+    let nes = dir.join("nes");
+    let o = run(&train_args(
+        &data_arg,
+        nes.to_str().unwrap(),
+        "nes",
+        &["--epochs", "1", "--dim", "4", "--lr", "2^-2"],
+    ));
+    assert!(o.status.success());
+    let m = metrics(&nes);
+    assert_eq!(m[0]["step"].as_u64().unwrap(), 600 / 32 / 4);
 }
