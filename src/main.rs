@@ -16,6 +16,19 @@ fn main() {
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
         std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
+    // Mesa's EGL (probed for the GL backend) prints an alarming "error:" line without
+    // a runtime directory; give it a private one.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("rbd-xdg");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
