@@ -334,3 +334,60 @@ fn hybrid_schedules_switch_and_nes_runs() {
     let m = metrics(&nes);
     assert_eq!(m[0]["step"].as_u64().unwrap(), 600 / 32 / 4);
 }
+
+#[test]
+fn info_bench_and_experiment_commands_produce_their_output() {
+    let o = run(&["models"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for d in ["101770", "394634", "93322", "122570", "78330", "468986"] {
+        assert!(text.contains(d), "rbd models lacks {d}:\n{text}");
+    }
+    let o = run(&["devices"]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cpu: native Rust"));
+
+    let o = run(&[
+        "bench",
+        "kernels",
+        "--quick",
+        "--json",
+        "--repeats",
+        "1",
+        "--backends",
+        "cpu",
+    ]);
+    assert!(o.status.success());
+    let v: serde_json::Value =
+        serde_json::from_slice(&o.stdout).expect("bench kernels --json is JSON");
+    let rows = v["rows"].as_array().unwrap();
+    assert!(rows
+        .iter()
+        .any(|r| r["kernel"].as_str().unwrap().starts_with("matmul")));
+    assert!(rows
+        .iter()
+        .all(|r| r["timing"]["median_ms"].as_f64().unwrap() > 0.0));
+    assert!(rows
+        .iter()
+        .any(|r| r["gflops"].as_f64().unwrap_or(0.0) > 1.0));
+
+    let dir = scratch("orth");
+    let o = run(&[
+        "experiment",
+        "orthogonality",
+        "--max-exponent",
+        "4",
+        "--pairs",
+        "20",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let csv = std::fs::read_to_string(dir.join("orthogonality.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    // The spread of the cosine shrinks like 1/√D.
+    let std_at = |i: usize| lines[i].split(',').nth(3).unwrap().parse::<f64>().unwrap();
+    assert!(std_at(1) > 5.0 * std_at(4), "{csv}");
+    assert!(dir.join("orthogonality.svg").exists());
+}
