@@ -210,13 +210,29 @@ pub fn unary_gpu(
 /// matrix (`inner` = 1) or per channel of an NCHW tensor (`inner` = H·W).
 pub fn bias_add_cpu<T: Real>(x: &[T], bias: &[T], inner: usize, out: &mut [T]) {
     let channels = bias.len();
-    out.par_chunks_mut(CPU_CHUNK)
-        .zip(x.par_chunks(CPU_CHUNK))
+    if inner == 1 {
+        // Dense: one bias per column of each row.
+        let rows = (CPU_CHUNK / channels.max(1)).max(1) * channels.max(1);
+        out.par_chunks_mut(rows)
+            .zip(x.par_chunks(rows))
+            .for_each(|(o, x)| {
+                for (o, x) in o.chunks_mut(channels).zip(x.chunks(channels)) {
+                    for ((o, &x), &b) in o.iter_mut().zip(x).zip(bias) {
+                        *o = x + b;
+                    }
+                }
+            });
+        return;
+    }
+    // NCHW: one bias per plane of `inner` values; no division per element.
+    out.par_chunks_mut(inner)
+        .zip(x.par_chunks(inner))
         .enumerate()
-        .for_each(|(chunk, (o, x))| {
-            let base = chunk * CPU_CHUNK;
-            for (j, (o, &x)) in o.iter_mut().zip(x).enumerate() {
-                *o = x + bias[((base + j) / inner) % channels];
+        .with_min_len((CPU_CHUNK / inner).max(1))
+        .for_each(|(plane, (o, x))| {
+            let b = bias[plane % channels];
+            for (o, &x) in o.iter_mut().zip(x) {
+                *o = x + b;
             }
         });
 }
