@@ -305,6 +305,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             );
         }
         let bps = optimizer.batches_per_step();
+        if bps > per_epoch {
+            bail!(
+                "{} needs {bps} batches per step but an epoch has only {per_epoch}: lower --dim (the NES population) or use more training data",
+                segment.optimizer
+            );
+        }
         let steps_this_epoch = (per_epoch - pos.batch) / bps;
         let bar = if args.quiet {
             ProgressBar::hidden()

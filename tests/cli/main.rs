@@ -333,6 +333,16 @@ fn hybrid_schedules_switch_and_nes_runs() {
     assert!(o.status.success());
     let m = metrics(&nes);
     assert_eq!(m[0]["step"].as_u64().unwrap(), 600 / 32 / 4);
+    // A population larger than an epoch's batches is refused, not run as empty epochs.
+    let big = dir.join("nes-big");
+    let o = run(&train_args(
+        &data_arg,
+        big.to_str().unwrap(),
+        "nes",
+        &["--epochs", "1", "--dim", "100", "--lr", "2^-2"],
+    ));
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("batches per step"));
 }
 
 #[test]
