@@ -87,11 +87,13 @@ impl Tensor {
     pub fn conv2d(&self, w: &Tensor, stride: usize, padding: Padding) -> Result<Tensor> {
         let s = conv_shape(self, w, stride, padding)?;
         let (x, wd) = (self.detach(), w.detach());
+        // The input batch of a first layer needs no gradient: skip that pass.
+        let (need_dx, need_dw) = (self.tracks_grad(), w.tracks_grad());
         let out = forward(&s, self, w)?;
         Ok(out.record("conv2d", &[self, w], move |g| {
             Ok(vec![
-                Some(backward_data(&s, g, &wd)?),
-                Some(backward_weight(&s, &x, g)?),
+                need_dx.then(|| backward_data(&s, g, &wd)).transpose()?,
+                need_dw.then(|| backward_weight(&s, &x, g)).transpose()?,
             ])
         }))
     }

@@ -78,20 +78,30 @@ impl Tensor {
             return matmul_raw(self, other, trans_a, trans_b);
         }
         let (a, b) = (self.detach(), other.detach());
+        // Only the operands that need a gradient get one (not the input batch).
+        let (need_a, need_b) = (self.tracks_grad(), other.tracks_grad());
         let out = matmul_raw(self, other, trans_a, trans_b)?;
         Ok(out.record("matmul", &[self, other], move |g| {
             // C = op(A)·op(B): dA = g·op(B)ᵀ (transposed back if A was), likewise dB.
-            let da = if trans_a {
-                matmul_raw(&b, g, trans_b, true)?
-            } else {
-                matmul_raw(g, &b, false, !trans_b)?
-            };
-            let db = if trans_b {
-                matmul_raw(g, &a, true, trans_a)?
-            } else {
-                matmul_raw(&a, g, !trans_a, false)?
-            };
-            Ok(vec![Some(da), Some(db)])
+            let da = need_a
+                .then(|| {
+                    if trans_a {
+                        matmul_raw(&b, g, trans_b, true)
+                    } else {
+                        matmul_raw(g, &b, false, !trans_b)
+                    }
+                })
+                .transpose()?;
+            let db = need_b
+                .then(|| {
+                    if trans_b {
+                        matmul_raw(g, &a, true, trans_a)
+                    } else {
+                        matmul_raw(&a, g, !trans_a, false)
+                    }
+                })
+                .transpose()?;
+            Ok(vec![da, db])
         }))
     }
 }
