@@ -6,19 +6,9 @@
 use crate::cli::OrthogonalityArgs;
 use crate::train::plot;
 use anyhow::{bail, Context, Result};
-use rbd_kernels::random_bases::{generate_cpu, Compartment, Distribution, Generator, Stream};
+use rbd_kernels::random_bases::{generate_cpu, Compartment, Generator, Stream};
+use rbd_optim::rbd::cosine;
 use std::fmt::Write as _;
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (x as f64, y as f64);
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
 
 /// Runs the experiment.
 pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
@@ -28,12 +18,7 @@ pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
     if args.pairs < 2 {
         bail!("--pairs must be at least 2");
     }
-    let distribution = match args.distribution.as_str() {
-        "gaussian" => Distribution::Gaussian,
-        "uniform" => Distribution::Uniform,
-        "bernoulli" => Distribution::Bernoulli { p: 0.5 },
-        other => bail!("--distribution: '{other}' (expected gaussian, uniform or bernoulli)"),
-    };
+    let distribution = crate::train::optimizers::distribution(&args.distribution, 0.5)?;
     let stream = Stream {
         generator: Generator::default(),
         distribution,

@@ -75,23 +75,25 @@ impl Optimizer for RandomBases {
 /// `(name, offset, len)` slice (0 where either slice is zero).
 pub fn cosines(u: &Tensor, g: &Tensor, tensors: &[(String, usize, usize)]) -> Result<Vec<f64>> {
     let (u, g) = (u.to_vec_f32()?, g.to_vec_f32()?);
-    let cos = |a: &[f32], b: &[f32]| {
-        let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
-        for (&x, &y) in a.iter().zip(b) {
-            let (x, y) = (x as f64, y as f64);
-            ab += x * y;
-            aa += x * x;
-            bb += y * y;
-        }
-        if aa > 0.0 && bb > 0.0 {
-            ab / (aa.sqrt() * bb.sqrt())
-        } else {
-            0.0
-        }
-    };
-    let mut out = vec![cos(&u, &g)];
+    let mut out = vec![cosine(&u, &g)];
     for (_, off, len) in tensors {
-        out.push(cos(&u[*off..off + len], &g[*off..off + len]));
+        out.push(cosine(&u[*off..off + len], &g[*off..off + len]));
     }
     Ok(out)
+}
+
+/// Cosine similarity of two vectors, accumulated in f64 (0 if either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x as f64, y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa > 0.0 && bb > 0.0 {
+        ab / (aa.sqrt() * bb.sqrt())
+    } else {
+        0.0
+    }
 }

@@ -243,28 +243,25 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         device: &device,
         layout: model.layout(),
     };
-    let mut segment_index;
-    let mut optimizer: Box<dyn Optimizer>;
-    let mut theta;
-    let mut pos;
-    let mut rows;
-    match resume {
+    // θ₀ from the seed; a resumed run replaces θ (and FPD's state) from the checkpoint.
+    let theta0 = Tensor::from_f32(
+        &device,
+        &model.layout().init(cfg.seed),
+        &[model.layout().total],
+    )?;
+    let start_epoch = resume.as_ref().map_or(0, |(_, p)| p.epoch);
+    let mut segment_index = cfg.segment_at(start_epoch).0;
+    let mut optimizer: Box<dyn Optimizer> = optimizers::build(&ctx, segment_index, &theta0)?;
+    let (mut theta, mut pos, mut rows) = match resume {
         Some((tensors, p)) => {
-            segment_index = cfg.segment_at(p.epoch).0;
-            let theta0 = Tensor::from_f32(
-                &device,
-                &model.layout().init(cfg.seed),
-                &[model.layout().total],
-            )?;
-            optimizer = optimizers::build(&ctx, segment_index, &theta0)?;
-            theta = restore(
+            let theta = restore(
                 &cfg.out.join(CHECKPOINT),
                 &tensors,
                 model.as_ref(),
                 optimizer.as_mut(),
                 &device,
             )?;
-            rows = metrics::read_all(&cfg.out)?;
+            let mut rows = metrics::read_all(&cfg.out)?;
             rows.truncate(p.metric_rows);
             println!(
                 "resuming at epoch {} batch {} (step {})",
@@ -272,20 +269,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 p.batch,
                 p.step
             );
-            pos = p;
+            (theta, p, rows)
         }
-        None => {
-            segment_index = cfg.segment_at(0).0;
-            theta = Tensor::from_f32(
-                &device,
-                &model.layout().init(cfg.seed),
-                &[model.layout().total],
-            )?;
-            optimizer = optimizers::build(&ctx, segment_index, &theta)?;
-            rows = Vec::new();
-            pos = Position::default();
-        }
-    }
+        None => (theta0, Position::default(), Vec::new()),
+    };
 
     let ck_path = cfg.out.join(CHECKPOINT);
     let save_checkpoint =

@@ -17,6 +17,16 @@ pub struct Context<'a> {
     pub layout: &'a ParamLayout,
 }
 
+/// The direction distribution named by `--distribution` (`p` for Bernoulli).
+pub fn distribution(name: &str, p: f64) -> Result<Distribution> {
+    Ok(match name {
+        "gaussian" => Distribution::Gaussian,
+        "uniform" => Distribution::Uniform,
+        "bernoulli" => Distribution::Bernoulli { p: p as f32 },
+        other => bail!("--distribution: '{other}' (expected gaussian, uniform or bernoulli)"),
+    })
+}
+
 /// The direction stream of a run.
 pub fn stream(cfg: &RunConfig) -> Result<Stream> {
     let generator = match cfg.generator.as_str() {
@@ -24,14 +34,7 @@ pub fn stream(cfg: &RunConfig) -> Result<Stream> {
         "threefry" => Generator::Threefry,
         other => bail!("--generator: '{other}' (expected philox or threefry)"),
     };
-    let distribution = match cfg.distribution.as_str() {
-        "gaussian" => Distribution::Gaussian,
-        "uniform" => Distribution::Uniform,
-        "bernoulli" => Distribution::Bernoulli {
-            p: cfg.bernoulli_p as f32,
-        },
-        other => bail!("--distribution: '{other}' (expected gaussian, uniform or bernoulli)"),
-    };
+    let distribution = distribution(&cfg.distribution, cfg.bernoulli_p)?;
     Ok(Stream {
         generator,
         distribution,

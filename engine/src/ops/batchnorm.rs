@@ -1,7 +1,7 @@
 //! Batch normalisation over N·H·W per channel: training (batch statistics) and
 //! evaluation (running statistics) forwards, and the training backward.
 
-use super::conv::run;
+use super::run;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 use rbd_kernels::batchnorm::{self as k, BatchNormShape};

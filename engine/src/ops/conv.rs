@@ -1,10 +1,10 @@
 //! 2-D convolution (NCHW, weights [O, C, KH, KW], no bias) and its two backward passes.
 
+use super::run;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 pub use rbd_kernels::conv::Padding;
 use rbd_kernels::conv::{self as k, Conv2dShape};
-use rbd_kernels::Real;
 
 fn conv_shape(x: &Tensor, w: &Tensor, stride: usize, padding: Padding) -> Result<Conv2dShape> {
     let (sx, sw) = (x.shape(), w.shape());
@@ -72,13 +72,6 @@ fn backward_weight(s: &Conv2dShape, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
             &shape,
         ),
     })
-}
-
-/// Allocates an output of `len` zeros and lets `f` fill it.
-pub(crate) fn run<T: Real>(len: usize, f: impl FnOnce(&mut [T])) -> Vec<T> {
-    let mut out = vec![T::ZERO; len];
-    f(&mut out);
-    out
 }
 
 impl Tensor {

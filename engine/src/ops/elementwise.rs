@@ -1,61 +1,47 @@
 //! add, sub, mul, scale, axpy, ReLU and bias add.
 
-use super::same_shape;
+use super::{run, same_shape};
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 use rbd_kernels::elementwise::{self as k, Binary, Unary};
-use rbd_kernels::Real;
 
 fn binary_raw(op: Binary, name: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape(name, a, b)?;
     let shape = a.shape();
     let n = a.numel();
     Ok(match operands(name, &[a, b])? {
-        Operands::F32(x) => cpu_tensor(cpu_binary(op, x[0], x[1]), shape),
-        Operands::F64(x) => cpu_tensor(cpu_binary(op, x[0], x[1]), shape),
+        Operands::F32(x) => cpu_tensor(run(n, |o| k::binary_cpu(op, x[0], x[1], o)), shape),
+        Operands::F64(x) => cpu_tensor(run(n, |o| k::binary_cpu(op, x[0], x[1], o)), shape),
         Operands::Gpu(ctx, x) => gpu_tensor(&ctx, k::binary_gpu(&ctx, op, &x[0], &x[1], n)?, shape),
     })
-}
-
-fn cpu_binary<T: Real>(op: Binary, a: &[T], b: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    k::binary_cpu(op, a, b, &mut out);
-    out
 }
 
 fn unary_raw(op: Unary, x: &Tensor) -> Result<Tensor> {
     let shape = x.shape();
     Ok(match operands("unary", &[x])? {
-        Operands::F32(v) => cpu_tensor(cpu_unary(op, v[0]), shape),
-        Operands::F64(v) => cpu_tensor(cpu_unary(op, v[0]), shape),
+        Operands::F32(v) => cpu_tensor(run(x.numel(), |o| k::unary_cpu(op, v[0], o)), shape),
+        Operands::F64(v) => cpu_tensor(run(x.numel(), |o| k::unary_cpu(op, v[0], o)), shape),
         Operands::Gpu(ctx, v) => gpu_tensor(&ctx, k::unary_gpu(&ctx, op, &v[0], x.numel())?, shape),
     })
-}
-
-fn cpu_unary<T: Real>(op: Unary, x: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    k::unary_cpu(op, x, &mut out);
-    out
 }
 
 fn axpy_raw(alpha: f64, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("axpy", a, b)?;
     let shape = a.shape();
     Ok(match operands("axpy", &[a, b])? {
-        Operands::F32(x) => cpu_tensor(cpu_axpy(alpha as f32, x[0], x[1]), shape),
-        Operands::F64(x) => cpu_tensor(cpu_axpy(alpha, x[0], x[1]), shape),
+        Operands::F32(x) => cpu_tensor(
+            run(a.numel(), |o| k::axpy_cpu(alpha as f32, x[0], x[1], o)),
+            shape,
+        ),
+        Operands::F64(x) => {
+            cpu_tensor(run(a.numel(), |o| k::axpy_cpu(alpha, x[0], x[1], o)), shape)
+        }
         Operands::Gpu(ctx, x) => gpu_tensor(
             &ctx,
             k::axpy_gpu(&ctx, alpha as f32, &x[0], &x[1], a.numel())?,
             shape,
         ),
     })
-}
-
-fn cpu_axpy<T: Real>(alpha: T, a: &[T], b: &[T]) -> Vec<T> {
-    let mut out = vec![T::ZERO; a.len()];
-    k::axpy_cpu(alpha, a, b, &mut out);
-    out
 }
 
 impl Tensor {
@@ -138,8 +124,14 @@ impl Tensor {
         let channels = shape[1];
         let inner: usize = shape[2..].iter().product();
         let out = match operands("bias_add", &[self, bias])? {
-            Operands::F32(x) => cpu_tensor(cpu_bias(x[0], x[1], inner), &shape),
-            Operands::F64(x) => cpu_tensor(cpu_bias(x[0], x[1], inner), &shape),
+            Operands::F32(x) => cpu_tensor(
+                run(self.numel(), |o| k::bias_add_cpu(x[0], x[1], inner, o)),
+                &shape,
+            ),
+            Operands::F64(x) => cpu_tensor(
+                run(self.numel(), |o| k::bias_add_cpu(x[0], x[1], inner, o)),
+                &shape,
+            ),
             Operands::Gpu(ctx, x) => gpu_tensor(
                 &ctx,
                 k::bias_add_gpu(&ctx, &x[0], &x[1], self.numel(), inner, channels)?,
@@ -150,10 +142,4 @@ impl Tensor {
             Ok(vec![Some(g.clone()), Some(g.sum_to_axis1()?)])
         }))
     }
-}
-
-fn cpu_bias<T: Real>(x: &[T], b: &[T], inner: usize) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    k::bias_add_cpu(x, b, inner, &mut out);
-    out
 }

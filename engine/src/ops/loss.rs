@@ -1,10 +1,11 @@
 //! Mean softmax cross-entropy and accuracy counting, over integer class labels.
 
+use super::run;
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 use rbd_kernels::loss as k;
-use rbd_kernels::{GpuBuffer, Real};
+use rbd_kernels::GpuBuffer;
 use std::sync::Arc;
 
 /// Class labels of a batch, validated against the class count, kept on the host and
@@ -77,12 +78,6 @@ fn gpu_labels(labels: &Labels) -> Result<&Arc<GpuBuffer>> {
         .ok_or_else(|| EngineError::Invalid("labels were made for the cpu backend".into()))
 }
 
-fn cpu_backward<T: Real>(x: &[T], labels: &[u32], n: usize, k: usize, dloss: T) -> Vec<T> {
-    let mut d = vec![T::ZERO; x.len()];
-    k::softmax_xent_backward_cpu(x, labels, n, k, dloss, &mut d);
-    d
-}
-
 impl Tensor {
     /// Mean softmax cross-entropy of `[N, K]` logits against `labels`, as a scalar.
     pub fn softmax_cross_entropy(&self, labels: &Labels) -> Result<Tensor> {
@@ -104,12 +99,18 @@ impl Tensor {
         Ok(out.record("softmax_cross_entropy", &[self], move |g| {
             let shape = [n, kk];
             let d = match operands("softmax_cross_entropy_backward", &[&x, g])? {
-                Operands::F32(v) => {
-                    cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape)
-                }
-                Operands::F64(v) => {
-                    cpu_tensor(cpu_backward(v[0], labels.host(), n, kk, v[1][0]), &shape)
-                }
+                Operands::F32(v) => cpu_tensor(
+                    run(n * kk, |d| {
+                        k::softmax_xent_backward_cpu(v[0], labels.host(), n, kk, v[1][0], d)
+                    }),
+                    &shape,
+                ),
+                Operands::F64(v) => cpu_tensor(
+                    run(n * kk, |d| {
+                        k::softmax_xent_backward_cpu(v[0], labels.host(), n, kk, v[1][0], d)
+                    }),
+                    &shape,
+                ),
                 Operands::Gpu(ctx, v) => gpu_tensor(
                     &ctx,
                     k::softmax_xent_backward_gpu(&ctx, &v[0], gpu_labels(&labels)?, n, kk, &v[1])?,

@@ -1,9 +1,9 @@
 //! Matrix product with optional transposes; its backward is two more matmuls.
 
+use super::run;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, DType, Operands, Tensor};
 use rbd_kernels::matmul::{self as k, MatmulShape};
-use rbd_kernels::Real;
 
 fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
     let (sa, sb) = (a.shape(), b.shape());
@@ -54,16 +54,10 @@ fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
         };
     }
     Ok(match operands("matmul", &[a, b])? {
-        Operands::F32(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
-        Operands::F64(x) => cpu_tensor(cpu_matmul(&s, x[0], x[1]), &[m, n]),
+        Operands::F32(x) => cpu_tensor(run(m * n, |c| k::matmul_cpu(&s, x[0], x[1], c)), &[m, n]),
+        Operands::F64(x) => cpu_tensor(run(m * n, |c| k::matmul_cpu(&s, x[0], x[1], c)), &[m, n]),
         Operands::Gpu(ctx, x) => gpu_tensor(&ctx, k::matmul_gpu(&ctx, &s, &x[0], &x[1])?, &[m, n]),
     })
-}
-
-fn cpu_matmul<T: Real>(s: &MatmulShape, a: &[T], b: &[T]) -> Vec<T> {
-    let mut c = vec![T::ZERO; s.m * s.n];
-    k::matmul_cpu(s, a, b, &mut c);
-    c
 }
 
 impl Tensor {

@@ -12,6 +12,14 @@ pub mod shape;
 
 use crate::error::{EngineError, Result};
 use crate::tensor::Tensor;
+use rbd_kernels::Real;
+
+/// Allocates an output of `len` zeros and lets a cpu kernel `f` fill it.
+pub(crate) fn run<T: Real>(len: usize, f: impl FnOnce(&mut [T])) -> Vec<T> {
+    let mut out = vec![T::ZERO; len];
+    f(&mut out);
+    out
+}
 
 pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {

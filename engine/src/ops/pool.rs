@@ -1,6 +1,6 @@
 //! 2×2 max pooling (stride 2) and global average pooling.
 
-use super::conv::run;
+use super::run;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 use rbd_kernels::pool as k;

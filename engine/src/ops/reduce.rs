@@ -1,5 +1,6 @@
 //! Fixed-order reductions: sum, sum of squares, dot, and the bias-gradient sums.
 
+use super::run;
 use crate::error::{EngineError, Result};
 use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
 use rbd_kernels::reduce::{self as k, Reduction};
@@ -80,8 +81,14 @@ impl Tensor {
         let shape = self.shape().to_vec();
         let (x, sv) = (self.detach(), s.detach());
         let out = match operands("mul_scalar", &[self, s])? {
-            Operands::F32(v) => cpu_tensor(cpu_mul_scalar(v[0], v[1][0]), &shape),
-            Operands::F64(v) => cpu_tensor(cpu_mul_scalar(v[0], v[1][0]), &shape),
+            Operands::F32(v) => cpu_tensor(
+                run(v[0].len(), |o| k::mul_scalar_cpu(v[0], v[1][0], o)),
+                &shape,
+            ),
+            Operands::F64(v) => cpu_tensor(
+                run(v[0].len(), |o| k::mul_scalar_cpu(v[0], v[1][0], o)),
+                &shape,
+            ),
             Operands::Gpu(ctx, v) => gpu_tensor(
                 &ctx,
                 k::mul_scalar_gpu(&ctx, &v[0], &v[1], self.numel())?,
@@ -114,11 +121,5 @@ fn cpu_sum_channels<T: Real>(x: &[T], n: usize, c: usize, inner: usize) -> Vec<T
     } else {
         k::sum_channels_cpu(x, n, c, inner, &mut out);
     }
-    out
-}
-
-fn cpu_mul_scalar<T: Real>(x: &[T], s: T) -> Vec<T> {
-    let mut out = vec![T::ZERO; x.len()];
-    k::mul_scalar_cpu(x, s, &mut out);
     out
 }
