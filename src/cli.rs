@@ -1,6 +1,11 @@
 //! Command-line interface definitions (clap).
 
 use clap::{Args, Parser, Subcommand};
+use rbd::train::kinds::{
+    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, GeneratorKind,
+    ModelKind, OptimizerKind, PresetSource,
+};
+use rbd::train::ScheduleSpec;
 use std::path::PathBuf;
 
 /// Random bases descent on a hand-written WebGPU tensor engine.
@@ -79,7 +84,25 @@ pub struct OrthogonalityArgs {
     pub seed: u64,
     /// Direction distribution.
     #[arg(long, default_value = "gaussian")]
-    pub distribution: String,
+    pub distribution: rbd::train::kinds::DistributionKind,
+}
+
+/// A whole number of at least 1.
+fn at_least_one(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{text}' is not a whole number of at least 1")),
+    }
+}
+
+/// A count of at least 1.
+fn count(text: &str) -> Result<usize, String> {
+    at_least_one(text).map(|n| n as usize)
+}
+
+/// A learning rate: `2^-6`, `2^(-6)` or a positive decimal.
+fn learning_rate(text: &str) -> Result<f64, String> {
+    rbd::lr::parse_lr(text)
 }
 
 /// Options of `rbd train`.
@@ -87,53 +110,59 @@ pub struct OrthogonalityArgs {
 pub struct TrainArgs {
     /// Model: fc, cnn, resnet8, resnet32.
     #[arg(long, default_value = "cnn")]
-    pub model: String,
+    pub model: ModelKind,
     /// Data set: mnist, fmnist, cifar10, or idx:DIR (a directory with the four
     /// MNIST-named IDX files, no checksum).
     #[arg(long, default_value = "mnist")]
-    pub dataset: String,
+    pub dataset: DatasetSpec,
     /// Optimizer: sgd, rbd, fpd, nes, rbd-materialized.
     #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
+    pub optimizer: OptimizerKind,
     /// Hybrid schedule, e.g. `rbd:10,sgd` (RBD until epoch 10, then SGD); an entry may
-    /// carry its own rate: `rbd@2^-3:10,sgd@2^-6`. Overrides --optimizer.
+    /// carry its own rate: `rbd@2^-3:10,sgd@2^-6`. Replaces --optimizer.
     #[arg(long)]
-    pub schedule: Option<String>,
-    /// Learning rate, `2^-6` or a decimal; default: the paper's preset (printed).
-    #[arg(long, allow_hyphen_values = true)]
-    pub lr: Option<String>,
-    /// Which RBD presets to use where Table 4 and the released configuration differ.
+    pub schedule: Option<ScheduleSpec>,
+    /// Learning rate, `2^-6` or a decimal; default: the published preset (printed).
+    #[arg(long, allow_hyphen_values = true, value_parser = learning_rate)]
+    pub lr: Option<f64>,
+    /// Which published rates fill in a missing --lr where Table 4 and the authors'
+    /// released configuration differ: paper or released.
     #[arg(long, default_value = "paper")]
-    pub lr_preset: String,
+    pub lr_preset: PresetSource,
     /// Epochs.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value = "1", allow_hyphen_values = true, value_parser = at_least_one)]
     pub epochs: u64,
     /// Seed (initialisation, data order, augmentation, random bases).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
-    /// Run directory (metrics, plots, checkpoints); default runs/MODEL-DATASET-OPTIMIZER.
+    /// Run directory (metrics, plots, checkpoints); it must be empty or absent unless
+    /// --overwrite. Default: runs/MODEL-DATASET-OPTIMIZER-seedN (made unique).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint.
+    /// Replace whatever run the --out directory holds.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Continue the run in this directory from its last checkpoint (only --epochs to
+    /// extend it, --device, --data-dir, --checkpoint-every and --quiet may be given).
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// auto (a GPU if present, else cpu), gpu, cpu, or wgpu-cpu (llvmpipe).
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceKind,
     /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Training batch size.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
     pub batch_size: usize,
     /// Evaluation batch size.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value = "1000", allow_hyphen_values = true, value_parser = count)]
     pub eval_batch_size: usize,
     /// Images held out of the training set for validation.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value = "10000", allow_hyphen_values = true, value_parser = count)]
     pub val_size: usize,
     /// Use only the first N training images (quick runs).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = count)]
     pub train_limit: Option<usize>,
     /// Learning-rate tuning mode: train on a random 75% of the training data and
     /// validate on the other 25%.
@@ -142,32 +171,36 @@ pub struct TrainArgs {
     /// Also evaluate on the test set after every epoch.
     #[arg(long)]
     pub eval_test: bool,
-    /// Checkpoint every N epochs (`2`) or steps (`500steps`).
-    #[arg(long)]
-    pub checkpoint_every: Option<String>,
-    /// Random-bases dimension d (directions per compartment unless --split-dim).
-    #[arg(long, default_value_t = 250)]
+    /// Checkpoint every N epochs (`2`), every N steps (`500steps`), or never (`0`).
+    #[arg(long, default_value = "1")]
+    pub checkpoint_every: CheckpointEvery,
+    /// Log training loss and accuracy every N steps (`steps.csv`, and the plot).
+    #[arg(long, default_value = "100", allow_hyphen_values = true, value_parser = at_least_one)]
+    pub log_every: u64,
+    /// Random-bases dimension d (directions per compartment unless --split-dim; NES:
+    /// the population).
+    #[arg(long, default_value = "250", allow_hyphen_values = true, value_parser = count)]
     pub dim: usize,
     /// Compartments: a number K of even parts, or `layer` (one per layer).
-    #[arg(long, default_value = "1")]
-    pub compartments: String,
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
+    pub compartments: CompartmentKind,
     /// Split d across the compartments instead of giving each the full d.
     #[arg(long)]
     pub split_dim: bool,
     /// Direction distribution: gaussian, uniform, bernoulli.
     #[arg(long, default_value = "gaussian")]
-    pub distribution: String,
+    pub distribution: DistributionKind,
     /// Bernoulli probability p (zero-mean, unit-variance ±).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
     pub bernoulli_p: f64,
-    /// Counter-based generator: threefry (default, the faster here) or philox.
-    #[arg(long)]
-    pub generator: Option<String>,
+    /// Counter-based generator: threefry (the faster here) or philox.
+    #[arg(long, default_value = "threefry")]
+    pub generator: GeneratorKind,
     /// Log the cosine of the RBD update with the gradient every step (costs a pass).
     #[arg(long)]
     pub correlation: bool,
     /// NES perturbation scale σ.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     pub nes_sigma: f64,
     /// No progress bar (one line per epoch).
     #[arg(long)]

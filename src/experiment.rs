@@ -4,8 +4,8 @@
 //! 2i+1 of one step); mean and standard deviation to CSV and an SVG plot.
 
 use crate::cli::OrthogonalityArgs;
-use crate::train::plot;
 use anyhow::{bail, Context, Result};
+use rbd::train::plot;
 use rbd_kernels::random_bases::{generate_cpu, Compartment, Generator, Stream};
 use rbd_optim::rbd::cosine;
 use std::fmt::Write as _;
@@ -18,7 +18,7 @@ pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
     if args.pairs < 2 {
         bail!("--pairs must be at least 2");
     }
-    let distribution = crate::train::optimizers::distribution(&args.distribution, 0.5)?;
+    let distribution = rbd::train::optimizers::distribution(args.distribution, 0.5);
     let stream = Stream {
         generator: Generator::default(),
         distribution,

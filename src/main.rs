@@ -3,10 +3,9 @@
 mod bench;
 mod cli;
 mod experiment;
-mod lr;
-mod train;
+mod train_cmd;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 
 fn main() {
@@ -36,9 +35,22 @@ fn main() {
             std::env::set_var("XDG_RUNTIME_DIR", &dir);
         }
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
-        Command::Train(args) => train::run(&args),
+        Command::Train(args) => {
+            let sub = matches
+                .subcommand_matches("train")
+                .expect("clap matched the train subcommand");
+            match train_cmd::run(&args, sub) {
+                Ok(0) => Ok(()),
+                Ok(code) => std::process::exit(code),
+                Err(e) => Err(e),
+            }
+        }
         Command::Devices => devices(),
         Command::Models => models(),
         Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),

@@ -5,8 +5,8 @@
 
 use super::{backends, measure, Backend, Timing};
 use crate::cli::BenchArgs;
-use crate::train::oracle::TrainOracle;
 use anyhow::Result;
+use rbd::train::oracle::TrainOracle;
 use rbd_datasets::Batch;
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{self as rb, Compartment, Distribution, Generator, Stream};
@@ -76,15 +76,14 @@ fn step_time(
     let batches = std::iter::repeat_with(|| batch(1));
     let mut batches: Box<dyn Iterator<Item = Batch>> = Box::new(batches);
     measure(b, 1, repeats, || {
-        let mut oracle = TrainOracle {
-            model: model.as_ref(),
-            device: device.clone(),
-            batches: &mut batches,
-            classes: 10,
-            sums: Default::default(),
-            batches_used: 0,
-            diverged: None,
-        };
+        let mut oracle = TrainOracle::new(
+            model.as_ref(),
+            device.clone(),
+            Box::new(batches.by_ref()),
+            10,
+            Default::default(),
+            Default::default(),
+        );
         theta = opt.step(step, &theta, &mut oracle)?.theta;
         step += 1;
         Ok(())

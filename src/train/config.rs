@@ -1,302 +1,664 @@
-//! The resolved configuration of a run: every flag checked before any work starts,
-//! presets filled in, written to `config.json`.
+//! The configuration of a run: typed, validated once before anything is loaded or
+//! written, and stored as `config.json` in the run directory.
+//!
+//! Errors name the configuration field (`dim`, `schedule`, ...), never a command-line
+//! flag: the CLI maps fields to its flags.
 
-use crate::cli::TrainArgs;
-use crate::lr::{format_lr, parse_lr, preset_exponent, PresetSource};
-use anyhow::{bail, Context, Result};
+use super::kinds::{
+    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, GeneratorKind,
+    ModelKind, OptimizerKind, PresetSource,
+};
+use crate::lr::{format_lr, parse_lr, preset_exponent};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 
-/// One segment of a (possibly hybrid) schedule: an optimizer until an epoch.
+/// A configuration value that cannot run, naming its field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field of [`RunConfig`] (or of the schedule) at fault.
+    pub field: &'static str,
+    /// What is wrong, and what would be accepted.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One entry of a schedule as written: `rbd`, `rbd@2^-3`, `rbd:10`, `rbd@2^-3:10`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentSpec {
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// Its rate, if written.
+    pub lr: Option<f64>,
+    /// The epoch at which the next entry takes over (`None` for the last entry).
+    pub until_epoch: Option<u64>,
+}
+
+/// A schedule as written: `rbd:10,sgd` runs RBD for epochs 1–10, then SGD.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduleSpec(pub Vec<SegmentSpec>);
+
+impl ScheduleSpec {
+    /// A single optimiser for the whole run.
+    pub fn single(optimizer: OptimizerKind) -> Self {
+        ScheduleSpec(vec![SegmentSpec {
+            optimizer,
+            lr: None,
+            until_epoch: None,
+        }])
+    }
+}
+
+impl FromStr for ScheduleSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let entries: Vec<&str> = text.split(',').map(str::trim).collect();
+        let mut out: Vec<SegmentSpec> = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let last = i + 1 == entries.len();
+            let (head, until) = match entry.split_once(':') {
+                Some((h, u)) => {
+                    let u: u64 = u
+                        .parse()
+                        .map_err(|_| format!("'{entry}': '{u}' is not an epoch number"))?;
+                    (h, Some(u))
+                }
+                None => (*entry, None),
+            };
+            match (until, last) {
+                (None, false) => {
+                    return Err(format!(
+                        "'{entry}' needs ':EPOCH' (only the last entry runs to the end)"
+                    ))
+                }
+                (Some(_), true) if entries.len() > 1 => {
+                    return Err(format!(
+                        "the last entry '{entry}' runs to the end; drop ':EPOCH'"
+                    ))
+                }
+                (Some(_), true) => {
+                    return Err(format!(
+                        "'{entry}': a single optimizer runs to the end; drop ':EPOCH'"
+                    ))
+                }
+                _ => {}
+            }
+            if until == Some(0) {
+                return Err(format!("'{entry}' would never run (it ends at epoch 0)"));
+            }
+            let (name, lr) = match head.split_once('@') {
+                Some((n, l)) => (n, Some(parse_lr(l)?)),
+                None => (head, None),
+            };
+            let optimizer: OptimizerKind = name.parse()?;
+            if let (Some(prev), Some(u)) = (out.last().and_then(|s| s.until_epoch), until) {
+                if u <= prev {
+                    return Err(format!(
+                        "switch epochs must increase ({prev} then {u}): '{entry}' would never run"
+                    ));
+                }
+            }
+            out.push(SegmentSpec {
+                optimizer,
+                lr,
+                until_epoch: until,
+            });
+        }
+        Ok(ScheduleSpec(out))
+    }
+}
+
+/// One segment of a (possibly hybrid) schedule, with its rate resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segment {
-    /// sgd, rbd, fpd, nes or rbd-materialized.
-    pub optimizer: String,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
     /// Learning rate.
     pub lr: f64,
-    /// Where the rate came from (`--lr`, or the preset's source).
+    /// Where the rate came from (given, or which published preset).
     pub lr_source: String,
     /// Last epoch (exclusive) of this segment; `None` for the rest of the run.
     pub until_epoch: Option<u64>,
 }
 
-/// Everything a run needs, as resolved from the flags.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Checks that the model can train on the data set.
+pub fn check_model_data(model: ModelKind, dataset: &DatasetSpec) -> Result<(), ConfigError> {
+    if matches!(model, ModelKind::Resnet8 | ModelKind::Resnet32)
+        && *dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10)
+    {
+        return Err(ConfigError::new(
+            "model",
+            format!("{model} is a CIFAR-10 network; it needs the cifar10 data set (got {dataset})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves the rates of a schedule: a written rate wins (`lr` applies to a
+/// single-optimiser schedule), otherwise the published preset of `source`.
+pub fn resolve_schedule(
+    spec: &ScheduleSpec,
+    lr: Option<f64>,
+    model: ModelKind,
+    dataset: &DatasetSpec,
+    distribution: DistributionKind,
+    source: PresetSource,
+) -> Result<Vec<Segment>, ConfigError> {
+    check_model_data(model, dataset)?;
+    if spec.0.len() > 1 && lr.is_some() {
+        return Err(ConfigError::new(
+            "lr",
+            "a single rate applies to a single optimizer; in a schedule write each entry's rate, e.g. rbd@2^-3:10,sgd@2^-6",
+        ));
+    }
+    spec.0
+        .iter()
+        .map(|s| {
+            let (lr, lr_source) = match s.lr.or(lr) {
+                Some(lr) => (lr, "given".to_string()),
+                None => {
+                    let Some((e, src)) = preset_exponent(
+                        model,
+                        dataset.preset_key(),
+                        s.optimizer,
+                        distribution,
+                        source,
+                    ) else {
+                        return Err(ConfigError::new(
+                            "lr",
+                            format!(
+                                "no published rate for {} on {model} / {}: give one (rbd tune finds it)",
+                                s.optimizer,
+                                dataset.preset_key()
+                            ),
+                        ));
+                    };
+                    let lr = 2f64.powi(e);
+                    (lr, format!("preset {} ({src})", format_lr(lr)))
+                }
+            };
+            Ok(Segment {
+                optimizer: s.optimizer,
+                lr,
+                lr_source,
+                until_epoch: s.until_epoch,
+            })
+        })
+        .collect()
+}
+
+/// Everything a run needs. Stored as `config.json`; `epochs`, `checkpoint_every`,
+/// `device`, `data_dir` and `log_every_steps` may change when a run is resumed, the
+/// rest is the run's identity ([`RunConfig::run_id`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
-    /// Model name.
-    pub model: String,
-    /// Data set name (or idx:DIR).
-    pub dataset: String,
+    /// The network.
+    pub model: ModelKind,
+    /// The data.
+    pub dataset: DatasetSpec,
     /// The schedule (one segment for a plain run).
     pub schedule: Vec<Segment>,
-    /// Epochs.
+    /// Epochs to train.
     pub epochs: u64,
-    /// Seed.
+    /// Seed of initialisation, data order, augmentation and random bases.
     pub seed: u64,
-    /// Run directory.
-    pub out: PathBuf,
-    /// Device choice as given.
-    pub device: String,
-    /// Data directory.
+    /// Where the tensors live.
+    pub device: DeviceKind,
+    /// Where data sets are kept.
     pub data_dir: PathBuf,
-    /// Batch size.
+    /// Training batch size.
     pub batch_size: usize,
     /// Evaluation batch size.
     pub eval_batch_size: usize,
-    /// Validation images.
+    /// Images held out of the training set for validation.
     pub val_size: usize,
-    /// Training-image limit.
+    /// Train on the first N training images only.
     pub train_limit: Option<usize>,
-    /// 75/25 tuning split.
+    /// Table 4's tuning protocol: train on a random 75%, validate on the other 25%.
     pub tuning_split: bool,
-    /// Test-set evaluation.
+    /// Also evaluate on the test set after every epoch.
     pub eval_test: bool,
-    /// Checkpoint period: `(count, unit)` with unit `epochs` or `steps`.
-    pub checkpoint_every: Option<(u64, String)>,
-    /// Random-bases dimension.
+    /// Checkpoint period.
+    pub checkpoint_every: CheckpointEvery,
+    /// Training loss and accuracy are logged every this many steps.
+    pub log_every_steps: u64,
+    /// d: random directions per compartment (NES: the population).
     pub dim: usize,
-    /// `K` or `layer`.
-    pub compartments: String,
-    /// Split d across compartments.
+    /// Compartments of θ.
+    pub compartments: CompartmentKind,
+    /// Divide d across the compartments instead of giving each all d.
     pub split_dim: bool,
-    /// Direction distribution.
-    pub distribution: String,
-    /// Bernoulli p.
+    /// Distribution of the direction entries.
+    pub distribution: DistributionKind,
+    /// Bernoulli probability p.
     pub bernoulli_p: f64,
-    /// Generator (philox or threefry).
-    pub generator: String,
-    /// Gradient-correlation logging.
+    /// The counter-based generator.
+    pub generator: GeneratorKind,
+    /// Log the cosine of the RBD update with the gradient every step.
     pub correlation: bool,
-    /// NES σ.
+    /// NES perturbation scale σ.
     pub nes_sigma: f64,
+    /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
+    #[serde(default)]
+    pub resumed_with: Vec<String>,
 }
 
-const OPTIMIZERS: [&str; 5] = ["sgd", "rbd", "fpd", "nes", "rbd-materialized"];
-
-fn dataset_key(dataset: &str) -> Result<String> {
-    if let Some(dir) = dataset.strip_prefix("idx:") {
-        if dir.is_empty() {
-            bail!("--dataset idx:DIR needs a directory");
-        }
-        return Ok("idx".into());
-    }
-    let kind: rbd_datasets::DatasetKind = dataset
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--dataset: {e}"))?;
-    Ok(kind.name().to_string())
+/// What validation learned about the model, for the caller's messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checked {
+    /// D, the number of trainable parameters.
+    pub num_params: usize,
 }
 
-/// Parses `--schedule` (or `--optimizer` with `--lr`) into segments with rates.
-fn schedule(args: &TrainArgs, dataset: &str, source: PresetSource) -> Result<Vec<Segment>> {
-    let spec = args
-        .schedule
-        .clone()
-        .unwrap_or_else(|| args.optimizer.clone());
-    let entries: Vec<&str> = spec.split(',').map(str::trim).collect();
-    let mut out = Vec::new();
-    for (i, entry) in entries.iter().enumerate() {
-        let (head, until) = match entry.split_once(':') {
-            Some((h, u)) => {
-                let u: u64 = u.parse().with_context(|| {
-                    format!("--schedule: '{entry}': '{u}' is not an epoch number")
-                })?;
-                (h, Some(u))
-            }
-            None => (*entry, None),
-        };
-        if until.is_none() && i + 1 != entries.len() {
-            bail!("--schedule: '{entry}' needs ':EPOCH' (only the last entry runs to the end)");
-        }
-        if until.is_some() && i + 1 == entries.len() && entries.len() > 1 {
-            bail!("--schedule: the last entry '{entry}' runs to the end; drop ':EPOCH'");
-        }
-        let (name, lr_text) = match head.split_once('@') {
-            Some((n, l)) => (n, Some(l.to_string())),
-            None => (head, None),
-        };
-        if !OPTIMIZERS.contains(&name) {
-            bail!(
-                "--optimizer/--schedule: unknown optimizer '{name}' (expected one of {})",
-                OPTIMIZERS.join(", ")
-            );
-        }
-        let lr_text = lr_text.or_else(|| {
-            if entries.len() == 1 {
-                args.lr.clone()
-            } else {
-                None
-            }
-        });
-        let (lr, lr_source) = match lr_text {
-            Some(t) => (
-                parse_lr(&t).map_err(anyhow::Error::msg)?,
-                "--lr".to_string(),
-            ),
-            None => {
-                let Some((e, src)) =
-                    preset_exponent(&args.model, dataset, name, &args.distribution, source)
-                else {
-                    bail!(
-                        "no preset learning rate for {name} on {} / {dataset}: pass --lr",
-                        args.model
-                    );
-                };
-                (
-                    2f64.powi(e),
-                    format!("preset {} ({src})", format_lr(2f64.powi(e))),
-                )
-            }
-        };
-        if let (Some(prev), Some(u)) = (out.last().and_then(|s: &Segment| s.until_epoch), until) {
-            if u <= prev {
-                bail!("--schedule: switch epochs must increase ({prev} then {u})");
-            }
-        }
-        out.push(Segment {
-            optimizer: name.to_string(),
-            lr,
-            lr_source,
-            until_epoch: until,
-        });
-    }
-    Ok(out)
-}
+/// Most bytes the materialised basis (d × D f32) may take.
+const MATERIALISED_LIMIT_BYTES: u128 = 8 << 30;
 
 impl RunConfig {
-    /// Checks every flag and resolves presets; nothing is loaded or written yet.
-    pub fn from_args(args: &TrainArgs) -> Result<RunConfig> {
-        let dataset = dataset_key(&args.dataset)?;
-        if !rbd_models::MODEL_NAMES.contains(&args.model.as_str()) {
-            bail!(
-                "--model: unknown model '{}' (expected one of {})",
-                args.model,
-                rbd_models::MODEL_NAMES.join(", ")
-            );
-        }
-        if args.model.starts_with("resnet") && dataset != "cifar10" {
-            bail!(
-                "--model {} is a CIFAR-10 network; it needs --dataset cifar10 (got {})",
-                args.model,
-                args.dataset
-            );
-        }
-        let source = match args.lr_preset.as_str() {
-            "paper" => PresetSource::Paper,
-            "released" => PresetSource::Released,
-            other => bail!("--lr-preset: '{other}' (expected paper or released)"),
-        };
-        if args.schedule.is_some() && args.lr.is_some() {
-            bail!("--lr applies to a single optimizer; with --schedule write rates as rbd@2^-3:10,sgd@2^-6");
-        }
-        // idx:DIR data are MNIST-shaped: MNIST's presets apply.
-        let preset_key = if dataset == "idx" {
-            "mnist"
-        } else {
-            dataset.as_str()
-        };
-        let schedule = schedule(args, preset_key, source)?;
-        args.device
-            .parse::<rbd_engine::DeviceChoice>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if args.epochs == 0 {
-            bail!("--epochs must be at least 1");
-        }
-        if args.batch_size == 0 || args.eval_batch_size == 0 {
-            bail!("--batch-size and --eval-batch-size must be at least 1");
-        }
-        if args.dim == 0 {
-            bail!("--dim must be at least 1");
-        }
-        if args.compartments != "layer" {
-            let k: usize = args.compartments.parse().map_err(|_| {
-                anyhow::anyhow!(
-                    "--compartments: '{}' is neither a number nor 'layer'",
-                    args.compartments
-                )
-            })?;
-            if k == 0 {
-                bail!("--compartments must be at least 1");
-            }
-        }
-        if !["gaussian", "uniform", "bernoulli"].contains(&args.distribution.as_str()) {
-            bail!(
-                "--distribution: '{}' (expected gaussian, uniform or bernoulli)",
-                args.distribution
-            );
-        }
-        if !(args.bernoulli_p > 0.0 && args.bernoulli_p < 1.0) {
-            bail!("--bernoulli-p must be in (0, 1), got {}", args.bernoulli_p);
-        }
-        if !(args.nes_sigma > 0.0 && args.nes_sigma.is_finite()) {
-            bail!("--nes-sigma must be positive, got {}", args.nes_sigma);
-        }
-        let generator = args.generator.clone().unwrap_or_else(|| "threefry".into());
-        if !["philox", "threefry"].contains(&generator.as_str()) {
-            bail!("--generator: '{generator}' (expected philox or threefry)");
-        }
-        let checkpoint_every = match &args.checkpoint_every {
-            None => None,
-            Some(s) => {
-                let (num, unit) = match s.strip_suffix("steps") {
-                    Some(n) => (n, "steps"),
-                    None => (s.strip_suffix("epochs").unwrap_or(s), "epochs"),
-                };
-                let n: u64 = num.trim().parse().map_err(|_| {
-                    anyhow::anyhow!("--checkpoint-every: '{s}' (expected N, Nepochs or Nsteps)")
-                })?;
-                if n == 0 {
-                    bail!("--checkpoint-every must be at least 1");
-                }
-                Some((n, unit.to_string()))
-            }
-        };
-        let name = match &args.schedule {
-            Some(s) => s.replace([',', ':', '@', '^'], "-"),
-            None => args.optimizer.clone(),
-        };
-        let out = args.out.clone().unwrap_or_else(|| {
-            PathBuf::from("runs").join(format!("{}-{}-{}", args.model, dataset, name))
-        });
-        let data_dir = match &args.data_dir {
-            Some(d) => d.clone(),
-            None => rbd_datasets::default_data_dir().map_err(|e| anyhow::anyhow!("{e}"))?,
-        };
-        Ok(RunConfig {
-            model: args.model.clone(),
-            dataset: args.dataset.clone(),
+    /// The defaults of `rbd train` for a model, data set and schedule.
+    pub fn new(model: ModelKind, dataset: DatasetSpec, schedule: Vec<Segment>) -> Self {
+        RunConfig {
+            model,
+            dataset,
             schedule,
-            epochs: args.epochs,
-            seed: args.seed,
-            out,
-            device: args.device.clone(),
-            data_dir,
-            batch_size: args.batch_size,
-            eval_batch_size: args.eval_batch_size,
-            val_size: args.val_size,
-            train_limit: args.train_limit,
-            tuning_split: args.tuning_split,
-            eval_test: args.eval_test,
-            checkpoint_every,
-            dim: args.dim,
-            compartments: args.compartments.clone(),
-            split_dim: args.split_dim,
-            distribution: args.distribution.clone(),
-            bernoulli_p: args.bernoulli_p,
-            generator,
-            correlation: args.correlation,
-            nes_sigma: args.nes_sigma,
-        })
+            epochs: 1,
+            seed: 0,
+            device: DeviceKind::Auto,
+            data_dir: PathBuf::new(),
+            batch_size: 32,
+            eval_batch_size: 1000,
+            val_size: 10_000,
+            train_limit: None,
+            tuning_split: false,
+            eval_test: false,
+            checkpoint_every: CheckpointEvery::default(),
+            log_every_steps: 100,
+            dim: 250,
+            compartments: CompartmentKind::Even(1),
+            split_dim: false,
+            distribution: DistributionKind::Gaussian,
+            bernoulli_p: 0.5,
+            generator: GeneratorKind::Threefry,
+            correlation: false,
+            nes_sigma: 0.01,
+            resumed_with: Vec::new(),
+        }
     }
 
-    /// The segment in force at `epoch`.
-    pub fn segment_at(&self, epoch: u64) -> (usize, &Segment) {
+    /// Checks every field, and the fields against each other and against the model's
+    /// D, without loading data or touching the disk.
+    pub fn validate(&self) -> Result<Checked, ConfigError> {
+        if self.epochs == 0 {
+            return Err(ConfigError::new("epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(ConfigError::new("batch_size", "must be at least 1"));
+        }
+        if self.eval_batch_size == 0 {
+            return Err(ConfigError::new("eval_batch_size", "must be at least 1"));
+        }
+        if self.val_size == 0 {
+            return Err(ConfigError::new(
+                "val_size",
+                "must be at least 1 (validation needs images)",
+            ));
+        }
+        if self.train_limit == Some(0) {
+            return Err(ConfigError::new("train_limit", "must be at least 1"));
+        }
+        if self.log_every_steps == 0 {
+            return Err(ConfigError::new("log_every_steps", "must be at least 1"));
+        }
+        if self.dim == 0 {
+            return Err(ConfigError::new("dim", "must be at least 1"));
+        }
+        if !(self.bernoulli_p > 0.0 && self.bernoulli_p < 1.0) {
+            return Err(ConfigError::new(
+                "bernoulli_p",
+                format!("must be in (0, 1), got {}", self.bernoulli_p),
+            ));
+        }
+        if !(self.nes_sigma > 0.0 && self.nes_sigma.is_finite()) {
+            return Err(ConfigError::new(
+                "nes_sigma",
+                format!("must be a positive number, got {}", self.nes_sigma),
+            ));
+        }
+        check_model_data(self.model, &self.dataset)?;
+        self.validate_schedule()?;
+        self.validate_split()?;
+        let (num_params, layers) = self.parameter_count()?;
+        self.validate_directions(num_params, layers)?;
+        Ok(Checked { num_params })
+    }
+
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
+        if self.schedule.is_empty() {
+            return Err(ConfigError::new("schedule", "is empty"));
+        }
+        let mut prev = 0;
         for (i, s) in self.schedule.iter().enumerate() {
+            let last = i + 1 == self.schedule.len();
             match s.until_epoch {
-                Some(u) if epoch >= u => continue,
-                _ => return (i, s),
+                Some(u) if last => {
+                    return Err(ConfigError::new(
+                        "schedule",
+                        format!(
+                            "the last entry ({}) runs to the end; it has no switch epoch (got {u})",
+                            s.optimizer
+                        ),
+                    ))
+                }
+                Some(u) if u <= prev => {
+                    return Err(ConfigError::new(
+                        "schedule",
+                        format!(
+                            "{} would never run: it ends at epoch {u}, after epoch {prev}",
+                            s.optimizer
+                        ),
+                    ))
+                }
+                Some(u) if u >= self.epochs => {
+                    let next = self.schedule[i + 1].optimizer;
+                    return Err(ConfigError::new(
+                        "schedule",
+                        format!(
+                            "{next} would never run: the switch at epoch {u} is not before the end of the {}-epoch run",
+                            self.epochs
+                        ),
+                    ));
+                }
+                Some(u) => prev = u,
+                None if !last => {
+                    return Err(ConfigError::new(
+                        "schedule",
+                        format!(
+                            "{} needs a switch epoch (only the last entry runs to the end)",
+                            s.optimizer
+                        ),
+                    ))
+                }
+                None => {}
+            }
+            if !(s.lr.is_finite() && s.lr > 0.0) {
+                return Err(ConfigError::new(
+                    "lr",
+                    format!(
+                        "{} has rate {}: must be a positive finite number",
+                        s.optimizer, s.lr
+                    ),
+                ));
             }
         }
-        let last = self.schedule.len() - 1;
-        (last, &self.schedule[last])
+        Ok(())
+    }
+
+    /// Checks the train/validation split where the data set's size is known up front.
+    fn validate_split(&self) -> Result<(), ConfigError> {
+        let DatasetSpec::Known(kind) = &self.dataset else {
+            return Ok(()); // IDX data: checked once its header is read.
+        };
+        let n = kind.count(rbd_datasets::Split::Train);
+        let n = self.train_limit.map_or(n, |l| l.min(n));
+        self.check_split(n).map(|_| ())
+    }
+
+    /// Training images after the validation hold-out of `n`, or why there are too few.
+    pub fn check_split(&self, n: usize) -> Result<usize, ConfigError> {
+        if self.val_size >= n {
+            return Err(ConfigError::new(
+                "val_size",
+                format!(
+                    "holding out {} images leaves nothing to train on ({n} training images)",
+                    self.val_size
+                ),
+            ));
+        }
+        let train = n - self.val_size;
+        let train = if self.tuning_split {
+            train * 3 / 4
+        } else {
+            train
+        };
+        if train < self.batch_size {
+            return Err(ConfigError::new(
+                "batch_size",
+                format!(
+                    "{train} training images are fewer than one batch of {}",
+                    self.batch_size
+                ),
+            ));
+        }
+        let batches = train / self.batch_size;
+        if let Some(nes) = self
+            .schedule
+            .iter()
+            .find(|s| s.optimizer == OptimizerKind::Nes)
+        {
+            if self.dim > batches {
+                return Err(ConfigError::new(
+                    "dim",
+                    format!(
+                        "{} with a population of {} needs {} batches per step, but an epoch has only {batches}",
+                        nes.optimizer, self.dim, self.dim
+                    ),
+                ));
+            }
+        }
+        Ok(train)
+    }
+
+    /// D and the number of layers of the model on this data set.
+    pub fn parameter_count(&self) -> Result<(usize, usize), ConfigError> {
+        let (c, h, w) = self.dataset.shape();
+        let model = rbd_models::build(self.model.name(), c, h, w, &rbd_engine::Device::Cpu)
+            .map_err(|e| ConfigError::new("model", e.to_string()))?;
+        let layout = model.layout();
+        Ok((layout.total, layout.layer_ranges().len()))
+    }
+
+    fn validate_directions(&self, num_params: usize, layers: usize) -> Result<(), ConfigError> {
+        let Some(first) = self.schedule.iter().find(|s| s.optimizer.uses_directions()) else {
+            return Ok(());
+        };
+        let what = if first.optimizer == OptimizerKind::Nes {
+            "the NES population"
+        } else {
+            "directions"
+        };
+        if self.dim > num_params {
+            return Err(ConfigError::new(
+                "dim",
+                format!(
+                    "{} {what} exceed the model's D = {num_params} parameters",
+                    self.dim
+                ),
+            ));
+        }
+        let k = match self.compartments {
+            CompartmentKind::Even(k) => {
+                if k > num_params {
+                    return Err(ConfigError::new(
+                        "compartments",
+                        format!("{k} compartments exceed the model's D = {num_params} parameters"),
+                    ));
+                }
+                k
+            }
+            CompartmentKind::PerLayer => layers,
+        };
+        if self.split_dim && self.dim < k {
+            return Err(ConfigError::new(
+                "split_dim",
+                format!(
+                    "d = {} directions cannot be split across {k} compartments",
+                    self.dim
+                ),
+            ));
+        }
+        for s in &self.schedule {
+            if s.optimizer == OptimizerKind::RbdMaterialized {
+                if self.compartments != CompartmentKind::Even(1) {
+                    return Err(ConfigError::new(
+                        "compartments",
+                        "rbd-materialized supports one compartment only",
+                    ));
+                }
+                let bytes = self.dim as u128 * num_params as u128 * 4;
+                if bytes > MATERIALISED_LIMIT_BYTES {
+                    return Err(ConfigError::new(
+                        "dim",
+                        format!(
+                            "rbd-materialized would store {} × {num_params} floats ({:.1} GiB, over the {} GiB limit); use rbd, which never stores the basis",
+                            self.dim,
+                            bytes as f64 / (1u64 << 30) as f64,
+                            MATERIALISED_LIMIT_BYTES >> 30
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The segment in force at `epoch` (0-based) and its index.
+    pub fn segment_at(&self, epoch: u64) -> (usize, &Segment) {
+        let i = self
+            .schedule
+            .iter()
+            .position(|s| s.until_epoch.is_none_or(|u| epoch < u))
+            .unwrap_or(self.schedule.len() - 1);
+        (i, &self.schedule[i])
+    }
+
+    /// A short hash of everything that defines the run's trajectory (all but the
+    /// fields a resume may change), stored in checkpoints to catch a checkpoint from
+    /// another run.
+    pub fn run_id(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("a RunConfig serialises");
+        if let Some(map) = v.as_object_mut() {
+            for key in [
+                "epochs",
+                "checkpoint_every",
+                "device",
+                "data_dir",
+                "log_every_steps",
+                "resumed_with",
+            ] {
+                map.remove(key);
+            }
+        }
+        // serde_json maps are ordered by key: the text is canonical.
+        let digest = Sha256::digest(v.to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbd_datasets::DatasetKind;
+
+    fn cfg(schedule: &str, epochs: u64) -> RunConfig {
+        let spec: ScheduleSpec = schedule.parse().unwrap();
+        let ds = DatasetSpec::Known(DatasetKind::Mnist);
+        let segs = resolve_schedule(
+            &spec,
+            None,
+            ModelKind::Fc,
+            &ds,
+            DistributionKind::Gaussian,
+            PresetSource::Paper,
+        )
+        .unwrap();
+        let mut c = RunConfig::new(ModelKind::Fc, ds, segs);
+        c.epochs = epochs;
+        c
+    }
+
+    #[test]
+    fn schedules_that_cannot_run_are_refused() {
+        assert!("rbd:0,sgd".parse::<ScheduleSpec>().is_err());
+        assert!("rbd:5,sgd:3,fpd".parse::<ScheduleSpec>().is_err());
+        assert!("rbd,sgd".parse::<ScheduleSpec>().is_err());
+        assert!("rbd:3".parse::<ScheduleSpec>().is_err());
+        let e = cfg("rbd:5,sgd", 2).validate().unwrap_err();
+        assert_eq!(e.field, "schedule");
+        assert!(e.message.contains("sgd would never run"), "{e}");
+        assert!(cfg("rbd:1,sgd", 2).validate().is_ok());
+    }
+
+    #[test]
+    fn directions_are_checked_against_d() {
+        let mut c = cfg("rbd", 1);
+        c.dim = 101_771;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "dim");
+        assert!(e.message.contains("101770"), "{e}");
+        c.dim = 1_000_000_000_000;
+        assert_eq!(c.validate().unwrap_err().field, "dim");
+        c.dim = 250;
+        c.compartments = CompartmentKind::Even(200_000);
+        assert_eq!(c.validate().unwrap_err().field, "compartments");
+        c.compartments = CompartmentKind::PerLayer;
+        c.split_dim = true;
+        c.dim = 1;
+        assert_eq!(c.validate().unwrap_err().field, "split_dim");
+        // SGD ignores d.
+        let mut s = cfg("sgd", 1);
+        s.dim = 1_000_000_000_000;
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn the_split_is_checked_before_loading() {
+        let mut c = cfg("sgd", 1);
+        c.val_size = 0;
+        assert_eq!(c.validate().unwrap_err().field, "val_size");
+        c.val_size = 60_000;
+        assert_eq!(c.validate().unwrap_err().field, "val_size");
+        c.val_size = 100;
+        c.train_limit = Some(120);
+        assert_eq!(c.validate().unwrap_err().field, "batch_size");
+    }
+
+    #[test]
+    fn run_id_ignores_what_a_resume_may_change() {
+        let a = cfg("rbd", 1);
+        let mut b = a.clone();
+        b.epochs = 7;
+        b.device = DeviceKind::Cpu;
+        b.checkpoint_every = CheckpointEvery::Steps(3);
+        assert_eq!(a.run_id(), b.run_id());
+        b.seed = 1;
+        assert_ne!(a.run_id(), b.run_id());
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let mut a = cfg("rbd@2^-3:2,sgd", 4);
+        a.compartments = CompartmentKind::PerLayer;
+        a.checkpoint_every = CheckpointEvery::Steps(50);
+        let text = serde_json::to_string_pretty(&a).unwrap();
+        assert!(text.contains("\"optimizer\": \"rbd\""), "{text}");
+        let b: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(a, b);
     }
 }

@@ -1,5 +1,10 @@
-//! Per-epoch metrics: `metrics.csv` and `metrics.jsonl` in the run directory.
+//! Metrics of a run: one row per epoch (`metrics.csv`, `metrics.jsonl`) and one row
+//! every N steps (`steps.csv`, `steps.jsonl`), assembled here from the trainer's
+//! running sums. JSON floats are written and read back exactly (serde_json's
+//! `float_roundtrip`), so a resumed run rewrites earlier rows bit for bit.
 
+use super::oracle::EpochSums;
+use super::run_dir::RunDir;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -99,31 +104,172 @@ impl EpochMetrics {
     }
 }
 
-/// Rewrites both metric files with `rows` (used after every epoch, so a resumed run
-/// never keeps rows of epochs it repeats).
-pub fn write_all(dir: &Path, rows: &[EpochMetrics]) -> Result<()> {
-    let mut csv = String::from(HEADER);
-    csv.push('\n');
+/// Training loss and accuracy over the steps since the previous row.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StepMetrics {
+    /// Epoch number, from 1.
+    pub epoch: u64,
+    /// Optimiser steps so far.
+    pub step: u64,
+    /// Fraction of the run's epochs done (the x axis of the curves).
+    pub epoch_progress: f64,
+    /// Mean training loss over the window.
+    pub train_loss: f64,
+    /// Training accuracy over the window.
+    pub train_accuracy: f64,
+    /// Images in the window.
+    pub images: u64,
+}
+
+const STEP_HEADER: &str = "epoch,step,epoch_progress,train_loss,train_accuracy,images";
+
+impl StepMetrics {
+    /// The row of a window of running sums.
+    pub fn of(epoch: u64, step: u64, epoch_progress: f64, window: &EpochSums) -> Self {
+        StepMetrics {
+            epoch: epoch + 1,
+            step,
+            epoch_progress,
+            train_loss: window.mean_loss(),
+            train_accuracy: window.accuracy(),
+            images: window.seen,
+        }
+    }
+
+    fn csv(&self) -> String {
+        format!(
+            "{},{},{},{},{},{}",
+            self.epoch,
+            self.step,
+            self.epoch_progress,
+            self.train_loss,
+            self.train_accuracy,
+            self.images
+        )
+    }
+}
+
+/// What an epoch's row is made of, besides the evaluation.
+pub struct EpochInputs<'a> {
+    /// Epoch index (0-based).
+    pub epoch: u64,
+    /// Steps so far.
+    pub step: u64,
+    /// The segment's optimiser and rate.
+    pub optimizer: String,
+    /// Its rate.
+    pub lr: f64,
+    /// Training sums of the epoch.
+    pub sums: EpochSums,
+    /// Training seconds.
+    pub seconds: f64,
+    /// Correlation samples (whole vector first, then per tensor).
+    pub correlations: &'a [Vec<f64>],
+    /// Parameter tensor names, in θ order.
+    pub tensor_names: Vec<String>,
+}
+
+/// Validation (and test) loss and accuracy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Validation (loss, accuracy).
+    pub val: (f64, f64),
+    /// Test (loss, accuracy), if asked for.
+    pub test: Option<(f64, f64)>,
+}
+
+impl EpochMetrics {
+    /// Assembles an epoch's row.
+    pub fn assemble(input: EpochInputs<'_>, eval: Evaluation) -> Self {
+        let correlation = Summary::of(&input.correlations.iter().map(|c| c[0]).collect::<Vec<_>>());
+        let correlation_per_tensor = correlation.map(|_| {
+            input
+                .tensor_names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let xs: Vec<f64> = input
+                        .correlations
+                        .iter()
+                        .filter_map(|c| c.get(i + 1).copied())
+                        .collect();
+                    (name.clone(), Summary::of(&xs).unwrap_or_default())
+                })
+                .collect()
+        });
+        EpochMetrics {
+            epoch: input.epoch + 1,
+            step: input.step,
+            optimizer: input.optimizer,
+            lr: input.lr,
+            train_loss: input.sums.mean_loss(),
+            train_accuracy: input.sums.accuracy(),
+            val_loss: eval.val.0,
+            val_accuracy: eval.val.1,
+            test_loss: eval.test.map(|t| t.0),
+            test_accuracy: eval.test.map(|t| t.1),
+            seconds: input.seconds,
+            images_per_second: input.sums.seen as f64 / input.seconds.max(1e-9),
+            correlation,
+            correlation_per_tensor,
+        }
+    }
+
+    /// The one-line summary printed after an epoch.
+    pub fn line(&self, epochs: u64) -> String {
+        format!(
+            "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.1} s, {:.0} img/s{}",
+            self.epoch,
+            self.train_loss,
+            100.0 * self.train_accuracy,
+            self.val_loss,
+            100.0 * self.val_accuracy,
+            match (self.test_loss, self.test_accuracy) {
+                (Some(l), Some(a)) => format!(" | test loss {l:.4} acc {:.2}%", 100.0 * a),
+                _ => String::new(),
+            },
+            self.seconds,
+            self.images_per_second,
+            self.correlation
+                .map(|c| format!(" | corr {:.4}±{:.4}", c.mean, c.std))
+                .unwrap_or_default()
+        )
+    }
+}
+
+fn write_rows<T: Serialize>(
+    dir: &RunDir,
+    stem: &str,
+    header: &str,
+    rows: &[T],
+    csv: impl Fn(&T) -> String,
+) -> Result<()> {
+    let mut text = String::from(header);
+    text.push('\n');
     let mut jsonl = String::new();
     for r in rows {
-        csv.push_str(&r.csv());
-        csv.push('\n');
+        text.push_str(&csv(r));
+        text.push('\n');
         jsonl.push_str(&serde_json::to_string(r)?);
         jsonl.push('\n');
     }
-    super::checkpoint::write_atomic(&dir.join("metrics.csv"), csv.as_bytes())?;
-    super::checkpoint::write_atomic(&dir.join("metrics.jsonl"), jsonl.as_bytes())?;
-    Ok(())
+    dir.write(&format!("{stem}.csv"), text.as_bytes())?;
+    dir.write(&format!("{stem}.jsonl"), jsonl.as_bytes())
 }
 
-/// Reads `metrics.jsonl` (for resuming).
-pub fn read_all(dir: &Path) -> Result<Vec<EpochMetrics>> {
-    let path = dir.join("metrics.jsonl");
+/// Rewrites the metric files with `rows` and `steps` (a resumed run never keeps rows
+/// of the epochs or steps it repeats).
+pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
+    write_rows(dir, "metrics", HEADER, rows, EpochMetrics::csv)?;
+    write_rows(dir, "steps", STEP_HEADER, steps, StepMetrics::csv)
+}
+
+fn read_rows<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
     let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
@@ -131,4 +277,35 @@ pub fn read_all(dir: &Path) -> Result<Vec<EpochMetrics>> {
             serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
         })
         .collect()
+}
+
+/// Reads `metrics.jsonl` of a run directory.
+pub fn read_epochs(dir: &Path) -> Result<Vec<EpochMetrics>> {
+    read_rows(&dir.join("metrics.jsonl"))
+}
+
+/// Reads `steps.jsonl` of a run directory.
+pub fn read_steps(dir: &Path) -> Result<Vec<StepMetrics>> {
+    read_rows(&dir.join("steps.jsonl"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_bit_for_bit() {
+        let row = EpochMetrics {
+            epoch: 3,
+            train_loss: 0.1 + 0.2,
+            val_accuracy: 1.0 / 3.0,
+            seconds: 12.345678901234567,
+            ..EpochMetrics::default()
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        let back: EpochMetrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.train_loss.to_bits(), row.train_loss.to_bits());
+        assert_eq!(back.seconds.to_bits(), row.seconds.to_bits());
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    }
 }

@@ -1,5 +1,6 @@
 //! The trainer's side of [`rbd_optim::Oracle`]: forward and backward passes of the
-//! model on successive training batches, with running loss and accuracy.
+//! model on the successive training batches of one epoch, with running loss and
+//! accuracy. One oracle serves a whole epoch.
 
 use rbd_datasets::Batch;
 use rbd_engine::{no_grad, Device, EngineError, Labels, Result, Tensor};
@@ -17,21 +18,62 @@ pub struct EpochSums {
     pub seen: u64,
 }
 
-/// Feeds training batches to a model.
+impl EpochSums {
+    /// Mean loss per image (0 before any image).
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.seen.max(1) as f64
+    }
+
+    /// Fraction of images classified correctly.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.seen.max(1) as f64
+    }
+
+    fn add(&mut self, loss: f64, correct: u64, n: u64) {
+        self.loss_sum += loss * n as f64;
+        self.correct += correct;
+        self.seen += n;
+    }
+}
+
+/// Feeds one epoch's training batches to a model.
 pub struct TrainOracle<'a> {
-    pub(crate) model: &'a dyn Model,
-    pub(crate) device: Device,
-    pub(crate) batches: &'a mut dyn Iterator<Item = Batch>,
-    pub(crate) classes: usize,
-    /// Sums of the current epoch.
+    model: &'a dyn Model,
+    device: Device,
+    batches: Box<dyn Iterator<Item = Batch> + 'a>,
+    classes: usize,
+    /// Sums of the epoch so far.
     pub sums: EpochSums,
-    /// Batches consumed in the current step.
+    /// Sums since the last logged step row.
+    pub window: EpochSums,
+    /// Batches consumed since the oracle was made.
     pub batches_used: usize,
     /// The first non-finite loss seen, if any.
     pub diverged: Option<f64>,
 }
 
-impl TrainOracle<'_> {
+impl<'a> TrainOracle<'a> {
+    /// An oracle over `batches`, continuing the epoch's running sums.
+    pub fn new(
+        model: &'a dyn Model,
+        device: Device,
+        batches: Box<dyn Iterator<Item = Batch> + 'a>,
+        classes: usize,
+        sums: EpochSums,
+        window: EpochSums,
+    ) -> Self {
+        TrainOracle {
+            model,
+            device,
+            batches,
+            classes,
+            sums,
+            window,
+            batches_used: 0,
+            diverged: None,
+        }
+    }
+
     fn next_batch(&mut self) -> Result<(Tensor, Labels, usize)> {
         let batch = self
             .batches
@@ -56,9 +98,9 @@ impl TrainOracle<'_> {
             self.diverged = Some(l);
             return Err(EngineError::Invalid(format!("training loss became {l}")));
         }
-        self.sums.loss_sum += l * n as f64;
-        self.sums.correct += logits.correct_count(labels)? as u64;
-        self.sums.seen += n as u64;
+        let correct = logits.correct_count(labels)? as u64;
+        self.sums.add(l, correct, n as u64);
+        self.window.add(l, correct, n as u64);
         Ok(l)
     }
 }

@@ -1,5 +1,6 @@
 //! Accuracy curves drawn to SVG with plotters.
 
+use super::metrics::{EpochMetrics, StepMetrics};
 use anyhow::Result;
 use plotters::prelude::*;
 use std::path::Path;
@@ -82,4 +83,39 @@ pub fn line_chart(
     }
     root.present()?;
     Ok(())
+}
+
+/// Draws a run's accuracy curves to `accuracy.svg`: validation and training accuracy
+/// per epoch, the training accuracy of every logged step window, and the test accuracy
+/// when it was measured.
+pub fn draw_curves(dir: &Path, rows: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
+    let epoch_series = |label: &str, f: &dyn Fn(&EpochMetrics) -> f64| Series {
+        label: label.into(),
+        points: rows
+            .iter()
+            .map(|r| (r.epoch as f64, 100.0 * f(r)))
+            .collect(),
+    };
+    let mut series = vec![
+        epoch_series("validation", &|r| r.val_accuracy),
+        epoch_series("train (augmented), per epoch", &|r| r.train_accuracy),
+        Series {
+            label: "train (augmented), per logged steps".into(),
+            points: steps
+                .iter()
+                .map(|s| (s.epoch_progress, 100.0 * s.train_accuracy))
+                .collect(),
+        },
+    ];
+    if !rows.is_empty() && rows.iter().all(|r| r.test_accuracy.is_some()) {
+        series.push(epoch_series("test", &|r| r.test_accuracy.unwrap_or(0.0)));
+    }
+    line_chart(
+        &dir.join("accuracy.svg"),
+        "accuracy",
+        "epoch",
+        "accuracy (%)",
+        &series,
+        false,
+    )
 }

@@ -1,0 +1,6 @@
+//! `rbd` as a library: the trainer and what it needs. The command-line tool in
+//! `main.rs` is a thin layer over it.
+
+pub mod lr;
+pub mod signals;
+pub mod train;

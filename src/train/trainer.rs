@@ -1,0 +1,686 @@
+//! The trainer: start or resume a run, train an epoch, evaluate, checkpoint when due,
+//! finish. The CLI, the sweep runner and the distributed launcher all drive it.
+
+use super::checkpoint::{self, HostTensors, Loaded, Position};
+use super::config::RunConfig;
+use super::data::{self, Data};
+use super::kinds::{CheckpointEvery, OptimizerKind};
+use super::metrics::{self, EpochInputs, EpochMetrics, Evaluation, StepMetrics};
+use super::oracle::{evaluate, EpochSums, TrainOracle};
+use super::run_dir::{Claim, RunDir};
+use super::{optimizers, plot, Observer, ResumeChanges};
+use crate::signals::StopFlag;
+use anyhow::{anyhow, bail, Context, Result};
+use rbd_datasets::TrainLoader;
+use rbd_engine::{Device, Tensor};
+use rbd_models::Model;
+use rbd_optim::Optimizer;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The checkpoint file of a run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The final parameters of a finished run (same format as a checkpoint).
+pub const FINAL: &str = "final.safetensors";
+/// The configuration file of a run directory.
+pub const CONFIG: &str = "config.json";
+
+/// The training loss became non-finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    /// The loss.
+    pub loss: f64,
+    /// Epoch (from 1).
+    pub epoch: u64,
+    /// Optimiser step.
+    pub step: u64,
+    /// The rate in force.
+    pub lr: f64,
+    /// The last good checkpoint, if one was written.
+    pub checkpoint: Option<PathBuf>,
+    /// The run directory (metrics of completed epochs).
+    pub dir: PathBuf,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = match &self.checkpoint {
+            Some(c) => format!("the last good checkpoint is {}", c.display()),
+            None => "no checkpoint was written before".into(),
+        };
+        write!(
+            f,
+            "diverged: the training loss became {} at epoch {} step {} (lr {}); {kept}; metrics of completed epochs are in {}. Try a smaller learning rate.",
+            self.loss,
+            self.epoch,
+            self.step,
+            crate::lr::format_lr(self.lr),
+            self.dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
+/// How an epoch's training ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpochEnd {
+    /// Every step of the epoch ran.
+    Completed,
+    /// A stop was requested (by this signal) and a checkpoint written.
+    Interrupted(i32),
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// All epochs ran; the final parameters are written.
+    Finished,
+    /// A stop was requested (by this signal); the checkpoint holds the position.
+    Interrupted {
+        /// The signal.
+        signal: i32,
+        /// Epoch (0-based) and step at the stop.
+        position: Position,
+    },
+}
+
+/// A run in progress.
+pub struct Trainer {
+    cfg: RunConfig,
+    run_id: String,
+    dir: RunDir,
+    device: Device,
+    data: Data,
+    model: std::sync::Arc<dyn Model>,
+    loader: TrainLoader,
+    optimizer: Box<dyn Optimizer>,
+    segment_index: usize,
+    theta: Tensor,
+    pos: Position,
+    rows: Vec<EpochMetrics>,
+    steps: Vec<StepMetrics>,
+    stop: StopFlag,
+    observer: Box<dyn Observer>,
+}
+
+/// Batches one step of `optimizer` consumes.
+fn batches_per_step(cfg: &RunConfig, optimizer: OptimizerKind) -> usize {
+    match optimizer {
+        OptimizerKind::Nes => cfg.dim,
+        _ => 1,
+    }
+}
+
+/// Steps that epochs `0..epoch` plus `batch` batches of `epoch` take.
+fn expected_step(cfg: &RunConfig, per_epoch: usize, epoch: u64, batch: usize) -> u64 {
+    let mut step = 0;
+    for e in 0..=epoch {
+        let bps = batches_per_step(cfg, cfg.segment_at(e).1.optimizer);
+        step += if e < epoch {
+            per_epoch / bps
+        } else {
+            batch / bps
+        } as u64;
+    }
+    step
+}
+
+impl Trainer {
+    /// Starts a new run of `cfg` in `out` (`claim` is [`Claim::New`] or
+    /// [`Claim::Overwrite`]). Everything is validated before the directory is touched.
+    pub fn start(
+        cfg: RunConfig,
+        out: &Path,
+        claim: Claim,
+        observer: Box<dyn Observer>,
+        stop: StopFlag,
+    ) -> Result<Trainer> {
+        if claim == Claim::Resume {
+            bail!("Trainer::start starts new runs; use Trainer::resume");
+        }
+        cfg.validate()?;
+        super::run_dir::precheck(out, claim)?;
+        let t = Trainer::open(cfg, out, claim, None, observer, stop)?;
+        t.dir
+            .write(CONFIG, serde_json::to_string_pretty(&t.cfg)?.as_bytes())?;
+        Ok(t)
+    }
+
+    /// Resumes the run in `out` from its latest checkpoint, applying `changes` (only
+    /// those that extend a run are accepted; they are recorded in `config.json`).
+    pub fn resume(
+        out: &Path,
+        changes: &ResumeChanges,
+        observer: Box<dyn Observer>,
+        stop: StopFlag,
+    ) -> Result<Trainer> {
+        super::run_dir::precheck(out, Claim::Resume)?;
+        let path = out.join(CONFIG);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: RunConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid run configuration", path.display()))?;
+        let run_id = cfg.run_id();
+        let changed = changes.apply(&mut cfg)?;
+        cfg.validate()?;
+        let loaded = latest_checkpoint(out)?;
+        if let Some((file, l)) = &loaded {
+            if l.run_id != run_id {
+                bail!(
+                    "{}: written for run {}, but {} describes run {run_id}: the checkpoint belongs to another run",
+                    file.display(),
+                    l.run_id,
+                    path.display()
+                );
+            }
+        }
+        let t = Trainer::open(cfg, out, Claim::Resume, loaded, observer, stop)?;
+        if changed {
+            t.dir
+                .write(CONFIG, serde_json::to_string_pretty(&t.cfg)?.as_bytes())?;
+        }
+        Ok(t)
+    }
+
+    fn open(
+        cfg: RunConfig,
+        out: &Path,
+        claim: Claim,
+        loaded: Option<(PathBuf, Loaded)>,
+        mut observer: Box<dyn Observer>,
+        stop: StopFlag,
+    ) -> Result<Trainer> {
+        let device = Device::open(cfg.device.choice())?;
+        observer.message(&format!("device: {}", device.describe()));
+        for s in &cfg.schedule {
+            observer.message(&format!(
+                "optimizer: {} lr {} ({}){}",
+                s.optimizer,
+                crate::lr::format_lr(s.lr),
+                s.lr_source,
+                s.until_epoch
+                    .map(|u| format!(" until epoch {u}"))
+                    .unwrap_or_default()
+            ));
+        }
+        let data = data::load(&cfg, &mut |m| observer.message(m))?;
+        let (c, h, w) = cfg.dataset.shape();
+        let model: std::sync::Arc<dyn Model> =
+            rbd_models::build(cfg.model.name(), c, h, w, &device)?.into();
+        observer.message(&format!(
+            "model: {} with D = {} trainable parameters; data: {} ({} train / {} validation images)",
+            model.name(),
+            model.layout().total,
+            cfg.dataset,
+            data.train_indices.len(),
+            data.val_indices.len()
+        ));
+        let loader = TrainLoader::new(
+            data.train.clone(),
+            data.train_indices.clone(),
+            data.loader_config(&cfg),
+        )?;
+        // Claim the directory last: a mistake above leaves nothing written.
+        let dir = RunDir::claim(out, claim)?;
+        let theta0 = Tensor::from_f32(
+            &device,
+            &model.layout().init(cfg.seed),
+            &[model.layout().total],
+        )?;
+        let mut t = Trainer {
+            run_id: cfg.run_id(),
+            segment_index: 0,
+            optimizer: optimizers::build(&cfg, &device, model.layout(), 0, &theta0)?,
+            theta: theta0,
+            pos: Position::default(),
+            rows: Vec::new(),
+            steps: Vec::new(),
+            cfg,
+            dir,
+            device,
+            data,
+            model,
+            loader,
+            stop,
+            observer,
+        };
+        match loaded {
+            Some((file, l)) => t.restore(&file, l)?,
+            None if claim == Claim::Resume => t.observer.message(&format!(
+                "no checkpoint in {}: starting the run from the beginning",
+                out.display()
+            )),
+            None => {}
+        }
+        Ok(t)
+    }
+
+    /// Puts θ, the optimiser, the position and the metric rows back from a checkpoint.
+    fn restore(&mut self, file: &Path, l: Loaded) -> Result<()> {
+        let p = l.position;
+        let per_epoch = self.loader.batches_per_epoch();
+        let bad = |what: String| {
+            anyhow!(
+                "{}: {what}: the checkpoint does not fit this run",
+                file.display()
+            )
+        };
+        if p.epoch > self.cfg.epochs {
+            return Err(bad(format!(
+                "epoch {} is past the run's {} epochs",
+                p.epoch, self.cfg.epochs
+            )));
+        }
+        if p.batch >= per_epoch.max(1) {
+            return Err(bad(format!(
+                "batch {} is past the {per_epoch} batches of an epoch",
+                p.batch
+            )));
+        }
+        let want = expected_step(&self.cfg, per_epoch, p.epoch, p.batch);
+        if p.step != want {
+            return Err(bad(format!(
+                "step {} does not match epoch {} batch {} (expected step {want})",
+                p.step, p.epoch, p.batch
+            )));
+        }
+        let mut rows = metrics::read_epochs(self.dir.path())?;
+        let mut steps = metrics::read_steps(self.dir.path())?;
+        if p.metric_rows as u64 != p.epoch
+            || rows.len() < p.metric_rows
+            || steps.len() < p.step_rows
+        {
+            return Err(bad(format!(
+                "it records {} epoch rows and {} step rows at epoch {}; the run directory has {} and {}",
+                p.metric_rows,
+                p.step_rows,
+                p.epoch,
+                rows.len(),
+                steps.len()
+            )));
+        }
+        rows.truncate(p.metric_rows);
+        steps.truncate(p.step_rows);
+        let (theta, optimizer_state) =
+            restore_tensors(file, &l.tensors, self.model.as_ref(), &self.device)?;
+        self.theta = theta;
+        // The checkpoint's optimiser state belongs to the segment in force at its epoch
+        // (the trainer switches segments before writing an epoch-boundary checkpoint).
+        self.segment_index = self.cfg.segment_at(p.epoch).0;
+        self.optimizer = optimizers::build(
+            &self.cfg,
+            &self.device,
+            self.model.layout(),
+            self.segment_index,
+            &self.theta,
+        )?;
+        self.optimizer.load_state(&optimizer_state)?;
+        self.observer.message(&format!(
+            "resuming at epoch {} batch {} (step {})",
+            p.epoch + 1,
+            p.batch,
+            p.step
+        ));
+        self.pos = p;
+        self.rows = rows;
+        self.steps = steps;
+        Ok(())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RunConfig {
+        &self.cfg
+    }
+
+    /// The run directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where the run stands.
+    pub fn position(&self) -> &Position {
+        &self.pos
+    }
+
+    /// The epoch rows so far.
+    pub fn rows(&self) -> &[EpochMetrics] {
+        &self.rows
+    }
+
+    /// Whether every epoch has run.
+    pub fn is_done(&self) -> bool {
+        self.pos.epoch >= self.cfg.epochs
+    }
+
+    /// Switches the optimiser if the schedule says so at the current epoch.
+    fn enter_segment(&mut self) -> Result<()> {
+        let (i, segment) = self.cfg.segment_at(self.pos.epoch);
+        if i != self.segment_index {
+            let name = segment.optimizer;
+            self.segment_index = i;
+            self.optimizer =
+                optimizers::build(&self.cfg, &self.device, self.model.layout(), i, &self.theta)?;
+            self.observer.message(&format!(
+                "epoch {}: switching to {name}",
+                self.pos.epoch + 1
+            ));
+        }
+        Ok(())
+    }
+
+    /// Trains the rest of the current epoch; stops early (with a checkpoint) when a
+    /// stop is requested.
+    pub fn train_epoch(&mut self) -> Result<EpochEnd> {
+        if self.is_done() {
+            bail!("the run has finished all {} epochs", self.cfg.epochs);
+        }
+        self.enter_segment()?;
+        let per_epoch = self.loader.batches_per_epoch();
+        let bps = self.optimizer.batches_per_step();
+        if bps > per_epoch {
+            bail!(
+                "{} needs {bps} batches per step but an epoch has only {per_epoch}",
+                self.optimizer.name()
+            );
+        }
+        let start_batch = self.pos.batch;
+        let steps = (per_epoch - start_batch) / bps;
+        self.observer
+            .epoch_started(self.pos.epoch, self.cfg.epochs, per_epoch, start_batch);
+        let batches = self.loader.prefetch(self.pos.epoch, start_batch)?;
+        let model = self.model.clone();
+        let mut oracle = TrainOracle::new(
+            model.as_ref(),
+            self.device.clone(),
+            Box::new(batches),
+            self.data.classes,
+            self.pos.sums,
+            self.pos.window,
+        );
+        let mut started = Instant::now();
+        let mut seconds_before = self.pos.epoch_seconds;
+        for _ in 0..steps {
+            let result = self.optimizer.step(self.pos.step, &self.theta, &mut oracle);
+            if let Some(loss) = oracle.diverged {
+                return Err(self.diverged(loss));
+            }
+            let info = result?;
+            self.theta = info.theta;
+            if let Some(c) = info.correlation {
+                self.pos.correlations.push(c);
+            }
+            let pos = &mut self.pos;
+            pos.sums = oracle.sums;
+            pos.batch = start_batch + oracle.batches_used;
+            pos.step += 1;
+            pos.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
+            if pos.step % self.cfg.log_every_steps == 0 {
+                let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
+                self.steps.push(StepMetrics::of(
+                    pos.epoch,
+                    pos.step,
+                    progress,
+                    &oracle.window,
+                ));
+                oracle.window = EpochSums::default();
+            }
+            pos.window = oracle.window;
+            self.observer.step(pos.batch, &pos.sums, pos.epoch_seconds);
+            let stop = self.stop.requested();
+            let due = matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if self.pos.step % n == 0);
+            if due || stop.is_some() {
+                self.device.synchronize()?;
+                self.save_checkpoint()?;
+                // Checkpoint time is not training time.
+                seconds_before = self.pos.epoch_seconds;
+                started = Instant::now();
+            }
+            if let Some(signal) = stop {
+                return Ok(EpochEnd::Interrupted(signal));
+            }
+        }
+        drop(oracle);
+        self.device.synchronize()?;
+        Ok(EpochEnd::Completed)
+    }
+
+    fn diverged(&self, loss: f64) -> anyhow::Error {
+        let ck = self.dir.file(CHECKPOINT);
+        if let Err(e) = metrics::write_all(&self.dir, &self.rows, &self.steps) {
+            return e.context("writing the metrics of a diverged run");
+        }
+        anyhow::Error::new(Diverged {
+            loss,
+            epoch: self.pos.epoch + 1,
+            step: self.pos.step,
+            lr: self.cfg.segment_at(self.pos.epoch).1.lr,
+            checkpoint: ck.exists().then_some(ck),
+            dir: self.dir.path().to_path_buf(),
+        })
+    }
+
+    /// Evaluates θ at the end of the epoch, records the epoch's row (metrics files and
+    /// plot) and moves to the next epoch.
+    pub fn evaluate(&mut self) -> Result<&EpochMetrics> {
+        let pre = self.data.preprocess();
+        let batch = self.cfg.eval_batch_size;
+        let val = evaluate(
+            self.model.as_ref(),
+            &self.device,
+            &self.theta,
+            rbd_datasets::eval_batches(&self.data.train, &self.data.val_indices, batch, pre),
+            self.data.classes,
+        )?;
+        let test = match &self.data.test {
+            Some(test) => {
+                let idx: Vec<usize> = (0..test.n).collect();
+                Some(evaluate(
+                    self.model.as_ref(),
+                    &self.device,
+                    &self.theta,
+                    rbd_datasets::eval_batches(test, &idx, batch, pre),
+                    self.data.classes,
+                )?)
+            }
+            None => None,
+        };
+        let pos = &mut self.pos;
+        if pos.window.seen > 0 {
+            // The epoch's last partial window, so short runs still have step points.
+            self.steps.push(StepMetrics::of(
+                pos.epoch,
+                pos.step,
+                pos.epoch as f64 + 1.0,
+                &pos.window,
+            ));
+        }
+        let segment = self.cfg.segment_at(pos.epoch).1;
+        let row = EpochMetrics::assemble(
+            EpochInputs {
+                epoch: pos.epoch,
+                step: pos.step,
+                optimizer: segment.optimizer.to_string(),
+                lr: segment.lr,
+                sums: pos.sums,
+                seconds: pos.epoch_seconds,
+                correlations: &pos.correlations,
+                tensor_names: self
+                    .model
+                    .layout()
+                    .specs
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+            },
+            Evaluation { val, test },
+        );
+        self.rows.push(row);
+        *pos = Position {
+            step: pos.step,
+            epoch: pos.epoch + 1,
+            metric_rows: self.rows.len(),
+            step_rows: self.steps.len(),
+            ..Position::default()
+        };
+        metrics::write_all(&self.dir, &self.rows, &self.steps)?;
+        plot::draw_curves(self.dir.path(), &self.rows, &self.steps)?;
+        let row = self.rows.last().expect("a row was just pushed");
+        self.observer.epoch_finished(row, self.cfg.epochs);
+        if !self.is_done() {
+            self.enter_segment()?;
+        }
+        Ok(self.rows.last().expect("a row was just pushed"))
+    }
+
+    /// Writes the checkpoint if the configuration's period says so at this epoch
+    /// boundary (and always after the last epoch, unless checkpoints are off).
+    pub fn checkpoint_if_due(&mut self) -> Result<bool> {
+        let due = match self.cfg.checkpoint_every {
+            CheckpointEvery::Off => false,
+            CheckpointEvery::Epochs(n) => self.pos.epoch % n == 0 || self.is_done(),
+            CheckpointEvery::Steps(_) => self.is_done(),
+        };
+        if due {
+            self.save_checkpoint()?;
+        }
+        Ok(due)
+    }
+
+    fn snapshot(&self) -> Result<HostTensors> {
+        snapshot(self.model.as_ref(), &self.theta, self.optimizer.as_ref())
+    }
+
+    fn save_checkpoint(&mut self) -> Result<()> {
+        self.pos.step_rows = self.steps.len();
+        self.pos.metric_rows = self.rows.len();
+        // The checkpoint's rows must be on disk with it.
+        metrics::write_all(&self.dir, &self.rows, &self.steps)?;
+        checkpoint::save(
+            &self.dir.file(CHECKPOINT),
+            &self.snapshot()?,
+            &self.pos,
+            &self.run_id,
+        )
+    }
+
+    /// Writes the final parameters (all epochs must have run).
+    pub fn finish(self) -> Result<PathBuf> {
+        if !self.is_done() {
+            bail!(
+                "the run has {} of {} epochs left",
+                self.cfg.epochs - self.pos.epoch,
+                self.cfg.epochs
+            );
+        }
+        let path = self.dir.file(FINAL);
+        checkpoint::save(&path, &self.snapshot()?, &self.pos, &self.run_id)?;
+        Ok(path)
+    }
+
+    /// Runs every remaining epoch: train, evaluate, checkpoint if due; then finish.
+    pub fn run(mut self) -> Result<Outcome> {
+        while !self.is_done() {
+            if let EpochEnd::Interrupted(signal) = self.train_epoch()? {
+                return Ok(Outcome::Interrupted {
+                    signal,
+                    position: self.pos.clone(),
+                });
+            }
+            self.evaluate()?;
+            self.checkpoint_if_due()?;
+            if let Some(signal) = self.stop.requested() {
+                if !self.is_done() {
+                    self.save_checkpoint()?;
+                    return Ok(Outcome::Interrupted {
+                        signal,
+                        position: self.pos.clone(),
+                    });
+                }
+            }
+        }
+        self.finish()?;
+        Ok(Outcome::Finished)
+    }
+}
+
+/// The newer of the run's checkpoint and final parameters, if any.
+fn latest_checkpoint(out: &Path) -> Result<Option<(PathBuf, Loaded)>> {
+    let mut best: Option<(PathBuf, Loaded)> = None;
+    for name in [CHECKPOINT, FINAL] {
+        let file = out.join(name);
+        if file.exists() {
+            let l = checkpoint::load(&file)?;
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| l.position.step > b.position.step)
+            {
+                best = Some((file, l));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// θ and state as named host tensors, for checkpoints.
+fn snapshot(model: &dyn Model, theta: &Tensor, optimizer: &dyn Optimizer) -> Result<HostTensors> {
+    let values = theta.to_vec_f32()?;
+    let mut out: HostTensors = model
+        .layout()
+        .specs
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.shape.clone(),
+                values[s.offset..s.offset + s.len()].to_vec(),
+            )
+        })
+        .collect();
+    for (name, t) in model.state() {
+        out.push((name, t.shape().to_vec(), t.to_vec_f32()?));
+    }
+    for (name, t) in optimizer.state() {
+        out.push((format!("optim.{name}"), t.shape().to_vec(), t.to_vec_f32()?));
+    }
+    Ok(out)
+}
+
+/// θ and the optimiser's state from a checkpoint's tensors; the model's state restored.
+fn restore_tensors(
+    path: &Path,
+    tensors: &HostTensors,
+    model: &dyn Model,
+    device: &Device,
+) -> Result<(Tensor, Vec<rbd_optim::StateTensor>)> {
+    let layout = model.layout();
+    let mut theta = vec![0f32; layout.total];
+    for s in &layout.specs {
+        let (_, shape, v) = checkpoint::take(tensors, &s.name, path)?;
+        if *shape != s.shape {
+            bail!(
+                "{}: {} has shape {shape:?}, the model wants {:?}",
+                path.display(),
+                s.name,
+                s.shape
+            );
+        }
+        theta[s.offset..s.offset + s.len()].copy_from_slice(v);
+    }
+    let mut state = Vec::new();
+    for (name, _) in model.state() {
+        let (_, shape, v) = checkpoint::take(tensors, &name, path)?;
+        state.push((name, Tensor::from_f32(device, v, shape)?));
+    }
+    model.set_state(&state)?;
+    let mut opt_state = Vec::new();
+    for (name, shape, v) in tensors {
+        if let Some(n) = name.strip_prefix("optim.") {
+            opt_state.push((n.to_string(), Tensor::from_f32(device, v, shape)?));
+        }
+    }
+    Ok((
+        Tensor::from_f32(device, &theta, &[layout.total])?,
+        opt_state,
+    ))
+}

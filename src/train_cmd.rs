@@ -1,0 +1,244 @@
+//! `rbd train`: turns the flags into a [`RunConfig`] (or the changes of a resumed run),
+//! drives the [`Trainer`] with a progress bar, and maps outcomes to exit codes.
+
+use crate::cli::TrainArgs;
+use anyhow::{anyhow, bail, Result};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use indicatif::{ProgressBar, ProgressStyle};
+use rbd::signals::{signal_name, StopFlag};
+use rbd::train::config::resolve_schedule;
+use rbd::train::metrics::EpochMetrics;
+use rbd::train::oracle::EpochSums;
+use rbd::train::{
+    Claim, ConfigError, Observer, Outcome, ResumeChanges, RunConfig, ScheduleSpec, Trainer,
+};
+use std::path::{Path, PathBuf};
+
+/// The flag of a configuration field.
+pub fn flag(field: &str) -> String {
+    match field {
+        "log_every_steps" => "--log-every".into(),
+        f => format!("--{}", f.replace('_', "-")),
+    }
+}
+
+/// A configuration error as the user typed it: with the flag, not the field.
+pub fn flag_error(e: ConfigError) -> anyhow::Error {
+    anyhow!("{}: {}", flag(e.field), e.message)
+}
+
+/// Flags that may accompany --resume.
+const RESUME_FLAGS: [&str; 6] = [
+    "resume",
+    "epochs",
+    "device",
+    "data_dir",
+    "checkpoint_every",
+    "quiet",
+];
+
+/// The configuration the flags describe; nothing is loaded or written.
+fn config(args: &TrainArgs) -> Result<RunConfig> {
+    let spec = args
+        .schedule
+        .clone()
+        .unwrap_or_else(|| ScheduleSpec::single(args.optimizer));
+    let schedule = resolve_schedule(
+        &spec,
+        args.lr,
+        args.model,
+        &args.dataset,
+        args.distribution,
+        args.lr_preset,
+    )
+    .map_err(flag_error)?;
+    let mut cfg = RunConfig::new(args.model, args.dataset.clone(), schedule);
+    cfg.epochs = args.epochs;
+    cfg.seed = args.seed;
+    cfg.device = args.device;
+    cfg.data_dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => rbd_datasets::default_data_dir().map_err(|e| anyhow!("{e}"))?,
+    };
+    cfg.batch_size = args.batch_size;
+    cfg.eval_batch_size = args.eval_batch_size;
+    cfg.val_size = args.val_size;
+    cfg.train_limit = args.train_limit;
+    cfg.tuning_split = args.tuning_split;
+    cfg.eval_test = args.eval_test;
+    cfg.checkpoint_every = args.checkpoint_every;
+    cfg.log_every_steps = args.log_every;
+    cfg.dim = args.dim;
+    cfg.compartments = args.compartments;
+    cfg.split_dim = args.split_dim;
+    cfg.distribution = args.distribution;
+    cfg.bernoulli_p = args.bernoulli_p;
+    cfg.generator = args.generator;
+    cfg.correlation = args.correlation;
+    cfg.nes_sigma = args.nes_sigma;
+    cfg.validate().map_err(flag_error)?;
+    Ok(cfg)
+}
+
+/// The default run directory: runs/MODEL-DATASET-SCHEDULE-seedN, with -2, -3, ...
+/// appended while that is taken.
+fn default_out(args: &TrainArgs, cfg: &RunConfig) -> PathBuf {
+    let schedule: Vec<String> = cfg
+        .schedule
+        .iter()
+        .map(|s| match s.until_epoch {
+            Some(u) => format!("{}{u}", s.optimizer),
+            None => s.optimizer.to_string(),
+        })
+        .collect();
+    let base = format!(
+        "{}-{}-{}-seed{}",
+        args.model,
+        cfg.dataset.short_name(),
+        schedule.join("-"),
+        cfg.seed
+    );
+    let runs = Path::new("runs");
+    let taken =
+        |p: &Path| p.exists() && std::fs::read_dir(p).map_or(true, |mut d| d.next().is_some());
+    let mut out = runs.join(&base);
+    let mut n = 2;
+    while taken(&out) {
+        out = runs.join(format!("{base}-{n}"));
+        n += 1;
+    }
+    out
+}
+
+/// Progress bar and epoch lines.
+struct Progress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Progress {
+    fn message(&mut self, text: &str) {
+        println!("{text}");
+    }
+
+    fn epoch_started(&mut self, epoch: u64, epochs: u64, batches: usize, at_batch: usize) {
+        if self.quiet {
+            return;
+        }
+        let b = ProgressBar::new(batches as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} batches {msg} ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b.set_prefix(format!("{}/{epochs}", epoch + 1));
+        b.set_position(at_batch as u64);
+        self.bar = Some(b);
+    }
+
+    fn step(&mut self, batch: usize, s: &EpochSums, seconds: f64) {
+        if let Some(b) = &self.bar {
+            b.set_position(batch as u64);
+            b.set_message(format!(
+                "loss {:.4} acc {:.2}% {:.0} img/s",
+                s.mean_loss(),
+                100.0 * s.accuracy(),
+                s.seen as f64 / seconds.max(1e-9)
+            ));
+        }
+    }
+
+    fn epoch_finished(&mut self, row: &EpochMetrics, epochs: u64) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+        println!("{}", row.line(epochs));
+    }
+}
+
+/// Flags of `rbd train` given on the command line (not defaults).
+fn given(matches: &ArgMatches) -> Vec<String> {
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    let train = cli
+        .find_subcommand("train")
+        .expect("the CLI has a train subcommand");
+    train
+        .get_arguments()
+        .map(|a| a.get_id().as_str())
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(str::to_string)
+        .collect()
+}
+
+fn resume_changes(args: &TrainArgs, matches: &ArgMatches) -> Result<ResumeChanges> {
+    let given = given(matches);
+    let refused: Vec<String> = given
+        .iter()
+        .filter(|id| !RESUME_FLAGS.contains(&id.as_str()))
+        .map(|id| flag(id))
+        .collect();
+    if !refused.is_empty() {
+        bail!(
+            "--resume continues a run as it was configured; {} cannot change it (with --resume only --epochs to extend the run, --device, --data-dir, --checkpoint-every and --quiet are accepted)",
+            refused.join(", ")
+        );
+    }
+    let has = |id: &str| given.iter().any(|g| g == id);
+    Ok(ResumeChanges {
+        epochs: has("epochs").then_some(args.epochs),
+        device: has("device").then_some(args.device),
+        data_dir: args.data_dir.clone(),
+        checkpoint_every: has("checkpoint_every").then_some(args.checkpoint_every),
+    })
+}
+
+/// Runs `rbd train`; returns the process exit code. Configuration errors from the
+/// library name a field; they are reported with the flag.
+pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<i32> {
+    train(args, matches).map_err(|e| match e.downcast::<ConfigError>() {
+        Ok(c) => flag_error(c),
+        Err(e) => e,
+    })
+}
+
+fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<i32> {
+    let observer = Box::new(Progress {
+        quiet: args.quiet,
+        bar: None,
+    });
+    let stop = StopFlag::on_signals();
+    let trainer = match &args.resume {
+        Some(dir) => Trainer::resume(dir, &resume_changes(args, matches)?, observer, stop)?,
+        None => {
+            let cfg = config(args)?;
+            let (out, claim) = match &args.out {
+                Some(out) if args.overwrite => (out.clone(), Claim::Overwrite),
+                Some(out) => (out.clone(), Claim::New),
+                None => (default_out(args, &cfg), Claim::New),
+            };
+            Trainer::start(cfg, &out, claim, observer, stop)?
+        }
+    };
+    let dir = trainer.dir().to_path_buf();
+    match trainer.run()? {
+        Outcome::Finished => {
+            println!("run directory: {}", dir.display());
+            Ok(0)
+        }
+        Outcome::Interrupted { signal, position } => {
+            eprintln!(
+                "stopped by {} at epoch {} batch {} (step {}); checkpoint written to {}\ncontinue with: rbd train --resume {}",
+                signal_name(signal),
+                position.epoch + 1,
+                position.batch,
+                position.step,
+                dir.join(rbd::train::trainer::CHECKPOINT).display(),
+                dir.display()
+            );
+            Ok(128 + signal)
+        }
+    }
+}
