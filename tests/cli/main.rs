@@ -2,6 +2,8 @@
 //! format: training lowers the loss, runs are bitwise reproducible, a run killed with
 //! SIGKILL and resumed ends bitwise identical, bad input gets clear errors.
 
+mod safety;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
