@@ -32,6 +32,87 @@ pub enum Command {
     /// Experiments of the paper's supplementary material.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
+    /// Reproduce an artefact of the paper (quick, table1, fig1, b6 … b15) from its
+    /// manifest, resumably, with results beside the paper's in results/ARTEFACT/.
+    Reproduce(ReproduceArgs),
+    /// Tune a learning rate with Table 4's protocol (75/25 split, lowest held-out loss).
+    Tune(TuneArgs),
+}
+
+/// Options of `rbd reproduce`.
+#[derive(Args, Debug, Clone)]
+pub struct ReproduceArgs {
+    /// The artefact: quick, table1, fig1, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15,
+    /// or a manifest file NAME.toml.
+    pub artefact: String,
+    /// A shorter (or longer) budget than the paper's, stated in every output.
+    #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
+    pub epochs: Option<u64>,
+    /// Seeds per run (default: the manifest's, 3 for the paper's artefacts).
+    #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
+    pub seeds: Option<u64>,
+    /// Only runs whose id contains this text (repeatable), e.g. --only fc-mnist.
+    #[arg(long)]
+    pub only: Vec<String>,
+    /// Device of every run: auto, gpu, cpu or wgpu-cpu.
+    #[arg(long)]
+    pub device: Option<DeviceKind>,
+    /// List the runs with a time estimate from steps measured on this machine.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where results go.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Options of `rbd tune`.
+#[derive(Args, Debug, Clone)]
+pub struct TuneArgs {
+    /// Model: fc, cnn, resnet8, resnet32.
+    #[arg(long)]
+    pub model: ModelKind,
+    /// Data set: mnist, fmnist, cifar10, or idx:DIR.
+    #[arg(long)]
+    pub dataset: DatasetSpec,
+    /// Optimizer: sgd, rbd, fpd, nes.
+    #[arg(long)]
+    pub optimizer: OptimizerKind,
+    /// Epochs per trial (Table 4 tuned over the full budget; fewer is cheaper).
+    #[arg(long, default_value = "5", allow_hyphen_values = true, value_parser = at_least_one)]
+    pub epochs: u64,
+    /// Random-bases dimension d.
+    #[arg(long, default_value = "250", allow_hyphen_values = true, value_parser = count)]
+    pub dim: usize,
+    /// Compartments: K or `layer`.
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
+    pub compartments: CompartmentKind,
+    /// Split d across compartments.
+    #[arg(long)]
+    pub split_dim: bool,
+    /// Direction distribution.
+    #[arg(long, default_value = "gaussian")]
+    pub distribution: DistributionKind,
+    /// Seed.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub seed: u64,
+    /// Use only the first N training images.
+    #[arg(long, allow_hyphen_values = true, value_parser = count)]
+    pub train_limit: Option<usize>,
+    /// Images held out for validation before the 75/25 split.
+    #[arg(long, default_value = "10000", allow_hyphen_values = true, value_parser = count)]
+    pub val_size: usize,
+    /// Device: auto, gpu, cpu or wgpu-cpu.
+    #[arg(long, default_value = "auto")]
+    pub device: DeviceKind,
+    /// Where results go (results/tune/...).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Where data sets are kept.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Benchmarks.

@@ -2,5 +2,6 @@
 //! `main.rs` is a thin layer over it.
 
 pub mod lr;
+pub mod reproduce;
 pub mod signals;
 pub mod train;

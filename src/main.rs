@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod experiment;
+mod reproduce_cmd;
 mod train_cmd;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -58,6 +59,16 @@ fn main() {
         Command::Experiment(cli::ExperimentCommand::Orthogonality(args)) => {
             experiment::orthogonality(&args)
         }
+        Command::Reproduce(args) => match reproduce_cmd::reproduce(&args) {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Command::Tune(args) => match reproduce_cmd::tune(&args) {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,0 +1,519 @@
+//! Manifests: one TOML data file per artefact of the paper (`reproduce/*.toml`), listing
+//! its runs, the paper's values beside them and the plots to draw. Nothing here branches
+//! per artefact: a manifest is data.
+
+use crate::train::config::{resolve_schedule, RunConfig, ScheduleSpec};
+use crate::train::kinds::{
+    CheckpointEvery, CompartmentKind, DatasetSpec, DistributionKind, GeneratorKind, ModelKind,
+    OptimizerKind, PresetSource,
+};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The manifests built into the binary, by name.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("quick", include_str!("../../reproduce/quick.toml")),
+    ("table1", include_str!("../../reproduce/table1.toml")),
+    ("fig1", include_str!("../../reproduce/fig1.toml")),
+    ("b6", include_str!("../../reproduce/b6.toml")),
+    ("b7", include_str!("../../reproduce/b7.toml")),
+    ("b8", include_str!("../../reproduce/b8.toml")),
+    ("b9", include_str!("../../reproduce/b9.toml")),
+    ("b10", include_str!("../../reproduce/b10.toml")),
+    ("b11", include_str!("../../reproduce/b11.toml")),
+    ("b12", include_str!("../../reproduce/b12.toml")),
+    ("b13", include_str!("../../reproduce/b13.toml")),
+    ("b14", include_str!("../../reproduce/b14.toml")),
+    ("b15", include_str!("../../reproduce/b15.toml")),
+];
+
+/// What an artefact computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArtefactKind {
+    /// Training runs.
+    #[default]
+    Training,
+    /// Figure B.8's cosine similarities (no training).
+    Orthogonality,
+}
+
+/// A plot of an artefact.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PlotSpec {
+    /// `curves`: validation accuracy against epoch, one file per table row, a band over
+    /// seeds per column. `versus`: a final metric against each run's `x`, one line per
+    /// `series`.
+    pub kind: PlotKind,
+    /// File name (for `curves`, a prefix; the row is appended).
+    pub file: String,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// For `versus`: the metric on the y axis.
+    #[serde(default)]
+    pub y: Option<Metric>,
+    /// For `versus`: the x axis label.
+    #[serde(default)]
+    pub x_label: Option<String>,
+    /// Logarithmic x axis.
+    #[serde(default)]
+    pub log_x: bool,
+}
+
+/// Plot kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlotKind {
+    /// Accuracy against epoch.
+    Curves,
+    /// A final metric against `x`.
+    Versus,
+}
+
+/// A metric of a finished run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Final validation accuracy (%).
+    ValAccuracy,
+    /// Mean gradient correlation over the last epoch.
+    Correlation,
+    /// Training seconds of the whole run.
+    Seconds,
+}
+
+/// An artefact's manifest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Its name (`table1`, `b7`, ...).
+    pub name: String,
+    /// What it reproduces, in the paper's words.
+    pub title: String,
+    /// Computation.
+    #[serde(default)]
+    pub kind: ArtefactKind,
+    /// Epochs of the paper's runs.
+    #[serde(default = "one")]
+    pub epochs: u64,
+    /// Seeds of the paper's runs.
+    #[serde(default = "three")]
+    pub seeds: u64,
+    /// Known differences and sources, printed with the results.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// Fields every run takes unless it sets its own.
+    #[serde(default)]
+    pub defaults: toml::Table,
+    /// The runs.
+    #[serde(default, rename = "run")]
+    pub runs: Vec<toml::Table>,
+    /// The plots.
+    #[serde(default, rename = "plot")]
+    pub plots: Vec<PlotSpec>,
+    /// Orthogonality settings.
+    #[serde(default)]
+    pub orthogonality: Option<OrthogonalitySpec>,
+    /// Another artefact whose runs this one shares (B.6 plots Table 1's runs).
+    #[serde(default)]
+    pub runs_of: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+fn three() -> u64 {
+    3
+}
+
+/// Figure B.8's settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OrthogonalitySpec {
+    /// Vectors (the released code: 100, compared as 99 consecutive pairs).
+    pub vectors: usize,
+    /// Largest dimension as a power of ten.
+    pub max_exponent: u32,
+}
+
+/// One run of a manifest after the defaults are applied.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunEntry {
+    /// Unique within the manifest; the run directory's name (with the seed).
+    pub id: String,
+    /// Table row (e.g. `FC-MNIST`).
+    #[serde(default)]
+    pub row: Option<String>,
+    /// Table column (e.g. `RBD`).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// Line of a `versus` plot.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// Position on a `versus` plot's x axis.
+    #[serde(default)]
+    pub x: Option<f64>,
+    /// The paper's value (validation accuracy %, or the metric of the artefact).
+    #[serde(default)]
+    pub paper: Option<f64>,
+    /// The paper's standard deviation.
+    #[serde(default)]
+    pub paper_std: Option<f64>,
+    /// Where the paper's value is printed.
+    #[serde(default)]
+    pub paper_source: Option<String>,
+    /// The network.
+    pub model: ModelKind,
+    /// The data.
+    pub dataset: DatasetSpec,
+    /// The optimiser (or `schedule`).
+    #[serde(default)]
+    pub optimizer: Option<OptimizerKind>,
+    /// A hybrid schedule (`rbd:10,sgd`).
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// The rate (`2^-3`); default: the preset of `lr_preset`.
+    #[serde(default)]
+    pub lr: Option<String>,
+    /// Which published rates fill in a missing `lr`.
+    #[serde(default)]
+    pub lr_preset: Option<PresetSource>,
+    /// Epochs (default: the manifest's).
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// d.
+    #[serde(default)]
+    pub dim: Option<usize>,
+    /// Compartments (`"5"` or `"layer"`).
+    #[serde(default)]
+    pub compartments: Option<CompartmentKind>,
+    /// Split d across compartments.
+    #[serde(default)]
+    pub split_dim: Option<bool>,
+    /// Direction distribution.
+    #[serde(default)]
+    pub distribution: Option<DistributionKind>,
+    /// Bernoulli p.
+    #[serde(default)]
+    pub bernoulli_p: Option<f64>,
+    /// Generator.
+    #[serde(default)]
+    pub generator: Option<GeneratorKind>,
+    /// Gradient correlation logging.
+    #[serde(default)]
+    pub correlation: Option<bool>,
+    /// NES σ.
+    #[serde(default)]
+    pub nes_sigma: Option<f64>,
+    /// Batch size.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Train on the first N images only.
+    #[serde(default)]
+    pub train_limit: Option<usize>,
+}
+
+impl Manifest {
+    /// Parses a manifest; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
+        let m: Manifest =
+            toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
+        let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
+        let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            bail!("{origin}: run id '{}' appears twice", w[0]);
+        }
+        if m.kind == ArtefactKind::Orthogonality && m.orthogonality.is_none() {
+            bail!("{origin}: an orthogonality artefact needs an [orthogonality] table");
+        }
+        Ok(m)
+    }
+
+    /// A built-in manifest by name, or a manifest file by path.
+    pub fn load(name_or_path: &str) -> Result<Manifest> {
+        if let Some((_, text)) = BUILT_IN.iter().find(|(n, _)| *n == name_or_path) {
+            return Manifest::parse(text, &format!("built-in manifest '{name_or_path}'"));
+        }
+        let path = Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            return Manifest::parse(&text, &path.display().to_string());
+        }
+        let names: Vec<&str> = BUILT_IN.iter().map(|(n, _)| *n).collect();
+        bail!(
+            "unknown artefact '{name_or_path}' (expected one of {}, or a manifest file NAME.toml)",
+            names.join(", ")
+        )
+    }
+
+    /// The runs with the defaults applied.
+    pub fn entries(&self) -> Result<Vec<RunEntry>> {
+        self.runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let mut merged = self.defaults.clone();
+                for (k, v) in run {
+                    merged.insert(k.clone(), v.clone());
+                }
+                let entry: RunEntry = toml::Value::Table(merged).try_into().map_err(|e| {
+                    anyhow!(
+                        "run {} ({}): {e}",
+                        i + 1,
+                        run.get("id").map_or("?".to_string(), |v| v.to_string())
+                    )
+                })?;
+                if entry.optimizer.is_some() == entry.schedule.is_some() {
+                    bail!(
+                        "run '{}': give exactly one of optimizer and schedule",
+                        entry.id
+                    );
+                }
+                Ok(entry)
+            })
+            .collect()
+    }
+}
+
+/// One planned run: an entry at a seed, with its configuration and directory.
+#[derive(Clone, Debug)]
+pub struct PlannedRun {
+    /// The manifest entry.
+    pub entry: RunEntry,
+    /// The seed.
+    pub seed: u64,
+    /// The configuration.
+    pub cfg: RunConfig,
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Why the run cannot start yet (a rate to tune first).
+    pub blocked: Option<String>,
+}
+
+/// A tuned rate: results/tune/MODEL-DATASET-OPTIMIZER-dD.json.
+pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
+    let s = &cfg.schedule[0];
+    results.join("tune").join(format!(
+        "{}-{}-{}-d{}.json",
+        cfg.model,
+        cfg.dataset.short_name(),
+        s.optimizer,
+        cfg.dim
+    ))
+}
+
+/// The rate `rbd tune` chose for `cfg`'s first optimiser, if it has run.
+pub fn tuned_rate(results: &Path, cfg: &RunConfig) -> Result<Option<f64>> {
+    let path = tuned_rate_file(results, cfg);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let lr = v["best_lr"]
+        .as_f64()
+        .with_context(|| format!("{}: no best_lr", path.display()))?;
+    Ok(Some(lr))
+}
+
+/// Options a user gives to a reproduction.
+#[derive(Clone, Debug, Default)]
+pub struct PlanOptions {
+    /// A shorter (or longer) budget than the paper's.
+    pub epochs: Option<u64>,
+    /// Seeds per run (default: the manifest's).
+    pub seeds: Option<u64>,
+    /// Only runs whose id contains one of these.
+    pub only: Vec<String>,
+    /// Device of every run.
+    pub device: Option<crate::train::kinds::DeviceKind>,
+    /// Where data sets are kept.
+    pub data_dir: PathBuf,
+}
+
+impl Manifest {
+    /// Expands the manifest into runs under `results/NAME/runs/`.
+    pub fn plan(&self, results: &Path, opts: &PlanOptions) -> Result<Vec<PlannedRun>> {
+        let seeds = opts.seeds.unwrap_or(self.seeds);
+        let mut out = Vec::new();
+        for entry in self.entries()? {
+            if !opts.only.is_empty() && !opts.only.iter().any(|o| entry.id.contains(o.as_str())) {
+                continue;
+            }
+            for seed in 0..seeds {
+                let mut cfg = entry
+                    .config(self.epochs)
+                    .with_context(|| format!("run '{}'", entry.id))?;
+                let mut blocked = None;
+                if entry.lr.as_deref() == Some("tune") {
+                    let file = tuned_rate_file(results, &cfg);
+                    match tuned_rate(results, &cfg)? {
+                        Some(lr) => {
+                            let seg = &mut cfg.schedule[0];
+                            seg.lr = lr;
+                            seg.lr_source = format!("tuned here ({})", file.display());
+                        }
+                        None => {
+                            cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
+                            blocked = Some(format!(
+                                "no published rate: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}` first",
+                                cfg.model,
+                                cfg.dataset,
+                                cfg.schedule[0].optimizer,
+                                cfg.dim
+                            ));
+                        }
+                    }
+                }
+                cfg.seed = seed;
+                if let Some(e) = opts.epochs {
+                    cfg.epochs = e;
+                }
+                if let Some(d) = opts.device {
+                    cfg.device = d;
+                }
+                cfg.data_dir = opts.data_dir.clone();
+                cfg.validate()
+                    .map_err(|e| anyhow!("run '{}': {e}", entry.id))?;
+                let dir = results
+                    .join(self.runs_of.as_deref().unwrap_or(&self.name))
+                    .join("runs")
+                    .join(format!("{}-seed{seed}", entry.id));
+                out.push(PlannedRun {
+                    entry: entry.clone(),
+                    seed,
+                    cfg,
+                    dir,
+                    blocked,
+                });
+            }
+        }
+        if out.is_empty() && self.kind == ArtefactKind::Training {
+            bail!("no run of '{}' matches the filter", self.name);
+        }
+        Ok(out)
+    }
+}
+
+impl RunEntry {
+    /// The run's configuration (seed 0, checkpoint every epoch).
+    pub fn config(&self, manifest_epochs: u64) -> Result<RunConfig> {
+        let spec = match (&self.schedule, self.optimizer) {
+            (Some(s), _) => s
+                .parse::<ScheduleSpec>()
+                .map_err(|e| anyhow!("schedule: {e}"))?,
+            (None, Some(o)) => ScheduleSpec::single(o),
+            (None, None) => bail!("no optimizer"),
+        };
+        let lr = match self.lr.as_deref() {
+            // A placeholder until the tuned rate is filled in by the plan.
+            Some("tune") => Some(1.0),
+            Some(t) => Some(crate::lr::parse_lr(t).map_err(|e| anyhow!("lr: {e}"))?),
+            None => None,
+        };
+        let distribution = self.distribution.unwrap_or(DistributionKind::Gaussian);
+        let schedule = resolve_schedule(
+            &spec,
+            lr,
+            self.model,
+            &self.dataset,
+            distribution,
+            self.lr_preset.unwrap_or(PresetSource::Paper),
+        )?;
+        let mut cfg = RunConfig::new(self.model, self.dataset.clone(), schedule);
+        cfg.epochs = self.epochs.unwrap_or(manifest_epochs);
+        cfg.checkpoint_every = CheckpointEvery::Epochs(1);
+        cfg.distribution = distribution;
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { cfg.$f = v; } )* };
+        }
+        set!(
+            dim,
+            compartments,
+            split_dim,
+            bernoulli_p,
+            generator,
+            correlation,
+            nes_sigma,
+            batch_size
+        );
+        cfg.train_limit = self.train_limit;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_manifest_parses_and_plans() {
+        for (name, _) in BUILT_IN {
+            let m = Manifest::load(name).unwrap();
+            assert_eq!(m.name, *name);
+            if m.kind == ArtefactKind::Training {
+                let plan = m
+                    .plan(Path::new("results"), &PlanOptions::default())
+                    .unwrap();
+                assert!(!plan.is_empty(), "{name} plans no run");
+            }
+        }
+    }
+
+    #[test]
+    fn table1_has_72_runs_and_the_papers_values() {
+        let m = Manifest::load("table1").unwrap();
+        let plan = m
+            .plan(Path::new("results"), &PlanOptions::default())
+            .unwrap();
+        assert_eq!(plan.len(), 72);
+        assert!(plan.iter().all(|p| p.cfg.epochs == 100 && p.cfg.dim == 250));
+        let rbd = plan.iter().find(|p| p.entry.id == "fc-mnist-rbd").unwrap();
+        assert_eq!(rbd.entry.paper, Some(93.893));
+        // Table 1 came from the released configuration's rates.
+        assert_eq!(rbd.cfg.schedule[0].lr, 1.0);
+    }
+
+    #[test]
+    fn defaults_merge_and_filters_apply() {
+        let text = r#"
+            name = "t"
+            title = "t"
+            epochs = 7
+            seeds = 2
+            [defaults]
+            model = "fc"
+            dataset = "mnist"
+            dim = 10
+            [[run]]
+            id = "a"
+            optimizer = "rbd"
+            [[run]]
+            id = "b"
+            optimizer = "sgd"
+            dim = 20
+        "#;
+        let m = Manifest::parse(text, "t").unwrap();
+        let opts = PlanOptions {
+            only: vec!["b".into()],
+            epochs: Some(3),
+            ..PlanOptions::default()
+        };
+        let plan = m.plan(Path::new("r"), &opts).unwrap();
+        assert_eq!(plan.len(), 2);
+        assert_eq!(plan[1].cfg.dim, 20);
+        assert_eq!(plan[1].cfg.seed, 1);
+        assert_eq!(plan[0].cfg.epochs, 3);
+        assert!(plan[0].dir.ends_with("t/runs/b-seed0"));
+        let bad = text.replace("dim = 20", "dimm = 20");
+        assert!(Manifest::parse(&bad, "t").is_err());
+    }
+}

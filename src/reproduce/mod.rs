@@ -1,0 +1,207 @@
+//! `rbd reproduce ARTEFACT`: runs an artefact of the paper from its manifest
+//! (`reproduce/NAME.toml`), resumably, and writes its results beside the paper's
+//! values into `results/NAME/`.
+
+pub mod estimate;
+pub mod manifest;
+pub mod orthogonality;
+pub mod runner;
+pub mod summary;
+pub mod tune;
+
+use crate::signals::StopFlag;
+use anyhow::{Context, Result};
+use manifest::{ArtefactKind, Manifest, PlanOptions, PlannedRun};
+use runner::{state, RunState, SweepEnd};
+use std::path::{Path, PathBuf};
+
+/// What a user asks of a reproduction.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// A built-in artefact name or a manifest file.
+    pub artefact: String,
+    /// Where results go (`results/`).
+    pub results: PathBuf,
+    /// Budget, seeds, filter, device, data.
+    pub plan: PlanOptions,
+    /// Only list the runs with time estimates.
+    pub dry_run: bool,
+}
+
+/// The sentence stating a shorter budget, for every output.
+fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(e) = opts.epochs.filter(|e| *e != m.epochs) {
+        parts.push(format!("{e} epochs instead of the paper's {}", m.epochs));
+    }
+    if let Some(s) = opts.seeds.filter(|s| *s != m.seeds) {
+        parts.push(format!("{s} seeds instead of {}", m.seeds));
+    }
+    if !opts.only.is_empty() {
+        parts.push(format!("only runs matching {}", opts.only.join(", ")));
+    }
+    (!parts.is_empty()).then(|| format!("This is a reduced reproduction: {}.", parts.join("; ")))
+}
+
+fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
+    let mut est = estimate::Estimator::new(device.clone());
+    let mut total = 0.0;
+    println!(
+        "{:<28} {:>5} {:>12} {:>14}  configuration",
+        "run", "seed", "state", "estimate"
+    );
+    for r in runs {
+        let (st, from) = match state(r)? {
+            RunState::New => ("new".to_string(), 0),
+            RunState::Partial { epochs_done } => {
+                (format!("{epochs_done}/{} done", r.cfg.epochs), epochs_done)
+            }
+            RunState::Done => ("done".into(), r.cfg.epochs),
+            RunState::Diverged(d) => (format!("diverged@{}", d.epoch), r.cfg.epochs),
+        };
+        let secs = if r.blocked.is_some() {
+            0.0
+        } else {
+            est.seconds(&r.cfg, from)?
+        };
+        total += secs;
+        println!(
+            "{:<28} {:>5} {:>12} {:>14}  {}{}",
+            r.entry.id,
+            r.seed,
+            st,
+            if r.blocked.is_some() {
+                "blocked".into()
+            } else {
+                estimate::human(secs)
+            },
+            runner::describe(&r.cfg),
+            r.blocked
+                .as_ref()
+                .map(|b| format!(" [{b}]"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "{} runs; estimated {} left on {} (steps measured here with synthetic batches; data loading not included)",
+        runs.len(),
+        estimate::human(total),
+        device.describe()
+    );
+    Ok(())
+}
+
+/// Runs (or, with `dry_run`, lists) a reproduction; returns the exit code.
+pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
+    let m = Manifest::load(&req.artefact)?;
+    let out = req.results.join(&m.name);
+    let note = budget_note(&m, &req.plan);
+    println!("{} — {}", m.name, m.title);
+    if let Some(n) = &note {
+        println!("{n}");
+    }
+    if m.kind == ArtefactKind::Orthogonality {
+        let spec = m
+            .orthogonality
+            .clone()
+            .context("an orthogonality manifest needs [orthogonality]")?;
+        let stream = orthogonality::stream(rbd_kernels::random_bases::Distribution::Gaussian, 0);
+        if req.dry_run {
+            println!(
+                "computes cosines for D = 10^1 … 10^{} with {} vectors (seconds to a minute)",
+                spec.max_exponent, spec.vectors
+            );
+            return Ok(0);
+        }
+        let rows = orthogonality::compute(&stream, spec.vectors, spec.max_exponent)?;
+        print!("{}", orthogonality::table(&rows));
+        orthogonality::write(&out, &rows, spec.vectors)?;
+        write_orthogonality_readme(&out, &m, &rows)?;
+        println!("results: {}", out.display());
+        return Ok(0);
+    }
+    let runs = m.plan(&req.results, &req.plan)?;
+    let device_kind = req
+        .plan
+        .device
+        .unwrap_or(crate::train::kinds::DeviceKind::Auto);
+    let device = rbd_engine::Device::open(device_kind.choice())?;
+    if req.dry_run {
+        dry_run(&runs, &device)?;
+        return Ok(0);
+    }
+    let end = runner::run_all(&runs, stop)?;
+    let results = summary::collect(&m, &runs)?;
+    let prov = summary::Provenance::here(device.describe());
+    summary::write(&out, &m, &results, &prov, note.as_deref())?;
+    println!("results: {} (README.md, summary.csv, plots)", out.display());
+    print_table(&results);
+    match end {
+        SweepEnd::Complete => Ok(0),
+        SweepEnd::Interrupted(sig) => {
+            eprintln!(
+                "stopped by {}; the current run kept its checkpoint: run the same command again to continue",
+                crate::signals::signal_name(sig)
+            );
+            Ok(128 + sig)
+        }
+    }
+}
+
+fn print_table(results: &[summary::EntryResult]) {
+    println!(
+        "{:<28} {:>26} {:>16} {:>10}",
+        "run", "ours (val acc %)", "paper", "diff"
+    );
+    for r in results {
+        let paper = r
+            .entry
+            .paper
+            .map(|p| {
+                format!(
+                    "{p}{}",
+                    r.entry
+                        .paper_std
+                        .map(|s| format!(" ± {s}"))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_else(|| "–".into());
+        let diff = r
+            .gap()
+            .map(|(d, _)| format!("{d:+.2}"))
+            .unwrap_or_else(|| "–".into());
+        println!(
+            "{:<28} {:>26} {:>16} {:>10}",
+            r.entry.id,
+            r.ours(),
+            paper,
+            diff
+        );
+    }
+}
+
+fn write_orthogonality_readme(out: &Path, m: &Manifest, rows: &[orthogonality::Row]) -> Result<()> {
+    let prov = summary::Provenance::here("cpu (the direction stream)".into());
+    let mut md = format!(
+        "# {}\n\nMade by `rbd reproduce {}` at commit {} on {} ({}).\n\n| D | mean cos (pairs) | std cos | mean abs cos (released: consecutive pairs) | std abs cos | theory sqrt(2/(pi D)) |\n|---|---|---|---|---|---|\n",
+        m.title, m.name, prov.commit, prov.date, prov.machine
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| 10^{} | {:.5} | {:.5} | {:.5} | {:.5} | {:.5} |\n",
+            (r.dim as f64).log10().round(),
+            r.pairs_mean,
+            r.pairs_std,
+            r.released_mean_abs,
+            r.released_std_abs,
+            r.expected_abs
+        ));
+    }
+    md.push_str("\n## Notes\n\n");
+    for n in &m.notes {
+        md.push_str(&format!("- {n}\n"));
+    }
+    md.push_str("\n![orthogonality](orthogonality.svg)\n");
+    crate::train::run_dir::write_atomic(&out.join("README.md"), md.as_bytes())
+}

@@ -1,0 +1,240 @@
+//! Runs a manifest's training runs in process, one after another, resumably: a
+//! finished run is skipped, an interrupted one resumes from its checkpoint, a run
+//! given more epochs than it has is extended. A stop request ends the sweep after
+//! the current run has written its checkpoint.
+
+use super::manifest::PlannedRun;
+use crate::signals::StopFlag;
+use crate::train::config::RunConfig;
+use crate::train::metrics::EpochMetrics;
+use crate::train::trainer::CONFIG;
+use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Written into a run directory whose training loss became non-finite, so a rerun of
+/// the sweep does not train it again.
+pub const DIVERGED: &str = "diverged.json";
+
+/// What the disk says about a planned run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunState {
+    /// Nothing there yet.
+    New,
+    /// Started, not finished (or finished with fewer epochs than planned).
+    Partial {
+        /// Epochs with a metrics row.
+        epochs_done: u64,
+    },
+    /// Finished with at least the planned epochs.
+    Done,
+    /// Its loss became non-finite.
+    Diverged(DivergedRecord),
+}
+
+/// The record of a diverged run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DivergedRecord {
+    /// Epoch (from 1).
+    pub epoch: u64,
+    /// Step.
+    pub step: u64,
+    /// The loss.
+    pub loss: f64,
+}
+
+/// Reads the state of `run`, refusing a directory that holds another configuration.
+pub fn state(run: &PlannedRun) -> Result<RunState> {
+    state_of(&run.cfg, &run.dir)
+}
+
+/// The state of a run of `cfg` in `dir`.
+pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
+    let cfg_path = dir.join(CONFIG);
+    if !cfg_path.exists() {
+        return Ok(RunState::New);
+    }
+    let text = std::fs::read_to_string(&cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?;
+    let existing: RunConfig = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a run configuration", cfg_path.display()))?;
+    if existing.run_id() != cfg.run_id() {
+        bail!(
+            "{} holds a run of another configuration (the manifest changed?); move it away or delete it to run it again",
+            dir.display()
+        );
+    }
+    let diverged = dir.join(DIVERGED);
+    if diverged.exists() {
+        let text = std::fs::read_to_string(&diverged)?;
+        return Ok(RunState::Diverged(serde_json::from_str(&text)?));
+    }
+    let epochs_done = crate::train::metrics::read_epochs(dir)?.len() as u64;
+    // Done when the planned budget is reached, even inside a longer run.
+    if epochs_done >= cfg.epochs {
+        return Ok(RunState::Done);
+    }
+    Ok(RunState::Partial { epochs_done })
+}
+
+/// How a sweep ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SweepEnd {
+    /// Every runnable run is done.
+    Complete,
+    /// A stop was requested by this signal.
+    Interrupted(i32),
+}
+
+/// Prints one line per epoch, prefixed with the run.
+struct RunLines {
+    prefix: String,
+}
+
+impl Observer for RunLines {
+    fn message(&mut self, text: &str) {
+        if text.starts_with("resuming") || text.starts_with("fetch") || text.contains("ready in") {
+            println!("{} {text}", self.prefix);
+        }
+    }
+    fn epoch_finished(&mut self, row: &EpochMetrics, epochs: u64) {
+        println!(
+            "{} epoch {}/{epochs}: val acc {:.2}% loss {:.4} | {:.1} s",
+            self.prefix,
+            row.epoch,
+            100.0 * row.val_accuracy,
+            row.val_loss,
+            row.seconds
+        );
+    }
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunEnd {
+    /// It has its planned epochs (now or before).
+    Done,
+    /// Its loss became non-finite (now or before).
+    Diverged(DivergedRecord),
+    /// A stop was requested by this signal.
+    Interrupted(i32),
+}
+
+/// Trains the run of `cfg` in `dir` unless it is done: starts it, resumes it, or
+/// extends it; a divergence is recorded in the directory.
+pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Result<RunEnd> {
+    let observer = Box::new(RunLines {
+        prefix: prefix.to_string(),
+    });
+    let trainer = match state_of(cfg, dir)? {
+        RunState::Done => {
+            println!("{prefix} done");
+            return Ok(RunEnd::Done);
+        }
+        RunState::Diverged(d) => {
+            println!(
+                "{prefix} diverged at epoch {} (loss {}): skipped",
+                d.epoch, d.loss
+            );
+            return Ok(RunEnd::Diverged(d));
+        }
+        RunState::Partial { epochs_done } => {
+            println!("{prefix} resuming after {epochs_done} epochs");
+            let changes = ResumeChanges {
+                // Never shorten a run that was given more epochs before.
+                epochs: Some(cfg.epochs).filter(|e| *e > read_epochs_configured(dir).unwrap_or(0)),
+                device: Some(cfg.device),
+                data_dir: Some(cfg.data_dir.clone()),
+                checkpoint_every: None,
+            };
+            Trainer::resume(dir, &changes, observer, stop.clone())?
+        }
+        RunState::New => {
+            println!("{prefix} starting ({})", describe(cfg));
+            Trainer::start(cfg.clone(), dir, Claim::New, observer, stop.clone())?
+        }
+    };
+    match trainer.run() {
+        Ok(Outcome::Finished) => Ok(RunEnd::Done),
+        Ok(Outcome::Interrupted { signal, .. }) => Ok(RunEnd::Interrupted(signal)),
+        Err(e) => match e.downcast_ref::<Diverged>() {
+            Some(d) => {
+                println!("{prefix} {d}");
+                let record = DivergedRecord {
+                    epoch: d.epoch,
+                    step: d.step,
+                    loss: d.loss,
+                };
+                crate::train::run_dir::write_atomic(
+                    &dir.join(DIVERGED),
+                    serde_json::to_string_pretty(&record)?.as_bytes(),
+                )?;
+                Ok(RunEnd::Diverged(record))
+            }
+            None => Err(e.context(format!("{prefix} failed"))),
+        },
+    }
+}
+
+/// Trains every planned run that is not done.
+pub fn run_all(runs: &[PlannedRun], stop: &StopFlag) -> Result<SweepEnd> {
+    let n = runs.len();
+    for (i, run) in runs.iter().enumerate() {
+        let prefix = format!("[{}/{n} {} seed {}]", i + 1, run.entry.id, run.seed);
+        if let Some(why) = &run.blocked {
+            println!("{prefix} skipped: {why}");
+            continue;
+        }
+        if let RunEnd::Interrupted(signal) = run_one(&run.cfg, &run.dir, &prefix, stop)? {
+            return Ok(SweepEnd::Interrupted(signal));
+        }
+    }
+    Ok(SweepEnd::Complete)
+}
+
+/// The epochs a run directory's configuration asks for.
+fn read_epochs_configured(dir: &Path) -> Result<u64> {
+    let text = std::fs::read_to_string(dir.join(CONFIG))?;
+    let cfg: RunConfig = serde_json::from_str(&text)?;
+    Ok(cfg.epochs)
+}
+
+/// A one-line description of a run's configuration.
+pub fn describe(cfg: &RunConfig) -> String {
+    let schedule: Vec<String> = cfg
+        .schedule
+        .iter()
+        .map(|s| {
+            format!(
+                "{} lr {}{}",
+                s.optimizer,
+                crate::lr::format_lr(s.lr),
+                s.until_epoch
+                    .map(|u| format!(" to epoch {u}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let directions = cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer.uses_directions())
+        .then(|| {
+            format!(
+                ", d = {}, compartments {}{}, {}",
+                cfg.dim,
+                cfg.compartments,
+                if cfg.split_dim { " (d split)" } else { "" },
+                cfg.distribution
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{} on {}, {}{directions}, {} epochs",
+        cfg.model,
+        cfg.dataset,
+        schedule.join(" then "),
+        cfg.epochs
+    )
+}

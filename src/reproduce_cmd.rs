@@ -1,0 +1,105 @@
+//! `rbd reproduce` and `rbd tune`: flags into requests for the library.
+
+use crate::cli::{ReproduceArgs, TuneArgs};
+use crate::train_cmd::flag_error;
+use anyhow::{anyhow, Result};
+use rbd::reproduce::manifest::PlanOptions;
+use rbd::reproduce::tune::{tune as run_tune, TuneRequest};
+use rbd::reproduce::{reproduce as run_reproduce, Request};
+use rbd::signals::StopFlag;
+use rbd::train::config::resolve_schedule;
+use rbd::train::kinds::PresetSource;
+use rbd::train::{ConfigError, RunConfig, ScheduleSpec};
+
+fn data_dir(given: &Option<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+    match given {
+        Some(d) => Ok(d.clone()),
+        None => rbd_datasets::default_data_dir().map_err(|e| anyhow!("{e}")),
+    }
+}
+
+fn with_flags<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e.downcast::<ConfigError>() {
+        Ok(c) => flag_error(c),
+        Err(e) => e,
+    })
+}
+
+/// Runs `rbd reproduce`; returns the exit code.
+pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
+    let req = Request {
+        artefact: args.artefact.clone(),
+        results: args.results.clone(),
+        plan: PlanOptions {
+            epochs: args.epochs,
+            seeds: args.seeds,
+            only: args.only.clone(),
+            device: args.device,
+            data_dir: data_dir(&args.data_dir)?,
+        },
+        dry_run: args.dry_run,
+    };
+    with_flags(run_reproduce(&req, &StopFlag::on_signals()))
+}
+
+/// Runs `rbd tune`; returns the exit code.
+pub fn tune(args: &TuneArgs) -> Result<i32> {
+    let schedule = resolve_schedule(
+        &ScheduleSpec::single(args.optimizer),
+        Some(1.0), // each trial sets its own rate
+        args.model,
+        &args.dataset,
+        args.distribution,
+        PresetSource::Paper,
+    )
+    .map_err(flag_error)?;
+    let mut base = RunConfig::new(args.model, args.dataset.clone(), schedule);
+    base.epochs = args.epochs;
+    base.dim = args.dim;
+    base.compartments = args.compartments;
+    base.split_dim = args.split_dim;
+    base.distribution = args.distribution;
+    base.seed = args.seed;
+    base.train_limit = args.train_limit;
+    base.val_size = args.val_size;
+    base.device = args.device;
+    base.data_dir = data_dir(&args.data_dir)?;
+    base.tuning_split = true;
+    base.validate().map_err(flag_error)?;
+    let req = TuneRequest {
+        base,
+        results: args.results.clone(),
+    };
+    match with_flags(run_tune(&req, &StopFlag::on_signals()))? {
+        Some(r) => {
+            let file = rbd::reproduce::manifest::tuned_rate_file(&req.results, &req.base);
+            println!(
+                "best rate: 2^{} (held-out loss {:.4}); written to {} and {}",
+                r.best_exponent,
+                r.trials
+                    .iter()
+                    .find(|t| t.exponent == r.best_exponent)
+                    .map_or(f64::NAN, |t| t.held_out_loss),
+                file.display(),
+                file.with_extension("md").display()
+            );
+            for (source, e) in &r.published {
+                println!(
+                    "published {source}: 2^{e} — {}",
+                    if *e == r.best_exponent {
+                        "confirmed"
+                    } else {
+                        "not confirmed"
+                    }
+                );
+            }
+            Ok(0)
+        }
+        None => {
+            eprintln!(
+                "stopped; the finished trials are kept: run the same command again to continue"
+            );
+            Ok(130)
+        }
+    }
+}
