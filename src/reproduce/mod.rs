@@ -37,9 +37,6 @@ fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
     if let Some(s) = opts.seeds.filter(|s| *s != m.seeds) {
         parts.push(format!("{s} seeds instead of {}", m.seeds));
     }
-    if !opts.only.is_empty() {
-        parts.push(format!("only runs matching {}", opts.only.join(", ")));
-    }
     (!parts.is_empty()).then(|| format!("This is a reduced reproduction: {}.", parts.join("; ")))
 }
 
@@ -131,7 +128,13 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
         return Ok(0);
     }
     let end = runner::run_all(&runs, stop)?;
-    let results = summary::collect(&m, &runs)?;
+    // The summary shows every run of the artefact on disk, not only this invocation's.
+    let everything = PlanOptions {
+        only: Vec::new(),
+        seeds: Some(req.plan.seeds.unwrap_or(m.seeds).max(m.seeds)),
+        ..req.plan.clone()
+    };
+    let results = summary::collect(&m, &m.plan(&req.results, &everything)?)?;
     let prov = summary::Provenance::here(device.describe());
     summary::write(&out, &m, &results, &prov, note.as_deref())?;
     println!("results: {} (README.md, summary.csv, plots)", out.display());

@@ -107,14 +107,13 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
         let mut seeds = Vec::new();
         let mut diverged = 0;
         for r in &mine {
+            if !r.dir.exists() {
+                continue; // A seed nobody ran.
+            }
             if let RunState::Diverged(_) = state(r)? {
                 diverged += 1;
             }
-            let mut rows = if r.dir.exists() {
-                read_epochs(&r.dir)?
-            } else {
-                Vec::new()
-            };
+            let mut rows = read_epochs(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
             seeds.push(rows);
         }
@@ -159,33 +158,8 @@ pub struct Provenance {
 impl Provenance {
     /// Reads the commit, machine and date; `device` is described by the caller.
     pub fn here(device: String) -> Provenance {
-        let git = |args: &[&str]| {
-            std::process::Command::new("git")
-                .args(args)
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        };
-        let commit = match git(&["rev-parse", "--short", "HEAD"]) {
-            Some(c) => {
-                let dirty = git(&[
-                    "status",
-                    "--porcelain",
-                    "--untracked-files=no",
-                    "--",
-                    ".",
-                    ":!results",
-                ])
-                .is_some_and(|s| !s.is_empty());
-                if dirty {
-                    format!("{c} with uncommitted changes")
-                } else {
-                    c
-                }
-            }
-            None => format!("rbd {} (no git checkout)", env!("CARGO_PKG_VERSION")),
-        };
+        // The commit the binary was built from (build.rs).
+        let commit = env!("RBD_COMMIT").to_string();
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|t| {

@@ -1,0 +1,39 @@
+//! Embeds the git commit the binary was built from, so results name the code that made
+//! them (not whatever the checkout holds when they are summarised).
+
+fn main() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) => {
+            let dirty = git(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":!results",
+            ])
+            .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c} with uncommitted changes")
+            } else {
+                c
+            }
+        }
+        None => "unknown (built outside a git checkout)".into(),
+    };
+    println!("cargo:rustc-env=RBD_COMMIT={commit}");
+    for p in [".git/HEAD", ".git/index"] {
+        if std::path::Path::new(p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
