@@ -215,6 +215,9 @@ pub struct RunEntry {
     /// Train on the first N images only.
     #[serde(default)]
     pub train_limit: Option<usize>,
+    /// Images held out for validation.
+    #[serde(default)]
+    pub val_size: Option<usize>,
 }
 
 impl Manifest {
@@ -443,7 +446,8 @@ impl RunEntry {
             generator,
             correlation,
             nes_sigma,
-            batch_size
+            batch_size,
+            val_size
         );
         cfg.train_limit = self.train_limit;
         Ok(cfg)

@@ -1,0 +1,249 @@
+//! `rbd reproduce` and `rbd tune` end to end on a small manifest over generated data:
+//! the outputs exist and agree with the runs, a killed sweep continues where it
+//! stopped (finished runs skipped, the interrupted one resumed), and tuning picks a
+//! rate that neither diverges nor crawls.
+
+use super::{rbd, run, scratch, synthetic};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn manifest(dir: &Path, data: &Path) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+name = "mini"
+title = "a miniature table"
+epochs = 3
+seeds = 2
+notes = ["generated data"]
+
+[defaults]
+model = "fc"
+dataset = "idx:{}"
+val_size = 200
+dim = 20
+row = "FC-SYNTH"
+
+[[run]]
+id = "sgd"
+optimizer = "sgd"
+lr = "2^-3"
+column = "SGD"
+paper = 99.0
+paper_std = 0.5
+
+[[run]]
+id = "rbd"
+optimizer = "rbd"
+lr = "2^0"
+column = "RBD"
+x = 20
+series = "RBD"
+
+[[plot]]
+kind = "curves"
+file = "curves"
+title = "mini"
+
+[[plot]]
+kind = "versus"
+file = "acc-vs-d.svg"
+title = "accuracy against d"
+y = "val_accuracy"
+"#,
+        data.display()
+    );
+    let path = dir.join("mini.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
+    let dir = scratch("reproduce");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 1000);
+    let m = manifest(&dir, &data);
+    let results = dir.join("results");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "reproduce",
+            m.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--results",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(results.to_str().unwrap().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    // The dry run lists the 4 runs with estimates and writes nothing.
+    let o = rbd().args(args(&["--dry-run"])).output().unwrap();
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches(" new ").count(), 4, "{text}");
+    assert!(text.contains("4 runs; estimated"), "{text}");
+    assert!(!results.exists(), "a dry run wrote {}", results.display());
+
+    // Kill the sweep while its third run (rbd seed 0) trains.
+    let mut child = rbd()
+        .args(args(&[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let third = results.join("mini/runs/rbd-seed0/checkpoint.safetensors");
+    let t = Instant::now();
+    while !third.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the third run never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = results.join("mini/runs/sgd-seed1/final.safetensors");
+    assert!(done.exists());
+    let stamp = std::fs::metadata(&done).unwrap().modified().unwrap();
+
+    let o = run(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("[1/4 sgd seed 0] done") && out.contains("[2/4 sgd seed 1] done"),
+        "{out}"
+    );
+    assert!(out.contains("[3/4 rbd seed 0] resuming"), "{out}");
+    assert_eq!(
+        std::fs::metadata(&done).unwrap().modified().unwrap(),
+        stamp,
+        "a finished run was trained again"
+    );
+
+    let mini = results.join("mini");
+    for f in [
+        "summary.csv",
+        "README.md",
+        "curves-fc-synth.svg",
+        "acc-vs-d.svg",
+    ] {
+        assert!(mini.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(mini.join("summary.csv")).unwrap();
+    let sgd: Vec<&str> = csv
+        .lines()
+        .find(|l| l.starts_with("sgd,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert_eq!(sgd[4], "2", "two finished seeds: {csv}");
+    // The mean in the summary is the mean of the two runs' last validation accuracies.
+    let last = |seed: u32| -> f64 {
+        let t = std::fs::read_to_string(mini.join(format!("runs/sgd-seed{seed}/metrics.jsonl")))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(t.lines().last().unwrap()).unwrap();
+        100.0 * v["val_accuracy"].as_f64().unwrap()
+    };
+    let mean: f64 = sgd[5].parse().unwrap();
+    assert!(
+        (mean - (last(0) + last(1)) / 2.0).abs() < 1e-9,
+        "{mean} vs {} {}",
+        last(0),
+        last(1)
+    );
+    let readme = std::fs::read_to_string(mini.join("README.md")).unwrap();
+    assert!(
+        readme.contains("paper 99 ± 0.5") && readme.contains("Budget: 3 epochs"),
+        "{readme}"
+    );
+
+    // A shorter budget is stated in every output and summarised at that epoch.
+    let o = run(&args(&["--epochs", "1"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("1 epochs instead of the paper's 3"));
+    let readme = std::fs::read_to_string(mini.join("README.md")).unwrap();
+    assert!(readme.contains("reduced reproduction"), "{readme}");
+}
+
+#[test]
+fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
+    let dir = scratch("tune");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 1000);
+    let results = dir.join("results");
+    let o = run(&[
+        "tune",
+        "--model",
+        "fc",
+        "--dataset",
+        &format!("idx:{}", data.display()),
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "1",
+        "--val-size",
+        "200",
+        "--device",
+        "cpu",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let file = results.join("tune/fc-idx-sgd-d250.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let best = v["best_exponent"].as_i64().unwrap();
+    let trials = v["trials"].as_array().unwrap();
+    // Started from MNIST's SGD preset (2^-3), so its neighbours were tried; far fewer
+    // than the 27 rates of the full grid.
+    assert!(trials.len() >= 3 && trials.len() < 12, "{v}");
+    // The chosen rate has the lowest held-out loss of all tried, and a huge rate is
+    // recorded as diverged or worse.
+    let loss = |e: i64| {
+        trials
+            .iter()
+            .find(|t| t["exponent"] == e)
+            .and_then(|t| t["held_out_loss"].as_f64())
+    };
+    let best_loss = loss(best).unwrap();
+    for t in trials {
+        if let Some(l) = t["held_out_loss"].as_f64() {
+            assert!(best_loss <= l, "{v}");
+        }
+    }
+    assert!(
+        (-8..=3).contains(&best),
+        "implausible best rate 2^{best}: {v}"
+    );
+    assert!(results.join("tune/fc-idx-sgd-d250.md").exists());
+    // A second run reuses every trial.
+    let o = run(&[
+        "tune",
+        "--model",
+        "fc",
+        "--dataset",
+        &format!("idx:{}", data.display()),
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "1",
+        "--val-size",
+        "200",
+        "--device",
+        "cpu",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("starting"), "a trial ran again: {out}");
+}
