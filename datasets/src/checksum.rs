@@ -22,7 +22,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Lower-case hex SHA-256 of everything `reader` yields; `path` names it in errors.
-pub(crate) fn sha256_of_reader(path: &Path, reader: impl std::io::Read) -> Result<String, DatasetError> {
+pub(crate) fn sha256_of_reader(
+    path: &Path,
+    reader: impl std::io::Read,
+) -> Result<String, DatasetError> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut std::io::BufReader::new(reader), &mut hasher)
         .map_err(|e| DatasetError::io(path, e))?;

@@ -80,7 +80,10 @@ pub fn read_declared(
     declared: impl FnOnce(&[u8]) -> Result<Declared, DatasetError>,
 ) -> Result<Vec<u8>, DatasetError> {
     let file = File::open(path).map_err(|e| DatasetError::io(path, e))?;
-    let plain_len = file.metadata().map_err(|e| DatasetError::io(path, e))?.len();
+    let plain_len = file
+        .metadata()
+        .map_err(|e| DatasetError::io(path, e))?
+        .len();
     let mut buffered = BufReader::new(file);
     let is_gzip = buffered
         .fill_buf()

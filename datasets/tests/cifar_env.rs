@@ -31,9 +31,18 @@ fn load_follows_the_environment_and_explains_every_option() {
     .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DatasetError::Download { .. }), "{msg}");
-    assert!(msg.contains("HTTP 404") && msg.contains(&server.url), "{msg}");
-    assert!(msg.contains("RBD_CIFAR10_ARCHIVE=/path/to/cifar-10-binary.tar.gz"), "{msg}");
-    assert!(msg.contains("RBD_CIFAR10_BUILDER=/path/to/build.py"), "{msg}");
+    assert!(
+        msg.contains("HTTP 404") && msg.contains(&server.url),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("RBD_CIFAR10_ARCHIVE=/path/to/cifar-10-binary.tar.gz"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("RBD_CIFAR10_BUILDER=/path/to/build.py"),
+        "{msg}"
+    );
     assert!(msg.contains(CIFAR10_ARCHIVE_SHA256), "{msg}");
     assert!(!msg.contains("../"), "{msg}");
     assert!(log.iter().any(|l| l.contains(&server.url)), "{log:?}");

@@ -86,8 +86,16 @@ fn downloads_verifies_unpacks_once_and_local_archive_works_too() {
     assert_eq!((last.done, last.total), (archive.len() as u64, src.size));
     assert_eq!(last.percent(), Some(100.0));
     assert!(first.progress.windows(2).all(|w| w[0].done <= w[1].done));
-    assert!(first.log.iter().any(|l| l.contains(&server.url)), "{:?}", first.log);
-    assert!(first.log.iter().any(|l| l.contains("verified")), "{:?}", first.log);
+    assert!(
+        first.log.iter().any(|l| l.contains(&server.url)),
+        "{:?}",
+        first.log
+    );
+    assert!(
+        first.log.iter().any(|l| l.contains("verified")),
+        "{:?}",
+        first.log
+    );
     // Only the data set is left: batches and metadata, no archive, no scratch directory,
     // no member from outside cifar-10-batches-bin/.
     assert_eq!(listing(data.path()), ["cifar10"]);
@@ -121,7 +129,9 @@ fn downloads_verifies_unpacks_once_and_local_archive_works_too() {
     out.result.unwrap();
     assert!(out.progress.is_empty());
     assert!(
-        out.log.iter().any(|l| l.contains(&local.display().to_string())),
+        out.log
+            .iter()
+            .any(|l| l.contains(&local.display().to_string())),
         "{:?}",
         out.log
     );
@@ -174,7 +184,10 @@ fn truncated_download_is_an_error_and_leaves_nothing() {
     let e = ensure(data.path(), Split::Train, &src).result.unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DatasetError::Download { .. }), "{msg}");
-    assert!(msg.contains("broke off") || msg.contains("ended early"), "{msg}");
+    assert!(
+        msg.contains("broke off") || msg.contains("ended early"),
+        "{msg}"
+    );
     assert_offline_help(&msg);
     assert_nothing_left(data.path());
 
@@ -199,7 +212,10 @@ fn http_errors_and_refused_connections_say_what_to_do() {
     // removed by the next fetch.
     let abandoned = data.join(".fetch-cifar10-999999999-1");
     std::fs::create_dir(&abandoned).unwrap();
-    write(&abandoned.join("cifar-10-binary.tar.gz"), b"half an archive");
+    write(
+        &abandoned.join("cifar-10-binary.tar.gz"),
+        b"half an archive",
+    );
     let src = source(&server.url, b"irrelevant");
     let e = ensure(data.path(), Split::Test, &src).result.unwrap_err();
     let msg = e.to_string();
@@ -266,7 +282,11 @@ fn builder_script_is_run_and_checked() {
     };
     let out = ensure(data.path(), Split::Test, &src);
     out.result.unwrap();
-    assert!(out.log.iter().any(|l| l.contains("build.py")), "{:?}", out.log);
+    assert!(
+        out.log.iter().any(|l| l.contains("build.py")),
+        "{:?}",
+        out.log
+    );
     let test = load_cifar10_dir(&cifar10_dir(data.path()), Split::Test).unwrap();
     assert_eq!(test.n, FULL);
     assert_eq!(listing(data.path()), ["cifar10"]);

@@ -14,12 +14,10 @@ use flate2::read::GzDecoder;
 
 use super::command;
 use super::http::{download, DownloadProgress};
-use super::staging::{self, Staging};
 use super::is_file;
+use super::staging::{self, Staging};
 use crate::checksum::sha256_of_reader;
-use crate::cifar::{
-    CIFAR_RECORD, CIFAR_RECORDS_PER_FILE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES,
-};
+use crate::cifar::{CIFAR_RECORD, CIFAR_RECORDS_PER_FILE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES};
 use crate::cifar_load::{cifar10_dir, resolve_cifar10_dir, CIFAR_BATCHES_DIR};
 use crate::error::DatasetError;
 use crate::kind::Split;
@@ -139,7 +137,10 @@ pub fn fetch_cifar10(
         let archive = staging.path().join("cifar-10-binary.tar.gz");
         let actual = download(&source.url, &archive, source.size, &help, progress)?;
         check_archive_sum(&source.url, source, actual, &help)?;
-        log(&format!("  verified {} (sha256 {})", source.url, source.sha256));
+        log(&format!(
+            "  verified {} (sha256 {})",
+            source.url, source.sha256
+        ));
         unpack(&archive, staging.path())?
     };
     publish_dir(&unpacked, &target)?;
@@ -192,7 +193,9 @@ fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, DatasetError> {
             continue;
         };
         if !entry.header().entry_type().is_file() {
-            return Err(bad(format!("{CIFAR_BATCHES_DIR}/{name} is not a regular file")));
+            return Err(bad(format!(
+                "{CIFAR_BATCHES_DIR}/{name} is not a regular file"
+            )));
         }
         let dest = out.join(&name);
         let mut file = File::create_new(&dest).map_err(|e| DatasetError::io(&dest, e))?;

@@ -81,7 +81,11 @@ pub(crate) fn download(
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(format!("the transfer broke off after {done} bytes: {e}"))),
+            Err(e) => {
+                return Err(fail(format!(
+                    "the transfer broke off after {done} bytes: {e}"
+                )))
+            }
         };
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
@@ -95,7 +99,11 @@ pub(crate) fn download(
     file.sync_all().map_err(|e| DatasetError::io(dest, e))?;
     if let Some(want) = size {
         if done != want {
-            let how = if done < want { "ended early" } else { "sent more" };
+            let how = if done < want {
+                "ended early"
+            } else {
+                "sent more"
+            };
             return Err(fail(format!(
                 "the transfer {how}: {done} bytes received, the pinned file has {want}"
             )));

@@ -138,7 +138,10 @@ fn answer(mut stream: TcpStream, reply: &Reply) -> std::io::Result<()> {
         "HTTP/1.1 {} {reason}\r\nContent-Length: {length}\r\nContent-Type: application/gzip\r\nConnection: close\r\n\r\n",
         reply.status
     )?;
-    let sent = reply.cut_after.unwrap_or(reply.body.len()).min(reply.body.len());
+    let sent = reply
+        .cut_after
+        .unwrap_or(reply.body.len())
+        .min(reply.body.len());
     stream.write_all(&reply.body[..sent])?;
     stream.flush()?;
     let _ = stream.shutdown(std::net::Shutdown::Both);
