@@ -250,10 +250,10 @@ pub enum DatasetError {
 
     /// An archive with the right checksum (or an explicitly given one) does not hold the
     /// expected files.
-    #[error("{}: not a CIFAR-10 binary archive: {reason}", archive.display())]
+    #[error("{archive}: not a CIFAR-10 binary archive: {reason}")]
     BadArchive {
-        /// The archive.
-        archive: PathBuf,
+        /// The URL or path of the archive.
+        archive: String,
         /// What is wrong, e.g. which member is missing or has the wrong size.
         reason: String,
     },

@@ -243,6 +243,7 @@ fn archive_without_the_official_files_is_refused() {
         .unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DatasetError::BadArchive { .. }), "{msg}");
+    assert!(msg.starts_with(&server.url), "{msg}");
     assert!(
         msg.contains("data_batch_1.bin has 6146 bytes, expected 30730000"),
         "{msg}"
@@ -312,4 +313,64 @@ fn builder_script_is_run_and_checked() {
         assert!(e.to_string().contains(needle), "{e}");
         assert_nothing_left(empty.path());
     }
+}
+
+#[test]
+fn a_partial_directory_is_completed_and_its_files_kept() {
+    // The user unpacked only the test batch (their own copy): a training load fetches
+    // the archive and adds the missing files, leaving theirs untouched.
+    let archive = cifar_archive(FULL);
+    let server = Server::start(vec![Reply::ok(archive.clone())]);
+    let data = TempDir::new("cifar-partial");
+    let batches = cifar10_dir(data.path()).join(CIFAR_BATCHES_DIR);
+    std::fs::create_dir_all(&batches).unwrap();
+    let theirs = cifar_bytes(&labels(FULL), &pixels(FULL * 3072, 77));
+    write(&batches.join("test_batch.bin"), &theirs);
+    let out = ensure(data.path(), Split::Train, &source(&server.url, &archive));
+    assert_eq!(out.result.unwrap(), batches);
+    assert_eq!(
+        std::fs::read(batches.join("test_batch.bin")).unwrap(),
+        theirs
+    );
+    let train = load_cifar10_dir(&batches, Split::Train).unwrap();
+    assert_eq!(&train.image(FULL + 3)[..5], &[3, 0, 0, 0, 2]);
+    assert_eq!(listing(data.path()), ["cifar10"]);
+    assert_eq!(server.requests(), 1);
+}
+
+#[test]
+fn download_progress_is_logged_every_ten_percent() {
+    let mut lines = Vec::new();
+    {
+        let mut progress = log_download_progress(|m: &str| lines.push(m.to_string()));
+        let total = CIFAR10_ARCHIVE_BYTES;
+        for done in (0..total).step_by(1 << 16).chain([total]) {
+            progress(DownloadProgress {
+                done,
+                total: Some(total),
+            });
+        }
+    }
+    assert_eq!(lines.len(), 11, "{lines:#?}");
+    assert_eq!(lines[0], "  0.0 of 162.2 MiB (0%)");
+    assert!(lines[1].ends_with("(10%)"), "{lines:?}");
+    assert_eq!(lines[10], "  162.2 of 162.2 MiB (100%)");
+    // Unknown size: a line every 16 MiB.
+    let mut lines = Vec::new();
+    {
+        let mut progress = log_download_progress(|m: &str| lines.push(m.to_string()));
+        for done in (0..=(64u64 << 20)).step_by(1 << 20) {
+            progress(DownloadProgress { done, total: None });
+        }
+    }
+    assert_eq!(
+        lines,
+        [
+            "  0.0 MiB",
+            "  16.0 MiB",
+            "  32.0 MiB",
+            "  48.0 MiB",
+            "  64.0 MiB"
+        ]
+    );
 }

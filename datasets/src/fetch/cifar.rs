@@ -129,7 +129,7 @@ pub fn fetch_cifar10(
         let file = File::open(archive).map_err(|e| DatasetError::io(archive, e))?;
         let actual = sha256_of_reader(archive, file)?;
         check_archive_sum(&archive.display().to_string(), source, actual, &help)?;
-        unpack(archive, staging.path())?
+        unpack(archive, &archive.display().to_string(), staging.path())?
     } else if let Some(builder) = &source.builder {
         build(builder, staging.path(), &help, log)?
     } else {
@@ -141,7 +141,7 @@ pub fn fetch_cifar10(
             "  verified {} (sha256 {})",
             source.url, source.sha256
         ));
-        unpack(&archive, staging.path())?
+        unpack(&archive, &source.url, staging.path())?
     };
     publish_dir(&unpacked, &target)?;
     log(&format!("CIFAR-10 ready in {}", target.display()));
@@ -167,13 +167,13 @@ fn check_archive_sum(
 
 /// Unpacks the batch files (and the small metadata files) of an archive in the
 /// official layout into `into/cifar-10-batches-bin/`, which is returned once every
-/// batch file is there with its exact size. Other members are skipped, so no path in
+/// batch file is there with its exact size. `origin` (URL or path) names it in errors. Other members are skipped, so no path in
 /// the archive can write outside `into`.
-fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, DatasetError> {
+fn unpack(archive: &Path, origin: &str, into: &Path) -> Result<PathBuf, DatasetError> {
     let out = into.join(CIFAR_BATCHES_DIR);
     std::fs::create_dir(&out).map_err(|e| DatasetError::io(&out, e))?;
     let bad = |reason: String| DatasetError::BadArchive {
-        archive: archive.to_path_buf(),
+        archive: origin.to_string(),
         reason,
     };
     let io = |e: std::io::Error| bad(e.to_string());
@@ -318,20 +318,23 @@ pub fn log_download_progress(mut log: impl FnMut(&str)) -> impl FnMut(DownloadPr
     let mut next_step = 0u64;
     move |p: DownloadProgress| {
         let mib = |b: u64| b as f64 / (1 << 20) as f64;
-        match p.percent() {
-            Some(pct) if pct as u64 >= next_step => {
-                next_step = (pct as u64 / 10 + 1) * 10;
-                log(&format!(
-                    "  {:.1} of {:.1} MiB ({pct:.0}%)",
-                    mib(p.done),
-                    mib(p.total.unwrap_or(0)),
-                ));
+        match p.total.filter(|&t| t > 0) {
+            Some(total) => {
+                let percent = p.done.saturating_mul(100) / total;
+                if percent >= next_step {
+                    next_step = (percent / 10 + 1) * 10;
+                    log(&format!(
+                        "  {:.1} of {:.1} MiB ({percent}%)",
+                        mib(p.done),
+                        mib(total)
+                    ));
+                }
             }
             None if p.done >= next_step => {
                 next_step = p.done + (16 << 20);
                 log(&format!("  {:.1} MiB", mib(p.done)));
             }
-            _ => {}
+            None => {}
         }
     }
 }
