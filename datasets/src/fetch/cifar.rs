@@ -167,8 +167,8 @@ fn check_archive_sum(
 
 /// Unpacks the batch files (and the small metadata files) of an archive in the
 /// official layout into `into/cifar-10-batches-bin/`, which is returned once every
-/// batch file is there with its exact size. `origin` (URL or path) names it in errors. Other members are skipped, so no path in
-/// the archive can write outside `into`.
+/// batch file is there with its exact size. Other members are skipped, so no path in
+/// the archive can write outside `into`. `origin` (URL or path) names it in errors.
 fn unpack(archive: &Path, origin: &str, into: &Path) -> Result<PathBuf, DatasetError> {
     let out = into.join(CIFAR_BATCHES_DIR);
     std::fs::create_dir(&out).map_err(|e| DatasetError::io(&out, e))?;
