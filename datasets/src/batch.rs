@@ -4,7 +4,8 @@ use rand_core::Rng;
 
 use crate::augment::{augment_image, Augmentation};
 use crate::dataset::Dataset;
-use crate::preprocess::Preprocess;
+use crate::order::AugmentOrder;
+use crate::preprocess::{scale_to_unit, standardise, Preprocess};
 
 /// A batch ready for the device.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,13 +34,17 @@ impl Batch {
     }
 }
 
-/// Builds the batch of images `ids` of `dataset`: each image is preprocessed, then (if
-/// `augment` is given) augmented with choices drawn from its generator in image order.
+/// Builds the batch of images `ids` of `dataset`. Without `augment` each image is only
+/// preprocessed. With it, each image is augmented with choices drawn from its generator
+/// in image order, either after the whole preprocessing
+/// ([`AugmentOrder::StandardiseFirst`]) or between scaling and standardisation
+/// ([`AugmentOrder::AugmentFirst`]).
 pub(crate) fn assemble<R: Rng + ?Sized>(
     dataset: &Dataset,
     ids: &[usize],
     preprocess: Preprocess,
     augment: Option<(&Augmentation, &mut R)>,
+    order: AugmentOrder,
     epoch: u64,
     index: usize,
 ) -> Batch {
@@ -52,9 +57,20 @@ pub(crate) fn assemble<R: Rng + ?Sized>(
         match augment.as_mut() {
             None => preprocess.apply(dataset.image(id), out),
             Some((aug, rng)) => {
-                preprocess.apply(dataset.image(id), &mut scratch);
                 let params = aug.draw(*rng);
-                augment_image(&scratch, shape, aug.pad, &params, out);
+                match order {
+                    AugmentOrder::StandardiseFirst => {
+                        preprocess.apply(dataset.image(id), &mut scratch);
+                        augment_image(&scratch, shape, aug.pad, &params, out);
+                    }
+                    AugmentOrder::AugmentFirst => {
+                        scale_to_unit(dataset.image(id), &mut scratch);
+                        augment_image(&scratch, shape, aug.pad, &params, out);
+                        if preprocess.standardise {
+                            standardise(out);
+                        }
+                    }
+                }
             }
         }
     }

@@ -9,12 +9,27 @@ use crate::error::DatasetError;
 
 /// Lower-case hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
-    hex
+    out
+}
+
+/// Lower-case hex SHA-256 of everything `reader` yields; `path` names it in errors.
+pub(crate) fn sha256_of_reader(
+    path: &Path,
+    reader: impl std::io::Read,
+) -> Result<String, DatasetError> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::io::BufReader::new(reader), &mut hasher)
+        .map_err(|e| DatasetError::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Fails with [`DatasetError::Checksum`] (naming `path` and both hashes) unless the

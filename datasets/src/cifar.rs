@@ -40,8 +40,26 @@ pub struct CifarBatch {
 /// (10,000 for the official files). The file length must match exactly and every
 /// label must be 0..=9.
 pub fn read_cifar_batch(path: &Path, expected_records: usize) -> Result<CifarBatch, DatasetError> {
+    // A file longer than required is refused from its size, without reading it.
+    let len = std::fs::metadata(path)
+        .map_err(|e| DatasetError::io(path, e))?
+        .len();
+    let expected = (expected_records * CIFAR_RECORD) as u64;
+    if len > expected {
+        return Err(DatasetError::ExtraBytes {
+            path: path.to_path_buf(),
+            what: records_what(expected_records),
+            expected,
+            actual: len,
+            extra: len - expected,
+        });
+    }
     let bytes = std::fs::read(path).map_err(|e| DatasetError::io(path, e))?;
     parse_cifar_batch(path, &bytes, expected_records)
+}
+
+fn records_what(expected_records: usize) -> String {
+    format!("expected {expected_records} records of {CIFAR_RECORD} bytes")
 }
 
 /// Parses the bytes of a CIFAR-10 batch file; `path` names it in errors.
@@ -52,14 +70,14 @@ pub fn parse_cifar_batch(
 ) -> Result<CifarBatch, DatasetError> {
     let expected = (expected_records * CIFAR_RECORD) as u64;
     let what = if bytes.len().is_multiple_of(CIFAR_RECORD) || bytes.len() as u64 > expected {
-        format!("expected {expected_records} records of {CIFAR_RECORD} bytes")
+        records_what(expected_records)
     } else {
         format!(
             "expected {expected_records} records of {CIFAR_RECORD} bytes, record {} is incomplete",
             bytes.len() / CIFAR_RECORD
         )
     };
-    check_exact_len(path, bytes.len(), expected, what)?;
+    check_exact_len(path, bytes.len() as u64, expected, what)?;
     let mut images = Vec::with_capacity(expected_records * CIFAR_PIXELS);
     let mut labels = Vec::with_capacity(expected_records);
     for record in bytes.chunks_exact(CIFAR_RECORD) {

@@ -1,5 +1,5 @@
-//! Loading CIFAR-10 from disk (it is never downloaded), and explaining how to build it
-//! when it is missing.
+//! Loading CIFAR-10 from a directory in the official binary layout, and explaining how
+//! to get it when it is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -9,19 +9,16 @@ use crate::cifar::{
 };
 use crate::dataset::Dataset;
 use crate::error::DatasetError;
+use crate::fetch::{is_file, CIFAR10_ARCHIVE_ENV, CIFAR10_BUILDER_ENV};
 use crate::kind::Split;
 
 /// The sub-directory name of the official binary release.
 pub const CIFAR_BATCHES_DIR: &str = "cifar-10-batches-bin";
 
-/// The shared builder, relative to the repository root.
-const BUILDER_RELATIVE: &str = "../shared/data/cifar10/build.py";
-
 /// Loads one split of CIFAR-10 (10,000 records per file) from `dir`, which may be the
-/// `cifar-10-batches-bin` directory itself or a directory containing it.
-///
-/// When the files are missing the error explains how to build them with the shared
-/// builder or where to unpack the official binary release.
+/// `cifar-10-batches-bin` directory itself or a directory containing it. Nothing is
+/// fetched ([`load`](crate::load) fetches); when the files are missing the error says
+/// where to unpack the official binary release and which options fetch it.
 pub fn load_cifar10_dir(dir: &Path, split: Split) -> Result<Dataset, DatasetError> {
     let batches = resolve_cifar10_dir(dir, split)?;
     let paths: Vec<PathBuf> = cifar_split_files(split)
@@ -32,48 +29,46 @@ pub fn load_cifar10_dir(dir: &Path, split: Split) -> Result<Dataset, DatasetErro
 }
 
 /// The directory holding the batch files of `split`: `dir` itself if it holds them,
-/// else `dir/cifar-10-batches-bin`; otherwise a [`DatasetError::CifarMissing`].
+/// else `dir/cifar-10-batches-bin`; otherwise a [`DatasetError::CifarMissing`]. An
+/// unreadable directory is a [`DatasetError::Io`] naming it (e.g. permission denied),
+/// not "missing".
 pub fn resolve_cifar10_dir(dir: &Path, split: Split) -> Result<PathBuf, DatasetError> {
     let files = cifar_split_files(split);
     let nested = dir.join(CIFAR_BATCHES_DIR);
     for candidate in [dir.to_path_buf(), nested.clone()] {
-        if files.iter().all(|f| candidate.join(f).is_file()) {
+        let mut all = true;
+        for f in files {
+            all &= is_file(&candidate.join(f))?;
+        }
+        if all {
             return Ok(candidate);
         }
     }
-    let missing: Vec<&str> = files
-        .iter()
-        .copied()
-        .filter(|f| !nested.join(f).is_file())
-        .collect();
+    let mut missing = Vec::new();
+    for &f in files {
+        if !is_file(&nested.join(f))? {
+            missing.push(f);
+        }
+    }
     Err(DatasetError::CifarMissing {
         dir: dir.to_path_buf(),
         message: missing_message(dir, &nested, &missing),
     })
 }
 
-/// Where the shared CIFAR-10 builder is, as a path that can be pasted into a shell.
-pub fn cifar_builder_path() -> PathBuf {
-    let beside_repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(BUILDER_RELATIVE);
-    std::fs::canonicalize(&beside_repo).unwrap_or_else(|_| PathBuf::from(BUILDER_RELATIVE))
-}
-
 fn missing_message(dir: &Path, nested: &Path, missing: &[&str]) -> String {
     format!(
         "CIFAR-10 not found: {nested} is missing {missing} (it should hold data_batch_1.bin … \
-         data_batch_5.bin and test_batch.bin). CIFAR-10 is never downloaded automatically. \
-         Build it from the shared JPEG copy with\n  \
-         python3 {builder} {dir}\n\
-         (the builder is {BUILDER_RELATIVE} relative to the repository root; see the README.md \
-         beside it; it takes about a minute). The official CIFAR-10 binary version \
-         (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html) works too: \
-         unpack it into {dir} so that {nested} exists.",
+         data_batch_5.bin and test_batch.bin). Unpack the official CIFAR-10 binary version \
+         (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html) into {dir} \
+         so that {nested} exists. `rbd` fetches it there on first use from the data directory \
+         (<data-dir>/cifar10), or unpacks a local copy named by {archive_env}=PATH, or runs a \
+         builder script named by {builder_env}=PATH/build.py (see docs/data.md).",
         nested = nested.display(),
         missing = missing.join(", "),
-        builder = cifar_builder_path().display(),
         dir = dir.display(),
+        archive_env = CIFAR10_ARCHIVE_ENV,
+        builder_env = CIFAR10_BUILDER_ENV,
     )
 }
 

@@ -81,6 +81,38 @@ pub enum DatasetError {
         extra: u64,
     },
 
+    /// A gzip file decompresses to more than its header declares. Reading stopped one
+    /// byte past the declared length, so a decompression bomb costs no more than that.
+    #[error(
+        "{}: more data than declared: {what} ({expected} bytes) but it decompresses to more; \
+         reading stopped there (a different file, or a decompression bomb)",
+        path.display()
+    )]
+    Oversized {
+        /// The file.
+        path: PathBuf,
+        /// What the header promises.
+        what: String,
+        /// The byte count declared (after decompression).
+        expected: u64,
+    },
+
+    /// A header declares more data than rbd reads from one file.
+    #[error(
+        "{}: {what} ({declared} bytes), more than the {limit} bytes rbd reads from one file",
+        path.display()
+    )]
+    DeclaredTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What the header promises.
+        what: String,
+        /// The byte count declared.
+        declared: u64,
+        /// The most rbd reads ([`MAX_FILE_BYTES`](crate::MAX_FILE_BYTES)).
+        limit: u64,
+    },
+
     /// A label is not a class index 0..=9.
     #[error("{}: label at record {record} is {value}, expected 0..=9", path.display())]
     LabelOutOfRange {
@@ -179,13 +211,60 @@ pub enum DatasetError {
         manual: String,
     },
 
-    /// CIFAR-10 is not present (it is never downloaded automatically).
+    /// CIFAR-10 is not present in a directory that is read without fetching.
     #[error("{message}")]
     CifarMissing {
         /// The directory that was searched.
         dir: PathBuf,
         /// The full explanation, including the command that builds the files.
         message: String,
+    },
+
+    /// A download failed: the server could not be reached, answered with an error
+    /// status, or the transfer broke off or had the wrong length.
+    #[error("cannot download {url}: {reason}\n{help}")]
+    Download {
+        /// What was being downloaded.
+        url: String,
+        /// What went wrong, in words (e.g. "the server answered HTTP 404").
+        reason: String,
+        /// What to do instead (the offline options).
+        help: String,
+    },
+
+    /// A downloaded or local archive is not the pinned file (nothing was unpacked).
+    #[error(
+        "{archive}: checksum mismatch: SHA-256 is {actual}, expected {expected}; \
+         nothing was unpacked\n{help}"
+    )]
+    ArchiveChecksum {
+        /// The URL or path of the archive.
+        archive: String,
+        /// The pinned hash (lower-case hex).
+        expected: String,
+        /// The hash of what was received (lower-case hex).
+        actual: String,
+        /// What to do instead.
+        help: String,
+    },
+
+    /// An archive with the right checksum (or an explicitly given one) does not hold the
+    /// expected files.
+    #[error("{archive}: not a CIFAR-10 binary archive: {reason}")]
+    BadArchive {
+        /// The URL or path of the archive.
+        archive: String,
+        /// What is wrong, e.g. which member is missing or has the wrong size.
+        reason: String,
+    },
+
+    /// A CIFAR-10 builder script ran but did not write the expected files.
+    #[error("{}: the builder did not write CIFAR-10 in the binary layout: {reason}", builder.display())]
+    BadBuild {
+        /// The builder script.
+        builder: PathBuf,
+        /// What is missing or wrong.
+        reason: String,
     },
 
     /// Neither `$RBD_DATA` nor a user cache directory is available.

@@ -6,6 +6,7 @@ use rand_pcg::Pcg64;
 use crate::augment::Augmentation;
 use crate::batch::{assemble, Batch};
 use crate::dataset::Dataset;
+use crate::order::AugmentOrder;
 use crate::preprocess::Preprocess;
 
 /// The images `indices` of `dataset` in batches of `batch_size` (at least 1), in order;
@@ -46,6 +47,8 @@ impl Iterator for EvalBatches<'_> {
             ids,
             self.preprocess,
             None::<(&Augmentation, &mut Pcg64)>,
+            // Without augmentation both orders are the plain preprocessing.
+            AugmentOrder::StandardiseFirst,
             0,
             index,
         );

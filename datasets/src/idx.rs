@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::DatasetError;
-use crate::read::read_maybe_gzip;
+use crate::read::{read_declared, Declared};
 
 /// Magic number of an IDX file of unsigned-byte images (3 dimensions: N × rows × cols).
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -35,27 +35,61 @@ pub struct IdxImages {
 }
 
 /// Reads an IDX images file (plain or gzip) and validates magic, dimensions and length.
+/// The header is read first and then at most the declared size plus one byte, so a gzip
+/// bomb or a huge file is refused without being read whole.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages, DatasetError> {
-    parse_idx_images(path, read_maybe_gzip(path)?)
+    parse_idx_images(path, read_idx_bytes(path, IdxKind::Images)?)
 }
 
-/// Reads an IDX labels file (plain or gzip) and validates magic, length and label range.
+/// Reads an IDX labels file (plain or gzip) and validates magic, length and label range,
+/// reading at most the declared size plus one byte (see [`read_idx_images`]).
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u8>, DatasetError> {
-    parse_idx_labels(path, read_maybe_gzip(path)?)
+    parse_idx_labels(path, read_idx_bytes(path, IdxKind::Labels)?)
 }
 
-/// Parses the (decompressed) bytes of an IDX images file; `path` names it in errors.
-pub fn parse_idx_images(path: &Path, mut bytes: Vec<u8>) -> Result<IdxImages, DatasetError> {
+/// The two kinds of IDX file rbd reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdxKind {
+    /// 3-dimensional unsigned-byte images (`*-idx3-ubyte`).
+    Images,
+    /// 1-dimensional unsigned-byte labels (`*-idx1-ubyte`).
+    Labels,
+}
+
+impl IdxKind {
+    /// The kind an official file name denotes (`idx3` images, else labels).
+    pub fn of_name(name: &str) -> Self {
+        if name.contains("idx3") {
+            IdxKind::Images
+        } else {
+            IdxKind::Labels
+        }
+    }
+}
+
+/// The (decompressed) bytes of an IDX file, header included, reading the header first
+/// and then at most the declared size plus one byte; the header's magic number and
+/// dimensions are checked before the data are read. The bytes still go through
+/// [`parse_idx_images`] or [`parse_idx_labels`], which report truncation.
+pub fn read_idx_bytes(path: &Path, kind: IdxKind) -> Result<Vec<u8>, DatasetError> {
+    match kind {
+        IdxKind::Images => read_declared(path, IMAGES_HEADER, |h| images_declared(path, h)),
+        IdxKind::Labels => read_declared(path, LABELS_HEADER, |h| labels_declared(path, h)),
+    }
+}
+
+/// Validates a complete images header; returns the file length it declares.
+fn images_declared(path: &Path, bytes: &[u8]) -> Result<Declared, DatasetError> {
     check_header(
         path,
-        &bytes,
+        bytes,
         IMAGES_HEADER,
         IDX_IMAGES_MAGIC,
         "IDX unsigned-byte images, 3 dimensions",
     )?;
-    let count = be_u32(&bytes, 4) as usize;
-    let rows = be_u32(&bytes, 8);
-    let cols = be_u32(&bytes, 12);
+    let count = be_u32(bytes, 4) as usize;
+    let rows = be_u32(bytes, 8);
+    let cols = be_u32(bytes, 12);
     for (field, found) in [("image rows", rows), ("image columns", cols)] {
         if found as usize != IDX_SIDE {
             return Err(DatasetError::BadDimension {
@@ -66,9 +100,33 @@ pub fn parse_idx_images(path: &Path, mut bytes: Vec<u8>) -> Result<IdxImages, Da
             });
         }
     }
-    let what = format!("header says {count} images of {IDX_SIDE}×{IDX_SIDE}");
-    let expected = IMAGES_HEADER as u64 + count as u64 * (IDX_SIDE * IDX_SIDE) as u64;
-    check_exact_len(path, bytes.len(), expected, what)?;
+    Ok(Declared {
+        total: IMAGES_HEADER as u64 + count as u64 * (IDX_SIDE * IDX_SIDE) as u64,
+        what: format!("header says {count} images of {IDX_SIDE}×{IDX_SIDE}"),
+    })
+}
+
+/// Validates a complete labels header; returns the file length it declares.
+fn labels_declared(path: &Path, bytes: &[u8]) -> Result<Declared, DatasetError> {
+    check_header(
+        path,
+        bytes,
+        LABELS_HEADER,
+        IDX_LABELS_MAGIC,
+        "IDX unsigned-byte labels, 1 dimension",
+    )?;
+    let count = be_u32(bytes, 4) as u64;
+    Ok(Declared {
+        total: LABELS_HEADER as u64 + count,
+        what: format!("header says {count} labels"),
+    })
+}
+
+/// Parses the (decompressed) bytes of an IDX images file; `path` names it in errors.
+pub fn parse_idx_images(path: &Path, mut bytes: Vec<u8>) -> Result<IdxImages, DatasetError> {
+    let Declared { total, what } = images_declared(path, &bytes)?;
+    check_exact_len(path, bytes.len() as u64, total, what)?;
+    let count = be_u32(&bytes, 4) as usize;
     bytes.drain(..IMAGES_HEADER);
     Ok(IdxImages {
         count,
@@ -80,16 +138,8 @@ pub fn parse_idx_images(path: &Path, mut bytes: Vec<u8>) -> Result<IdxImages, Da
 
 /// Parses the (decompressed) bytes of an IDX labels file; `path` names it in errors.
 pub fn parse_idx_labels(path: &Path, mut bytes: Vec<u8>) -> Result<Vec<u8>, DatasetError> {
-    check_header(
-        path,
-        &bytes,
-        LABELS_HEADER,
-        IDX_LABELS_MAGIC,
-        "IDX unsigned-byte labels, 1 dimension",
-    )?;
-    let count = be_u32(&bytes, 4) as u64;
-    let what = format!("header says {count} labels");
-    check_exact_len(path, bytes.len(), LABELS_HEADER as u64 + count, what)?;
+    let Declared { total, what } = labels_declared(path, &bytes)?;
+    check_exact_len(path, bytes.len() as u64, total, what)?;
     bytes.drain(..LABELS_HEADER);
     check_labels(path, &bytes, |i| i as u64)?;
     Ok(bytes)
@@ -115,11 +165,10 @@ pub(crate) fn check_labels(
 /// Fails unless `actual == expected`, with a truncation or extra-bytes error.
 pub(crate) fn check_exact_len(
     path: &Path,
-    actual: usize,
+    actual: u64,
     expected: u64,
     what: String,
 ) -> Result<(), DatasetError> {
-    let actual = actual as u64;
     if actual < expected {
         Err(DatasetError::Truncated {
             path: path.to_path_buf(),

@@ -6,10 +6,9 @@ use crate::catalog::{IdxCatalog, PinnedFile, IDX_TEST_COUNT, IDX_TRAIN_COUNT};
 use crate::checksum::verify_sha256;
 use crate::dataset::Dataset;
 use crate::error::DatasetError;
-use crate::fetch::locate_idx_file;
-use crate::idx::{parse_idx_images, parse_idx_labels};
+use crate::fetch::find_idx_file;
+use crate::idx::{parse_idx_images, parse_idx_labels, read_idx_bytes, IdxKind};
 use crate::kind::Split;
-use crate::read::read_maybe_gzip;
 
 /// Loads one split of an IDX data set from `dir` without fetching, verifying the
 /// pinned checksums and the official record count.
@@ -24,9 +23,10 @@ pub fn load_idx_dir(
     };
     let images_path = existing(dir, images)?;
     let labels_path = existing(dir, labels)?;
-    let images_bytes = read_maybe_gzip(&images_path)?;
+    // Header first, then at most the declared size: a bomb is refused before hashing.
+    let images_bytes = read_idx_bytes(&images_path, IdxKind::Images)?;
     verify_sha256(&images_path, &images_bytes, images.sha256)?;
-    let labels_bytes = read_maybe_gzip(&labels_path)?;
+    let labels_bytes = read_idx_bytes(&labels_path, IdxKind::Labels)?;
     verify_sha256(&labels_path, &labels_bytes, labels.sha256)?;
     let ds = idx_dataset(&images_path, images_bytes, &labels_path, labels_bytes)?;
     if ds.n != count {
@@ -43,8 +43,8 @@ pub fn load_idx_dir(
 /// Loads an IDX images file and its labels file (plain or gzip) as a data set, with no
 /// checksum or count requirement beyond the two files agreeing.
 pub fn load_idx_pair(images_path: &Path, labels_path: &Path) -> Result<Dataset, DatasetError> {
-    let images = read_maybe_gzip(images_path)?;
-    let labels = read_maybe_gzip(labels_path)?;
+    let images = read_idx_bytes(images_path, IdxKind::Images)?;
+    let labels = read_idx_bytes(labels_path, IdxKind::Labels)?;
     idx_dataset(images_path, images, labels_path, labels)
 }
 
@@ -75,7 +75,7 @@ fn idx_dataset(
 }
 
 fn existing(dir: &Path, file: PinnedFile) -> Result<PathBuf, DatasetError> {
-    locate_idx_file(dir, file.name).ok_or_else(|| {
+    find_idx_file(dir, file.name)?.ok_or_else(|| {
         DatasetError::io(
             dir.join(file.name),
             std::io::Error::new(

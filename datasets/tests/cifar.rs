@@ -96,20 +96,20 @@ fn label_out_of_range_in_batch() {
 }
 
 #[test]
-fn missing_cifar_explains_how_to_build_it() {
+fn missing_cifar_says_where_to_put_it_and_how_to_fetch_it() {
+    // Reading a directory never fetches (`load` does; see tests/cifar_fetch.rs).
     let dir = TempDir::new("cifar-missing");
     let cifar = cifar10_dir(dir.path());
-    let e = load(DatasetKind::Cifar10, Split::Train, dir.path(), &mut |_| {}).unwrap_err();
+    let e = load_cifar10_dir(&cifar, Split::Train).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, DatasetError::CifarMissing { .. }), "{msg}");
-    assert!(msg.contains("build.py"), "{msg}");
-    assert!(
-        msg.contains(&format!("build.py {}", cifar.display())),
-        "{msg}"
-    );
-    assert!(msg.contains("../shared/data/cifar10/build.py"), "{msg}");
     assert!(msg.contains("www.cs.toronto.edu"), "{msg}");
     assert!(msg.contains("data_batch_1.bin"), "{msg}");
+    assert!(msg.contains(&format!("into {}", cifar.display())), "{msg}");
+    assert!(msg.contains("RBD_CIFAR10_ARCHIVE=PATH"), "{msg}");
+    assert!(msg.contains("RBD_CIFAR10_BUILDER=PATH/build.py"), "{msg}");
+    // No path outside the repository or the user's directories.
+    assert!(!msg.contains("../"), "{msg}");
     // Nothing was created.
     assert!(!cifar.exists());
 }
@@ -146,14 +146,36 @@ fn cifar_dir_is_found_directly_or_nested() {
 
 #[test]
 fn full_size_official_layout_loads_through_load() {
+    // Present files are read as they are: `load` fetches nothing (no server is named,
+    // and the default URL is never contacted when the split is there).
     let dir = TempDir::new("cifar-full");
     let nested = cifar10_dir(dir.path()).join(CIFAR_BATCHES_DIR);
     std::fs::create_dir_all(&nested).unwrap();
     let lb = labels(CIFAR_RECORDS_PER_FILE);
     let px = pixels(CIFAR_RECORDS_PER_FILE * 3072, 9);
     write(&nested.join(CIFAR_TEST_FILE), &cifar_bytes(&lb, &px));
-    let ds = load(DatasetKind::Cifar10, Split::Test, dir.path(), &mut |_| {}).unwrap();
+    let mut log = Vec::new();
+    let ds = load(DatasetKind::Cifar10, Split::Test, dir.path(), &mut |m| {
+        log.push(m.to_string())
+    })
+    .unwrap();
     assert_eq!((ds.n, ds.c, ds.h, ds.w), (10_000, 3, 32, 32));
     assert_eq!(ds.labels, lb);
     assert_eq!(ds.images, px);
+    assert!(log.is_empty(), "{log:?}");
+}
+
+#[test]
+fn oversized_batch_is_refused_from_its_size() {
+    let dir = TempDir::new("cifar-huge");
+    let p = dir.join("test_batch.bin");
+    // A sparse 8 GiB file: refused from its length, never read.
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(8 << 30).unwrap();
+    let e = read_cifar_batch(&p, CIFAR_RECORDS_PER_FILE).unwrap_err();
+    assert!(
+        matches!(e, DatasetError::ExtraBytes { actual, .. } if actual == 8 << 30),
+        "{e}"
+    );
+    assert!(e.to_string().contains("test_batch.bin"), "{e}");
 }

@@ -350,3 +350,112 @@ fn locate_prefers_plain_then_gz() {
     write(&dir.join("f"), b"x");
     assert_eq!(locate_idx_file(dir.path(), "f"), Some(dir.join("f")));
 }
+
+/// A gzip bomb: an IDX images header declaring `declared` images, then `mib` MiB of
+/// zeros, as one gzip member per MiB (about 1 KiB each), with the last member's trailer
+/// cut off, so that decompressing the whole file fails with a gzip error: a reader that
+/// stops at the declared length never gets there.
+fn gzip_bomb(declared: u32, mib: usize) -> Vec<u8> {
+    let zeros = vec![0u8; 1 << 20];
+    let mut first = idx_images_bytes(declared, 28, 28, &[]);
+    first.extend_from_slice(&zeros[first.len()..]);
+    let mut bomb = gzip_best(&first);
+    let member = gzip_best(&zeros);
+    for _ in 1..mib {
+        bomb.extend_from_slice(&member);
+    }
+    bomb.truncate(bomb.len() - 8);
+    bomb
+}
+
+fn gzip_best(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+#[test]
+fn gzip_bomb_is_refused_after_the_declared_size() {
+    // 1.1 GiB of zeros in about 1.1 MiB, declaring 2 images (1,584 bytes).
+    let bomb = gzip_bomb(2, 1126);
+    assert!(bomb.len() < 1_200_000, "{}", bomb.len());
+    let dir = TempDir::new("idx-bomb");
+    let path = dir.join("train-images-idx3-ubyte.gz");
+    write(&path, &bomb);
+    let e = read_idx_images(&path).unwrap_err();
+    let msg = e.to_string();
+    // Oversized, not a gzip error: reading stopped long before the broken end.
+    assert!(
+        matches!(e, DatasetError::Oversized { expected: 1584, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("train-images-idx3-ubyte.gz"), "{msg}");
+    assert!(msg.contains("header says 2 images of 28×28"), "{msg}");
+    // The same through the loaders, with a labels file beside it.
+    write(&dir.join("labels"), &idx_labels_bytes(&[1, 2]));
+    let e = load_idx_pair(&path, &dir.join("labels")).unwrap_err();
+    assert!(matches!(e, DatasetError::Oversized { .. }), "{e}");
+    // A pinned data set: the header declares the official 60,000 images, and the bomb
+    // is refused after 47 MB, before its checksum is computed.
+    let mnist = TempDir::new("idx-bomb-mnist");
+    write(
+        &mnist.join("train-images-idx3-ubyte.gz"),
+        &gzip_bomb(60_000, 1126),
+    );
+    write(
+        &mnist.join("train-labels-idx1-ubyte"),
+        &idx_labels_bytes(&labels(60_000)),
+    );
+    let e = load_idx_dir(&MNIST, mnist.path(), Split::Train).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DatasetError::Oversized {
+                expected: 47_040_016,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Decompressing the whole bomb (into a sink: 1.1 GiB) does fail, so the checks
+    // above tell a bounded read from a whole one.
+    let mut whole = flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap());
+    let e = std::io::copy(&mut whole, &mut std::io::sink()).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+}
+
+#[test]
+fn huge_declared_sizes_are_refused_before_reading() {
+    for gz in [false, true] {
+        let dir = TempDir::new("idx-huge");
+        let mut bytes = idx_images_bytes(u32::MAX, 28, 28, &pixels(IMG, 3));
+        if gz {
+            bytes = gzip(&bytes);
+        }
+        let p = dir.join("imgs");
+        write(&p, &bytes);
+        let e = read_idx_images(&p).unwrap_err();
+        assert!(
+            matches!(e, DatasetError::DeclaredTooLarge { declared, limit, .. }
+                if declared == 16 + u32::MAX as u64 * 784 && limit == MAX_FILE_BYTES),
+            "{e}"
+        );
+        assert!(e.to_string().contains("imgs"), "{e}");
+    }
+    // A plain file far longer than declared is refused from its size (sparse, never read).
+    let dir = TempDir::new("idx-long");
+    let p = dir.join("labs");
+    write(&p, &idx_labels_bytes(&[1, 2]));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(8 << 30)
+        .unwrap();
+    let e = read_idx_labels(&p).unwrap_err();
+    assert!(
+        matches!(e, DatasetError::ExtraBytes { expected: 10, actual, .. } if actual == 8 << 30),
+        "{e}"
+    );
+}

