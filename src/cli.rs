@@ -283,6 +283,10 @@ pub struct TrainArgs {
     /// NES perturbation scale σ.
     #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     pub nes_sigma: f64,
+    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
+    /// augment-first (the authors' released code: pad/crop/flip, then standardise).
+    #[arg(long, default_value = "standardise-first")]
+    pub augment_order: rbd_datasets::AugmentOrder,
     /// No progress bar (one line per epoch).
     #[arg(long)]
     pub quiet: bool,

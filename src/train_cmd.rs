@@ -77,6 +77,7 @@ fn config(args: &TrainArgs) -> Result<RunConfig> {
     cfg.generator = args.generator;
     cfg.correlation = args.correlation;
     cfg.nes_sigma = args.nes_sigma;
+    cfg.augment_order = args.augment_order;
     cfg.validate().map_err(flag_error)?;
     Ok(cfg)
 }

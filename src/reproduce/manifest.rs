@@ -218,6 +218,9 @@ pub struct RunEntry {
     /// Images held out for validation.
     #[serde(default)]
     pub val_size: Option<usize>,
+    /// CIFAR-10 augmentation order (`standardise-first` or `augment-first`).
+    #[serde(default)]
+    pub augment_order: Option<String>,
 }
 
 impl Manifest {
@@ -450,6 +453,9 @@ impl RunEntry {
             val_size
         );
         cfg.train_limit = self.train_limit;
+        if let Some(o) = &self.augment_order {
+            cfg.augment_order = o.parse().map_err(|e| anyhow!("augment_order: {e}"))?;
+        }
         Ok(cfg)
     }
 }

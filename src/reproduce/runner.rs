@@ -230,8 +230,16 @@ pub fn describe(cfg: &RunConfig) -> String {
             )
         })
         .unwrap_or_default();
+    let augment = match cfg.dataset {
+        crate::train::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) => format!(
+            ", augmentation {} ({})",
+            cfg.augment_order.name(),
+            cfg.augment_order.source()
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{} on {}, {}{directions}, {} epochs",
+        "{} on {}, {}{directions}{augment}, {} epochs",
         cfg.model,
         cfg.dataset,
         schedule.join(" then "),

@@ -9,6 +9,7 @@ use super::kinds::{
     ModelKind, OptimizerKind, PresetSource,
 };
 use crate::lr::{format_lr, parse_lr, preset_exponent};
+use rbd_datasets::AugmentOrder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -256,9 +257,37 @@ pub struct RunConfig {
     pub correlation: bool,
     /// NES perturbation scale σ.
     pub nes_sigma: f64,
+    /// CIFAR-10 augmentation order: the paper's text (standardise, then pad/crop/flip)
+    /// or the released code's (pad/crop/flip [0,1] pixels, then standardise the crop).
+    /// Left out of `config.json` at its default, so older run ids stay valid.
+    #[serde(
+        default,
+        with = "augment_order_text",
+        skip_serializing_if = "is_default_order"
+    )]
+    pub augment_order: AugmentOrder,
     /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
     #[serde(default)]
     pub resumed_with: Vec<String>,
+}
+
+fn is_default_order(o: &AugmentOrder) -> bool {
+    *o == AugmentOrder::default()
+}
+
+mod augment_order_text {
+    use rbd_datasets::AugmentOrder;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(o: &AugmentOrder, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(o.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AugmentOrder, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// What validation learned about the model, for the caller's messages.
@@ -298,6 +327,7 @@ impl RunConfig {
             generator: GeneratorKind::Threefry,
             correlation: false,
             nes_sigma: 0.01,
+            augment_order: AugmentOrder::default(),
             resumed_with: Vec::new(),
         }
     }

@@ -28,8 +28,8 @@ pub struct Data {
 const IDX_CLASSES: usize = 10;
 
 fn load_idx(dir: &Path, images: &str, labels: &str) -> Result<Dataset> {
-    let find = |name: &str| {
-        rbd_datasets::locate_idx_file(dir, name)
+    let find = |name: &str| -> Result<std::path::PathBuf> {
+        rbd_datasets::find_idx_file(dir, name)?
             .with_context(|| format!("{}: no {name} (or {name}.gz)", dir.display()))
     };
     let ds = rbd_datasets::load_idx_pair(&find(images)?, &find(labels)?)?;
@@ -113,7 +113,8 @@ impl Data {
 
     /// The training loader's configuration (augmentation of the data set's kind).
     pub fn loader_config(&self, cfg: &RunConfig) -> TrainConfig {
-        let mut t = TrainConfig::for_kind(self.kind.unwrap_or(DatasetKind::Mnist), cfg.seed);
+        let mut t = TrainConfig::for_kind(self.kind.unwrap_or(DatasetKind::Mnist), cfg.seed)
+            .with_augment_order(cfg.augment_order);
         t.batch_size = cfg.batch_size;
         t
     }

@@ -204,6 +204,13 @@ impl Trainer {
                     .unwrap_or_default()
             ));
         }
+        if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
+            observer.message(&format!(
+                "augmentation: {} ({})",
+                cfg.augment_order.name(),
+                cfg.augment_order.source()
+            ));
+        }
         let data = data::load(&cfg, &mut |m| observer.message(m))?;
         let (c, h, w) = cfg.dataset.shape();
         let model: std::sync::Arc<dyn Model> =
