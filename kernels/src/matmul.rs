@@ -11,7 +11,7 @@
 //! increasing k, starting from zero, whatever the tile shape: results are deterministic
 //! and identical across tile configurations.
 
-use crate::gemm::gemm;
+use crate::gemm::gemm_par;
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::{check_len, check_u32, WG_1D};
 use crate::real::Real;
@@ -106,8 +106,9 @@ impl MatmulShape {
     }
 }
 
-/// `C = op(A)·op(B)` on the cpu through `matrixmultiply` (blocked, multithreaded;
-/// deterministic: its summation order depends only on the shape). Overwrites `c`.
+/// `C = op(A)·op(B)` on the cpu through `matrixmultiply` (blocked; row or column
+/// blocks as rayon tasks; deterministic: the summation order depends only on the
+/// shape, not on the blocks or threads). Overwrites `c`.
 pub fn matmul_cpu<T: Real>(s: &MatmulShape, a: &[T], b: &[T], c: &mut [T]) {
     s.check_slices(a.len(), b.len(), c.len());
     let c = &mut c[..s.c_len()];
@@ -120,11 +121,11 @@ pub fn matmul_cpu<T: Real>(s: &MatmulShape, a: &[T], b: &[T], c: &mut [T]) {
     }
     let (rsa, csa) = s.a_strides();
     let (rsb, csb) = s.b_strides();
-    gemm(
+    gemm_par(
         (s.m, s.k, s.n),
         (a, rsa, csa),
         (b, rsb, csb),
-        (c, s.n, 1),
+        (c, s.n),
         false,
     );
 }

@@ -5,7 +5,7 @@ use super::im2col::{
     col2im_plane, im2col_batched, im2col_image, nchw_to_rows, rows_to_nchw, Windows,
 };
 use super::Conv2dShape;
-use crate::gemm::{gemm, gemm_is_threaded, gemm_rows_par};
+use crate::gemm::{gemm, gemm_par};
 use crate::real::{Real, CPU_CHUNK as CHUNK};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
@@ -34,21 +34,11 @@ const PER_IMAGE_MIN_P: usize = 64;
 /// the group sums added in group order.
 const WEIGHT_GROUP_IMAGES: usize = 4;
 
-/// Runs `f(img, chunk)` over the `chunk`-sized pieces of `out`, in parallel or in
-/// image order.
-fn for_each_image<T: Real>(
-    out: &mut [T],
-    chunk: usize,
-    parallel: bool,
-    f: impl Fn(usize, &mut [T]) + Sync + Send,
-) {
-    if parallel {
-        out.par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| f(i, c));
-    } else {
-        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
-    }
+/// Runs `f(img, chunk)` over the `chunk`-sized pieces of `out` as rayon tasks.
+fn for_each_image<T: Real>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| f(i, c));
 }
 
 /// Forward convolution on the cpu: `y = conv(x, w)` (no bias). Panics on slices whose
@@ -60,8 +50,7 @@ pub fn conv2d_cpu<T: Real>(s: &Conv2dShape, x: &[T], w: &[T], y: &mut [T]) {
     let (k, p, np, chw) = (s.k(), s.p(), s.n * s.p(), s.c * s.h * s.w);
     if p >= PER_IMAGE_MIN_P || s.n == 1 {
         // Y_img[o, P] = W[o, K] · col_img[K, P]
-        let parallel = !gemm_is_threaded(s.o, k, p);
-        for_each_image(y, s.o * p, parallel, |img, y_img| {
+        for_each_image(y, s.o * p, |img, y_img| {
             with_scratch::<T, _>(k * p, |col| {
                 im2col_image(s, &win, &x[img * chw..][..chw], col);
                 gemm((s.o, k, p), (w, k, 1), (col, p, 1), (y_img, p, 1), false);
@@ -73,7 +62,7 @@ pub fn conv2d_cpu<T: Real>(s: &Conv2dShape, x: &[T], w: &[T], y: &mut [T]) {
         let (col, tmp) = buf.split_at_mut(k * np);
         im2col_batched(s, &win, x, col);
         // tmp[o, N·P] = W[o, K] · col[K, N·P]
-        gemm_rows_par((s.o, k, np), (w, k, 1), (col, np, 1), tmp);
+        gemm_par((s.o, k, np), (w, k, 1), (col, np, 1), (tmp, np), false);
         rows_to_nchw(s, tmp, y);
     });
 }
@@ -96,8 +85,7 @@ pub fn conv2d_backward_data_cpu<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T], dx:
     let khw = s.kh * s.kw;
     if p >= PER_IMAGE_MIN_P || s.n == 1 {
         // dcol_img[K, P] = Wᵀ[K, o] · dY_img[o, P], then col2im per plane.
-        let parallel = !gemm_is_threaded(k, s.o, p);
-        for_each_image(dx, s.c * hw, parallel, |img, dx_img| {
+        for_each_image(dx, s.c * hw, |img, dx_img| {
             with_scratch::<T, _>(k * p, |dcol| {
                 let dy_img = &dy[img * s.o * p..][..s.o * p];
                 gemm(
@@ -120,7 +108,13 @@ pub fn conv2d_backward_data_cpu<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T], dx:
         let (dcol, dyt) = buf.split_at_mut(k * np);
         nchw_to_rows(s, dy, dyt);
         // dcol[K, N·P] = Wᵀ[K, o] · dyt[o, N·P]
-        gemm_rows_par((k, s.o, np), (w, 1, k), (dyt, np, 1), &mut *dcol);
+        gemm_par(
+            (k, s.o, np),
+            (w, 1, k),
+            (dyt, np, 1),
+            (&mut *dcol, np),
+            false,
+        );
         let dcol = &*dcol;
         // One task per input plane, so every dx element has one writer.
         dx.par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
@@ -172,9 +166,8 @@ pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], d
             group(0, dw);
             return;
         }
-        let parallel = !gemm_is_threaded(s.o, p, k);
         with_scratch::<T, _>(groups * wl, |partials| {
-            for_each_image(partials, wl, parallel, group);
+            for_each_image(partials, wl, group);
             let partials = &*partials;
             dw.par_chunks_mut(CHUNK).enumerate().for_each(|(i, d)| {
                 let base = i * CHUNK;
@@ -193,6 +186,6 @@ pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], d
         im2col_batched(s, &win, x, col);
         nchw_to_rows(s, dy, dyt);
         // dW[o, K] = dyt[o, N·P] · colᵀ[N·P, K]
-        gemm_rows_par((s.o, np, k), (dyt, np, 1), (col, 1, np), dw);
+        gemm_par((s.o, np, k), (dyt, np, 1), (col, 1, np), (dw, k), false);
     });
 }
