@@ -81,6 +81,13 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `SendPtr`).
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
 /// [`gemm`] into a row-major `C` with leading dimension `ldc ≥ n`, cut into row
 /// blocks (m ≥ n) or column blocks (m < n) run as rayon tasks when the product is
 /// large enough. Each output is computed exactly as by one [`gemm`] call.
@@ -125,7 +132,6 @@ pub(crate) fn gemm_par<T: Real>(
         (0..n).step_by(cols).map(|c0| (0, c0)).collect()
     };
     blocks.into_par_iter().for_each(|(r0, c0)| {
-        let cp = cp;
         let (mb, nb) = (rows.min(m - r0), cols.min(n - c0));
         // SAFETY: the block [r0, r0 + mb) × [c0, c0 + nb) lies inside the matrices
         // checked above; blocks are disjoint and C is row-major with ldc ≥ n, so no
@@ -143,7 +149,7 @@ pub(crate) fn gemm_par<T: Real>(
                 i(rsb),
                 i(csb),
                 beta,
-                cp.0.add(r0 * ldc + c0),
+                cp.get().add(r0 * ldc + c0),
                 i(ldc),
                 1,
             );
