@@ -1,12 +1,12 @@
 //! Random bases descent: every step, d fresh directions per compartment (entries
 //! i.i.d. from the distribution, divided by √D); c = Φᵀg; θ ← θ − lr·Φc. The
-//! directions are regenerated from (seed, step, compartment, direction, element) in
-//! both passes and never stored.
+//! directions are regenerated from (seed, step, compartment, direction, element) and
+//! never stored whole: on the cpu each entry is generated once (a block of directions
+//! is kept in cache between c and the update), on wgpu once per pass.
 
-use crate::bases::{expand, project};
 use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::random_bases::{expand, project_expand, rbd_scale, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
-use rbd_kernels::random_bases::{rbd_scale, Compartment, Stream};
 
 /// RBD over fixed compartments.
 pub struct RandomBases {
@@ -23,37 +23,33 @@ pub struct RandomBases {
 }
 
 impl RandomBases {
-    /// RBD with scale 1/√D for θ of length `dim`.
+    /// RBD with scale 1/√D for θ of length `num_params` (D).
     pub fn new(
         lr: f64,
         stream: Stream,
         comps: Vec<Compartment>,
-        dim: usize,
+        num_params: usize,
         correlation: bool,
     ) -> Self {
         RandomBases {
             lr,
             stream,
             comps,
-            scale: rbd_scale(dim),
+            scale: rbd_scale(num_params),
             correlation,
         }
     }
 }
 
 impl Optimizer for RandomBases {
-    fn name(&self) -> String {
-        "rbd".into()
-    }
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
-        let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
-        let next = expand(
+        let (c, next) = project_expand(
             &self.stream,
             step,
             &self.comps,
             self.scale,
-            &c,
+            &g,
             -self.lr as f32,
             theta,
         )?;

@@ -388,7 +388,7 @@ impl Trainer {
         if bps > per_epoch {
             bail!(
                 "{} needs {bps} batches per step but an epoch has only {per_epoch}",
-                self.optimizer.name()
+                self.cfg.segment_at(self.pos.epoch).1.optimizer
             );
         }
         let start_batch = self.pos.batch;

@@ -1,0 +1,178 @@
+//! The random-bases op family: project a gradient onto d random directions, expand
+//! coordinates back, and materialise directions (for comparison), on engine tensors.
+//! Dispatches to the native cpu implementation or the WGSL shaders of
+//! `rbd_kernels::random_bases` by where the operands live. The directions are
+//! regenerated from (seed, step, compartment, direction, element) and never stored
+//! (`docs/random-directions.md` specifies the stream). No autodiff: these ops act on
+//! parameters and gradients, outside the recorded graph.
+//!
+//! The stream and compartment types are re-exported here, so that optimisers speak
+//! the engine alone.
+
+use crate::device::Device;
+use crate::error::{EngineError, Result};
+use crate::tensor::Tensor;
+use rbd_kernels::random_bases as rb;
+pub use rbd_kernels::random_bases::{
+    check_compartments, is_partition, rbd_scale, total_dims, Compartment, Distribution, Generator,
+    Stream,
+};
+
+fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
+    t.cpu_f32().ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "{what}: expected an f32 tensor, got {}",
+            t.describe()
+        ))
+    })
+}
+
+/// Coordinates c = scale·Φᵀg (length Σ dims) of `g` in the directions of `comps`.
+pub fn project(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+) -> Result<Tensor> {
+    let dims = rb::total_dims(comps);
+    rb::check_compartments(comps, g.numel()).map_err(EngineError::Invalid)?;
+    match g.gpu_buffer() {
+        Some((ctx, buf)) => {
+            let out = rb::project_gpu(ctx, stream, step, comps, scale, buf)?;
+            Tensor::from_gpu(ctx, out, &[dims])
+        }
+        None => {
+            let mut coords = vec![0f32; dims];
+            rb::project_cpu(stream, step, comps, scale, cpu(g, "project")?, &mut coords);
+            Tensor::from_cpu(coords, &[dims])
+        }
+    }
+}
+
+/// base + alpha·scale·Φc.
+pub fn expand(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+) -> Result<Tensor> {
+    rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
+    if coords.numel() != rb::total_dims(comps) {
+        return Err(EngineError::Shape {
+            op: "expand",
+            msg: format!(
+                "{} coordinates for {} directions",
+                coords.numel(),
+                rb::total_dims(comps)
+            ),
+        });
+    }
+    match (base.gpu_buffer(), coords.gpu_buffer()) {
+        (Some((ctx, b)), Some((_, c))) => {
+            let out = rb::expand_gpu(ctx, stream, step, comps, scale, c, alpha, b)?;
+            Tensor::from_gpu(ctx, out, base.shape())
+        }
+        (None, None) => {
+            let b = cpu(base, "expand")?;
+            let mut out = vec![0f32; b.len()];
+            rb::expand_cpu(
+                stream,
+                step,
+                comps,
+                scale,
+                cpu(coords, "expand")?,
+                alpha,
+                b,
+                &mut out,
+            );
+            Tensor::from_cpu(out, base.shape())
+        }
+        _ => Err(EngineError::Mismatch {
+            op: "expand",
+            a: base.describe(),
+            b: coords.describe(),
+        }),
+    }
+}
+
+/// One step in the random bases: `c = scale·Φᵀg` and `base + alpha·scale·Φc`, returned
+/// as (c, updated base); the same values as [`project`] then [`expand`]. On the cpu
+/// every direction entry is generated once (blocks of directions kept in cache,
+/// bitwise equal to the two passes); on wgpu the two passes regenerate them (on a GPU
+/// generation is cheap and a grid-wide sync between the passes is not).
+#[allow(clippy::too_many_arguments)]
+pub fn project_expand(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    if g.numel() != base.numel() {
+        return Err(EngineError::Shape {
+            op: "project_expand",
+            msg: format!(
+                "gradient of {} and base of {} values",
+                g.numel(),
+                base.numel()
+            ),
+        });
+    }
+    rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
+    match (g.gpu_buffer(), base.gpu_buffer()) {
+        (None, None) => {
+            let (g, b) = (cpu(g, "project_expand")?, cpu(base, "project_expand")?);
+            let mut coords = vec![0f32; rb::total_dims(comps)];
+            let mut out = vec![0f32; b.len()];
+            rb::project_expand_cpu(
+                stream,
+                step,
+                comps,
+                scale,
+                g,
+                alpha,
+                b,
+                &mut coords,
+                &mut out,
+            );
+            Ok((
+                Tensor::from_cpu(coords, &[rb::total_dims(comps)])?,
+                Tensor::from_cpu(out, base.shape())?,
+            ))
+        }
+        _ => {
+            let coords = project(stream, step, comps, scale, g)?;
+            let out = expand(stream, step, comps, scale, &coords, alpha, base)?;
+            Ok((coords, out))
+        }
+    }
+}
+
+/// The `dims × len` directions of one compartment, materialised (comparison only).
+pub fn generate(
+    device: &Device,
+    stream: &Stream,
+    step: u64,
+    comp: &Compartment,
+    scale: f32,
+) -> Result<Tensor> {
+    let shape = [comp.dims, comp.len];
+    match device {
+        Device::Wgpu(ctx) => Tensor::from_gpu(
+            ctx,
+            rb::generate_gpu(ctx, stream, step, comp, scale)?,
+            &shape,
+        ),
+        Device::Cpu => {
+            let mut out = vec![0f32; comp.dims * comp.len];
+            rb::generate_cpu(stream, step, comp, scale, &mut out);
+            Tensor::from_cpu(out, &shape)
+        }
+    }
+}
