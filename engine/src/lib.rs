@@ -8,6 +8,7 @@
 //!   tracks gradients.
 //! - [`Tensor::backward`]: gradients of a scalar loss ([`Gradients`]);
 //!   [`no_grad`] / [`NoGradGuard`] turn recording off for evaluation.
+//! - [`profile`]: an op-level profiler (off by default) with named scopes.
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
 //!   strategies for property-testing user ops and models.
 
@@ -16,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod gradcheck;
 pub mod ops;
+pub mod profile;
 pub mod tensor;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};
