@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod experiment;
 mod lr;
+mod profile;
 mod train;
 
 use clap::Parser;
@@ -43,6 +44,7 @@ fn main() {
         Command::Models => models(),
         Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
         Command::Bench(cli::BenchCommand::Rbd(args)) => bench::rbd::run(&args),
+        Command::Profile(args) => profile::run(&args),
         Command::Experiment(cli::ExperimentCommand::Orthogonality(args)) => {
             experiment::orthogonality(&args)
         }

@@ -1,0 +1,264 @@
+//! Peers measured in the same run: `--peer torch` runs `bench/peer_torch.py` (embedded
+//! in the binary, fed to the interpreter on standard input) and compares its figures
+//! with rbd's cpu figures of this run. Without a peer, or when it cannot run, the
+//! report says "no peer measured" and prints no ratio.
+
+use crate::cli::BenchArgs;
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// The peer script, as shipped in `bench/peer_torch.py`.
+const TORCH_SCRIPT: &str = include_str!("../../bench/peer_torch.py");
+
+/// Environment variable naming the Python interpreter for peers.
+pub const PYTHON_ENV: &str = "RBD_PEER_PYTHON";
+
+/// Which peer to measure.
+pub enum Choice {
+    /// None asked for.
+    None,
+    /// PyTorch, with this interpreter.
+    Torch(String),
+}
+
+/// Reads `--peer` and `--python` (else `$RBD_PEER_PYTHON`, else `python3`).
+pub fn parse(args: &BenchArgs) -> Result<Choice> {
+    match args.peer.as_deref() {
+        None => {
+            if args.python.is_some() {
+                bail!("--python names the interpreter of a peer: add --peer torch");
+            }
+            Ok(Choice::None)
+        }
+        Some("torch") => Ok(Choice::Torch(python(args))),
+        Some(other) => bail!("--peer: '{other}' (expected torch)"),
+    }
+}
+
+fn python(args: &BenchArgs) -> String {
+    if let Some(p) = &args.python {
+        return p.display().to_string();
+    }
+    match std::env::var(PYTHON_ENV) {
+        Ok(p) if !p.is_empty() => p,
+        _ => "python3".into(),
+    }
+}
+
+/// rbd's cpu figures of this run.
+pub struct RbdFigures {
+    /// SGD step, CIFAR-10 CNN, batch 32.
+    pub sgd_ms: Option<f64>,
+    /// Fused RBD step at d = 250.
+    pub rbd_ms: Option<f64>,
+    /// SGD images/s per data-set shape.
+    pub images_per_s: Vec<(String, f64)>,
+}
+
+/// One comparison of an rbd figure with the peer's.
+#[derive(Serialize, Debug)]
+pub struct Ratio {
+    /// What is compared.
+    pub what: String,
+    /// Unit of both figures.
+    pub unit: &'static str,
+    /// rbd's figure (cpu backend, this run).
+    pub rbd: f64,
+    /// The peer's figure (this run).
+    pub peer: f64,
+    /// rbd / peer.
+    pub ratio: f64,
+    /// The ratio in words.
+    pub verdict: String,
+}
+
+/// What the peer measured, if anything.
+#[derive(Serialize, Debug)]
+pub struct PeerReport {
+    /// Whether a peer was measured in this run.
+    pub measured: bool,
+    /// "no peer measured" and why, or the peer's description.
+    pub note: String,
+    /// The peer script's own JSON output.
+    pub output: Option<serde_json::Value>,
+    /// rbd against the peer.
+    pub ratios: Vec<Ratio>,
+}
+
+impl PeerReport {
+    fn none(why: String) -> Self {
+        PeerReport {
+            measured: false,
+            note: format!("no peer measured: {why}"),
+            output: None,
+            ratios: Vec::new(),
+        }
+    }
+}
+
+fn run_script(python: &str, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+    let mut child = Command::new(python)
+        .arg("-")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run the Python interpreter '{python}': {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(script.as_bytes())
+        .map_err(|e| format!("writing the peer script to {python}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for {python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("").trim();
+        return Err(format!("{python} exited with {}: {last}", out.status));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| format!("the peer script printed no JSON ({e}): {line:.200}"))?;
+    if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+        return Err(e.to_string());
+    }
+    Ok(v)
+}
+
+fn step_ms(v: &serde_json::Value, key: &str) -> Option<f64> {
+    v.get(key)?.get("median_ms")?.as_f64()
+}
+
+fn time_ratio(what: &str, rbd: f64, peer: f64) -> Ratio {
+    let ratio = rbd / peer;
+    let verdict = if ratio <= 1.0 {
+        format!("rbd {:.2}× faster", 1.0 / ratio)
+    } else {
+        format!("rbd {ratio:.2}× slower")
+    };
+    Ratio {
+        what: what.into(),
+        unit: "ms",
+        rbd,
+        peer,
+        ratio,
+        verdict,
+    }
+}
+
+/// Runs the chosen peer (after rbd's own measurements) and compares.
+pub fn measure(choice: &Choice, args: &BenchArgs, rbd: &RbdFigures) -> PeerReport {
+    let python = match choice {
+        Choice::None => return PeerReport::none("no --peer given (--peer torch)".into()),
+        Choice::Torch(p) => p,
+    };
+    if !args.json {
+        eprintln!("measuring the PyTorch peer with {python}");
+    }
+    let script_args = vec!["--repeats".to_string(), args.repeats.max(3).to_string()];
+    let v = match run_script(python, TORCH_SCRIPT, &script_args) {
+        Ok(v) => v,
+        Err(why) => return PeerReport::none(why),
+    };
+    let mut ratios = Vec::new();
+    let torch_sgd = step_ms(&v, "sgd_step");
+    let torch_rbd = step_ms(&v, "rbd_materialised_step");
+    if let (Some(r), Some(t)) = (rbd.sgd_ms, torch_sgd) {
+        ratios.push(time_ratio("SGD step, CIFAR-10 CNN", r, t));
+    }
+    if let (Some(r), Some(t)) = (rbd.rbd_ms, torch_rbd) {
+        ratios.push(time_ratio(
+            "RBD step d = 250 (rbd fused, torch materialised)",
+            r,
+            t,
+        ));
+    }
+    if let (Some(rs), Some(rr), Some(ts), Some(tr)) = (rbd.sgd_ms, rbd.rbd_ms, torch_sgd, torch_rbd)
+    {
+        ratios.push(Ratio {
+            what: "RBD step / SGD step (each framework's own)".into(),
+            unit: "× SGD",
+            rbd: rr / rs,
+            peer: tr / ts,
+            ratio: (rr / rs) / (tr / ts),
+            verdict: format!("rbd {:.2}, torch {:.2}", rr / rs, tr / ts),
+        });
+    }
+    for (dataset, rate) in &rbd.images_per_s {
+        let peer_rate = v
+            .get("sgd_images_per_s")
+            .and_then(|m| m.get(dataset))
+            .and_then(|d| d.get("images_per_s"))
+            .and_then(|x| x.as_f64());
+        if let Some(p) = peer_rate {
+            let ratio = rate / p;
+            ratios.push(Ratio {
+                what: format!("SGD training throughput, CNN {dataset}"),
+                unit: "images/s",
+                rbd: *rate,
+                peer: p,
+                ratio,
+                verdict: format!("rbd {ratio:.2}× torch's images/s"),
+            });
+        }
+    }
+    let str_of = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
+    let note = format!(
+        "PyTorch {} ({} threads, Python {}, {}), measured in this run after rbd",
+        str_of("torch_version").trim_matches('"'),
+        str_of("threads"),
+        str_of("python").trim_matches('"'),
+        str_of("executable").trim_matches('"'),
+    );
+    PeerReport {
+        measured: true,
+        note,
+        output: Some(v),
+        ratios,
+    }
+}
+
+/// The peer table (or the "no peer measured" line).
+pub fn print(p: &PeerReport) {
+    println!("peer: {}", p.note);
+    if !p.measured {
+        return;
+    }
+    if p.ratios.is_empty() {
+        println!("no rbd cpu figure in this run to compare with (--backends cpu or all)");
+        return;
+    }
+    println!(
+        "{:<50} {:>10} {:>12} {:>12}  {}",
+        "comparison (rbd: cpu backend)", "unit", "rbd", "torch", "ratio"
+    );
+    for r in &p.ratios {
+        println!(
+            "{:<50} {:>10} {:>12.2} {:>12.2}  {}",
+            r.what, r.unit, r.rbd, r.peer, r.verdict
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interpreter_is_no_peer_and_no_ratio() {
+        let e = run_script("/nonexistent/python-for-rbd", TORCH_SCRIPT, &[]).unwrap_err();
+        assert!(e.contains("/nonexistent/python-for-rbd"), "{e}");
+    }
+
+    #[test]
+    fn ratios_say_which_side_is_faster() {
+        assert_eq!(time_ratio("x", 5.0, 10.0).verdict, "rbd 2.00× faster");
+        assert_eq!(time_ratio("x", 15.0, 10.0).verdict, "rbd 1.50× slower");
+    }
+}
