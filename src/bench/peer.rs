@@ -135,6 +135,15 @@ fn step_ms(v: &serde_json::Value, key: &str) -> Option<f64> {
     v.get(key)?.get("median_ms")?.as_f64()
 }
 
+/// "torch 1 thread": which thread count the peer's best showing came from.
+fn threads(v: &serde_json::Value) -> String {
+    match v.get("threads").and_then(|t| t.as_u64()) {
+        Some(1) => "torch 1 thread".into(),
+        Some(n) => format!("torch {n} threads"),
+        None => "torch".into(),
+    }
+}
+
 fn time_ratio(what: &str, rbd: f64, peer: f64) -> Ratio {
     let ratio = rbd / peer;
     let verdict = if ratio <= 1.0 {
@@ -170,14 +179,15 @@ pub fn measure(choice: &Choice, args: &BenchArgs, rbd: &RbdFigures) -> PeerRepor
     let torch_sgd = step_ms(&v, "sgd_step");
     let torch_rbd = step_ms(&v, "rbd_materialised_step");
     if let (Some(r), Some(t)) = (rbd.sgd_ms, torch_sgd) {
-        ratios.push(time_ratio("SGD step, CIFAR-10 CNN", r, t));
+        let what = format!("SGD step, CIFAR-10 CNN ({})", threads(&v["sgd_step"]));
+        ratios.push(time_ratio(&what, r, t));
     }
     if let (Some(r), Some(t)) = (rbd.rbd_ms, torch_rbd) {
-        ratios.push(time_ratio(
-            "RBD step d = 250 (rbd fused, torch materialised)",
-            r,
-            t,
-        ));
+        let what = format!(
+            "RBD step d = 250, torch materialised ({})",
+            threads(&v["rbd_materialised_step"])
+        );
+        ratios.push(time_ratio(&what, r, t));
     }
     if let (Some(rs), Some(rr), Some(ts), Some(tr)) = (rbd.sgd_ms, rbd.rbd_ms, torch_sgd, torch_rbd)
     {
@@ -191,15 +201,11 @@ pub fn measure(choice: &Choice, args: &BenchArgs, rbd: &RbdFigures) -> PeerRepor
         });
     }
     for (dataset, rate) in &rbd.images_per_s {
-        let peer_rate = v
-            .get("sgd_images_per_s")
-            .and_then(|m| m.get(dataset))
-            .and_then(|d| d.get("images_per_s"))
-            .and_then(|x| x.as_f64());
-        if let Some(p) = peer_rate {
+        let peer = &v["sgd_images_per_s"][dataset.as_str()];
+        if let Some(p) = peer["images_per_s"].as_f64() {
             let ratio = rate / p;
             ratios.push(Ratio {
-                what: format!("SGD training throughput, CNN {dataset}"),
+                what: format!("SGD images/s, CNN {dataset} ({})", threads(peer)),
                 unit: "images/s",
                 rbd: *rate,
                 peer: p,
@@ -210,9 +216,10 @@ pub fn measure(choice: &Choice, args: &BenchArgs, rbd: &RbdFigures) -> PeerRepor
     }
     let str_of = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
     let note = format!(
-        "PyTorch {} ({} threads, Python {}, {}), measured in this run after rbd",
+        "PyTorch {} (default {} threads; each figure the best of thread counts {}; Python {}, {}), measured in this run after rbd",
         str_of("torch_version").trim_matches('"'),
         str_of("threads"),
+        str_of("thread_counts_measured"),
         str_of("python").trim_matches('"'),
         str_of("executable").trim_matches('"'),
     );
@@ -235,12 +242,12 @@ pub fn print(p: &PeerReport) {
         return;
     }
     println!(
-        "{:<50} {:>10} {:>12} {:>12}  {}",
+        "{:<58} {:>9} {:>10} {:>10}  {}",
         "comparison (rbd: cpu backend)", "unit", "rbd", "torch", "ratio"
     );
     for r in &p.ratios {
         println!(
-            "{:<50} {:>10} {:>12.2} {:>12.2}  {}",
+            "{:<58} {:>9} {:>10.2} {:>10.2}  {}",
             r.what, r.unit, r.rbd, r.peer, r.verdict
         );
     }
