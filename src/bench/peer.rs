@@ -263,6 +263,89 @@ mod tests {
         assert!(e.contains("/nonexistent/python-for-rbd"), "{e}");
     }
 
+    fn args(peer: Option<&str>, python: Option<&str>) -> BenchArgs {
+        BenchArgs {
+            json: true,
+            repeats: 1,
+            backends: "cpu".into(),
+            quick: true,
+            peer: peer.map(String::from),
+            python: python.map(std::path::PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        assert!(matches!(parse(&args(None, None)).unwrap(), Choice::None));
+        assert!(parse(&args(Some("jax"), None)).is_err());
+        assert!(parse(&args(None, Some("/usr/bin/python3"))).is_err());
+        match parse(&args(Some("torch"), Some("/opt/py"))).unwrap() {
+            Choice::Torch(p) => assert_eq!(p, "/opt/py"),
+            Choice::None => panic!("torch expected"),
+        }
+    }
+
+    /// A stand-in interpreter that reads the script from stdin and prints `json`.
+    fn fake_python(name: &str, json: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rbd-peer-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("python");
+        std::fs::write(&path, format!("#!/bin/sh\ncat >/dev/null\necho '{json}'\n")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        path
+    }
+
+    #[test]
+    fn measured_peer_figures_become_ratios_against_this_runs_figures() {
+        let json = r#"{"torch_version": "9.9", "threads": 2, "thread_counts_measured": [2, 1], "python": "3.x", "sgd_step": {"median_ms": 10.0, "threads": 1}, "rbd_materialised_step": {"median_ms": 200.0, "threads": 2}, "sgd_images_per_s": {"mnist": {"images_per_s": 1000.0, "threads": 1}}}"#;
+        let py = fake_python("ok", json);
+        let a = args(Some("torch"), py.to_str());
+        let rbd = RbdFigures {
+            sgd_ms: Some(12.0),
+            rbd_ms: Some(20.0),
+            images_per_s: vec![("mnist".into(), 1500.0), ("cifar10".into(), 900.0)],
+        };
+        let r = measure(&parse(&a).unwrap(), &a, &rbd);
+        assert!(r.measured, "{r:?}");
+        assert!(r.note.contains("PyTorch 9.9"), "{}", r.note);
+        let find = |w: &str| r.ratios.iter().find(|x| x.what.starts_with(w)).unwrap();
+        let sgd = find("SGD step");
+        assert!((sgd.ratio - 1.2).abs() < 1e-12 && sgd.what.contains("1 thread"));
+        assert_eq!(sgd.verdict, "rbd 1.20× slower");
+        let rbd_step = find("RBD step d = 250");
+        assert_eq!(rbd_step.verdict, "rbd 10.00× faster");
+        assert!(rbd_step.what.contains("2 threads"));
+        assert!((find("RBD step / SGD").peer - 20.0).abs() < 1e-12);
+        assert!((find("SGD images/s, CNN mnist").ratio - 1.5).abs() < 1e-12);
+        // No peer figure for cifar10: no ratio for it.
+        assert!(r.ratios.iter().all(|x| !x.what.contains("cifar10")));
+    }
+
+    #[test]
+    fn a_peer_without_torch_measures_nothing() {
+        let py = fake_python(
+            "notorch",
+            r#"{"error": "cannot import torch: No module named torch"}"#,
+        );
+        let a = args(Some("torch"), py.to_str());
+        let rbd = RbdFigures {
+            sgd_ms: Some(12.0),
+            rbd_ms: Some(20.0),
+            images_per_s: Vec::new(),
+        };
+        let r = measure(&parse(&a).unwrap(), &a, &rbd);
+        assert!(!r.measured && r.ratios.is_empty() && r.output.is_none());
+        assert!(
+            r.note.starts_with("no peer measured: cannot import torch"),
+            "{}",
+            r.note
+        );
+    }
+
     #[test]
     fn ratios_say_which_side_is_faster() {
         assert_eq!(time_ratio("x", 5.0, 10.0).verdict, "rbd 2.00× faster");
