@@ -242,8 +242,8 @@ pub fn print(p: &PeerReport) {
         return;
     }
     println!(
-        "{:<58} {:>9} {:>10} {:>10}  {}",
-        "comparison (rbd: cpu backend)", "unit", "rbd", "torch", "ratio"
+        "{:<58} {:>9} {:>10} {:>10}  ratio",
+        "comparison (rbd: cpu backend)", "unit", "rbd", "torch"
     );
     for r in &p.ratios {
         println!(
