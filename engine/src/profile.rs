@@ -4,7 +4,8 @@
 //! its name: from the moment it resolves its operands (`operands()` in `tensor.rs`,
 //! which every op's forward and backward kernel calls) until its first output tensor
 //! exists (`Tensor::from_storage`), or the next op or scope boundary for ops that
-//! return no tensor. Callers push named scopes ([`scope`] for phases such as
+//! return no tensor. Ops that do not resolve operands (the random-bases family) call
+//! [`op_begin`] themselves. Callers push named scopes ([`scope`] for phases such as
 //! `forward`, [`layer`] for model layers); autodiff runs each backward rule inside
 //! the layer scope that was open when the op was recorded, plus a scope
 //! `NAME.backward`, so a layer's backward time is attributed to the layer.

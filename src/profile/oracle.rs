@@ -90,10 +90,6 @@ impl Oracle for ProfileOracle<'_> {
         })
     }
 
-    fn dim(&self) -> usize {
-        self.model.layout().total
-    }
-
     fn tensors(&self) -> Vec<(String, usize, usize)> {
         self.model
             .layout()
@@ -101,9 +97,5 @@ impl Oracle for ProfileOracle<'_> {
             .iter()
             .map(|s| (s.name.clone(), s.offset, s.len()))
             .collect()
-    }
-
-    fn layers(&self) -> Vec<(usize, usize)> {
-        self.model.layout().layer_ranges()
     }
 }
