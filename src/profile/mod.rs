@@ -118,6 +118,23 @@ struct Report {
     gpu_counters: Option<serde_json::Value>,
 }
 
+/// The wgpu runtime's counters over the unprofiled steps, per step. PLACEHOLDER: the
+/// runtime does not expose them on this branch, so `gpu_counters` is null ("n/a").
+/// At merge with `rbd_kernels::gpu::counters()`: take a snapshot in `start` and return
+/// `serde_json::to_value(counters().since(&before))` divided by `steps` (with
+/// `host_us_per_dispatch`) from `per_step`.
+struct CounterWindow;
+
+impl CounterWindow {
+    fn start() -> Self {
+        CounterWindow
+    }
+
+    fn per_step(&self, _steps: usize) -> Option<serde_json::Value> {
+        None
+    }
+}
+
 /// Images of a data set's shape from a fixed integer hash (no download).
 fn synthetic(kind: DatasetKind, n: usize) -> Result<Dataset> {
     let (c, h, w) = kind.shape();
@@ -238,6 +255,16 @@ fn optimizer(
 
 /// Runs `rbd profile`.
 pub fn run(args: &ProfileArgs) -> Result<()> {
+    let report = measure(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_tables(&report);
+    }
+    Ok(())
+}
+
+fn measure(args: &ProfileArgs) -> Result<Report> {
     if args.steps == 0 || args.batch_size == 0 {
         bail!("--steps and --batch-size must be at least 1");
     }
@@ -272,12 +299,14 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
     }
     device.synchronize()?;
     let mut plain = Vec::with_capacity(args.steps);
+    let counters = CounterWindow::start();
     for _ in 0..args.steps {
         let t = Instant::now();
         one_step(&mut theta)?;
         device.synchronize()?;
         plain.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let gpu_counters = device.gpu().and(counters.per_step(args.steps));
     let mut profiled = Vec::with_capacity(args.steps);
     profile::start(Some(&device));
     for _ in 0..args.steps {
@@ -349,14 +378,9 @@ pub fn run(args: &ProfileArgs) -> Result<()> {
         breakdown,
         gpu_timestamps,
         gpu_timestamps_note,
-        gpu_counters: None,
+        gpu_counters,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_tables(&report);
-    }
-    Ok(())
+    Ok(report)
 }
 
 fn print_tables(r: &Report) {
@@ -451,5 +475,68 @@ fn print_tables(r: &Report) {
     match &r.gpu_counters {
         Some(c) => println!("GPU counters per step: {c}"),
         None => println!("GPU counters per step: n/a"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProfileArgs,
+    }
+
+    fn args(line: &str) -> ProfileArgs {
+        Cli::parse_from(std::iter::once("profile").chain(line.split_whitespace())).args
+    }
+
+    #[test]
+    fn one_rbd_step_on_the_cpu_is_broken_down_completely() {
+        let a = args(
+            "--model fc --dataset mnist --synthetic --optimizer rbd --dim 8 --device cpu --warmup 1 --steps 1",
+        );
+        let r = measure(&a).unwrap();
+        assert_eq!((r.parameters, r.dims, r.backend), (101_770, Some(8), "cpu"));
+        assert!(r.gpu_counters.is_none() && r.gpu_timestamps.is_none());
+        let b = &r.breakdown;
+        // One step: the phases add up to the step exactly (the update is the rest).
+        let sum: f64 = b.phases.iter().map(|p| p.median_ms).sum();
+        assert!((sum - b.profiled_step_ms.median_ms).abs() < 1e-6, "{b:#?}");
+        let phase = |n: &str| b.phases.iter().find(|p| p.phase == n).unwrap().median_ms;
+        // The optimiser's own ops sit in its update, outside the oracle's phases.
+        let op = |path: &str| b.ops.iter().find(|o| o.path == path).unwrap();
+        let (project, expand) = (op("step/project"), op("step/expand"));
+        assert_eq!((project.calls_per_step, expand.calls_per_step), (1.0, 1.0));
+        assert!(project.median_ms + expand.median_ms <= phase(report::UPDATE));
+        assert!(phase("forward") > 0.0 && phase("backward") > 0.0);
+        let layers: Vec<&str> = b.layers.iter().map(|l| l.layer.as_str()).collect();
+        assert_eq!(
+            layers,
+            ["dense_1", "dense_2", "loss", report::OUTSIDE_LAYERS]
+        );
+        // dense_1's backward is one matmul (the input needs no gradient) and a bias sum.
+        let d1 = b
+            .ops
+            .iter()
+            .filter(|o| o.path.starts_with("step/backward/dense_1/"))
+            .map(|o| o.op.as_str())
+            .collect::<Vec<_>>();
+        assert!(
+            d1.contains(&"matmul") && d1.contains(&"sum_to_axis1"),
+            "{d1:?}"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        let e = measure(&args("--device cpu --synthetic --optimizer adam")).unwrap_err();
+        assert!(e.to_string().contains("--optimizer"), "{e}");
+        let e = measure(&args("--device cpu --dataset idx:/x --synthetic")).unwrap_err();
+        assert!(e.to_string().contains("--synthetic"), "{e}");
+        let e = measure(&args("--device cpu --synthetic --steps 0")).unwrap_err();
+        assert!(e.to_string().contains("--steps"), "{e}");
     }
 }
