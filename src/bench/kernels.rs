@@ -275,7 +275,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             r.timing.median_ms,
             r.timing.min_ms,
             r.timing.max_ms,
-            r.timing.wall_column(),
+            r.timing.wall_column(3),
             rate,
             peak
         );

@@ -49,9 +49,9 @@ impl Timing {
     }
 
     /// The wall-clock median column: "-" where the timing is wall-clock itself.
-    pub fn wall_column(&self) -> String {
+    pub fn wall_column(&self, decimals: usize) -> String {
         self.wall_median_ms
-            .map(|w| format!("{w:.3}"))
+            .map(|w| format!("{w:.decimals$}"))
             .unwrap_or_else(|| "-".into())
     }
 }

@@ -270,7 +270,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             s.timing.median_ms,
             s.timing.min_ms,
             s.timing.max_ms,
-            s.timing.wall_column(),
+            s.timing.wall_column(2),
             s.vs_sgd,
         );
     }
