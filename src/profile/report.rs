@@ -101,6 +101,11 @@ impl Series {
     }
 }
 
+/// Backward rules of ops recorded outside any layer run in a bare `NAME.backward` scope.
+fn is_layer(e: &Entry) -> bool {
+    !e.name.ends_with(".backward")
+}
+
 fn ms(e: &Entry) -> f64 {
     e.seconds * 1e3
 }
@@ -131,7 +136,7 @@ pub fn breakdown(steps: &[Vec<Entry>]) -> Breakdown {
                 (Kind::Scope, [s, p]) if s == STEP && p == FORWARD => {
                     fwd.add(i, e.name.clone(), ms(e))
                 }
-                (Kind::Scope, [s, p]) if s == STEP && p == BACKWARD => {
+                (Kind::Scope, [s, p]) if s == STEP && p == BACKWARD && is_layer(e) => {
                     bwd.add(i, e.name.clone(), ms(e))
                 }
                 _ => {}
@@ -159,7 +164,7 @@ pub fn breakdown(steps: &[Vec<Entry>]) -> Breakdown {
         fwd.add(i, OUTSIDE_LAYERS.into(), forward - layers);
         let layers: f64 = entries
             .iter()
-            .filter(|e| e.kind == Kind::Scope && e.scopes == [STEP, BACKWARD])
+            .filter(|e| e.kind == Kind::Scope && e.scopes == [STEP, BACKWARD] && is_layer(e))
             .map(ms)
             .sum();
         let backward: f64 = entries
@@ -261,6 +266,7 @@ mod tests {
             entry(&[STEP], FORWARD, Kind::Scope, 4.0 * scale),
             entry(&[STEP, BACKWARD, "dense"], "matmul", Kind::Op, 5.0 * scale),
             entry(&[STEP, BACKWARD], "dense", Kind::Scope, 6.0 * scale),
+            entry(&[STEP, BACKWARD], "add.backward", Kind::Scope, 0.25 * scale),
             entry(&[STEP], BACKWARD, Kind::Scope, 6.5 * scale),
             entry(&[STEP], "axpy", Kind::Op, 1.0 * scale),
             entry(&[], STEP, Kind::Scope, 12.0 * scale),
@@ -283,7 +289,9 @@ mod tests {
         let outside = b.layers.last().unwrap();
         assert_eq!(outside.layer, OUTSIDE_LAYERS);
         assert!((outside.forward_ms - 2.0).abs() < 1e-9);
+        // The bare `add.backward` is no layer: it counts as outside the layers.
         assert!((outside.backward_ms - 1.0).abs() < 1e-9);
+        assert_eq!(b.layers.len(), 2);
         // matmul summed over both places, largest first.
         assert_eq!(b.op_totals[0].op, "matmul");
         assert!((b.op_totals[0].median_ms - 14.0).abs() < 1e-9);
