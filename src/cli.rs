@@ -29,6 +29,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Where the time of one training step goes: per phase, layer and op.
+    Profile(Box<crate::profile::ProfileArgs>),
     /// Experiments of the paper's supplementary material.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -133,12 +135,19 @@ pub struct BenchArgs {
     /// Timed repeats per measurement (after warm-up).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
-    /// Backends: all, cpu, or wgpu (every adapter).
+    /// Backends: all, cpu, wgpu (every adapter), gpu (adapters that are not CPUs), or
+    /// wgpu-cpu (the first CPU adapter).
     #[arg(long, default_value = "all")]
     pub backends: String,
     /// Smaller problem sizes (for a quick look, or slow adapters).
     #[arg(long)]
     pub quick: bool,
+    /// `bench rbd`: also measure a peer in the same run (torch) and print ratios.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Python interpreter of the peer (default: $RBD_PEER_PYTHON, else python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
 }
 
 /// Experiments.

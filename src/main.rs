@@ -3,6 +3,7 @@
 mod bench;
 mod cli;
 mod experiment;
+mod profile;
 mod reproduce_cmd;
 mod train_cmd;
 
@@ -50,6 +51,7 @@ fn main() {
         Command::Models => models(),
         Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
         Command::Bench(cli::BenchCommand::Rbd(args)) => bench::rbd::run(&args),
+        Command::Profile(args) => profile::run(&args),
         Command::Experiment(cli::ExperimentCommand::Orthogonality(args)) => {
             experiment::orthogonality(&args)
         }

@@ -13,6 +13,8 @@ type BackwardFn = dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync;
 /// gradient to one gradient per parent (`None` where a parent needs none).
 pub struct GradFn {
     pub(crate) name: &'static str,
+    /// The layer scope open when the op was recorded (only while profiling).
+    pub(crate) layer: Option<std::sync::Arc<str>>,
     pub(crate) parents: Vec<Tensor>,
     pub(crate) backward: Box<BackwardFn>,
 }
@@ -124,6 +126,7 @@ impl Tensor {
             let Some(g) = grads.get(&t.id()).cloned() else {
                 continue;
             };
+            let profiled = crate::profile::backward_scopes(f.layer.as_ref(), f.name);
             let parent_grads = (f.backward)(&g).map_err(|e| match e {
                 EngineError::Shape { op, msg } => EngineError::Shape {
                     op,
@@ -131,6 +134,7 @@ impl Tensor {
                 },
                 other => other,
             })?;
+            drop(profiled);
             for (p, pg) in f.parents.iter().zip(parent_grads) {
                 let Some(pg) = pg else { continue };
                 if !p.tracks_grad() {

@@ -10,6 +10,7 @@
 //!   [`no_grad`] / [`NoGradGuard`] turn recording off for evaluation.
 //! - [`random_bases`]: project onto / expand from random directions regenerated from a
 //!   counter-based stream (the op family the random-bases optimisers use).
+//! - [`profile`]: an op-level profiler (off by default) with named scopes.
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
 //!   strategies for property-testing user ops and models.
 
@@ -18,6 +19,7 @@ pub mod device;
 pub mod error;
 pub mod gradcheck;
 pub mod ops;
+pub mod profile;
 pub mod tensor;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};

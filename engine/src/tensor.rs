@@ -76,6 +76,8 @@ pub(crate) fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     pub(crate) fn from_storage(shape: Vec<usize>, storage: Storage) -> Tensor {
+        // Every op's first output passes here: the end of its kernel for the profiler.
+        crate::profile::op_end();
         Tensor(Arc::new(Inner {
             id: next_id(),
             shape,
@@ -389,6 +391,7 @@ impl Tensor {
         Tensor(Arc::new(Inner {
             grad_fn: Some(GradFn {
                 name,
+                layer: crate::profile::current_layer(),
                 parents: parents.iter().map(|&p| p.clone()).collect(),
                 backward: Box::new(backward),
             }),
@@ -412,6 +415,8 @@ pub(crate) enum Operands<'a> {
 
 /// Resolves `inputs` to one backend and dtype, or says which op got mixed operands.
 pub(crate) fn operands<'a>(op: &'static str, inputs: &[&'a Tensor]) -> Result<Operands<'a>> {
+    // Every op's forward and backward kernels start here: the profiler's one hook.
+    crate::profile::op_begin(op);
     let first = inputs[0];
     if let Some(t) = inputs
         .iter()

@@ -72,6 +72,12 @@ pub(crate) fn conv_with_bias(
     i
 }
 
+/// Runs `f` inside the profiler's layer scope `name` (free when not profiling).
+pub(crate) fn layer<R>(name: &str, f: impl FnOnce() -> R) -> R {
+    let _scope = rbd_engine::profile::layer(name);
+    f()
+}
+
 /// `x · W + b` with `p[i]` the kernel and `p[i + 1]` the bias.
 pub(crate) fn apply_dense(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
     x.matmul(&p[i])?.bias_add(&p[i + 1])

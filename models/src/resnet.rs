@@ -4,7 +4,7 @@
 //! shortcut without batch norm where the shape changes, global average pooling and
 //! Dense 10. n = 1 is ResNet-8, n = 5 ResNet-32 (depth 6n + 2).
 
-use crate::model::{Mode, Model, RunningStats};
+use crate::model::{layer, Mode, Model, RunningStats};
 use crate::params::{Init, ParamLayout};
 use rbd_engine::{DType, Device, EngineError, Padding, Result, Tensor};
 use std::sync::Mutex;
@@ -119,8 +119,19 @@ impl ResNet {
     }
 
     fn conv_bn(&self, p: &[Tensor], l: &ConvBn, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let y = x.conv2d(&p[l.conv], l.stride, Padding::Same)?;
-        self.stats[l.stats].apply(&y, &p[l.bn], &p[l.bn + 1], mode)
+        let y = layer(self.layer_name(l.conv), || {
+            x.conv2d(&p[l.conv], l.stride, Padding::Same)
+        })?;
+        let stats = &self.stats[l.stats];
+        layer(&stats.name, || {
+            stats.apply(&y, &p[l.bn], &p[l.bn + 1], mode)
+        })
+    }
+
+    /// `conv2d_3` for the tensor `conv2d_3.kernel` at index `i` of the layout.
+    fn layer_name(&self, i: usize) -> &str {
+        let name = &self.layout.specs[i].name;
+        name.strip_suffix(".kernel").unwrap_or(name)
     }
 }
 
@@ -137,13 +148,15 @@ impl Model for ResNet {
             let y = self.conv_bn(p, &b.a, &h, mode)?.relu()?;
             let y = self.conv_bn(p, &b.b, &y, mode)?;
             let shortcut = match b.projection {
-                Some(i) => h.conv2d(&p[i], 2, Padding::Same)?,
+                Some(i) => layer(self.layer_name(i), || h.conv2d(&p[i], 2, Padding::Same))?,
                 None => h,
             };
             h = shortcut.add(&y)?.relu()?;
         }
         let h = h.global_avg_pool()?;
-        h.matmul(&p[self.dense])?.bias_add(&p[self.dense + 1])
+        layer("dense_1", || {
+            h.matmul(&p[self.dense])?.bias_add(&p[self.dense + 1])
+        })
     }
     fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();

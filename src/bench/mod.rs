@@ -2,6 +2,7 @@
 //! as a table or JSON.
 
 pub mod kernels;
+pub mod peer;
 pub mod rbd;
 
 use anyhow::Result;
@@ -21,10 +22,16 @@ pub struct Timing {
     pub max_ms: f64,
     /// Timed repeats.
     pub repeats: usize,
+    /// On wgpu with timestamp queries, `median_ms` is the summed kernel time; this is
+    /// the median wall-clock of the same repeats (submission, host bookkeeping and
+    /// waiting included, up to the final synchronize). None where `median_ms` is
+    /// already wall-clock.
+    pub wall_median_ms: Option<f64>,
 }
 
 impl Timing {
-    fn of(mut samples: Vec<f64>) -> Timing {
+    /// Median and spread of `samples` (at least one).
+    pub(crate) fn of(mut samples: Vec<f64>) -> Timing {
         samples.sort_by(|a, b| a.total_cmp(b));
         let n = samples.len();
         let median = if n % 2 == 1 {
@@ -37,7 +44,15 @@ impl Timing {
             min_ms: samples[0],
             max_ms: samples[n - 1],
             repeats: n,
+            wall_median_ms: None,
         }
+    }
+
+    /// The wall-clock median column: "-" where the timing is wall-clock itself.
+    pub fn wall_column(&self, decimals: usize) -> String {
+        self.wall_median_ms
+            .map(|w| format!("{w:.decimals$}"))
+            .unwrap_or_else(|| "-".into())
     }
 }
 
@@ -78,35 +93,48 @@ fn wgpu_timestamps() -> rbd_kernels::gpu::Features {
     rbd_kernels::gpu::Features::TIMESTAMP_QUERY
 }
 
-/// The backends named by `--backends` (all, cpu, wgpu), every wgpu adapter included.
+/// The backends named by `--backends`: all (cpu and every wgpu adapter), cpu, wgpu
+/// (every adapter), gpu (every adapter that is not a CPU) or wgpu-cpu (the first CPU
+/// adapter, e.g. llvmpipe).
 pub fn backends(which: &str) -> Result<Vec<Backend>> {
+    if !["all", "cpu", "wgpu", "gpu", "wgpu-cpu"].contains(&which) {
+        anyhow::bail!("--backends: '{which}' (expected all, cpu, wgpu, gpu or wgpu-cpu)");
+    }
     let mut out = Vec::new();
     if which == "all" || which == "cpu" {
         out.push(Backend::Cpu);
     }
-    if which == "all" || which == "wgpu" {
-        let adapters = rbd_kernels::gpu::list_adapters();
-        if adapters.is_empty() {
-            eprintln!(
-                "note: no wgpu adapter (apt-get install -y mesa-vulkan-drivers for llvmpipe)"
-            );
+    if which == "cpu" {
+        return Ok(out);
+    }
+    let adapters = rbd_kernels::gpu::list_adapters();
+    if adapters.is_empty() {
+        eprintln!("note: no wgpu adapter (apt-get install -y mesa-vulkan-drivers for llvmpipe)");
+    }
+    let first_cpu = adapters.iter().position(|a| a.is_cpu);
+    for (i, a) in adapters.iter().enumerate() {
+        let wanted = match which {
+            "gpu" => !a.is_cpu,
+            "wgpu-cpu" => Some(i) == first_cpu,
+            _ => true,
+        };
+        if !wanted {
+            continue;
         }
-        for i in 0..adapters.len() {
-            match GpuContext::with_adapter(i) {
-                Ok(ctx) => out.push(Backend::Wgpu(ctx)),
-                Err(e) => eprintln!("note: skipping adapter #{i}: {e}"),
-            }
+        match GpuContext::with_adapter(i) {
+            Ok(ctx) => out.push(Backend::Wgpu(ctx)),
+            Err(e) => eprintln!("note: skipping adapter #{i}: {e}"),
         }
     }
-    if !["all", "cpu", "wgpu"].contains(&which) {
-        anyhow::bail!("--backends: '{which}' (expected all, cpu or wgpu)");
+    if out.is_empty() {
+        anyhow::bail!("--backends {which}: no such adapter here (see `rbd devices`)");
     }
     Ok(out)
 }
 
 /// Times `f` on `backend`: `warmup` untimed runs, then `repeats` timed ones. On wgpu
 /// the time is the GPU time of the dispatches (timestamp queries) where the adapter
-/// has them, else wall-clock including a synchronize.
+/// has them, with the wall-clock (including a synchronize) beside it, else wall-clock.
 pub fn measure(
     backend: &Backend,
     warmup: usize,
@@ -120,6 +148,8 @@ pub fn measure(
         }
     }
     let mut samples = Vec::with_capacity(repeats);
+    let mut walls = Vec::with_capacity(repeats);
+    let mut stamped = false;
     for _ in 0..repeats.max(1) {
         match backend {
             Backend::Cpu => {
@@ -135,6 +165,8 @@ pub fn measure(
                 ctx.synchronize()?;
                 let wall = t.elapsed().as_secs_f64() * 1e3;
                 let kernels = ctx.stop_profiling()?;
+                walls.push(wall);
+                stamped |= profiled;
                 samples.push(if profiled {
                     kernels.iter().map(|k| k.nanos).sum::<f64>() / 1e6
                 } else {
@@ -143,5 +175,9 @@ pub fn measure(
             }
         }
     }
-    Ok(Timing::of(samples))
+    let mut t = Timing::of(samples);
+    if stamped {
+        t.wall_median_ms = Some(Timing::of(walls).median_ms);
+    }
+    Ok(t)
 }

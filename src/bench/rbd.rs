@@ -1,8 +1,10 @@
 //! `rbd bench rbd`: random numbers per second of the fused project and expand passes
 //! (both generators), and the time of one whole optimiser step on the CIFAR-10 CNN
 //! (D = 122,570, batch 32): SGD against fused RBD at d = 250 and d = 10^4 and against
-//! RBD with a materialised basis, on every backend.
+//! RBD with a materialised basis, on every backend; with `--peer torch`, PyTorch's
+//! SGD and materialised-basis steps on the same network, measured in the same run.
 
+use super::peer::{self, PeerReport};
 use super::{backends, measure, Backend, Timing};
 use crate::cli::BenchArgs;
 use anyhow::Result;
@@ -12,11 +14,6 @@ use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{self as rb, Compartment, Distribution, Generator, Stream};
 use rbd_optim::{MaterializedRbd, Optimizer, RandomBases, Sgd};
 use serde::Serialize;
-
-/// The issue's PyTorch 2.15 CPU reference on this 2-core machine (quoted, not measured
-/// here): 498 ms per materialised RBD step at d = 250, 19.4 ms per SGD step.
-const TORCH_RBD_MS: f64 = 498.0;
-const TORCH_SGD_MS: f64 = 19.4;
 
 #[derive(Serialize)]
 struct RateRow {
@@ -46,11 +43,20 @@ struct Report {
     backends: Vec<(String, String)>,
     rates: Vec<RateRow>,
     steps: Vec<StepRow>,
-    torch_reference_ms: (f64, f64),
+    /// SGD training throughput of the CNN (32 / median step time), per backend.
+    images_per_s: Vec<ImagesRow>,
+    peer: PeerReport,
 }
 
-fn batch(seed: u32) -> Batch {
-    let n = 32 * 3 * 32 * 32;
+#[derive(Serialize)]
+struct ImagesRow {
+    backend: String,
+    dataset: &'static str,
+    images_per_s: f64,
+}
+
+fn batch(seed: u32, (c, h, w): (usize, usize, usize)) -> Batch {
+    let n = 32 * c * h * w;
     let images = (0..n)
         .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
@@ -59,7 +65,7 @@ fn batch(seed: u32) -> Batch {
         labels: (0..32).map(|i| (i * 7 % 10) as u32).collect(),
         epoch: 0,
         index: 0,
-        shape: [32, 3, 32, 32],
+        shape: [32, c, h, w],
     }
 }
 
@@ -69,11 +75,22 @@ fn step_time(
     opt: &mut dyn Optimizer,
     repeats: usize,
 ) -> Result<Timing> {
-    let model = rbd_models::build("cnn", 3, 32, 32, device)?;
+    step_time_on(b, device, opt, repeats, (3, 32, 32))
+}
+
+/// One optimiser step of the CNN on `image`-shaped (c, h, w) synthetic batches.
+fn step_time_on(
+    b: &Backend,
+    device: &Device,
+    opt: &mut dyn Optimizer,
+    repeats: usize,
+    image: (usize, usize, usize),
+) -> Result<Timing> {
+    let model = rbd_models::build("cnn", image.0, image.1, image.2, device)?;
     let layout = model.layout();
     let mut theta = Tensor::from_f32(device, &layout.init(0), &[layout.total])?;
     let mut step = 0u64;
-    let batches = std::iter::repeat_with(|| batch(1));
+    let batches = std::iter::repeat_with(|| batch(1, image));
     let mut batches: Box<dyn Iterator<Item = Batch>> = Box::new(batches);
     measure(b, 1, repeats, || {
         let mut oracle = TrainOracle::new(
@@ -92,10 +109,12 @@ fn step_time(
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    let peer_choice = peer::parse(args)?;
     let backends = backends(&args.backends)?;
     let d_total = 122_570;
     let mut rates = Vec::new();
     let mut steps = Vec::new();
+    let mut images = Vec::new();
     for b in &backends {
         if !args.json {
             eprintln!("measuring {} ({})", b.label(), b.describe());
@@ -154,6 +173,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             })
         };
         push("sgd", None, sgd);
+        let mnist_sgd = step_time_on(b, &device, &mut Sgd { lr: 0.01 }, reps, (1, 28, 28))?;
+        for (dataset, t) in [("mnist", mnist_sgd), ("cifar10", sgd)] {
+            images.push(ImagesRow {
+                backend: b.label(),
+                dataset,
+                images_per_s: 32.0 / (t.median_ms / 1e3),
+            });
+        }
         for dims in [250usize, 10_000] {
             if dims > 250 && !big_d {
                 continue;
@@ -185,11 +212,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Err(e) => eprintln!("note: {e}"),
         }
     }
+    // The peer runs after rbd's measurements, never beside them.
+    let peer = peer::measure(&peer_choice, args, &figures(&steps, &images));
     let report = Report {
         backends: backends.iter().map(|b| (b.label(), b.describe())).collect(),
         rates,
         steps,
-        torch_reference_ms: (TORCH_RBD_MS, TORCH_SGD_MS),
+        images_per_s: images,
+        peer,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -227,28 +257,59 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     println!("\none optimiser step, CIFAR-10 CNN (D = {d_total}), batch 32");
     println!(
-        "{:<14} {:<20} {:>6} {:>10} {:>10} {:>10} {:>8} {:>12}",
-        "backend", "optimizer", "d", "median ms", "min ms", "max ms", "× SGD", "vs torch RBD"
+        "{:<14} {:<20} {:>6} {:>10} {:>10} {:>10} {:>10} {:>8}",
+        "backend", "optimizer", "d", "median ms", "min ms", "max ms", "wall ms", "× SGD"
     );
     for s in &report.steps {
         println!(
-            "{:<14} {:<20} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>8.2} {:>12}",
+            "{:<14} {:<20} {:>6} {:>10.2} {:>10.2} {:>10.2} {:>10} {:>8.2}",
             s.backend,
             s.optimizer,
             s.dims.map(|d| d.to_string()).unwrap_or_default(),
             s.timing.median_ms,
             s.timing.min_ms,
             s.timing.max_ms,
+            s.timing.wall_column(2),
             s.vs_sgd,
-            if s.optimizer.starts_with("rbd") && s.dims == Some(250) {
-                format!("{:.1}× faster", TORCH_RBD_MS / s.timing.median_ms)
-            } else {
-                String::new()
-            }
         );
     }
-    println!(
-        "\nreference (quoted from the issue, measured earlier on this machine type, not in this run): PyTorch 2.15 CPU, {TORCH_RBD_MS} ms per RBD step at d = 250 (materialised torch.randn basis), {TORCH_SGD_MS} ms per SGD step"
-    );
+    if report
+        .steps
+        .iter()
+        .any(|s| s.timing.wall_median_ms.is_some())
+    {
+        println!("wall ms: on wgpu with timestamp queries, median/min/max are summed kernel time; wall ms is the median wall-clock of the same steps (host bookkeeping, submission and the final synchronize included).");
+    }
+    println!("\nSGD training throughput of the CNN, batch 32 (32 / median step)");
+    println!("{:<14} {:<10} {:>12}", "backend", "dataset", "images/s");
+    for r in &report.images_per_s {
+        println!(
+            "{:<14} {:<10} {:>12.0}",
+            r.backend, r.dataset, r.images_per_s
+        );
+    }
+    println!();
+    peer::print(&report.peer);
     Ok(())
+}
+
+fn cpu_median(steps: &[StepRow], optimizer: &str, dims: Option<usize>) -> Option<f64> {
+    steps
+        .iter()
+        .find(|s| s.backend == "cpu" && s.optimizer == optimizer && s.dims == dims)
+        .map(|s| s.timing.median_ms)
+}
+
+/// rbd's cpu figures the peer is compared with (PyTorch runs on the cpu): SGD and
+/// fused RBD at d = 250 step times, SGD images/s.
+fn figures(steps: &[StepRow], images: &[ImagesRow]) -> peer::RbdFigures {
+    peer::RbdFigures {
+        sgd_ms: cpu_median(steps, "sgd", None),
+        rbd_ms: cpu_median(steps, "rbd (fused)", Some(250)),
+        images_per_s: images
+            .iter()
+            .filter(|r| r.backend == "cpu")
+            .map(|r| (r.dataset.to_string(), r.images_per_s))
+            .collect(),
+    }
 }

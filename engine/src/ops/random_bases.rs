@@ -35,6 +35,7 @@ pub fn project(
     scale: f32,
     g: &Tensor,
 ) -> Result<Tensor> {
+    crate::profile::op_begin("project");
     let dims = rb::total_dims(comps);
     rb::check_compartments(comps, g.numel()).map_err(EngineError::Invalid)?;
     match g.gpu_buffer() {
@@ -60,6 +61,7 @@ pub fn expand(
     alpha: f32,
     base: &Tensor,
 ) -> Result<Tensor> {
+    crate::profile::op_begin("expand");
     rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
     if coords.numel() != rb::total_dims(comps) {
         return Err(EngineError::Shape {
@@ -162,6 +164,7 @@ pub fn generate(
     comp: &Compartment,
     scale: f32,
 ) -> Result<Tensor> {
+    crate::profile::op_begin("generate");
     let shape = [comp.dims, comp.len];
     match device {
         Device::Wgpu(ctx) => Tensor::from_gpu(

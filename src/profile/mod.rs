@@ -1,0 +1,542 @@
+//! `rbd profile`: where the time of one training step goes, per phase (data, views,
+//! forward, backward, metrics, gradient concatenation, the optimiser's update), per
+//! layer (forward and backward) and per engine op, on any backend. A few warm-up
+//! steps, then `--steps` unprofiled steps (the honest step time) and `--steps`
+//! profiled ones; every figure is a median over steps.
+
+mod oracle;
+mod report;
+
+use crate::bench::Timing;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use oracle::ProfileOracle;
+use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig, TrainLoader};
+use rbd_engine::{profile, Device, DeviceChoice, Tensor};
+use rbd_kernels::random_bases::{Compartment, Distribution, Generator, Stream};
+use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
+use report::Breakdown;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options of `rbd profile`.
+#[derive(Args, Debug, Clone)]
+pub struct ProfileArgs {
+    /// Model: fc, cnn, resnet8, resnet32.
+    #[arg(long, default_value = "cnn")]
+    pub model: String,
+    /// Data set: mnist, fmnist, cifar10, or idx:DIR.
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+    /// Random bytes shaped like the data set instead of its images (no download; the
+    /// loader, preprocessing and augmentation run as usual).
+    #[arg(long)]
+    pub synthetic: bool,
+    /// Optimizer: sgd, rbd, rbd-materialized, fpd, nes.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Random-bases dimension d (NES: the population).
+    #[arg(long, default_value_t = 250)]
+    pub dim: usize,
+    /// Compartments: a number K of even parts, or `layer`.
+    #[arg(long, default_value = "1")]
+    pub compartments: String,
+    /// Counter-based generator: threefry or philox (default: the library's default).
+    #[arg(long)]
+    pub generator: Option<String>,
+    /// auto, gpu, cpu, or wgpu-cpu (llvmpipe).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Training batch size.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Untimed steps first (pipelines, buffer pool, caches).
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Timed steps, unprofiled and profiled each.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Learning rate (the profile does not depend on it).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// Seed of θ₀, the data order and the directions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// GPU time per kernel entry point from timestamp queries, per step.
+#[derive(Serialize, Debug)]
+struct KernelRow {
+    kernel: String,
+    dispatches_per_step: f64,
+    ms_per_step: f64,
+}
+
+#[derive(Serialize, Debug)]
+struct GpuTimestamps {
+    /// Sum over kernels: device time per step, without host gaps.
+    total_ms_per_step: f64,
+    kernels: Vec<KernelRow>,
+}
+
+#[derive(Serialize, Debug)]
+struct Report {
+    model: String,
+    dataset: String,
+    data: String,
+    optimizer: String,
+    dims: Option<usize>,
+    compartments: String,
+    batch_size: usize,
+    parameters: usize,
+    device: String,
+    backend: &'static str,
+    /// How op times were taken.
+    timing: &'static str,
+    warmup: usize,
+    steps: usize,
+    /// Unprofiled step, wall-clock (after a device synchronize on wgpu).
+    step_ms: Timing,
+    /// Profiled step time over unprofiled step time.
+    profiler_overhead: f64,
+    #[serde(flatten)]
+    breakdown: Breakdown,
+    gpu_timestamps: Option<GpuTimestamps>,
+    /// Why there are no timestamps, when there are none.
+    gpu_timestamps_note: Option<String>,
+    /// Per-step GPU runtime counters (dispatches, submits, readbacks, buffer and
+    /// bind-group creations, host µs per dispatch): null until the runtime exposes
+    /// them (`rbd_kernels::gpu::counters()`).
+    gpu_counters: Option<serde_json::Value>,
+}
+
+/// The wgpu runtime's counters over the unprofiled steps, per step. PLACEHOLDER: the
+/// runtime does not expose them on this branch, so `gpu_counters` is null ("n/a").
+/// At merge with `rbd_kernels::gpu::counters()`: take a snapshot in `start` and return
+/// `serde_json::to_value(counters().since(&before))` divided by `steps` (with
+/// `host_us_per_dispatch`) from `per_step`.
+struct CounterWindow;
+
+impl CounterWindow {
+    fn start() -> Self {
+        CounterWindow
+    }
+
+    fn per_step(&self, _steps: usize) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// Images of a data set's shape from a fixed integer hash (no download).
+fn synthetic(kind: DatasetKind, n: usize) -> Result<Dataset> {
+    let (c, h, w) = kind.shape();
+    let images = (0..n * c * h * w)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let labels = (0..n).map(|i| (i * 7 % 10) as u8).collect();
+    Ok(Dataset::new(images, labels, c, h, w)?)
+}
+
+fn data(args: &ProfileArgs, images: usize) -> Result<(Dataset, String, TrainConfig)> {
+    let batch = |kind: Option<DatasetKind>, pre: Preprocess| {
+        let mut cfg = match kind {
+            Some(k) => TrainConfig::for_kind(k, args.seed),
+            None => TrainConfig::for_kind(DatasetKind::Mnist, args.seed),
+        };
+        cfg.batch_size = args.batch_size;
+        cfg.preprocess = pre;
+        cfg
+    };
+    if let Some(dir) = args.dataset.strip_prefix("idx:") {
+        if args.synthetic {
+            bail!("--synthetic needs a named data set (mnist, fmnist, cifar10), not idx:DIR");
+        }
+        let dir = std::path::Path::new(dir);
+        let find = |name: &str| {
+            rbd_datasets::locate_idx_file(dir, name)
+                .with_context(|| format!("{}: no {name} (or {name}.gz)", dir.display()))
+        };
+        let train = rbd_datasets::load_idx_pair(
+            &find("train-images-idx3-ubyte")?,
+            &find("train-labels-idx1-ubyte")?,
+        )?;
+        let pre = Preprocess::SCALE_ONLY;
+        return Ok((train, "real".into(), batch(None, pre)));
+    }
+    let kind: DatasetKind = args.dataset.parse().with_context(|| "--dataset")?;
+    let pre = Preprocess::for_kind(kind);
+    if args.synthetic {
+        let what = "synthetic: random bytes of the data set's shape (not its images)";
+        return Ok((
+            synthetic(kind, images)?,
+            what.into(),
+            batch(Some(kind), pre),
+        ));
+    }
+    let dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => rbd_datasets::default_data_dir()?,
+    };
+    let train = rbd_datasets::load(kind, Split::Train, &dir, &mut |m| eprintln!("{m}"))
+        .with_context(|| format!("--dataset {kind} (or use --synthetic)"))?;
+    Ok((train, "real".into(), batch(Some(kind), pre)))
+}
+
+fn stream(args: &ProfileArgs) -> Result<Stream> {
+    let generator = match args.generator.as_deref() {
+        None => Generator::default(),
+        Some("philox") => Generator::Philox,
+        Some("threefry") => Generator::Threefry,
+        Some(other) => bail!("--generator: '{other}' (expected philox or threefry)"),
+    };
+    Ok(Stream {
+        generator,
+        distribution: Distribution::Gaussian,
+        seed: args.seed,
+    })
+}
+
+fn optimizer(
+    args: &ProfileArgs,
+    device: &Device,
+    layout: &rbd_models::ParamLayout,
+    theta: &Tensor,
+) -> Result<Box<dyn Optimizer>> {
+    let total = layout.total;
+    let comps = || -> Result<Vec<Compartment>> {
+        let c: Compartments = args.compartments.parse()?;
+        Ok(c.build(total, &layout.layer_ranges(), args.dim, false)?)
+    };
+    Ok(match args.optimizer.as_str() {
+        "sgd" => Box::new(Sgd { lr: args.lr }),
+        "rbd" => Box::new(RandomBases::new(
+            args.lr,
+            stream(args)?,
+            comps()?,
+            total,
+            false,
+        )),
+        "fpd" => Box::new(FixedProjection::new(
+            args.lr,
+            stream(args)?,
+            comps()?,
+            theta,
+        )?),
+        "nes" => Box::new(Nes {
+            lr: args.lr,
+            sigma: 0.01,
+            population: args.dim,
+            stream: stream(args)?,
+        }),
+        "rbd-materialized" => {
+            if args.compartments != "1" {
+                bail!("rbd-materialized supports one compartment only (--compartments 1)");
+            }
+            rbd_optim::materialized::check_fits(device, args.dim, total)?;
+            Box::new(MaterializedRbd {
+                lr: args.lr,
+                stream: stream(args)?,
+                dims: args.dim,
+            })
+        }
+        other => bail!(
+            "--optimizer: unknown optimizer '{other}' (expected sgd, rbd, rbd-materialized, fpd or nes)"
+        ),
+    })
+}
+
+/// Runs `rbd profile`.
+pub fn run(args: &ProfileArgs) -> Result<()> {
+    let report = measure(args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_tables(&report);
+    }
+    Ok(())
+}
+
+fn measure(args: &ProfileArgs) -> Result<Report> {
+    if args.steps == 0 || args.batch_size == 0 {
+        bail!("--steps and --batch-size must be at least 1");
+    }
+    let choice: DeviceChoice = args.device.parse()?;
+    let device = Device::open(choice)?;
+    let batches_per_step = if args.optimizer == "nes" { args.dim } else { 1 };
+    let total_steps = args.warmup + 3 * args.steps;
+    let images = args.batch_size * batches_per_step * total_steps;
+    let (train, data_note, cfg) = data(args, images)?;
+    let (n, c, h, w) = (train.n, train.c, train.h, train.w);
+    let loader = TrainLoader::new(Arc::new(train), rbd_datasets::all_indices(n), cfg)?;
+    let model = rbd_models::build(&args.model, c, h, w, &device)?;
+    let layout = model.layout();
+    let mut theta = Tensor::from_f32(&device, &layout.init(args.seed), &[layout.total])?;
+    let mut opt = optimizer(args, &device, layout, &theta)?;
+    // Batches cycle through epochs so any --steps has data.
+    let mut batches = (0u64..).flat_map(|e| loader.epoch(e, 0));
+    let mut step_no = 0u64;
+    let mut one_step = |theta: &mut Tensor| -> Result<()> {
+        let mut oracle = ProfileOracle {
+            model: model.as_ref(),
+            device: device.clone(),
+            batches: &mut batches,
+            classes: 10,
+        };
+        *theta = opt.step(step_no, theta, &mut oracle)?.theta;
+        step_no += 1;
+        Ok(())
+    };
+    for _ in 0..args.warmup {
+        one_step(&mut theta)?;
+    }
+    device.synchronize()?;
+    let mut plain = Vec::with_capacity(args.steps);
+    let counters = CounterWindow::start();
+    for _ in 0..args.steps {
+        let t = Instant::now();
+        one_step(&mut theta)?;
+        device.synchronize()?;
+        plain.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let gpu_counters = device.gpu().and(counters.per_step(args.steps));
+    let mut profiled = Vec::with_capacity(args.steps);
+    profile::start(Some(&device));
+    for _ in 0..args.steps {
+        {
+            let _s = profile::scope(report::STEP);
+            one_step(&mut theta)?;
+        }
+        profiled.push(profile::take());
+    }
+    profile::stop();
+    let (gpu_timestamps, gpu_timestamps_note) = match device.gpu() {
+        None => (None, Some("cpu backend: no device timestamps".to_string())),
+        Some(ctx) if ctx.start_profiling() => {
+            for _ in 0..args.steps {
+                one_step(&mut theta)?;
+            }
+            let kernels = ctx.stop_profiling()?;
+            let per = args.steps as f64;
+            let mut rows: Vec<KernelRow> = kernels
+                .iter()
+                .map(|k| KernelRow {
+                    kernel: k.kernel.to_string(),
+                    dispatches_per_step: k.dispatches as f64 / per,
+                    ms_per_step: k.nanos / 1e6 / per,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.ms_per_step.total_cmp(&a.ms_per_step));
+            let total = rows.iter().map(|r| r.ms_per_step).sum();
+            (
+                Some(GpuTimestamps {
+                    total_ms_per_step: total,
+                    kernels: rows,
+                }),
+                None,
+            )
+        }
+        Some(_) => (
+            None,
+            Some("the adapter has no timestamp queries (TIMESTAMP_QUERY)".to_string()),
+        ),
+    };
+    let breakdown = report::breakdown(&profiled);
+    let step_ms = Timing::of(plain);
+    let is_gpu = device.gpu().is_some();
+    let rbd_like = matches!(
+        args.optimizer.as_str(),
+        "rbd" | "fpd" | "rbd-materialized" | "nes"
+    );
+    let report = Report {
+        model: args.model.clone(),
+        dataset: args.dataset.clone(),
+        data: data_note,
+        optimizer: args.optimizer.clone(),
+        dims: rbd_like.then_some(args.dim),
+        compartments: args.compartments.clone(),
+        batch_size: args.batch_size,
+        parameters: layout.total,
+        device: device.describe(),
+        backend: if is_gpu { "wgpu" } else { "cpu" },
+        timing: if is_gpu {
+            "wall-clock, synchronised per op"
+        } else {
+            "wall-clock"
+        },
+        warmup: args.warmup,
+        steps: args.steps,
+        profiler_overhead: breakdown.profiled_step_ms.median_ms / step_ms.median_ms,
+        step_ms,
+        breakdown,
+        gpu_timestamps,
+        gpu_timestamps_note,
+        gpu_counters,
+    };
+    Ok(report)
+}
+
+fn print_tables(r: &Report) {
+    println!(
+        "{} on {} ({}), {}{}, batch {}, D = {}",
+        r.model,
+        r.dataset,
+        r.data,
+        r.optimizer,
+        r.dims.map(|d| format!(" d = {d}")).unwrap_or_default(),
+        r.batch_size,
+        r.parameters
+    );
+    println!("device: {}", r.device);
+    println!(
+        "step: {:.2} ms median unprofiled (min {:.2}, max {:.2}, {} steps after {} warm-up); profiled {:.2} ms ({:.2}×), op times {}",
+        r.step_ms.median_ms,
+        r.step_ms.min_ms,
+        r.step_ms.max_ms,
+        r.steps,
+        r.warmup,
+        r.breakdown.profiled_step_ms.median_ms,
+        r.profiler_overhead,
+        r.timing
+    );
+    println!(
+        "\n{:<24} {:>10} {:>7} {:>7}",
+        "phase", "median ms", "share", "calls"
+    );
+    for p in &r.breakdown.phases {
+        println!(
+            "{:<24} {:>10.3} {:>6.1}% {:>7}",
+            p.phase,
+            p.median_ms,
+            100.0 * p.share,
+            p.calls_per_step
+        );
+    }
+    println!(
+        "\n{:<24} {:>12} {:>12}",
+        "layer", "forward ms", "backward ms"
+    );
+    for l in &r.breakdown.layers {
+        println!(
+            "{:<24} {:>12.3} {:>12.3}",
+            l.layer, l.forward_ms, l.backward_ms
+        );
+    }
+    println!(
+        "\n{:<28} {:>7} {:>10} {:>7}",
+        "op (all places)", "calls", "median ms", "share"
+    );
+    for o in r.breakdown.op_totals.iter().take(20) {
+        println!(
+            "{:<28} {:>7} {:>10.3} {:>6.1}%",
+            o.op,
+            o.calls_per_step,
+            o.median_ms,
+            100.0 * o.share
+        );
+    }
+    println!(
+        "\n{:<66} {:>6} {:>10} {:>7}",
+        "op by place (largest 25; all in --json)", "calls", "median ms", "share"
+    );
+    for o in r.breakdown.ops.iter().take(25) {
+        println!(
+            "{:<66} {:>6} {:>10.3} {:>6.1}%",
+            o.path,
+            o.calls_per_step,
+            o.median_ms,
+            100.0 * o.share
+        );
+    }
+    match (&r.gpu_timestamps, &r.gpu_timestamps_note) {
+        (Some(t), _) => {
+            println!(
+                "\nGPU timestamps (separate unsynchronised steps): {:.3} ms of kernels per step",
+                t.total_ms_per_step
+            );
+            println!("{:<36} {:>12} {:>10}", "kernel", "dispatches", "ms/step");
+            for k in t.kernels.iter().take(20) {
+                println!(
+                    "{:<36} {:>12} {:>10.3}",
+                    k.kernel, k.dispatches_per_step, k.ms_per_step
+                );
+            }
+        }
+        (None, Some(note)) => println!("\nGPU timestamps: n/a ({note})"),
+        (None, None) => println!("\nGPU timestamps: n/a"),
+    }
+    match &r.gpu_counters {
+        Some(c) => println!("GPU counters per step: {c}"),
+        None => println!("GPU counters per step: n/a"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ProfileArgs,
+    }
+
+    fn args(line: &str) -> ProfileArgs {
+        Cli::parse_from(std::iter::once("profile").chain(line.split_whitespace())).args
+    }
+
+    #[test]
+    fn one_rbd_step_on_the_cpu_is_broken_down_completely() {
+        let a = args(
+            "--model fc --dataset mnist --synthetic --optimizer rbd --dim 8 --device cpu --warmup 1 --steps 1",
+        );
+        let r = measure(&a).unwrap();
+        assert_eq!((r.parameters, r.dims, r.backend), (101_770, Some(8), "cpu"));
+        assert!(r.gpu_counters.is_none() && r.gpu_timestamps.is_none());
+        let b = &r.breakdown;
+        // One step: the phases add up to the step exactly (the update is the rest).
+        let sum: f64 = b.phases.iter().map(|p| p.median_ms).sum();
+        assert!((sum - b.profiled_step_ms.median_ms).abs() < 1e-6, "{b:#?}");
+        let phase = |n: &str| b.phases.iter().find(|p| p.phase == n).unwrap().median_ms;
+        // The optimiser's own ops sit in its update, outside the oracle's phases.
+        let op = |path: &str| b.ops.iter().find(|o| o.path == path).unwrap();
+        let (project, expand) = (op("step/project"), op("step/expand"));
+        assert_eq!((project.calls_per_step, expand.calls_per_step), (1.0, 1.0));
+        assert!(project.median_ms + expand.median_ms <= phase(report::UPDATE));
+        assert!(phase("forward") > 0.0 && phase("backward") > 0.0);
+        let layers: Vec<&str> = b.layers.iter().map(|l| l.layer.as_str()).collect();
+        assert_eq!(
+            layers,
+            ["dense_1", "dense_2", "loss", report::OUTSIDE_LAYERS]
+        );
+        // dense_1's backward is one matmul (the input needs no gradient) and a bias sum.
+        let d1 = b
+            .ops
+            .iter()
+            .filter(|o| o.path.starts_with("step/backward/dense_1/"))
+            .map(|o| o.op.as_str())
+            .collect::<Vec<_>>();
+        assert!(
+            d1.contains(&"matmul") && d1.contains(&"sum_to_axis1"),
+            "{d1:?}"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        let e = measure(&args("--device cpu --synthetic --optimizer adam")).unwrap_err();
+        assert!(e.to_string().contains("--optimizer"), "{e}");
+        let e = measure(&args("--device cpu --dataset idx:/x --synthetic")).unwrap_err();
+        assert!(e.to_string().contains("--synthetic"), "{e}");
+        let e = measure(&args("--device cpu --synthetic --steps 0")).unwrap_err();
+        assert!(e.to_string().contains("--steps"), "{e}");
+    }
+}
