@@ -23,14 +23,14 @@ pub fn build(name: &str, c: usize, h: usize, w: usize, device: &Device) -> Resul
         "resnet8" | "resnet32" => {
             if (c, h, w) != (3, 32, 32) {
                 return Err(EngineError::Invalid(format!(
-                    "--model {name}: the CIFAR ResNets need 32×32×3 inputs (CIFAR-10), got {h}×{w}×{c}"
+                    "model {name}: the CIFAR ResNets need 32×32×3 inputs (CIFAR-10), got {h}×{w}×{c}"
                 )));
             }
             let n = if name == "resnet8" { 1 } else { 5 };
             Ok(Box::new(resnet::ResNet::new(n, device)?))
         }
         other => Err(EngineError::Invalid(format!(
-            "--model: unknown model '{other}' (expected one of {})",
+            "unknown model '{other}' (expected one of {})",
             MODEL_NAMES.join(", ")
         ))),
     }

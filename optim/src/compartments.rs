@@ -21,7 +21,7 @@ impl std::str::FromStr for Compartments {
         match s.parse::<usize>() {
             Ok(k) if k > 0 => Ok(Compartments::Even(k)),
             _ => Err(EngineError::Invalid(format!(
-                "--compartments: '{s}' (expected a positive number or 'layer')"
+                "compartments: '{s}' (expected a positive number or 'layer')"
             ))),
         }
     }
@@ -42,7 +42,7 @@ impl Compartments {
             Compartments::Even(k) => {
                 if *k > num_params {
                     return Err(EngineError::Invalid(format!(
-                        "--compartments {k}: more compartments than the {num_params} parameters"
+                        "compartments: {k} is more compartments than the {num_params} parameters"
                     )));
                 }
                 Compartment::even(num_params, *k, d)
@@ -55,7 +55,7 @@ impl Compartments {
         let k = sizes.len();
         if split_dim && d < k {
             return Err(EngineError::Invalid(format!(
-                "--split-dim: d = {d} directions cannot be split across {k} compartments"
+                "split dim: d = {d} directions cannot be split across {k} compartments"
             )));
         }
         let mut comps = Compartment::from_sizes(&sizes, d);

@@ -28,7 +28,7 @@ pub fn check_fits(device: &rbd_engine::Device, dims: usize, num_params: usize) -
     };
     if bytes > limit {
         return Err(EngineError::Invalid(format!(
-            "the materialised basis needs d × D × 4 = {dims} × {num_params} × 4 = {bytes} bytes, over the limit of {limit} bytes on {}; use the fused --optimizer rbd",
+            "the materialised basis needs d × D × 4 = {dims} × {num_params} × 4 = {bytes} bytes, over the limit of {limit} bytes on {}; use the fused rbd optimizer, which never stores the basis",
             device.describe()
         )));
     }
