@@ -199,7 +199,9 @@ pub fn write(
     for spec in &manifest.plots {
         plots.extend(draw(out, spec, results)?);
     }
-    let md = markdown(manifest, results, prov, budget_note, &plots);
+    // Explanations of gaps are written by hand beside the generated files.
+    let findings = std::fs::read_to_string(out.join("findings.md")).ok();
+    let md = markdown(manifest, results, prov, budget_note, &plots, findings.as_deref());
     crate::train::run_dir::write_atomic(&out.join("README.md"), md.as_bytes())?;
     Ok(())
 }
@@ -242,6 +244,7 @@ fn markdown(
     prov: &Provenance,
     budget_note: Option<&str>,
     plots: &[String],
+    findings: Option<&str>,
 ) -> String {
     let mut md = format!("# {}\n\n", manifest.title);
     let epochs: Vec<u64> = results.iter().map(|r| r.epochs).collect();
@@ -348,6 +351,11 @@ fn markdown(
             r.values(Metric::ValAccuracy).len(),
             r.lr
         );
+    }
+    if let Some(f) = findings {
+        md.push_str("\n## Findings (written by hand, from `findings.md`)\n\n");
+        md.push_str(f.trim());
+        md.push('\n');
     }
     if !manifest.notes.is_empty() {
         md.push_str("\n## Notes\n\n");
