@@ -30,8 +30,17 @@ fn main() {
         None => "unknown (built outside a git checkout)".into(),
     };
     println!("cargo:rustc-env=RBD_COMMIT={commit}");
-    for p in [".git/HEAD", ".git/index"] {
-        if std::path::Path::new(p).exists() {
+    // HEAD names a branch whose ref file (or packed-refs) moves on every commit.
+    let mut watched = vec![
+        ".git/HEAD".to_string(),
+        ".git/index".into(),
+        ".git/packed-refs".into(),
+    ];
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watched.push(format!(".git/{r}"));
+    }
+    for p in watched {
+        if std::path::Path::new(&p).exists() {
             println!("cargo:rerun-if-changed={p}");
         }
     }

@@ -102,6 +102,12 @@ pub struct Manifest {
     /// Seeds of the paper's runs.
     #[serde(default = "three")]
     pub seeds: u64,
+    /// The paper's epochs where this artefact runs fewer by design (`quick`).
+    #[serde(default)]
+    pub paper_epochs: Option<u64>,
+    /// The paper's seeds where this artefact runs fewer by design.
+    #[serde(default)]
+    pub paper_seeds: Option<u64>,
     /// Known differences and sources, printed with the results.
     #[serde(default)]
     pub notes: Vec<String>,

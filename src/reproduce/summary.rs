@@ -201,7 +201,14 @@ pub fn write(
     }
     // Explanations of gaps are written by hand beside the generated files.
     let findings = std::fs::read_to_string(out.join("findings.md")).ok();
-    let md = markdown(manifest, results, prov, budget_note, &plots, findings.as_deref());
+    let md = markdown(
+        manifest,
+        results,
+        prov,
+        budget_note,
+        &plots,
+        findings.as_deref(),
+    );
     crate::train::run_dir::write_atomic(&out.join("README.md"), md.as_bytes())?;
     Ok(())
 }
@@ -253,16 +260,18 @@ fn markdown(
         epochs.iter().max().copied().unwrap_or(0),
     );
     let seeds = results.iter().map(|r| r.seeds.len()).max().unwrap_or(0);
+    let plural = |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
     let _ = writeln!(
         md,
-        "Budget: {} epochs, {seeds} seeds per run (the paper: {} epochs, {} seeds).{}\n",
+        "Budget: {} epochs, {} per run (the paper: {}, {}).{}\n",
         if lo == hi {
             lo.to_string()
         } else {
             format!("{lo}–{hi}")
         },
-        manifest.epochs,
-        manifest.seeds,
+        plural(seeds as u64, "seed"),
+        plural(manifest.paper_epochs.unwrap_or(manifest.epochs), "epoch"),
+        plural(manifest.paper_seeds.unwrap_or(manifest.seeds), "seed"),
         budget_note.map(|n| format!(" {n}")).unwrap_or_default()
     );
     let _ = writeln!(

@@ -129,6 +129,7 @@ pub fn project_expand(
     rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
     match (g.gpu_buffer(), base.gpu_buffer()) {
         (None, None) => {
+            crate::profile::op_begin("project_expand");
             let (g, b) = (cpu(g, "project_expand")?, cpu(base, "project_expand")?);
             let mut coords = vec![0f32; rb::total_dims(comps)];
             let mut out = vec![0f32; b.len()];
