@@ -26,6 +26,8 @@ pub struct EntryResult {
     pub blocked: Option<String>,
     /// The first seed's rate and its source.
     pub lr: String,
+    /// Commits that trained its runs (runs from before provenance was recorded add none).
+    pub trained_by: Vec<String>,
 }
 
 /// Mean and sample standard deviation.
@@ -106,12 +108,18 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
         };
         let mut seeds = Vec::new();
         let mut diverged = 0;
+        let mut trained_by: Vec<String> = Vec::new();
         for r in &mine {
             if !r.dir.exists() {
                 continue; // A seed nobody ran.
             }
             if let RunState::Diverged(_) = state(r)? {
                 diverged += 1;
+            }
+            for c in crate::train::trainer::trained_by(&r.dir) {
+                if !trained_by.contains(&c) {
+                    trained_by.push(c);
+                }
             }
             let mut rows = read_epochs(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
@@ -137,6 +145,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             diverged,
             blocked: first.blocked.clone(),
             lr,
+            trained_by,
         });
     }
     Ok(out)
@@ -274,10 +283,26 @@ fn markdown(
         plural(manifest.paper_seeds.unwrap_or(manifest.seeds), "seed"),
         budget_note.map(|n| format!(" {n}")).unwrap_or_default()
     );
+    let mut commits: Vec<&str> = Vec::new();
+    for c in results.iter().flat_map(|r| r.trained_by.iter()) {
+        if !commits.contains(&c.as_str()) {
+            commits.push(c);
+        }
+    }
     let _ = writeln!(
         md,
-        "Made by `rbd reproduce {}` at commit {} on {} ({}; device: {}). Validation accuracy in %, mean ± sample standard deviation over seeds.\n",
-        manifest.name, prov.commit, prov.date, prov.machine, prov.device
+        "Summarised by `rbd reproduce {}` at commit {} on {} ({}; device: {}). Runs trained by commit{} {}. Validation accuracy in %, mean ± sample standard deviation over seeds.\n",
+        manifest.name,
+        prov.commit,
+        prov.date,
+        prov.machine,
+        prov.device,
+        if commits.len() == 1 { "" } else { "s" },
+        if commits.is_empty() {
+            "not recorded (runs from before provenance.jsonl existed; see the git log of results/)".to_string()
+        } else {
+            commits.join(", ")
+        }
     );
     // The paper's layout: rows × columns.
     let mut rows: Vec<String> = Vec::new();

@@ -230,6 +230,7 @@ impl Trainer {
         )?;
         // Claim the directory last: a mistake above leaves nothing written.
         let dir = RunDir::claim(out, claim)?;
+        record_provenance(&dir, &device, loaded.as_ref().map(|(_, l)| &l.position))?;
         let theta0 = Tensor::from_f32(
             &device,
             &model.layout().init(cfg.seed),
@@ -609,6 +610,40 @@ impl Trainer {
         self.finish()?;
         Ok(Outcome::Finished)
     }
+}
+
+/// Where each stretch of a run was trained: one JSON line per start or resume in
+/// `provenance.jsonl` (the binary's commit, the device, the epoch it started from).
+pub const PROVENANCE: &str = "provenance.jsonl";
+
+fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> Result<()> {
+    let path = dir.file(PROVENANCE);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let line = serde_json::json!({
+        "commit": env!("RBD_COMMIT"),
+        "device": device.describe(),
+        "from_epoch": from.map_or(0, |p| p.epoch),
+        "from_step": from.map_or(0, |p| p.step),
+    });
+    text.push_str(&line.to_string());
+    text.push('\n');
+    dir.write(PROVENANCE, text.as_bytes())
+}
+
+/// The commits that trained the run in `dir` (from `provenance.jsonl`), in order.
+pub fn trained_by(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join(PROVENANCE)).unwrap_or_default();
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+            if let Some(c) = v["commit"].as_str() {
+                if !out.iter().any(|o| o == c) {
+                    out.push(c.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The newer of the run's checkpoint and final parameters, if any.
