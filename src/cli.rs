@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use rbd::train::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, GeneratorKind,
-    ModelKind, OptimizerKind, PresetSource,
+    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
+    GeneratorKind, ModelKind, OptimizerKind, PresetSource,
 };
 use rbd::train::ScheduleSpec;
 use std::path::PathBuf;
@@ -296,6 +296,10 @@ pub struct TrainArgs {
     /// augment-first (the authors' released code: pad/crop/flip, then standardise).
     #[arg(long, default_value = "standardise-first")]
     pub augment_order: rbd_datasets::AugmentOrder,
+    /// Where FPD takes its gradient: paper (the current point) or released (the point
+    /// before the last update, as the authors' code does).
+    #[arg(long, default_value = "paper")]
+    pub fpd_variant: FpdVariant,
     /// No progress bar (one line per epoch).
     #[arg(long)]
     pub quiet: bool,

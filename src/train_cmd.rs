@@ -78,6 +78,7 @@ fn config(args: &TrainArgs) -> Result<RunConfig> {
     cfg.correlation = args.correlation;
     cfg.nes_sigma = args.nes_sigma;
     cfg.augment_order = args.augment_order;
+    cfg.fpd_variant = args.fpd_variant;
     cfg.validate().map_err(flag_error)?;
     Ok(cfg)
 }

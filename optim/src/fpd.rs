@@ -1,15 +1,31 @@
-//! Fixed projection descent (Li et al. 2018): one base drawn once for the whole run;
-//! θ = θ₀ + P·c and c ← c − lr·Pᵀg, with the same 1/√D scaling as RBD. (Unlike the
-//! reference implementation, the gradient is taken at the current θ₀ + P·c.)
+//! Fixed projection descent (Li et al. 2018): one base P drawn once for the whole run;
+//! θ = θ₀ + P·c and c ← c − lr·Pᵀg, with the same 1/√D scaling as RBD.
+//!
+//! The update is applied to θ directly, θ ← θ − lr·P(Pᵀg) (one fused pass that generates
+//! each direction once on the cpu), with c kept beside it; θ and θ₀ + P·c agree up to f32
+//! rounding. Two variants of where the gradient is taken:
+//! - [`FpdGradientAt::Current`] (the paper's text): at the current θ = θ₀ + P·c;
+//! - [`FpdGradientAt::Previous`] (the authors' released code): at θ₀ + P·c_prev, the
+//!   point before the last update, while validation sees the current θ.
 
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::random_bases::{expand, project, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::random_bases::{project_expand, rbd_scale, total_dims, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// The step index the fixed base is drawn at.
 const FIXED_STEP: u64 = 0;
 
-/// FPD state: θ₀ and the coordinates c.
+/// Where FPD takes its training gradient.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FpdGradientAt {
+    /// At the current point (the paper's text).
+    #[default]
+    Current,
+    /// At the point before the last update (the released code).
+    Previous,
+}
+
+/// FPD state: θ₀, the coordinates c, and (released variant) the previous point.
 pub struct FixedProjection {
     /// Learning rate.
     pub lr: f64,
@@ -18,11 +34,24 @@ pub struct FixedProjection {
     scale: f32,
     base: Tensor,
     coords: Tensor,
+    gradient_at: FpdGradientAt,
+    previous: Option<Tensor>,
 }
 
 impl FixedProjection {
-    /// FPD around `theta0` (c = 0).
+    /// FPD around `theta0` (c = 0), gradient at the current point.
     pub fn new(lr: f64, stream: Stream, comps: Vec<Compartment>, theta0: &Tensor) -> Result<Self> {
+        FixedProjection::with_variant(lr, stream, comps, theta0, FpdGradientAt::Current)
+    }
+
+    /// FPD around `theta0` with the gradient taken where `gradient_at` says.
+    pub fn with_variant(
+        lr: f64,
+        stream: Stream,
+        comps: Vec<Compartment>,
+        theta0: &Tensor,
+        gradient_at: FpdGradientAt,
+    ) -> Result<Self> {
         let dims = total_dims(&comps);
         Ok(FixedProjection {
             lr,
@@ -31,52 +60,70 @@ impl FixedProjection {
             coords: Tensor::zeros(&theta0.device(), &[dims], theta0.dtype())?,
             comps,
             base: theta0.detach(),
+            gradient_at,
+            previous: None,
         })
     }
 }
 
 impl Optimizer for FixedProjection {
     fn step(&mut self, _step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
-        let g = oracle.gradient(theta)?;
-        let pg = project(&self.stream, FIXED_STEP, &self.comps, self.scale, &g)?;
-        self.coords = pg.axpy(-self.lr, &self.coords)?;
-        let next = expand(
+        let at = match (self.gradient_at, &self.previous) {
+            (FpdGradientAt::Previous, Some(p)) => p.clone(),
+            _ => theta.clone(),
+        };
+        let g = oracle.gradient(&at)?;
+        // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
+        let (pg, next) = project_expand(
             &self.stream,
             FIXED_STEP,
             &self.comps,
             self.scale,
-            &self.coords,
-            1.0,
-            &self.base,
+            &g,
+            -self.lr as f32,
+            theta,
         )?;
+        self.coords = pg.axpy(-self.lr, &self.coords)?;
+        if self.gradient_at == FpdGradientAt::Previous {
+            self.previous = Some(theta.detach());
+        }
         Ok(StepInfo {
             theta: next,
             correlation: None,
         })
     }
+
     fn state(&self) -> Vec<StateTensor> {
-        vec![
+        let mut s = vec![
             ("fpd.base".into(), self.base.clone()),
             ("fpd.coords".into(), self.coords.clone()),
-        ]
+        ];
+        if let Some(p) = &self.previous {
+            s.push(("fpd.previous".into(), p.clone()));
+        }
+        s
     }
+
     fn load_state(&mut self, state: &[StateTensor]) -> Result<()> {
+        let find = |name: &str| state.iter().find(|(n, _)| n == name).map(|t| &t.1);
         for (name, slot) in [
             ("fpd.base", &mut self.base),
             ("fpd.coords", &mut self.coords),
         ] {
-            let t = state
-                .iter()
-                .find(|(n, _)| n == name)
+            let t = find(name)
                 .ok_or_else(|| EngineError::Invalid(format!("checkpoint lacks {name}")))?;
-            if t.1.shape() != slot.shape() {
+            if t.shape() != slot.shape() {
                 return Err(EngineError::Invalid(format!(
                     "checkpoint {name} has shape {:?}, expected {:?}",
-                    t.1.shape(),
+                    t.shape(),
                     slot.shape()
                 )));
             }
-            *slot = t.1.clone();
+            *slot = t.clone();
+        }
+        if self.gradient_at == FpdGradientAt::Previous {
+            // Absent before the first step.
+            self.previous = find("fpd.previous").cloned();
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ pub mod rbd;
 pub mod sgd;
 
 pub use compartments::Compartments;
-pub use fpd::FixedProjection;
+pub use fpd::{FixedProjection, FpdGradientAt};
 pub use materialized::MaterializedRbd;
 pub use nes::Nes;
 pub use oracle::{Oracle, StepInfo};

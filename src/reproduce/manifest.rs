@@ -227,6 +227,9 @@ pub struct RunEntry {
     /// CIFAR-10 augmentation order (`standardise-first` or `augment-first`).
     #[serde(default)]
     pub augment_order: Option<String>,
+    /// Where FPD takes its gradient (`paper` or `released`).
+    #[serde(default)]
+    pub fpd_variant: Option<crate::train::kinds::FpdVariant>,
 }
 
 impl Manifest {
@@ -456,7 +459,8 @@ impl RunEntry {
             correlation,
             nes_sigma,
             batch_size,
-            val_size
+            val_size,
+            fpd_variant
         );
         cfg.train_limit = self.train_limit;
         if let Some(o) = &self.augment_order {

@@ -230,6 +230,15 @@ pub fn describe(cfg: &RunConfig) -> String {
             )
         })
         .unwrap_or_default();
+    let fpd = if cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer == crate::train::kinds::OptimizerKind::Fpd)
+    {
+        format!(", FPD {}", cfg.fpd_variant.describe())
+    } else {
+        String::new()
+    };
     let augment = match cfg.dataset {
         crate::train::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) => format!(
             ", augmentation {} ({})",
@@ -239,7 +248,7 @@ pub fn describe(cfg: &RunConfig) -> String {
         _ => String::new(),
     };
     format!(
-        "{} on {}, {}{directions}{augment}, {} epochs",
+        "{} on {}, {}{directions}{fpd}{augment}, {} epochs",
         cfg.model,
         cfg.dataset,
         schedule.join(" then "),

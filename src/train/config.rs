@@ -5,8 +5,8 @@
 //! flag: the CLI maps fields to its flags.
 
 use super::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, GeneratorKind,
-    ModelKind, OptimizerKind, PresetSource,
+    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
+    GeneratorKind, ModelKind, OptimizerKind, PresetSource,
 };
 use crate::lr::{format_lr, parse_lr, preset_exponent};
 use rbd_datasets::AugmentOrder;
@@ -266,9 +266,21 @@ pub struct RunConfig {
         skip_serializing_if = "is_default_order"
     )]
     pub augment_order: AugmentOrder,
+    /// Where FPD takes its gradient: the paper's text or the released code's.
+    /// Left out of `config.json` at its default, so older run ids stay valid.
+    #[serde(default = "paper_fpd", skip_serializing_if = "is_paper_fpd")]
+    pub fpd_variant: FpdVariant,
     /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
     #[serde(default)]
     pub resumed_with: Vec<String>,
+}
+
+fn paper_fpd() -> FpdVariant {
+    FpdVariant::Paper
+}
+
+fn is_paper_fpd(v: &FpdVariant) -> bool {
+    *v == FpdVariant::Paper
 }
 
 fn is_default_order(o: &AugmentOrder) -> bool {
@@ -328,6 +340,7 @@ impl RunConfig {
             correlation: false,
             nes_sigma: 0.01,
             augment_order: AugmentOrder::default(),
+            fpd_variant: FpdVariant::Paper,
             resumed_with: Vec::new(),
         }
     }

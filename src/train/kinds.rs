@@ -140,6 +140,27 @@ named_enum!(
 );
 
 named_enum!(
+    /// Where FPD takes its training gradient.
+    FpdVariant, "FPD variant" {
+        /// At the current point θ₀ + P·c (the paper's text).
+        Paper = "paper",
+        /// At θ₀ + P·c_prev, the point before the last update (the authors' released
+        /// code); validation at the current point.
+        Released = "released",
+    }
+);
+
+impl FpdVariant {
+    /// Where the gradient is taken, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FpdVariant::Paper => "gradient at the current point (paper)",
+            FpdVariant::Released => "gradient at the previous point (released code)",
+        }
+    }
+}
+
+named_enum!(
     /// Where a run's tensors live.
     DeviceKind, "device" {
         /// A real GPU adapter if there is one, else the cpu backend.

@@ -1,12 +1,14 @@
 //! Builds the optimiser of a schedule segment from the run configuration.
 
 use super::config::RunConfig;
-use super::kinds::{CompartmentKind, DistributionKind, GeneratorKind, OptimizerKind};
+use super::kinds::{CompartmentKind, DistributionKind, FpdVariant, GeneratorKind, OptimizerKind};
 use anyhow::Result;
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
-use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
+use rbd_optim::{
+    Compartments, FixedProjection, FpdGradientAt, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
+};
 
 /// The direction distribution of a configuration.
 pub fn distribution(kind: DistributionKind, p: f64) -> Distribution {
@@ -63,7 +65,16 @@ pub fn build(
             num_params,
             cfg.correlation,
         )),
-        OptimizerKind::Fpd => Box::new(FixedProjection::new(seg.lr, stream(cfg), comps()?, theta)?),
+        OptimizerKind::Fpd => Box::new(FixedProjection::with_variant(
+            seg.lr,
+            stream(cfg),
+            comps()?,
+            theta,
+            match cfg.fpd_variant {
+                FpdVariant::Paper => FpdGradientAt::Current,
+                FpdVariant::Released => FpdGradientAt::Previous,
+            },
+        )?),
         OptimizerKind::Nes => {
             // NES perturbations are N(0, I), whatever the direction distribution.
             let mut s = stream(cfg);

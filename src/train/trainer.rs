@@ -204,6 +204,13 @@ impl Trainer {
                     .unwrap_or_default()
             ));
         }
+        if cfg
+            .schedule
+            .iter()
+            .any(|s| s.optimizer == OptimizerKind::Fpd)
+        {
+            observer.message(&format!("FPD: {}", cfg.fpd_variant.describe()));
+        }
         if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
             observer.message(&format!(
                 "augmentation: {} ({})",

@@ -265,3 +265,64 @@ fn wgsl_rbd_step_matches_cpu() {
     close("wgsl vs cpu rbd step", &results[1].0, &want, 1e-4);
     assert!((results[0].1 - results[1].1).abs() < 1e-3);
 }
+
+#[test]
+fn released_fpd_takes_the_gradient_one_step_behind() {
+    // Released variant: g_t at θ_{t−1} (θ_{−1} = θ₀), c_{t+1} = c_t − lr·Pᵀg_t,
+    // θ_{t+1} = θ₀ + P·c_{t+1}; three steps against f64.
+    let n = 400;
+    let theta0: Vec<f32> = weights(n, 5).iter().map(|&x| x as f32).collect();
+    let s = stream(Distribution::Gaussian);
+    let comps = Compartment::whole(n, 5);
+    let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+    let mut fpd = rbd_optim::FixedProjection::with_variant(
+        0.5,
+        s,
+        comps.clone(),
+        &theta,
+        rbd_optim::FpdGradientAt::Previous,
+    )
+    .unwrap();
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let mut t = theta.clone();
+    for step in 0..3 {
+        t = fpd.step(step, &t, &mut oracle).unwrap().theta;
+    }
+    let rows = phi(&s, 0, &comps[0], rbd_scale(n));
+    let target: Vec<f64> = oracle.target.iter().map(|&x| x as f64).collect();
+    let th0: Vec<f64> = theta0.iter().map(|&x| x as f64).collect();
+    let point = |c: &[f64]| {
+        let mut th = th0.clone();
+        for (j, row) in rows.iter().enumerate() {
+            for (e, &p) in row.iter().enumerate() {
+                th[e] += c[j] * p;
+            }
+        }
+        th
+    };
+    let (mut c, mut c_prev) = (vec![0f64; 5], vec![0f64; 5]);
+    for _ in 0..3 {
+        let at = point(&c_prev);
+        let g: Vec<f64> = at.iter().zip(&target).map(|(a, b)| a - b).collect();
+        c_prev = c.clone();
+        for (j, row) in rows.iter().enumerate() {
+            c[j] -= 0.5 * row.iter().zip(&g).map(|(a, b)| a * b).sum::<f64>();
+        }
+    }
+    let got = t.to_vec_f32().unwrap();
+    close("released fpd", &got, &point(&c), 1e-5);
+    // The paper's variant differs after the second step.
+    let mut paper = rbd_optim::FixedProjection::new(0.5, s, comps, &theta).unwrap();
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let mut p = theta.clone();
+    for step in 0..3 {
+        p = paper.step(step, &p, &mut oracle).unwrap().theta;
+    }
+    let differ = p
+        .to_vec_f32()
+        .unwrap()
+        .iter()
+        .zip(&got)
+        .any(|(a, b)| (a - b).abs() > 1e-4);
+    assert!(differ, "the two variants took the same steps");
+}
