@@ -7,6 +7,8 @@
 
 pub mod bases;
 pub mod compartments;
+pub mod distributed;
+pub mod exchange;
 pub mod fpd;
 pub mod materialized;
 pub mod nes;
@@ -15,6 +17,8 @@ pub mod rbd;
 pub mod sgd;
 
 pub use compartments::Compartments;
+pub use distributed::{BaseSharing, DataParallelSgd, DistributedFpd, DistributedRbd};
+pub use exchange::Exchange;
 pub use fpd::FixedProjection;
 pub use materialized::MaterializedRbd;
 pub use nes::Nes;
