@@ -6,7 +6,10 @@ use anyhow::Result;
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
-use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
+use rbd_optim::{
+    Compartments, DataParallelSgd, DistributedFpd, DistributedRbd, FixedProjection,
+    MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
+};
 
 /// The direction distribution of a configuration.
 pub fn distribution(kind: DistributionKind, p: f64) -> Distribution {
@@ -82,6 +85,55 @@ pub fn build(
                 stream: stream(cfg),
                 dims: cfg.dim,
             })
+        }
+    })
+}
+
+/// The optimiser of segment `index` for this process of `team`: [`build`] for a
+/// single-process run, the distributed variant (`rbd_optim::distributed`) otherwise.
+pub fn build_for(
+    cfg: &RunConfig,
+    device: &Device,
+    layout: &ParamLayout,
+    index: usize,
+    theta: &Tensor,
+    team: &super::Team,
+) -> Result<Box<dyn Optimizer>> {
+    let Some(dist) = &cfg.distributed else {
+        return build(cfg, device, layout, index, theta);
+    };
+    let seg = &cfg.schedule[index];
+    let comps = compartments(cfg.compartments).build(
+        layout.total,
+        &layout.layer_ranges(),
+        cfg.dim,
+        cfg.split_dim,
+    );
+    let ex = team.optimizer_exchange();
+    let sharing = dist.rbd_base.into();
+    Ok(match seg.optimizer {
+        OptimizerKind::Sgd => Box::new(DataParallelSgd {
+            lr: seg.lr,
+            exchange: ex,
+        }),
+        OptimizerKind::Rbd => Box::new(DistributedRbd::new(
+            seg.lr,
+            stream(cfg),
+            comps?,
+            layout.total,
+            sharing,
+            ex,
+        )),
+        OptimizerKind::Fpd => Box::new(DistributedFpd::new(
+            seg.lr,
+            stream(cfg),
+            comps?,
+            theta,
+            sharing,
+            ex,
+        )?),
+        other => {
+            anyhow::bail!("distributed: {other} cannot train distributed (sgd, rbd and fpd can)")
         }
     })
 }
