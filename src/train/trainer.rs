@@ -684,7 +684,7 @@ impl Trainer {
             }
             self.evaluate()?;
             self.checkpoint_if_due()?;
-            if let Some(signal) = self.stop.requested() {
+            if let Some(signal) = self.team.agree_stop(self.stop.requested())? {
                 if !self.is_done() {
                     self.save_checkpoint()?;
                     return Ok(Outcome::Interrupted {
