@@ -277,15 +277,22 @@ fn train(args: &TrainArgs, matches: &ArgMatches, session: &Session) -> Result<i3
             Ok(0)
         }
         Outcome::Interrupted { signal, position } => {
-            eprintln!(
-                "stopped by {} at epoch {} batch {} (step {}); checkpoint written to {}\ncontinue with: rbd train --resume {}",
-                signal_name(signal),
-                position.epoch + 1,
-                position.batch,
-                position.step,
-                dir.join(rbd::train::trainer::CHECKPOINT).display(),
-                dir.display()
-            );
+            let resume = if distributed {
+                format!("mpirun -n {} rbd train --distributed --resume", team.size())
+            } else {
+                "rbd train --resume".into()
+            };
+            if team.writes() {
+                eprintln!(
+                    "stopped by {} at epoch {} batch {} (step {}); checkpoint written to {}\ncontinue with: {resume} {}",
+                    signal_name(signal),
+                    position.epoch + 1,
+                    position.batch,
+                    position.step,
+                    dir.join(rbd::train::trainer::CHECKPOINT).display(),
+                    dir.display()
+                );
+            }
             Ok(128 + signal)
         }
     }

@@ -454,3 +454,90 @@ fn a_run_resumes_only_on_the_same_number_of_ranks() {
     assert!(h.len() == 2 && h[0] == h[1], "{h:?}");
     assert_eq!(metrics(&out).len(), 2);
 }
+
+#[test]
+fn a_run_stopped_by_sigint_resumes_to_the_same_parameters() {
+    let dir = scratch("sigint");
+    let data = dir.join("data");
+    synthetic(&data, 64 + 1024);
+    let flags = [
+        "--batch-size",
+        "16",
+        "--epochs",
+        "3",
+        "--checkpoint-every",
+        "4steps",
+    ];
+    let whole = dir.join("whole");
+    let done = ok(Some(2), &args(&data, &whole, "rbd", "2^0", &flags));
+    let stopped = dir.join("stopped");
+    let mut c = Command::new("mpirun");
+    c.args([
+        "-n",
+        "2",
+        env!("CARGO_BIN_EXE_rbd"),
+        "train",
+        "--distributed",
+    ])
+    .args(args(&data, &stopped, "rbd", "2^0", &flags))
+    .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+    .env("RAYON_NUM_THREADS", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    // Interrupt once the first checkpoint is on disk (the run is under way).
+    let ck = stopped.join("checkpoint.safetensors");
+    let t0 = std::time::Instant::now();
+    while !ck.exists() && t0.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        // The run outran the signal; nothing to resume (rare on a fast machine).
+        eprintln!("the run finished before SIGINT arrived");
+    } else {
+        assert!(err.contains("stopped by SIGINT"), "{err}");
+        assert!(
+            err.contains("mpirun -n 2 rbd train --distributed --resume"),
+            "{err}"
+        );
+        assert_eq!(
+            err.matches("stopped by SIGINT").count(),
+            1,
+            "only rank 0 reports: {err}"
+        );
+        let resumed = train(
+            Some(2),
+            &[
+                "--resume".to_string(),
+                stopped.display().to_string(),
+                "--quiet".into(),
+            ],
+        );
+        if !resumed.status.success() {
+            show(&resumed);
+            panic!("resume failed");
+        }
+        assert_eq!(hashes(&resumed), hashes(&done));
+    }
+    assert_eq!(bits(&final_theta(&stopped)), bits(&final_theta(&whole)));
+    let (a, b) = (metrics(&stopped), metrics(&whole));
+    assert_eq!((a.len(), b.len()), (3, 3));
+    for (x, y) in a.iter().zip(&b) {
+        for key in [
+            "train_loss",
+            "train_accuracy",
+            "val_loss",
+            "val_accuracy",
+            "step",
+        ] {
+            assert_eq!(x[key], y[key], "{key}");
+        }
+    }
+}

@@ -19,7 +19,14 @@ fn distributed_without_the_mpi_feature_says_how_to_build_it() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let out = rbd(
-        &["train", "--distributed", "--model", "fc", "--optimizer", "rbd"],
+        &[
+            "train",
+            "--distributed",
+            "--model",
+            "fc",
+            "--optimizer",
+            "rbd",
+        ],
         &dir,
     );
     let err = String::from_utf8_lossy(&out.stderr);
