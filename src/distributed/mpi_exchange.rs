@@ -127,7 +127,7 @@ impl Exchange for MpiExchange {
         Ok(())
     }
     fn alltoall_bytes(&self, send: &[u8], recv: &mut [u8]) -> rbd_engine::Result<()> {
-        if recv.len() != send.len() || send.len() % self.size != 0 {
+        if recv.len() != send.len() || !send.len().is_multiple_of(self.size) {
             return Err(rbd_engine::EngineError::Invalid(format!(
                 "alltoall: {} bytes sent, {} received, over {} ranks",
                 send.len(),
