@@ -303,4 +303,17 @@ pub struct TrainArgs {
     /// No progress bar (one line per epoch).
     #[arg(long)]
     pub quiet: bool,
+    /// Train on the K ranks of `mpirun -n K rbd train --distributed ...` (a build with
+    /// `--features mpi`; see docs/distributed.md).
+    #[arg(long)]
+    pub distributed: bool,
+    /// With --distributed, how RBD/FPD ranks share directions: per-worker (each rank its
+    /// own d directions; K·d coordinates exchanged) or shared (one base; d coordinates
+    /// averaged).
+    #[arg(long, default_value = "per-worker", requires = "distributed")]
+    pub rbd_base: rbd::train::team::RbdBase,
+    /// With --distributed, seconds a collective may wait for the other ranks before the
+    /// job is stopped (a rank died or hangs).
+    #[arg(long, default_value = "600", requires = "distributed", value_parser = at_least_one)]
+    pub collective_timeout: u64,
 }

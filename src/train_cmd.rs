@@ -6,6 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use indicatif::{ProgressBar, ProgressStyle};
+use rbd::distributed::Session;
 use rbd::signals::{signal_name, StopFlag};
 use rbd::train::config::resolve_schedule;
 use rbd::train::metrics::EpochMetrics;
@@ -29,17 +30,19 @@ pub fn flag_error(e: ConfigError) -> anyhow::Error {
 }
 
 /// Flags that may accompany --resume.
-const RESUME_FLAGS: [&str; 6] = [
+const RESUME_FLAGS: [&str; 8] = [
     "resume",
     "epochs",
     "device",
     "data_dir",
     "checkpoint_every",
     "quiet",
+    "distributed",
+    "collective_timeout",
 ];
 
 /// The configuration the flags describe; nothing is loaded or written.
-fn config(args: &TrainArgs) -> Result<RunConfig> {
+fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
     let spec = args
         .schedule
         .clone()
@@ -79,6 +82,12 @@ fn config(args: &TrainArgs) -> Result<RunConfig> {
     cfg.nes_sigma = args.nes_sigma;
     cfg.augment_order = args.augment_order;
     cfg.fpd_variant = args.fpd_variant;
+    if args.distributed {
+        cfg.distributed = Some(rbd::train::team::DistributedSpec {
+            ranks,
+            rbd_base: args.rbd_base,
+        });
+    }
     cfg.validate().map_err(flag_error)?;
     Ok(cfg)
 }
@@ -200,46 +209,92 @@ fn resume_changes(args: &TrainArgs, matches: &ArgMatches) -> Result<ResumeChange
 /// Runs `rbd train`; returns the process exit code. Configuration errors from the
 /// library name a field; they are reported with the flag.
 pub fn run(args: &TrainArgs, matches: &ArgMatches) -> Result<i32> {
-    train(args, matches).map_err(|e| match e.downcast::<ConfigError>() {
+    let session = if args.distributed {
+        Session::join_mpi(std::time::Duration::from_secs(args.collective_timeout))?
+    } else {
+        Session::single()
+    };
+    let result = train(args, matches, &session).map_err(|e| match e.downcast::<ConfigError>() {
         Ok(c) => flag_error(c),
         Err(e) => e,
-    })
+    });
+    if let Err(e) = &result {
+        // A rank that fails alone must not leave the others waiting.
+        session.abort_all(e);
+    }
+    result
 }
 
-fn train(args: &TrainArgs, matches: &ArgMatches) -> Result<i32> {
-    let observer = Box::new(Progress {
-        quiet: args.quiet,
-        bar: None,
-    });
+fn train(args: &TrainArgs, matches: &ArgMatches, session: &Session) -> Result<i32> {
+    let team = session.team();
+    let observer: Box<dyn Observer> = if team.writes() {
+        Box::new(Progress {
+            quiet: args.quiet,
+            bar: None,
+        })
+    } else {
+        Box::new(rbd::train::Silent)
+    };
     let stop = StopFlag::on_signals();
     let trainer = match &args.resume {
-        Some(dir) => Trainer::resume(dir, &resume_changes(args, matches)?, observer, stop)?,
+        Some(dir) => Trainer::resume_in(
+            dir,
+            &resume_changes(args, matches)?,
+            observer,
+            stop,
+            team.clone(),
+        )?,
         None => {
-            let cfg = config(args)?;
+            let cfg = config(args, team.size())?;
             let (out, claim) = match &args.out {
                 Some(out) if args.overwrite => (out.clone(), Claim::Overwrite),
                 Some(out) => (out.clone(), Claim::New),
                 None => (default_out(args, &cfg), Claim::New),
             };
-            Trainer::start(cfg, &out, claim, observer, stop)?
+            // Every rank trains into the directory rank 0 chose.
+            let out = PathBuf::from(
+                String::from_utf8_lossy(&team.from_rank0(out.to_string_lossy().as_bytes())?)
+                    .into_owned(),
+            );
+            Trainer::start_in(cfg, &out, claim, observer, stop, team.clone())?
         }
     };
     let dir = trainer.dir().to_path_buf();
-    match trainer.run()? {
+    let distributed = trainer.config().distributed.is_some();
+    let outcome = trainer.run()?;
+    if distributed && matches!(outcome, Outcome::Finished) {
+        // Every rank held this θ after the last epoch (compared through MPI).
+        println!(
+            "rank {} of {}: θ hash {:016x}",
+            team.rank(),
+            team.size(),
+            team.last_theta_hash()
+        );
+    }
+    match outcome {
         Outcome::Finished => {
-            println!("run directory: {}", dir.display());
+            if team.writes() {
+                println!("run directory: {}", dir.display());
+            }
             Ok(0)
         }
         Outcome::Interrupted { signal, position } => {
-            eprintln!(
-                "stopped by {} at epoch {} batch {} (step {}); checkpoint written to {}\ncontinue with: rbd train --resume {}",
-                signal_name(signal),
-                position.epoch + 1,
-                position.batch,
-                position.step,
-                dir.join(rbd::train::trainer::CHECKPOINT).display(),
-                dir.display()
-            );
+            let resume = if distributed {
+                format!("mpirun -n {} rbd train --distributed --resume", team.size())
+            } else {
+                "rbd train --resume".into()
+            };
+            if team.writes() {
+                eprintln!(
+                    "stopped by {} at epoch {} batch {} (step {}); checkpoint written to {}\ncontinue with: {resume} {}",
+                    signal_name(signal),
+                    position.epoch + 1,
+                    position.batch,
+                    position.step,
+                    dir.join(rbd::train::trainer::CHECKPOINT).display(),
+                    dir.display()
+                );
+            }
             Ok(128 + signal)
         }
     }

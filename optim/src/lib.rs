@@ -8,6 +8,8 @@
 //! [`rbd_engine::random_bases`].
 
 pub mod compartments;
+pub mod distributed;
+pub mod exchange;
 pub mod fpd;
 pub mod materialized;
 pub mod nes;
@@ -16,6 +18,8 @@ pub mod rbd;
 pub mod sgd;
 
 pub use compartments::Compartments;
+pub use distributed::{BaseSharing, DataParallelSgd, DistributedFpd, DistributedRbd};
+pub use exchange::Exchange;
 pub use fpd::{FixedProjection, FpdGradientAt};
 pub use materialized::MaterializedRbd;
 pub use nes::Nes;

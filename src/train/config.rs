@@ -273,6 +273,10 @@ pub struct RunConfig {
     /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
     #[serde(default)]
     pub resumed_with: Vec<String>,
+    /// Distributed training over K ranks (absent for one process, so single-process
+    /// run ids are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<super::team::DistributedSpec>,
 }
 
 fn paper_fpd() -> FpdVariant {
@@ -342,6 +346,7 @@ impl RunConfig {
             augment_order: AugmentOrder::default(),
             fpd_variant: FpdVariant::Paper,
             resumed_with: Vec::new(),
+            distributed: None,
         }
     }
 
@@ -369,6 +374,7 @@ impl RunConfig {
         if self.log_every_steps == 0 {
             return Err(ConfigError::new("log_every_steps", "must be at least 1"));
         }
+        self.validate_distributed()?;
         if self.dim == 0 {
             return Err(ConfigError::new("dim", "must be at least 1"));
         }
@@ -454,6 +460,36 @@ impl RunConfig {
     }
 
     /// Checks the train/validation split where the data set's size is known up front.
+    fn validate_distributed(&self) -> Result<(), ConfigError> {
+        let Some(d) = &self.distributed else {
+            return Ok(());
+        };
+        if d.ranks == 0 {
+            return Err(ConfigError::new("distributed", "needs at least 1 rank"));
+        }
+        if let Some(s) = self.schedule.iter().find(|s| {
+            !matches!(
+                s.optimizer,
+                OptimizerKind::Sgd | OptimizerKind::Rbd | OptimizerKind::Fpd
+            )
+        }) {
+            return Err(ConfigError::new(
+                "distributed",
+                format!(
+                    "{} cannot train distributed (sgd, rbd and fpd can)",
+                    s.optimizer
+                ),
+            ));
+        }
+        if self.correlation {
+            return Err(ConfigError::new(
+                "correlation",
+                "is not logged in distributed runs",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_split(&self) -> Result<(), ConfigError> {
         let DatasetSpec::Known(kind) = &self.dataset else {
             return Ok(()); // IDX data: checked once its header is read.

@@ -71,9 +71,14 @@ pub struct EpochMetrics {
     pub correlation: Option<Summary>,
     /// Per parameter tensor, with --correlation.
     pub correlation_per_tensor: Option<Vec<(String, Summary)>>,
+    /// Communication of a distributed run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<super::team::CommStats>,
 }
 
 const HEADER: &str = "epoch,step,optimizer,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,images_per_second,corr_mean,corr_std,corr_min,corr_max";
+
+const COMM_HEADER: &str = "ranks,bytes_per_step,comm_seconds,compute_seconds";
 
 fn opt(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
@@ -212,6 +217,7 @@ impl EpochMetrics {
             images_per_second: input.sums.seen as f64 / input.seconds.max(1e-9),
             correlation,
             correlation_per_tensor,
+            comm: None,
         }
     }
 
@@ -233,7 +239,15 @@ impl EpochMetrics {
             self.correlation
                 .map(|c| format!(" | corr {:.4}±{:.4}", c.mean, c.std))
                 .unwrap_or_default()
-        )
+        ) + &self
+            .comm
+            .map(|c| {
+                format!(
+                    " | {} ranks, {:.0} B/step sent, comm {:.2} s, compute {:.2} s",
+                    c.ranks, c.bytes_per_step, c.comm_seconds, c.compute_seconds
+                )
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -260,7 +274,23 @@ fn write_rows<T: Serialize>(
 /// Rewrites the metric files with `rows` and `steps` (a resumed run never keeps rows
 /// of the epochs or steps it repeats).
 pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
-    write_rows(dir, "metrics", HEADER, rows, EpochMetrics::csv)?;
+    if rows.iter().any(|r| r.comm.is_some()) {
+        // Distributed runs: communication columns at the end.
+        let header = format!("{HEADER},{COMM_HEADER}");
+        write_rows(dir, "metrics", &header, rows, |r| {
+            let c = r.comm.unwrap_or_default();
+            format!(
+                "{},{},{},{:.3},{:.3}",
+                r.csv(),
+                c.ranks,
+                c.bytes_per_step,
+                c.comm_seconds,
+                c.compute_seconds
+            )
+        })?;
+    } else {
+        write_rows(dir, "metrics", HEADER, rows, EpochMetrics::csv)?;
+    }
     write_rows(dir, "steps", STEP_HEADER, steps, StepMetrics::csv)
 }
 

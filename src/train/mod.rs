@@ -12,10 +12,12 @@ pub mod optimizers;
 pub mod oracle;
 pub mod plot;
 pub mod run_dir;
+pub mod team;
 pub mod trainer;
 
 pub use config::{ConfigError, RunConfig, ScheduleSpec, Segment};
 pub use run_dir::Claim;
+pub use team::Team;
 pub use trainer::{Diverged, EpochEnd, Outcome, Trainer};
 
 use kinds::{CheckpointEvery, DeviceKind};

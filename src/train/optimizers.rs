@@ -7,7 +7,8 @@ use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
 use rbd_optim::{
-    Compartments, FixedProjection, FpdGradientAt, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
+    Compartments, DataParallelSgd, DistributedFpd, DistributedRbd, FixedProjection,
+    FpdGradientAt, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
 };
 
 /// The direction distribution of a configuration.
@@ -93,6 +94,55 @@ pub fn build(
                 stream: stream(cfg),
                 dims: cfg.dim,
             })
+        }
+    })
+}
+
+/// The optimiser of segment `index` for this process of `team`: [`build`] for a
+/// single-process run, the distributed variant (`rbd_optim::distributed`) otherwise.
+pub fn build_for(
+    cfg: &RunConfig,
+    device: &Device,
+    layout: &ParamLayout,
+    index: usize,
+    theta: &Tensor,
+    team: &super::Team,
+) -> Result<Box<dyn Optimizer>> {
+    let Some(dist) = &cfg.distributed else {
+        return build(cfg, device, layout, index, theta);
+    };
+    let seg = &cfg.schedule[index];
+    let comps = compartments(cfg.compartments).build(
+        layout.total,
+        &layout.layer_ranges(),
+        cfg.dim,
+        cfg.split_dim,
+    );
+    let ex = team.optimizer_exchange();
+    let sharing = dist.rbd_base.into();
+    Ok(match seg.optimizer {
+        OptimizerKind::Sgd => Box::new(DataParallelSgd {
+            lr: seg.lr,
+            exchange: ex,
+        }),
+        OptimizerKind::Rbd => Box::new(DistributedRbd::new(
+            seg.lr,
+            stream(cfg),
+            comps?,
+            layout.total,
+            sharing,
+            ex,
+        )),
+        OptimizerKind::Fpd => Box::new(DistributedFpd::new(
+            seg.lr,
+            stream(cfg),
+            comps?,
+            theta,
+            sharing,
+            ex,
+        )?),
+        other => {
+            anyhow::bail!("distributed: {other} cannot train distributed (sgd, rbd and fpd can)")
         }
     })
 }

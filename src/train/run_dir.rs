@@ -28,8 +28,9 @@ pub enum Claim {
 #[derive(Debug)]
 pub struct RunDir {
     path: PathBuf,
-    // Held for the lifetime of the run; closing it releases the lock.
-    _lock: File,
+    // Held for the lifetime of the run; closing it releases the lock. `None` for a
+    // follower (another rank of a distributed run), which writes nothing.
+    _lock: Option<File>,
 }
 
 /// What a directory holds apart from the lock file.
@@ -109,8 +110,22 @@ impl RunDir {
         }
         Ok(RunDir {
             path: path.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
         })
+    }
+
+    /// The run directory as seen by a rank other than 0 of a distributed run: read
+    /// (to resume) but neither locked nor written; [`RunDir::write`] does nothing.
+    pub fn follow(path: &Path) -> RunDir {
+        RunDir {
+            path: path.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    /// Whether this process writes the directory (false for a follower).
+    pub fn writes(&self) -> bool {
+        self._lock.is_some()
     }
 
     /// The directory.
@@ -123,8 +138,11 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Writes `data` to the run's file `name` atomically.
+    /// Writes `data` to the run's file `name` atomically (a follower writes nothing).
     pub fn write(&self, name: &str, data: &[u8]) -> Result<()> {
+        if !self.writes() {
+            return Ok(());
+        }
         write_atomic(&self.file(name), data)
     }
 }

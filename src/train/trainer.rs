@@ -6,8 +6,9 @@ use super::config::RunConfig;
 use super::data::{self, Data};
 use super::kinds::{CheckpointEvery, OptimizerKind};
 use super::metrics::{self, EpochInputs, EpochMetrics, Evaluation, StepMetrics};
-use super::oracle::{evaluate, EpochSums, TrainOracle};
+use super::oracle::{EpochSums, TrainOracle};
 use super::run_dir::{Claim, RunDir};
+use super::team::{CommStats, Team};
 use super::{optimizers, plot, Observer, ResumeChanges};
 use crate::signals::StopFlag;
 use anyhow::{anyhow, bail, Context, Result};
@@ -102,14 +103,20 @@ pub struct Trainer {
     steps: Vec<StepMetrics>,
     stop: StopFlag,
     observer: Box<dyn Observer>,
+    /// The processes training the run (one unless distributed).
+    team: Team,
+    /// Optimiser steps this process ran since the last epoch row (for bytes per step).
+    steps_since_row: u64,
 }
 
-/// Batches one step of `optimizer` consumes.
+/// Batches one step of `optimizer` consumes (over all ranks of a distributed run).
 fn batches_per_step(cfg: &RunConfig, optimizer: OptimizerKind) -> usize {
-    match optimizer {
-        OptimizerKind::Nes => cfg.dim,
-        _ => 1,
-    }
+    let ranks = cfg.distributed.map_or(1, |d| d.ranks);
+    ranks
+        * match optimizer {
+            OptimizerKind::Nes => cfg.dim,
+            _ => 1,
+        }
 }
 
 /// Steps that epochs `0..epoch` plus `batch` batches of `epoch` take.
@@ -136,12 +143,26 @@ impl Trainer {
         observer: Box<dyn Observer>,
         stop: StopFlag,
     ) -> Result<Trainer> {
+        Trainer::start_in(cfg, out, claim, observer, stop, Team::single())
+    }
+
+    /// [`Trainer::start`] as one process of `team` (rank 0 writes the directory).
+    pub fn start_in(
+        cfg: RunConfig,
+        out: &Path,
+        claim: Claim,
+        observer: Box<dyn Observer>,
+        stop: StopFlag,
+        team: Team,
+    ) -> Result<Trainer> {
         if claim == Claim::Resume {
             bail!("Trainer::start starts new runs; use Trainer::resume");
         }
         cfg.validate()?;
-        super::run_dir::precheck(out, claim)?;
-        let t = Trainer::open(cfg, out, claim, None, observer, stop)?;
+        if team.writes() {
+            super::run_dir::precheck(out, claim)?;
+        }
+        let t = Trainer::open(cfg, out, claim, None, observer, stop, team)?;
         t.dir
             .write(CONFIG, serde_json::to_string_pretty(&t.cfg)?.as_bytes())?;
         Ok(t)
@@ -154,6 +175,18 @@ impl Trainer {
         changes: &ResumeChanges,
         observer: Box<dyn Observer>,
         stop: StopFlag,
+    ) -> Result<Trainer> {
+        Trainer::resume_in(out, changes, observer, stop, Team::single())
+    }
+
+    /// [`Trainer::resume`] as one process of `team` (every rank reads the run
+    /// directory, rank 0 alone writes it).
+    pub fn resume_in(
+        out: &Path,
+        changes: &ResumeChanges,
+        observer: Box<dyn Observer>,
+        stop: StopFlag,
+        team: Team,
     ) -> Result<Trainer> {
         super::run_dir::precheck(out, Claim::Resume)?;
         let path = out.join(CONFIG);
@@ -175,7 +208,8 @@ impl Trainer {
                 );
             }
         }
-        let t = Trainer::open(cfg, out, Claim::Resume, loaded, observer, stop)?;
+        team.check_ranks(cfg.distributed.as_ref())?;
+        let t = Trainer::open(cfg, out, Claim::Resume, loaded, observer, stop, team)?;
         if changed {
             t.dir
                 .write(CONFIG, serde_json::to_string_pretty(&t.cfg)?.as_bytes())?;
@@ -190,7 +224,9 @@ impl Trainer {
         loaded: Option<(PathBuf, Loaded)>,
         mut observer: Box<dyn Observer>,
         stop: StopFlag,
+        team: Team,
     ) -> Result<Trainer> {
+        team.check_ranks(cfg.distributed.as_ref())?;
         let device = Device::open(cfg.device.choice())?;
         observer.message(&format!("device: {}", device.describe()));
         for s in &cfg.schedule {
@@ -236,8 +272,14 @@ impl Trainer {
             data.loader_config(&cfg),
         )?;
         // Claim the directory last: a mistake above leaves nothing written.
-        let dir = RunDir::claim(out, claim)?;
-        record_provenance(&dir, &device, loaded.as_ref().map(|(_, l)| &l.position))?;
+        let dir = if team.writes() {
+            RunDir::claim(out, claim)?
+        } else {
+            RunDir::follow(out)
+        };
+        if team.writes() {
+            record_provenance(&dir, &device, loaded.as_ref().map(|(_, l)| &l.position))?;
+        }
         let theta0 = Tensor::from_f32(
             &device,
             &model.layout().init(cfg.seed),
@@ -246,7 +288,7 @@ impl Trainer {
         let mut t = Trainer {
             run_id: cfg.run_id(),
             segment_index: 0,
-            optimizer: optimizers::build(&cfg, &device, model.layout(), 0, &theta0)?,
+            optimizer: optimizers::build_for(&cfg, &device, model.layout(), 0, &theta0, &team)?,
             theta: theta0,
             pos: Position::default(),
             rows: Vec::new(),
@@ -259,6 +301,8 @@ impl Trainer {
             loader,
             stop,
             observer,
+            team,
+            steps_since_row: 0,
         };
         match loaded {
             Some((file, l)) => t.restore(&file, l)?,
@@ -268,6 +312,7 @@ impl Trainer {
             )),
             None => {}
         }
+        t.team.check_theta(&t.theta, "at the start")?;
         Ok(t)
     }
 
@@ -323,12 +368,13 @@ impl Trainer {
         // The checkpoint's optimiser state belongs to the segment in force at its epoch
         // (the trainer switches segments before writing an epoch-boundary checkpoint).
         self.segment_index = self.cfg.segment_at(p.epoch).0;
-        self.optimizer = optimizers::build(
+        self.optimizer = optimizers::build_for(
             &self.cfg,
             &self.device,
             self.model.layout(),
             self.segment_index,
             &self.theta,
+            &self.team,
         )?;
         self.optimizer.load_state(&optimizer_state)?;
         self.observer.message(&format!(
@@ -338,6 +384,11 @@ impl Trainer {
             p.step
         ));
         self.pos = p;
+        if !self.team.writes() {
+            // The checkpoint's running sums are all ranks' (rank 0 carries them on).
+            self.pos.sums = EpochSums::default();
+            self.pos.window = EpochSums::default();
+        }
         self.rows = rows;
         self.steps = steps;
         Ok(())
@@ -363,6 +414,16 @@ impl Trainer {
         &self.rows
     }
 
+    /// θ now.
+    pub fn theta(&self) -> &Tensor {
+        &self.theta
+    }
+
+    /// The processes training the run.
+    pub fn team(&self) -> &Team {
+        &self.team
+    }
+
     /// Whether every epoch has run.
     pub fn is_done(&self) -> bool {
         self.pos.epoch >= self.cfg.epochs
@@ -374,8 +435,14 @@ impl Trainer {
         if i != self.segment_index {
             let name = segment.optimizer;
             self.segment_index = i;
-            self.optimizer =
-                optimizers::build(&self.cfg, &self.device, self.model.layout(), i, &self.theta)?;
+            self.optimizer = optimizers::build_for(
+                &self.cfg,
+                &self.device,
+                self.model.layout(),
+                i,
+                &self.theta,
+                &self.team,
+            )?;
             self.observer.message(&format!(
                 "epoch {}: switching to {name}",
                 self.pos.epoch + 1
@@ -392,7 +459,8 @@ impl Trainer {
         }
         self.enter_segment()?;
         let per_epoch = self.loader.batches_per_epoch();
-        let bps = self.optimizer.batches_per_step();
+        let ranks = self.team.size();
+        let bps = self.optimizer.batches_per_step() * ranks;
         if bps > per_epoch {
             bail!(
                 "{} needs {bps} batches per step but an epoch has only {per_epoch}",
@@ -403,7 +471,9 @@ impl Trainer {
         let steps = (per_epoch - start_batch) / bps;
         self.observer
             .epoch_started(self.pos.epoch, self.cfg.epochs, per_epoch, start_batch);
-        let batches = self.loader.prefetch(self.pos.epoch, start_batch)?;
+        let batches = self
+            .team
+            .shard(self.loader.prefetch(self.pos.epoch, start_batch)?);
         let model = self.model.clone();
         let mut oracle = TrainOracle::new(
             model.as_ref(),
@@ -427,8 +497,9 @@ impl Trainer {
             }
             let pos = &mut self.pos;
             pos.sums = oracle.sums;
-            pos.batch = start_batch + oracle.batches_used;
+            pos.batch = start_batch + oracle.batches_used * ranks;
             pos.step += 1;
+            self.steps_since_row += 1;
             pos.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
             if pos.step % self.cfg.log_every_steps == 0 {
                 let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
@@ -436,13 +507,13 @@ impl Trainer {
                     pos.epoch,
                     pos.step,
                     progress,
-                    &oracle.window,
+                    &self.team.reduce_sums(oracle.window)?,
                 ));
                 oracle.window = EpochSums::default();
             }
             pos.window = oracle.window;
             self.observer.step(pos.batch, &pos.sums, pos.epoch_seconds);
-            let stop = self.stop.requested();
+            let stop = self.team.agree_stop(self.stop.requested())?;
             let due = matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if self.pos.step % n == 0);
             if due || stop.is_some() {
                 self.device.synchronize()?;
@@ -480,7 +551,7 @@ impl Trainer {
     pub fn evaluate(&mut self) -> Result<&EpochMetrics> {
         let pre = self.data.preprocess();
         let batch = self.cfg.eval_batch_size;
-        let val = evaluate(
+        let val = self.team.evaluate(
             self.model.as_ref(),
             &self.device,
             &self.theta,
@@ -490,7 +561,7 @@ impl Trainer {
         let test = match &self.data.test {
             Some(test) => {
                 let idx: Vec<usize> = (0..test.n).collect();
-                Some(evaluate(
+                Some(self.team.evaluate(
                     self.model.as_ref(),
                     &self.device,
                     &self.theta,
@@ -500,14 +571,18 @@ impl Trainer {
             }
             None => None,
         };
+        let window = self.team.reduce_sums(self.pos.window)?;
+        let sums = self.team.reduce_sums(self.pos.sums)?;
+        self.team
+            .check_theta(&self.theta, &format!("after epoch {}", self.pos.epoch + 1))?;
         let pos = &mut self.pos;
-        if pos.window.seen > 0 {
+        if window.seen > 0 {
             // The epoch's last partial window, so short runs still have step points.
             self.steps.push(StepMetrics::of(
                 pos.epoch,
                 pos.step,
                 pos.epoch as f64 + 1.0,
-                &pos.window,
+                &window,
             ));
         }
         let segment = self.cfg.segment_at(pos.epoch).1;
@@ -517,7 +592,7 @@ impl Trainer {
                 step: pos.step,
                 optimizer: segment.optimizer.to_string(),
                 lr: segment.lr,
-                sums: pos.sums,
+                sums,
                 seconds: pos.epoch_seconds,
                 correlations: &pos.correlations,
                 tensor_names: self
@@ -530,6 +605,17 @@ impl Trainer {
             },
             Evaluation { val, test },
         );
+        let mut row = row;
+        if self.cfg.distributed.is_some() {
+            let traffic = self.team.take_traffic();
+            row.comm = Some(CommStats {
+                ranks: self.team.size(),
+                bytes_per_step: traffic.bytes_sent as f64 / self.steps_since_row.max(1) as f64,
+                comm_seconds: traffic.seconds,
+                compute_seconds: row.seconds - traffic.seconds,
+            });
+        }
+        self.steps_since_row = 0;
         self.rows.push(row);
         *pos = Position {
             step: pos.step,
@@ -539,7 +625,9 @@ impl Trainer {
             ..Position::default()
         };
         metrics::write_all(&self.dir, &self.rows, &self.steps)?;
-        plot::draw_curves(self.dir.path(), &self.rows, &self.steps)?;
+        if self.dir.writes() {
+            plot::draw_curves(self.dir.path(), &self.rows, &self.steps)?;
+        }
         let row = self.rows.last().expect("a row was just pushed");
         self.observer.epoch_finished(row, self.cfg.epochs);
         if !self.is_done() {
@@ -571,10 +659,17 @@ impl Trainer {
         self.pos.metric_rows = self.rows.len();
         // The checkpoint's rows must be on disk with it.
         metrics::write_all(&self.dir, &self.rows, &self.steps)?;
+        // Mid-epoch running sums of all ranks (every rank takes part).
+        let mut pos = self.pos.clone();
+        pos.sums = self.team.reduce_sums(pos.sums)?;
+        pos.window = self.team.reduce_sums(pos.window)?;
+        if !self.dir.writes() {
+            return Ok(());
+        }
         checkpoint::save(
             &self.dir.file(CHECKPOINT),
             &self.snapshot()?,
-            &self.pos,
+            &pos,
             &self.run_id,
         )
     }
@@ -589,7 +684,9 @@ impl Trainer {
             );
         }
         let path = self.dir.file(FINAL);
-        checkpoint::save(&path, &self.snapshot()?, &self.pos, &self.run_id)?;
+        if self.dir.writes() {
+            checkpoint::save(&path, &self.snapshot()?, &self.pos, &self.run_id)?;
+        }
         Ok(path)
     }
 
@@ -604,7 +701,7 @@ impl Trainer {
             }
             self.evaluate()?;
             self.checkpoint_if_due()?;
-            if let Some(signal) = self.stop.requested() {
+            if let Some(signal) = self.team.agree_stop(self.stop.requested())? {
                 if !self.is_done() {
                     self.save_checkpoint()?;
                     return Ok(Outcome::Interrupted {
