@@ -15,12 +15,14 @@ pub mod autodiff;
 pub mod device;
 pub mod error;
 pub mod gradcheck;
+pub mod metrics;
 pub mod ops;
 pub mod tensor;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use device::{Device, DeviceChoice};
 pub use error::{EngineError, Result};
+pub use metrics::MetricSums;
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
 pub use rbd_kernels;

@@ -8,10 +8,13 @@
 //! from what the entry point uses).
 
 mod adapter;
+mod counters;
 mod pool;
 mod profiler;
 
 pub use adapter::{list_adapters, AdapterReport, DeviceKind};
+use counters::{bump, COUNTERS};
+pub use counters::{counters, reset_counters, Counters};
 pub use pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 pub use profiler::KernelTiming;
 pub use wgpu::Features;
@@ -179,6 +182,7 @@ impl GpuContext {
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         self.pool.take(bytes, usage, |class| {
+            bump(&COUNTERS.buffer_creations, 1);
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
@@ -207,6 +211,7 @@ impl GpuContext {
         // recycled buffer could be overwritten under a pending reader.
         self.flush()?;
         let padded = data.len().div_ceil(4) * 4;
+        bump(&COUNTERS.upload_bytes, data.len() as u64);
         if padded == data.len() {
             if !data.is_empty() {
                 self.queue.write_buffer(buf.raw(), 0, data);
@@ -351,6 +356,7 @@ impl GpuContext {
         if workgroups.contains(&0) {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let pipeline = self.pipeline(kernel, constants)?;
         let mut padded = info.to_vec();
         padded.resize(info.len().div_ceil(16).max(1) * 16, 0);
@@ -396,6 +402,12 @@ impl GpuContext {
         }
         p.uniforms.push(uniform);
         p.dispatches += 1;
+        bump(&COUNTERS.dispatches, 1);
+        bump(&COUNTERS.buffer_creations, 1);
+        bump(&COUNTERS.bind_group_creations, 1);
+        bump(&COUNTERS.compute_passes, 1);
+        bump(&COUNTERS.uniform_bytes, padded.len() as u64);
+        bump(&COUNTERS.record_ns, started.elapsed().as_nanos() as u64);
         let full = p.dispatches >= DISPATCHES_PER_SUBMIT
             || profiler.as_ref().is_some_and(|prof| prof.is_full());
         drop(p);
@@ -421,6 +433,7 @@ impl GpuContext {
             .as_mut()
             .and_then(|prof| prof.resolve(self, &mut enc));
         let index = self.queue.submit([enc.finish()]);
+        bump(&COUNTERS.submits, 1);
         p.dispatches = 0;
         p.uniforms.clear();
         drop(p);
@@ -458,6 +471,7 @@ impl GpuContext {
         let padded = bytes.div_ceil(4) * 4;
         let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = self.staging.take(padded, usage, |class| {
+            bump(&COUNTERS.buffer_creations, 1);
             Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staging"),
                 size: class,
@@ -467,6 +481,7 @@ impl GpuContext {
         })?;
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(buf.raw(), 0, staging.raw(), 0, padded));
         let index = self.submit()?;
+        bump(&COUNTERS.readbacks, 1);
         let slice = staging.raw().slice(0..padded);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
