@@ -3,11 +3,16 @@
 //
 //   project_partial: partials[dir][chunk] = sum over the chunk's entries of phi_raw * g
 //   project_reduce:  coords[dir] = scale * sum over chunks (fixed order)
-//   expand:          out[e] = base[e] + sum_j (scale*alpha*coords[j]) * phi_raw_j[e]
+//   expand_partial:  partials[c][group][e] = sum over the group's directions j, in
+//                    order, of (scale*alpha*coords[j]) * phi_raw_j[e]
+//   expand_reduce:   out[e] = base[e] + partials[c][0][e] + partials[c][1][e] + ...
+//                    (groups in order; base[e] outside every compartment)
 //   generate:        out[j*len + e] = scale * phi_raw_j[e]  (materialised, for tests)
 //
-// One dispatch covers one compartment (elements g_offset .. g_offset + len of the flat
-// parameter vector; entry e of the compartment is stream element e). A thread owns
+// A project dispatch covers one compartment (elements g_offset .. g_offset + len of the
+// flat parameter vector; entry e of the compartment is stream element e). The expand
+// passes cover every compartment in one dispatch each, reading a table of compartments
+// (16 words a row, see TABLE_* below) built by the launcher. A thread owns
 // UPT "units" of 4 consecutive entries, strided by WG. Workgroup grids may be folded
 // onto x and y (GpuContext::grid): lin = wid.x + wid.y * nwg.x. No float atomics:
 // every sum has a fixed order.
@@ -43,10 +48,14 @@ struct Info {
 // project_reduce
 @group(0) @binding(1) var<storage, read> partials_in: array<f32>;
 @group(0) @binding(2) var<storage, read_write> coords_out: array<f32>;
-// expand
+// expand_partial (info: len = ncomps, nchunks = workgroups, scale = alpha * scale)
 @group(0) @binding(1) var<storage, read> coords_in: array<f32>;
-@group(0) @binding(2) var<storage, read> base: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> table: array<u32>;
+@group(0) @binding(3) var<storage, read_write> partials_out: array<f32>;
+// expand_reduce (info: len = ncomps, dims = parameters)
+@group(0) @binding(1) var<storage, read> base: array<f32>;
+@group(0) @binding(3) var<storage, read> partials_r: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 // generate
 @group(0) @binding(1) var<storage, read_write> gen_out: array<f32>;
 
@@ -145,43 +154,110 @@ fn project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     coords_out[info.c_offset + j] = info.scale * t;
 }
 
+// Compartment table rows (written by random_bases/gpu.rs, same layout).
+const TABLE_ROW: u32 = 16u;
+const T_KEY0: u32 = 0u;
+const T_KEY1: u32 = 1u;
+const T_C2: u32 = 2u;
+const T_C3: u32 = 3u;
+const T_LEN: u32 = 4u;
+const T_DIMS: u32 = 5u;
+const T_FIRST: u32 = 6u;
+const T_G_OFFSET: u32 = 7u;
+const T_C_OFFSET: u32 = 8u;
+const T_GROUPS: u32 = 9u;      // direction groups (partial sums per element)
+const T_GROUP_DIRS: u32 = 10u; // directions per group
+const T_BLOCKS: u32 = 11u;     // element blocks of WG * UPT units
+const T_WG_START: u32 = 12u;   // first workgroup of the compartment (blocks * groups each)
+const T_P_OFFSET: u32 = 13u;   // start of the compartment's partials (groups * len)
+
+fn row_word(c: u32, field: u32) -> u32 {
+    return table[c * TABLE_ROW + field];
+}
+
+// Workgroup (compartment, element block, direction group): a thread owns units ua and
+// ua + WG and sums its group's directions in order, coordinates staged 64 at a time.
 @compute @workgroup_size(64)
-fn expand(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
+fn expand_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
     let lin = wid.x + wid.y * nwg.x;
     if (lin >= info.nchunks) {
         return;
     }
-    let k = skey();
+    var c = 0u;
+    for (var i = 1u; i < info.len; i++) {
+        if (lin >= row_word(i, T_WG_START)) {
+            c = i;
+        }
+    }
+    let len = row_word(c, T_LEN);
+    let dims = row_word(c, T_DIMS);
+    let blocks = row_word(c, T_BLOCKS);
+    let group_dirs = row_word(c, T_GROUP_DIRS);
+    let local = lin - row_word(c, T_WG_START);
+    let block = local % blocks;
+    let group = local / blocks;
+    let d0 = group * group_dirs;
+    let nd = min(group_dirs, dims - min(dims, d0));
+    let k = StreamKey(vec2<u32>(row_word(c, T_KEY0), row_word(c, T_KEY1)), row_word(c, T_C2), row_word(c, T_C3));
     let p = dparams();
-    let ua = lin * (WG * UPT) + lid;
+    let first = row_word(c, T_FIRST);
+    let c_offset = row_word(c, T_C_OFFSET);
+    let ua = block * (WG * UPT) + lid;
     let ub = ua + WG;
     var acc_a = vec4<f32>(0.0);
     var acc_b = vec4<f32>(0.0);
-    for (var t0 = 0u; t0 < info.dims; t0 += WG) {
-        let n = min(WG, info.dims - t0);
+    for (var t0 = 0u; t0 < nd; t0 += WG) {
+        let n = min(WG, nd - t0);
         workgroupBarrier();
         if (lid < n) {
-            wsh[lid] = info.scale * coords_in[info.c_offset + t0 + lid];
+            wsh[lid] = info.scale * coords_in[c_offset + d0 + t0 + lid];
         }
         workgroupBarrier();
         for (var jj = 0u; jj < n; jj++) {
             let w = wsh[jj];
-            let dir = info.first + t0 + jj;
+            let dir = first + d0 + t0 + jj;
             acc_a += w * unit_values(k, p, dir, ua);
             acc_b += w * unit_values(k, p, dir, ub);
         }
     }
+    let row = row_word(c, T_P_OFFSET) + group * len;
     for (var i = 0u; i < 4u; i++) {
         let ea = 4u * ua + i;
-        if (ea < info.len) {
-            out[info.g_offset + ea] = base[info.g_offset + ea] + acc_a[i];
+        if (ea < len) {
+            partials_out[row + ea] = acc_a[i];
         }
         let eb = 4u * ub + i;
-        if (eb < info.len) {
-            out[info.g_offset + eb] = base[info.g_offset + eb] + acc_b[i];
+        if (eb < len) {
+            partials_out[row + eb] = acc_b[i];
         }
     }
+}
+
+// One thread per parameter: base plus the compartment's group partials in group order.
+@compute @workgroup_size(64)
+fn expand_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let e = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (e >= info.dims) {
+        return;
+    }
+    var v = base[e];
+    for (var c = 0u; c < info.len; c++) {
+        let g_offset = row_word(c, T_G_OFFSET);
+        let len = row_word(c, T_LEN);
+        if (e >= g_offset && e - g_offset < len) {
+            let le = e - g_offset;
+            let p0 = row_word(c, T_P_OFFSET);
+            var s = partials_r[p0 + le];
+            for (var g = 1u; g < row_word(c, T_GROUPS); g++) {
+                s += partials_r[p0 + g * len + le];
+            }
+            v = v + s;
+            break;
+        }
+    }
+    out[e] = v;
 }
 
 @compute @workgroup_size(64)

@@ -837,6 +837,7 @@ const TRUSTED_MODULES: &[&str] = &[
     "pool",
     "batchnorm",
     "random_bases",
+    "random_bases_i64",
 ];
 
 fn trusted(module: &str) -> bool {
