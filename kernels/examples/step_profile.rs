@@ -4,7 +4,9 @@
 //! depend on the adapter, so llvmpipe measures them as well as a GPU does.
 //!
 //! `cargo run --release -p rbd-kernels --example step_profile -- [--steps N]
-//! [--warmup N] [--batch N] [--metrics readback|device|none] [--adapter cpu|gpu|INDEX]`
+//! [--warmup N] [--batch N] [--metrics readback|device|none] [--adapter cpu|gpu|INDEX]
+//! [--kernels]` (`--kernels`: one more step with timestamp queries, printing each entry
+//! point's dispatches and GPU time).
 //!
 //! `--metrics readback` accounts loss and accuracy as the trainer did (`loss.item()`
 //! and `correct_count` every step: two blocking readbacks); `device` accumulates them
@@ -23,6 +25,7 @@ struct Args {
     batch: usize,
     metrics: String,
     adapter: String,
+    kernels: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,6 +35,7 @@ fn parse() -> Result<Args, String> {
         batch: 32,
         metrics: "readback".into(),
         adapter: "cpu".into(),
+        kernels: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,6 +46,7 @@ fn parse() -> Result<Args, String> {
             "--batch" => a.batch = value()?.parse().map_err(|e| format!("--batch: {e}"))?,
             "--metrics" => a.metrics = value()?,
             "--adapter" => a.adapter = value()?,
+            "--kernels" => a.kernels = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -108,7 +113,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let lr = 2f64.powi(-6);
     let mut before = gpu::counters();
     let mut started = Instant::now();
-    for step in 0..args.warmup + args.steps {
+    let total = args.warmup + args.steps + usize::from(args.kernels);
+    let mut measured = None;
+    for step in 0..total {
+        if step == args.warmup + args.steps {
+            ctx.synchronize()?;
+            measured = Some((
+                gpu::counters().since(&before),
+                started.elapsed().as_secs_f64(),
+            ));
+            ctx.start_profiling();
+        }
         if step == args.warmup {
             ctx.synchronize()?;
             before = gpu::counters();
@@ -139,8 +154,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         correct = c;
     }
     ctx.synchronize()?;
-    let wall = started.elapsed().as_secs_f64();
-    let c = gpu::counters().since(&before);
+    let (c, wall) = measured.unwrap_or_else(|| {
+        (
+            gpu::counters().since(&before),
+            started.elapsed().as_secs_f64(),
+        )
+    });
+    if args.kernels {
+        let timings = ctx.stop_profiling()?;
+        println!("one step with timestamp queries (per entry point):");
+        for t in &timings {
+            println!(
+                "  {:<24} {:>3} dispatches {:>9.3} ms",
+                t.kernel,
+                t.dispatches,
+                t.nanos / 1e6
+            );
+        }
+    }
     let per = |v: u64| v as f64 / args.steps as f64;
     println!(
         "cnn SGD step, batch {}, metrics {}, {} steps after {} warm-up",
@@ -164,7 +195,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         wall * 1e3 / args.steps as f64
     );
     if args.metrics != "none" {
-        let seen = (args.warmup + args.steps) * args.batch;
+        let seen = total * args.batch;
         println!(
             "mean loss {:.6}, accuracy {:.4} over {seen} images",
             loss_sum / seen as f64,

@@ -508,10 +508,16 @@ fn split_k_matches_the_reference_and_is_deterministic() {
         let gb = ctx.upload(bytemuck::cast_slice(&f32s(&b))).unwrap();
         let cfg = TileConfig::for_shape(s);
         let unsplit: Vec<f32> = ctx
-            .read(&matmul_gpu_tiled(&ctx, s, &ga, &gb, cfg).unwrap(), s.c_len())
+            .read(
+                &matmul_gpu_tiled(&ctx, s, &ga, &gb, cfg).unwrap(),
+                s.c_len(),
+            )
             .unwrap();
         let one: Vec<f32> = ctx
-            .read(&matmul_gpu_split(&ctx, s, &ga, &gb, cfg, 1).unwrap(), s.c_len())
+            .read(
+                &matmul_gpu_split(&ctx, s, &ga, &gb, cfg, 1).unwrap(),
+                s.c_len(),
+            )
             .unwrap();
         assert_eq!(one, unsplit, "{s:?}: one split must be the unsplit kernel");
         let tol = 2e-5 * (s.k as f32).sqrt();

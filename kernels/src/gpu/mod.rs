@@ -734,7 +734,7 @@ impl GpuContext {
         p.uploads.clear();
         drop(p);
         if let (Some(prof), Some(readout)) = (profiler.as_mut(), readout) {
-            prof.collect(self, readout, index.clone())?;
+            prof.collect(readout);
         }
         drop(profiler);
         self.check()?;
@@ -820,7 +820,10 @@ impl GpuContext {
     pub fn stop_profiling(&self) -> Result<Vec<KernelTiming>, GpuError> {
         self.synchronize()?;
         let prof = self.profiler.lock().unwrap().take();
-        Ok(prof.map(|p| p.finish()).unwrap_or_default())
+        match prof {
+            Some(p) => p.finish(self),
+            None => Ok(Vec::new()),
+        }
     }
 }
 
