@@ -17,12 +17,6 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // matrixmultiply's own threads cost more than they gain at this project's GEMM
-    // sizes (measured: conv layers 11.5 ms with them, ~6.8 ms without); the cpu
-    // kernels parallelise over rayon instead. A user's setting wins.
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
-    }
     // Mesa's EGL (probed for the GL backend) prints an alarming "error:" line without
     // a runtime directory; give it a private one.
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {

@@ -8,6 +8,8 @@
 //!   tracks gradients.
 //! - [`Tensor::backward`]: gradients of a scalar loss ([`Gradients`]);
 //!   [`no_grad`] / [`NoGradGuard`] turn recording off for evaluation.
+//! - [`random_bases`]: project onto / expand from random directions regenerated from a
+//!   counter-based stream (the op family the random-bases optimisers use).
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
 //!   strategies for property-testing user ops and models.
 
@@ -25,5 +27,5 @@ pub use error::{EngineError, Result};
 pub use metrics::MetricSums;
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
-pub use rbd_kernels;
+pub use ops::random_bases;
 pub use tensor::{DType, Tensor, TensorId};

@@ -54,8 +54,6 @@ pub struct Tensor(pub(crate) Arc<Inner>);
 pub trait CpuElement: Real {
     /// Wraps `v` as cpu storage.
     fn wrap(v: Vec<Self>) -> CpuStorage;
-    /// The dtype tag.
-    const DTYPE: DType;
 }
 
 /// Opaque storage handle produced by [`CpuElement::wrap`].
@@ -65,13 +63,11 @@ impl CpuElement for f32 {
     fn wrap(v: Vec<f32>) -> CpuStorage {
         CpuStorage(Storage::F32(Arc::new(v), 0))
     }
-    const DTYPE: DType = DType::F32;
 }
 impl CpuElement for f64 {
     fn wrap(v: Vec<f64>) -> CpuStorage {
         CpuStorage(Storage::F64(Arc::new(v), 0))
     }
-    const DTYPE: DType = DType::F64;
 }
 
 pub(crate) fn numel(shape: &[usize]) -> usize {

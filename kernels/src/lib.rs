@@ -7,9 +7,11 @@
 //! `wgsl/<family>.wgsl`, loaded with `include_str!`.
 
 pub mod error;
+mod gemm;
 pub mod gpu;
 pub mod launch;
 pub mod real;
+mod scratch;
 pub mod testing;
 
 pub mod batchnorm;

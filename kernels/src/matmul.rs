@@ -14,6 +14,7 @@
 //! ([`split_k_for`], [`matmul_gpu_split`]): partial chains per k range, added in split
 //! order by a second pass; deterministic, rounded differently from one chain.
 
+use crate::gemm::gemm_par;
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::{check_len, check_u32, WG_1D};
 use crate::real::Real;
@@ -69,19 +70,19 @@ impl MatmulShape {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
     /// Row and column strides of A as stored, seen as op(A) `[m, k]`.
-    fn a_strides(&self) -> (isize, isize) {
+    fn a_strides(&self) -> (usize, usize) {
         if self.trans_a {
-            (1, self.m as isize)
+            (1, self.m)
         } else {
-            (self.k as isize, 1)
+            (self.k, 1)
         }
     }
     /// Row and column strides of B as stored, seen as op(B) `[k, n]`.
-    fn b_strides(&self) -> (isize, isize) {
+    fn b_strides(&self) -> (usize, usize) {
         if self.trans_b {
-            (1, self.k as isize)
+            (1, self.k)
         } else {
-            (self.n as isize, 1)
+            (self.n, 1)
         }
     }
     /// Length of A's contiguous (innermost stored) dimension.
@@ -108,8 +109,9 @@ impl MatmulShape {
     }
 }
 
-/// `C = op(A)·op(B)` on the cpu through `matrixmultiply` (blocked, multithreaded;
-/// deterministic: its summation order depends only on the shape). Overwrites `c`.
+/// `C = op(A)·op(B)` on the cpu through `matrixmultiply` (blocked; row or column
+/// blocks as rayon tasks; deterministic: the summation order depends only on the
+/// shape, not on the blocks or threads). Overwrites `c`.
 pub fn matmul_cpu<T: Real>(s: &MatmulShape, a: &[T], b: &[T], c: &mut [T]) {
     s.check_slices(a.len(), b.len(), c.len());
     let c = &mut c[..s.c_len()];
@@ -122,26 +124,13 @@ pub fn matmul_cpu<T: Real>(s: &MatmulShape, a: &[T], b: &[T], c: &mut [T]) {
     }
     let (rsa, csa) = s.a_strides();
     let (rsb, csb) = s.b_strides();
-    // SAFETY: the slices hold at least a_len / b_len / c_len values (checked above) and
-    // the strides address exactly those [m, k], [k, n] and [m, n] matrices.
-    unsafe {
-        T::gemm(
-            s.m,
-            s.k,
-            s.n,
-            T::ONE,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            T::ZERO,
-            c.as_mut_ptr(),
-            s.n as isize,
-            1,
-        );
-    }
+    gemm_par(
+        (s.m, s.k, s.n),
+        (a, rsa, csa),
+        (b, rsb, csb),
+        (c, s.n),
+        false,
+    );
 }
 
 /// Workgroups below which [`TileConfig::for_shape`] switches to the small tiles.

@@ -147,6 +147,33 @@ proptest! {
     }
 }
 
+/// The cpu product is cut into rayon tasks by row or column blocks; the bits must not
+/// depend on the thread count (1, 2, 3 threads) for shapes that split either way.
+#[test]
+fn cpu_is_deterministic_across_threads() {
+    for s in [
+        shape(300, 200, 20, false, true),
+        shape(32, 784, 1000, false, false),
+        shape(784, 32, 1000, true, false),
+    ] {
+        let a = f32s(&random(s.a_len(), 7));
+        let b = f32s(&random(s.b_len(), 8));
+        let run = || {
+            let mut c = vec![0f32; s.c_len()];
+            matmul_cpu(&s, &a, &b, &mut c);
+            c.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        };
+        let want = run();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            assert!(pool.install(run) == want, "{threads} threads {s:?}");
+        }
+    }
+}
+
 #[test]
 fn gpu_edge_shapes_all_transposes() {
     let ctx = cpu_adapter();
@@ -446,12 +473,12 @@ fn bench_matmul() {
                 gflops(&s, secs)
             );
         }
-        // matrixmultiply's own thread pool: set MATMUL_NUM_THREADS=1 or 2 to compare.
-        let threads = std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "default".into());
+        // Row/column blocks over rayon: set RAYON_NUM_THREADS to compare.
+        let threads = rayon::current_num_threads();
         let mut c = vec![0f32; s.c_len()];
         let secs = time_cpu(|| matmul_cpu(&s, &a, &b, &mut c));
         eprintln!(
-            "cpu f32 {size:>4}^3 (MATMUL_NUM_THREADS {threads}): {:7.2} GFLOP/s",
+            "cpu f32 {size:>4}^3 ({threads} rayon threads): {:7.2} GFLOP/s",
             gflops(&s, secs)
         );
     }

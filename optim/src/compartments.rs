@@ -1,7 +1,7 @@
 //! How θ is split into compartments, each with its own random base.
 
+use rbd_engine::random_bases::Compartment;
 use rbd_engine::{EngineError, Result};
-use rbd_kernels::random_bases::Compartment;
 
 /// The compartment layout a user asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,24 +28,24 @@ impl std::str::FromStr for Compartments {
 }
 
 impl Compartments {
-    /// The compartments over θ of length `dim` with `layers` = `(offset, len)` of each
+    /// The compartments over θ of length `num_params` (D) with `layers` = `(offset, len)` of each
     /// layer. With `split_dim` the `d` directions are divided among the compartments
     /// (the first `d mod K` get one more); otherwise each gets all `d`.
     pub fn build(
         &self,
-        dim: usize,
+        num_params: usize,
         layers: &[(usize, usize)],
         d: usize,
         split_dim: bool,
     ) -> Result<Vec<Compartment>> {
         let sizes: Vec<usize> = match self {
             Compartments::Even(k) => {
-                if *k > dim {
+                if *k > num_params {
                     return Err(EngineError::Invalid(format!(
-                        "--compartments {k}: more compartments than the {dim} parameters"
+                        "--compartments {k}: more compartments than the {num_params} parameters"
                     )));
                 }
-                Compartment::even(dim, *k, d)
+                Compartment::even(num_params, *k, d)
                     .iter()
                     .map(|c| c.len)
                     .collect()
@@ -71,7 +71,7 @@ impl Compartments {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rbd_kernels::random_bases::{is_partition, total_dims};
+    use rbd_engine::random_bases::{is_partition, total_dims};
 
     #[test]
     fn layouts_partition_theta() {

@@ -2,10 +2,9 @@
 //! θ = θ₀ + P·c and c ← c − lr·Pᵀg, with the same 1/√D scaling as RBD. (Unlike the
 //! reference implementation, the gradient is taken at the current θ₀ + P·c.)
 
-use crate::bases::{expand, project};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
+use rbd_engine::random_bases::{expand, project, rbd_scale, total_dims, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
-use rbd_kernels::random_bases::{rbd_scale, total_dims, Compartment, Stream};
 
 /// The step index the fixed base is drawn at.
 const FIXED_STEP: u64 = 0;
@@ -37,9 +36,6 @@ impl FixedProjection {
 }
 
 impl Optimizer for FixedProjection {
-    fn name(&self) -> String {
-        "fpd".into()
-    }
     fn step(&mut self, _step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
         let pg = project(&self.stream, FIXED_STEP, &self.comps, self.scale, &g)?;

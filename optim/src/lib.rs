@@ -4,8 +4,9 @@
 //!
 //! An optimiser asks an [`Oracle`] for what it needs (a minibatch gradient, or
 //! minibatch losses) and returns the next θ; the trainer owns data, model and metrics.
+//! Optimisers speak engine tensors only: the random-bases ops are
+//! [`rbd_engine::random_bases`].
 
-pub mod bases;
 pub mod compartments;
 pub mod fpd;
 pub mod materialized;
@@ -29,8 +30,6 @@ pub type StateTensor = (String, Tensor);
 
 /// An optimiser over θ.
 pub trait Optimizer: Send {
-    /// Name for logs (`sgd`, `rbd`, ...).
-    fn name(&self) -> String;
     /// One update at global step `step` (0-based); returns the new θ.
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo>;
     /// Training batches one step consumes (NES: one per offspring).

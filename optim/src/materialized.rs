@@ -2,10 +2,9 @@
 //! only: Φ is generated, c = Φ·g and θ ← θ − lr·Φᵀc are two matmuls. Refuses cleanly
 //! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
 
-use crate::bases::generate;
 use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
-use rbd_kernels::random_bases::{rbd_scale, Compartment, Stream};
 
 /// Host memory the cpu variant may use for Φ.
 pub const CPU_BASIS_LIMIT_BYTES: u64 = 8 << 30;
@@ -21,15 +20,15 @@ pub struct MaterializedRbd {
 }
 
 /// Bytes Φ needs, or an error naming the limit it exceeds.
-pub fn check_fits(device: &rbd_engine::Device, dims: usize, dim: usize) -> Result<u64> {
-    let bytes = dims as u64 * dim as u64 * 4;
+pub fn check_fits(device: &rbd_engine::Device, dims: usize, num_params: usize) -> Result<u64> {
+    let bytes = dims as u64 * num_params as u64 * 4;
     let limit = match device {
         rbd_engine::Device::Wgpu(ctx) => ctx.max_binding_bytes(),
         rbd_engine::Device::Cpu => CPU_BASIS_LIMIT_BYTES,
     };
     if bytes > limit {
         return Err(EngineError::Invalid(format!(
-            "the materialised basis needs d × D × 4 = {dims} × {dim} × 4 = {bytes} bytes, over the limit of {limit} bytes on {}; use the fused --optimizer rbd",
+            "the materialised basis needs d × D × 4 = {dims} × {num_params} × 4 = {bytes} bytes, over the limit of {limit} bytes on {}; use the fused --optimizer rbd",
             device.describe()
         )));
     }
@@ -37,18 +36,15 @@ pub fn check_fits(device: &rbd_engine::Device, dims: usize, dim: usize) -> Resul
 }
 
 impl Optimizer for MaterializedRbd {
-    fn name(&self) -> String {
-        "rbd-materialized".into()
-    }
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
-        let dim = theta.numel();
+        let num_params = theta.numel();
         let device = theta.device();
-        check_fits(&device, self.dims, dim)?;
+        check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
-        let comp = Compartment::new(0, 0, dim, self.dims);
-        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(dim))?;
-        let c = phi.matmul(&g.reshape(&[dim, 1])?)?;
-        let update = phi.matmul_t(&c, true, false)?.reshape(&[dim])?;
+        let comp = Compartment::new(0, 0, num_params, self.dims);
+        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(num_params))?;
+        let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
+        let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;
         Ok(StepInfo {
             theta: update.axpy(-self.lr, theta)?,
             correlation: None,

@@ -3,10 +3,9 @@
 //! own minibatch, ranks rank/(d−1) − 0.5 (lowest loss +0.5), and
 //! θ ← θ + lr·Σ_i rank_i·ε_i / (σ·d·√D).
 
-use crate::bases::expand;
 use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::random_bases::{expand, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
-use rbd_kernels::random_bases::{Compartment, Stream};
 
 /// NES with population `population`.
 pub struct Nes {
@@ -37,15 +36,12 @@ pub fn centred_ranks(losses: &[f64]) -> Vec<f64> {
 }
 
 impl Optimizer for Nes {
-    fn name(&self) -> String {
-        "nes".into()
-    }
     fn batches_per_step(&self) -> usize {
         self.population
     }
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
-        let dim = theta.numel();
-        let whole = Compartment::new(0, 0, dim, self.population);
+        let num_params = theta.numel();
+        let whole = Compartment::new(0, 0, num_params, self.population);
         let device = theta.device();
         let sigma = Tensor::from_f32(&device, &[self.sigma as f32], &[1])?;
         let mut losses = Vec::with_capacity(self.population);
@@ -56,7 +52,7 @@ impl Optimizer for Nes {
         }
         let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
         let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
-        let alpha = self.lr / (self.sigma * self.population as f64 * (dim as f64).sqrt());
+        let alpha = self.lr / (self.sigma * self.population as f64 * (num_params as f64).sqrt());
         let next = expand(
             &self.stream,
             step,

@@ -8,12 +8,8 @@ pub trait Oracle {
     fn gradient(&mut self, theta: &Tensor) -> Result<Tensor>;
     /// The minibatch loss L(θ) on the next training batch, without a backward pass.
     fn loss(&mut self, theta: &Tensor) -> Result<f64>;
-    /// D.
-    fn dim(&self) -> usize;
     /// `(name, offset, len)` of each parameter tensor in θ.
     fn tensors(&self) -> Vec<(String, usize, usize)>;
-    /// `(offset, len)` of each layer in θ.
-    fn layers(&self) -> Vec<(usize, usize)>;
 }
 
 /// What a step produced.

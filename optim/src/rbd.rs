@@ -3,10 +3,9 @@
 //! directions are regenerated from (seed, step, compartment, direction, element) in
 //! both passes and never stored.
 
-use crate::bases::{expand, project};
 use crate::{Optimizer, Oracle, StepInfo};
+use rbd_engine::random_bases::{expand, project, rbd_scale, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
-use rbd_kernels::random_bases::{rbd_scale, Compartment, Stream};
 
 /// RBD over fixed compartments.
 pub struct RandomBases {
@@ -23,28 +22,25 @@ pub struct RandomBases {
 }
 
 impl RandomBases {
-    /// RBD with scale 1/√D for θ of length `dim`.
+    /// RBD with scale 1/√D for θ of length `num_params` (D).
     pub fn new(
         lr: f64,
         stream: Stream,
         comps: Vec<Compartment>,
-        dim: usize,
+        num_params: usize,
         correlation: bool,
     ) -> Self {
         RandomBases {
             lr,
             stream,
             comps,
-            scale: rbd_scale(dim),
+            scale: rbd_scale(num_params),
             correlation,
         }
     }
 }
 
 impl Optimizer for RandomBases {
-    fn name(&self) -> String {
-        "rbd".into()
-    }
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
         let c = project(&self.stream, step, &self.comps, self.scale, &g)?;

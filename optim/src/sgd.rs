@@ -10,9 +10,6 @@ pub struct Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn name(&self) -> String {
-        "sgd".into()
-    }
     fn step(&mut self, _step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
         Ok(StepInfo {

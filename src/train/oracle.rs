@@ -85,10 +85,6 @@ impl Oracle for TrainOracle<'_> {
         })
     }
 
-    fn dim(&self) -> usize {
-        self.model.layout().total
-    }
-
     fn tensors(&self) -> Vec<(String, usize, usize)> {
         self.model
             .layout()
@@ -96,10 +92,6 @@ impl Oracle for TrainOracle<'_> {
             .iter()
             .map(|s| (s.name.clone(), s.offset, s.len()))
             .collect()
-    }
-
-    fn layers(&self) -> Vec<(usize, usize)> {
-        self.model.layout().layer_ranges()
     }
 }
 

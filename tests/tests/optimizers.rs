@@ -42,14 +42,8 @@ impl Oracle for Quadratic {
         self.losses.push(l);
         Ok(l)
     }
-    fn dim(&self) -> usize {
-        self.target.len()
-    }
     fn tensors(&self) -> Vec<(String, usize, usize)> {
         vec![("all".into(), 0, self.target.len())]
-    }
-    fn layers(&self) -> Vec<(usize, usize)> {
-        vec![(0, self.target.len())]
     }
 }
 

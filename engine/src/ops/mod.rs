@@ -7,6 +7,7 @@ pub mod elementwise;
 pub mod loss;
 pub mod matmul;
 pub mod pool;
+pub mod random_bases;
 pub mod reduce;
 pub mod shape;
 

@@ -5,8 +5,7 @@
 
 use super::map::{bernoulli, box_muller, uniform_sym};
 use super::{
-    BlockKey, DistParams, Generator, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, THREEFRY_PARITY,
-    THREEFRY_ROT,
+    BlockKey, DistParams, PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1, THREEFRY_PARITY, THREEFRY_ROT,
 };
 
 /// Lanes per row.
@@ -20,8 +19,6 @@ pub type F = [f32; L];
 
 /// A block function, batch-wise.
 pub trait Gen {
-    /// Which generator this is.
-    const GENERATOR: Generator;
     /// The words of batch `batch` of direction `dir`.
     fn words(bk: &BlockKey, dir: u32, batch: u32) -> [U; 4];
     /// (row, lane) of entry `q` (< 64) of a batch.
@@ -79,7 +76,6 @@ fn unpack(x: &P) -> U {
 }
 
 impl Gen for PhiloxGen {
-    const GENERATOR: Generator = Generator::Philox;
     #[inline(always)]
     fn words(bk: &BlockKey, dir: u32, batch: u32) -> [U; 4] {
         let block0 = batch.wrapping_mul(L as u32);
@@ -178,7 +174,6 @@ fn threefry_rows(key: [u32; 2], dir: u32, block0: u32) -> (U, U) {
 }
 
 impl Gen for ThreefryGen {
-    const GENERATOR: Generator = Generator::Threefry;
     #[inline(always)]
     fn words(bk: &BlockKey, dir: u32, batch: u32) -> [U; 4] {
         let block0 = batch.wrapping_mul(2 * L as u32);

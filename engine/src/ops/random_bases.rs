@@ -1,8 +1,22 @@
-//! The fused random-bases operations on engine tensors: dispatches to the native cpu
-//! implementation or the WGSL shaders of `rbd_kernels::random_bases`, by where θ lives.
+//! The random-bases op family: project a gradient onto d random directions, expand
+//! coordinates back, and materialise directions (for comparison), on engine tensors.
+//! Dispatches to the native cpu implementation or the WGSL shaders of
+//! `rbd_kernels::random_bases` by where the operands live. The directions are
+//! regenerated from (seed, step, compartment, direction, element) and never stored
+//! (`docs/random-directions.md` specifies the stream). No autodiff: these ops act on
+//! parameters and gradients, outside the recorded graph.
+//!
+//! The stream and compartment types are re-exported here, so that optimisers speak
+//! the engine alone.
 
-use rbd_engine::{EngineError, Result, Tensor};
-use rbd_kernels::random_bases::{self as rb, Compartment, Stream};
+use crate::device::Device;
+use crate::error::{EngineError, Result};
+use crate::tensor::Tensor;
+use rbd_kernels::random_bases as rb;
+pub use rbd_kernels::random_bases::{
+    check_compartments, is_partition, rbd_scale, total_dims, Compartment, Distribution, Generator,
+    Stream,
+};
 
 fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
     t.cpu_f32().ok_or_else(|| {
@@ -87,7 +101,7 @@ pub fn expand(
 
 /// The `dims × len` directions of one compartment, materialised (comparison only).
 pub fn generate(
-    device: &rbd_engine::Device,
+    device: &Device,
     stream: &Stream,
     step: u64,
     comp: &Compartment,
@@ -95,12 +109,12 @@ pub fn generate(
 ) -> Result<Tensor> {
     let shape = [comp.dims, comp.len];
     match device {
-        rbd_engine::Device::Wgpu(ctx) => Tensor::from_gpu(
+        Device::Wgpu(ctx) => Tensor::from_gpu(
             ctx,
             rb::generate_gpu(ctx, stream, step, comp, scale)?,
             &shape,
         ),
-        rbd_engine::Device::Cpu => {
+        Device::Cpu => {
             let mut out = vec![0f32; comp.dims * comp.len];
             rb::generate_cpu(stream, step, comp, scale, &mut out);
             Tensor::from_cpu(out, &shape)
