@@ -195,7 +195,7 @@ fn conv_backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
             let kk = bk + 4u * i;
             let kb = k0 + kk;
             var v = 0.0;
-            if (j_ok && kb < k_end) {
+            if (j_ok && kb < info.gk) {
                 let cb = kb / khw;
                 let r = kb - cb * khw;
                 let ki = r / info.kw;
