@@ -5,8 +5,10 @@
 //!
 //! `cargo run --release -p rbd-kernels --example step_profile -- [--steps N]
 //! [--warmup N] [--batch N] [--metrics readback|device|none] [--adapter cpu|gpu|INDEX]
-//! [--kernels]` (`--kernels`: one more step with timestamp queries, printing each entry
-//! point's dispatches and GPU time).
+//! [--kernels] [--optimizer sgd|rbd] [--dim D] [--compartments whole|layer]`
+//! (`--kernels`: one more step with timestamp queries, printing each entry point's
+//! dispatches and GPU time; `rbd`: random bases descent with `--dim` directions per
+//! compartment, the paper's Gaussian Philox stream).
 //!
 //! `--metrics readback` accounts loss and accuracy as the trainer did (`loss.item()`
 //! and `correct_count` every step: two blocking readbacks); `device` accumulates them
@@ -14,6 +16,7 @@
 //! The inputs are deterministic pseudo-random pixels and labels: the step's work and
 //! counts do not depend on the values.
 
+use rbd_engine::random_bases as rb;
 use rbd_engine::{Device, Labels, MetricSums, Tensor};
 use rbd_kernels::gpu::{self, DeviceKind, GpuContext};
 use rbd_models::Mode;
@@ -26,6 +29,9 @@ struct Args {
     metrics: String,
     adapter: String,
     kernels: bool,
+    optimizer: String,
+    dim: usize,
+    layers: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,6 +42,9 @@ fn parse() -> Result<Args, String> {
         metrics: "readback".into(),
         adapter: "cpu".into(),
         kernels: false,
+        optimizer: "sgd".into(),
+        dim: 250,
+        layers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,8 +56,23 @@ fn parse() -> Result<Args, String> {
             "--metrics" => a.metrics = value()?,
             "--adapter" => a.adapter = value()?,
             "--kernels" => a.kernels = true,
+            "--optimizer" => a.optimizer = value()?,
+            "--dim" => a.dim = value()?.parse().map_err(|e| format!("--dim: {e}"))?,
+            "--compartments" => {
+                a.layers = match value()?.as_str() {
+                    "layer" => true,
+                    "whole" => false,
+                    v => return Err(format!("--compartments: '{v}' (expected whole or layer)")),
+                }
+            }
             other => return Err(format!("unknown flag {other}")),
         }
+    }
+    if !["sgd", "rbd"].contains(&a.optimizer.as_str()) {
+        return Err(format!(
+            "--optimizer: '{}' (expected sgd or rbd)",
+            a.optimizer
+        ));
     }
     if !["readback", "device", "none"].contains(&a.metrics.as_str()) {
         return Err(format!(
@@ -111,6 +135,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut sums = MetricSums::new(&device)?;
     let (mut loss_sum, mut correct) = (0.0f64, 0u64);
     let lr = 2f64.powi(-6);
+    let stream = rb::Stream::new(0);
+    let scale = rb::rbd_scale(layout.total);
+    let comps = if args.layers {
+        let mut comps = Vec::new();
+        for (i, (offset, len)) in layout.layer_ranges().into_iter().enumerate() {
+            comps.push(rb::Compartment::new(i as u32, offset, len, args.dim));
+        }
+        comps
+    } else {
+        rb::Compartment::whole(layout.total, args.dim)
+    };
     let mut before = gpu::counters();
     let mut started = Instant::now();
     let total = args.warmup + args.steps + usize::from(args.kernels);
@@ -145,7 +180,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             _ => {}
         }
         let g = layout.flat_grad(&grads, &views, &device)?;
-        theta = g.axpy(-lr, &theta)?;
+        theta = if args.optimizer == "rbd" {
+            let c = rb::project(&stream, step as u64, &comps, scale, &g)?;
+            rb::expand(&stream, step as u64, &comps, scale, &c, -lr as f32, &theta)?
+        } else {
+            g.axpy(-lr, &theta)?
+        };
         ctx.flush()?;
     }
     if args.metrics == "device" {
@@ -173,8 +213,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let per = |v: u64| v as f64 / args.steps as f64;
+    let opt = if args.optimizer == "rbd" {
+        format!(
+            "RBD (d = {} per compartment, {} compartments)",
+            args.dim,
+            comps.len()
+        )
+    } else {
+        "SGD".to_string()
+    };
     println!(
-        "cnn SGD step, batch {}, metrics {}, {} steps after {} warm-up",
+        "cnn {opt} step, batch {}, metrics {}, {} steps after {} warm-up",
         args.batch, args.metrics, args.steps, args.warmup
     );
     println!(
