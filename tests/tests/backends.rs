@@ -3,7 +3,7 @@
 //! including awkward ones (1, primes, sizes that are not tile multiples).
 
 use proptest::prelude::*;
-use rbd_engine::{Device, Labels, MetricSums, Padding, Result, Tensor};
+use rbd_engine::{Device, DeviceChoice, Labels, MetricSums, Padding, Result, Tensor};
 use rbd_kernels::testing::{cases, cpu_adapter};
 use rbd_tests::{weighted_sum, weights};
 
@@ -221,6 +221,24 @@ fn metric_sums_drain_a_full_record_array_and_reset() {
         &wrong,
     );
     assert!(e.unwrap_err().to_string().contains("MetricSums"));
+}
+
+#[test]
+fn device_auto_says_why_it_fell_back_to_the_cpu() {
+    let (device, why) = Device::open_explained(DeviceChoice::Auto).unwrap();
+    match device {
+        Device::Cpu => {
+            let why = why.expect("a fallback to the cpu comes with its reason");
+            assert!(
+                why.contains("--device auto") && why.contains("GPU"),
+                "{why}"
+            );
+        }
+        Device::Wgpu(ctx) => {
+            assert!(why.is_none(), "{why:?}");
+            assert!(!ctx.adapter.is_cpu, "auto never picks a CPU adapter");
+        }
+    }
 }
 
 #[test]
