@@ -320,7 +320,11 @@ impl GpuContext {
             p = self.pending.lock().unwrap();
         }
         if padded > capacity(&p) {
-            let size = padded.next_power_of_two().max(MIN_UPLOAD_RING_BYTES);
+            let size = padded
+                .next_power_of_two()
+                .max(MIN_UPLOAD_RING_BYTES)
+                .min(self.limits.max_buffer_size / 4 * 4)
+                .max(padded);
             if size > self.limits.max_buffer_size {
                 return Err(GpuError::TooLarge {
                     what: "upload".into(),
