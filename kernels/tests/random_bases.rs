@@ -539,3 +539,40 @@ fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass()
     }
     assert_ne!(outs[0], outs[2], "groups should change some roundings");
 }
+
+#[test]
+fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
+    // The table-driven project covers every compartment in one dispatch: each
+    // compartment's coordinates must be exactly those of projecting it alone.
+    let ctx = cpu_adapter();
+    let n = 50_000;
+    let comps = [
+        Compartment::new(0, 0, 20_000, 19),
+        Compartment::new(1, 20_000, 3, 2),
+        Compartment::new(2, 20_003, 0, 4),
+        Compartment::new(3, 20_003, 9_000, 0),
+        Compartment::new(4, 29_003, 20_997, 41),
+    ];
+    let s = Stream::new(5);
+    let g = ctx.upload(bytemuck::cast_slice(&vector(n, 8))).unwrap();
+    let all: Vec<f32> = ctx
+        .read(
+            &project_gpu(&ctx, &s, 9, &comps, 0.01, &g).unwrap(),
+            total_dims(&comps),
+        )
+        .unwrap();
+    let mut alone = Vec::new();
+    for c in &comps {
+        if c.dims == 0 {
+            continue;
+        }
+        let coords = project_gpu(&ctx, &s, 9, std::slice::from_ref(c), 0.01, &g).unwrap();
+        alone.extend(ctx.read::<f32>(&coords, c.dims).unwrap());
+    }
+    assert_eq!(all.len(), alone.len());
+    for (i, (a, b)) in all.iter().zip(&alone).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "coordinate {i}: {a} vs {b}");
+    }
+    assert!(all[19..21].iter().any(|&v| v != 0.0), "3-entry compartment");
+    assert!(all[21..25].iter().all(|&v| v == 0.0), "empty compartment");
+}

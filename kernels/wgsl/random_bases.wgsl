@@ -42,12 +42,12 @@ struct Info {
 
 @group(0) @binding(0) var<uniform> info: Info;
 
-// project_partial
+// project_partial (info: len = compartments, nchunks = workgroups, subs)
 @group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
-// project_reduce
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+// project_reduce (info: len = compartments, dims = Σ dims, scale)
 @group(0) @binding(1) var<storage, read> partials_in: array<f32>;
-@group(0) @binding(2) var<storage, read_write> coords_out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> coords_out: array<f32>;
 // expand_partial (info: len = ncomps, nchunks = workgroups, scale = alpha * scale)
 @group(0) @binding(1) var<storage, read> coords_in: array<f32>;
 @group(0) @binding(2) var<storage, read> table: array<u32>;
@@ -74,33 +74,53 @@ fn dparams() -> DistParams {
     return DistParams(info.bern_t, info.bern_hi, info.bern_lo);
 }
 
-fn load4(e0: u32) -> vec4<f32> {
+fn load4(g_offset: u32, len: u32, e0: u32) -> vec4<f32> {
     var v = vec4<f32>(0.0);
     for (var i = 0u; i < 4u; i++) {
-        if (e0 + i < info.len) {
-            v[i] = g[info.g_offset + e0 + i];
+        if (e0 + i < len) {
+            v[i] = g[g_offset + e0 + i];
         }
     }
     return v;
 }
 
+// The compartment whose workgroups [T_WG_START, next start) hold lin (rows in order).
+fn compartment_of(lin: u32) -> u32 {
+    var c = 0u;
+    for (var i = 1u; i < info.len; i++) {
+        if (lin >= row_word(i, T_WG_START)) {
+            c = i;
+        }
+    }
+    return c;
+}
+
+// Workgroup (compartment, chunk, group of DG directions); table rows: T_BLOCKS = chunks,
+// T_GROUPS = direction groups, T_P_OFFSET = the compartment's partials [dims][chunks].
 @compute @workgroup_size(64)
 fn project_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    let lin = wid.x + wid.y * nwg.x;
-    if (lin >= info.nchunks * info.ngroups) {
+    let lin0 = wid.x + wid.y * nwg.x;
+    if (lin0 >= info.nchunks) {
         return;
     }
-    let chunk = lin % info.nchunks;
-    let d0 = (lin / info.nchunks) * DG;
-    let nd = min(DG, info.dims - d0);
-    let k = skey();
+    let c = compartment_of(lin0);
+    let lin = lin0 - row_word(c, T_WG_START);
+    let nchunks = row_word(c, T_BLOCKS);
+    let len = row_word(c, T_LEN);
+    let dims = row_word(c, T_DIMS);
+    let first = row_word(c, T_FIRST);
+    let g_offset = row_word(c, T_G_OFFSET);
+    let chunk = lin % nchunks;
+    let d0 = (lin / nchunks) * DG;
+    let nd = min(DG, dims - d0);
+    let k = StreamKey(vec2<u32>(row_word(c, T_KEY0), row_word(c, T_KEY1)), row_word(c, T_C2), row_word(c, T_C3));
     let p = dparams();
     var acc: array<f32, 8>;
     for (var j = 0u; j < DG; j++) {
         acc[j] = 0.0;
     }
-    let nunits = (info.len + 3u) / 4u;
+    let nunits = (len + 3u) / 4u;
     for (var s = 0u; s < info.subs; s++) {
         let unit0 = (chunk * info.subs + s) * (WG * UPT);
         if (unit0 >= nunits) {
@@ -108,20 +128,20 @@ fn project_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         }
         let ua = unit0 + lid;
         let ub = ua + WG;
-        let ga = load4(4u * ua);
-        let gb = load4(4u * ub);
+        let ga = load4(g_offset, len, 4u * ua);
+        let gb = load4(g_offset, len, 4u * ub);
         // Units past the end have g = 0: skip generating them (a whole thread's, or
         // its second unit's, in the last sub-chunk).
-        let live_a = 4u * ua < info.len;
-        let live_b = 4u * ub < info.len;
+        let live_a = 4u * ua < len;
+        let live_b = 4u * ub < len;
         if (live_b) {
             for (var j = 0u; j < nd; j++) {
-                let dir = info.first + d0 + j;
+                let dir = first + d0 + j;
                 acc[j] += dot(unit_values(k, p, dir, ua), ga) + dot(unit_values(k, p, dir, ub), gb);
             }
         } else if (live_a) {
             for (var j = 0u; j < nd; j++) {
-                let dir = info.first + d0 + j;
+                let dir = first + d0 + j;
                 acc[j] += dot(unit_values(k, p, dir, ua), ga);
             }
         }
@@ -135,23 +155,33 @@ fn project_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
         for (var i = 0u; i < WG; i++) {
             t += red[lid * WG + i];
         }
-        partials[info.p_offset + (d0 + lid) * info.nchunks + chunk] = t;
+        partials[row_word(c, T_P_OFFSET) + (d0 + lid) * nchunks + chunk] = t;
     }
 }
 
+// One thread per coordinate j of Σ dims: scale · Σ over its compartment's chunks in order.
 @compute @workgroup_size(64)
 fn project_reduce(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    let j = (wid.x + wid.y * nwg.x) * WG + lid;
-    if (j >= info.dims) {
+    let jg = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (jg >= info.dims) {
         return;
     }
-    var t = 0.0;
-    let row = info.p_offset + j * info.nchunks;
-    for (var c = 0u; c < info.nchunks; c++) {
-        t += partials_in[row + c];
+    for (var c = 0u; c < info.len; c++) {
+        let c_offset = row_word(c, T_C_OFFSET);
+        let dims = row_word(c, T_DIMS);
+        if (jg >= c_offset && jg - c_offset < dims) {
+            let j = jg - c_offset;
+            let nchunks = row_word(c, T_BLOCKS);
+            var t = 0.0;
+            let row = row_word(c, T_P_OFFSET) + j * nchunks;
+            for (var ch = 0u; ch < nchunks; ch++) {
+                t += partials_in[row + ch];
+            }
+            coords_out[jg] = info.scale * t;
+            break;
+        }
     }
-    coords_out[info.c_offset + j] = info.scale * t;
 }
 
 // Compartment table rows (written by random_bases/gpu.rs, same layout).

@@ -1,10 +1,12 @@
 //! WGSL launchers of the fused kernels (`wgsl/random_bases.wgsl`).
 //!
-//! * project: one `project_partial` dispatch per compartment: workgroup (chunk, group of
-//!   [`DG`] directions) holds its chunk of g in registers, 64 threads × 8 entries per
-//!   sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per direction
-//!   after a fixed-order workgroup sum; then `project_reduce` sums each direction's
-//!   partials over chunks in order and applies `scale`. Scratch: 4·Σ dims·nchunks bytes.
+//! * project: two dispatches for all compartments together, driven by a table of
+//!   compartments (as expand's). `project_partial`: workgroup (compartment, chunk,
+//!   group of [`DG`] directions) holds its chunk of g in registers, 64 threads × 8
+//!   entries per sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per
+//!   direction after a fixed-order workgroup sum; then `project_reduce` sums each
+//!   direction's partials over chunks in order and applies `scale`. Scratch:
+//!   4·Σ dims·nchunks bytes. (One dispatch per compartment before; same sums.)
 //! * expand: two dispatches for all compartments together, driven by a table of
 //!   compartments uploaded with them. `expand_partial`: workgroup (compartment, block of
 //!   512 entries, group of directions); each thread owns 8 entries and sums its group's
@@ -186,41 +188,70 @@ pub fn project_gpu_with(
     check(comps, n)?;
     check_len("project g", g, n)?;
     let consts = constants(stream.generator, stream.distribution);
-    let coords = ctx.alloc(total_dims(comps).max(1) as u64 * 4)?;
+    let dims_total = total_dims(comps);
+    let coords = ctx.alloc(dims_total.max(1) as u64 * 4)?;
     let partials = ctx.alloc(project_gpu_scratch_bytes(plan, comps).max(4))?;
     let offsets = coord_offsets(comps);
-    let mut p_offset = 0u64;
+    // One table row per compartment with directions (the layout of the expand table;
+    // T_BLOCKS = chunks, T_GROUPS = groups of DG directions).
+    let mut table: Vec<u32> = Vec::with_capacity(comps.len() * TABLE_ROW);
+    let (mut wg, mut p_offset) = (0u64, 0u64);
+    let mut first_info = None;
     for (c, &c_offset) in comps.iter().zip(&offsets) {
         if c.dims == 0 {
             continue;
         }
         let nchunks = plan.nchunks(c.len);
         let ngroups = (c.dims as u64).div_ceil(DG);
-        let mut info = base_info(stream, step, c)?;
-        info.nchunks = u32_of("chunks", nchunks)?;
-        info.subs = plan.subs;
-        info.ngroups = u32_of("direction groups", ngroups)?;
-        info.p_offset = u32_of("partials", p_offset)?;
-        info.c_offset = u32_of("coords", c_offset as u64)?;
-        info.scale = scale;
-        if nchunks > 0 {
-            ctx.dispatch(
-                &kernel(ctx, "project_partial"),
-                &consts,
-                bytemuck::bytes_of(&info),
-                &[g, &partials],
-                ctx.grid(nchunks * ngroups)?,
-            )?;
-        }
+        let info = base_info(stream, step, c)?;
+        table.extend_from_slice(&[
+            info.key0,
+            info.key1,
+            info.c2,
+            info.c3,
+            info.len,
+            info.dims,
+            info.first,
+            info.g_offset,
+            u32_of("coords", c_offset as u64)?,
+            u32_of("direction groups", ngroups)?,
+            0,
+            u32_of("chunks", nchunks)?,
+            u32_of("workgroups", wg)?,
+            u32_of("partials", p_offset)?,
+            0,
+            0,
+        ]);
+        wg += nchunks * ngroups;
+        p_offset += nchunks * c.dims as u64;
+        first_info.get_or_insert(info);
+    }
+    let Some(mut info) = first_info else {
+        return Ok(coords);
+    };
+    let ncomps = table.len() / TABLE_ROW;
+    let table = ctx.upload(bytemuck::cast_slice(&table))?;
+    info.len = ncomps as u32;
+    info.dims = u32_of("directions", dims_total as u64)?;
+    info.nchunks = u32_of("workgroups", wg)?;
+    info.subs = plan.subs;
+    info.scale = scale;
+    if wg > 0 {
         ctx.dispatch(
-            &kernel(ctx, "project_reduce"),
+            &kernel(ctx, "project_partial"),
             &consts,
             bytemuck::bytes_of(&info),
-            &[&partials, &coords],
-            ctx.grid((c.dims as u64).div_ceil(WG))?,
+            &[g, &table, &partials],
+            ctx.grid(wg)?,
         )?;
-        p_offset += nchunks * c.dims as u64;
     }
+    ctx.dispatch(
+        &kernel(ctx, "project_reduce"),
+        &consts,
+        bytemuck::bytes_of(&info),
+        &[&partials, &table, &coords],
+        ctx.grid((dims_total as u64).div_ceil(WG))?,
+    )?;
     Ok(coords)
 }
 
