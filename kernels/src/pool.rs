@@ -64,18 +64,29 @@ pub fn maxpool2x2_cpu<T: Real>(
         .enumerate()
         .for_each(|(plane, (y, am))| {
             let base = plane * h * w;
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let i0 = base + 2 * oy * w + 2 * ox;
-                    let mut best = i0;
-                    // Strict > keeps the first maximum in row-major window order.
-                    for i in [i0 + 1, i0 + w, i0 + w + 1] {
-                        if x[i] > x[best] {
-                            best = i;
-                        }
-                    }
-                    y[oy * ow + ox] = x[best];
-                    am[oy * ow + ox] = best as u32;
+            let xp = &x[base..base + h * w];
+            for ((oy, y), am) in y
+                .chunks_exact_mut(ow)
+                .enumerate()
+                .zip(am.chunks_exact_mut(ow))
+            {
+                let r0 = &xp[2 * oy * w..][..2 * ow];
+                let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
+                let i0 = (base + 2 * oy * w) as u32;
+                let wu = w as u32;
+                // Strict > keeps the first maximum in row-major window order. Written
+                // as selects over row slices (no bounds checks, no branches to
+                // mispredict on random data).
+                for (ox, (y, am)) in y.iter_mut().zip(am.iter_mut()).enumerate() {
+                    let (a, b) = (r0[2 * ox], r0[2 * ox + 1]);
+                    let (c, d) = (r1[2 * ox], r1[2 * ox + 1]);
+                    let i = i0 + 2 * ox as u32;
+                    let (mut v, mut k) = (a, i);
+                    (v, k) = if b > v { (b, i + 1) } else { (v, k) };
+                    (v, k) = if c > v { (c, i + wu) } else { (v, k) };
+                    (v, k) = if d > v { (d, i + wu + 1) } else { (v, k) };
+                    *y = v;
+                    *am = k;
                 }
             }
         });

@@ -576,3 +576,57 @@ fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
     assert!(all[19..21].iter().any(|&v| v != 0.0), "3-entry compartment");
     assert!(all[21..25].iter().all(|&v| v == 0.0), "empty compartment");
 }
+
+/// The generate-once step gives bitwise what project then expand give: one block and
+/// several (150 directions over 9,001 entries; 10 directions over 300,000 entries,
+/// where a block holds 3), compartments with gaps, windows (`first > 0`), an empty
+/// compartment; at 1 and 3 threads and every instruction set.
+#[test]
+fn project_expand_equals_project_then_expand_bitwise() {
+    let gapped = vec![
+        Compartment::new(2, 10, 5_000, 70),
+        Compartment::new(0, 6_000, 3_001, 9).window(4, 9),
+        Compartment::new(1, 5_010, 0, 3),
+    ];
+    let cases: Vec<(usize, Vec<Compartment>)> = vec![
+        (9_001, Compartment::whole(9_001, 150)),
+        (300_000, Compartment::whole(300_000, 10)),
+        (9_100, gapped),
+        (70_000, layer_comps(5)),
+    ];
+    for s in streams() {
+        for (n, comps) in &cases {
+            let n = *n;
+            let g = vector(n, 11);
+            let base = vector(n, 12);
+            let (scale, alpha) = (rbd_scale(n), -0.3f32);
+            let mut want_c = vec![0f32; total_dims(comps)];
+            project_cpu(&s, 5, comps, scale, &g, &mut want_c);
+            let mut want = vec![0f32; n];
+            expand_cpu(&s, 5, comps, scale, &want_c, alpha, &base, &mut want);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            let run = |simd: Simd| {
+                let mut c = vec![f32::NAN; total_dims(comps)];
+                let mut o = vec![f32::NAN; n];
+                project_expand_cpu_with(
+                    simd, &s, 5, comps, scale, &g, alpha, &base, &mut c, &mut o,
+                );
+                (bits(&c), bits(&o))
+            };
+            let want = (bits(&want_c), bits(&want));
+            for simd in Simd::available() {
+                assert!(run(simd) == want, "{simd:?} {s:?} n = {n}");
+            }
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                assert!(
+                    pool.install(|| run(Simd::detect())) == want,
+                    "{threads} threads {s:?} n = {n}"
+                );
+            }
+        }
+    }
+}

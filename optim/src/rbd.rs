@@ -1,10 +1,11 @@
 //! Random bases descent: every step, d fresh directions per compartment (entries
 //! i.i.d. from the distribution, divided by √D); c = Φᵀg; θ ← θ − lr·Φc. The
-//! directions are regenerated from (seed, step, compartment, direction, element) in
-//! both passes and never stored.
+//! directions are regenerated from (seed, step, compartment, direction, element) and
+//! never stored whole: on the cpu each entry is generated once (a block of directions
+//! is kept in cache between c and the update), on wgpu once per pass.
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{expand, project, rbd_scale, Compartment, Stream};
+use rbd_engine::random_bases::{expand, project_expand, rbd_scale, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
 
 /// RBD over fixed compartments.
@@ -43,13 +44,12 @@ impl RandomBases {
 impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
-        let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
-        let next = expand(
+        let (c, next) = project_expand(
             &self.stream,
             step,
             &self.comps,
             self.scale,
-            &c,
+            &g,
             -self.lr as f32,
             theta,
         )?;

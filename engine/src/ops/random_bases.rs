@@ -99,6 +99,61 @@ pub fn expand(
     }
 }
 
+/// One step in the random bases: `c = scale·Φᵀg` and `base + alpha·scale·Φc`, returned
+/// as (c, updated base); the same values as [`project`] then [`expand`]. On the cpu
+/// every direction entry is generated once (blocks of directions kept in cache,
+/// bitwise equal to the two passes); on wgpu the two passes regenerate them (on a GPU
+/// generation is cheap and a grid-wide sync between the passes is not).
+#[allow(clippy::too_many_arguments)]
+pub fn project_expand(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    if g.numel() != base.numel() {
+        return Err(EngineError::Shape {
+            op: "project_expand",
+            msg: format!(
+                "gradient of {} and base of {} values",
+                g.numel(),
+                base.numel()
+            ),
+        });
+    }
+    rb::check_compartments(comps, base.numel()).map_err(EngineError::Invalid)?;
+    match (g.gpu_buffer(), base.gpu_buffer()) {
+        (None, None) => {
+            let (g, b) = (cpu(g, "project_expand")?, cpu(base, "project_expand")?);
+            let mut coords = vec![0f32; rb::total_dims(comps)];
+            let mut out = vec![0f32; b.len()];
+            rb::project_expand_cpu(
+                stream,
+                step,
+                comps,
+                scale,
+                g,
+                alpha,
+                b,
+                &mut coords,
+                &mut out,
+            );
+            Ok((
+                Tensor::from_cpu(coords, &[rb::total_dims(comps)])?,
+                Tensor::from_cpu(out, base.shape())?,
+            ))
+        }
+        _ => {
+            let coords = project(stream, step, comps, scale, g)?;
+            let out = expand(stream, step, comps, scale, &coords, alpha, base)?;
+            Ok((coords, out))
+        }
+    }
+}
+
 /// The `dims × len` directions of one compartment, materialised (comparison only).
 pub fn generate(
     device: &Device,

@@ -8,6 +8,7 @@
 use super::{check_compartments, coord_offsets, total_dims, Compartment};
 use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
 use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
+use crate::scratch::with_scratch;
 use rayon::prelude::*;
 use std::sync::OnceLock;
 
@@ -494,4 +495,311 @@ pub fn generate_cpu(stream: &Stream, step: u64, comp: &Compartment, scale: f32, 
                     );
                 })
         });
+}
+
+// ---------------------------------------------------------------------------------
+// One RBD step with each direction generated once.
+
+/// Bytes of generated directions one block keeps (k·len·4 ≤ this, k ≥ 1): the block
+/// is written while projecting and read back while expanding, so it should stay in
+/// the caches (2 MiB of L2 per core and 32 MiB of L3 on the machine measured). The
+/// block size changes no bits (see [`project_expand_cpu`]).
+const BLOCK_BYTES: usize = 4 << 20;
+/// Most directions per block (bounds the accumulators of one project task).
+const MAX_BLOCK_DIRS: usize = 16;
+
+/// Directions per block for a compartment of `len` entries.
+fn block_dirs(len: usize) -> usize {
+    let padded = len.div_ceil(CHUNK).max(1) * CHUNK;
+    (BLOCK_BYTES / (4 * padded)).clamp(1, MAX_BLOCK_DIRS)
+}
+
+/// One chunk of a block step: first `acc += Σ_j w_prev[j]·prev_j` over the previous
+/// block's stored directions (j in order, `w = 0` skipped, as in [`expand_chunk`]),
+/// then the next block's directions `dir0 ..` are generated into `cur` (batch layout,
+/// direction-major) while their dot products with `g` (`gs`: in batch layout, zero
+/// past the end) are summed exactly as [`project_chunk`] sums them, into `partial`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn block_chunk<G: Gen, D: Dist>(
+    bk: &BlockKey,
+    dp: &DistParams,
+    w_prev: &[f32],
+    prev: &[[F; 4]],
+    acc: &mut [[F; 4]],
+    dir0: u32,
+    batch0: u32,
+    gs: &[[F; 4]],
+    cur: &mut [[F; 4]],
+    partial: &mut [f32],
+) {
+    let nb = acc.len();
+    // Flat and contiguous (both in the same batch layout): one plain saxpy per
+    // direction, which vectorises without gathers.
+    let accf: &mut [f32] = bytemuck::cast_slice_mut(acc);
+    for (j, &w) in w_prev.iter().enumerate() {
+        if w == 0.0 {
+            continue;
+        }
+        let v: &[f32] = bytemuck::cast_slice(&prev[j * nb..(j + 1) * nb]);
+        for (a, &x) in accf.iter_mut().zip(v) {
+            *a += w * x;
+        }
+    }
+    if partial.is_empty() {
+        return;
+    }
+    let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
+    let accs = &mut accs[..partial.len()];
+    for (b, gb) in gs.iter().enumerate() {
+        let batch = batch0 + b as u32;
+        // Two directions per step, as in project_chunk (independent generation chains).
+        let mut pairs = accs.chunks_exact_mut(2);
+        for (jp, two) in (&mut pairs).enumerate() {
+            let j = 2 * jp;
+            let dir = dir0.wrapping_add(j as u32);
+            let va = D::values(&G::words(bk, dir, batch), dp);
+            let vb = D::values(&G::words(bk, dir.wrapping_add(1), batch), dp);
+            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
+                unreachable!()
+            };
+            dot_row(a0, &va[0], &gb[0]);
+            dot_row(a1, &va[1], &gb[1]);
+            dot_row(a2, &va[2], &gb[2]);
+            dot_row(a3, &va[3], &gb[3]);
+            dot_row(b0, &vb[0], &gb[0]);
+            dot_row(b1, &vb[1], &gb[1]);
+            dot_row(b2, &vb[2], &gb[2]);
+            dot_row(b3, &vb[3], &gb[3]);
+            cur[j * nb + b] = va;
+            cur[(j + 1) * nb + b] = vb;
+        }
+        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
+            let j = partial.len() - 1;
+            let v = D::values(&G::words(bk, dir0.wrapping_add(j as u32), batch), dp);
+            dot_row(a0, &v[0], &gb[0]);
+            dot_row(a1, &v[1], &gb[1]);
+            dot_row(a2, &v[2], &gb[2]);
+            dot_row(a3, &v[3], &gb[3]);
+            cur[j * nb + b] = v;
+        }
+    }
+    for (p, a) in partial.iter_mut().zip(accs.iter()) {
+        *p = reduce_batch(a);
+    }
+}
+
+multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[f32], prev: &[[F; 4]], acc: &mut [[F; 4]], dir0: u32, batch0: u32, gs: &[[F; 4]], cur: &mut [[F; 4]], partial: &mut [f32]));
+
+/// One RBD step with every direction entry generated once: `coords[j] = scale·Σ_e
+/// raw_j[e]·g[e]` and `out = base + alpha·scale·Σ_j coords[j]·raw_j`, **bitwise equal**
+/// to [`project_cpu`] followed by [`expand_cpu`] (same sums in the same order).
+///
+/// Per compartment, directions are taken in blocks of k (k·len·4 bytes ≤ 4 MiB, so
+/// the block stays in cache): a pass over the element chunks generates the block
+/// once, keeping it, and sums its dot products with `g`; the chunk sums give the
+/// block's coordinates; the next pass adds the block's weighted directions from the
+/// kept copy to a per-entry accumulator (while generating the next block). Scratch:
+/// 2·k·len + len floats, never d·len. The accumulator starts at 0, takes the
+/// directions in order, and is added to `base` last, exactly as in [`expand_cpu`].
+#[allow(clippy::too_many_arguments)]
+pub fn project_expand_cpu(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    coords: &mut [f32],
+    out: &mut [f32],
+) {
+    project_expand_cpu_with(
+        Simd::detect(),
+        stream,
+        step,
+        comps,
+        scale,
+        g,
+        alpha,
+        base,
+        coords,
+        out,
+    )
+}
+
+/// [`project_expand_cpu`] at a chosen instruction-set level (must be in
+/// [`Simd::available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn project_expand_cpu_with(
+    simd: Simd,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    coords: &mut [f32],
+    out: &mut [f32],
+) {
+    assert!(Simd::available().contains(&simd), "{simd:?} not available");
+    assert_eq!(g.len(), base.len(), "g and base lengths differ");
+    assert_eq!(base.len(), out.len(), "base and out lengths differ");
+    checked(comps, out.len());
+    assert_eq!(
+        coords.len(),
+        total_dims(comps),
+        "coords length must be Σ dims"
+    );
+    // Entries outside every compartment keep their base value.
+    out.copy_from_slice(base);
+    let dp = stream.distribution.params();
+    let a = alpha * scale;
+    let offsets = coord_offsets(comps);
+    for (ci, c) in comps.iter().enumerate() {
+        if c.len == 0 {
+            coords[offsets[ci]..offsets[ci] + c.dims].fill(0.0);
+            continue;
+        }
+        let bk = stream.block_key(step, c.index);
+        let gc = &g[c.offset..c.offset + c.len];
+        let cc = &mut coords[offsets[ci]..offsets[ci] + c.dims];
+        let (oc, bc) = (
+            &mut out[c.offset..c.offset + c.len],
+            &base[c.offset..c.offset + c.len],
+        );
+        // Accumulator and the two block buffers, in per-thread scratch kept between
+        // steps (allocating and faulting in megabytes per step costs milliseconds).
+        let (nchunks, k) = (c.len.div_ceil(CHUNK), block_dirs(c.len));
+        let acc_len = nchunks * BATCHES;
+        let block_len = nchunks * k * BATCHES;
+        let floats = std::mem::size_of::<[F; 4]>() / 4;
+        with_scratch::<f32, _>((2 * acc_len + 2 * block_len) * floats, |buf| {
+            let buf: &mut [[F; 4]] = bytemuck::cast_slice_mut(buf);
+            let (acc, rest) = buf.split_at_mut(acc_len);
+            let (gs, rest) = rest.split_at_mut(acc_len);
+            let (prev, cur) = rest.split_at_mut(block_len);
+            acc.fill([[0f32; L]; 4]);
+            // g in batch layout, once for all blocks.
+            gs.par_chunks_mut(BATCHES)
+                .zip(gc.par_chunks(CHUNK))
+                .for_each(|(gs, g)| {
+                    gs.fill([[0f32; L]; 4]);
+                    for (q, &v) in g.iter().enumerate() {
+                        let (r, l) = pos_of(stream.generator, q % BATCH);
+                        gs[q / BATCH][r][l] = v;
+                    }
+                });
+            let work = Block {
+                simd,
+                stream,
+                bk: &bk,
+                dp: &dp,
+                c,
+                k,
+            };
+            work.run(scale, a, gs, cc, acc, prev, cur);
+            let acc = &*acc;
+            oc.par_chunks_mut(CHUNK)
+                .zip(bc.par_chunks(CHUNK))
+                .zip(acc.par_chunks(BATCHES))
+                .for_each(|((o, b), acc)| {
+                    for (q, (o, &x)) in o.iter_mut().zip(b).enumerate() {
+                        let (r, l) = pos_of(stream.generator, q % BATCH);
+                        *o = x + acc[q / BATCH][r][l];
+                    }
+                });
+        });
+    }
+}
+
+/// (row, lane) of entry `q` of a batch for the stream's generator.
+fn pos_of(generator: Generator, q: usize) -> (usize, usize) {
+    match generator {
+        Generator::Philox => PhiloxGen::pos(q),
+        Generator::Threefry => ThreefryGen::pos(q),
+    }
+}
+
+/// What the block passes of [`project_expand_cpu`] over one compartment need.
+struct Block<'a> {
+    simd: Simd,
+    stream: &'a Stream,
+    bk: &'a BlockKey,
+    dp: &'a DistParams,
+    c: &'a Compartment,
+    /// Directions per block.
+    k: usize,
+}
+
+impl Block<'_> {
+    /// Fills `coords` (scale·Φᵀg) and adds Σ_j (a·coords[j])·raw_j to `acc` (batch
+    /// layout, chunk-major, [`BATCHES`] batches per chunk), using `prev` and `cur`
+    /// (`k` directions per chunk each, chunk-major) for the blocks.
+    #[allow(clippy::too_many_arguments)]
+    fn run<'b>(
+        &self,
+        scale: f32,
+        a: f32,
+        gs: &[[F; 4]],
+        coords: &mut [f32],
+        acc: &mut [[F; 4]],
+        mut prev: &'b mut [[F; 4]],
+        mut cur: &'b mut [[F; 4]],
+    ) {
+        let (c, k) = (self.c, self.k);
+        let nchunks = c.len.div_ceil(CHUNK);
+        let mut partials = vec![0f32; nchunks * k];
+        let mut w_prev: Vec<f32> = Vec::with_capacity(k);
+        let mut j0 = 0;
+        loop {
+            let kn = k.min(c.dims - j0);
+            let dir0 = (c.first + j0) as u32;
+            let wp = &w_prev[..];
+            acc.par_chunks_mut(BATCHES)
+                .zip(prev.par_chunks(k * BATCHES))
+                .zip(cur.par_chunks_mut(k * BATCHES))
+                .zip(partials.par_chunks_mut(k))
+                .enumerate()
+                .for_each(|(chunk, (((acc, prev), cur), partial))| {
+                    let start = chunk * CHUNK;
+                    let nb = ((start + CHUNK).min(c.len) - start).div_ceil(BATCH);
+                    let gc = &gs[chunk * BATCHES..][..nb];
+                    let batch0 = (start / BATCH) as u32;
+                    dispatch!(
+                        self.stream.generator,
+                        self.stream.distribution,
+                        block_mv(
+                            self.simd,
+                            self.bk,
+                            self.dp,
+                            wp,
+                            &prev[..wp.len() * nb],
+                            &mut acc[..nb],
+                            dir0,
+                            batch0,
+                            gc,
+                            &mut cur[..kn * nb],
+                            &mut partial[..kn]
+                        )
+                    );
+                });
+            if kn == 0 {
+                return;
+            }
+            // Chunks in order, as project_cpu; then the weights expand_cpu would use.
+            w_prev.clear();
+            for j in 0..kn {
+                let mut t = 0f32;
+                for chunk in 0..nchunks {
+                    t += partials[chunk * k + j];
+                }
+                coords[j0 + j] = scale * t;
+                w_prev.push(a * coords[j0 + j]);
+            }
+            std::mem::swap(&mut prev, &mut cur);
+            j0 += kn;
+        }
+    }
 }

@@ -28,7 +28,8 @@ mod gpu;
 pub use crate::rng::{DistParams, Distribution, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
-    expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, Simd, CHUNK,
+    expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
+    project_expand_cpu_with, Simd, CHUNK,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,
