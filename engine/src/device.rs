@@ -42,17 +42,39 @@ impl std::str::FromStr for DeviceChoice {
 }
 
 impl Device {
-    /// Opens the device the user chose.
+    /// Opens the device the user chose (see [`Device::open_explained`] for why `auto`
+    /// fell back to the cpu).
     pub fn open(choice: DeviceChoice) -> Result<Device> {
-        match choice {
-            DeviceChoice::Cpu => Ok(Device::Cpu),
-            DeviceChoice::Gpu => Ok(Device::Wgpu(GpuContext::new(DeviceKind::Gpu)?)),
-            DeviceChoice::WgpuCpu => Ok(Device::Wgpu(GpuContext::new(DeviceKind::Cpu)?)),
-            DeviceChoice::Auto => Ok(match GpuContext::new(DeviceKind::Gpu) {
-                Ok(ctx) => Device::Wgpu(ctx),
-                Err(_) => Device::Cpu,
-            }),
+        Device::open_explained(choice).map(|(device, _)| device)
+    }
+
+    /// Opens the device the user chose; with `auto` on a machine without a usable GPU
+    /// adapter, also says why it fell back to the cpu backend (the adapter error, e.g.
+    /// "no GPU adapter found ...; adapters seen: [...]"), for the CLI to print.
+    pub fn open_explained(choice: DeviceChoice) -> Result<(Device, Option<String>)> {
+        Ok(match choice {
+            DeviceChoice::Cpu => (Device::Cpu, None),
+            DeviceChoice::Gpu => (Device::Wgpu(GpuContext::new(DeviceKind::Gpu)?), None),
+            DeviceChoice::WgpuCpu => (Device::Wgpu(GpuContext::new(DeviceKind::Cpu)?), None),
+            DeviceChoice::Auto => match GpuContext::new(DeviceKind::Gpu) {
+                Ok(ctx) => (Device::Wgpu(ctx), None),
+                Err(e) => (
+                    Device::Cpu,
+                    Some(format!(
+                        "--device auto: using the native cpu backend because no GPU could be opened: {e}"
+                    )),
+                ),
+            },
+        })
+    }
+
+    /// Submits the device work recorded so far without waiting (no-op on the cpu); a
+    /// trainer calls it once per step so the GPU starts while the host records the next.
+    pub fn flush(&self) -> Result<()> {
+        if let Device::Wgpu(ctx) = self {
+            ctx.flush()?;
         }
+        Ok(())
     }
 
     /// One line saying what runs the work.

@@ -28,7 +28,9 @@ const COUNT_CHUNK: usize = 4096;
 struct Info {
     n: u32,
     k: u32,
-    _pad: [u32; 2],
+    /// `metric_record`'s record index (0 elsewhere).
+    slot: u32,
+    _pad: u32,
 }
 
 fn kernel(entry: &'static str) -> Kernel {
@@ -210,7 +212,8 @@ fn check_gpu_args(
     Ok(Info {
         n: n as u32,
         k: k as u32,
-        _pad: [0; 2],
+        slot: 0,
+        _pad: 0,
     })
 }
 
@@ -304,7 +307,8 @@ pub fn correct_count_gpu(
         let info = Info {
             n: len as u32,
             k: 0,
-            _pad: [0; 2],
+            slot: 0,
+            _pad: 0,
         };
         ctx.dispatch(
             &kernel("count_sum"),
@@ -336,4 +340,38 @@ pub fn argmax_gpu(
         n as u64,
     )?;
     Ok(out)
+}
+
+/// Appends one batch's metrics to `records` (a `u32` array on the device) at `slot`:
+/// `records[2·slot]` = the bits of the f32 mean loss in `loss` (a 1-value buffer, e.g.
+/// from [`softmax_xent_gpu`]), `records[2·slot + 1]` = the count of rows whose argmax
+/// equals the label. One dispatch, no readback; the caller reads the records once per
+/// epoch (or every N steps) and sums them in slot order.
+#[allow(clippy::too_many_arguments)]
+pub fn metric_record_gpu(
+    ctx: &GpuContext,
+    loss: &GpuBuffer,
+    logits: &GpuBuffer,
+    labels: &GpuBuffer,
+    n: usize,
+    k: usize,
+    records: &GpuBuffer,
+    slot: usize,
+) -> Result<(), GpuError> {
+    let mut info = check_gpu_args("metric_record_gpu", logits, Some(labels), n, k)?;
+    check_len("metric_record_gpu loss", loss, 1)?;
+    if (records.bytes() as usize) < (slot + 1) * 8 {
+        return Err(GpuError::Invalid(format!(
+            "metric_record_gpu: slot {slot} is past the {}-byte record buffer",
+            records.bytes()
+        )));
+    }
+    info.slot = check_u32("metric_record_gpu slot", slot)?;
+    ctx.dispatch(
+        &kernel("metric_record"),
+        &[],
+        bytemuck::bytes_of(&info),
+        &[logits, labels, loss, records],
+        [1, 1, 1],
+    )
 }

@@ -9,7 +9,10 @@
 //! [`matmul_gpu`] picks one per product with [`TileConfig::for_shape`], from the
 //! fastest measured on llvmpipe. Each output is accumulated with one fma per k, in
 //! increasing k, starting from zero, whatever the tile shape: results are deterministic
-//! and identical across tile configurations.
+//! and identical across tile configurations. On GPUs a product with few tiles and a
+//! long k (small batch: the dense layers at batch 32) is split over k
+//! ([`split_k_for`], [`matmul_gpu_split`]): partial chains per k range, added in split
+//! order by a second pass; deterministic, rounded differently from one chain.
 
 use crate::gemm::gemm_par;
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
@@ -256,7 +259,8 @@ struct Info {
     m: u32,
     k: u32,
     n: u32,
-    _pad: u32,
+    /// Split-K: k per split (0: no split).
+    k_chunk: u32,
 }
 
 fn info(s: &MatmulShape) -> Result<Info, GpuError> {
@@ -268,7 +272,7 @@ fn info(s: &MatmulShape) -> Result<Info, GpuError> {
         m: check_u32("matmul m", s.m)?,
         k: check_u32("matmul k", s.k)?,
         n: check_u32("matmul n", s.n)?,
-        _pad: 0,
+        k_chunk: 0,
     })
 }
 
@@ -290,9 +294,10 @@ fn launch(
     b: &GpuBuffer,
     cfg: TileConfig,
     f16: bool,
+    splits: u32,
 ) -> Result<GpuBuffer, GpuError> {
     cfg.validate(ctx)?;
-    let info = info(s)?;
+    let mut info = info(s)?;
     if s.k == 0 {
         // An empty sum: C is zero (and the operands may be empty buffers).
         return ctx.zeros(s.c_len() as u64 * 4);
@@ -329,27 +334,66 @@ fn launch(
         check_u32("matmul grid", s.m.div_ceil(cfg.bm as usize))?,
         1,
     ];
+    // Split-K (f32 only): chunks of k that are whole BK slices, one partial C each.
+    let k_chunk =
+        s.k.div_ceil(splits.max(1) as usize)
+            .div_ceil(cfg.bk as usize)
+            * cfg.bk as usize;
+    let splits = s.k.div_ceil(k_chunk);
+    if f16 || splits <= 1 {
+        ctx.dispatch(
+            &kernel,
+            &cfg.constants(s),
+            bytemuck::bytes_of(&info),
+            &[a, b, &c],
+            groups,
+        )?;
+        return Ok(c);
+    }
+    let partial_len = check_u32("matmul split-K partials", splits * s.c_len())?;
+    let partials = ctx.alloc(partial_len as u64 * 4)?;
+    info.k_chunk = check_u32("matmul k chunk", k_chunk)?;
     ctx.dispatch(
         &kernel,
         &cfg.constants(s),
         bytemuck::bytes_of(&info),
-        &[a, b, &c],
-        groups,
+        &[a, b, &partials],
+        [groups[0], groups[1], splits as u32],
+    )?;
+    let sum_info = Info {
+        m: check_u32("matmul C", s.c_len())?,
+        k: splits as u32,
+        n: 0,
+        k_chunk: 0,
+    };
+    let sum = Kernel {
+        module: "matmul",
+        source: SRC,
+        entry: "matmul_split_sum",
+    };
+    ctx.dispatch(
+        &sum,
+        &[],
+        bytemuck::bytes_of(&sum_info),
+        &[&partials, &c],
+        ctx.grid((s.c_len() as u64).div_ceil(WG_1D))?,
     )?;
     Ok(c)
 }
 
-/// `C = op(A)·op(B)` on the device (f32), tiled as [`TileConfig::for_shape`] chooses.
+/// `C = op(A)·op(B)` on the device (f32), tiled as [`TileConfig::for_shape`] chooses
+/// and split over k as [`split_k_for`] chooses (GPUs only).
 pub fn matmul_gpu(
     ctx: &GpuContext,
     s: &MatmulShape,
     a: &GpuBuffer,
     b: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
-    matmul_gpu_tiled(ctx, s, a, b, TileConfig::for_shape(s))
+    let cfg = TileConfig::for_shape(s);
+    matmul_gpu_split(ctx, s, a, b, cfg, split_k_for(ctx, s, cfg))
 }
 
-/// [`matmul_gpu`] with an explicit tile shape (for tuning and benchmarks).
+/// [`matmul_gpu`] with an explicit tile shape (for tuning and benchmarks), unsplit.
 pub fn matmul_gpu_tiled(
     ctx: &GpuContext,
     s: &MatmulShape,
@@ -357,9 +401,42 @@ pub fn matmul_gpu_tiled(
     b: &GpuBuffer,
     cfg: TileConfig,
 ) -> Result<GpuBuffer, GpuError> {
+    matmul_gpu_split(ctx, s, a, b, cfg, 1)
+}
+
+/// Workgroups a product should reach before split-K stops paying (about one per
+/// streaming multiprocessor of a large GPU).
+const SPLIT_K_TARGET_WORKGROUPS: usize = 128;
+
+/// How many k-splits [`matmul_gpu`] uses: 1 on CPU adapters (llvmpipe's few cores
+/// are busy with a handful of tiles, and an unsplit product keeps the single fma chain
+/// order), and on GPUs enough for a small-M product (the CNN's dense layer at batch 32:
+/// [32×1024]·[1024×64], one tile) to reach ~128 workgroups, with at least 64 k per
+/// split and at most 32 splits.
+pub fn split_k_for(ctx: &GpuContext, s: &MatmulShape, cfg: TileConfig) -> u32 {
+    if ctx.adapter.is_cpu {
+        return 1;
+    }
+    let tiles = s.m.div_ceil(cfg.bm as usize) * s.n.div_ceil(cfg.bn as usize);
+    let want = SPLIT_K_TARGET_WORKGROUPS.div_ceil(tiles.max(1));
+    want.min(s.k / 64).clamp(1, 32) as u32
+}
+
+/// `C = op(A)·op(B)` with `splits` k-splits: split z computes each output's fma chain
+/// over its own k range (whole `bk` slices) into a partial C, and a second pass adds
+/// the partials in split order. Deterministic; with more than one split the rounding
+/// differs from the unsplit chain (by the usual reassociation error).
+pub fn matmul_gpu_split(
+    ctx: &GpuContext,
+    s: &MatmulShape,
+    a: &GpuBuffer,
+    b: &GpuBuffer,
+    cfg: TileConfig,
+    splits: u32,
+) -> Result<GpuBuffer, GpuError> {
     check_len("matmul A", a, s.a_len())?;
     check_len("matmul B", b, s.b_len())?;
-    launch(ctx, s, a, b, cfg, false)
+    launch(ctx, s, a, b, cfg, false, splits)
 }
 
 fn require_f16(ctx: &GpuContext, what: &str) -> Result<(), GpuError> {
@@ -398,7 +475,7 @@ pub fn cast_f32_to_f16_gpu(
         m: check_u32("cast", len)?,
         k: 0,
         n: 0,
-        _pad: 0,
+        k_chunk: 0,
     };
     let pairs = len.div_ceil(2) as u64;
     let grid = ctx.grid(pairs.div_ceil(WG_1D))?;
@@ -423,5 +500,5 @@ pub fn matmul_f16_gpu(
     require_f16(ctx, "matmul_f16_gpu")?;
     check_len_f16("matmul_f16 A", a_f16, s.a_len())?;
     check_len_f16("matmul_f16 B", b_f16, s.b_len())?;
-    launch(ctx, s, a_f16, b_f16, TileConfig::for_shape(s), true)
+    launch(ctx, s, a_f16, b_f16, TileConfig::for_shape(s), true, 1)
 }

@@ -3,16 +3,69 @@
 use crate::gpu::{DeviceKind, GpuContext};
 use std::sync::{Arc, OnceLock};
 
-/// One shared context on the CPU adapter (llvmpipe) per test process, so each test does
-/// not pay for device bring-up. Panics with the install hint if there is none: the
-/// WGSL tests are meant to run in CI, where `.ci/run` installs the driver.
-pub fn cpu_adapter() -> Arc<GpuContext> {
+/// The adapter the WGSL-vs-cpu tests run on, from `RBD_TEST_ADAPTER`: `cpu` (the
+/// default: a CPU adapter such as llvmpipe), `gpu` (the best real GPU) or an index into
+/// `rbd devices`' order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestAdapter {
+    /// A CPU adapter.
+    Cpu,
+    /// The best GPU adapter.
+    Gpu,
+    /// Adapter number `n` of [`crate::gpu::list_adapters`].
+    Index(usize),
+}
+
+impl TestAdapter {
+    /// Parses a `RBD_TEST_ADAPTER` value.
+    pub fn parse(value: &str) -> Result<TestAdapter, String> {
+        match value.trim() {
+            "" | "cpu" => Ok(TestAdapter::Cpu),
+            "gpu" => Ok(TestAdapter::Gpu),
+            v => v.parse().map(TestAdapter::Index).map_err(|_| {
+                format!("RBD_TEST_ADAPTER: '{v}' (expected cpu, gpu or an adapter index)")
+            }),
+        }
+    }
+
+    /// The choice in the environment (`cpu` when unset).
+    pub fn from_env() -> Result<TestAdapter, String> {
+        TestAdapter::parse(&std::env::var("RBD_TEST_ADAPTER").unwrap_or_default())
+    }
+
+    /// Opens it.
+    pub fn open(self) -> Result<Arc<GpuContext>, String> {
+        match self {
+            TestAdapter::Cpu => GpuContext::new(DeviceKind::Cpu),
+            TestAdapter::Gpu => GpuContext::new(DeviceKind::Gpu),
+            TestAdapter::Index(i) => GpuContext::with_adapter(i),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// One shared context per test process on the adapter `RBD_TEST_ADAPTER` names (see
+/// [`TestAdapter`]; the CPU adapter by default), so each test does not pay for device
+/// bring-up. Panics with the reason if there is none: the WGSL tests are meant to run
+/// in CI, where `.ci/run` installs llvmpipe.
+pub fn test_adapter() -> Arc<GpuContext> {
     static CTX: OnceLock<Arc<GpuContext>> = OnceLock::new();
-    CTX.get_or_init(|| match GpuContext::new(DeviceKind::Cpu) {
-        Ok(ctx) => ctx,
-        Err(e) => panic!("WGSL tests need a CPU wgpu adapter: {e}"),
+    CTX.get_or_init(|| {
+        let choice = TestAdapter::from_env().unwrap_or_else(|e| panic!("{e}"));
+        match choice.open() {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                panic!("WGSL tests need a wgpu adapter ({choice:?}, from RBD_TEST_ADAPTER): {e}")
+            }
+        }
     })
     .clone()
+}
+
+/// [`test_adapter`] under its historical name (the CPU adapter unless
+/// `RBD_TEST_ADAPTER` says otherwise).
+pub fn cpu_adapter() -> Arc<GpuContext> {
+    test_adapter()
 }
 
 /// Proptest case count: `PROPTEST_CASES` if set (for deep runs), else `default`.
@@ -30,5 +83,20 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let ok = (g - w).abs() <= atol + rtol * w.abs() || (g.is_nan() && w.is_nan());
         assert!(ok, "{what}: index {i}: got {g}, want {w}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TestAdapter;
+
+    #[test]
+    fn adapter_choice_parses_and_names_the_variable_on_error() {
+        assert_eq!(TestAdapter::parse(""), Ok(TestAdapter::Cpu));
+        assert_eq!(TestAdapter::parse("cpu"), Ok(TestAdapter::Cpu));
+        assert_eq!(TestAdapter::parse("gpu"), Ok(TestAdapter::Gpu));
+        assert_eq!(TestAdapter::parse("2"), Ok(TestAdapter::Index(2)));
+        let e = TestAdapter::parse("h200").unwrap_err();
+        assert!(e.contains("RBD_TEST_ADAPTER") && e.contains("h200"), "{e}");
     }
 }

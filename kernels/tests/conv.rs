@@ -282,6 +282,54 @@ fn wgsl_matches_cpu_on_network_shapes() {
     }
 }
 
+/// The forward split over the reduction (what GPUs use for small output grids): the
+/// tolerance of the unsplit kernel against the cpu, bitwise deterministic, one split
+/// exactly the unsplit kernel, and partial last chunks and ragged tiles handled.
+#[test]
+fn forward_split_k_matches_cpu_and_is_deterministic() {
+    let ctx = cpu_adapter();
+    let shapes = [
+        Conv2dShape::new(32, 64, 6, 6, 64, 3, 3, 1, Padding::Valid).unwrap(), // CNN conv3, batch 32
+        Conv2dShape::new(3, 7, 9, 5, 19, 3, 3, 2, Padding::Same).unwrap(),    // K = 63: ragged
+        Conv2dShape::new(2, 40, 4, 4, 33, 1, 1, 1, Padding::Valid).unwrap(),  // 1×1, 3 M tiles
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        let x = to_f32(&data(300 + i as u64, s.x_len()));
+        let w = to_f32(&data(400 + i as u64, s.w_len()));
+        let gx = ctx.upload(bytemuck::cast_slice(&x)).unwrap();
+        let gw = ctx.upload(bytemuck::cast_slice(&w)).unwrap();
+        let mut want = vec![0f32; s.y_len()];
+        conv2d_cpu(s, &x, &w, &mut want);
+        let run = |splits: usize| -> Vec<f32> {
+            let y = conv2d_gpu_split(&ctx, s, &gx, &gw, splits).unwrap();
+            ctx.read(&y, s.y_len()).unwrap()
+        };
+        let unsplit: Vec<f32> = ctx
+            .read(&conv2d_gpu(&ctx, s, &gx, &gw).unwrap(), s.y_len())
+            .unwrap();
+        if ctx.adapter.is_cpu {
+            assert_eq!(forward_splits_for(&ctx, s), 1);
+        }
+        assert_eq!(run(1), unsplit, "{s:?}: one split is the unsplit kernel");
+        let k = (s.c * s.kh * s.kw) as f32;
+        for splits in [2, 3, 9, 100] {
+            let got = run(splits);
+            assert_close(
+                &format!("forward {s:?}, {splits} splits"),
+                &got,
+                &want,
+                1e-6 * k,
+                1e-4,
+            );
+            assert_eq!(
+                got,
+                run(splits),
+                "{s:?}, {splits} splits: not deterministic"
+            );
+        }
+    }
+}
+
 /// More than 65,535 output tiles: the grid is folded onto y. About a minute on
 /// llvmpipe, so run on demand (`-- --ignored`).
 #[test]

@@ -513,3 +513,60 @@ fn bench_matmul() {
         );
     }
 }
+
+/// Split-K against the f64 reference with the tolerance of an unsplit product (the
+/// split only reassociates the sum), bitwise deterministic, and one split is the
+/// unsplit kernel exactly.
+#[test]
+fn split_k_matches_the_reference_and_is_deterministic() {
+    let ctx = cpu_adapter();
+    let shapes = [
+        shape(32, 1024, 64, false, false), // the CNN's dense layer at batch 32
+        shape(32, 1024, 64, true, false),
+        shape(7, 1000, 13, false, true), // ragged k: last split partial
+        shape(33, 130, 65, true, true),
+        shape(1, 4096, 3, false, false),
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        let a = random(s.a_len(), 100 + i as u64);
+        let b = random(s.b_len(), 200 + i as u64);
+        let want = naive(s, &a, &b);
+        let ga = ctx.upload(bytemuck::cast_slice(&f32s(&a))).unwrap();
+        let gb = ctx.upload(bytemuck::cast_slice(&f32s(&b))).unwrap();
+        let cfg = TileConfig::for_shape(s);
+        let unsplit: Vec<f32> = ctx
+            .read(
+                &matmul_gpu_tiled(&ctx, s, &ga, &gb, cfg).unwrap(),
+                s.c_len(),
+            )
+            .unwrap();
+        let one: Vec<f32> = ctx
+            .read(
+                &matmul_gpu_split(&ctx, s, &ga, &gb, cfg, 1).unwrap(),
+                s.c_len(),
+            )
+            .unwrap();
+        assert_eq!(one, unsplit, "{s:?}: one split must be the unsplit kernel");
+        let tol = 2e-5 * (s.k as f32).sqrt();
+        for splits in [2, 3, 8, 32, 1000] {
+            let run = || -> Vec<f32> {
+                let c = matmul_gpu_split(&ctx, s, &ga, &gb, cfg, splits).unwrap();
+                ctx.read(&c, s.c_len()).unwrap()
+            };
+            let got = run();
+            assert_close(
+                &format!("{s:?} with {splits} splits"),
+                &got,
+                &f32s(&want),
+                tol,
+                tol,
+            );
+            assert_eq!(got, run(), "{s:?} with {splits} splits: not deterministic");
+        }
+    }
+    // llvmpipe never splits (the single-chain order is kept there).
+    assert_eq!(
+        split_k_for(&ctx, &shapes[0], TileConfig::for_shape(&shapes[0])),
+        if ctx.adapter.is_cpu { 1 } else { 16 }
+    );
+}

@@ -483,6 +483,100 @@ fn device_memory_grows_with_d_not_d_times_big_d() {
     );
 }
 
+#[test]
+fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass() {
+    // Layer-like compartments with gaps (entries outside every compartment keep base),
+    // a compartment without directions, and ragged lengths.
+    let ctx = cpu_adapter();
+    let n = 30_011;
+    let comps = [
+        Compartment::new(0, 5, 9_000, 37),
+        Compartment::new(1, 9_100, 17, 3),
+        Compartment::new(2, 9_200, 12_345, 0),
+        Compartment::new(3, 21_600, 8_400, 130),
+    ];
+    let s = Stream::new(21);
+    let scale = rbd_scale(n);
+    let coords = vector(total_dims(&comps), 5);
+    let base = vector(n, 6);
+    let phi = materialise(&s, 3, &comps, 1.0);
+    let want = expand_ref(&phi, &comps, &coords, -0.7 * scale, &base);
+    let cb = ctx.upload(bytemuck::cast_slice(&coords)).unwrap();
+    let bb = ctx.upload(bytemuck::cast_slice(&base)).unwrap();
+    let mut outs = Vec::new();
+    for max_groups in [1, 2, 5, 16, 1000] {
+        let plan = ExpandPlan { max_groups };
+        let o = expand_gpu_with(&ctx, plan, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap();
+        let got: Vec<f32> = ctx.read(&o, n).unwrap();
+        check_against(&format!("expand, {max_groups} groups"), &got, &want, 2e-6);
+        for e in (0..5).chain(9_005..9_100).chain(9_117..9_200) {
+            assert_eq!(got[e].to_bits(), base[e].to_bits(), "entry {e} outside");
+        }
+        for e in 9_200..21_545 {
+            assert_eq!(
+                got[e], base[e],
+                "entry {e} of the compartment without directions"
+            );
+        }
+        let again: Vec<f32> = ctx
+            .read(
+                &expand_gpu_with(&ctx, plan, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap(),
+                n,
+            )
+            .unwrap();
+        assert_eq!(got, again, "{max_groups} groups: not deterministic");
+        outs.push(got);
+    }
+    // One group is the single-pass order: the plain expand_gpu on a CPU adapter.
+    let plain: Vec<f32> = ctx
+        .read(
+            &expand_gpu(&ctx, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap(),
+            n,
+        )
+        .unwrap();
+    if ctx.adapter.is_cpu {
+        assert_eq!(plain, outs[0]);
+    }
+    assert_ne!(outs[0], outs[2], "groups should change some roundings");
+}
+
+#[test]
+fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
+    // The table-driven project covers every compartment in one dispatch: each
+    // compartment's coordinates must be exactly those of projecting it alone.
+    let ctx = cpu_adapter();
+    let n = 50_000;
+    let comps = [
+        Compartment::new(0, 0, 20_000, 19),
+        Compartment::new(1, 20_000, 3, 2),
+        Compartment::new(2, 20_003, 0, 4),
+        Compartment::new(3, 20_003, 9_000, 0),
+        Compartment::new(4, 29_003, 20_997, 41),
+    ];
+    let s = Stream::new(5);
+    let g = ctx.upload(bytemuck::cast_slice(&vector(n, 8))).unwrap();
+    let all: Vec<f32> = ctx
+        .read(
+            &project_gpu(&ctx, &s, 9, &comps, 0.01, &g).unwrap(),
+            total_dims(&comps),
+        )
+        .unwrap();
+    let mut alone = Vec::new();
+    for c in &comps {
+        if c.dims == 0 {
+            continue;
+        }
+        let coords = project_gpu(&ctx, &s, 9, std::slice::from_ref(c), 0.01, &g).unwrap();
+        alone.extend(ctx.read::<f32>(&coords, c.dims).unwrap());
+    }
+    assert_eq!(all.len(), alone.len());
+    for (i, (a, b)) in all.iter().zip(&alone).enumerate() {
+        assert_eq!(a.to_bits(), b.to_bits(), "coordinate {i}: {a} vs {b}");
+    }
+    assert!(all[19..21].iter().any(|&v| v != 0.0), "3-entry compartment");
+    assert!(all[21..25].iter().all(|&v| v == 0.0), "empty compartment");
+}
+
 /// The generate-once step gives bitwise what project then expand give: one block and
 /// several (150 directions over 9,001 entries; 10 directions over 300,000 entries,
 /// where a block holds 3), compartments with gaps, windows (`first > 0`), an empty

@@ -2,7 +2,9 @@
 //! mulhi32 on the GPU, WGSL stream == native stream, float accuracy and moments.
 
 use proptest::prelude::*;
-use rbd_kernels::rng::gpu::{map_cpu, map_gpu, mulhi_gpu, stream_gpu, StreamQuery};
+use rbd_kernels::rng::gpu::{
+    map_cpu, map_gpu, mulhi_gpu, mulhi_gpu_with, stream_gpu, stream_gpu_with, Mulhi, StreamQuery,
+};
 use rbd_kernels::rng::map::{box_muller, ln_unit, sincos_turn, uniform_sym, unit_open0};
 use rbd_kernels::rng::*;
 use rbd_kernels::testing::{cases, cpu_adapter};
@@ -156,6 +158,81 @@ fn mulhi_on_the_gpu_matches_u64_math() {
     for (&(a, b), &(hi, lo)) in pairs.iter().zip(&got) {
         let p = a as u64 * b as u64;
         assert_eq!((hi, lo), ((p >> 32) as u32, p as u32), "{a:#x} * {b:#x}");
+    }
+}
+
+/// The `mulhi32` variants this adapter can run (the native one needs SHADER_INT64).
+fn mulhi_variants(ctx: &rbd_kernels::GpuContext) -> Vec<Mulhi> {
+    if ctx.has_int64() {
+        vec![Mulhi::Emulated, Mulhi::Native64]
+    } else {
+        eprintln!(
+            "note: {} lacks SHADER_INT64; the native 64-bit mulhi is not tested",
+            ctx.describe()
+        );
+        vec![Mulhi::Emulated]
+    }
+}
+
+#[test]
+fn both_mulhi_variants_give_the_same_words_bit_for_bit() {
+    let ctx = cpu_adapter();
+    let v = edge_values();
+    let pairs: Vec<(u32, u32)> = v
+        .iter()
+        .flat_map(|&a| v.iter().map(move |&b| (a, b)))
+        .collect();
+    let queries: Vec<StreamQuery> = (0..2000u32)
+        .map(|i| StreamQuery {
+            seed: 0x0123_4567_89ab_cdef ^ (i as u64) << 40,
+            step: i.wrapping_mul(2_654_435_761),
+            compartment: i % 7,
+            direction: i.wrapping_mul(40_503),
+            element: i.wrapping_mul(69_069) ^ 0xffff_0000,
+        })
+        .collect();
+    let variants = mulhi_variants(&ctx);
+    for &m in &variants {
+        let got = mulhi_gpu_with(&ctx, m, &pairs).unwrap();
+        for (&(a, b), &(hi, lo)) in pairs.iter().zip(&got) {
+            let p = a as u64 * b as u64;
+            assert_eq!(
+                (hi, lo),
+                ((p >> 32) as u32, p as u32),
+                "{m:?}: {a:#x} * {b:#x}"
+            );
+        }
+    }
+    let words = |m| {
+        stream_gpu_with(&ctx, m, Generator::Philox, Distribution::Gaussian, &queries)
+            .unwrap()
+            .iter()
+            .map(|&(w, x)| (w, x.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    let emulated = words(Mulhi::Emulated);
+    // The emulation against the native Rust stream.
+    let native_rust: Vec<u32> = queries
+        .iter()
+        .map(|q| {
+            let s = Stream {
+                generator: Generator::Philox,
+                distribution: Distribution::Gaussian,
+                seed: q.seed,
+            };
+            s.word(q.step as u64, q.compartment, q.direction, q.element)
+        })
+        .collect();
+    assert_eq!(
+        emulated.iter().map(|w| w.0).collect::<Vec<_>>(),
+        native_rust
+    );
+    if variants.contains(&Mulhi::Native64) {
+        assert_eq!(
+            words(Mulhi::Native64),
+            emulated,
+            "native vs emulated Philox"
+        );
     }
 }
 

@@ -2,6 +2,7 @@
 // tensors while loading tiles, never materialised.
 //
 //   forward          Y[o, n·P]      = W[o, K]         · col[K, n·P]      K = c·kh·kw, P = oh·ow
+//                    (split over K on GPUs when the grid is small)
 //   backward data    dX[c, n·h·w]   = Wt[c, o·kh·kw]  · dYcol[o·kh·kw, n·h·w]
 //   backward weight  dW[o, K]       = dY[o, n·P]      · colᵀ[n·P, K]      (split over n·P)
 //
@@ -21,7 +22,7 @@
 // wid.y·nwg.x + wid.x enumerates tiles, m fastest, then n, then the split.
 //
 // Bindings per entry point (binding 0 is `info`):
-//   conv_forward          1 x      2 w        3 y
+//   conv_forward          1 x      2 w        3 y or partials[splits][y]
 //   conv_backward_data    1 dy     2 w        3 dx
 //   conv_backward_weight  1 dy     2 x        3 dw or partials[splits][o·K]
 //   conv_sum_partials     1 partials          2 dw
@@ -78,12 +79,19 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let g = group_id(wid, nwg);
     if (g >= info.groups) { return; }
-    let m0 = (g % info.tiles_m) * 16u * RM;
-    let n0 = (g / info.tiles_m) * 64u;
+    // Split-K (small grids on GPUs): split s reduces over [s·chunk, (s+1)·chunk) into
+    // partials[s] (y's layout), summed in split order by conv_sum_partials.
+    let tiles = info.tiles_m * info.tiles_n;
+    let split = g / tiles;
+    let t = g % tiles;
+    let m0 = (t % info.tiles_m) * 16u * RM;
+    let n0 = (t / info.tiles_m) * 64u;
     let tx = lid % 16u;
     let ty = lid / 16u;
     let khw = info.kh * info.kw;
     let p_len = info.oh * info.ow;
+    let k_begin = split * info.chunk;
+    let k_end = min(info.gk, k_begin + info.chunk);
 
     // A loads: W[m, k], k = k0 + lid % 16 (contiguous in memory), rows lid / 16 + 16i.
     let ak = lid % 16u;
@@ -100,19 +108,19 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let x_img = img * info.c * info.h * info.w;
 
     for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
-    for (var k0 = 0u; k0 < info.gk; k0 += TK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TK) {
         let k = k0 + ak;
         for (var i = 0u; i < RM; i++) {
             let m = m0 + am + 16u * i;
             var v = 0.0;
-            if (m < info.gm && k < info.gk) { v = in_b[m * info.gk + k]; }
+            if (m < info.gm && k < k_end) { v = in_b[m * info.gk + k]; }
             a_tile[ak * LD + am + 16u * i] = v;
         }
         for (var i = 0u; i < 4u; i++) {
             let kk = bk + 4u * i;
             let kb = k0 + kk;
             var v = 0.0;
-            if (j_ok && kb < info.gk) {
+            if (j_ok && kb < k_end) {
                 let ci = kb / khw;
                 let r = kb - ci * khw;
                 let ki = r / info.kw;
@@ -131,10 +139,11 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         workgroupBarrier();
     }
 
+    let out_base = split * info.gm * info.gn;
     for (var jj = 0u; jj < 4u; jj++) {
         let jc = n0 + tx + 16u * jj;
         if (jc < info.gn) {
-            let base = (jc / p_len) * info.o * p_len + jc % p_len;
+            let base = out_base + (jc / p_len) * info.o * p_len + jc % p_len;
             for (var i = 0u; i < RM; i++) {
                 let m = m0 + ty + 16u * i;
                 if (m < info.gm) { out[base + m * p_len] = acc[i][jj]; }

@@ -11,7 +11,7 @@
 struct Info {
     n: u32, // rows (count_sum: values)
     k: u32, // classes
-    _pad0: u32,
+    slot: u32, // metric_record: the record written
     _pad1: u32,
 }
 
@@ -23,6 +23,7 @@ struct Info {
 // argmax: logits -> classes
 // correct: logits, labels -> counts_out
 // count_sum: counts_in -> counts_out
+// metric_record: logits, labels, dloss (the batch's mean loss) -> records
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> counts_in: array<u32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
@@ -33,6 +34,7 @@ struct Info {
 @group(0) @binding(3) var<storage, read> dloss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> correct_out: array<u32>;
 @group(0) @binding(4) var<storage, read> stats_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> records: array<u32>;
 @group(0) @binding(5) var<storage, read_write> grad: array<f32>;
 
 const WG: u32 = 256u;
@@ -183,5 +185,22 @@ fn count_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let total = tree_u32(lid, acc);
     if (lid == 0u && base < info.n) {
         counts_out[w] = total;
+    }
+}
+
+// One workgroup appends a batch's metrics to the epoch's record array: records[2·slot] =
+// the mean loss's bits (read from dloss[0], the loss tensor), records[2·slot + 1] = the
+// rows whose argmax equals the label (rows strided over the 256 threads, then the tree).
+// The host sums the records in slot order in f64, exactly as per-step readbacks did.
+@compute @workgroup_size(256)
+fn metric_record(@builtin(local_invocation_index) lid: u32) {
+    var hits = 0u;
+    for (var i = lid; i < info.n; i += WG) {
+        hits += select(0u, 1u, row_argmax(i * info.k) == labels[i]);
+    }
+    let total = tree_u32(lid, hits);
+    if (lid == 0u) {
+        records[2u * info.slot] = bitcast<u32>(dloss[0]);
+        records[2u * info.slot + 1u] = total;
     }
 }

@@ -18,6 +18,7 @@
 //
 // Entry points differ only in how the operands are read from global memory:
 // matmul_ss (scalar A, scalar B), matmul_vs (vec4 A), matmul_sv (vec4 B), matmul_vv.
+// matmul_split_sum adds split-K partials in split order (see k_range).
 // The vec4 paths need the operand's contiguous dimension to be a multiple of 4 (the
 // launcher checks). matmul_f16.wgsl is prepended to this file to build the f16 module.
 //
@@ -26,10 +27,10 @@
 // A_SLOTS = BK · BM / 4, B_SLOTS = BK · BN / 4.
 
 struct Info {
-    m: u32,
-    k: u32,
+    m: u32,       // matmul_split_sum: entries of C
+    k: u32,       // matmul_split_sum: number of splits
     n: u32,
-    _pad: u32,
+    k_chunk: u32, // split-K: k per split (a multiple of BK; 0 = no split)
 }
 
 @group(0) @binding(0) var<uniform> info: Info;
@@ -38,6 +39,21 @@ struct Info {
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+// matmul_split_sum: partials at binding 1 (a), C at binding 2.
+@group(0) @binding(2) var<storage, read_write> split_out: array<f32>;
+
+// Split-K: workgroup z computes the fma chains over k in [z·k_chunk, (z+1)·k_chunk)
+// into partials[z] (C's layout, offset by z·m·n); matmul_split_sum then adds the
+// partials in z order. Without a split (k_chunk = 0) z = 0 covers all of k.
+var<private> c_base: u32 = 0u;
+
+fn k_range(wid: vec3<u32>) -> vec2<u32> {
+    if (info.k_chunk == 0u) {
+        return vec2(0u, info.k);
+    }
+    let begin = wid.z * info.k_chunk;
+    return vec2(begin, min(info.k, begin + info.k_chunk));
+}
 
 override BM: u32 = 64u;
 override BN: u32 = 64u;
@@ -277,7 +293,7 @@ fn accumulate(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
 // C[r, col .. col + 4] = v, skipping what lies outside C.
 fn store4(r: u32, col: u32, v: vec4<f32>) {
     if (r < info.m) {
-        let base = r * info.n;
+        let base = c_base + r * info.n;
         if (col < info.n) {
             c[base + col] = v.x;
         }
@@ -335,7 +351,9 @@ fn matmul_ss(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < info.k; k0 += BK) {
+    let kr = k_range(wid);
+    c_base = wid.z * info.m * info.n;
+    for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         load_a_scalar(t, k0);
         load_b_scalar(t, k0);
         workgroupBarrier();
@@ -350,7 +368,9 @@ fn matmul_vs(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < info.k; k0 += BK) {
+    let kr = k_range(wid);
+    c_base = wid.z * info.m * info.n;
+    for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         load_a_vec(t, k0);
         load_b_scalar(t, k0);
         workgroupBarrier();
@@ -365,7 +385,9 @@ fn matmul_sv(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < info.k; k0 += BK) {
+    let kr = k_range(wid);
+    c_base = wid.z * info.m * info.n;
+    for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         load_a_scalar(t, k0);
         load_b_vec(t, k0);
         workgroupBarrier();
@@ -380,7 +402,9 @@ fn matmul_vv(@builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < info.k; k0 += BK) {
+    let kr = k_range(wid);
+    c_base = wid.z * info.m * info.n;
+    for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
         load_a_vec(t, k0);
         load_b_vec(t, k0);
         workgroupBarrier();
@@ -388,4 +412,20 @@ fn matmul_vv(@builtin(local_invocation_id) lid: vec3<u32>,
         workgroupBarrier();
     }
     store_c(t, &acc);
+}
+
+// C[i] = partials[0][i] + partials[1][i] + ... in split order (info.m = entries of C,
+// info.k = splits); one thread per entry, grid folded onto x and y.
+@compute @workgroup_size(256)
+fn matmul_split_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+    if (i >= info.m) {
+        return;
+    }
+    var s = a[i];
+    for (var z = 1u; z < info.k; z++) {
+        s += a[z * info.m + i];
+    }
+    split_out[i] = s;
 }

@@ -1,26 +1,14 @@
 // Philox4x32-10 (Salmon et al. 2011, Random123's philox4x32_R with R = 10).
-// WGSL has no 64-bit integers: the high word of a 32x32 product comes from four 16x16
-// partial products (mulhi32); the low word is the ordinary wrapping u32 product.
-// Library file: concatenated in front of the kernels that use it (no entry points).
+// The high word of a 32x32 product, mulhi32, comes from rng_mulhi_u64.wgsl (a native
+// 64-bit multiply, on adapters with SHADER_INT64) or rng_mulhi_u32.wgsl (four 16x16
+// partial products, everywhere else); both give the same word. The low word is the
+// ordinary wrapping u32 product. Library file: concatenated in front of the kernels
+// that use it (no entry points).
 
 const PHILOX_M0: u32 = 0xD2511F53u;
 const PHILOX_M1: u32 = 0xCD9E8D57u;
 const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
-
-fn mulhi32(a: u32, b: u32) -> u32 {
-    let a_lo = a & 0xFFFFu;
-    let a_hi = a >> 16u;
-    let b_lo = b & 0xFFFFu;
-    let b_hi = b >> 16u;
-    let ll = a_lo * b_lo;
-    let lh = a_lo * b_hi;
-    let hl = a_hi * b_lo;
-    let hh = a_hi * b_hi;
-    // < 3 * 2^16: no overflow.
-    let mid = (ll >> 16u) + (lh & 0xFFFFu) + (hl & 0xFFFFu);
-    return hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
-}
 
 fn philox_round(x: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
     let hi0 = mulhi32(PHILOX_M0, x.x);

@@ -3,7 +3,7 @@
 //! including awkward ones (1, primes, sizes that are not tile multiples).
 
 use proptest::prelude::*;
-use rbd_engine::{Device, Labels, Padding, Result, Tensor};
+use rbd_engine::{Device, DeviceChoice, Labels, MetricSums, Padding, Result, Tensor};
 use rbd_kernels::testing::{cases, cpu_adapter};
 use rbd_tests::{weighted_sum, weights};
 
@@ -116,6 +116,128 @@ proptest! {
         let cc = Tensor::from_f32(&Device::Cpu, &v, &[n, k]).unwrap().correct_count(&lc).unwrap();
         let cg = Tensor::from_f32(&wgpu(), &v, &[n, k]).unwrap().correct_count(&lg).unwrap();
         prop_assert_eq!(cc, cg);
+    }
+}
+
+/// Batches of logits (some rows with ties and a label out of the argmax) and labels.
+fn metric_batches(count: usize, seed: u64) -> Vec<(Vec<f32>, Vec<u32>, usize, usize)> {
+    (0..count)
+        .map(|b| {
+            let (n, k) = (1 + (b * 7) % 37, 2 + b % 9);
+            let s = seed ^ (b as u64) << 20;
+            let mut v: Vec<f32> = weights(n * k, s)
+                .iter()
+                .map(|&x| (x * 4.0) as f32)
+                .collect();
+            if n > 1 {
+                v[k] = v[k + 1]; // a tie in row 1
+            }
+            let labels = weights(n, s ^ 5)
+                .iter()
+                .map(|x| ((x.abs() * 1e6) as usize % k) as u32)
+                .collect();
+            (v, labels, n, k)
+        })
+        .collect()
+}
+
+/// Σ loss·n, Σ correct and Σ n as the trainer summed them: `loss.item()` and
+/// `correct_count` read back after every batch.
+fn per_step_readback(
+    device: &Device,
+    batches: &[(Vec<f32>, Vec<u32>, usize, usize)],
+) -> (f64, u64, u64) {
+    let (mut loss, mut correct, mut seen) = (0.0, 0, 0);
+    for (v, y, n, k) in batches {
+        let logits = Tensor::from_f32(device, v, &[*n, *k]).unwrap();
+        let labels = Labels::new(device, y.clone(), *k).unwrap();
+        loss += logits
+            .softmax_cross_entropy(&labels)
+            .unwrap()
+            .item()
+            .unwrap()
+            * *n as f64;
+        correct += logits.correct_count(&labels).unwrap() as u64;
+        seen += *n as u64;
+    }
+    (loss, correct, seen)
+}
+
+fn metric_sums(device: &Device, batches: &[(Vec<f32>, Vec<u32>, usize, usize)]) -> (f64, u64, u64) {
+    let mut sums = MetricSums::new(device).unwrap();
+    for (v, y, n, k) in batches {
+        let logits = Tensor::from_f32(device, v, &[*n, *k]).unwrap();
+        let labels = Labels::new(device, y.clone(), *k).unwrap();
+        let loss = logits.softmax_cross_entropy(&labels).unwrap();
+        sums.add(&loss, &logits, &labels).unwrap();
+    }
+    sums.read().unwrap()
+}
+
+#[test]
+fn metric_sums_equal_per_step_readbacks_bitwise() {
+    let batches = metric_batches(40, 11);
+    for device in [Device::Cpu, wgpu()] {
+        let want = per_step_readback(&device, &batches);
+        let got = metric_sums(&device, &batches);
+        assert_eq!(
+            got.0.to_bits(),
+            want.0.to_bits(),
+            "{device:?}: {got:?} vs {want:?}"
+        );
+        assert_eq!((got.1, got.2), (want.1, want.2), "{device:?}");
+    }
+}
+
+#[test]
+fn metric_sums_drain_a_full_record_array_and_reset() {
+    // More batches than the device holds records for: one drain on the way.
+    let count = rbd_engine::metrics::RECORDS_ON_DEVICE + 5;
+    let batches = metric_batches(count, 3);
+    let cpu = metric_sums(&Device::Cpu, &batches);
+    let gpu = metric_sums(&wgpu(), &batches);
+    assert_eq!((gpu.1, gpu.2), (cpu.1, cpu.2));
+    assert!(
+        (gpu.0 - cpu.0).abs() <= 1e-5 * cpu.0.abs(),
+        "{gpu:?} vs {cpu:?}"
+    );
+    let mut sums = MetricSums::new(&wgpu()).unwrap();
+    let (v, y, n, k) = &batches[0];
+    let logits = Tensor::from_f32(&wgpu(), v, &[*n, *k]).unwrap();
+    let labels = Labels::new(&wgpu(), y.clone(), *k).unwrap();
+    sums.add(
+        &logits.softmax_cross_entropy(&labels).unwrap(),
+        &logits,
+        &labels,
+    )
+    .unwrap();
+    assert_eq!(sums.pending(), 1);
+    sums.reset();
+    assert_eq!(sums.read().unwrap(), (0.0, 0, 0));
+    let wrong = Labels::new(&wgpu(), vec![0; *n + 1], *k).unwrap();
+    let e = sums.add(
+        &logits.softmax_cross_entropy(&labels).unwrap(),
+        &logits,
+        &wrong,
+    );
+    assert!(e.unwrap_err().to_string().contains("MetricSums"));
+}
+
+#[test]
+fn device_auto_says_why_it_fell_back_to_the_cpu() {
+    let (device, why) = Device::open_explained(DeviceChoice::Auto).unwrap();
+    match device {
+        Device::Cpu => {
+            let why = why.expect("a fallback to the cpu comes with its reason");
+            assert!(
+                why.contains("--device auto") && why.contains("GPU"),
+                "{why}"
+            );
+        }
+        Device::Wgpu(ctx) => {
+            assert!(why.is_none(), "{why:?}");
+            assert!(!ctx.adapter.is_cpu, "auto never picks a CPU adapter");
+        }
     }
 }
 

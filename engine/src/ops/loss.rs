@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub struct Labels {
     host: Arc<Vec<u32>>,
     gpu: Option<Arc<GpuBuffer>>,
-    classes: usize,
+    pub(crate) classes: usize,
 }
 
 impl Labels {
@@ -71,7 +71,7 @@ fn check(logits: &Tensor, labels: &Labels) -> Result<(usize, usize)> {
     }
 }
 
-fn gpu_labels(labels: &Labels) -> Result<&Arc<GpuBuffer>> {
+pub(crate) fn gpu_labels(labels: &Labels) -> Result<&Arc<GpuBuffer>> {
     labels
         .gpu
         .as_ref()

@@ -127,11 +127,64 @@ pub fn conv2d_gpu(
     x: &GpuBuffer,
     w: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
+    conv2d_gpu_split(ctx, s, x, w, forward_splits_for(ctx, s))
+}
+
+/// Workgroups the forward pass aims for on a GPU before it stops splitting.
+const FORWARD_TARGET_GROUPS: usize = 128;
+/// Smallest reduction per forward split (a multiple of [`TILE_K`]).
+const FORWARD_MIN_CHUNK: usize = 64;
+
+/// Splits of the forward reduction (K = c·kh·kw) [`conv2d_gpu`] uses: 1 on CPU
+/// adapters (the single-chain order), and on GPUs enough for a layer with a small
+/// output grid (the CNN's third layer at batch 32: 8 tiles) to reach ~128 workgroups,
+/// each split reducing at least 64.
+pub fn forward_splits_for(ctx: &GpuContext, s: &Conv2dShape) -> usize {
+    if ctx.adapter.is_cpu {
+        return 1;
+    }
+    let gm = s.o;
+    let tiles = gm.div_ceil(16 * rows_per_thread(gm)) * (s.n * s.p()).div_ceil(TILE);
+    let want = FORWARD_TARGET_GROUPS.div_ceil(tiles.max(1));
+    want.min(s.k() / FORWARD_MIN_CHUNK).max(1)
+}
+
+/// Forward convolution with the reduction split into `splits` chunks of whole 16-deep
+/// slices, each into a partial output, added in split order by `conv_sum_partials`
+/// (deterministic; with more than one split the rounding differs from one chain).
+pub fn conv2d_gpu_split(
+    ctx: &GpuContext,
+    s: &Conv2dShape,
+    x: &GpuBuffer,
+    w: &GpuBuffer,
+    splits: usize,
+) -> Result<GpuBuffer, GpuError> {
     check_len("conv2d x", x, s.x_len())?;
     check_len("conv2d w", w, s.w_len())?;
-    let info = info(s, s.o, s.n * s.p(), s.k())?;
+    let mut info = info(s, s.o, s.n * s.p(), s.k())?;
     let y = ctx.alloc(s.y_len() as u64 * 4)?;
-    dispatch(ctx, "conv_forward", &info, &[x, w, &y])?;
+    let gk = s.k();
+    let chunk = gk.div_ceil(splits.max(1)).div_ceil(TILE_K) * TILE_K;
+    let splits = gk.div_ceil(chunk.max(1)).max(1);
+    if splits == 1 {
+        dispatch(ctx, "conv_forward", &info, &[x, w, &y])?;
+        return Ok(y);
+    }
+    let tiles = info.tiles_m as usize * info.tiles_n as usize;
+    check_u32("conv2d partials", s.y_len() * splits)?;
+    check_u32("conv2d reduction", gk + chunk)?;
+    info.chunk = check_u32("conv2d chunk", chunk)?;
+    info.splits = check_u32("conv2d splits", splits)?;
+    info.groups = check_u32("conv2d workgroups", tiles * splits)?;
+    let partials = ctx.alloc((s.y_len() * splits) as u64 * 4)?;
+    dispatch(ctx, "conv_forward", &info, &[x, w, &partials])?;
+    launch_1d(
+        ctx,
+        &kernel("conv_sum_partials"),
+        bytemuck::bytes_of(&info),
+        &[&partials, &y],
+        s.y_len() as u64,
+    )?;
     Ok(y)
 }
 

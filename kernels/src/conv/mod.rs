@@ -24,5 +24,8 @@ mod im2col;
 mod shape;
 
 pub use cpu::{conv2d_backward_data_cpu, conv2d_backward_weight_cpu, conv2d_cpu};
-pub use gpu::{conv2d_backward_data_gpu, conv2d_backward_weight_gpu, conv2d_gpu};
+pub use gpu::{
+    conv2d_backward_data_gpu, conv2d_backward_weight_gpu, conv2d_gpu, conv2d_gpu_split,
+    forward_splits_for,
+};
 pub use shape::{Conv2dShape, Padding};

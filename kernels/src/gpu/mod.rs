@@ -2,16 +2,28 @@
 //! cache, batched command submission, bounded readback and per-kernel GPU timing.
 //!
 //! Kernels follow one binding convention: `@group(0) @binding(0)` is a uniform `Info`
-//! struct with the shapes (written from a `#[repr(C)]` Pod struct, padded to 16 bytes),
+//! struct with the shapes (written from a `#[repr(C)]` Pod struct, at most 256 bytes),
 //! and bindings `1..=n` are the storage buffers in the order the launcher passes them.
-//! Every entry point must use all the bindings it declares (wgpu derives the layout
-//! from what the entry point uses).
+//! The layout is explicit (see `reflect`): binding 0 is a dynamic-offset window into
+//! one uniform ring, a storage binding is read-only where the entry point declares it
+//! `read` (or does not use it).
+//!
+//! Host cost per dispatch is kept to lookups: `Info` goes to the host copy of the
+//! uniform ring (written with one `queue.write_buffer` per submit), bind groups are
+//! cached by the pool identity of their buffers, pipelines by entry point and override
+//! values without allocating, and dispatches share one compute pass until a copy,
+//! clear or timestamp query ends it. Uploads go through an upload ring and a recorded
+//! copy, so they do not force a submit. [`counters`] counts all of it.
 
 mod adapter;
+mod counters;
 mod pool;
 mod profiler;
+mod reflect;
 
 pub use adapter::{list_adapters, AdapterReport, DeviceKind};
+use counters::{bump, COUNTERS};
+pub use counters::{counters, reset_counters, Counters};
 pub use pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 pub use profiler::KernelTiming;
 pub use wgpu::Features;
@@ -20,7 +32,6 @@ use crate::GpuError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wgpu::util::DeviceExt;
 
 /// A WGSL kernel: a source file and one of its entry points.
 #[derive(Clone, Copy, Debug)]
@@ -33,17 +44,73 @@ pub struct Kernel {
     pub entry: &'static str,
 }
 
-/// Submit the open command buffer after this many dispatches.
-const DISPATCHES_PER_SUBMIT: usize = 64;
+/// Submit the open command buffer after this many dispatches (the step's own flush
+/// normally comes first; this bounds the work queued behind a long recording).
+const DISPATCHES_PER_SUBMIT: usize = 256;
+
+/// Bytes of the uniform ring: each dispatch's `Info` lands at the next aligned offset;
+/// a full ring submits. Written once per submit (`queue.write_buffer`), which the
+/// queue orders after earlier submissions and before this one's commands.
+const UNIFORM_RING_BYTES: u64 = 64 * 1024;
+
+/// Largest `Info` struct (the binding size of the ring's dynamic-offset binding).
+const MAX_INFO_BYTES: u64 = 256;
+
+/// Smallest upload ring; it grows to the largest upload of a submission.
+const MIN_UPLOAD_RING_BYTES: u64 = 4 << 20;
+
+/// Storage buffers per dispatch at the most (bindings 1..=8).
+const MAX_BUFFERS: usize = 8;
+
+/// Bind groups kept before the cache is emptied (they hold their buffers alive).
+const MAX_BIND_GROUPS: usize = 16_384;
 
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The open compute pass (one per submit unless a copy, clear or timestamp
+    /// query ends it).
+    pass: Option<wgpu::ComputePass<'static>>,
     dispatches: usize,
-    /// Uniform buffers must outlive the submission that reads them.
-    uniforms: Vec<wgpu::Buffer>,
+    /// `Info` structs of this submission at their ring offsets.
+    uniforms: Vec<u8>,
+    /// Uploads of this submission, copied from the upload ring by recorded copies.
+    uploads: Vec<u8>,
+    /// The upload ring the recorded copies read (grown between submissions).
+    upload_ring: Option<wgpu::Buffer>,
 }
 
-type PipelineKey = (&'static str, &'static str, Vec<(String, u64)>);
+impl Pending {
+    /// Ends the open pass, so that copies and clears can be recorded.
+    fn end_pass(&mut self) {
+        self.pass = None;
+    }
+}
+
+/// A compute pipeline with the index of its bind-group layout.
+#[derive(Clone)]
+struct Pipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: usize,
+}
+
+/// Pipelines of one entry point, by override constants (name, f64 bits).
+type Variants = Vec<(Vec<(String, u64)>, Pipeline)>;
+
+/// A bind group's identity: layout, then each buffer's pool id and bound length.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct BindKey {
+    layout: usize,
+    buffers: [(u64, u64); MAX_BUFFERS],
+}
+
+#[derive(Default)]
+struct Layouts {
+    /// Storage bindings of each entry point, by module.
+    reflected: HashMap<&'static str, HashMap<String, reflect::Bindings>>,
+    /// Distinct bind-group layouts, by their storage bindings.
+    by_bindings: HashMap<reflect::Bindings, usize>,
+    layouts: Vec<(wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+}
 
 /// A device with its queue, pool and caches. Cheap to share through `Arc`.
 pub struct GpuContext {
@@ -60,7 +127,13 @@ pub struct GpuContext {
     pool: BufferPool,
     staging: BufferPool,
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+    pipelines: Mutex<HashMap<(&'static str, &'static str), Variants>>,
+    layouts: Mutex<Layouts>,
+    bind_groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+    uniform_ring: wgpu::Buffer,
+    uniform_align: usize,
+    /// Whether shader modules keep wgpu's injected bounds checks (`RBD_SHADER_CHECKS=1`).
+    checked_shaders: bool,
     pending: Mutex<Pending>,
     error: Arc<Mutex<Option<String>>>,
     profiler: Mutex<Option<profiler::Profiler>>,
@@ -87,6 +160,7 @@ impl GpuContext {
             wgpu::Features::TIMESTAMP_QUERY,
             wgpu::Features::SHADER_F16,
             wgpu::Features::SUBGROUP,
+            wgpu::Features::SHADER_INT64,
         ] {
             if adapter.features().contains(f) {
                 features |= f;
@@ -108,20 +182,35 @@ impl GpuContext {
                 *slot = Some(e.to_string());
             }
         }));
+        let uniform_ring = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("uniform ring"),
+            size: UNIFORM_RING_BYTES + MAX_INFO_BYTES,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        bump(&COUNTERS.buffer_creations, 1);
         Ok(Arc::new(GpuContext {
             device,
             queue,
             adapter: report,
+            uniform_align: limits.min_uniform_buffer_offset_alignment.max(16) as usize,
             limits,
             features,
             pool: BufferPool::new(),
             staging: BufferPool::new(),
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            layouts: Mutex::new(Layouts::default()),
+            bind_groups: Mutex::new(HashMap::new()),
+            uniform_ring,
+            checked_shaders: std::env::var("RBD_SHADER_CHECKS").is_ok_and(|v| v == "1"),
             pending: Mutex::new(Pending {
                 encoder: None,
+                pass: None,
                 dispatches: 0,
-                uniforms: Vec::new(),
+                uniforms: Vec::with_capacity(UNIFORM_RING_BYTES as usize),
+                uploads: Vec::new(),
+                upload_ring: None,
             }),
             error,
             profiler: Mutex::new(None),
@@ -144,9 +233,21 @@ impl GpuContext {
         &self.pool
     }
 
+    /// Frees idle pooled buffers and the cached bind groups that keep buffers alive.
+    pub fn trim(&self) {
+        self.bind_groups.lock().unwrap().clear();
+        self.pool.trim();
+        self.staging.trim();
+    }
+
     /// Whether the device can store f16 in shaders.
     pub fn has_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Whether shaders may use 64-bit integers (`SHADER_INT64`).
+    pub fn has_int64(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_INT64)
     }
 
     /// Largest storage binding in bytes.
@@ -179,6 +280,7 @@ impl GpuContext {
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
         self.pool.take(bytes, usage, |class| {
+            bump(&COUNTERS.buffer_creations, 1);
             let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
@@ -200,22 +302,51 @@ impl GpuContext {
         Ok(buf)
     }
 
-    /// Copies `data` into a new storage buffer.
+    /// Copies `data` into a new storage buffer, without a submit: the bytes go to the
+    /// host side of the upload ring and a recorded copy moves them into the buffer, in
+    /// command order (so a recycled buffer is never overwritten under a pending reader).
     pub fn upload(&self, data: &[u8]) -> Result<GpuBuffer, GpuError> {
         let buf = self.alloc(data.len() as u64)?;
-        // write_buffer lands before commands not yet submitted: submit them first, or a
-        // recycled buffer could be overwritten under a pending reader.
-        self.flush()?;
-        let padded = data.len().div_ceil(4) * 4;
-        if padded == data.len() {
-            if !data.is_empty() {
-                self.queue.write_buffer(buf.raw(), 0, data);
-            }
-        } else {
-            let mut v = data.to_vec();
-            v.resize(padded, 0);
-            self.queue.write_buffer(buf.raw(), 0, &v);
+        if data.is_empty() {
+            return Ok(buf);
         }
+        bump(&COUNTERS.upload_bytes, data.len() as u64);
+        let padded = data.len().div_ceil(4) as u64 * 4;
+        let capacity = |p: &Pending| p.upload_ring.as_ref().map_or(0, |r| r.size());
+        let mut p = self.pending.lock().unwrap();
+        if p.uploads.len() as u64 + padded > capacity(&p) && !p.uploads.is_empty() {
+            drop(p);
+            self.flush()?;
+            p = self.pending.lock().unwrap();
+        }
+        if padded > capacity(&p) {
+            let size = padded
+                .next_power_of_two()
+                .max(MIN_UPLOAD_RING_BYTES)
+                .min(self.limits.max_buffer_size / 4 * 4)
+                .max(padded);
+            if size > self.limits.max_buffer_size {
+                return Err(GpuError::TooLarge {
+                    what: "upload".into(),
+                    bytes: padded,
+                    limit: self.limits.max_buffer_size,
+                });
+            }
+            bump(&COUNTERS.buffer_creations, 1);
+            p.upload_ring = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("upload ring"),
+                size,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let offset = p.uploads.len() as u64;
+        p.uploads.extend_from_slice(data);
+        p.uploads.resize((offset + padded) as usize, 0);
+        let ring = p.upload_ring.clone().expect("upload ring");
+        p.end_pass();
+        let enc = self.encoder(&mut p);
+        enc.copy_buffer_to_buffer(&ring, offset, buf.raw(), 0, padded);
         Ok(buf)
     }
 
@@ -244,59 +375,159 @@ impl GpuContext {
         Ok(())
     }
 
-    fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
-        let mut p = self.pending.lock().unwrap();
-        let enc = p.encoder.get_or_insert_with(|| {
+    fn encoder<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {
+        p.encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-        });
-        f(enc)
+        })
+    }
+
+    /// Runs `f` on the open encoder after ending the open compute pass.
+    fn with_encoder<R>(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> R) -> R {
+        let mut p = self.pending.lock().unwrap();
+        p.end_pass();
+        f(self.encoder(&mut p))
+    }
+
+    fn module(&self, kernel: &Kernel) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap();
+        modules
+            .entry(kernel.module)
+            .or_insert_with(|| {
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.module),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
+                };
+                if self.checked_shaders || !trusted(kernel.module) {
+                    self.device.create_shader_module(desc)
+                } else {
+                    // SAFETY: every index of these kernels is bounded by the kernel's own
+                    // checks against `Info`, which the launchers validate against the
+                    // buffer sizes; the WGSL-vs-cpu suites exercise ragged shapes.
+                    // `RBD_SHADER_CHECKS=1` restores wgpu's checks for debugging.
+                    unsafe {
+                        self.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
+                }
+            })
+            .clone()
+    }
+
+    /// The bind-group layout index for `kernel` with `buffers` storage bindings.
+    fn layout(&self, kernel: &Kernel, buffers: usize) -> Result<usize, GpuError> {
+        let mut l = self.layouts.lock().unwrap();
+        if !l.reflected.contains_key(kernel.module) {
+            let r = reflect::entry_bindings(kernel.module, kernel.source)?;
+            l.reflected.insert(kernel.module, r);
+        }
+        let used = l.reflected[kernel.module]
+            .get(kernel.entry)
+            .ok_or_else(|| {
+                GpuError::Shader(format!(
+                    "{}: no entry point {}",
+                    kernel.module, kernel.entry
+                ))
+            })?
+            .clone();
+        // Bindings 1..=buffers; one the entry point does not use is bound read-only.
+        let mut bindings: reflect::Bindings = (1..=buffers as u32).map(|b| (b, true)).collect();
+        for &(b, read_only) in &used {
+            if b == 0 || b as usize > buffers {
+                return Err(GpuError::Invalid(format!(
+                    "{}::{} uses storage binding {b} but was given {buffers} buffers",
+                    kernel.module, kernel.entry
+                )));
+            }
+            bindings[b as usize - 1].1 = read_only;
+        }
+        if let Some(&i) = l.by_bindings.get(&bindings) {
+            return Ok(i);
+        }
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: true,
+                min_binding_size: wgpu::BufferSize::new(MAX_INFO_BYTES),
+            },
+            count: None,
+        }];
+        for &(binding, read_only) in &bindings {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let bgl = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: None,
+                entries: &entries,
+            });
+        let pl = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: None,
+                bind_group_layouts: &[Some(&bgl)],
+                immediate_size: 0,
+            });
+        l.layouts.push((bgl, pl));
+        let i = l.layouts.len() - 1;
+        l.by_bindings.insert(bindings, i);
+        Ok(i)
     }
 
     fn pipeline(
         &self,
         kernel: &Kernel,
         constants: &[(&str, f64)],
-    ) -> Result<wgpu::ComputePipeline, GpuError> {
-        let key: PipelineKey = (
-            kernel.module,
-            kernel.entry,
-            constants
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_bits()))
-                .collect(),
-        );
-        if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
-            return Ok(p.clone());
-        }
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = {
-            let mut modules = self.modules.lock().unwrap();
-            modules
-                .entry(kernel.module)
-                .or_insert_with(|| {
-                    self.device
-                        .create_shader_module(wgpu::ShaderModuleDescriptor {
-                            label: Some(kernel.module),
-                            source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
-                        })
-                })
-                .clone()
+        buffers: usize,
+    ) -> Result<Pipeline, GpuError> {
+        let same = |c: &[(String, u64)]| {
+            c.len() == constants.len()
+                && c.iter()
+                    .zip(constants)
+                    .all(|((a, x), (b, y))| a == b && *x == y.to_bits())
         };
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: None,
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
-                    // Every kernel writes its workgroup memory before reading it.
-                    zero_initialize_workgroup_memory: false,
-                },
-                cache: None,
-            });
+        if let Some(variants) = self
+            .pipelines
+            .lock()
+            .unwrap()
+            .get(&(kernel.module, kernel.entry))
+        {
+            if let Some((_, p)) = variants.iter().find(|(c, _)| same(c)) {
+                return Ok(p.clone());
+            }
+        }
+        let layout = self.layout(kernel, buffers)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.module(kernel);
+        let pipeline = {
+            let layouts = self.layouts.lock().unwrap();
+            self.device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(kernel.entry),
+                    layout: Some(&layouts.layouts[layout].1),
+                    module: &module,
+                    entry_point: Some(kernel.entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        // Every kernel writes its workgroup memory before reading it.
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                })
+        };
         if let Some(e) = pollster::block_on(scope.pop()) {
             self.modules.lock().unwrap().remove(kernel.module);
             return Err(GpuError::Shader(format!(
@@ -304,8 +535,66 @@ impl GpuContext {
                 kernel.module, kernel.entry
             )));
         }
-        self.pipelines.lock().unwrap().insert(key, pipeline.clone());
-        Ok(pipeline)
+        let p = Pipeline { pipeline, layout };
+        let key: Vec<(String, u64)> = constants
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_bits()))
+            .collect();
+        self.pipelines
+            .lock()
+            .unwrap()
+            .entry((kernel.module, kernel.entry))
+            .or_default()
+            .push((key, p.clone()));
+        Ok(p)
+    }
+
+    /// The cached bind group of `layout` over `buffers` (uniform ring at binding 0).
+    fn bind_group(
+        &self,
+        layout: usize,
+        buffers: &[&GpuBuffer],
+    ) -> Result<wgpu::BindGroup, GpuError> {
+        let mut key = BindKey {
+            layout,
+            buffers: [(0, 0); MAX_BUFFERS],
+        };
+        for (slot, b) in key.buffers.iter_mut().zip(buffers) {
+            *slot = (b.allocation_id(), b.bytes());
+        }
+        let mut cache = self.bind_groups.lock().unwrap();
+        if let Some(g) = cache.get(&key) {
+            return Ok(g.clone());
+        }
+        if cache.len() >= MAX_BIND_GROUPS {
+            cache.clear();
+        }
+        let mut entries = Vec::with_capacity(buffers.len() + 1);
+        entries.push(wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.uniform_ring,
+                offset: 0,
+                size: wgpu::BufferSize::new(MAX_INFO_BYTES),
+            }),
+        });
+        for (i, b) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: b.binding(),
+            });
+        }
+        let group = {
+            let layouts = self.layouts.lock().unwrap();
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &layouts.layouts[layout].0,
+                entries: &entries,
+            })
+        };
+        bump(&COUNTERS.bind_group_creations, 1);
+        cache.insert(key, group.clone());
+        Ok(group)
     }
 
     /// Splits `groups` workgroups over x and y so neither exceeds the per-dimension
@@ -329,6 +618,10 @@ impl GpuContext {
 
     /// Records one dispatch of `kernel` specialised by `constants` (WGSL `override`s),
     /// with `info` at binding 0 and `buffers` at bindings 1..=n.
+    ///
+    /// Host cost per dispatch: a pipeline lookup (no allocation), a bind-group lookup
+    /// by buffer identity (created once per distinct set of buffers), `info` appended
+    /// to the uniform ring's host copy, and three commands in the open compute pass.
     pub fn dispatch(
         &self,
         kernel: &Kernel,
@@ -351,55 +644,64 @@ impl GpuContext {
         if workgroups.contains(&0) {
             return Ok(());
         }
-        let pipeline = self.pipeline(kernel, constants)?;
-        let mut padded = info.to_vec();
-        padded.resize(info.len().div_ceil(16).max(1) * 16, 0);
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: &padded,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.binding(),
-            });
+        if info.len() as u64 > MAX_INFO_BYTES || buffers.len() > MAX_BUFFERS {
+            return Err(GpuError::Invalid(format!(
+                "{}::{}: {} info bytes and {} buffers (at most {MAX_INFO_BYTES} and {MAX_BUFFERS})",
+                kernel.module,
+                kernel.entry,
+                info.len(),
+                buffers.len()
+            )));
         }
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
+        let started = std::time::Instant::now();
+        let pipeline = self.pipeline(kernel, constants, buffers.len())?;
+        let bind_group = self.bind_group(pipeline.layout, buffers)?;
         let mut profiler = self.profiler.lock().unwrap();
         let mut p = self.pending.lock().unwrap();
-        let enc = p.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-        });
-        let timestamp_writes = profiler
+        let mut offset = p.uniforms.len().div_ceil(self.uniform_align) * self.uniform_align;
+        if offset as u64 >= UNIFORM_RING_BYTES {
+            drop(p);
+            drop(profiler);
+            self.flush()?;
+            profiler = self.profiler.lock().unwrap();
+            p = self.pending.lock().unwrap();
+            offset = 0;
+        }
+        p.uniforms.resize(offset, 0);
+        p.uniforms.extend_from_slice(info);
+        bump(&COUNTERS.uniform_bytes, info.len() as u64);
+        // Per-kernel timing needs a pass per dispatch (timestamps sit at pass bounds).
+        let timed = profiler
             .as_mut()
             .and_then(|prof| prof.next_pass(kernel.entry));
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes,
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        if timed.is_some() {
+            p.end_pass();
         }
-        p.uniforms.push(uniform);
+        if p.pass.is_none() {
+            let enc = self.encoder(&mut p);
+            let pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: timed,
+                })
+                .forget_lifetime();
+            p.pass = Some(pass);
+            bump(&COUNTERS.compute_passes, 1);
+        }
+        let pass = p.pass.as_mut().expect("open pass");
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[offset as u32]);
+        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        if profiler.is_some() {
+            p.end_pass();
+        }
         p.dispatches += 1;
+        bump(&COUNTERS.dispatches, 1);
         let full = p.dispatches >= DISPATCHES_PER_SUBMIT
             || profiler.as_ref().is_some_and(|prof| prof.is_full());
         drop(p);
         drop(profiler);
+        bump(&COUNTERS.record_ns, started.elapsed().as_nanos() as u64);
         if full {
             self.flush()?;
         }
@@ -414,18 +716,29 @@ impl GpuContext {
     fn submit(&self) -> Result<Option<wgpu::SubmissionIndex>, GpuError> {
         let mut profiler = self.profiler.lock().unwrap();
         let mut p = self.pending.lock().unwrap();
+        p.end_pass();
         let Some(mut enc) = p.encoder.take() else {
             return Ok(None);
         };
         let readout = profiler
             .as_mut()
             .and_then(|prof| prof.resolve(self, &mut enc));
+        // Queue writes land before this submission's commands and after earlier ones.
+        if !p.uniforms.is_empty() {
+            self.queue.write_buffer(&self.uniform_ring, 0, &p.uniforms);
+        }
+        if !p.uploads.is_empty() {
+            let ring = p.upload_ring.as_ref().expect("upload ring");
+            self.queue.write_buffer(ring, 0, &p.uploads);
+        }
         let index = self.queue.submit([enc.finish()]);
+        bump(&COUNTERS.submits, 1);
         p.dispatches = 0;
         p.uniforms.clear();
+        p.uploads.clear();
         drop(p);
         if let (Some(prof), Some(readout)) = (profiler.as_mut(), readout) {
-            prof.collect(self, readout, index.clone())?;
+            prof.collect(readout);
         }
         drop(profiler);
         self.check()?;
@@ -458,6 +771,7 @@ impl GpuContext {
         let padded = bytes.div_ceil(4) * 4;
         let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
         let staging = self.staging.take(padded, usage, |class| {
+            bump(&COUNTERS.buffer_creations, 1);
             Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staging"),
                 size: class,
@@ -467,6 +781,7 @@ impl GpuContext {
         })?;
         self.with_encoder(|enc| enc.copy_buffer_to_buffer(buf.raw(), 0, staging.raw(), 0, padded));
         let index = self.submit()?;
+        bump(&COUNTERS.readbacks, 1);
         let slice = staging.raw().slice(0..padded);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -509,6 +824,29 @@ impl GpuContext {
     pub fn stop_profiling(&self) -> Result<Vec<KernelTiming>, GpuError> {
         self.synchronize()?;
         let prof = self.profiler.lock().unwrap().take();
-        Ok(prof.map(|p| p.finish()).unwrap_or_default())
+        match prof {
+            Some(p) => p.finish(self),
+            None => Ok(Vec::new()),
+        }
     }
+}
+
+/// Modules compiled without wgpu's injected bounds checks (see [`GpuContext::module`]):
+/// each guards its own indices against `Info` and passes the WGSL-vs-cpu suites on
+/// ragged shapes.
+const TRUSTED_MODULES: &[&str] = &[
+    "matmul",
+    "matmul_f16",
+    "conv",
+    "elementwise",
+    "reduce",
+    "loss",
+    "pool",
+    "batchnorm",
+    "random_bases",
+    "random_bases_i64",
+];
+
+fn trusted(module: &str) -> bool {
+    TRUSTED_MODULES.contains(&module)
 }

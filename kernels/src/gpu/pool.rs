@@ -115,7 +115,14 @@ impl BufferPool {
         let class = size_class(bytes);
         let key = (class, usage.bits());
         let s = &self.shared;
-        let reused = s.free.lock().unwrap().get_mut(&key).and_then(|v| v.pop());
+        // The idle buffer with the lowest id, not the last one returned: which buffer an
+        // allocation gets then depends on what is idle, not on the order tensors were
+        // dropped in (hash-map order in autodiff), so a training step's allocations get
+        // the same buffers every step and its bind groups stay cached.
+        let reused = s.free.lock().unwrap().get_mut(&key).and_then(|v| {
+            let lowest = (0..v.len()).min_by_key(|&i| v[i].0)?;
+            Some(v.swap_remove(lowest))
+        });
         let (id, buffer) = match reused {
             Some(b) => {
                 s.cached.fetch_sub(class, Ordering::Relaxed);

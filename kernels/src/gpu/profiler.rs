@@ -28,6 +28,9 @@ pub(crate) struct Profiler {
     names: Vec<&'static str>,
     period_ns: f64,
     totals: Vec<KernelTiming>,
+    /// Readouts of submitted work, mapped and summed when profiling stops (so timing
+    /// does not wait for the GPU after every submit).
+    pending: Vec<Readout>,
 }
 
 impl Profiler {
@@ -50,6 +53,7 @@ impl Profiler {
             names: Vec::new(),
             period_ns: ctx.queue.get_timestamp_period() as f64,
             totals: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -98,15 +102,17 @@ impl Profiler {
         })
     }
 
-    pub(crate) fn collect(
-        &mut self,
-        ctx: &GpuContext,
-        readout: Readout,
-        index: wgpu::SubmissionIndex,
-    ) -> Result<(), GpuError> {
+    /// Queues the mapping of a submitted readout; [`Profiler::finish`] reads it.
+    pub(crate) fn collect(&mut self, readout: Readout) {
+        readout
+            .buffer
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, |_| {});
+        self.pending.push(readout);
+    }
+
+    fn read(&mut self, readout: Readout) -> Result<(), GpuError> {
         let slice = readout.buffer.slice(..);
-        slice.map_async(wgpu::MapMode::Read, |_| {});
-        ctx.wait(Some(index))?;
         let stamps: Vec<u64> = {
             let view = slice
                 .get_mapped_range()
@@ -130,7 +136,13 @@ impl Profiler {
         Ok(())
     }
 
-    pub(crate) fn finish(self) -> Vec<KernelTiming> {
-        self.totals
+    /// The totals, once every submitted readout is mapped (the caller has waited for
+    /// the GPU).
+    pub(crate) fn finish(mut self, ctx: &GpuContext) -> Result<Vec<KernelTiming>, GpuError> {
+        ctx.wait(None)?;
+        for readout in std::mem::take(&mut self.pending) {
+            self.read(readout)?;
+        }
+        Ok(self.totals)
     }
 }

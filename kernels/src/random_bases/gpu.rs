@@ -1,18 +1,26 @@
 //! WGSL launchers of the fused kernels (`wgsl/random_bases.wgsl`).
 //!
-//! * project: one `project_partial` dispatch per compartment: workgroup (chunk, group of
-//!   [`DG`] directions) holds its chunk of g in registers, 64 threads × 8 entries per
-//!   sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per direction
-//!   after a fixed-order workgroup sum; then `project_reduce` sums each direction's
-//!   partials over chunks in order and applies `scale`. Scratch: 4·Σ dims·nchunks bytes.
-//! * expand: `base` is copied to the output, then one `expand` dispatch per compartment:
-//!   each thread owns 8 entries and loops over the directions in order, coordinates
-//!   staged through workgroup memory 64 at a time.
+//! * project: two dispatches for all compartments together, driven by a table of
+//!   compartments (as expand's). `project_partial`: workgroup (compartment, chunk,
+//!   group of [`DG`] directions) holds its chunk of g in registers, 64 threads × 8
+//!   entries per sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per
+//!   direction after a fixed-order workgroup sum; then `project_reduce` sums each
+//!   direction's partials over chunks in order and applies `scale`. Scratch:
+//!   4·Σ dims·nchunks bytes. (One dispatch per compartment before; same sums.)
+//! * expand: two dispatches for all compartments together, driven by a table of
+//!   compartments uploaded with them. `expand_partial`: workgroup (compartment, block of
+//!   512 entries, group of directions); each thread owns 8 entries and sums its group's
+//!   directions in order, coordinates staged through workgroup memory 64 at a time, into
+//!   one partial per (group, entry). `expand_reduce`: `out = base + p_0 + p_1 + …`,
+//!   groups in order, `base` outside every compartment. With one group per compartment
+//!   (CPU adapters, [`ExpandPlan::for_device`]) this is the single-pass order (every
+//!   direction in order, then `base +`); GPUs split the directions into up to 16 groups
+//!   so that a compartment has blocks × groups workgroups.
 
 use super::{check_compartments, coord_offsets, total_dims, Compartment};
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::check_len;
-use crate::rng::gpu::{constants, RANDOM_BASES_SRC};
+use crate::rng::gpu::{constants, random_bases_kernel, Mulhi};
 use crate::rng::{BlockKey, Stream, MAX_STEP};
 use crate::GpuError;
 
@@ -79,13 +87,45 @@ pub fn project_gpu_scratch_bytes(plan: GpuPlan, comps: &[Compartment]) -> u64 {
         .sum::<u64>()
 }
 
-fn kernel(entry: &'static str) -> Kernel {
-    Kernel {
-        module: "random_bases",
-        source: RANDOM_BASES_SRC,
-        entry,
+fn kernel(ctx: &GpuContext, entry: &'static str) -> Kernel {
+    random_bases_kernel(Mulhi::for_device(ctx), entry)
+}
+
+/// How expand splits each compartment's directions into groups whose partial sums
+/// are added in group order (the f32 summation order; docs/random-directions.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpandPlan {
+    /// Most direction groups per compartment (at least 1).
+    pub max_groups: u32,
+}
+
+/// Scratch bytes that expand's partials may take (a compartment gets fewer groups
+/// where `max_groups` would need more).
+const EXPAND_SCRATCH_BYTES: u64 = 64 << 20;
+
+impl ExpandPlan {
+    /// One group on CPU adapters (the order of a single pass over the directions;
+    /// llvmpipe has parallelism enough in the element blocks), 16 on GPUs.
+    pub fn for_device(ctx: &GpuContext) -> ExpandPlan {
+        ExpandPlan {
+            max_groups: if ctx.adapter.is_cpu { 1 } else { 16 },
+        }
+    }
+
+    /// `(groups, directions per group)` of a compartment with `dims` directions, given
+    /// the parameters `n_total` all compartments cover (bounding the scratch).
+    fn groups(&self, dims: usize, n_total: usize) -> (u64, u64) {
+        let by_memory = (EXPAND_SCRATCH_BYTES / (4 * n_total.max(1) as u64)).max(1);
+        let want = (self.max_groups.max(1) as u64)
+            .min(by_memory)
+            .min(dims.max(1) as u64);
+        let per_group = (dims.max(1) as u64).div_ceil(want);
+        ((dims.max(1) as u64).div_ceil(per_group), per_group)
     }
 }
+
+/// Words per row of the expand kernels' compartment table (`TABLE_ROW` in the WGSL).
+const TABLE_ROW: usize = 16;
 
 fn u32_of(what: &str, v: u64) -> Result<u32, GpuError> {
     u32::try_from(v).map_err(|_| GpuError::TooLarge {
@@ -148,50 +188,98 @@ pub fn project_gpu_with(
     check(comps, n)?;
     check_len("project g", g, n)?;
     let consts = constants(stream.generator, stream.distribution);
-    let coords = ctx.alloc(total_dims(comps).max(1) as u64 * 4)?;
+    let dims_total = total_dims(comps);
+    let coords = ctx.alloc(dims_total.max(1) as u64 * 4)?;
     let partials = ctx.alloc(project_gpu_scratch_bytes(plan, comps).max(4))?;
     let offsets = coord_offsets(comps);
-    let mut p_offset = 0u64;
+    // One table row per compartment with directions (the layout of the expand table;
+    // T_BLOCKS = chunks, T_GROUPS = groups of DG directions).
+    let mut table: Vec<u32> = Vec::with_capacity(comps.len() * TABLE_ROW);
+    let (mut wg, mut p_offset) = (0u64, 0u64);
+    let mut first_info = None;
     for (c, &c_offset) in comps.iter().zip(&offsets) {
         if c.dims == 0 {
             continue;
         }
         let nchunks = plan.nchunks(c.len);
         let ngroups = (c.dims as u64).div_ceil(DG);
-        let mut info = base_info(stream, step, c)?;
-        info.nchunks = u32_of("chunks", nchunks)?;
-        info.subs = plan.subs;
-        info.ngroups = u32_of("direction groups", ngroups)?;
-        info.p_offset = u32_of("partials", p_offset)?;
-        info.c_offset = u32_of("coords", c_offset as u64)?;
-        info.scale = scale;
-        if nchunks > 0 {
-            ctx.dispatch(
-                &kernel("project_partial"),
-                &consts,
-                bytemuck::bytes_of(&info),
-                &[g, &partials],
-                ctx.grid(nchunks * ngroups)?,
-            )?;
-        }
+        let info = base_info(stream, step, c)?;
+        table.extend_from_slice(&[
+            info.key0,
+            info.key1,
+            info.c2,
+            info.c3,
+            info.len,
+            info.dims,
+            info.first,
+            info.g_offset,
+            u32_of("coords", c_offset as u64)?,
+            u32_of("direction groups", ngroups)?,
+            0,
+            u32_of("chunks", nchunks)?,
+            u32_of("workgroups", wg)?,
+            u32_of("partials", p_offset)?,
+            0,
+            0,
+        ]);
+        wg += nchunks * ngroups;
+        p_offset += nchunks * c.dims as u64;
+        first_info.get_or_insert(info);
+    }
+    let Some(mut info) = first_info else {
+        return Ok(coords);
+    };
+    let ncomps = table.len() / TABLE_ROW;
+    let table = ctx.upload(bytemuck::cast_slice(&table))?;
+    info.len = ncomps as u32;
+    info.dims = u32_of("directions", dims_total as u64)?;
+    info.nchunks = u32_of("workgroups", wg)?;
+    info.subs = plan.subs;
+    info.scale = scale;
+    if wg > 0 {
         ctx.dispatch(
-            &kernel("project_reduce"),
+            &kernel(ctx, "project_partial"),
             &consts,
             bytemuck::bytes_of(&info),
-            &[&partials, &coords],
-            ctx.grid((c.dims as u64).div_ceil(WG))?,
+            &[g, &table, &partials],
+            ctx.grid(wg)?,
         )?;
-        p_offset += nchunks * c.dims as u64;
     }
+    ctx.dispatch(
+        &kernel(ctx, "project_reduce"),
+        &consts,
+        bytemuck::bytes_of(&info),
+        &[&partials, &table, &coords],
+        ctx.grid((dims_total as u64).div_ceil(WG))?,
+    )?;
     Ok(coords)
 }
 
 /// `out = base + alpha·scale·Σ_j coords[j]·raw_j` on the device (see
-/// [`super::expand_cpu`]). The parameter count is `base`'s length (`base.bytes()/4`);
-/// entries outside every compartment are copied from `base`.
+/// [`super::expand_cpu`]), tiled by [`ExpandPlan::for_device`]. The parameter count is
+/// `base`'s length (`base.bytes()/4`); entries outside every compartment are copied
+/// from `base`.
 #[allow(clippy::too_many_arguments)]
 pub fn expand_gpu(
     ctx: &GpuContext,
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    coords: &GpuBuffer,
+    alpha: f32,
+    base: &GpuBuffer,
+) -> Result<GpuBuffer, GpuError> {
+    let plan = ExpandPlan::for_device(ctx);
+    expand_gpu_with(ctx, plan, stream, step, comps, scale, coords, alpha, base)
+}
+
+/// [`expand_gpu`] with an explicit plan: two dispatches whatever the number of
+/// compartments (see the module docs), scratch 4·Σ_c groups_c·len_c bytes.
+#[allow(clippy::too_many_arguments)]
+pub fn expand_gpu_with(
+    ctx: &GpuContext,
+    plan: ExpandPlan,
     stream: &Stream,
     step: u64,
     comps: &[Compartment],
@@ -205,25 +293,69 @@ pub fn expand_gpu(
     check_len("expand coords", coords, total_dims(comps))?;
     let consts = constants(stream.generator, stream.distribution);
     let out = ctx.alloc(n.max(1) as u64 * 4)?;
-    ctx.copy(base, 0, &out, 0, n as u64 * 4)?;
+    if n == 0 {
+        return Ok(out);
+    }
+    let covered: usize = comps.iter().map(|c| c.len).sum();
     let offsets = coord_offsets(comps);
+    let mut table: Vec<u32> = Vec::with_capacity(comps.len() * TABLE_ROW);
+    let (mut wg, mut p_offset) = (0u64, 0u64);
+    let mut first_info = None;
     for (c, &c_offset) in comps.iter().zip(&offsets) {
         if c.len == 0 {
             continue;
         }
-        let groups = (c.len as u64).div_ceil(4).div_ceil(CHUNK_UNITS);
-        let mut info = base_info(stream, step, c)?;
-        info.nchunks = u32_of("workgroups", groups)?;
-        info.c_offset = u32_of("coords", c_offset as u64)?;
-        info.scale = alpha * scale;
-        ctx.dispatch(
-            &kernel("expand"),
-            &consts,
-            bytemuck::bytes_of(&info),
-            &[coords, base, &out],
-            ctx.grid(groups)?,
-        )?;
+        let info = base_info(stream, step, c)?;
+        let (groups, per_group) = plan.groups(c.dims, covered);
+        let blocks = (c.len as u64).div_ceil(4).div_ceil(CHUNK_UNITS);
+        table.extend_from_slice(&[
+            info.key0,
+            info.key1,
+            info.c2,
+            info.c3,
+            info.len,
+            info.dims,
+            info.first,
+            info.g_offset,
+            u32_of("coords", c_offset as u64)?,
+            u32_of("direction groups", groups)?,
+            u32_of("directions per group", per_group)?,
+            u32_of("element blocks", blocks)?,
+            u32_of("workgroups", wg)?,
+            u32_of("expand partials", p_offset)?,
+            0,
+            0,
+        ]);
+        wg += blocks * groups;
+        p_offset += groups * c.len as u64;
+        first_info.get_or_insert(info);
     }
+    let ncomps = table.len() / TABLE_ROW;
+    if ncomps == 0 {
+        ctx.copy(base, 0, &out, 0, n as u64 * 4)?;
+        return Ok(out);
+    }
+    let table = ctx.upload(bytemuck::cast_slice(&table))?;
+    let partials = ctx.alloc(p_offset * 4)?;
+    let mut info = first_info.expect("a compartment");
+    info.len = ncomps as u32;
+    info.dims = u32_of("parameters", n as u64)?;
+    info.nchunks = u32_of("workgroups", wg)?;
+    info.scale = alpha * scale;
+    ctx.dispatch(
+        &kernel(ctx, "expand_partial"),
+        &consts,
+        bytemuck::bytes_of(&info),
+        &[coords, &table, &partials],
+        ctx.grid(wg)?,
+    )?;
+    ctx.dispatch(
+        &kernel(ctx, "expand_reduce"),
+        &consts,
+        bytemuck::bytes_of(&info),
+        &[base, &table, &partials, &out],
+        ctx.grid((n as u64).div_ceil(WG))?,
+    )?;
     Ok(out)
 }
 
@@ -248,7 +380,7 @@ pub fn generate_gpu(
     info.nchunks = u32_of("workgroups", per_dir)?;
     info.scale = scale;
     ctx.dispatch(
-        &kernel("generate"),
+        &kernel(ctx, "generate"),
         &constants(stream.generator, stream.distribution),
         bytemuck::bytes_of(&info),
         &[&out],

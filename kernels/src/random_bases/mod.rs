@@ -32,8 +32,8 @@ pub use cpu::{
     project_expand_cpu_with, Simd, CHUNK,
 };
 pub use gpu::{
-    expand_gpu, generate_gpu, project_gpu, project_gpu_scratch_bytes, project_gpu_with, GpuPlan,
-    CHUNK_UNITS, DG,
+    expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,
+    project_gpu_with, ExpandPlan, GpuPlan, CHUNK_UNITS, DG,
 };
 
 /// One compartment: parameters `[offset, offset + len)` of the flat vector, with the

@@ -6,10 +6,13 @@ use super::{DistParams, Distribution, Generator};
 use crate::gpu::{GpuContext, Kernel};
 use crate::GpuError;
 
-/// Philox, Threefry and the float maps: the library every stream kernel starts with.
+/// Philox (with the given `mulhi32` file), Threefry and the float maps: the library
+/// every stream kernel starts with.
 macro_rules! stream_lib {
-    () => {
+    ($mulhi:literal) => {
         concat!(
+            include_str!($mulhi),
+            "\n",
             include_str!("../../wgsl/rng_philox.wgsl"),
             "\n",
             include_str!("../../wgsl/rng_threefry.wgsl"),
@@ -20,15 +23,76 @@ macro_rules! stream_lib {
     };
 }
 
+/// How the WGSL Philox gets the high word of a 32×32-bit product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mulhi {
+    /// Four 16×16-bit partial products (`wgsl/rng_mulhi_u32.wgsl`): any adapter.
+    Emulated,
+    /// One 64-bit multiply (`wgsl/rng_mulhi_u64.wgsl`): adapters with `SHADER_INT64`.
+    Native64,
+}
+
+impl Mulhi {
+    /// The native multiply where the device has 64-bit integers, else the emulation.
+    pub fn for_device(ctx: &GpuContext) -> Mulhi {
+        if ctx.has_int64() {
+            Mulhi::Native64
+        } else {
+            Mulhi::Emulated
+        }
+    }
+}
+
 /// The fused random-bases kernels (`wgsl/random_bases.wgsl` after the library).
-pub const RANDOM_BASES_SRC: &str =
-    concat!(stream_lib!(), include_str!("../../wgsl/random_bases.wgsl"));
+pub const RANDOM_BASES_SRC: &str = concat!(
+    stream_lib!("../../wgsl/rng_mulhi_u32.wgsl"),
+    include_str!("../../wgsl/random_bases.wgsl")
+);
+
+/// [`RANDOM_BASES_SRC`] with the native 64-bit `mulhi32`.
+pub const RANDOM_BASES_I64_SRC: &str = concat!(
+    stream_lib!("../../wgsl/rng_mulhi_u64.wgsl"),
+    include_str!("../../wgsl/random_bases.wgsl")
+);
 
 /// The stream's test kernels.
 pub const TEST_SRC: &str = concat!(
-    stream_lib!(),
+    stream_lib!("../../wgsl/rng_mulhi_u32.wgsl"),
     include_str!("../../wgsl/random_bases_test.wgsl")
 );
+
+/// [`TEST_SRC`] with the native 64-bit `mulhi32`.
+pub const TEST_I64_SRC: &str = concat!(
+    stream_lib!("../../wgsl/rng_mulhi_u64.wgsl"),
+    include_str!("../../wgsl/random_bases_test.wgsl")
+);
+
+/// The fused random-bases kernel `entry` with `mulhi` (module names differ, so both
+/// variants can live in one context's caches).
+pub fn random_bases_kernel(mulhi: Mulhi, entry: &'static str) -> Kernel {
+    match mulhi {
+        Mulhi::Emulated => Kernel {
+            module: "random_bases",
+            source: RANDOM_BASES_SRC,
+            entry,
+        },
+        Mulhi::Native64 => Kernel {
+            module: "random_bases_i64",
+            source: RANDOM_BASES_I64_SRC,
+            entry,
+        },
+    }
+}
+
+fn check_mulhi(ctx: &GpuContext, mulhi: Mulhi) -> Result<(), GpuError> {
+    if mulhi == Mulhi::Native64 && !ctx.has_int64() {
+        return Err(GpuError::Invalid(format!(
+            "the native 64-bit mulhi needs SHADER_INT64, which {} lacks",
+            ctx.adapter.name
+        )));
+    }
+    Ok(())
+}
 
 /// Override constants selecting generator and distribution.
 pub fn constants(generator: Generator, distribution: Distribution) -> [(&'static str, f64); 2] {
@@ -53,8 +117,10 @@ struct TestInfo {
     bern_lo: f32,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_test(
     ctx: &GpuContext,
+    mulhi: Mulhi,
     entry: &'static str,
     generator: Generator,
     distribution: Distribution,
@@ -69,10 +135,18 @@ fn run_test(
         bern_hi: p.hi,
         bern_lo: p.lo,
     };
-    let kernel = Kernel {
-        module: "random_bases_test",
-        source: TEST_SRC,
-        entry,
+    check_mulhi(ctx, mulhi)?;
+    let kernel = match mulhi {
+        Mulhi::Emulated => Kernel {
+            module: "random_bases_test",
+            source: TEST_SRC,
+            entry,
+        },
+        Mulhi::Native64 => Kernel {
+            module: "random_bases_test_i64",
+            source: TEST_I64_SRC,
+            entry,
+        },
     };
     let tin = ctx.upload(bytemuck::cast_slice(input))?;
     let tout = ctx.alloc((out_words * 4).max(4) as u64)?;
@@ -87,11 +161,21 @@ fn run_test(
     ctx.read::<u32>(&tout, out_words)
 }
 
-/// `(mulhi32(a, b), a·b)` computed by the WGSL for each pair.
+/// `(mulhi32(a, b), a·b)` computed by the WGSL for each pair ([`Mulhi::for_device`]).
 pub fn mulhi_gpu(ctx: &GpuContext, pairs: &[(u32, u32)]) -> Result<Vec<(u32, u32)>, GpuError> {
+    mulhi_gpu_with(ctx, Mulhi::for_device(ctx), pairs)
+}
+
+/// [`mulhi_gpu`] with the given `mulhi32`.
+pub fn mulhi_gpu_with(
+    ctx: &GpuContext,
+    mulhi: Mulhi,
+    pairs: &[(u32, u32)],
+) -> Result<Vec<(u32, u32)>, GpuError> {
     let input: Vec<u32> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
     let out = run_test(
         ctx,
+        mulhi,
         "test_mulhi",
         Generator::Philox,
         Distribution::Gaussian,
@@ -117,9 +201,27 @@ pub struct StreamQuery {
     pub element: u32,
 }
 
-/// (stream word, raw value) of each query as the WGSL computes them.
+/// (stream word, raw value) of each query as the WGSL computes them
+/// ([`Mulhi::for_device`]).
 pub fn stream_gpu(
     ctx: &GpuContext,
+    generator: Generator,
+    distribution: Distribution,
+    queries: &[StreamQuery],
+) -> Result<Vec<(u32, f32)>, GpuError> {
+    stream_gpu_with(
+        ctx,
+        Mulhi::for_device(ctx),
+        generator,
+        distribution,
+        queries,
+    )
+}
+
+/// [`stream_gpu`] with the given `mulhi32`.
+pub fn stream_gpu_with(
+    ctx: &GpuContext,
+    mulhi: Mulhi,
     generator: Generator,
     distribution: Distribution,
     queries: &[StreamQuery],
@@ -139,6 +241,7 @@ pub fn stream_gpu(
         .collect();
     let out = run_test(
         ctx,
+        mulhi,
         "test_stream",
         generator,
         distribution,
@@ -161,6 +264,7 @@ pub fn map_gpu(
     let input: Vec<u32> = words.iter().flatten().copied().collect();
     let out = run_test(
         ctx,
+        Mulhi::for_device(ctx),
         "test_map",
         Generator::Philox,
         distribution,
