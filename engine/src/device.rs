@@ -61,7 +61,7 @@ impl Device {
                 Err(e) => (
                     Device::Cpu,
                     Some(format!(
-                        "--device auto: using the native cpu backend because no GPU could be opened: {e}"
+                        "device auto: using the native cpu backend because no GPU could be opened: {e}"
                     )),
                 ),
             },

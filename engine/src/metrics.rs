@@ -33,6 +33,8 @@ pub struct MetricSums {
     correct: u64,
     seen: u64,
     non_finite: Option<f64>,
+    /// Each read batch's (loss, correct, n), in step order, until taken.
+    records: Vec<(f64, u64, u64)>,
 }
 
 impl MetricSums {
@@ -52,6 +54,7 @@ impl MetricSums {
             correct: 0,
             seen: 0,
             non_finite: None,
+            records: Vec::new(),
         })
     }
 
@@ -124,6 +127,14 @@ impl MetricSums {
         self.loss_sum += loss * n as f64;
         self.correct += correct;
         self.seen += n as u64;
+        self.records.push((loss, correct, n as u64));
+    }
+
+    /// Each batch's (loss, correct, n) since the last call, in step order (one
+    /// readback on wgpu), so a caller can sum them in its own fixed order.
+    pub fn take_records(&mut self) -> Result<Vec<(f64, u64, u64)>> {
+        self.drain()?;
+        Ok(std::mem::take(&mut self.records))
     }
 
     /// Reads the device records (one readback) into the host sums.
@@ -168,5 +179,6 @@ impl MetricSums {
         self.correct = 0;
         self.seen = 0;
         self.non_finite = None;
+        self.records.clear();
     }
 }

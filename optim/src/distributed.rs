@@ -21,8 +21,8 @@
 
 use crate::exchange::{allgather_f32, allreduce_sum_f32, Exchange};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::{EngineError, Result, Tensor};
 use rbd_engine::random_bases::{expand, project, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
 /// How the K ranks of a distributed random-bases run share directions.

@@ -100,7 +100,7 @@ fn step_time_on(
             10,
             Default::default(),
             Default::default(),
-        );
+        )?;
         theta = opt.step(step, &theta, &mut oracle)?.theta;
         step += 1;
         Ok(())

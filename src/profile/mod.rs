@@ -113,25 +113,32 @@ struct Report {
     /// Why there are no timestamps, when there are none.
     gpu_timestamps_note: Option<String>,
     /// Per-step GPU runtime counters (dispatches, submits, readbacks, buffer and
-    /// bind-group creations, host µs per dispatch): null until the runtime exposes
-    /// them (`rbd_kernels::gpu::counters()`).
+    /// bind-group creations, host µs per dispatch); null on the cpu backend.
     gpu_counters: Option<serde_json::Value>,
 }
 
-/// The wgpu runtime's counters over the unprofiled steps, per step. PLACEHOLDER: the
-/// runtime does not expose them on this branch, so `gpu_counters` is null ("n/a").
-/// At merge with `rbd_kernels::gpu::counters()`: take a snapshot in `start` and return
-/// `serde_json::to_value(counters().since(&before))` divided by `steps` (with
-/// `host_us_per_dispatch`) from `per_step`.
-struct CounterWindow;
+/// The wgpu runtime's counters over the unprofiled steps, per step.
+struct CounterWindow(rbd_kernels::gpu::Counters);
 
 impl CounterWindow {
     fn start() -> Self {
-        CounterWindow
+        CounterWindow(rbd_kernels::gpu::counters())
     }
 
-    fn per_step(&self, _steps: usize) -> Option<serde_json::Value> {
-        None
+    fn per_step(&self, steps: usize) -> Option<serde_json::Value> {
+        let c = rbd_kernels::gpu::counters().since(&self.0);
+        let n = steps.max(1) as f64;
+        Some(serde_json::json!({
+            "dispatches": c.dispatches as f64 / n,
+            "submits": c.submits as f64 / n,
+            "readbacks": c.readbacks as f64 / n,
+            "buffer_creations": c.buffer_creations as f64 / n,
+            "bind_group_creations": c.bind_group_creations as f64 / n,
+            "compute_passes": c.compute_passes as f64 / n,
+            "uniform_bytes": c.uniform_bytes as f64 / n,
+            "upload_bytes": c.upload_bytes as f64 / n,
+            "host_us_per_dispatch": c.host_us_per_dispatch(),
+        }))
     }
 }
 
@@ -282,6 +289,7 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
     let mut opt = optimizer(args, &device, layout, &theta)?;
     // Batches cycle through epochs so any --steps has data.
     let mut batches = (0u64..).flat_map(|e| loader.epoch(e, 0));
+    let mut sums = rbd_engine::MetricSums::new(&device)?;
     let mut step_no = 0u64;
     let mut one_step = |theta: &mut Tensor| -> Result<()> {
         let mut oracle = ProfileOracle {
@@ -289,8 +297,11 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
             device: device.clone(),
             batches: &mut batches,
             classes: 10,
+            sums: &mut sums,
         };
         *theta = opt.step(step_no, theta, &mut oracle)?.theta;
+        // As the trainer: hand the step to the device without waiting.
+        device.flush()?;
         step_no += 1;
         Ok(())
     };
@@ -473,7 +484,16 @@ fn print_tables(r: &Report) {
         (None, None) => println!("\nGPU timestamps: n/a"),
     }
     match &r.gpu_counters {
-        Some(c) => println!("GPU counters per step: {c}"),
+        Some(c) => println!(
+            "GPU counters per step: {:.1} dispatches, {:.1} submits, {:.1} readbacks, {:.1} buffer creations, {:.1} bind-group creations, {:.1} compute passes; {:.2} µs host time per dispatch",
+            c["dispatches"].as_f64().unwrap_or(0.0),
+            c["submits"].as_f64().unwrap_or(0.0),
+            c["readbacks"].as_f64().unwrap_or(0.0),
+            c["buffer_creations"].as_f64().unwrap_or(0.0),
+            c["bind_group_creations"].as_f64().unwrap_or(0.0),
+            c["compute_passes"].as_f64().unwrap_or(0.0),
+            c["host_us_per_dispatch"].as_f64().unwrap_or(0.0)
+        ),
         None => println!("GPU counters per step: n/a"),
     }
 }

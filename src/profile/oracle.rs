@@ -3,7 +3,7 @@
 
 use rbd_datasets::Batch;
 use rbd_engine::profile::{layer, scope};
-use rbd_engine::{no_grad, Device, EngineError, Labels, Result, Tensor};
+use rbd_engine::{no_grad, Device, EngineError, Labels, MetricSums, Result, Tensor};
 use rbd_models::{Mode, Model};
 use rbd_optim::Oracle;
 
@@ -28,6 +28,8 @@ pub struct ProfileOracle<'a> {
     pub device: Device,
     pub batches: &'a mut dyn Iterator<Item = Batch>,
     pub classes: usize,
+    /// Loss and accuracy sums as the trainer keeps them (on the device on wgpu).
+    pub sums: &'a mut MetricSums,
 }
 
 impl ProfileOracle<'_> {
@@ -55,13 +57,18 @@ impl ProfileOracle<'_> {
         Ok((logits, loss))
     }
 
-    fn metrics(&self, loss: &Tensor, logits: &Tensor, labels: &Labels) -> Result<()> {
+    /// As the trainer: recorded on the device on wgpu (read once per log window), read
+    /// at once on the cpu.
+    fn metrics(&mut self, loss: &Tensor, logits: &Tensor, labels: &Labels) -> Result<()> {
         let _s = scope(METRICS);
-        let l = loss.item()?;
-        if !l.is_finite() {
-            return Err(EngineError::Invalid(format!("training loss became {l}")));
+        self.sums.add(loss, logits, labels)?;
+        if self.device.gpu().is_none() {
+            for (l, _, _) in self.sums.take_records()? {
+                if !l.is_finite() {
+                    return Err(EngineError::Invalid(format!("training loss became {l}")));
+                }
+            }
         }
-        logits.correct_count(labels)?;
         Ok(())
     }
 }

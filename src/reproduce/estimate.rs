@@ -109,7 +109,7 @@ impl Estimator {
                 10,
                 Default::default(),
                 Default::default(),
-            );
+            )?;
             let t = Instant::now();
             theta = opt.step(step, &theta, &mut oracle)?.theta;
             self.device.synchronize()?;

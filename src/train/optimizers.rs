@@ -7,8 +7,8 @@ use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
 use rbd_optim::{
-    Compartments, DataParallelSgd, DistributedFpd, DistributedRbd, FixedProjection,
-    FpdGradientAt, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
+    Compartments, DataParallelSgd, DistributedFpd, DistributedRbd, FixedProjection, FpdGradientAt,
+    MaterializedRbd, Nes, Optimizer, RandomBases, Sgd,
 };
 
 /// The direction distribution of a configuration.

@@ -3,7 +3,7 @@
 //! accuracy. One oracle serves a whole epoch.
 
 use rbd_datasets::Batch;
-use rbd_engine::{no_grad, Device, EngineError, Labels, Result, Tensor};
+use rbd_engine::{no_grad, Device, EngineError, Labels, MetricSums, Result, Tensor};
 use rbd_models::{Mode, Model};
 use rbd_optim::Oracle;
 
@@ -50,6 +50,11 @@ pub struct TrainOracle<'a> {
     pub batches_used: usize,
     /// The first non-finite loss seen, if any.
     pub diverged: Option<f64>,
+    /// Per-batch loss and correct counts, accumulated on the device on wgpu and read
+    /// back only when [`TrainOracle::settle`] is called (no readback per step).
+    metrics: MetricSums,
+    /// Settle after every batch (the cpu backend, where reading costs nothing).
+    settle_each_batch: bool,
 }
 
 impl<'a> TrainOracle<'a> {
@@ -61,8 +66,10 @@ impl<'a> TrainOracle<'a> {
         classes: usize,
         sums: EpochSums,
         window: EpochSums,
-    ) -> Self {
-        TrainOracle {
+    ) -> Result<Self> {
+        Ok(TrainOracle {
+            metrics: MetricSums::new(&device)?,
+            settle_each_batch: device.gpu().is_none(),
             model,
             device,
             batches,
@@ -71,59 +78,74 @@ impl<'a> TrainOracle<'a> {
             window,
             batches_used: 0,
             diverged: None,
+        })
+    }
+
+    /// Moves the batches recorded since the last call into the running sums, in batch
+    /// order (the same f64 arithmetic as reading each batch at once); an error if a
+    /// loss was not finite.
+    pub fn settle(&mut self) -> Result<()> {
+        for (l, correct, n) in self.metrics.take_records()? {
+            if !l.is_finite() {
+                self.diverged.get_or_insert(l);
+            }
+            if self.diverged.is_none() {
+                self.sums.add(l, correct, n);
+                self.window.add(l, correct, n);
+            }
+        }
+        match self.diverged {
+            Some(l) => Err(EngineError::Invalid(format!("training loss became {l}"))),
+            None => Ok(()),
         }
     }
 
-    fn next_batch(&mut self) -> Result<(Tensor, Labels, usize)> {
+    fn next_batch(&mut self) -> Result<(Tensor, Labels)> {
         let batch = self
             .batches
             .next()
             .ok_or_else(|| EngineError::Invalid("the epoch ran out of batches mid-step".into()))?;
         self.batches_used += 1;
-        let n = batch.len();
         let x = Tensor::from_f32(&self.device, &batch.images, &batch.shape)?;
         let labels = Labels::new(&self.device, batch.labels, self.classes)?;
-        Ok((x, labels, n))
+        Ok((x, labels))
     }
 
-    fn account(
-        &mut self,
-        loss: &Tensor,
-        logits: &Tensor,
-        labels: &Labels,
-        n: usize,
-    ) -> Result<f64> {
-        let l = loss.item()?;
-        if !l.is_finite() {
-            self.diverged = Some(l);
-            return Err(EngineError::Invalid(format!("training loss became {l}")));
+    fn account(&mut self, loss: &Tensor, logits: &Tensor, labels: &Labels) -> Result<()> {
+        self.metrics.add(loss, logits, labels)?;
+        if self.settle_each_batch {
+            self.settle()?;
         }
-        let correct = logits.correct_count(labels)? as u64;
-        self.sums.add(l, correct, n as u64);
-        self.window.add(l, correct, n as u64);
-        Ok(l)
+        Ok(())
     }
 }
 
 impl Oracle for TrainOracle<'_> {
     fn gradient(&mut self, theta: &Tensor) -> Result<Tensor> {
-        let (x, labels, n) = self.next_batch()?;
+        let (x, labels) = self.next_batch()?;
         let layout = self.model.layout();
         let views = layout.views(theta)?;
         let logits = self.model.forward(&views, &x, Mode::Train)?;
         let loss = logits.softmax_cross_entropy(&labels)?;
         let grads = loss.backward()?;
-        self.account(&loss, &logits.detach(), &labels, n)?;
+        self.account(&loss, &logits.detach(), &labels)?;
         layout.flat_grad(&grads, &views, &self.device)
     }
 
     fn loss(&mut self, theta: &Tensor) -> Result<f64> {
-        let (x, labels, n) = self.next_batch()?;
+        let (x, labels) = self.next_batch()?;
         no_grad(|| {
             let views = self.model.layout().views(theta)?;
             let logits = self.model.forward(&views, &x, Mode::Train)?;
             let loss = logits.softmax_cross_entropy(&labels)?;
-            self.account(&loss, &logits, &labels, n)
+            // The optimiser needs the value now (NES ranks the offspring's losses).
+            let l = loss.item()?;
+            self.account(&loss, &logits, &labels)?;
+            if !l.is_finite() {
+                self.diverged.get_or_insert(l);
+                return Err(EngineError::Invalid(format!("training loss became {l}")));
+            }
+            Ok(l)
         })
     }
 

@@ -482,7 +482,7 @@ impl Trainer {
             self.data.classes,
             self.pos.sums,
             self.pos.window,
-        );
+        )?;
         let mut started = Instant::now();
         let mut seconds_before = self.pos.epoch_seconds;
         for _ in 0..steps {
@@ -491,17 +491,28 @@ impl Trainer {
                 return Err(self.diverged(loss));
             }
             let info = result?;
+            // Hand the step's work to the device without waiting for it.
+            self.device.flush()?;
             self.theta = info.theta;
             if let Some(c) = info.correlation {
                 self.pos.correlations.push(c);
             }
             let pos = &mut self.pos;
-            pos.sums = oracle.sums;
             pos.batch = start_batch + oracle.batches_used * ranks;
             pos.step += 1;
             self.steps_since_row += 1;
             pos.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
-            if pos.step % self.cfg.log_every_steps == 0 {
+            let log_row = pos.step % self.cfg.log_every_steps == 0;
+            let due =
+                matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if pos.step % n == 0);
+            let stop = self.team.agree_stop(self.stop.requested())?;
+            if log_row || due || stop.is_some() {
+                // On wgpu the losses are read back only here (and at the epoch's end).
+                self.settle(&mut oracle)?;
+            }
+            let pos = &mut self.pos;
+            pos.sums = oracle.sums;
+            if log_row {
                 let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
                 self.steps.push(StepMetrics::of(
                     pos.epoch,
@@ -513,8 +524,6 @@ impl Trainer {
             }
             pos.window = oracle.window;
             self.observer.step(pos.batch, &pos.sums, pos.epoch_seconds);
-            let stop = self.team.agree_stop(self.stop.requested())?;
-            let due = matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if self.pos.step % n == 0);
             if due || stop.is_some() {
                 self.device.synchronize()?;
                 self.save_checkpoint()?;
@@ -526,9 +535,22 @@ impl Trainer {
                 return Ok(EpochEnd::Interrupted(signal));
             }
         }
+        self.settle(&mut oracle)?;
+        self.pos.sums = oracle.sums;
+        self.pos.window = oracle.window;
         drop(oracle);
         self.device.synchronize()?;
         Ok(EpochEnd::Completed)
+    }
+
+    /// Reads the oracle's pending batch records; a non-finite loss is a divergence.
+    fn settle(&self, oracle: &mut TrainOracle<'_>) -> Result<()> {
+        if oracle.settle().is_err() {
+            if let Some(loss) = oracle.diverged {
+                return Err(self.diverged(loss));
+            }
+        }
+        Ok(())
     }
 
     fn diverged(&self, loss: f64) -> anyhow::Error {

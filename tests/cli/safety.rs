@@ -447,3 +447,86 @@ fn sigint_checkpoints_and_says_how_to_resume() {
     assert_eq!(result.status.code(), Some(143), "{err}");
     assert!(err.contains("stopped by SIGTERM"), "{err}");
 }
+
+#[test]
+fn wgpu_runs_read_losses_in_windows_and_still_catch_divergence() {
+    let dir = scratch("wgpu-sums");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 700);
+    let data_arg = format!("idx:{}", data.display());
+    let ok = dir.join("ok");
+    let mut args = train_args(
+        &data_arg,
+        ok.to_str().unwrap(),
+        "sgd",
+        &["--lr", "2^-3", "--log-every", "4"],
+    );
+    let at = args.iter().position(|a| *a == "cpu").unwrap();
+    args[at] = "wgpu-cpu";
+    let o = run(&args);
+    assert!(o.status.success());
+    // The epoch's training loss is the image-weighted mean of its step windows: the
+    // per-batch losses read back in windows add up to the same sums.
+    let rows = |f: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("ok").join(f))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let steps = rows("steps.jsonl");
+    let epoch = &rows("metrics.jsonl")[0];
+    let (mut loss, mut images) = (0.0, 0.0);
+    for s in &steps {
+        let n = s["images"].as_f64().unwrap();
+        loss += s["train_loss"].as_f64().unwrap() * n;
+        images += n;
+    }
+    assert_eq!(images, (500 / 32 * 32) as f64);
+    let want = epoch["train_loss"].as_f64().unwrap();
+    assert!(
+        (loss / images - want).abs() < 1e-9 * want.abs().max(1.0),
+        "{} vs {want}",
+        loss / images
+    );
+    // A diverging rate is caught although losses are read only every few steps, and no
+    // checkpoint is written from non-finite parameters.
+    let bad = dir.join("bad");
+    let mut args = train_args(
+        &data_arg,
+        bad.to_str().unwrap(),
+        "sgd",
+        &[
+            "--lr",
+            "2^40",
+            "--log-every",
+            "4",
+            "--checkpoint-every",
+            "2steps",
+        ],
+    );
+    let at = args.iter().position(|a| *a == "cpu").unwrap();
+    args[at] = "wgpu-cpu";
+    let o = rbd().args(&args).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("diverged"), "{err}");
+    if bad.join("checkpoint.safetensors").exists() {
+        let data = std::fs::read(bad.join("checkpoint.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+        for (name, t) in st.tensors() {
+            let v: Vec<f32> = bytemuck_cast(t.data());
+            assert!(
+                v.iter().all(|x| x.is_finite()),
+                "{name} holds non-finite values"
+            );
+        }
+    }
+}
+
+fn bytemuck_cast(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
