@@ -17,14 +17,14 @@
 
 mod adapter;
 mod counters;
-mod pool;
+mod buffer_pool;
 mod profiler;
 mod reflect;
 
 pub use adapter::{list_adapters, AdapterReport, DeviceKind};
 use counters::{bump, COUNTERS};
 pub use counters::{counters, reset_counters, Counters};
-pub use pool::{size_class, BufferPool, GpuBuffer, PoolStats};
+pub use buffer_pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 pub use profiler::KernelTiming;
 pub use wgpu::Features;
 
