@@ -35,7 +35,7 @@ impl std::str::FromStr for DeviceChoice {
             "cpu" => Ok(DeviceChoice::Cpu),
             "wgpu-cpu" => Ok(DeviceChoice::WgpuCpu),
             other => Err(EngineError::Invalid(format!(
-                "--device: unknown device '{other}' (expected auto, gpu, cpu or wgpu-cpu)"
+                "unknown device '{other}' (expected auto, gpu, cpu or wgpu-cpu)"
             ))),
         }
     }

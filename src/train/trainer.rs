@@ -227,33 +227,12 @@ impl Trainer {
         team: Team,
     ) -> Result<Trainer> {
         team.check_ranks(cfg.distributed.as_ref())?;
-        let device = Device::open(cfg.device.choice())?;
+        let (device, fallback) = Device::open_explained(cfg.device.choice())?;
+        if let Some(why) = fallback {
+            observer.message(&why);
+        }
         observer.message(&format!("device: {}", device.describe()));
-        for s in &cfg.schedule {
-            observer.message(&format!(
-                "optimizer: {} lr {} ({}){}",
-                s.optimizer,
-                crate::lr::format_lr(s.lr),
-                s.lr_source,
-                s.until_epoch
-                    .map(|u| format!(" until epoch {u}"))
-                    .unwrap_or_default()
-            ));
-        }
-        if cfg
-            .schedule
-            .iter()
-            .any(|s| s.optimizer == OptimizerKind::Fpd)
-        {
-            observer.message(&format!("FPD: {}", cfg.fpd_variant.describe()));
-        }
-        if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
-            observer.message(&format!(
-                "augmentation: {} ({})",
-                cfg.augment_order.name(),
-                cfg.augment_order.source()
-            ));
-        }
+        announce(&cfg, observer.as_mut());
         let data = data::load(&cfg, &mut |m| observer.message(m))?;
         let (c, h, w) = cfg.dataset.shape();
         let model: std::sync::Arc<dyn Model> =
@@ -458,17 +437,9 @@ impl Trainer {
             bail!("the run has finished all {} epochs", self.cfg.epochs);
         }
         self.enter_segment()?;
-        let per_epoch = self.loader.batches_per_epoch();
+        let (per_epoch, steps) = self.steps_left()?;
         let ranks = self.team.size();
-        let bps = self.optimizer.batches_per_step() * ranks;
-        if bps > per_epoch {
-            bail!(
-                "{} needs {bps} batches per step but an epoch has only {per_epoch}",
-                self.cfg.segment_at(self.pos.epoch).1.optimizer
-            );
-        }
         let start_batch = self.pos.batch;
-        let steps = (per_epoch - start_batch) / bps;
         self.observer
             .epoch_started(self.pos.epoch, self.cfg.epochs, per_epoch, start_batch);
         let batches = self
@@ -510,18 +481,11 @@ impl Trainer {
                 // On wgpu the losses are read back only here (and at the epoch's end).
                 self.settle(&mut oracle)?;
             }
-            let pos = &mut self.pos;
-            pos.sums = oracle.sums;
+            self.pos.sums = oracle.sums;
             if log_row {
-                let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
-                self.steps.push(StepMetrics::of(
-                    pos.epoch,
-                    pos.step,
-                    progress,
-                    &self.team.reduce_sums(oracle.window)?,
-                ));
-                oracle.window = EpochSums::default();
+                self.log_window(&mut oracle, per_epoch)?;
             }
+            let pos = &mut self.pos;
             pos.window = oracle.window;
             self.observer.step(pos.batch, &pos.sums, pos.epoch_seconds);
             if due || stop.is_some() {
@@ -541,6 +505,30 @@ impl Trainer {
         drop(oracle);
         self.device.synchronize()?;
         Ok(EpochEnd::Completed)
+    }
+
+    /// Batches per epoch, and the whole steps left in the current epoch.
+    fn steps_left(&self) -> Result<(usize, usize)> {
+        let per_epoch = self.loader.batches_per_epoch();
+        let bps = self.optimizer.batches_per_step() * self.team.size();
+        if bps > per_epoch {
+            bail!(
+                "{} needs {bps} batches per step but an epoch has only {per_epoch}",
+                self.cfg.segment_at(self.pos.epoch).1.optimizer
+            );
+        }
+        Ok((per_epoch, (per_epoch - self.pos.batch) / bps))
+    }
+
+    /// Appends the step row of the window just ended and starts a new window.
+    fn log_window(&mut self, oracle: &mut TrainOracle<'_>, per_epoch: usize) -> Result<()> {
+        let pos = &self.pos;
+        let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
+        let window = self.team.reduce_sums(oracle.window)?;
+        self.steps
+            .push(StepMetrics::of(pos.epoch, pos.step, progress, &window));
+        oracle.window = EpochSums::default();
+        Ok(())
     }
 
     /// Reads the oracle's pending batch records; a non-finite loss is a divergence.
@@ -571,28 +559,7 @@ impl Trainer {
     /// Evaluates θ at the end of the epoch, records the epoch's row (metrics files and
     /// plot) and moves to the next epoch.
     pub fn evaluate(&mut self) -> Result<&EpochMetrics> {
-        let pre = self.data.preprocess();
-        let batch = self.cfg.eval_batch_size;
-        let val = self.team.evaluate(
-            self.model.as_ref(),
-            &self.device,
-            &self.theta,
-            rbd_datasets::eval_batches(&self.data.train, &self.data.val_indices, batch, pre),
-            self.data.classes,
-        )?;
-        let test = match &self.data.test {
-            Some(test) => {
-                let idx: Vec<usize> = (0..test.n).collect();
-                Some(self.team.evaluate(
-                    self.model.as_ref(),
-                    &self.device,
-                    &self.theta,
-                    rbd_datasets::eval_batches(test, &idx, batch, pre),
-                    self.data.classes,
-                )?)
-            }
-            None => None,
-        };
+        let evaluation = self.evaluation()?;
         let window = self.team.reduce_sums(self.pos.window)?;
         let sums = self.team.reduce_sums(self.pos.sums)?;
         self.team
@@ -625,7 +592,7 @@ impl Trainer {
                     .map(|s| s.name.clone())
                     .collect(),
             },
-            Evaluation { val, test },
+            evaluation,
         );
         let mut row = row;
         if self.cfg.distributed.is_some() {
@@ -656,6 +623,27 @@ impl Trainer {
             self.enter_segment()?;
         }
         Ok(self.rows.last().expect("a row was just pushed"))
+    }
+
+    /// Validation (and test) loss and accuracy of the current θ.
+    fn evaluation(&self) -> Result<Evaluation> {
+        let pre = self.data.preprocess();
+        let batch = self.cfg.eval_batch_size;
+        let on = |set, idx: &[usize]| {
+            self.team.evaluate(
+                self.model.as_ref(),
+                &self.device,
+                &self.theta,
+                rbd_datasets::eval_batches(set, idx, batch, pre),
+                self.data.classes,
+            )
+        };
+        let val = on(&self.data.train, &self.data.val_indices)?;
+        let test = match &self.data.test {
+            Some(test) => Some(on(test, &(0..test.n).collect::<Vec<_>>())?),
+            None => None,
+        };
+        Ok(Evaluation { val, test })
     }
 
     /// Writes the checkpoint if the configuration's period says so at this epoch
@@ -735,6 +723,35 @@ impl Trainer {
         }
         self.finish()?;
         Ok(Outcome::Finished)
+    }
+}
+
+/// Says which rates, variants and data pipeline the run uses.
+fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
+    for s in &cfg.schedule {
+        observer.message(&format!(
+            "optimizer: {} lr {} ({}){}",
+            s.optimizer,
+            crate::lr::format_lr(s.lr),
+            s.lr_source,
+            s.until_epoch
+                .map(|u| format!(" until epoch {u}"))
+                .unwrap_or_default()
+        ));
+    }
+    if cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer == OptimizerKind::Fpd)
+    {
+        observer.message(&format!("FPD: {}", cfg.fpd_variant.describe()));
+    }
+    if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
+        observer.message(&format!(
+            "augmentation: {} ({})",
+            cfg.augment_order.name(),
+            cfg.augment_order.source()
+        ));
     }
 }
 

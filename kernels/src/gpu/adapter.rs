@@ -117,7 +117,7 @@ pub fn list_adapters() -> Vec<AdapterReport> {
 
 const NO_ADAPTER_HELP: &str = "no wgpu adapter found. Without a GPU, install Mesa's CPU \
 Vulkan driver (`apt-get install -y mesa-vulkan-drivers`) or select OpenGL via EGL \
-(`WGPU_BACKEND=gl`); or use the native backend with `--device cpu`";
+(`WGPU_BACKEND=gl`); or use the native cpu backend";
 
 /// Opens adapter number `index` of [`list_adapters`]' order.
 pub(crate) fn by_index(index: usize) -> Result<(wgpu::Adapter, AdapterReport), GpuError> {
@@ -146,7 +146,7 @@ pub(crate) fn choose(kind: DeviceKind) -> Result<(wgpu::Adapter, AdapterReport),
         })
         .ok_or_else(|| {
             let want = match kind {
-                DeviceKind::Gpu => "no GPU adapter found (use `--device cpu` for the native backend, or `--device wgpu-cpu` for llvmpipe)",
+                DeviceKind::Gpu => "no GPU adapter found (the native cpu backend, or wgpu on a CPU adapter such as llvmpipe, run without one)",
                 DeviceKind::Cpu => "no CPU wgpu adapter found (install it with `apt-get install -y mesa-vulkan-drivers`, or try WGPU_BACKEND=gl)",
                 DeviceKind::Best => NO_ADAPTER_HELP,
             };

@@ -16,15 +16,15 @@
 //! copy, so they do not force a submit. [`counters`] counts all of it.
 
 mod adapter;
-mod counters;
 mod buffer_pool;
+mod counters;
 mod profiler;
 mod reflect;
 
 pub use adapter::{list_adapters, AdapterReport, DeviceKind};
+pub use buffer_pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 use counters::{bump, COUNTERS};
 pub use counters::{counters, reset_counters, Counters};
-pub use buffer_pool::{size_class, BufferPool, GpuBuffer, PoolStats};
 pub use profiler::KernelTiming;
 pub use wgpu::Features;
 
