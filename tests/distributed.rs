@@ -237,14 +237,8 @@ impl Oracle for Union<'_> {
     fn loss(&mut self, _: &Tensor) -> rbd_engine::Result<f64> {
         unreachable!("RBD, FPD and SGD take gradients")
     }
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
     fn tensors(&self) -> Vec<(String, usize, usize)> {
         self.0.tensors()
-    }
-    fn layers(&self) -> Vec<(usize, usize)> {
-        self.0.layers()
     }
 }
 
@@ -257,14 +251,17 @@ fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64) -> Vec<f32> {
     let mut theta =
         Tensor::from_f32(&Device::Cpu, &layout.init(cfg.seed), &[layout.total]).unwrap();
     let mut opt = rbd::train::optimizers::build(&cfg, &Device::Cpu, layout, 0, &theta).unwrap();
-    let mut oracle = Union(TrainOracle::new(
-        model.as_ref(),
-        Device::Cpu,
-        Box::new(loader.epoch(0, 0)),
-        d.classes,
-        EpochSums::default(),
-        EpochSums::default(),
-    ));
+    let mut oracle = Union(
+        TrainOracle::new(
+            model.as_ref(),
+            Device::Cpu,
+            Box::new(loader.epoch(0, 0)),
+            d.classes,
+            EpochSums::default(),
+            EpochSums::default(),
+        )
+        .unwrap(),
+    );
     for step in 0..loader.batches_per_epoch() as u64 / 2 {
         theta = opt.step(step, &theta, &mut oracle).unwrap().theta;
     }
@@ -345,7 +342,8 @@ fn first_gradients(data: &Path, batch: usize) -> (Vec<f32>, Vec<Vec<f64>>) {
         d.classes,
         EpochSums::default(),
         EpochSums::default(),
-    );
+    )
+    .unwrap();
     let g = (0..2)
         .map(|_| {
             let g = oracle.gradient(&t).unwrap().to_vec_f32().unwrap();

@@ -216,20 +216,17 @@ pub fn describe(cfg: &RunConfig) -> String {
             )
         })
         .collect();
-    let directions = cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer.uses_directions())
-        .then(|| {
-            format!(
-                ", d = {}, compartments {}{}, {}",
-                cfg.dim,
-                cfg.compartments,
-                if cfg.split_dim { " (d split)" } else { "" },
-                cfg.distribution
-            )
-        })
-        .unwrap_or_default();
+    let directions = if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
+        format!(
+            ", d = {}, compartments {}{}, {}",
+            cfg.dim,
+            cfg.compartments,
+            if cfg.split_dim { " (d split)" } else { "" },
+            cfg.distribution
+        )
+    } else {
+        String::new()
+    };
     let fpd = if cfg
         .schedule
         .iter()

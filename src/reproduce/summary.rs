@@ -406,6 +406,9 @@ fn markdown(
     md
 }
 
+/// (x, mean, low, high) of a band.
+type BandPoint = (f64, f64, f64, f64);
+
 /// Per-epoch (mean, min, max) over seeds that have that epoch.
 fn band_over_epochs(seeds: &[Vec<EpochMetrics>]) -> Vec<(f64, f64, f64, f64)> {
     let longest = seeds.iter().map(Vec::len).max().unwrap_or(0);
@@ -468,7 +471,7 @@ fn draw(out: &Path, spec: &PlotSpec, results: &[EntryResult]) -> Result<Vec<Stri
         }
         PlotKind::Versus => {
             let metric = spec.y.unwrap_or(Metric::ValAccuracy);
-            let mut series: Vec<(String, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+            let mut series: Vec<(String, Vec<BandPoint>)> = Vec::new();
             for r in results {
                 let (Some(x), Some(name)) = (r.entry.x, r.entry.series.clone()) else {
                     continue;

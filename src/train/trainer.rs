@@ -473,9 +473,8 @@ impl Trainer {
             pos.step += 1;
             self.steps_since_row += 1;
             pos.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
-            let log_row = pos.step % self.cfg.log_every_steps == 0;
-            let due =
-                matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if pos.step % n == 0);
+            let log_row = pos.step.is_multiple_of(self.cfg.log_every_steps);
+            let due = matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if pos.step.is_multiple_of(n));
             let stop = self.team.agree_stop(self.stop.requested())?;
             if log_row || due || stop.is_some() {
                 // On wgpu the losses are read back only here (and at the epoch's end).
@@ -651,7 +650,7 @@ impl Trainer {
     pub fn checkpoint_if_due(&mut self) -> Result<bool> {
         let due = match self.cfg.checkpoint_every {
             CheckpointEvery::Off => false,
-            CheckpointEvery::Epochs(n) => self.pos.epoch % n == 0 || self.is_done(),
+            CheckpointEvery::Epochs(n) => self.pos.epoch.is_multiple_of(n) || self.is_done(),
             CheckpointEvery::Steps(_) => self.is_done(),
         };
         if due {

@@ -229,10 +229,7 @@ fn device_auto_says_why_it_fell_back_to_the_cpu() {
     match device {
         Device::Cpu => {
             let why = why.expect("a fallback to the cpu comes with its reason");
-            assert!(
-                why.contains("--device auto") && why.contains("GPU"),
-                "{why}"
-            );
+            assert!(why.contains("device auto") && why.contains("GPU"), "{why}");
         }
         Device::Wgpu(ctx) => {
             assert!(why.is_none(), "{why:?}");
