@@ -62,6 +62,10 @@ pub struct ReproduceArgs {
     /// List the runs with a time estimate from steps measured on this machine.
     #[arg(long)]
     pub dry_run: bool,
+    /// Train nothing: rewrite results/ARTEFACT's summary, table and plots from the runs
+    /// on disk (finished or not).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub summarize: bool,
     /// Where results go.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,

@@ -38,6 +38,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
             data_dir: data_dir(&args.data_dir)?,
         },
         dry_run: args.dry_run,
+        summarize: args.summarize,
     };
     with_flags(run_reproduce(&req, &StopFlag::on_signals()))
 }

@@ -459,9 +459,18 @@ impl RunEntry {
             correlation,
             nes_sigma,
             batch_size,
-            val_size,
-            fpd_variant
+            val_size
         );
+        // Only a run with FPD in its schedule records an FPD variant.
+        if cfg
+            .schedule
+            .iter()
+            .any(|s| s.optimizer == OptimizerKind::Fpd)
+        {
+            if let Some(v) = self.fpd_variant {
+                cfg.fpd_variant = v;
+            }
+        }
         cfg.train_limit = self.train_limit;
         if let Some(o) = &self.augment_order {
             cfg.augment_order = o.parse().map_err(|e| anyhow!("augment_order: {e}"))?;

@@ -26,6 +26,8 @@ pub struct Request {
     pub plan: PlanOptions,
     /// Only list the runs with time estimates.
     pub dry_run: bool,
+    /// Train nothing; rewrite the summary from the runs on disk.
+    pub summarize: bool,
 }
 
 /// The sentence stating a shorter budget, for every output.
@@ -127,7 +129,11 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
         dry_run(&runs, &device)?;
         return Ok(0);
     }
-    let end = runner::run_all(&runs, stop)?;
+    let end = if req.summarize {
+        SweepEnd::Complete
+    } else {
+        runner::run_all(&runs, stop)?
+    };
     // The summary shows every run of the artefact on disk, not only this invocation's.
     let everything = PlanOptions {
         only: Vec::new(),

@@ -633,6 +633,17 @@ impl RunConfig {
     pub fn run_id(&self) -> String {
         let mut v = serde_json::to_value(self).expect("a RunConfig serialises");
         if let Some(map) = v.as_object_mut() {
+            // Settings that cannot change this run's trajectory are not its identity.
+            if !self
+                .schedule
+                .iter()
+                .any(|s| s.optimizer == OptimizerKind::Fpd)
+            {
+                map.remove("fpd_variant");
+            }
+            if self.dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) {
+                map.remove("augment_order");
+            }
             for key in [
                 "epochs",
                 "checkpoint_every",
@@ -725,6 +736,9 @@ mod tests {
         b.epochs = 7;
         b.device = DeviceKind::Cpu;
         b.checkpoint_every = CheckpointEvery::Steps(3);
+        assert_eq!(a.run_id(), b.run_id());
+        // A variant of an optimiser the run does not use is not its identity.
+        b.fpd_variant = FpdVariant::Released;
         assert_eq!(a.run_id(), b.run_id());
         b.seed = 1;
         assert_ne!(a.run_id(), b.run_id());
