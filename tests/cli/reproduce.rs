@@ -162,6 +162,20 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
         "{readme}"
     );
 
+    // --summarize trains nothing and rewrites the summary from the runs on disk.
+    std::fs::remove_file(mini.join("README.md")).unwrap();
+    let o = run(&args(&["--summarize"])
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !out.contains("starting") && !out.contains("resuming") && !out.contains(" done"),
+        "{out}"
+    );
+    assert!(mini.join("README.md").exists());
+
     // A shorter budget is stated in every output and summarised at that epoch.
     let o = run(&args(&["--epochs", "1"])
         .iter()
