@@ -194,30 +194,34 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
     std::fs::create_dir_all(&data).unwrap();
     synthetic(&data, 1000);
     let results = dir.join("results");
-    let o = run(&[
-        "tune",
-        "--model",
-        "fc",
-        "--dataset",
-        &format!("idx:{}", data.display()),
-        "--optimizer",
-        "sgd",
-        "--epochs",
-        "1",
-        "--val-size",
-        "200",
-        "--device",
-        "cpu",
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let dataset = format!("idx:{}", data.display());
+    let tune = || {
+        run(&[
+            "tune",
+            "--model",
+            "fc",
+            "--dataset",
+            &dataset,
+            "--optimizer",
+            "sgd",
+            "--epochs",
+            "1",
+            "--val-size",
+            "200",
+            "--device",
+            "cpu",
+            "--results",
+            results.to_str().unwrap(),
+        ])
+    };
+    let o = tune();
     assert!(o.status.success());
     let file = results.join("tune/fc-idx-sgd-d250.json");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let best = v["best_exponent"].as_i64().unwrap();
     let trials = v["trials"].as_array().unwrap();
-    // Started from MNIST's SGD preset (2^-3), so its neighbours were tried; far fewer
+    // Started from MNIST's SGD preset (2^-3), then walked downhill; far fewer
     // than the 27 rates of the full grid.
     assert!(trials.len() >= 3 && trials.len() < 12, "{v}");
     // The chosen rate has the lowest held-out loss of all tried, and a huge rate is
@@ -240,23 +244,7 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
     );
     assert!(results.join("tune/fc-idx-sgd-d250.md").exists());
     // A second run reuses every trial.
-    let o = run(&[
-        "tune",
-        "--model",
-        "fc",
-        "--dataset",
-        &format!("idx:{}", data.display()),
-        "--optimizer",
-        "sgd",
-        "--epochs",
-        "1",
-        "--val-size",
-        "200",
-        "--device",
-        "cpu",
-        "--results",
-        results.to_str().unwrap(),
-    ]);
+    let o = tune();
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("starting"), "a trial ran again: {out}");
