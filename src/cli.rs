@@ -275,7 +275,9 @@ pub struct TrainArgs {
     /// the population).
     #[arg(long, default_value = "250", allow_hyphen_values = true, value_parser = count)]
     pub dim: usize,
-    /// Compartments: a number K of even parts, or `layer` (one per layer).
+    /// Compartments: a number K of even parts, `layer` (one per layer), or `cap:N` (one
+    /// per tensor, tensors over N weights cut into pieces of at most N: the released
+    /// code's even compartments).
     #[arg(long, default_value = "1", allow_hyphen_values = true)]
     pub compartments: CompartmentKind,
     /// Split d across the compartments instead of giving each the full d.

@@ -10,6 +10,9 @@ pub enum Compartments {
     Even(usize),
     /// One compartment per layer (kernel and bias together).
     PerLayer,
+    /// One compartment per parameter tensor, a tensor larger than the cap cut into
+    /// ⌈len/cap⌉ nearly even pieces (the released code's `weights_per_compartment`).
+    Capped(usize),
 }
 
 impl std::str::FromStr for Compartments {
@@ -28,13 +31,15 @@ impl std::str::FromStr for Compartments {
 }
 
 impl Compartments {
-    /// The compartments over θ of length `num_params` (D) with `layers` = `(offset, len)` of each
-    /// layer. With `split_dim` the `d` directions are divided among the compartments
-    /// (the first `d mod K` get one more); otherwise each gets all `d`.
+    /// The compartments over θ of length `num_params` (D). `ranges` are the
+    /// `(offset, len)` of each layer for [`Compartments::PerLayer`], of each parameter
+    /// tensor for [`Compartments::Capped`]. With `split_dim` the `d` directions are
+    /// divided among the compartments (the first `d mod K` get one more); otherwise
+    /// each gets all `d`.
     pub fn build(
         &self,
         num_params: usize,
-        layers: &[(usize, usize)],
+        ranges: &[(usize, usize)],
         d: usize,
         split_dim: bool,
     ) -> Result<Vec<Compartment>> {
@@ -50,7 +55,21 @@ impl Compartments {
                     .map(|c| c.len)
                     .collect()
             }
-            Compartments::PerLayer => layers.iter().map(|&(_, len)| len).collect(),
+            Compartments::PerLayer => ranges.iter().map(|&(_, len)| len).collect(),
+            Compartments::Capped(cap) => {
+                if *cap == 0 {
+                    return Err(EngineError::Invalid(
+                        "compartments: the cap must be at least 1 weight".into(),
+                    ));
+                }
+                ranges
+                    .iter()
+                    .flat_map(|&(_, len)| {
+                        let pieces = len.div_ceil(*cap).max(1);
+                        (0..pieces).map(move |i| len / pieces + usize::from(i < len % pieces))
+                    })
+                    .collect()
+            }
         };
         let k = sizes.len();
         if split_dim && d < k {
@@ -99,6 +118,20 @@ mod tests {
         );
         assert!(Compartments::Even(23).build(22, &layers, 4, false).is_err());
         assert!(Compartments::Even(3).build(22, &layers, 2, true).is_err());
+        // Capped: per tensor, big tensors in pieces of at most the cap.
+        let tensors = [(0, 10), (10, 5), (15, 7)];
+        let capped = Compartments::Capped(4)
+            .build(22, &tensors, 2, false)
+            .unwrap();
+        assert_eq!(
+            capped.iter().map(|c| c.len).collect::<Vec<_>>(),
+            vec![4, 3, 3, 3, 2, 4, 3]
+        );
+        assert!(is_partition(&capped, 22));
+        assert!(capped.iter().all(|c| c.len <= 4));
+        assert!(Compartments::Capped(0)
+            .build(22, &tensors, 2, false)
+            .is_err());
         assert!("0".parse::<Compartments>().is_err());
         assert!("x".parse::<Compartments>().is_err());
     }

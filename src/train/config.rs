@@ -393,8 +393,8 @@ impl RunConfig {
         check_model_data(self.model, &self.dataset)?;
         self.validate_schedule()?;
         self.validate_split()?;
-        let (num_params, layers) = self.parameter_count()?;
-        self.validate_directions(num_params, layers)?;
+        let (num_params, compartments) = self.parameter_count()?;
+        self.validate_directions(num_params, compartments)?;
         Ok(Checked { num_params })
     }
 
@@ -544,16 +544,23 @@ impl RunConfig {
         Ok(train)
     }
 
-    /// D and the number of layers of the model on this data set.
+    /// D and the number of compartments the configuration asks for, on this data set.
     pub fn parameter_count(&self) -> Result<(usize, usize), ConfigError> {
         let (c, h, w) = self.dataset.shape();
         let model = rbd_models::build(self.model.name(), c, h, w, &rbd_engine::Device::Cpu)
             .map_err(|e| ConfigError::new("model", e.to_string()))?;
         let layout = model.layout();
-        Ok((layout.total, layout.layer_ranges().len()))
+        let k = match self.compartments {
+            CompartmentKind::Even(k) => k,
+            CompartmentKind::PerLayer => layout.layer_ranges().len(),
+            CompartmentKind::Capped(cap) => {
+                layout.specs.iter().map(|s| s.len().div_ceil(cap)).sum()
+            }
+        };
+        Ok((layout.total, k))
     }
 
-    fn validate_directions(&self, num_params: usize, layers: usize) -> Result<(), ConfigError> {
+    fn validate_directions(&self, num_params: usize, k: usize) -> Result<(), ConfigError> {
         let Some(first) = self.schedule.iter().find(|s| s.optimizer.uses_directions()) else {
             return Ok(());
         };
@@ -571,18 +578,12 @@ impl RunConfig {
                 ),
             ));
         }
-        let k = match self.compartments {
-            CompartmentKind::Even(k) => {
-                if k > num_params {
-                    return Err(ConfigError::new(
-                        "compartments",
-                        format!("{k} compartments exceed the model's D = {num_params} parameters"),
-                    ));
-                }
-                k
-            }
-            CompartmentKind::PerLayer => layers,
-        };
+        if k > num_params {
+            return Err(ConfigError::new(
+                "compartments",
+                format!("{k} compartments exceed the model's D = {num_params} parameters"),
+            ));
+        }
         if self.split_dim && self.dim < k {
             return Err(ConfigError::new(
                 "split_dim",
@@ -711,6 +712,15 @@ mod tests {
         c.split_dim = true;
         c.dim = 1;
         assert_eq!(c.validate().unwrap_err().field, "split_dim");
+        // The released code's capped compartments: FC's 100,352-weight kernel is cut
+        // into 3 pieces of at most 50,000, the other three tensors stay whole: 6.
+        c.compartments = CompartmentKind::Capped(50_000);
+        c.split_dim = true;
+        c.dim = 5;
+        let e = c.validate().unwrap_err();
+        assert!(e.message.contains("across 6 compartments"), "{e}");
+        c.dim = 6;
+        assert!(c.validate().is_ok());
         // SGD ignores d.
         let mut s = cfg("sgd", 1);
         s.dim = 1_000_000_000_000;

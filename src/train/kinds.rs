@@ -194,6 +194,9 @@ pub enum CompartmentKind {
     Even(usize),
     /// One compartment per layer (kernel and bias together).
     PerLayer,
+    /// One compartment per parameter tensor, tensors over the cap cut into pieces of
+    /// at most the cap (the released code's even compartments).
+    Capped(usize),
 }
 
 impl fmt::Display for CompartmentKind {
@@ -201,6 +204,7 @@ impl fmt::Display for CompartmentKind {
         match self {
             CompartmentKind::Even(k) => write!(f, "{k}"),
             CompartmentKind::PerLayer => f.write_str("layer"),
+            CompartmentKind::Capped(cap) => write!(f, "cap:{cap}"),
         }
     }
 }
@@ -210,10 +214,16 @@ impl FromStr for CompartmentKind {
     fn from_str(text: &str) -> Result<Self, String> {
         match text.trim() {
             "layer" => Ok(CompartmentKind::PerLayer),
+            t if t.starts_with("cap:") => match t["cap:".len()..].parse::<usize>() {
+                Ok(cap) if cap > 0 => Ok(CompartmentKind::Capped(cap)),
+                _ => Err(format!(
+                    "'{text}': cap:N needs a positive number of weights per compartment"
+                )),
+            },
             t => match t.parse::<usize>() {
                 Ok(k) if k > 0 => Ok(CompartmentKind::Even(k)),
                 _ => Err(format!(
-                    "'{text}' is neither a positive number of compartments nor 'layer'"
+                    "'{text}' is neither a positive number of compartments, 'layer', nor cap:N"
                 )),
             },
         }
@@ -357,7 +367,11 @@ mod tests {
         for &d in DeviceKind::ALL {
             round_trip(d);
         }
-        for c in [CompartmentKind::Even(7), CompartmentKind::PerLayer] {
+        for c in [
+            CompartmentKind::Even(7),
+            CompartmentKind::PerLayer,
+            CompartmentKind::Capped(5000),
+        ] {
             round_trip(c);
         }
         for c in [

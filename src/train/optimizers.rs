@@ -36,6 +36,15 @@ fn compartments(kind: CompartmentKind) -> Compartments {
     match kind {
         CompartmentKind::Even(k) => Compartments::Even(k),
         CompartmentKind::PerLayer => Compartments::PerLayer,
+        CompartmentKind::Capped(cap) => Compartments::Capped(cap),
+    }
+}
+
+/// The ranges compartments are built from: tensors for capped compartments, else layers.
+fn ranges(kind: CompartmentKind, layout: &ParamLayout) -> Vec<(usize, usize)> {
+    match kind {
+        CompartmentKind::Capped(_) => layout.specs.iter().map(|s| (s.offset, s.len())).collect(),
+        _ => layout.layer_ranges(),
     }
 }
 
@@ -52,7 +61,7 @@ pub fn build(
     let comps = || {
         compartments(cfg.compartments).build(
             num_params,
-            &layout.layer_ranges(),
+            &ranges(cfg.compartments, layout),
             cfg.dim,
             cfg.split_dim,
         )
@@ -114,7 +123,7 @@ pub fn build_for(
     let seg = &cfg.schedule[index];
     let comps = compartments(cfg.compartments).build(
         layout.total,
-        &layout.layer_ranges(),
+        &ranges(cfg.compartments, layout),
         cfg.dim,
         cfg.split_dim,
     );
