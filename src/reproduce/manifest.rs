@@ -79,8 +79,10 @@ pub enum PlotKind {
 pub enum Metric {
     /// Final validation accuracy (%).
     ValAccuracy,
-    /// Mean gradient correlation over the last epoch.
+    /// Mean gradient correlation over the last epoch (whole vector).
     Correlation,
+    /// The released code's: per-tensor cosines pooled over tensors and the last epoch.
+    CorrelationPooled,
     /// Training seconds of the whole run.
     Seconds,
 }

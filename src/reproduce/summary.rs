@@ -59,6 +59,7 @@ impl EntryResult {
                 Some(match metric {
                     Metric::ValAccuracy => 100.0 * last.val_accuracy,
                     Metric::Correlation => last.correlation?.mean,
+                    Metric::CorrelationPooled => last.correlation_pooled?.mean,
                     Metric::Seconds => rows.iter().map(|r| r.seconds).sum(),
                 })
             })
@@ -497,7 +498,8 @@ fn draw(out: &Path, spec: &PlotSpec, results: &[EntryResult]) -> Result<Vec<Stri
             if !bands.is_empty() {
                 let y = match metric {
                     Metric::ValAccuracy => "validation accuracy (%)",
-                    Metric::Correlation => "gradient correlation",
+                    Metric::Correlation => "gradient correlation (whole vector)",
+                    Metric::CorrelationPooled => "gradient correlation (per tensor, pooled)",
                     Metric::Seconds => "training seconds",
                 };
                 let x = spec.x_label.as_deref().unwrap_or("x");

@@ -71,6 +71,10 @@ pub struct EpochMetrics {
     pub correlation: Option<Summary>,
     /// Per parameter tensor, with --correlation.
     pub correlation_per_tensor: Option<Vec<(String, Summary)>>,
+    /// The released code's measure: the per-tensor cosines pooled over tensors and
+    /// steps, with --correlation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_pooled: Option<Summary>,
     /// Communication of a distributed run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm: Option<super::team::CommStats>,
@@ -202,7 +206,13 @@ impl EpochMetrics {
                 })
                 .collect()
         });
+        let pooled: Vec<f64> = input
+            .correlations
+            .iter()
+            .flat_map(|c| c.iter().skip(1).copied())
+            .collect();
         EpochMetrics {
+            correlation_pooled: correlation.and(Summary::of(&pooled)),
             epoch: input.epoch + 1,
             step: input.step,
             optimizer: input.optimizer,
@@ -322,6 +332,34 @@ pub fn read_steps(dir: &Path) -> Result<Vec<StepMetrics>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_correlation_averages_every_tensor_and_step() {
+        // Two steps: whole-vector cosine first, then two tensors.
+        let correlations = vec![vec![0.9, 0.1, 0.3], vec![0.7, 0.5, 0.7]];
+        let row = EpochMetrics::assemble(
+            EpochInputs {
+                epoch: 0,
+                step: 2,
+                optimizer: "rbd".into(),
+                lr: 1.0,
+                sums: EpochSums::default(),
+                seconds: 1.0,
+                correlations: &correlations,
+                tensor_names: vec!["a".into(), "b".into()],
+            },
+            Evaluation {
+                val: (0.0, 0.0),
+                test: None,
+            },
+        );
+        assert!((row.correlation.unwrap().mean - 0.8).abs() < 1e-12);
+        let pooled = row.correlation_pooled.unwrap();
+        assert!((pooled.mean - 0.4).abs() < 1e-12, "{pooled:?}");
+        assert_eq!((pooled.min, pooled.max), (0.1, 0.7));
+        let per = row.correlation_per_tensor.unwrap();
+        assert!((per[0].1.mean - 0.3).abs() < 1e-12 && (per[1].1.mean - 0.5).abs() < 1e-12);
+    }
 
     #[test]
     fn rows_round_trip_bit_for_bit() {
