@@ -311,7 +311,8 @@ impl Trainer {
                 p.epoch, self.cfg.epochs
             )));
         }
-        if p.batch >= per_epoch.max(1) {
+        // batch == per_epoch: every step of the epoch ran, its evaluation had not.
+        if p.batch > per_epoch {
             return Err(bad(format!(
                 "batch {} is past the {per_epoch} batches of an epoch",
                 p.batch

@@ -530,3 +530,46 @@ fn bytemuck_cast(b: &[u8]) -> Vec<f32> {
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
 }
+
+#[test]
+fn a_checkpoint_between_an_epochs_last_step_and_its_evaluation_resumes() {
+    use rbd::train::kinds::{CheckpointEvery, DatasetSpec, DeviceKind, ModelKind, OptimizerKind};
+    use rbd::train::{Claim, RunConfig, Segment, Silent, Trainer};
+    let dir = scratch("epoch-edge");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 600);
+    let mut cfg = RunConfig::new(
+        ModelKind::Fc,
+        DatasetSpec::Idx(data.clone()),
+        vec![Segment {
+            optimizer: OptimizerKind::Rbd,
+            lr: 0.5,
+            lr_source: "given".into(),
+            until_epoch: None,
+        }],
+    );
+    cfg.epochs = 2;
+    cfg.val_size = 200;
+    cfg.dim = 10;
+    cfg.device = DeviceKind::Cpu;
+    cfg.checkpoint_every = CheckpointEvery::Epochs(1);
+    let stop = rbd::signals::StopFlag::new;
+    let whole = dir.join("whole");
+    Trainer::start(cfg.clone(), &whole, Claim::New, Box::new(Silent), stop())
+        .unwrap()
+        .run()
+        .unwrap();
+    // Every step of epoch 1 ran, its evaluation did not, and a checkpoint was written
+    // (what a SIGINT or a step checkpoint at the epoch's last step leaves).
+    let edge = dir.join("edge");
+    let mut t = Trainer::start(cfg, &edge, Claim::New, Box::new(Silent), stop()).unwrap();
+    t.train_epoch().unwrap();
+    assert!(t.checkpoint_if_due().unwrap());
+    drop(t);
+    Trainer::resume(&edge, &Default::default(), Box::new(Silent), stop())
+        .unwrap()
+        .run()
+        .unwrap();
+    assert_eq!(final_params(&whole), final_params(&edge));
+}
