@@ -92,6 +92,14 @@ impl ParamLayout {
         self.layers
     }
 
+    /// `(name, offset, len)` of each parameter tensor in θ, in layout order.
+    pub fn tensor_ranges(&self) -> Vec<(String, usize, usize)> {
+        self.specs
+            .iter()
+            .map(|s| (s.name.clone(), s.offset, s.len()))
+            .collect()
+    }
+
     /// `[offset, offset + len)` of each layer in θ (layers are contiguous).
     pub fn layer_ranges(&self) -> Vec<(usize, usize)> {
         let mut out: Vec<(usize, usize)> = Vec::new();

@@ -98,11 +98,6 @@ impl Oracle for ProfileOracle<'_> {
     }
 
     fn tensors(&self) -> Vec<(String, usize, usize)> {
-        self.model
-            .layout()
-            .specs
-            .iter()
-            .map(|s| (s.name.clone(), s.offset, s.len()))
-            .collect()
+        self.model.layout().tensor_ranges()
     }
 }

@@ -43,7 +43,11 @@ fn compartments(kind: CompartmentKind) -> Compartments {
 /// The ranges compartments are built from: tensors for capped compartments, else layers.
 fn ranges(kind: CompartmentKind, layout: &ParamLayout) -> Vec<(usize, usize)> {
     match kind {
-        CompartmentKind::Capped(_) => layout.specs.iter().map(|s| (s.offset, s.len())).collect(),
+        CompartmentKind::Capped(_) => layout
+            .tensor_ranges()
+            .into_iter()
+            .map(|(_, offset, len)| (offset, len))
+            .collect(),
         _ => layout.layer_ranges(),
     }
 }

@@ -150,12 +150,7 @@ impl Oracle for TrainOracle<'_> {
     }
 
     fn tensors(&self) -> Vec<(String, usize, usize)> {
-        self.model
-            .layout()
-            .specs
-            .iter()
-            .map(|s| (s.name.clone(), s.offset, s.len()))
-            .collect()
+        self.model.layout().tensor_ranges()
     }
 }
 
