@@ -496,8 +496,11 @@ fn a_run_stopped_by_sigint_resumes_to_the_same_parameters() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
+    // Decide by what the run printed, not by mpirun's exit status: MPICH's Hydra,
+    // having forwarded Ctrl-C, sometimes exits 0 although every rank exited 130.
+    if !err.contains("stopped by") {
         // The run outran the signal; nothing to resume (rare on a fast machine).
+        assert!(out.status.success(), "{err}");
         eprintln!("the run finished before SIGINT arrived");
     } else {
         assert!(err.contains("stopped by SIGINT"), "{err}");
