@@ -18,6 +18,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
+    (
+        "b7-fc-mnist",
+        include_str!("../../reproduce/b7-fc-mnist.toml"),
+    ),
     ("b8", include_str!("../../reproduce/b8.toml")),
     ("b9", include_str!("../../reproduce/b9.toml")),
     ("b10", include_str!("../../reproduce/b10.toml")),
