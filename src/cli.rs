@@ -53,7 +53,8 @@ pub struct ReproduceArgs {
     /// Seeds per run (default: the manifest's, 3 for the paper's artefacts).
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
     pub seeds: Option<u64>,
-    /// Only runs whose id contains this text (repeatable), e.g. --only fc-mnist.
+    /// Only the run with this id, or (a text that is no id) the runs whose id contains
+    /// it; repeatable, e.g. --only fc-mnist.
     #[arg(long)]
     pub only: Vec<String>,
     /// Device of every run: auto, gpu, cpu or wgpu-cpu.

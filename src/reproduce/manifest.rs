@@ -352,7 +352,8 @@ pub struct PlanOptions {
     pub epochs: Option<u64>,
     /// Seeds per run (default: the manifest's).
     pub seeds: Option<u64>,
-    /// Only runs whose id contains one of these.
+    /// Only runs whose id is one of these, or (for a text that is no run's id)
+    /// contains it.
     pub only: Vec<String>,
     /// Device of every run.
     pub device: Option<crate::train::kinds::DeviceKind>,
@@ -365,8 +366,13 @@ impl Manifest {
     pub fn plan(&self, results: &Path, opts: &PlanOptions) -> Result<Vec<PlannedRun>> {
         let seeds = opts.seeds.unwrap_or(self.seeds);
         let mut out = Vec::new();
-        for entry in self.entries()? {
-            if !opts.only.is_empty() && !opts.only.iter().any(|o| entry.id.contains(o.as_str())) {
+        let entries = self.entries()?;
+        // A filter equal to an id selects that run alone (`--only d10` is not d100).
+        let selects = |o: &String, id: &str| {
+            id == o || (!entries.iter().any(|e| &e.id == o) && id.contains(o.as_str()))
+        };
+        for entry in entries.iter() {
+            if !opts.only.is_empty() && !opts.only.iter().any(|o| selects(o, &entry.id)) {
                 continue;
             }
             for seed in 0..seeds {
@@ -548,6 +554,21 @@ mod tests {
         assert_eq!(plan[1].cfg.seed, 1);
         assert_eq!(plan[0].cfg.epochs, 3);
         assert!(plan[0].dir.ends_with("t/runs/b-seed0"));
+        // An exact id selects that run alone, though it is part of another id.
+        let text = text.replace("id = \"b\"", "id = \"ab\"");
+        let m = Manifest::parse(&text, "t").unwrap();
+        let ids = |only: &str| -> Vec<String> {
+            let opts = PlanOptions {
+                only: vec![only.into()],
+                seeds: Some(1),
+                ..PlanOptions::default()
+            };
+            let plan = m.plan(Path::new("r"), &opts).unwrap();
+            plan.iter().map(|p| p.entry.id.clone()).collect()
+        };
+        assert_eq!(ids("a"), ["a"]);
+        assert_eq!(ids("ab"), ["ab"]);
+        assert_eq!(ids("b"), ["ab"]);
         let bad = text.replace("dim = 20", "dimm = 20");
         assert!(Manifest::parse(&bad, "t").is_err());
     }
