@@ -37,7 +37,11 @@ fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
         parts.push(format!("{e} epochs instead of the paper's {}", m.epochs));
     }
     if let Some(s) = opts.seeds.filter(|s| *s != m.seeds) {
-        parts.push(format!("{s} seeds instead of {}", m.seeds));
+        parts.push(format!(
+            "{s} seed{} instead of {}",
+            if s == 1 { "" } else { "s" },
+            m.seeds
+        ));
     }
     (!parts.is_empty()).then(|| format!("This is a reduced reproduction: {}.", parts.join("; ")))
 }
