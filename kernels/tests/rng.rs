@@ -591,3 +591,103 @@ fn native_stream_equals_the_numpy_reference() {
     let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
     assert_eq!(bits, [3135528389, 991104835, 980907858, 999275161]);
 }
+
+/// erfc(x) for x ≥ 0 (Numerical Recipes' Chebyshev fit, relative error < 1.2·10^−7:
+/// far below the KS and tail tolerances it serves).
+fn erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Φ, the N(0, 1) distribution function.
+fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// `n` Gaussian entries of 64 directions of one (step, compartment).
+fn gaussian_sample(generator: Generator, n: usize) -> Vec<f32> {
+    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    let s = Stream {
+        generator,
+        distribution: Distribution::Gaussian,
+        seed: 2020,
+    };
+    let comp = Compartment::new(1, 0, n / 64, 64);
+    let mut v = vec![0f32; n];
+    generate_cpu(&s, 5, &comp, 1.0, &mut v);
+    v
+}
+
+/// The Gaussian's quality as a sample of N(0, 1), for both generators: skewness and
+/// excess kurtosis within 5 standard errors of 0, a Kolmogorov–Smirnov statistic below
+/// the 0.1% critical value, and the two-sided tail P(|z| > k) for k = 1 … 5 within 5
+/// binomial standard errors of 2(1 − Φ(k)). A wrong polynomial constant, a quadrant
+/// slip in sincos or a biased radius word fails one of these.
+#[test]
+fn gaussian_matches_the_standard_normal() {
+    for generator in [Generator::Philox, Generator::Threefry] {
+        let n = 1usize << 24;
+        let mut v = gaussian_sample(generator, n);
+        let nf = n as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / nf;
+        let m = |p: i32| v.iter().map(|&x| (x as f64 - mean).powi(p)).sum::<f64>() / nf;
+        let (m2, m3, m4) = (m(2), m(3), m(4));
+        let skew = m3 / m2.powf(1.5);
+        let kurt = m4 / (m2 * m2) - 3.0;
+        v.sort_unstable_by(f32::total_cmp);
+        let mut ks = 0f64;
+        for (i, &x) in v.iter().enumerate() {
+            let f = normal_cdf(x as f64);
+            ks = ks.max((f - i as f64 / nf).max((i + 1) as f64 / nf - f));
+        }
+        // Kolmogorov's distribution: P(√n·D > 1.949) = 0.001.
+        let ks_critical = 1.949 / nf.sqrt();
+        eprintln!(
+            "{generator:?}: n = 2^24, mean {mean:.2e}, variance {m2:.6}, skewness {skew:.2e}, \
+             excess kurtosis {kurt:.2e}, KS D = {ks:.2e} (0.1% critical {ks_critical:.2e})"
+        );
+        assert!(
+            skew.abs() < 5.0 * (6.0 / nf).sqrt(),
+            "{generator:?}: skew {skew}"
+        );
+        assert!(
+            kurt.abs() < 5.0 * (24.0 / nf).sqrt(),
+            "{generator:?}: kurt {kurt}"
+        );
+        assert!(ks < ks_critical, "{generator:?}: KS D = {ks}");
+
+        // Tails need more entries: 2^26 gives ≈ 38 beyond 5σ.
+        let n = 1usize << 26;
+        let v = gaussian_sample(generator, n);
+        for k in 1..=5 {
+            let count = v.iter().filter(|x| x.abs() > k as f32).count() as f64;
+            let p = erfc(k as f64 / std::f64::consts::SQRT_2);
+            let expected = n as f64 * p;
+            let sd = (n as f64 * p * (1.0 - p)).sqrt();
+            eprintln!(
+                "{generator:?}: P(|z| > {k}) = {:.3e} (N(0,1): {p:.3e}; {count} of 2^26, {:+.1} sd)",
+                count / n as f64,
+                (count - expected) / sd
+            );
+            assert!(
+                (count - expected).abs() < 5.0 * sd,
+                "{generator:?}: {count} beyond {k}σ, expected {expected:.1} ± {sd:.1}"
+            );
+        }
+        let max = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
+        assert!(max <= 5.78, "{generator:?}: |z| up to {max}");
+    }
+}
