@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 pub const BUILT_IN: &[(&str, &str)] = &[
     ("quick", include_str!("../../reproduce/quick.toml")),
     ("table1", include_str!("../../reproduce/table1.toml")),
+    (
+        "table1-tuned",
+        include_str!("../../reproduce/table1-tuned.toml"),
+    ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
