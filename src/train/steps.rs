@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(&per[..5], &[7, 6, 6, 6, 7]);
         // Every batch of the 100 epochs is used; the last update overflows into the
         // stream's next epoch by less than one update.
-        assert!(consumed >= 100 * 1562 && consumed < 100 * 1562 + 250);
+        assert!((100 * 1562..100 * 1562 + 250).contains(&consumed));
         // A d that divides the epoch: the same as whole steps, nothing carried.
         let cfg = nes(11, NesEpochs::Released);
         let (per, consumed) = walk(&cfg, 22 * 11, 5);
