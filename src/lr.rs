@@ -73,9 +73,10 @@ pub fn preset_exponent(
                 // Figure B.15 (CIFAR-10 CNN): Normal 2^-3, Bernoulli 2^-1, Uniform 2^1.
                 (Cnn, "cifar10", DistributionKind::Uniform) => Some((1, "Figure B.15 (uniform)")),
                 // The paper names one Bernoulli rate; the released code tuned it on its
-                // {+0.5, −1.5} Bernoulli, the text describes the zero-mean one.
+                // {+0.5, −1.5} Bernoulli, the text describes the zero-mean one. (The
+                // label is part of a run's id: unchanged for the zero-mean one.)
                 (Cnn, "cifar10", DistributionKind::Bernoulli) => {
-                    Some((-1, "Figure B.15 (Bernoulli; tuned on the released code's)"))
+                    Some((-1, "Figure B.15 (Bernoulli)"))
                 }
                 (Cnn, "cifar10", DistributionKind::BernoulliReleased) => {
                     Some((-1, "Figure B.15 (Bernoulli, released code's)"))
