@@ -131,6 +131,19 @@ mod tests {
         let r = preset_exponent(Cnn, "mnist", Rbd, Gaussian, PresetSource::Released);
         assert_eq!(r.unwrap().0, -4);
         assert!(preset_exponent(Fc, "svhn", Sgd, Gaussian, PresetSource::Paper).is_none());
+        // B.15's one Bernoulli rate serves both Bernoullis, each labelled.
+        for d in [
+            DistributionKind::Bernoulli,
+            DistributionKind::BernoulliReleased,
+        ] {
+            let (e, src) = preset_exponent(Cnn, "cifar10", Rbd, d, PresetSource::Paper).unwrap();
+            assert_eq!(e, -1);
+            assert_eq!(
+                src.contains("released"),
+                d == DistributionKind::BernoulliReleased,
+                "{src}"
+            );
+        }
         // Nothing published for FPD on the ResNets: no invented rate.
         assert!(preset_exponent(Resnet8, "cifar10", Fpd, Gaussian, PresetSource::Paper).is_none());
     }
