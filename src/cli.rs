@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use rbd::train::kinds::{
     CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, OptimizerKind, PresetSource,
+    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use rbd::train::ScheduleSpec;
 use std::path::PathBuf;
@@ -284,10 +284,11 @@ pub struct TrainArgs {
     /// Split d across the compartments instead of giving each the full d.
     #[arg(long)]
     pub split_dim: bool,
-    /// Direction distribution: gaussian, uniform, bernoulli.
+    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5) or
+    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5).
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
-    /// Bernoulli probability p (zero-mean, unit-variance ±).
+    /// Bernoulli probability p of the high value (either Bernoulli).
     #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
     pub bernoulli_p: f64,
     /// Counter-based generator: threefry (the faster here) or philox.
@@ -307,6 +308,11 @@ pub struct TrainArgs {
     /// before the last update, as the authors' code does).
     #[arg(long, default_value = "paper")]
     pub fpd_variant: FpdVariant,
+    /// How NES lays its updates (d batches each) over epochs: whole (whole updates in
+    /// each epoch, its remaining batches dropped) or released (as the authors' code: one
+    /// stream of batches, an update may straddle an epoch's end, none dropped).
+    #[arg(long, default_value = "whole")]
+    pub nes_epochs: NesEpochs,
     /// No progress bar (one line per epoch).
     #[arg(long)]
     pub quiet: bool,

@@ -82,6 +82,7 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
     cfg.nes_sigma = args.nes_sigma;
     cfg.augment_order = args.augment_order;
     cfg.fpd_variant = args.fpd_variant;
+    cfg.nes_epochs = args.nes_epochs;
     if args.distributed {
         cfg.distributed = Some(rbd::train::team::DistributedSpec {
             ranks,

@@ -26,6 +26,7 @@ fn streams() -> Vec<Stream> {
             Distribution::Uniform,
             Distribution::Bernoulli { p: 0.5 },
             Distribution::Bernoulli { p: 0.3 },
+            Distribution::BernoulliReleased { p: 0.5 },
         ] {
             v.push(Stream {
                 generator,
@@ -219,7 +220,7 @@ proptest! {
         first in 0usize..1000,
         step in any::<u32>(),
         seed in any::<u64>(),
-        si in 0usize..8,
+        si in 0usize..10,
     ) {
         let s = Stream { seed, ..streams()[si] };
         let comps: Vec<Compartment> =

@@ -236,12 +236,14 @@ fn both_mulhi_variants_give_the_same_words_bit_for_bit() {
     }
 }
 
-fn all_distributions() -> [Distribution; 4] {
+fn all_distributions() -> [Distribution; 6] {
     [
         Distribution::Gaussian,
         Distribution::Uniform,
         Distribution::Bernoulli { p: 0.5 },
         Distribution::Bernoulli { p: 0.1 },
+        Distribution::BernoulliReleased { p: 0.5 },
+        Distribution::BernoulliReleased { p: 0.1 },
     ]
 }
 
@@ -379,6 +381,12 @@ fn uniform_and_bernoulli_maps_are_exact() {
     assert_eq!((p.threshold, p.hi, p.lo), (1 << 31, 1.0, -1.0));
     let p = DistParams::bernoulli(0.2);
     assert!((p.hi - 2.0).abs() < 1e-6 && (p.lo + 0.5).abs() < 1e-6);
+    // The released code's Bernoulli-0.5: +0.5 with probability 1/2 (word < 2^31),
+    // else −1.5, exactly.
+    let r = Distribution::BernoulliReleased { p: 0.5 }.params();
+    assert_eq!((r.threshold, r.hi, r.lo), (1 << 31, 0.5, -1.5));
+    let r = DistParams::bernoulli_released(0.25);
+    assert_eq!((r.threshold, r.hi, r.lo), (1 << 30, 0.75, -1.25));
 }
 
 /// The native Gaussian against f64 Box–Muller of the same two words, over every angle
@@ -434,11 +442,14 @@ fn distribution_moments() {
     let n = 1 << 20;
     // Standard error of the mean ~ 1e-3 for unit variance; of the variance ~ 1.4e-3.
     for generator in [Generator::Philox, Generator::Threefry] {
-        for (distribution, want_var) in [
-            (Distribution::Gaussian, 1.0),
-            (Distribution::Uniform, 1.0 / 3.0),
-            (Distribution::Bernoulli { p: 0.5 }, 1.0),
-            (Distribution::Bernoulli { p: 0.1 }, 1.0),
+        // The released Bernoulli(p) is 2b − 1 − p: mean −(1 − p), variance 4p(1 − p).
+        for (distribution, want_mean, want_var) in [
+            (Distribution::Gaussian, 0.0, 1.0),
+            (Distribution::Uniform, 0.0, 1.0 / 3.0),
+            (Distribution::Bernoulli { p: 0.5 }, 0.0, 1.0),
+            (Distribution::Bernoulli { p: 0.1 }, 0.0, 1.0),
+            (Distribution::BernoulliReleased { p: 0.5 }, -0.5, 1.0),
+            (Distribution::BernoulliReleased { p: 0.1 }, -0.9, 0.36),
         ] {
             let s = Stream {
                 generator,
@@ -448,7 +459,7 @@ fn distribution_moments() {
             let (mean, var) = moments(&s, n);
             eprintln!("{generator:?} {distribution:?}: mean {mean:.5} var {var:.5}");
             assert!(
-                mean.abs() < 5e-3,
+                (mean - want_mean).abs() < 5e-3,
                 "{generator:?} {distribution:?}: mean {mean}"
             );
             assert!(
@@ -505,7 +516,7 @@ fn stream_words_are_distinct_across_the_key_fields() {
 fn native_stream_equals_the_numpy_reference() {
     use rbd_kernels::random_bases::{generate_cpu, Compartment};
     // (generator, distribution, entries 0..8 then 1001, 1002 as f32 bits)
-    let golden: [(Generator, Distribution, [u32; 10]); 8] = [
+    let golden: [(Generator, Distribution, [u32; 10]); 12] = [
         (
             Generator::Philox,
             Distribution::Gaussian,
@@ -568,6 +579,40 @@ fn native_stream_equals_the_numpy_reference() {
             [
                 0x3fc385f2, 0x3fc385f2, 0xbf279762, 0xbf279762, 0xbf279762, 0xbf279762, 0xbf279762,
                 0xbf279762, 0xbf279762, 0xbf279762,
+            ],
+        ),
+        // The released code's Bernoulli: the same words and thresholds as the zero-mean
+        // one above, values 1 − p and −1 − p.
+        (
+            Generator::Philox,
+            Distribution::BernoulliReleased { p: 0.5 },
+            [
+                0xbfc00000, 0x3f000000, 0xbfc00000, 0xbfc00000, 0x3f000000, 0xbfc00000, 0x3f000000,
+                0xbfc00000, 0x3f000000, 0x3f000000,
+            ],
+        ),
+        (
+            Generator::Philox,
+            Distribution::BernoulliReleased { p: 0.3 },
+            [
+                0xbfa66666, 0x3f333333, 0xbfa66666, 0xbfa66666, 0x3f333333, 0xbfa66666, 0xbfa66666,
+                0xbfa66666, 0xbfa66666, 0x3f333333,
+            ],
+        ),
+        (
+            Generator::Threefry,
+            Distribution::BernoulliReleased { p: 0.5 },
+            [
+                0x3f000000, 0x3f000000, 0xbfc00000, 0xbfc00000, 0xbfc00000, 0xbfc00000, 0xbfc00000,
+                0xbfc00000, 0xbfc00000, 0xbfc00000,
+            ],
+        ),
+        (
+            Generator::Threefry,
+            Distribution::BernoulliReleased { p: 0.3 },
+            [
+                0x3f333333, 0x3f333333, 0xbfa66666, 0xbfa66666, 0xbfa66666, 0xbfa66666, 0xbfa66666,
+                0xbfa66666, 0xbfa66666, 0xbfa66666,
             ],
         ),
     ];

@@ -6,7 +6,8 @@
 
 // 0 = Philox4x32-10, 1 = Threefry2x32-20.
 override GEN: u32 = 0u;
-// 0 = Gaussian, 1 = Uniform(-1, 1), 2 = zero-mean Bernoulli.
+// 0 = Gaussian, 1 = Uniform(-1, 1), 2 = Bernoulli (zero-mean or the released code's
+// shifted one: the same threshold test, values from the Info).
 override DIST: u32 = 0u;
 
 const TWO_POW_M24: f32 = 5.9604644775390625e-8;

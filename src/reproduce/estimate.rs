@@ -151,7 +151,13 @@ impl Estimator {
             } else {
                 1
             };
-            total += (batches / bps) as f64 * cost.step + val as f64 * cost.eval_image;
+            // Straddling NES steps: batches / bps on average, none dropped.
+            let steps = if cfg.nes_straddles() {
+                batches as f64 / bps as f64
+            } else {
+                (batches / bps) as f64
+            };
+            total += steps * cost.step + val as f64 * cost.eval_image;
         }
         Ok(total)
     }

@@ -240,6 +240,9 @@ pub struct RunEntry {
     /// Where FPD takes its gradient (`paper` or `released`).
     #[serde(default)]
     pub fpd_variant: Option<crate::train::kinds::FpdVariant>,
+    /// How NES lays its updates over epochs (`whole` or `released`).
+    #[serde(default)]
+    pub nes_epochs: Option<crate::train::kinds::NesEpochs>,
 }
 
 impl Manifest {
@@ -487,6 +490,16 @@ impl RunEntry {
                 cfg.fpd_variant = v;
             }
         }
+        // Likewise NES's epoch accounting.
+        if cfg
+            .schedule
+            .iter()
+            .any(|s| s.optimizer == OptimizerKind::Nes)
+        {
+            if let Some(v) = self.nes_epochs {
+                cfg.nes_epochs = v;
+            }
+        }
         cfg.train_limit = self.train_limit;
         if let Some(o) = &self.augment_order {
             cfg.augment_order = o.parse().map_err(|e| anyhow!("augment_order: {e}"))?;
@@ -525,6 +538,47 @@ mod tests {
         assert_eq!(rbd.entry.paper, Some(93.893));
         // Table 1 came from the released configuration's rates.
         assert_eq!(rbd.cfg.schedule[0].lr, 1.0);
+        // NES counts epochs as the released code; the other methods keep their run ids.
+        use crate::train::kinds::NesEpochs;
+        for p in &plan {
+            let nes = p.cfg.schedule[0].optimizer == OptimizerKind::Nes;
+            assert_eq!(p.cfg.nes_straddles(), nes, "{}", p.entry.id);
+            let want = if nes {
+                NesEpochs::Released
+            } else {
+                NesEpochs::Whole
+            };
+            assert_eq!(p.cfg.nes_epochs, want, "{}", p.entry.id);
+        }
+        let quick = Manifest::load("quick").unwrap();
+        let qplan = quick
+            .plan(Path::new("results"), &PlanOptions::default())
+            .unwrap();
+        let qnes = qplan.iter().find(|p| p.entry.id == "fc-mnist-nes").unwrap();
+        assert!(qnes.cfg.nes_straddles());
+    }
+
+    #[test]
+    fn b15_runs_both_bernoullis_at_the_published_rate() {
+        let m = Manifest::load("b15").unwrap();
+        let plan = m
+            .plan(Path::new("results"), &PlanOptions::default())
+            .unwrap();
+        let of = |id: &str| {
+            plan.iter()
+                .find(|p| p.entry.id == id && p.seed == 0)
+                .unwrap()
+                .cfg
+                .clone()
+        };
+        let zero_mean = of("bernoulli");
+        let released = of("bernoulli-released");
+        assert_eq!(zero_mean.distribution, DistributionKind::Bernoulli);
+        assert_eq!(released.distribution, DistributionKind::BernoulliReleased);
+        assert_eq!(released.bernoulli_p, 0.5);
+        assert_eq!(zero_mean.schedule[0].lr, 0.5);
+        assert_eq!(released.schedule[0].lr, 0.5);
+        assert_ne!(zero_mean.run_id(), released.run_id());
     }
 
     #[test]

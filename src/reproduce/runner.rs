@@ -100,11 +100,12 @@ impl Observer for RunLines {
     }
     fn epoch_finished(&mut self, row: &EpochMetrics, epochs: u64) {
         println!(
-            "{} epoch {}/{epochs}: val acc {:.2}% loss {:.4} | {:.1} s",
+            "{} epoch {}/{epochs}: val acc {:.2}% loss {:.4} | {} updates, {:.1} s",
             self.prefix,
             row.epoch,
             100.0 * row.val_accuracy,
             row.val_loss,
+            row.updates.unwrap_or_default(),
             row.seconds
         );
     }
@@ -236,6 +237,15 @@ pub fn describe(cfg: &RunConfig) -> String {
     } else {
         String::new()
     };
+    let nes = if cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer == crate::train::kinds::OptimizerKind::Nes)
+    {
+        format!(", NES epochs {}", cfg.nes_epochs)
+    } else {
+        String::new()
+    };
     let augment = match cfg.dataset {
         crate::train::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) => format!(
             ", augmentation {} ({})",
@@ -245,7 +255,7 @@ pub fn describe(cfg: &RunConfig) -> String {
         _ => String::new(),
     };
     format!(
-        "{} on {}, {}{directions}{fpd}{augment}, {} epochs",
+        "{} on {}, {}{directions}{fpd}{nes}{augment}, {} epochs",
         cfg.model,
         cfg.dataset,
         schedule.join(" then "),

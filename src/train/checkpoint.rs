@@ -21,7 +21,8 @@ pub struct Position {
     pub step: u64,
     /// Current epoch (0-based; equal to the epoch count once the run is done).
     pub epoch: u64,
-    /// Next batch index within the epoch.
+    /// Next batch index within the epoch (with straddling NES, past the epoch's end by
+    /// the last step's overflow until the epoch is evaluated; see `train::steps`).
     pub batch: usize,
     /// Running sums of the epoch so far.
     pub sums: EpochSums,

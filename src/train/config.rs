@@ -6,7 +6,7 @@
 
 use super::kinds::{
     CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, OptimizerKind, PresetSource,
+    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use crate::lr::{format_lr, parse_lr, preset_exponent};
 use rbd_datasets::AugmentOrder;
@@ -270,6 +270,14 @@ pub struct RunConfig {
     /// Left out of `config.json` at its default, so older run ids stay valid.
     #[serde(default = "paper_fpd", skip_serializing_if = "is_paper_fpd")]
     pub fpd_variant: FpdVariant,
+    /// How NES lays its updates over epochs: whole updates per epoch (the remainder
+    /// dropped) or the released code's one stream of batches. Left out of
+    /// `config.json` at its default, so older run ids stay valid.
+    #[serde(
+        default = "whole_nes_epochs",
+        skip_serializing_if = "is_whole_nes_epochs"
+    )]
+    pub nes_epochs: NesEpochs,
     /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
     #[serde(default)]
     pub resumed_with: Vec<String>,
@@ -285,6 +293,14 @@ fn paper_fpd() -> FpdVariant {
 
 fn is_paper_fpd(v: &FpdVariant) -> bool {
     *v == FpdVariant::Paper
+}
+
+fn whole_nes_epochs() -> NesEpochs {
+    NesEpochs::Whole
+}
+
+fn is_whole_nes_epochs(v: &NesEpochs) -> bool {
+    *v == NesEpochs::Whole
 }
 
 fn is_default_order(o: &AugmentOrder) -> bool {
@@ -345,6 +361,7 @@ impl RunConfig {
             nes_sigma: 0.01,
             augment_order: AugmentOrder::default(),
             fpd_variant: FpdVariant::Paper,
+            nes_epochs: NesEpochs::Whole,
             resumed_with: Vec::new(),
             distributed: None,
         }
@@ -374,6 +391,7 @@ impl RunConfig {
         if self.log_every_steps == 0 {
             return Err(ConfigError::new("log_every_steps", "must be at least 1"));
         }
+        self.validate_nes_epochs()?;
         self.validate_distributed()?;
         if self.dim == 0 {
             return Err(ConfigError::new("dim", "must be at least 1"));
@@ -455,6 +473,37 @@ impl RunConfig {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether NES updates straddle epoch ends (the released accounting, in a run that
+    /// trains NES).
+    pub fn nes_straddles(&self) -> bool {
+        self.nes_epochs == NesEpochs::Released
+            && self
+                .schedule
+                .iter()
+                .any(|s| s.optimizer == OptimizerKind::Nes)
+    }
+
+    /// The released NES accounting runs one optimiser on one process: a straddling
+    /// update would otherwise cross a switch of optimiser, or the ranks' shards.
+    fn validate_nes_epochs(&self) -> Result<(), ConfigError> {
+        if !self.nes_straddles() {
+            return Ok(());
+        }
+        if self.schedule.len() > 1 {
+            return Err(ConfigError::new(
+                "nes_epochs",
+                "released (updates straddling epochs) needs a schedule of NES alone, not one that switches optimizers",
+            ));
+        }
+        if self.distributed.is_some() {
+            return Err(ConfigError::new(
+                "nes_epochs",
+                "released (updates straddling epochs) cannot train distributed",
+            ));
         }
         Ok(())
     }
@@ -642,6 +691,13 @@ impl RunConfig {
             {
                 map.remove("fpd_variant");
             }
+            if !self
+                .schedule
+                .iter()
+                .any(|s| s.optimizer == OptimizerKind::Nes)
+            {
+                map.remove("nes_epochs");
+            }
             if self.dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) {
                 map.remove("augment_order");
             }
@@ -749,9 +805,51 @@ mod tests {
         assert_eq!(a.run_id(), b.run_id());
         // A variant of an optimiser the run does not use is not its identity.
         b.fpd_variant = FpdVariant::Released;
+        b.nes_epochs = NesEpochs::Released;
         assert_eq!(a.run_id(), b.run_id());
         b.seed = 1;
         assert_ne!(a.run_id(), b.run_id());
+    }
+
+    #[test]
+    fn nes_epochs_is_identity_only_off_its_default_and_only_for_nes() {
+        let whole = cfg("nes", 2);
+        let text = serde_json::to_string(&whole).unwrap();
+        // The default is not written: configurations from before the variant existed
+        // read back to the same run id.
+        assert!(!text.contains("nes_epochs"), "{text}");
+        let mut released = whole.clone();
+        released.nes_epochs = NesEpochs::Released;
+        let text = serde_json::to_string(&released).unwrap();
+        assert!(text.contains("\"nes_epochs\":\"released\""), "{text}");
+        assert_ne!(whole.run_id(), released.run_id());
+        let back: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.nes_epochs, NesEpochs::Released);
+        assert_eq!(back.run_id(), released.run_id());
+    }
+
+    #[test]
+    fn released_nes_epochs_refuse_schedules_and_distribution() {
+        let mut c = cfg("nes@2^-3:1,sgd", 2);
+        c.nes_epochs = NesEpochs::Released;
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "nes_epochs");
+        assert!(e.message.contains("NES alone"), "{e}");
+        // Whole epochs mix with other optimisers as before.
+        c.nes_epochs = NesEpochs::Whole;
+        assert!(c.validate().is_ok());
+        let mut d = cfg("nes", 2);
+        d.nes_epochs = NesEpochs::Released;
+        assert!(d.validate().is_ok());
+        d.distributed = Some(crate::train::team::DistributedSpec {
+            ranks: 2,
+            rbd_base: crate::train::team::RbdBase::PerWorker,
+        });
+        assert_eq!(d.validate().unwrap_err().field, "nes_epochs");
+        // A run without NES ignores the setting.
+        let mut r = cfg("rbd", 1);
+        r.nes_epochs = NesEpochs::Released;
+        assert!(r.validate().is_ok() && !r.nes_straddles());
     }
 
     #[test]

@@ -115,8 +115,35 @@ named_enum!(
         Uniform = "uniform",
         /// Zero-mean, unit-variance two-point distribution with probability p.
         Bernoulli = "bernoulli",
+        /// The authors' released code's `bernoulli-p`: 1 − p with probability p, else
+        /// −1 − p (p = 0.5: {+0.5, −1.5}, mean −0.5, variance 1).
+        BernoulliReleased = "bernoulli-released",
     }
 );
+
+impl DistributionKind {
+    /// The distribution with its Bernoulli probability, in words (for logs).
+    pub fn describe(self, p: f64) -> String {
+        match self {
+            DistributionKind::Gaussian => "gaussian N(0, 1)".into(),
+            DistributionKind::Uniform => "uniform on (-1, 1)".into(),
+            DistributionKind::Bernoulli => {
+                let sd = (p * (1.0 - p)).sqrt();
+                format!(
+                    "bernoulli p = {p}: zero-mean {{{:+}, {:+}}} (paper)",
+                    (1.0 - p) / sd,
+                    -p / sd
+                )
+            }
+            DistributionKind::BernoulliReleased => format!(
+                "bernoulli-released p = {p}: {{{:+}, {:+}}}, mean {} (released code)",
+                1.0 - p,
+                -1.0 - p,
+                -(1.0 - p)
+            ),
+        }
+    }
+}
 
 named_enum!(
     /// The counter-based generator of the direction stream.
@@ -156,6 +183,34 @@ impl FpdVariant {
         match self {
             FpdVariant::Paper => "gradient at the current point (paper)",
             FpdVariant::Released => "gradient at the previous point (released code)",
+        }
+    }
+}
+
+named_enum!(
+    /// How NES lays its updates over epochs (each update consumes d batches).
+    NesEpochs, "NES epoch accounting" {
+        /// Whole updates inside each epoch; the epoch's last `batches mod d` batches
+        /// are dropped (an MNIST epoch at d = 250: 6 updates, 62 batches unused).
+        Whole = "whole",
+        /// The authors' released code: one endless stream of batches, an update may
+        /// straddle an epoch's end, and the epoch is evaluated after the update that
+        /// crossed it (an MNIST epoch at d = 250: 6.25 updates on average, no batch
+        /// dropped).
+        Released = "released",
+    }
+);
+
+impl NesEpochs {
+    /// The accounting, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NesEpochs::Whole => {
+                "whole updates within each epoch, the epoch's remaining batches dropped"
+            }
+            NesEpochs::Released => {
+                "one stream of batches, updates straddle epoch ends, none dropped (released code)"
+            }
         }
     }
 }
@@ -367,6 +422,9 @@ mod tests {
         for &d in DeviceKind::ALL {
             round_trip(d);
         }
+        for &n in NesEpochs::ALL {
+            round_trip(n);
+        }
         for c in [
             CompartmentKind::Even(7),
             CompartmentKind::PerLayer,
@@ -401,5 +459,23 @@ mod tests {
             Ok(CheckpointEvery::Epochs(3))
         );
         assert!("idx:".parse::<DatasetSpec>().is_err());
+    }
+
+    #[test]
+    fn each_bernoulli_names_itself_and_its_values() {
+        assert_eq!(
+            "bernoulli-released".parse::<DistributionKind>(),
+            Ok(DistributionKind::BernoulliReleased)
+        );
+        let released = DistributionKind::BernoulliReleased.describe(0.5);
+        assert!(
+            released.contains("{+0.5, -1.5}") && released.contains("released"),
+            "{released}"
+        );
+        let zero_mean = DistributionKind::Bernoulli.describe(0.5);
+        assert!(
+            zero_mean.contains("{+1, -1}") && zero_mean.contains("zero-mean"),
+            "{zero_mean}"
+        );
     }
 }

@@ -47,6 +47,10 @@ pub struct EpochMetrics {
     pub epoch: u64,
     /// Optimiser steps so far.
     pub step: u64,
+    /// Optimiser steps (updates) this epoch ran (absent in rows written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates: Option<u64>,
     /// Optimiser of this epoch.
     pub optimizer: String,
     /// Its learning rate.
@@ -80,7 +84,7 @@ pub struct EpochMetrics {
     pub comm: Option<super::team::CommStats>,
 }
 
-const HEADER: &str = "epoch,step,optimizer,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,images_per_second,corr_mean,corr_std,corr_min,corr_max";
+const HEADER: &str = "epoch,step,updates,optimizer,lr,train_loss,train_accuracy,val_loss,val_accuracy,test_loss,test_accuracy,seconds,images_per_second,corr_mean,corr_std,corr_min,corr_max";
 
 const COMM_HEADER: &str = "ranks,bytes_per_step,comm_seconds,compute_seconds";
 
@@ -92,9 +96,10 @@ impl EpochMetrics {
     fn csv(&self) -> String {
         let c = self.correlation;
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
             self.epoch,
             self.step,
+            opt(self.updates.map(|u| u as f64)),
             self.optimizer,
             self.lr,
             self.train_loss,
@@ -164,6 +169,8 @@ pub struct EpochInputs<'a> {
     pub epoch: u64,
     /// Steps so far.
     pub step: u64,
+    /// Steps this epoch ran.
+    pub updates: u64,
     /// The segment's optimiser and rate.
     pub optimizer: String,
     /// Its rate.
@@ -215,6 +222,7 @@ impl EpochMetrics {
             correlation_pooled: correlation.and(Summary::of(&pooled)),
             epoch: input.epoch + 1,
             step: input.step,
+            updates: Some(input.updates),
             optimizer: input.optimizer,
             lr: input.lr,
             train_loss: input.sums.mean_loss(),
@@ -234,8 +242,11 @@ impl EpochMetrics {
     /// The one-line summary printed after an epoch.
     pub fn line(&self, epochs: u64) -> String {
         format!(
-            "epoch {}/{epochs}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.1} s, {:.0} img/s{}",
+            "epoch {}/{epochs}{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.1} s, {:.0} img/s{}",
             self.epoch,
+            self.updates
+                .map(|u| format!(" ({u} updates)"))
+                .unwrap_or_default(),
             self.train_loss,
             100.0 * self.train_accuracy,
             self.val_loss,
@@ -341,6 +352,7 @@ mod tests {
             EpochInputs {
                 epoch: 0,
                 step: 2,
+                updates: 2,
                 optimizer: "rbd".into(),
                 lr: 1.0,
                 sums: EpochSums::default(),

@@ -12,6 +12,7 @@ pub mod optimizers;
 pub mod oracle;
 pub mod plot;
 pub mod run_dir;
+pub mod steps;
 pub mod team;
 pub mod trainer;
 

@@ -17,6 +17,7 @@ pub fn distribution(kind: DistributionKind, p: f64) -> Distribution {
         DistributionKind::Gaussian => Distribution::Gaussian,
         DistributionKind::Uniform => Distribution::Uniform,
         DistributionKind::Bernoulli => Distribution::Bernoulli { p: p as f32 },
+        DistributionKind::BernoulliReleased => Distribution::BernoulliReleased { p: p as f32 },
     }
 }
 

@@ -8,6 +8,7 @@ use super::kinds::{CheckpointEvery, OptimizerKind};
 use super::metrics::{self, EpochInputs, EpochMetrics, Evaluation, StepMetrics};
 use super::oracle::{EpochSums, TrainOracle};
 use super::run_dir::{Claim, RunDir};
+use super::steps;
 use super::team::{CommStats, Team};
 use super::{optimizers, plot, Observer, ResumeChanges};
 use crate::signals::StopFlag;
@@ -107,30 +108,6 @@ pub struct Trainer {
     team: Team,
     /// Optimiser steps this process ran since the last epoch row (for bytes per step).
     steps_since_row: u64,
-}
-
-/// Batches one step of `optimizer` consumes (over all ranks of a distributed run).
-fn batches_per_step(cfg: &RunConfig, optimizer: OptimizerKind) -> usize {
-    let ranks = cfg.distributed.map_or(1, |d| d.ranks);
-    ranks
-        * match optimizer {
-            OptimizerKind::Nes => cfg.dim,
-            _ => 1,
-        }
-}
-
-/// Steps that epochs `0..epoch` plus `batch` batches of `epoch` take.
-fn expected_step(cfg: &RunConfig, per_epoch: usize, epoch: u64, batch: usize) -> u64 {
-    let mut step = 0;
-    for e in 0..=epoch {
-        let bps = batches_per_step(cfg, cfg.segment_at(e).1.optimizer);
-        step += if e < epoch {
-            per_epoch / bps
-        } else {
-            batch / bps
-        } as u64;
-    }
-    step
 }
 
 impl Trainer {
@@ -311,20 +288,7 @@ impl Trainer {
                 p.epoch, self.cfg.epochs
             )));
         }
-        // batch == per_epoch: every step of the epoch ran, its evaluation had not.
-        if p.batch > per_epoch {
-            return Err(bad(format!(
-                "batch {} is past the {per_epoch} batches of an epoch",
-                p.batch
-            )));
-        }
-        let want = expected_step(&self.cfg, per_epoch, p.epoch, p.batch);
-        if p.step != want {
-            return Err(bad(format!(
-                "step {} does not match epoch {} batch {} (expected step {want})",
-                p.step, p.epoch, p.batch
-            )));
-        }
+        steps::check_position(&self.cfg, per_epoch, p.epoch, p.batch, p.step).map_err(bad)?;
         let mut rows = metrics::read_epochs(self.dir.path())?;
         let mut steps = metrics::read_steps(self.dir.path())?;
         if p.metric_rows as u64 != p.epoch
@@ -443,9 +407,17 @@ impl Trainer {
         let start_batch = self.pos.batch;
         self.observer
             .epoch_started(self.pos.epoch, self.cfg.epochs, per_epoch, start_batch);
-        let batches = self
-            .team
-            .shard(self.loader.prefetch(self.pos.epoch, start_batch)?);
+        let batches = if self.cfg.nes_straddles() {
+            // One stream over the epochs: a step may run on into the next epoch
+            // (from its batch 0, in its own order), and a resumed position may already
+            // be past this epoch's end.
+            let epoch = self.pos.epoch + (start_batch / per_epoch) as u64;
+            self.loader
+                .prefetch_epochs(epoch, start_batch % per_epoch, epoch + 2)?
+        } else {
+            self.loader.prefetch(self.pos.epoch, start_batch)?
+        };
+        let batches = self.team.shard(batches);
         let model = self.model.clone();
         let mut oracle = TrainOracle::new(
             model.as_ref(),
@@ -507,7 +479,8 @@ impl Trainer {
         Ok(EpochEnd::Completed)
     }
 
-    /// Batches per epoch, and the whole steps left in the current epoch.
+    /// Batches per epoch, and the steps left in the current epoch (whole steps, or
+    /// with straddling NES up to the one that reaches or crosses its end).
     fn steps_left(&self) -> Result<(usize, usize)> {
         let per_epoch = self.loader.batches_per_epoch();
         let bps = self.optimizer.batches_per_step() * self.team.size();
@@ -517,7 +490,11 @@ impl Trainer {
                 self.cfg.segment_at(self.pos.epoch).1.optimizer
             );
         }
-        Ok((per_epoch, (per_epoch - self.pos.batch) / bps))
+        let straddles = self.cfg.nes_straddles();
+        Ok((
+            per_epoch,
+            steps::steps_from(straddles, per_epoch, self.pos.batch, bps),
+        ))
     }
 
     /// Appends the step row of the window just ended and starts a new window.
@@ -575,10 +552,12 @@ impl Trainer {
             ));
         }
         let segment = self.cfg.segment_at(pos.epoch).1;
+        let steps_before = self.rows.last().map_or(0, |r| r.step);
         let row = EpochMetrics::assemble(
             EpochInputs {
                 epoch: pos.epoch,
                 step: pos.step,
+                updates: pos.step - steps_before,
                 optimizer: segment.optimizer.to_string(),
                 lr: segment.lr,
                 sums,
@@ -606,9 +585,12 @@ impl Trainer {
         }
         self.steps_since_row = 0;
         self.rows.push(row);
+        let per_epoch = self.loader.batches_per_epoch();
         *pos = Position {
             step: pos.step,
             epoch: pos.epoch + 1,
+            // A straddling step's overflow into the next epoch.
+            batch: steps::carried_batch(per_epoch, pos.batch),
             metric_rows: self.rows.len(),
             step_rows: self.steps.len(),
             ..Position::default()
@@ -739,12 +721,34 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
                 .unwrap_or_default()
         ));
     }
+    // NES draws Gaussian offspring whatever the distribution.
+    if cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer.uses_directions() && s.optimizer != OptimizerKind::Nes)
+    {
+        observer.message(&format!(
+            "directions: {}",
+            cfg.distribution.describe(cfg.bernoulli_p)
+        ));
+    }
     if cfg
         .schedule
         .iter()
         .any(|s| s.optimizer == OptimizerKind::Fpd)
     {
         observer.message(&format!("FPD: {}", cfg.fpd_variant.describe()));
+    }
+    if cfg
+        .schedule
+        .iter()
+        .any(|s| s.optimizer == OptimizerKind::Nes)
+    {
+        observer.message(&format!(
+            "NES epochs: {} ({})",
+            cfg.nes_epochs,
+            cfg.nes_epochs.describe()
+        ));
     }
     if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
         observer.message(&format!(

@@ -4,6 +4,7 @@
 
 mod reproduce;
 mod safety;
+mod variants;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -237,7 +238,7 @@ fn killed_and_resumed_run_ends_bitwise_identical() {
 
 #[test]
 fn bad_flags_fail_before_any_work() {
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["train", "--model", "resnet8", "--dataset", "mnist"],
             "cifar10",
@@ -249,6 +250,20 @@ fn bad_flags_fail_before_any_work() {
         (&["train", "--compartments", "zero"], "--compartments"),
         (&["train", "--schedule", "rbd,sgd"], ":EPOCH"),
         (&["train", "--dataset", "svhn"], "svhn"),
+        (
+            &["train", "--nes-epochs", "often"],
+            "unknown NES epoch accounting",
+        ),
+        (
+            &[
+                "train",
+                "--schedule",
+                "nes@2^-3:1,sgd",
+                "--nes-epochs",
+                "released",
+            ],
+            "--nes-epochs: released",
+        ),
     ];
     for (args, needle) in cases {
         let o = rbd()

@@ -81,6 +81,8 @@ fn rbd_step_matches_the_formula_with_compartments() {
         ("1", false, Distribution::Gaussian),
         ("3", false, Distribution::Uniform),
         ("layer", true, Distribution::Bernoulli { p: 0.5 }),
+        // The released code's {+0.5, −1.5}: not zero-mean, the same formula.
+        ("2", false, Distribution::BernoulliReleased { p: 0.5 }),
     ] {
         let layers = [(0, 1000), (1000, 2001)];
         let comps = spec

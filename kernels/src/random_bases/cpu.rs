@@ -108,10 +108,10 @@ macro_rules! dispatch {
         match ($gen, $dist) {
             (Generator::Philox, Distribution::Gaussian) => $f::<PhiloxGen, Gauss>($($arg),*),
             (Generator::Philox, Distribution::Uniform) => $f::<PhiloxGen, Uniform>($($arg),*),
-            (Generator::Philox, Distribution::Bernoulli { .. }) => $f::<PhiloxGen, Bern>($($arg),*),
+            (Generator::Philox, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<PhiloxGen, Bern>($($arg),*),
             (Generator::Threefry, Distribution::Gaussian) => $f::<ThreefryGen, Gauss>($($arg),*),
             (Generator::Threefry, Distribution::Uniform) => $f::<ThreefryGen, Uniform>($($arg),*),
-            (Generator::Threefry, Distribution::Bernoulli { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
+            (Generator::Threefry, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
         }
     };
 }

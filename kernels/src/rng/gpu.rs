@@ -103,7 +103,8 @@ pub fn constants(generator: Generator, distribution: Distribution) -> [(&'static
     let dist = match distribution {
         Distribution::Gaussian => 0.0,
         Distribution::Uniform => 1.0,
-        Distribution::Bernoulli { .. } => 2.0,
+        // Both Bernoullis are two values chosen by a threshold (the Info's parameters).
+        Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. } => 2.0,
     };
     [("GEN", gen), ("DIST", dist)]
 }

@@ -202,7 +202,7 @@ pub trait Dist {
 pub struct Gauss;
 /// Uniform on (−1, 1).
 pub struct Uniform;
-/// Zero-mean Bernoulli.
+/// Bernoulli (zero-mean or released): the threshold test of `map::bernoulli`.
 pub struct Bern;
 
 impl Dist for Gauss {

@@ -100,7 +100,7 @@ pub fn box_muller(a: u32, b: u32) -> (f32, f32) {
     (r * c, r * s)
 }
 
-/// Zero-mean Bernoulli: `hi` when `x < threshold`, else `lo`.
+/// Bernoulli (either form): `hi` when `x < threshold`, else `lo`.
 #[inline(always)]
 pub fn bernoulli(x: u32, p: &DistParams) -> f32 {
     if x < p.threshold {
@@ -122,6 +122,8 @@ pub fn block_values(p: DistParams, dist: Distribution, w: &[u32; 4]) -> [f32; 4]
             [a, b, c, d]
         }
         Distribution::Uniform => w.map(uniform_sym),
-        Distribution::Bernoulli { .. } => w.map(|x| bernoulli(x, &p)),
+        Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. } => {
+            w.map(|x| bernoulli(x, &p))
+        }
     }
 }

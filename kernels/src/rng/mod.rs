@@ -11,7 +11,7 @@
 //!   vectors in `tests/rng.rs`).
 //! * [`Stream`], [`BlockKey`]: which counter and key a direction entry uses.
 //! * [`map`]: u32 words to floats (Gaussian via Box–Muller with our own `ln`/`sin`/`cos`,
-//!   uniform on (−1, 1), zero-mean Bernoulli).
+//!   uniform on (−1, 1), zero-mean Bernoulli, the released code's shifted Bernoulli).
 //! * [`lanes`]: the same, 16 counters at a time, written for LLVM's vectoriser.
 //! * [`gpu`]: WGSL sources and the launchers of the test kernels.
 
@@ -149,6 +149,13 @@ pub enum Distribution {
         /// Probability of the high value.
         p: f32,
     },
+    /// The authors' released code's `bernoulli-p`: 2b − 1 − p with b ~ Bernoulli(p),
+    /// i.e. 1 − p with probability p, else −1 − p (p = 0.5: {+0.5, −1.5}); mean
+    /// −(1 − p), variance 4p(1 − p). Requires 0 < p < 1.
+    BernoulliReleased {
+        /// Probability of the high value 1 − p.
+        p: f32,
+    },
 }
 
 impl Distribution {
@@ -158,12 +165,14 @@ impl Distribution {
             Distribution::Gaussian => "gaussian".into(),
             Distribution::Uniform => "uniform".into(),
             Distribution::Bernoulli { p } => format!("bernoulli({p})"),
+            Distribution::BernoulliReleased { p } => format!("bernoulli-released({p})"),
         }
     }
     /// The exact parameters the samplers use (threshold and the two f32 values).
     pub fn params(self) -> DistParams {
         match self {
             Distribution::Bernoulli { p } => DistParams::bernoulli(p),
+            Distribution::BernoulliReleased { p } => DistParams::bernoulli_released(p),
             _ => DistParams {
                 threshold: 0,
                 hi: 0.0,
@@ -179,25 +188,45 @@ impl Distribution {
 pub struct DistParams {
     /// `min(round(p·2^32), 2^32 − 1)`.
     pub threshold: u32,
-    /// `(1 − p)/√(p(1 − p))` computed in f64, rounded to f32.
+    /// Zero-mean: `(1 − p)/√(p(1 − p))`; released: `1 − p`; computed in f64, rounded
+    /// to f32.
     pub hi: f32,
-    /// `−p/√(p(1 − p))` computed in f64, rounded to f32.
+    /// Zero-mean: `−p/√(p(1 − p))`; released: `−1 − p`; computed in f64, rounded to f32.
     pub lo: f32,
 }
 
 impl DistParams {
     /// Parameters of the zero-mean Bernoulli(p); panics unless 0 < p < 1.
     pub fn bernoulli(p: f32) -> Self {
-        assert!(p > 0.0 && p < 1.0, "Bernoulli p must be in (0, 1), got {p}");
-        let p = p as f64;
+        let (t, p) = bernoulli_threshold(p);
         let sd = (p * (1.0 - p)).sqrt();
-        let t = (p * 4_294_967_296.0).round().min(u32::MAX as f64);
         DistParams {
-            threshold: t as u32,
+            threshold: t,
             hi: ((1.0 - p) / sd) as f32,
             lo: (-p / sd) as f32,
         }
     }
+
+    /// Parameters of the released code's Bernoulli(p), 2b − 1 − p (its
+    /// `mixins/random_base.py` draws `u > 1 − p`, probability p, for the high value);
+    /// panics unless 0 < p < 1.
+    pub fn bernoulli_released(p: f32) -> Self {
+        let (t, p) = bernoulli_threshold(p);
+        DistParams {
+            threshold: t,
+            hi: (1.0 - p) as f32,
+            lo: (-1.0 - p) as f32,
+        }
+    }
+}
+
+/// The threshold of probability `p` (`word < threshold` has probability p up to
+/// 2^-32) and p as f64; panics unless 0 < p < 1.
+fn bernoulli_threshold(p: f32) -> (u32, f64) {
+    assert!(p > 0.0 && p < 1.0, "Bernoulli p must be in (0, 1), got {p}");
+    let p = p as f64;
+    let t = (p * 4_294_967_296.0).round().min(u32::MAX as f64);
+    (t as u32, p)
 }
 
 /// A direction stream: generator, distribution and the run's 64-bit seed.
