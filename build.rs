@@ -30,14 +30,18 @@ fn main() {
         None => "unknown (built outside a git checkout)".into(),
     };
     println!("cargo:rustc-env=RBD_COMMIT={commit}");
-    // HEAD names a branch whose ref file (or packed-refs) moves on every commit.
+    // HEAD names a branch whose ref file (or packed-refs) moves on every commit. In a
+    // worktree `.git` is a file: ask git where HEAD and index (per worktree) and the
+    // refs (shared) live.
+    let git_dir = git(&["rev-parse", "--git-dir"]).unwrap_or_else(|| ".git".into());
+    let common = git(&["rev-parse", "--git-common-dir"]).unwrap_or_else(|| git_dir.clone());
     let mut watched = vec![
-        ".git/HEAD".to_string(),
-        ".git/index".into(),
-        ".git/packed-refs".into(),
+        format!("{git_dir}/HEAD"),
+        format!("{git_dir}/index"),
+        format!("{common}/packed-refs"),
     ];
     if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        watched.push(format!(".git/{r}"));
+        watched.push(format!("{common}/{r}"));
     }
     for p in watched {
         if std::path::Path::new(&p).exists() {

@@ -102,6 +102,9 @@ pub struct TuneArgs {
     /// Direction distribution.
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
+    /// NES: whole updates per epoch, or released (updates straddle epoch ends).
+    #[arg(long, default_value = "whole")]
+    pub nes_epochs: NesEpochs,
     /// Seed.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,

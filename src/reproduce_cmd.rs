@@ -60,6 +60,7 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
     base.compartments = args.compartments;
     base.split_dim = args.split_dim;
     base.distribution = args.distribution;
+    base.nes_epochs = args.nes_epochs;
     base.seed = args.seed;
     base.train_limit = args.train_limit;
     base.val_size = args.val_size;

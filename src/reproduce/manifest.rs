@@ -327,8 +327,14 @@ pub struct PlannedRun {
 /// A tuned rate: results/tune/MODEL-DATASET-OPTIMIZER-dD.json.
 pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     let s = &cfg.schedule[0];
+    // A variant that changes what a trial trains is part of the key.
+    let variant = if cfg.nes_straddles() {
+        "-nes-epochs-released"
+    } else {
+        ""
+    };
     results.join("tune").join(format!(
-        "{}-{}-{}-d{}.json",
+        "{}-{}-{}-d{}{variant}.json",
         cfg.model,
         cfg.dataset.short_name(),
         s.optimizer,
@@ -398,11 +404,17 @@ impl Manifest {
                         None => {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
                             blocked = Some(format!(
-                                "no published rate: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}` first",
+                                "lr = \"tune\" and no tuned rate yet: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}{}` first (it writes {})",
                                 cfg.model,
                                 cfg.dataset,
                                 cfg.schedule[0].optimizer,
-                                cfg.dim
+                                cfg.dim,
+                                if cfg.nes_straddles() {
+                                    " --nes-epochs released"
+                                } else {
+                                    ""
+                                },
+                                file.display()
                             ));
                         }
                     }
