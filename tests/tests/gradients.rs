@@ -47,8 +47,10 @@ proptest! {
                 strategies::tensor(vec![n, c, hw, 2]), strategies::tensor(vec![c]),
             ))
     ) {
-        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 8), &[x, b]);
-        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 9), &[x4, b4]);
+        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 8), &[x.clone(), b.clone()]);
+        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 9), &[x4.clone(), b4.clone()]);
+        check(|v| weighted_sum(&v[0].bias_relu(&v[1])?, 10), &[x, b]);
+        check(|v| weighted_sum(&v[0].bias_relu(&v[1])?, 11), &[x4, b4]);
     }
 
     #[test]
