@@ -9,6 +9,10 @@
 //! `reduce::sum_channels_*` (NCHW). A model using this op computes bitwise the values of
 //! one using the three separate ops, with 1 dispatch forward and 1 backward instead of
 //! 2 and 2–3.
+//!
+//! `bias_relu_maxpool2x2` adds a 2×2 max pool to the same pass (the CNN's conv → bias →
+//! ReLU → pool): bitwise `pool::maxpool2x2_*` over the bias + ReLU output, and its
+//! backward is bitwise `maxpool2x2_backward` then the bias + ReLU backward.
 
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::{check_len, check_u32, launch_1d};
@@ -31,7 +35,26 @@ struct Info {
     channels: u32,
     block: u32,
     levels: u32,
-    _pad: [u32; 3],
+    /// The pooled kernels: input height and width, and the elements they cover
+    /// (pooled outputs forward, dx elements backward).
+    h: u32,
+    w: u32,
+    len: u32,
+}
+
+impl Info {
+    fn new(n: u32, inner: u32, channels: u32) -> Info {
+        Info {
+            n,
+            inner,
+            channels,
+            block: 0,
+            levels: 0,
+            h: 0,
+            w: 0,
+            len: 0,
+        }
+    }
 }
 
 fn kernel(entry: &'static str) -> Kernel {
@@ -169,14 +192,11 @@ pub fn bias_relu_gpu(
     check_len("bias_relu x", x, n)?;
     check_len("bias_relu bias", bias, channels)?;
     let y = ctx.alloc(n as u64 * 4)?;
-    let info = Info {
-        n: check_u32("bias_relu", n)?,
-        inner: check_u32("bias_relu", inner.max(1))?,
-        channels: check_u32("bias_relu", channels.max(1))?,
-        block: 0,
-        levels: 0,
-        _pad: [0; 3],
-    };
+    let info = Info::new(
+        check_u32("bias_relu", n)?,
+        check_u32("bias_relu", inner.max(1))?,
+        check_u32("bias_relu", channels.max(1))?,
+    );
     launch_1d(
         ctx,
         &kernel("bias_relu"),
@@ -242,12 +262,13 @@ pub fn bias_relu_backward_gpu(
         )));
     }
     let info = Info {
-        n: check_u32("bias_relu_backward", n)?,
-        inner: check_u32("bias_relu_backward", inner)?,
-        channels: check_u32("bias_relu_backward", c)?,
         block: block as u32,
         levels,
-        _pad: [0; 3],
+        ..Info::new(
+            check_u32("bias_relu_backward", n)?,
+            check_u32("bias_relu_backward", inner)?,
+            check_u32("bias_relu_backward", c)?,
+        )
     };
     let (entry, groups) = if inner == 1 {
         (
@@ -264,6 +285,207 @@ pub fn bias_relu_backward_gpu(
         bytemuck::bytes_of(&info),
         &[y, dy, &dx, &db],
         grid,
+    )?;
+    Ok((dx, db))
+}
+
+/// Bias + ReLU + 2×2 max pool (stride 2, floor) on the cpu: `y [n, c, h/2, w/2]` and the
+/// flat index into the `[n, c, h, w]` input of each pooled value, exactly as
+/// `pool::maxpool2x2_cpu` over [`bias_relu_cpu`]'s output (same values, same strict-`>`
+/// ties to the first in row-major window order), without writing that output.
+#[allow(clippy::too_many_arguments)]
+pub fn bias_relu_maxpool2x2_cpu<T: Real>(
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    x: &[T],
+    bias: &[T],
+    y: &mut [T],
+    argmax: &mut [u32],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    let shape = format!("bias_relu_maxpool2x2_cpu n={n} c={c} h={h} w={w}");
+    assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
+    assert_eq!(bias.len(), c, "{shape}: bias length");
+    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
+    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
+    assert!(
+        u32::try_from(x.len()).is_ok(),
+        "{shape}: x too large for u32 argmax"
+    );
+    if y.is_empty() {
+        return;
+    }
+    y.par_chunks_mut(oh * ow)
+        .zip(argmax.par_chunks_mut(oh * ow))
+        .enumerate()
+        .for_each(|(plane, (y, am))| {
+            let b = bias[plane % c];
+            let base = plane * h * w;
+            let xp = &x[base..base + h * w];
+            for ((oy, y), am) in y
+                .chunks_exact_mut(ow)
+                .enumerate()
+                .zip(am.chunks_exact_mut(ow))
+            {
+                let r0 = &xp[2 * oy * w..][..2 * ow];
+                let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
+                let i0 = (base + 2 * oy * w) as u32;
+                let wu = w as u32;
+                for (ox, (y, am)) in y.iter_mut().zip(am.iter_mut()).enumerate() {
+                    let (p, q) = (relu(r0[2 * ox] + b), relu(r0[2 * ox + 1] + b));
+                    let (r, s) = (relu(r1[2 * ox] + b), relu(r1[2 * ox + 1] + b));
+                    let i = i0 + 2 * ox as u32;
+                    let (mut v, mut k) = (p, i);
+                    (v, k) = if q > v { (q, i + 1) } else { (v, k) };
+                    (v, k) = if r > v { (r, i + wu) } else { (v, k) };
+                    (v, k) = if s > v { (s, i + wu + 1) } else { (v, k) };
+                    *y = v;
+                    *am = k;
+                }
+            }
+        });
+}
+
+/// The backward of [`bias_relu_maxpool2x2_cpu`] from its pooled output `y`, `argmax` and
+/// upstream gradient `dy`: dx (`[n, c, h, w]`) is dy at each window's argmax where the
+/// pooled value is positive, 0 elsewhere, and db its per-channel sum in
+/// `sum_channels_cpu`'s order: bitwise `maxpool2x2_backward_cpu` then
+/// [`bias_relu_backward_cpu`].
+#[allow(clippy::too_many_arguments)]
+pub fn bias_relu_maxpool2x2_backward_cpu<T: Real>(
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    y: &[T],
+    dy: &[T],
+    argmax: &[u32],
+    dx: &mut [T],
+    db: &mut [T],
+) {
+    let (oh, ow) = (h / 2, w / 2);
+    let shape = format!("bias_relu_maxpool2x2_backward_cpu n={n} c={c} h={h} w={w}");
+    assert_eq!(dx.len(), n * c * h * w, "{shape}: dx length");
+    assert_eq!(db.len(), c, "{shape}: db length");
+    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
+    assert_eq!(dy.len(), y.len(), "{shape}: dy length");
+    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
+    db.fill(T::ZERO);
+    if dx.is_empty() {
+        return;
+    }
+    let (inner, pooled) = (h * w, (oh * ow).max(1));
+    let planes: Vec<T> = dx
+        .par_chunks_mut(inner)
+        .zip(
+            y.par_chunks(pooled)
+                .zip(dy.par_chunks(pooled).zip(argmax.par_chunks(pooled))),
+        )
+        .enumerate()
+        .with_min_len((CPU_CHUNK / inner).max(1))
+        .map(|(plane, (dx, (y, (dy, am))))| {
+            dx.fill(T::ZERO);
+            let base = plane * inner;
+            for ((&y, &g), &a) in y.iter().zip(dy).zip(am) {
+                let i = (a as usize)
+                    .checked_sub(base)
+                    .filter(|&i| i < inner)
+                    .unwrap_or_else(|| panic!("{shape}: argmax {a} outside plane {plane}"));
+                dx[i] = relu_grad(g, y);
+            }
+            chunk_sum(dx, |v| v)
+        })
+        .collect();
+    for (ch, o) in db.iter_mut().enumerate() {
+        *o = sum_in_order((0..n).map(|img| planes[img * c + ch]));
+    }
+}
+
+/// Bias + ReLU + 2×2 max pool on the device (see [`bias_relu_maxpool2x2_cpu`]): returns
+/// `(y, argmax)`.
+#[allow(clippy::too_many_arguments)]
+pub fn bias_relu_maxpool2x2_gpu(
+    ctx: &GpuContext,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    x: &GpuBuffer,
+    bias: &GpuBuffer,
+) -> Result<(GpuBuffer, GpuBuffer), GpuError> {
+    let len_x = check_u32("bias_relu_maxpool2x2 x", n * c * h * w)?;
+    check_len("bias_relu_maxpool2x2 x", x, len_x as usize)?;
+    check_len("bias_relu_maxpool2x2 bias", bias, c)?;
+    let len = n * c * (h / 2) * (w / 2);
+    let y = ctx.alloc(len as u64 * 4)?;
+    let argmax = ctx.alloc(len as u64 * 4)?;
+    let info = Info {
+        h: h as u32,
+        w: w as u32,
+        len: len as u32,
+        ..Info::new(n as u32, (h * w) as u32, c.max(1) as u32)
+    };
+    launch_1d(
+        ctx,
+        &kernel("bias_relu_maxpool"),
+        bytemuck::bytes_of(&info),
+        &[x, bias, &y, &argmax],
+        len as u64,
+    )?;
+    Ok((y, argmax))
+}
+
+/// The backward of [`bias_relu_maxpool2x2_gpu`] in one dispatch: (dx `[n, c, h, w]`, db
+/// `[c]`), a workgroup per channel as in [`bias_relu_backward_gpu`], each dx element
+/// gathering from its window (windows do not overlap); bitwise `maxpool2x2_backward_gpu`
+/// then [`bias_relu_backward_gpu`].
+#[allow(clippy::too_many_arguments)]
+pub fn bias_relu_maxpool2x2_backward_gpu(
+    ctx: &GpuContext,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    y: &GpuBuffer,
+    dy: &GpuBuffer,
+    argmax: &GpuBuffer,
+) -> Result<(GpuBuffer, GpuBuffer), GpuError> {
+    let len = n * c * h * w;
+    check_u32("bias_relu_maxpool2x2_backward", len)?;
+    let pooled = n * c * (h / 2) * (w / 2);
+    check_len("bias_relu_maxpool2x2_backward y", y, pooled)?;
+    check_len("bias_relu_maxpool2x2_backward dy", dy, pooled)?;
+    check_len("bias_relu_maxpool2x2_backward argmax", argmax, pooled)?;
+    let dx = ctx.alloc(len as u64 * 4)?;
+    if len == 0 {
+        return Ok((dx, ctx.zeros(c as u64 * 4)?));
+    }
+    let db = ctx.alloc(c as u64 * 4)?;
+    let inner = h * w;
+    let block = (CHANNEL_WORK / inner).clamp(1, n);
+    let blocks = n.div_ceil(block);
+    let levels = if blocks == 1 { 0 } else { row_passes(blocks) };
+    if levels > MAX_LEVELS {
+        return Err(GpuError::Invalid(format!(
+            "bias_relu_maxpool2x2_backward [{n}, {c}, {h}, {w}]: more than 64^{MAX_LEVELS} image blocks"
+        )));
+    }
+    let info = Info {
+        block: block as u32,
+        levels,
+        h: h as u32,
+        w: w as u32,
+        len: len as u32,
+        ..Info::new(n as u32, inner as u32, c as u32)
+    };
+    ctx.dispatch(
+        &kernel("bias_relu_maxpool_backward"),
+        &[],
+        bytemuck::bytes_of(&info),
+        &[y, dy, argmax, &dx, &db],
+        ctx.grid(c as u64)?,
     )?;
     Ok((dx, db))
 }

@@ -210,3 +210,123 @@ fn bias_relu_zeroes_negatives_and_passes_gradient_where_positive() {
     assert_eq!(dx, [10.0, 0.0, 0.0, 40.0]);
     assert_eq!(db, [10.0, 40.0]);
 }
+
+/// The unfused pooled path on the cpu: bias + ReLU, max pool; max-pool backward, then
+/// the bias + ReLU backward on the unpooled activation.
+fn unfused_pool_cpu(
+    x: &[f32],
+    b: &[f32],
+    dy: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> [Vec<f32>; 3] {
+    use rbd_kernels::pool::{maxpool2x2_backward_cpu, maxpool2x2_cpu};
+    let mut a = vec![0.0; x.len()];
+    bias_relu_cpu(x, b, h * w, &mut a);
+    let mut y = vec![0.0; dy.len()];
+    let mut am = vec![0u32; dy.len()];
+    maxpool2x2_cpu(n, c, h, w, &a, &mut y, &mut am);
+    let mut da = vec![0.0; x.len()];
+    maxpool2x2_backward_cpu(n, c, h, w, dy, &am, &mut da);
+    let (mut dx, mut db) = (vec![0.0; x.len()], vec![0.0; c]);
+    bias_relu_backward_cpu(&a, &da, n, c, h * w, &mut dx, &mut db);
+    [y, dx, db]
+}
+
+fn unfused_pool_gpu(
+    ctx: &GpuContext,
+    x: &[f32],
+    b: &[f32],
+    dy: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> [Vec<f32>; 3] {
+    use rbd_kernels::pool::{maxpool2x2_backward_gpu, maxpool2x2_gpu};
+    let (gx, gb, gdy) = (upload(ctx, x), upload(ctx, b), upload(ctx, dy));
+    let a = bias_relu_gpu(ctx, &gx, &gb, x.len(), h * w, c).unwrap();
+    let (y, am) = maxpool2x2_gpu(ctx, n, c, h, w, &a).unwrap();
+    let da = maxpool2x2_backward_gpu(ctx, n, c, h, w, &gdy, &am).unwrap();
+    let (dx, db) = bias_relu_backward_gpu(ctx, &a, &da, n, c, h * w).unwrap();
+    [
+        ctx.read(&y, dy.len()).unwrap(),
+        ctx.read(&dx, x.len()).unwrap(),
+        ctx.read(&db, c).unwrap(),
+    ]
+}
+
+fn check_pool(n: usize, c: usize, h: usize, w: usize, seed: u64) {
+    let dims = (n, c, h, w);
+    let (x, b, _) = inputs(n, c, h * w, seed);
+    let pooled = n * c * (h / 2) * (w / 2);
+    let (_, _, dy) = inputs(pooled, 1, 1, seed ^ 5);
+    let what = ["forward", "dx", "db"];
+    let (mut y, mut am) = (vec![f32::NAN; pooled], vec![u32::MAX; pooled]);
+    bias_relu_maxpool2x2_cpu(n, c, h, w, &x, &b, &mut y, &mut am);
+    let (mut dx, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; c]);
+    bias_relu_maxpool2x2_backward_cpu(n, c, h, w, &y, &dy, &am, &mut dx, &mut db);
+    let cpu = [y, dx, db];
+    for ((wh, f), u) in what
+        .iter()
+        .zip(&cpu)
+        .zip(unfused_pool_cpu(&x, &b, &dy, dims))
+    {
+        assert_eq!(
+            bits(f),
+            bits(&u),
+            "cpu pooled {wh} {dims:?}: fused differs from unfused"
+        );
+    }
+    let ctx = cpu_adapter();
+    let (gx, gb, gdy) = (upload(&ctx, &x), upload(&ctx, &b), upload(&ctx, &dy));
+    let (gy, gam) = bias_relu_maxpool2x2_gpu(&ctx, n, c, h, w, &gx, &gb).unwrap();
+    let (gdx, gdb) = bias_relu_maxpool2x2_backward_gpu(&ctx, n, c, h, w, &gy, &gdy, &gam).unwrap();
+    assert_eq!(
+        ctx.read::<u32>(&gam, pooled).unwrap(),
+        am,
+        "wgsl pooled argmax {dims:?}"
+    );
+    let gpu = [
+        ctx.read(&gy, pooled).unwrap(),
+        ctx.read(&gdx, x.len()).unwrap(),
+        ctx.read(&gdb, c).unwrap(),
+    ];
+    for ((wh, f), u) in what
+        .iter()
+        .zip(&gpu)
+        .zip(unfused_pool_gpu(&ctx, &x, &b, &dy, dims))
+    {
+        assert_eq!(
+            bits(f),
+            bits(&u),
+            "wgsl pooled {wh} {dims:?}: fused differs from unfused"
+        );
+    }
+    let count = (n * h * w) as f32;
+    for ((wh, g), cv) in what.iter().zip(&gpu).zip(&cpu) {
+        assert_close(
+            &format!("wgsl vs cpu pooled {wh} {dims:?}"),
+            g,
+            cv,
+            1e-6 * count,
+            1e-6,
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(12)))]
+
+    #[test]
+    fn pooled_matches_unfused(
+        n in 1usize..12, c in 1usize..5, h in 2usize..33, w in 2usize..33, seed in any::<u64>(),
+    ) {
+        check_pool(n, c, h, w, seed);
+    }
+}
+
+/// The CNN's layers (30×30 and 13×13 at batch 32: several image blocks), and 70 blocks
+/// of one 64×64 image (two levels of block sums).
+#[test]
+fn pooled_cnn_shapes_and_multi_level_sums_match_unfused() {
+    check_pool(32, 3, 30, 30, 1);
+    check_pool(32, 2, 13, 13, 2);
+    check_pool(70, 1, 64, 64, 3);
+}

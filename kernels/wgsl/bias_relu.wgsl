@@ -18,9 +18,9 @@ struct Info {
     channels: u32, // bias values
     block: u32,    // channels kernel: images per block (sum_channels' grouping)
     levels: u32,   // sum_rows passes reproduced (at most LEVELS)
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    h: u32,        // pooled kernels: input height
+    w: u32,        //   and width
+    len: u32,      //   elements covered (pooled outputs forward, dx elements backward)
 }
 
 @group(0) @binding(0) var<uniform> info: Info;
@@ -35,6 +35,14 @@ struct Info {
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(4) var<storage, read_write> db: array<f32>;
+
+// bias_relu_maxpool: x, bias -> y_out, argmax_out
+@group(0) @binding(4) var<storage, read_write> argmax_out: array<u32>;
+
+// bias_relu_maxpool_backward: y (pooled), dy (pooled), argmax -> dx_pool, db_pool
+@group(0) @binding(3) var<storage, read> argmax: array<u32>;
+@group(0) @binding(4) var<storage, read_write> dx_pool: array<f32>;
+@group(0) @binding(5) var<storage, read_write> db_pool: array<f32>;
 
 const WG: u32 = 256u;
 const ROW_BLOCK: u32 = 64u;
@@ -170,6 +178,82 @@ fn bias_relu_backward_channels(@builtin(workgroup_id) wid: vec3<u32>,
             db[ch] = single;
         } else {
             db[ch] = passes_finish(&p);
+        }
+    }
+}
+
+// bias_relu then pool.wgsl's maxpool, one thread per pooled output: the same values and
+// the same strict-> choice of the first maximum in row-major window order.
+@compute @workgroup_size(256)
+fn bias_relu_maxpool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let o = group_index(wid, nwg) * WG + lid;
+    if (o >= info.len) { return; }
+    let oh = info.h / 2u;
+    let ow = info.w / 2u;
+    let plane = o / (oh * ow);
+    let q = o % (oh * ow);
+    let b = bias[plane % info.channels];
+    let i0 = plane * info.h * info.w + 2u * (q / ow) * info.w + 2u * (q % ow);
+    var best = i0;
+    var v = max(x[i0] + b, 0.0);
+    let c1 = max(x[i0 + 1u] + b, 0.0);
+    if (c1 > v) { best = i0 + 1u; v = c1; }
+    let c2 = max(x[i0 + info.w] + b, 0.0);
+    if (c2 > v) { best = i0 + info.w; v = c2; }
+    let c3 = max(x[i0 + info.w + 1u] + b, 0.0);
+    if (c3 > v) { best = i0 + info.w + 1u; v = c3; }
+    y_out[o] = v;
+    argmax_out[o] = best;
+}
+
+// The backward of bias_relu_maxpool, as bias_relu_backward_channels with each dx element
+// gathering from the one window it belongs to (pool.wgsl's maxpool_backward): dy where
+// it is the window's argmax and the pooled value is positive, else 0.
+@compute @workgroup_size(256)
+fn bias_relu_maxpool_backward(@builtin(workgroup_id) wid: vec3<u32>,
+                              @builtin(num_workgroups) nwg: vec3<u32>,
+                              @builtin(local_invocation_index) lid: u32) {
+    let ch = group_index(wid, nwg);
+    if (ch >= info.channels) {
+        return;
+    }
+    let oh = info.h / 2u;
+    let ow = info.w / 2u;
+    let blocks = (info.n + info.block - 1u) / info.block;
+    var p = passes_new();
+    var single = 0.0;
+    for (var nb = 0u; nb < blocks; nb++) {
+        let i0 = nb * info.block;
+        let i1 = min(i0 + info.block, info.n);
+        var acc = 0.0;
+        for (var img = i0; img < i1; img++) {
+            let plane = img * info.channels + ch;
+            let base = plane * info.inner;
+            for (var q = lid; q < info.inner; q += WG) {
+                let oy = (q / info.w) / 2u;
+                let ox = (q % info.w) / 2u;
+                var g = 0.0;
+                if (oy < oh && ox < ow) {
+                    let o = (plane * oh + oy) * ow + ox;
+                    if (argmax[o] == base + q) { g = select(0.0, dy[o], y[o] > 0.0); }
+                }
+                dx_pool[base + q] = g;
+                acc += g;
+            }
+        }
+        let total = tree(lid, acc);
+        if (info.levels == 0u) {
+            single = total;
+        } else {
+            passes_push(&p, total, 0u);
+        }
+    }
+    if (lid == 0u) {
+        if (info.levels == 0u) {
+            db_pool[ch] = single;
+        } else {
+            db_pool[ch] = passes_finish(&p);
         }
     }
 }

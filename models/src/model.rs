@@ -94,6 +94,13 @@ pub(crate) fn apply_conv_relu(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tens
     x.conv2d(&p[i], 1, Padding::Valid)?.bias_relu(&p[i + 1])
 }
 
+/// `maxpool2x2(relu(conv(x) + b))` (valid, stride 1), fused: bitwise the separate
+/// ops, in fewer passes.
+pub(crate) fn apply_conv_relu_pool(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
+    x.conv2d(&p[i], 1, Padding::Valid)?
+        .bias_relu_maxpool2x2(&p[i + 1])
+}
+
 /// Running statistics of one batch-norm layer.
 pub(crate) struct RunningStats {
     pub(crate) name: String,
