@@ -52,8 +52,10 @@ pub struct ProfileArgs {
     /// Training batch size.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Untimed steps first (pipelines, buffer pool, caches).
-    #[arg(long, default_value_t = 2)]
+    /// Untimed steps first (pipelines, buffer pool, caches). Three, because the update
+    /// alternates θ between two device buffers: the third step is the first to find every
+    /// bind group cached.
+    #[arg(long, default_value_t = 3)]
     pub warmup: usize,
     /// Timed steps, unprofiled and profiled each.
     #[arg(long, default_value_t = 5)]
