@@ -373,10 +373,12 @@ pub fn bias_relu_maxpool2x2_backward_cpu<T: Real>(
     assert_eq!(dy.len(), y.len(), "{shape}: dy length");
     assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
     db.fill(T::ZERO);
-    if dx.is_empty() {
+    if y.is_empty() {
+        // No window (or no plane): nothing flows back.
+        dx.fill(T::ZERO);
         return;
     }
-    let (inner, pooled) = (h * w, (oh * ow).max(1));
+    let (inner, pooled) = (h * w, oh * ow);
     let planes: Vec<T> = dx
         .par_chunks_mut(inner)
         .zip(
