@@ -540,7 +540,8 @@ mod tests {
             layers,
             ["dense_1", "dense_2", "loss", report::OUTSIDE_LAYERS]
         );
-        // dense_1's backward is one matmul (the input needs no gradient) and a bias sum.
+        // dense_1's backward is one matmul (the input needs no gradient) and the fused
+        // bias + ReLU backward, which sums the bias gradient itself.
         let d1 = b
             .ops
             .iter()
@@ -548,7 +549,9 @@ mod tests {
             .map(|o| o.op.as_str())
             .collect::<Vec<_>>();
         assert!(
-            d1.contains(&"matmul") && d1.contains(&"sum_to_axis1"),
+            d1.contains(&"matmul")
+                && d1.contains(&"bias_relu_backward")
+                && !d1.contains(&"sum_to_axis1"),
             "{d1:?}"
         );
     }
