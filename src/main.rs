@@ -10,6 +10,22 @@ mod train_cmd;
 use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 
+/// Keeps freed memory in the process for the next step. The cpu backend allocates each
+/// op's output anew (MBs per conv layer); glibc by default serves such blocks with mmap
+/// and unmaps them on free, or trims the heap top, so every step faulted its outputs in
+/// again as fresh zeroed pages: about half of the CNN's cpu SGD step (measured with
+/// `rbd profile --device cpu`, see docs/benchmarks.md). With blocks up to glibc's largest
+/// mmap threshold (32 MiB) taken from the heap and no trimming, a step reuses the memory
+/// the previous one freed. The footprint stays at the peak of a step.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+    }
+}
+
 fn main() {
     // Like other command-line tools, end quietly when the reader of stdout goes away
     // (`rbd models | head`) instead of panicking on the broken pipe.
@@ -18,6 +34,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    keep_freed_memory();
     // Mesa's EGL (probed for the GL backend) prints an alarming "error:" line without
     // a runtime directory; give it a private one.
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {

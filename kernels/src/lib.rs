@@ -15,6 +15,7 @@ mod scratch;
 pub mod testing;
 
 pub mod batchnorm;
+pub mod bias_relu;
 pub mod conv;
 pub mod elementwise;
 pub mod loss;

@@ -217,10 +217,41 @@ fn check_gpu_args(
     })
 }
 
+/// Rows up to which the mean loss is one dispatch (one workgroup; `reduce_sum`'s chunk).
+const MEAN_IN_ONE_GROUP: usize = 4096;
+/// Classes up to which the gradient's threads compute their row's statistics
+/// themselves (k² work per row instead of a separate `row_stats` dispatch).
+const ROWWISE_STATS_K: usize = 32;
+
 /// Mean softmax cross-entropy on the device, as a 1-value buffer: per-row losses (one
 /// thread per row), then a fixed-order sum divided by `n` (see
-/// [`crate::reduce::reduce_gpu`]).
+/// [`crate::reduce::reduce_gpu`]). Up to 4096 rows both happen in one dispatch, in the
+/// same order (bitwise the same value as [`softmax_xent_gpu_separate_passes`]).
 pub fn softmax_xent_gpu(
+    ctx: &GpuContext,
+    logits: &GpuBuffer,
+    labels: &GpuBuffer,
+    n: usize,
+    k: usize,
+) -> Result<GpuBuffer, GpuError> {
+    let info = check_gpu_args("softmax_xent_gpu", logits, Some(labels), n, k)?;
+    if n == 0 || n > MEAN_IN_ONE_GROUP {
+        return softmax_xent_gpu_separate_passes(ctx, logits, labels, n, k);
+    }
+    let mean = ctx.alloc(4)?;
+    ctx.dispatch(
+        &kernel("xent_mean"),
+        &[],
+        bytemuck::bytes_of(&info),
+        &[logits, labels, &mean],
+        [1, 1, 1],
+    )?;
+    Ok(mean)
+}
+
+/// [`softmax_xent_gpu`] as row losses, then the sum passes (any `n`).
+#[doc(hidden)]
+pub fn softmax_xent_gpu_separate_passes(
     ctx: &GpuContext,
     logits: &GpuBuffer,
     labels: &GpuBuffer,
@@ -243,9 +274,36 @@ pub fn softmax_xent_gpu(
 }
 
 /// Gradient of the mean softmax cross-entropy on the device, `[n, k]`; `dloss` is the
-/// 1-value upstream gradient on the device (no readback). Row statistics (max, Σ exp)
-/// first, then one thread per element.
+/// 1-value upstream gradient on the device (no readback). One thread per element; up
+/// to 32 classes each computes its row's statistics (max, Σ exp) itself, in one
+/// dispatch, bitwise as [`softmax_xent_backward_gpu_separate_passes`] does.
 pub fn softmax_xent_backward_gpu(
+    ctx: &GpuContext,
+    logits: &GpuBuffer,
+    labels: &GpuBuffer,
+    n: usize,
+    k: usize,
+    dloss: &GpuBuffer,
+) -> Result<GpuBuffer, GpuError> {
+    let info = check_gpu_args("softmax_xent_backward_gpu", logits, Some(labels), n, k)?;
+    check_len("softmax_xent_backward_gpu dloss", dloss, 1)?;
+    if n == 0 || k > ROWWISE_STATS_K {
+        return softmax_xent_backward_gpu_separate_passes(ctx, logits, labels, n, k, dloss);
+    }
+    let grad = ctx.alloc((n * k) as u64 * 4)?;
+    launch_1d(
+        ctx,
+        &kernel("xent_backward_rowwise"),
+        bytemuck::bytes_of(&info),
+        &[logits, labels, dloss, &grad],
+        (n * k) as u64,
+    )?;
+    Ok(grad)
+}
+
+/// [`softmax_xent_backward_gpu`] with the row statistics in a pass of their own (any k).
+#[doc(hidden)]
+pub fn softmax_xent_backward_gpu_separate_passes(
     ctx: &GpuContext,
     logits: &GpuBuffer,
     labels: &GpuBuffer,

@@ -18,9 +18,9 @@ const SRC: &str = include_str!("../wgsl/reduce.wgsl");
 /// Values reduced by one workgroup of a sum pass (`CHUNK` in the WGSL).
 const GPU_CHUNK: usize = 4096;
 /// Rows summed per thread in one `sum_rows` pass.
-const ROW_BLOCK: usize = 64;
+pub(crate) const ROW_BLOCK: usize = 64;
 /// Target values per workgroup of `sum_channels` (images are grouped to reach it).
-const CHANNEL_WORK: usize = 4096;
+pub(crate) const CHANNEL_WORK: usize = 4096;
 /// Accumulator lanes of the cpu sums (independent partial sums, combined in a fixed tree).
 const LANES: usize = 8;
 
@@ -71,7 +71,7 @@ fn combine<T: Real>(l: [T; LANES]) -> T {
 }
 
 /// Σ f(x) over one chunk: value i goes to lane i % LANES, then the lanes are combined.
-fn chunk_sum<T: Real>(x: &[T], f: impl Fn(T) -> T) -> T {
+pub(crate) fn chunk_sum<T: Real>(x: &[T], f: impl Fn(T) -> T) -> T {
     let mut lanes = [T::ZERO; LANES];
     let mut it = x.chunks_exact(LANES);
     for c in &mut it {
@@ -86,7 +86,7 @@ fn chunk_sum<T: Real>(x: &[T], f: impl Fn(T) -> T) -> T {
 }
 
 /// Sums `partials` left to right.
-fn sum_in_order<T: Real>(partials: impl IntoIterator<Item = T>) -> T {
+pub(crate) fn sum_in_order<T: Real>(partials: impl IntoIterator<Item = T>) -> T {
     partials.into_iter().fold(T::ZERO, |acc, v| acc + v)
 }
 

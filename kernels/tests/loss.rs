@@ -277,3 +277,40 @@ fn empty_batch_and_bad_k() {
         "24 bytes of logits needed"
     );
 }
+
+/// The one-dispatch loss (n ≤ 4096) and gradient (k ≤ 32) are bitwise the two-pass
+/// kernels they replace, including an out-of-range label and the 4096-row edge.
+#[test]
+fn one_dispatch_loss_and_gradient_are_bitwise_the_separate_passes() {
+    let ctx = cpu_adapter();
+    for (n, k, seed) in [
+        (1, 1, 1),
+        (3, 10, 2),
+        (32, 10, 3),
+        (257, 7, 4),
+        (4096, 10, 5),
+        (70, 32, 6),
+    ] {
+        let logits = f32s(&random(n * k, seed, 8.0));
+        let mut lab = labels(n, k, seed ^ 9);
+        lab[n / 2] = k as u32 + 3;
+        let g = upload(&ctx, &logits, &lab);
+        let one = ctx.read::<f32>(
+            &softmax_xent_gpu(&ctx, &g.logits, &g.labels, n, k).unwrap(),
+            1,
+        );
+        let two = softmax_xent_gpu_separate_passes(&ctx, &g.logits, &g.labels, n, k).unwrap();
+        let two = ctx.read::<f32>(&two, 1);
+        assert_eq!(
+            one.unwrap()[0].to_bits(),
+            two.unwrap()[0].to_bits(),
+            "loss [{n}, {k}]"
+        );
+        let d = ctx.upload(bytemuck::bytes_of(&0.75f32)).unwrap();
+        let one = softmax_xent_backward_gpu(&ctx, &g.logits, &g.labels, n, k, &d).unwrap();
+        let two = softmax_xent_backward_gpu_separate_passes(&ctx, &g.logits, &g.labels, n, k, &d)
+            .unwrap();
+        let bits = |b| -> Vec<u32> { ctx.read::<u32>(b, n * k).unwrap() };
+        assert_eq!(bits(&one), bits(&two), "gradient [{n}, {k}]");
+    }
+}

@@ -19,7 +19,9 @@ struct Info {
 
 // xent_rows: logits, labels -> row_loss
 // row_stats: logits -> stats
+// xent_mean: logits, labels -> row_loss (one value: the mean)
 // xent_backward: logits, labels, dloss, stats -> grad
+// xent_backward_rowwise: logits, labels, dloss -> grad_rowwise
 // argmax: logits -> classes
 // correct: logits, labels -> counts_out
 // count_sum: counts_in -> counts_out
@@ -35,12 +37,14 @@ struct Info {
 @group(0) @binding(3) var<storage, read_write> correct_out: array<u32>;
 @group(0) @binding(4) var<storage, read> stats_in: array<f32>;
 @group(0) @binding(4) var<storage, read_write> records: array<u32>;
+@group(0) @binding(4) var<storage, read_write> grad_rowwise: array<f32>;
 @group(0) @binding(5) var<storage, read_write> grad: array<f32>;
 
 const WG: u32 = 256u;
 const COUNT_CHUNK: u32 = 4096u; // values per workgroup of count_sum (WG · 16)
 
 var<workgroup> shu: array<u32, WG>;
+var<workgroup> shf: array<f32, WG>;
 
 fn linear(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
@@ -78,14 +82,8 @@ fn row_argmax(base: u32) -> u32 {
     return arg;
 }
 
-// row_loss[i] = log Σ_j exp(l_ij − m_i) − (l_i,label − m_i), or 0 for a label >= k.
-@compute @workgroup_size(256)
-fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg) * WG + lid;
-    if (i >= info.n) {
-        return;
-    }
+// log Σ_j exp(l_ij − m_i) − (l_i,label − m_i), or 0 for a label >= k.
+fn xent_row(i: u32) -> f32 {
     let base = i * info.k;
     let label = labels[i];
     var loss = 0.0;
@@ -94,7 +92,43 @@ fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         let s = row_sum_exp(base, m);
         loss = log(s) - (logits[base + label] - m);
     }
-    row_loss[i] = loss;
+    return loss;
+}
+
+// row_loss[i] = xent_row(i)
+@compute @workgroup_size(256)
+fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = linear(wid, nwg) * WG + lid;
+    if (i >= info.n) {
+        return;
+    }
+    row_loss[i] = xent_row(i);
+}
+
+// The mean loss of n <= 4096 rows in one workgroup: xent_rows followed by reduce.wgsl's
+// single reduce_sum pass, fused, with its order (thread t sums rows t, t + 256, ... in
+// order, then the same tree) and its division, so the value is bitwise theirs.
+@compute @workgroup_size(256)
+fn xent_mean(@builtin(local_invocation_index) lid: u32) {
+    var acc = 0.0;
+    for (var j = 0u; j < 16u; j++) {
+        let i = j * WG + lid;
+        if (i < info.n) {
+            acc += xent_row(i);
+        }
+    }
+    shf[lid] = acc;
+    workgroupBarrier();
+    for (var d = WG / 2u; d > 0u; d = d / 2u) {
+        if (lid < d) {
+            shf[lid] = shf[lid] + shf[lid + d];
+        }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        row_loss[0] = shf[0] / f32(info.n);
+    }
 }
 
 // stats[2i] = row max, stats[2i + 1] = Σ exp(l − max).
@@ -129,6 +163,29 @@ fn xent_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         g = (p - select(0.0, 1.0, j == label)) * scale;
     }
     grad[e] = g;
+}
+
+// xent_backward with each thread computing its row's statistics as row_stats does
+// (same functions, so bitwise the same gradient), for small k: one dispatch, not two.
+@compute @workgroup_size(256)
+fn xent_backward_rowwise(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let e = linear(wid, nwg) * WG + lid;
+    if (e >= info.n * info.k) {
+        return;
+    }
+    let i = e / info.k;
+    let j = e % info.k;
+    let label = labels[i];
+    var g = 0.0;
+    if (label < info.k) {
+        let scale = dloss[0] / f32(info.n);
+        let m = row_max(i * info.k);
+        let s = row_sum_exp(i * info.k, m);
+        let p = exp(logits[e] - m) / s;
+        g = (p - select(0.0, 1.0, j == label)) * scale;
+    }
+    grad_rowwise[e] = g;
 }
 
 @compute @workgroup_size(256)

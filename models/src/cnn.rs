@@ -1,7 +1,10 @@
 //! CNN: Conv 3×3 valid 32 (ReLU) → maxpool 2×2 → Conv 3×3 valid 64 (ReLU) → maxpool
 //! 2×2 → Conv 3×3 valid 64 (ReLU) → flatten → Dense 64 (ReLU) → Dense 10.
 
-use crate::model::{apply_conv, apply_dense, conv_with_bias, dense, layer, Mode, Model};
+use crate::model::{
+    apply_conv_relu, apply_conv_relu_pool, apply_dense, apply_dense_relu, conv_with_bias, dense,
+    layer, Mode, Model,
+};
 use crate::params::ParamLayout;
 use rbd_engine::{EngineError, Result, Tensor};
 
@@ -45,10 +48,10 @@ impl Model for Cnn {
         &self.layout
     }
     fn forward(&self, p: &[Tensor], x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        let h = layer("conv2d_1", || apply_conv(p, 0, x)?.relu()?.maxpool2x2())?;
-        let h = layer("conv2d_2", || apply_conv(p, 2, &h)?.relu()?.maxpool2x2())?;
-        let h = layer("conv2d_3", || apply_conv(p, 4, &h)?.relu())?;
-        let h = layer("dense_1", || apply_dense(p, 6, &h.flatten()?)?.relu())?;
+        let h = layer("conv2d_1", || apply_conv_relu_pool(p, 0, x))?;
+        let h = layer("conv2d_2", || apply_conv_relu_pool(p, 2, &h))?;
+        let h = layer("conv2d_3", || apply_conv_relu(p, 4, &h))?;
+        let h = layer("dense_1", || apply_dense_relu(p, 6, &h.flatten()?))?;
         layer("dense_2", || apply_dense(p, 8, &h))
     }
 }

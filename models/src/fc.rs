@@ -1,6 +1,6 @@
 //! FC: flatten → Dense 128 (ReLU) → Dense 10.
 
-use crate::model::{apply_dense, dense, layer, Mode, Model};
+use crate::model::{apply_dense, apply_dense_relu, dense, layer, Mode, Model};
 use crate::params::ParamLayout;
 use rbd_engine::{Result, Tensor};
 
@@ -27,7 +27,7 @@ impl Model for Fc {
         &self.layout
     }
     fn forward(&self, p: &[Tensor], x: &Tensor, _mode: Mode) -> Result<Tensor> {
-        let h = layer("dense_1", || apply_dense(p, 0, &x.flatten()?)?.relu())?;
+        let h = layer("dense_1", || apply_dense_relu(p, 0, &x.flatten()?))?;
         layer("dense_2", || apply_dense(p, 2, &h))
     }
 }

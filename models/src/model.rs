@@ -83,9 +83,22 @@ pub(crate) fn apply_dense(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> 
     x.matmul(&p[i])?.bias_add(&p[i + 1])
 }
 
-/// Valid stride-1 convolution plus bias.
-pub(crate) fn apply_conv(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
-    x.conv2d(&p[i], 1, Padding::Valid)?.bias_add(&p[i + 1])
+/// `relu(x · W + b)`, fused: bitwise [`apply_dense`] then ReLU, in fewer passes.
+pub(crate) fn apply_dense_relu(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
+    x.matmul(&p[i])?.bias_relu(&p[i + 1])
+}
+
+/// `relu(conv(x) + b)` (valid, stride 1), fused: bitwise `bias_add` then ReLU, in
+/// fewer passes.
+pub(crate) fn apply_conv_relu(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
+    x.conv2d(&p[i], 1, Padding::Valid)?.bias_relu(&p[i + 1])
+}
+
+/// `maxpool2x2(relu(conv(x) + b))` (valid, stride 1), fused: bitwise the separate
+/// ops, in fewer passes.
+pub(crate) fn apply_conv_relu_pool(p: &[Tensor], i: usize, x: &Tensor) -> Result<Tensor> {
+    x.conv2d(&p[i], 1, Padding::Valid)?
+        .bias_relu_maxpool2x2(&p[i + 1])
 }
 
 /// Running statistics of one batch-norm layer.

@@ -75,6 +75,7 @@ proptest! {
         parity("axpy", &ins, 1e-5, |v| v[0].axpy(0.25, &v[1]));
         parity("relu∘scale", &ins[..1], 1e-5, |v| v[0].scale(-1.5)?.relu());
         parity("bias_add", &[(vec![r, c], s), (vec![c], s ^ 2)], 1e-4, |v| v[0].bias_add(&v[1]));
+        parity("bias_relu", &[(vec![r, c], s), (vec![c], s ^ 2)], 1e-4, |v| v[0].bias_relu(&v[1]));
         parity("sum", &ins[..1], 1e-4, |v| v[0].sum());
         parity("sum_squares", &ins[..1], 1e-4, |v| v[0].sum_squares());
         parity("dot", &ins, 1e-4, |v| v[0].dot(&v[1]));
@@ -97,6 +98,8 @@ proptest! {
         parity("conv2d", &[(vec![n, c, h, w], s), (vec![o, c, k, k], s ^ 1)], 1e-3,
             |v| v[0].conv2d(&v[1], stride, padding));
         parity("maxpool2x2", &[(vec![n, c, h, w], s)], 1e-5, |v| v[0].maxpool2x2());
+        parity("bias_relu NCHW", &[(vec![n, c, h, w], s), (vec![c], s ^ 2)], 1e-4, |v| v[0].bias_relu(&v[1]));
+        parity("bias_relu_maxpool2x2", &[(vec![n, c, h, w], s), (vec![c], s ^ 2)], 1e-4, |v| v[0].bias_relu_maxpool2x2(&v[1]));
         parity("global_avg_pool", &[(vec![n, c, h, w], s)], 1e-5, |v| v[0].global_avg_pool());
         parity("batch_norm", &[(vec![n + 1, c, h, w], s), (vec![c], s ^ 3), (vec![c], s ^ 4)], 2e-3,
             |v| Ok(v[0].batch_norm_train(&v[1], &v[2], 1e-3)?.0));

@@ -47,8 +47,10 @@ proptest! {
                 strategies::tensor(vec![n, c, hw, 2]), strategies::tensor(vec![c]),
             ))
     ) {
-        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 8), &[x, b]);
-        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 9), &[x4, b4]);
+        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 8), &[x.clone(), b.clone()]);
+        check(|v| weighted_sum(&v[0].bias_add(&v[1])?, 9), &[x4.clone(), b4.clone()]);
+        check(|v| weighted_sum(&v[0].bias_relu(&v[1])?, 10), &[x, b]);
+        check(|v| weighted_sum(&v[0].bias_relu(&v[1])?, 11), &[x4, b4]);
     }
 
     #[test]
@@ -85,6 +87,26 @@ proptest! {
     ) {
         check(|v| weighted_sum(&v[0].maxpool2x2()?, 12), &[x]);
         check(|v| weighted_sum(&v[0].global_avg_pool()?, 13), &[g]);
+    }
+
+    /// Distinct inputs (no ties within a window among positive values) and biases that
+    /// cut some ReLUs: x lies on a grid of 0.005 and b on 0.0015·j + 0.0007, so x + b
+    /// stays at least 2·10⁻⁴ from the kink (15j + 7 is never a multiple of 50).
+    #[test]
+    fn bias_relu_maxpool(
+        (x, b) in (1usize..3, 1usize..4, 2usize..7, 2usize..7)
+            .prop_flat_map(|(n, c, h, w)| (
+                strategies::distinct_tensor(vec![n, c, h, w], 0.01),
+                strategies::distinct_tensor(vec![c], 0.003),
+            )),
+    ) {
+        check(
+            |v| {
+                let b = v[1].add(&v[1].full_like(v[1].shape(), 0.0007)?)?;
+                weighted_sum(&v[0].bias_relu_maxpool2x2(&b)?, 14)
+            },
+            &[x, b],
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! forward/backward parity between the wgpu (WGSL) and cpu backends on one batch.
 
 use rbd_engine::gradcheck::{gradcheck, GradcheckConfig};
-use rbd_engine::{Device, Labels, Result, Tensor};
+use rbd_engine::{Device, Labels, Padding, Result, Tensor};
 use rbd_kernels::testing::{assert_close, cpu_adapter};
 use rbd_models::{build, Mode, Model};
 use rbd_tests::weights;
@@ -115,6 +115,70 @@ fn every_model_agrees_between_wgpu_and_cpu() {
                 &a.to_vec_f32().unwrap(),
                 1e-4,
                 1e-3,
+            );
+        }
+    }
+}
+
+/// The paper's FC and CNN written with the unfused ops (bias_add, then relu), as the
+/// models were before they used `bias_relu`.
+fn unfused_forward(name: &str, p: &[Tensor], x: &Tensor) -> Result<Tensor> {
+    let conv = |x: &Tensor, i: usize| -> Result<Tensor> {
+        x.conv2d(&p[i], 1, Padding::Valid)?
+            .bias_add(&p[i + 1])?
+            .relu()
+    };
+    let dense = |x: &Tensor, i: usize| x.matmul(&p[i])?.bias_add(&p[i + 1]);
+    match name {
+        "fc" => dense(&dense(&x.flatten()?, 0)?.relu()?, 2),
+        "cnn" => {
+            let h = conv(x, 0)?.maxpool2x2()?;
+            let h = conv(&h, 2)?.maxpool2x2()?;
+            let h = conv(&h, 4)?;
+            dense(&dense(&h.flatten()?, 6)?.relu()?, 8)
+        }
+        _ => unreachable!("{name}"),
+    }
+}
+
+/// The fused bias + ReLU keeps the models' values: logits, loss and every gradient are
+/// bitwise those of the unfused ops, on each backend.
+#[test]
+fn fused_bias_relu_models_are_bitwise_the_unfused_ones() {
+    for device in [Device::Cpu, Device::Wgpu(cpu_adapter())] {
+        for (name, c, side, n) in [("fc", 1, 28, 70), ("cnn", 1, 28, 3), ("cnn", 3, 32, 5)] {
+            let model = build(name, c, side, side, &device).unwrap();
+            let theta = model.layout().init(4);
+            let (x, labels) = batch(&device, n, c, side);
+            // Non-zero biases, so that the bias matters in both the forward and its gradient.
+            let theta: Vec<f32> = theta
+                .iter()
+                .zip(weights(theta.len(), 6))
+                .map(|(&t, w)| t + 0.05 * w as f32)
+                .collect();
+            let fused = loss_and_grad(model.as_ref(), &device, &theta, &x, &labels);
+            let t = Tensor::from_f32(&device, &theta, &[theta.len()]).unwrap();
+            let views = model.layout().views(&t).unwrap();
+            let logits = unfused_forward(name, &views, &x).unwrap();
+            let loss = logits.softmax_cross_entropy(&labels).unwrap();
+            let grads = loss.backward().unwrap();
+            let g = model.layout().flat_grad(&grads, &views, &device).unwrap();
+            let what = format!("{name} {c}×{side}² batch {n} on {device:?}");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&fused.0),
+                bits(&logits.to_vec_f32().unwrap()),
+                "{what}: logits"
+            );
+            assert_eq!(
+                fused.1.to_bits(),
+                loss.item().unwrap().to_bits(),
+                "{what}: loss"
+            );
+            assert_eq!(
+                bits(&fused.2),
+                bits(&g.to_vec_f32().unwrap()),
+                "{what}: gradient"
             );
         }
     }

@@ -2,6 +2,7 @@
 //! or WGSL kernel in `rbd-kernels`) and its backward rule, side by side.
 
 pub mod batchnorm;
+pub mod bias_relu;
 pub mod conv;
 pub mod elementwise;
 pub mod loss;
