@@ -98,8 +98,19 @@ impl PeerReport {
     }
 }
 
+/// glibc's malloc with rbd's `mallopt` settings: blocks up to 32 MiB from the heap,
+/// no trimming.
+pub const PEER_GLIBC_TUNABLES: &str =
+    "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647";
+
 fn run_script(python: &str, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
-    let mut child = Command::new(python)
+    let mut command = Command::new(python);
+    // The peer gets the allocator setting rbd gives itself (src/main.rs), so neither
+    // side pays page faults the other does not; a user's own setting wins.
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        command.env("GLIBC_TUNABLES", PEER_GLIBC_TUNABLES);
+    }
+    let mut child = command
         .arg("-")
         .args(args)
         .stdin(Stdio::piped())
@@ -216,12 +227,13 @@ pub fn measure(choice: &Choice, args: &BenchArgs, rbd: &RbdFigures) -> PeerRepor
     }
     let str_of = |k: &str| v.get(k).map(|x| x.to_string()).unwrap_or_default();
     let note = format!(
-        "PyTorch {} (default {} threads; each figure the best of thread counts {}; Python {}, {}), measured in this run after rbd",
+        "PyTorch {} (default {} threads; each figure the best of thread counts {}; Python {}, {}; GLIBC_TUNABLES={}), measured in this run after rbd",
         str_of("torch_version").trim_matches('"'),
         str_of("threads"),
         str_of("thread_counts_measured"),
         str_of("python").trim_matches('"'),
         str_of("executable").trim_matches('"'),
+        std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| PEER_GLIBC_TUNABLES.into()),
     );
     PeerReport {
         measured: true,
