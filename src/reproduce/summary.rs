@@ -45,6 +45,12 @@ pub fn mean_std(xs: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
+/// Whether a difference from the paper is more than 1 point or more than 2 of the
+/// paper's standard deviations (either one: a tiny published σ makes a small gap count).
+pub fn needs_explaining(difference: f64, paper_std: Option<f64>) -> bool {
+    difference.abs() > 1.0 || paper_std.is_some_and(|s| difference.abs() > 2.0 * s)
+}
+
 impl EntryResult {
     /// Seeds that reached the planned epochs.
     fn finished(&self) -> impl Iterator<Item = &Vec<EpochMetrics>> {
@@ -88,14 +94,12 @@ impl EntryResult {
         }
     }
 
-    /// Ours minus the paper's, and whether the gap is more than 1 point or 2 of the
-    /// paper's standard deviations.
+    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]).
     pub fn gap(&self) -> Option<(f64, bool)> {
         let paper = self.entry.paper?;
         let (m, _) = mean_std(&self.values(Metric::ValAccuracy))?;
         let d = m - paper;
-        let allowed = 1f64.max(2.0 * self.entry.paper_std.unwrap_or(0.0));
-        Some((d, d.abs() > allowed))
+        Some((d, needs_explaining(d, self.entry.paper_std)))
     }
 }
 
@@ -522,5 +526,16 @@ mod tests {
         assert!((s - 1.0).abs() < 1e-12);
         assert_eq!(mean_std(&[5.0]), Some((5.0, 0.0)));
         assert_eq!(mean_std(&[]), None);
+    }
+
+    #[test]
+    fn a_gap_counts_past_1_point_or_past_2_paper_sigmas() {
+        // Table 1's FC-MNIST RBD: σ = 0.024, so half a point needs explaining.
+        assert!(needs_explaining(-0.48, Some(0.024)));
+        // FC-FMNIST NES: σ = 6, but more than 1 point.
+        assert!(needs_explaining(1.5, Some(6.0)));
+        assert!(!needs_explaining(0.3, Some(0.2)));
+        assert!(!needs_explaining(-0.9, None));
+        assert!(needs_explaining(-1.1, None));
     }
 }
