@@ -67,7 +67,15 @@ pub fn preset_exponent(
     };
     match optimizer {
         OptimizerKind::Sgd => Some((row.3, "Table 4 SGD column × batch 32")),
-        OptimizerKind::Fpd => row.2.map(|e| (e, "Table 4 (FPD)")),
+        // The released FPD baseline is the rbd component with a fixed base and kept
+        // coordinates (experiments/baseline/fpd.py), so it trains at RBD's rate.
+        OptimizerKind::Fpd => match (source, row.0) {
+            (PresetSource::Released, Some(e)) => Some((
+                e,
+                "released configuration (FPD is its rbd component with a fixed base: RBD's rate)",
+            )),
+            _ => row.2.map(|e| (e, "Table 4 (FPD)")),
+        },
         OptimizerKind::Rbd | OptimizerKind::RbdMaterialized => {
             match (model, dataset, distribution) {
                 // Figure B.15 (CIFAR-10 CNN): Normal 2^-3, Bernoulli 2^-1, Uniform 2^1.
@@ -144,6 +152,10 @@ mod tests {
                 "{src}"
             );
         }
+        // The released FPD baseline trains at the released RBD rate.
+        let (e, src) = preset_exponent(Fc, "mnist", Fpd, Gaussian, PresetSource::Released).unwrap();
+        assert_eq!((e, src.contains("released")), (0, true));
+        assert_eq!(p(Fc, "mnist", Fpd), -1);
         // Nothing published for FPD on the ResNets: no invented rate.
         assert!(preset_exponent(Resnet8, "cifar10", Fpd, Gaussian, PresetSource::Paper).is_none());
     }
