@@ -44,8 +44,8 @@ pub enum Command {
 /// Options of `rbd reproduce`.
 #[derive(Args, Debug, Clone)]
 pub struct ReproduceArgs {
-    /// The artefact: quick, table1, table1-tuned, fig1, b6, b7, b7-fc-mnist, b8, b9,
-    /// b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
+    /// The artefact: quick, table1, table1-tuned, table1-fpd-plain, fig1, b6, b7,
+    /// b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
@@ -307,6 +307,10 @@ pub struct TrainArgs {
     /// augment-first (the authors' released code: pad/crop/flip, then standardise).
     #[arg(long, default_value = "standardise-first")]
     pub augment_order: rbd_datasets::AugmentOrder,
+    /// Train on the plain images, without the paper's augmentation (pad and crop plus
+    /// brightness on MNIST/FMNIST, pad, crop and flip on CIFAR-10).
+    #[arg(long)]
+    pub no_augment: bool,
     /// Where FPD takes its gradient: paper (the current point) or released (the point
     /// before the last update, as the authors' code does).
     #[arg(long, default_value = "paper")]

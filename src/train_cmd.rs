@@ -81,6 +81,7 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
     cfg.correlation = args.correlation;
     cfg.nes_sigma = args.nes_sigma;
     cfg.augment_order = args.augment_order;
+    cfg.augment = !args.no_augment;
     cfg.fpd_variant = args.fpd_variant;
     cfg.nes_epochs = args.nes_epochs;
     if args.distributed {

@@ -19,6 +19,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "table1-tuned",
         include_str!("../../reproduce/table1-tuned.toml"),
     ),
+    (
+        "table1-fpd-plain",
+        include_str!("../../reproduce/table1-fpd-plain.toml"),
+    ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
@@ -240,6 +244,9 @@ pub struct RunEntry {
     /// Where FPD takes its gradient (`paper` or `released`).
     #[serde(default)]
     pub fpd_variant: Option<crate::train::kinds::FpdVariant>,
+    /// `false`: train on the plain images (no augmentation).
+    #[serde(default)]
+    pub augment: Option<bool>,
     /// How NES lays its updates over epochs (`whole` or `released`).
     #[serde(default)]
     pub nes_epochs: Option<crate::train::kinds::NesEpochs>,
@@ -492,6 +499,9 @@ impl RunEntry {
             batch_size,
             val_size
         );
+        if let Some(a) = self.augment {
+            cfg.augment = a;
+        }
         // Only a run with FPD in its schedule records an FPD variant.
         if cfg
             .schedule

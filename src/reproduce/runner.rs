@@ -247,6 +247,7 @@ pub fn describe(cfg: &RunConfig) -> String {
         String::new()
     };
     let augment = match cfg.dataset {
+        _ if !cfg.augment => ", no augmentation".to_string(),
         crate::train::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) => format!(
             ", augmentation {} ({})",
             cfg.augment_order.name(),

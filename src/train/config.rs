@@ -266,6 +266,10 @@ pub struct RunConfig {
         skip_serializing_if = "is_default_order"
     )]
     pub augment_order: AugmentOrder,
+    /// Training augmentation as the paper describes it (pad/crop, brightness or flip);
+    /// `false` trains on the plain images. Left out of `config.json` when on.
+    #[serde(default = "augment_on", skip_serializing_if = "is_augment_on")]
+    pub augment: bool,
     /// Where FPD takes its gradient: the paper's text or the released code's.
     /// Left out of `config.json` at its default, so older run ids stay valid.
     #[serde(default = "paper_fpd", skip_serializing_if = "is_paper_fpd")]
@@ -285,6 +289,14 @@ pub struct RunConfig {
     /// run ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<super::team::DistributedSpec>,
+}
+
+fn augment_on() -> bool {
+    true
+}
+
+fn is_augment_on(v: &bool) -> bool {
+    *v
 }
 
 fn paper_fpd() -> FpdVariant {
@@ -360,6 +372,7 @@ impl RunConfig {
             correlation: false,
             nes_sigma: 0.01,
             augment_order: AugmentOrder::default(),
+            augment: true,
             fpd_variant: FpdVariant::Paper,
             nes_epochs: NesEpochs::Whole,
             resumed_with: Vec::new(),
@@ -809,6 +822,20 @@ mod tests {
         assert_eq!(a.run_id(), b.run_id());
         b.seed = 1;
         assert_ne!(a.run_id(), b.run_id());
+    }
+
+    #[test]
+    fn augmentation_off_is_a_different_run_and_on_keeps_old_ids() {
+        let on = cfg("fpd", 1);
+        let text = serde_json::to_string(&on).unwrap();
+        assert!(!text.contains("augment\""), "{text}");
+        let back: RunConfig = serde_json::from_str(&text).unwrap();
+        assert!(back.augment);
+        let mut off = on.clone();
+        off.augment = false;
+        assert_ne!(on.run_id(), off.run_id());
+        let back: RunConfig = serde_json::from_str(&serde_json::to_string(&off).unwrap()).unwrap();
+        assert!(!back.augment);
     }
 
     #[test]

@@ -116,6 +116,49 @@ impl Data {
         let mut t = TrainConfig::for_kind(self.kind.unwrap_or(DatasetKind::Mnist), cfg.seed)
             .with_augment_order(cfg.augment_order);
         t.batch_size = cfg.batch_size;
+        if !cfg.augment {
+            t.augmentation = rbd_datasets::Augmentation::NONE;
+        }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::kinds::{
+        DatasetSpec, DistributionKind, ModelKind, OptimizerKind, PresetSource,
+    };
+    use rbd_datasets::Augmentation;
+
+    /// `--no-augment` reaches the loader; the default keeps the paper's augmentation.
+    #[test]
+    fn the_loader_augments_unless_the_run_says_not_to() {
+        let train = Dataset::new(vec![0; 4 * 28 * 28], vec![0, 1, 2, 3], 1, 28, 28).unwrap();
+        let data = Data {
+            train: Arc::new(train),
+            train_indices: vec![0, 1, 2, 3],
+            val_indices: vec![],
+            test: None,
+            kind: Some(DatasetKind::Mnist),
+            classes: 10,
+        };
+        let schedule = crate::train::config::resolve_schedule(
+            &crate::train::config::ScheduleSpec::single(OptimizerKind::Sgd),
+            Some(0.1),
+            ModelKind::Fc,
+            &DatasetSpec::Known(DatasetKind::Mnist),
+            DistributionKind::Gaussian,
+            PresetSource::Paper,
+        )
+        .unwrap();
+        let mut cfg = RunConfig::new(
+            ModelKind::Fc,
+            DatasetSpec::Known(DatasetKind::Mnist),
+            schedule,
+        );
+        assert_eq!(data.loader_config(&cfg).augmentation, Augmentation::MNIST);
+        cfg.augment = false;
+        assert_eq!(data.loader_config(&cfg).augmentation, Augmentation::NONE);
     }
 }

@@ -750,7 +750,10 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
             cfg.nes_epochs.describe()
         ));
     }
-    if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset {
+    if !cfg.augment {
+        observer.message("augmentation: none (--no-augment: the plain training images)");
+    } else if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset
+    {
         observer.message(&format!(
             "augmentation: {} ({})",
             cfg.augment_order.name(),
