@@ -87,30 +87,7 @@ fn relu_grad<T: Real>(dy: T, y: T) -> T {
 /// y[i] = max(x[i] + bias[(i / inner) % bias.len()], 0) on the cpu (`inner` = 1 for
 /// `[N, F]`, H·W for NCHW).
 pub fn bias_relu_cpu<T: Real>(x: &[T], bias: &[T], inner: usize, y: &mut [T]) {
-    let channels = bias.len().max(1);
-    if inner == 1 {
-        let rows = (CPU_CHUNK / channels).max(1) * channels;
-        y.par_chunks_mut(rows)
-            .zip(x.par_chunks(rows))
-            .for_each(|(y, x)| {
-                for (y, x) in y.chunks_mut(channels).zip(x.chunks(channels)) {
-                    for ((y, &x), &b) in y.iter_mut().zip(x).zip(bias) {
-                        *y = relu(x + b);
-                    }
-                }
-            });
-        return;
-    }
-    y.par_chunks_mut(inner)
-        .zip(x.par_chunks(inner))
-        .enumerate()
-        .with_min_len((CPU_CHUNK / inner).max(1))
-        .for_each(|(plane, (y, x))| {
-            let b = bias[plane % channels];
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = relu(x + b);
-            }
-        });
+    crate::elementwise::bias_map_cpu(x, bias, inner, y, |x, b| relu(x + b));
 }
 
 /// The backward of [`bias_relu_cpu`] from its output `y` and upstream gradient `dy`

@@ -209,22 +209,34 @@ pub fn unary_gpu(
 /// out[i] = x[i] + bias[(i / inner) % bias.len()]: a bias per column of an `[N, F]`
 /// matrix (`inner` = 1) or per channel of an NCHW tensor (`inner` = H·W).
 pub fn bias_add_cpu<T: Real>(x: &[T], bias: &[T], inner: usize, out: &mut [T]) {
-    let channels = bias.len();
+    bias_map_cpu(x, bias, inner, out, |x, b| x + b);
+}
+
+/// out[i] = f(x[i], bias[(i / inner) % bias.len()]), the traversal bias add and the
+/// fused bias + ReLU share: rows of columns for `[N, F]` (`inner` = 1), planes of
+/// `inner` values for NCHW (no division per element).
+#[inline(always)]
+pub(crate) fn bias_map_cpu<T: Real>(
+    x: &[T],
+    bias: &[T],
+    inner: usize,
+    out: &mut [T],
+    f: impl Fn(T, T) -> T + Sync,
+) {
+    let channels = bias.len().max(1);
     if inner == 1 {
-        // Dense: one bias per column of each row.
-        let rows = (CPU_CHUNK / channels.max(1)).max(1) * channels.max(1);
+        let rows = (CPU_CHUNK / channels).max(1) * channels;
         out.par_chunks_mut(rows)
             .zip(x.par_chunks(rows))
             .for_each(|(o, x)| {
                 for (o, x) in o.chunks_mut(channels).zip(x.chunks(channels)) {
                     for ((o, &x), &b) in o.iter_mut().zip(x).zip(bias) {
-                        *o = x + b;
+                        *o = f(x, b);
                     }
                 }
             });
         return;
     }
-    // NCHW: one bias per plane of `inner` values; no division per element.
     out.par_chunks_mut(inner)
         .zip(x.par_chunks(inner))
         .enumerate()
@@ -232,7 +244,7 @@ pub fn bias_add_cpu<T: Real>(x: &[T], bias: &[T], inner: usize, out: &mut [T]) {
         .for_each(|(plane, (o, x))| {
             let b = bias[plane % channels];
             for (o, &x) in o.iter_mut().zip(x) {
-                *o = x + b;
+                *o = f(x, b);
             }
         });
 }
