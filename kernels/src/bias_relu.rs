@@ -281,48 +281,11 @@ pub fn bias_relu_maxpool2x2_cpu<T: Real>(
     y: &mut [T],
     argmax: &mut [u32],
 ) {
-    let (oh, ow) = (h / 2, w / 2);
     let shape = format!("bias_relu_maxpool2x2_cpu n={n} c={c} h={h} w={w}");
-    assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
     assert_eq!(bias.len(), c, "{shape}: bias length");
-    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
-    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
-    assert!(
-        u32::try_from(x.len()).is_ok(),
-        "{shape}: x too large for u32 argmax"
-    );
-    if y.is_empty() {
-        return;
-    }
-    y.par_chunks_mut(oh * ow)
-        .zip(argmax.par_chunks_mut(oh * ow))
-        .enumerate()
-        .for_each(|(plane, (y, am))| {
-            let b = bias[plane % c];
-            let base = plane * h * w;
-            let xp = &x[base..base + h * w];
-            for ((oy, y), am) in y
-                .chunks_exact_mut(ow)
-                .enumerate()
-                .zip(am.chunks_exact_mut(ow))
-            {
-                let r0 = &xp[2 * oy * w..][..2 * ow];
-                let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
-                let i0 = (base + 2 * oy * w) as u32;
-                let wu = w as u32;
-                for (ox, (y, am)) in y.iter_mut().zip(am.iter_mut()).enumerate() {
-                    let (p, q) = (relu(r0[2 * ox] + b), relu(r0[2 * ox + 1] + b));
-                    let (r, s) = (relu(r1[2 * ox] + b), relu(r1[2 * ox + 1] + b));
-                    let i = i0 + 2 * ox as u32;
-                    let (mut v, mut k) = (p, i);
-                    (v, k) = if q > v { (q, i + 1) } else { (v, k) };
-                    (v, k) = if r > v { (r, i + wu) } else { (v, k) };
-                    (v, k) = if s > v { (s, i + wu + 1) } else { (v, k) };
-                    *y = v;
-                    *am = k;
-                }
-            }
-        });
+    crate::pool::maxpool2x2_map_cpu(&shape, n, c, h, w, x, y, argmax, |plane, v| {
+        relu(v + bias[plane % c])
+    });
 }
 
 /// The backward of [`bias_relu_maxpool2x2_cpu`] from its pooled output `y`, `argmax` and

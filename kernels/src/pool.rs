@@ -47,8 +47,27 @@ pub fn maxpool2x2_cpu<T: Real>(
     y: &mut [T],
     argmax: &mut [u32],
 ) {
-    let (oh, ow) = (h / 2, w / 2);
     let shape = format!("maxpool2x2_cpu n={n} c={c} h={h} w={w}");
+    maxpool2x2_map_cpu(&shape, n, c, h, w, x, y, argmax, |_, v| v);
+}
+
+/// [`maxpool2x2_cpu`] over `map(plane, x)` instead of `x`, without writing the mapped
+/// input: the traversal the fused bias + ReLU + pool shares (`shape` names the caller
+/// in panics).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) fn maxpool2x2_map_cpu<T: Real>(
+    shape: &str,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    x: &[T],
+    y: &mut [T],
+    argmax: &mut [u32],
+    map: impl Fn(usize, T) -> T + Sync,
+) {
+    let (oh, ow) = (h / 2, w / 2);
     assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
     assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
     assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
@@ -65,6 +84,7 @@ pub fn maxpool2x2_cpu<T: Real>(
         .for_each(|(plane, (y, am))| {
             let base = plane * h * w;
             let xp = &x[base..base + h * w];
+            let f = |v: T| map(plane, v);
             for ((oy, y), am) in y
                 .chunks_exact_mut(ow)
                 .enumerate()
@@ -78,8 +98,8 @@ pub fn maxpool2x2_cpu<T: Real>(
                 // as selects over row slices (no bounds checks, no branches to
                 // mispredict on random data).
                 for (ox, (y, am)) in y.iter_mut().zip(am.iter_mut()).enumerate() {
-                    let (a, b) = (r0[2 * ox], r0[2 * ox + 1]);
-                    let (c, d) = (r1[2 * ox], r1[2 * ox + 1]);
+                    let (a, b) = (f(r0[2 * ox]), f(r0[2 * ox + 1]));
+                    let (c, d) = (f(r1[2 * ox]), f(r1[2 * ox + 1]));
                     let i = i0 + 2 * ox as u32;
                     let (mut v, mut k) = (a, i);
                     (v, k) = if b > v { (b, i + 1) } else { (v, k) };
