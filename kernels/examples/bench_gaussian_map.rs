@@ -3,12 +3,16 @@
 //! has it) of Threefry2x32-20 words mapped (a) to uniform floats, (b) to Gaussians by
 //! the specified Box–Muller (fdlibm `ln` with its division, Cephes sin/cos), (c) to
 //! Gaussians by the same Box–Muller with a division-free `ln` (a degree-7 polynomial in
-//! f = m − 1, max error 8·10⁻⁸ on the reduced range). (c) is not a stream this library
-//! offers: it measures how much a cheaper `ln` could save.
+//! f = m − 1, max error 8·10⁻⁸ on the reduced range), (d) as (c) with every polynomial
+//! in fused multiply-adds, and, to split the cost, (e) the radius alone (ln and √, no
+//! sin/cos) and (f) the angle alone (sin/cos, no ln or √). (c)–(f) are not streams this
+//! library offers: they measure how much a cheaper Box–Muller could save.
 //! `cargo run --release -p rbd-kernels --example bench_gaussian_map`
 
 use rbd_kernels::rng::lanes::{Dist, Gauss, Gen, ThreefryGen, Uniform, F, L, U};
-use rbd_kernels::rng::map::{sincos_turn, unit_open0, LN2_HI, LN2_LO};
+use rbd_kernels::rng::map::{
+    ln_unit, sincos_turn, unit_open0, C1, C2, C3, HALF_PI_2M22, LN2_HI, LN2_LO, S1, S2, S3,
+};
 use rbd_kernels::rng::{DistParams, Distribution, Stream};
 use std::time::Instant;
 
@@ -36,6 +40,78 @@ fn ln_poly(x: f32) -> f32 {
     let dk = k as f32;
     ((f * f * p + dk * LN2_LO) + f) + dk * LN2_HI
 }
+
+/// [`ln_poly`] with fused multiply-adds.
+#[inline(always)]
+fn ln_poly_fma(x: f32) -> f32 {
+    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = (ix >> 23) as i32 - 0x7f;
+    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
+    let f = m - 1.0;
+    let mut p = LN_POLY[7];
+    for &c in LN_POLY[..7].iter().rev() {
+        p = p.mul_add(f, c);
+    }
+    let dk = k as f32;
+    dk.mul_add(LN2_HI, (f * f).mul_add(p, dk * LN2_LO) + f)
+}
+
+/// [`sincos_turn`] with fused multiply-adds.
+#[inline(always)]
+fn sincos_turn_fma(x: u32) -> (f32, f32) {
+    let t = (x >> 8) + (1 << 21);
+    let q = (t >> 22) & 3;
+    let yi = (t & 0x003f_ffff) as i32 - (1 << 21);
+    let a = yi as f32 * HALF_PI_2M22;
+    let z = a * a;
+    let s = (S3.mul_add(z, S2).mul_add(z, S1) * z).mul_add(a, a);
+    let c = (C3.mul_add(z, C2).mul_add(z, C1) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
+    let swap = q & 1 != 0;
+    let (cb, sb) = if swap { (s, c) } else { (c, s) };
+    let neg_c = ((q + 1) & 2) << 30;
+    let neg_s = (q & 2) << 30;
+    (
+        f32::from_bits(sb.to_bits() ^ neg_s),
+        f32::from_bits(cb.to_bits() ^ neg_c),
+    )
+}
+
+/// Generates `Dist` impls from a per-pair map `(a, b) -> (r·cos, r·sin)`.
+macro_rules! pair_dist {
+    ($name:ident, |$a:ident, $b:ident| $body:expr) => {
+        struct $name;
+        impl Dist for $name {
+            #[inline(always)]
+            fn values(w: &[U; 4], _: &DistParams) -> [F; 4] {
+                let mut out = [[0f32; L]; 4];
+                for pair in 0..2 {
+                    for l in 0..L {
+                        let ($a, $b) = (w[2 * pair][l], w[2 * pair + 1][l]);
+                        let (x, y): (f32, f32) = $body;
+                        out[2 * pair][l] = x;
+                        out[2 * pair + 1][l] = y;
+                    }
+                }
+                out
+            }
+        }
+    };
+}
+
+pair_dist!(GaussFma, |a, b| {
+    let r = (2.0 * (0.0 - ln_poly_fma(unit_open0(a)))).sqrt();
+    let (s, c) = sincos_turn_fma(b);
+    (r * c, r * s)
+});
+pair_dist!(RadiusOnly, |a, b| {
+    let r = (2.0 * (0.0 - ln_unit(unit_open0(a)))).sqrt();
+    (r, r * f32::from_bits((b >> 9) | 0x3f80_0000))
+});
+pair_dist!(AngleOnly, |a, b| {
+    let (s, c) = sincos_turn(b);
+    let r = f32::from_bits((a >> 9) | 0x3f80_0000);
+    (r * c, r * s)
+});
 
 struct GaussPolyLn;
 impl Dist for GaussPolyLn {
@@ -108,4 +184,7 @@ fn main() {
     time::<Uniform>("threefry2x32-20 → uniform");
     time::<Gauss>("threefry2x32-20 → Gaussian (specified)");
     time::<GaussPolyLn>("threefry2x32-20 → Gaussian, division-free ln");
+    time::<GaussFma>("threefry2x32-20 → Gaussian, division-free, FMA");
+    time::<RadiusOnly>("threefry2x32-20 → radius only (ln, √)");
+    time::<AngleOnly>("threefry2x32-20 → angle only (sin, cos)");
 }
