@@ -514,11 +514,12 @@ fn block_dirs(len: usize) -> usize {
     (BLOCK_BYTES / (4 * padded)).clamp(1, MAX_BLOCK_DIRS)
 }
 
-/// One chunk of a block step: first `acc += Σ_j w_prev[j]·prev_j` over the previous
-/// block's stored directions (j in order, `w = 0` skipped, as in [`expand_chunk`]),
-/// then the next block's directions `dir0 ..` are generated into `cur` (batch layout,
-/// direction-major) while their dot products with `g` (`gs`: in batch layout, zero
-/// past the end) are summed exactly as [`project_chunk`] sums them, into `partial`.
+/// One chunk of a block step, batch by batch: `acc += Σ_j w_prev[j]·prev_j` over the
+/// previous block's stored directions (j in order, `w = 0` skipped, as in
+/// [`expand_chunk`]), then the next block's directions `dir0 ..` are generated into
+/// `cur` (batch layout, direction-major) while their dot products with `g` (`gs`: in
+/// batch layout, zero past the end) are summed exactly as [`project_chunk`] sums them,
+/// into `partial`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn block_chunk<G: Gen, D: Dist>(
@@ -534,54 +535,34 @@ fn block_chunk<G: Gen, D: Dist>(
     partial: &mut [f32],
 ) {
     let nb = acc.len();
-    // Flat and contiguous (both in the same batch layout): one plain saxpy per
-    // direction, which vectorises without gathers.
-    let accf: &mut [f32] = bytemuck::cast_slice_mut(acc);
-    for (j, &w) in w_prev.iter().enumerate() {
-        if w == 0.0 {
-            continue;
-        }
-        let v: &[f32] = bytemuck::cast_slice(&prev[j * nb..(j + 1) * nb]);
-        for (a, &x) in accf.iter_mut().zip(v) {
-            *a += w * x;
-        }
-    }
-    if partial.is_empty() {
-        return;
-    }
     let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
     let accs = &mut accs[..partial.len()];
-    for (b, gb) in gs.iter().enumerate() {
-        let batch = batch0 + b as u32;
-        // Two directions per step, as in project_chunk (independent generation chains).
-        let mut pairs = accs.chunks_exact_mut(2);
-        for (jp, two) in (&mut pairs).enumerate() {
-            let j = 2 * jp;
-            let dir = dir0.wrapping_add(j as u32);
-            let va = D::values(&G::words(bk, dir, batch), dp);
-            let vb = D::values(&G::words(bk, dir.wrapping_add(1), batch), dp);
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
-                unreachable!()
-            };
-            dot_row(a0, &va[0], &gb[0]);
-            dot_row(a1, &va[1], &gb[1]);
-            dot_row(a2, &va[2], &gb[2]);
-            dot_row(a3, &va[3], &gb[3]);
-            dot_row(b0, &vb[0], &gb[0]);
-            dot_row(b1, &vb[1], &gb[1]);
-            dot_row(b2, &vb[2], &gb[2]);
-            dot_row(b3, &vb[3], &gb[3]);
-            cur[j * nb + b] = va;
-            cur[(j + 1) * nb + b] = vb;
+    for b in 0..nb {
+        // The batch's accumulator stays in registers across the directions (one load
+        // and one store per batch, not per direction).
+        let mut t = acc[b];
+        for (j, &w) in w_prev.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let v = &prev[j * nb + b];
+            axpy_row(&mut t[0], w, &v[0]);
+            axpy_row(&mut t[1], w, &v[1]);
+            axpy_row(&mut t[2], w, &v[2]);
+            axpy_row(&mut t[3], w, &v[3]);
         }
-        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let j = partial.len() - 1;
-            let v = D::values(&G::words(bk, dir0.wrapping_add(j as u32), batch), dp);
+        acc[b] = t;
+        // One direction at a time, generated straight into its slot of `cur` and read
+        // back from L1 for the dot products: 4–5% faster than project_chunk's two
+        // interleaved directions here, where every value is also stored.
+        let (gb, batch) = (&gs[b], batch0 + b as u32);
+        for (j, [a0, a1, a2, a3]) in accs.iter_mut().enumerate() {
+            let v = &mut cur[j * nb + b];
+            *v = D::values(&G::words(bk, dir0.wrapping_add(j as u32), batch), dp);
             dot_row(a0, &v[0], &gb[0]);
             dot_row(a1, &v[1], &gb[1]);
             dot_row(a2, &v[2], &gb[2]);
             dot_row(a3, &v[3], &gb[3]);
-            cur[j * nb + b] = v;
         }
     }
     for (p, a) in partial.iter_mut().zip(accs.iter()) {
