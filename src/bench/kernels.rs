@@ -2,6 +2,7 @@
 //! (CIFAR-10, batch 32; forward, backward-data, backward-weight), and GB/s of
 //! memory-bound kernels, on every backend side by side.
 
+use super::peak::{measure_cpu_peak, CpuPeak};
 use super::{backends, measure, Backend, Timing};
 use crate::cli::BenchArgs;
 use anyhow::Result;
@@ -10,10 +11,6 @@ use rbd_kernels::elementwise::{self, Binary};
 use rbd_kernels::matmul::{self, MatmulShape};
 use rbd_kernels::reduce::{self, Reduction};
 use serde::Serialize;
-
-/// This machine's f32 peak for the "% of peak" column: 2 cores × AVX-512 (2 FMA
-/// units × 16 lanes × 2 flops) × 2.1 GHz ≈ 270 GFLOP/s.
-pub const CPU_PEAK_GFLOPS: f64 = 270.0;
 
 /// One measured kernel.
 #[derive(Serialize)]
@@ -28,12 +25,19 @@ pub struct Row {
     pub gflops: Option<f64>,
     /// GB/s (memory-bound kernels).
     pub gbytes_per_s: Option<f64>,
+    /// GFLOP/s as a percentage of the cpu peak measured in this run (kernels on the
+    /// cpu backend or on a wgpu CPU adapter such as llvmpipe, which runs on the same
+    /// cores; none on a GPU).
+    pub percent_of_cpu_peak: Option<f64>,
+    #[serde(skip)]
+    on_cpu: bool,
 }
 
 #[derive(Serialize)]
 struct Report {
     backends: Vec<BackendInfo>,
-    cpu_peak_gflops: f64,
+    /// Measured in this run when a backend runs on the cpu.
+    cpu_peak: Option<CpuPeak>,
     rows: Vec<Row>,
 }
 
@@ -235,6 +239,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Some(4.0 * elems as f64),
         ));
     }
+    // The peak after the kernels, measured the same way on the same (now warm) cores.
+    let cpu_peak = rows.iter().any(|r| r.on_cpu).then(measure_cpu_peak);
+    if let Some(p) = &cpu_peak {
+        for r in rows.iter_mut().filter(|r| r.on_cpu) {
+            r.percent_of_cpu_peak = r.gflops.map(|g| 100.0 * g / p.gflops);
+        }
+    }
     let report = Report {
         backends: backends
             .iter()
@@ -244,7 +255,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 timing: b.timing_method().into(),
             })
             .collect(),
-        cpu_peak_gflops: CPU_PEAK_GFLOPS,
+        cpu_peak,
         rows,
     };
     if args.json {
@@ -265,8 +276,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             _ => String::new(),
         };
         let peak = r
-            .gflops
-            .map(|g| format!("{:.1}%", 100.0 * g / CPU_PEAK_GFLOPS))
+            .percent_of_cpu_peak
+            .map(|p| format!("{p:.1}%"))
             .unwrap_or_default();
         println!(
             "{:<14} {:<44} {:>10.3} {:>10.3} {:>10.3} {:>10} {:>10} {:>8}",
@@ -281,7 +292,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     println!("\nwall ms: on wgpu with timestamp queries the median/min/max columns (and GFLOP/s) are summed kernel time; wall ms is the median wall-clock of the same repeats, submission and synchronize included.");
-    println!("% peak: against this CPU's f32 peak of {CPU_PEAK_GFLOPS} GFLOP/s (2 cores, AVX-512, 2.1 GHz); llvmpipe runs on the same cores.");
+    if let Some(p) = &report.cpu_peak {
+        println!(
+            "% peak: against this cpu's f32 peak measured in this run, {:.1} GFLOP/s ({} threads at once, independent {} chains in registers); cpu backend and llvmpipe rows only (llvmpipe runs on the same cores).",
+            p.gflops, p.threads, p.isa
+        );
+    }
     Ok(())
 }
 
@@ -293,5 +309,10 @@ fn row(b: &Backend, kernel: String, t: Timing, flops: Option<f64>, bytes: Option
         timing: t,
         gflops: flops.map(|f| f / secs / 1e9),
         gbytes_per_s: bytes.map(|by| by / secs / 1e9),
+        percent_of_cpu_peak: None,
+        on_cpu: match b {
+            Backend::Cpu => true,
+            Backend::Wgpu(ctx) => ctx.adapter.is_cpu,
+        },
     }
 }

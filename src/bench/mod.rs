@@ -2,6 +2,7 @@
 //! as a table or JSON.
 
 pub mod kernels;
+pub mod peak;
 pub mod peer;
 pub mod rbd;
 

@@ -398,6 +398,16 @@ fn info_bench_and_experiment_commands_produce_their_output() {
     assert!(rows
         .iter()
         .any(|r| r["gflops"].as_f64().unwrap_or(0.0) > 1.0));
+    // "% peak" divides by a peak measured in the same run, for every cpu GFLOP/s row.
+    let peak = v["cpu_peak"]["gflops"].as_f64().expect("cpu_peak measured");
+    assert!(peak > 0.0);
+    for r in rows.iter().filter(|r| r["gflops"].is_number()) {
+        let want = 100.0 * r["gflops"].as_f64().unwrap() / peak;
+        let got = r["percent_of_cpu_peak"]
+            .as_f64()
+            .expect("% of peak on cpu rows");
+        assert!((got - want).abs() < 1e-9 * want.max(1.0), "{r}");
+    }
 
     let dir = scratch("orth");
     let o = run(&[
