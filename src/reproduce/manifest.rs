@@ -20,8 +20,8 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../reproduce/table1-tuned.toml"),
     ),
     (
-        "table1-fpd-plain",
-        include_str!("../../reproduce/table1-fpd-plain.toml"),
+        "table1-plain",
+        include_str!("../../reproduce/table1-plain.toml"),
     ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
