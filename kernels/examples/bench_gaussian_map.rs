@@ -11,7 +11,8 @@
 
 use rbd_kernels::rng::lanes::{Dist, Gauss, Gen, ThreefryGen, Uniform, F, L, U};
 use rbd_kernels::rng::map::{
-    ln_unit, sincos_turn, unit_open0, C1, C2, C3, HALF_PI_2M22, LN2_HI, LN2_LO, S1, S2, S3,
+    ln_reduce, ln_unit, rotate_quadrant, sincos_turn, turn_quadrant, unit_open0, C1, C2, C3,
+    LN2_HI, LN2_LO, S1, S2, S3,
 };
 use rbd_kernels::rng::{DistParams, Distribution, Stream};
 use std::time::Instant;
@@ -29,51 +30,33 @@ const LN_POLY: [f32; 8] = [
 
 #[inline(always)]
 fn ln_poly(x: f32) -> f32 {
-    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
-    let k = (ix >> 23) as i32 - 0x7f;
-    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
-    let f = m - 1.0;
+    let (dk, f) = ln_reduce(x);
     let mut p = LN_POLY[7];
     for c in LN_POLY[..7].iter().rev() {
         p = p * f + c;
     }
-    let dk = k as f32;
     ((f * f * p + dk * LN2_LO) + f) + dk * LN2_HI
 }
 
 /// [`ln_poly`] with fused multiply-adds.
 #[inline(always)]
 fn ln_poly_fma(x: f32) -> f32 {
-    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
-    let k = (ix >> 23) as i32 - 0x7f;
-    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
-    let f = m - 1.0;
+    let (dk, f) = ln_reduce(x);
     let mut p = LN_POLY[7];
     for &c in LN_POLY[..7].iter().rev() {
         p = p.mul_add(f, c);
     }
-    let dk = k as f32;
     dk.mul_add(LN2_HI, (f * f).mul_add(p, dk * LN2_LO) + f)
 }
 
 /// [`sincos_turn`] with fused multiply-adds.
 #[inline(always)]
 fn sincos_turn_fma(x: u32) -> (f32, f32) {
-    let t = (x >> 8) + (1 << 21);
-    let q = (t >> 22) & 3;
-    let yi = (t & 0x003f_ffff) as i32 - (1 << 21);
-    let a = yi as f32 * HALF_PI_2M22;
+    let (q, a) = turn_quadrant(x);
     let z = a * a;
     let s = (S3.mul_add(z, S2).mul_add(z, S1) * z).mul_add(a, a);
     let c = (C3.mul_add(z, C2).mul_add(z, C1) * z).mul_add(z, (-0.5f32).mul_add(z, 1.0));
-    let swap = q & 1 != 0;
-    let (cb, sb) = if swap { (s, c) } else { (c, s) };
-    let neg_c = ((q + 1) & 2) << 30;
-    let neg_s = (q & 2) << 30;
-    (
-        f32::from_bits(sb.to_bits() ^ neg_s),
-        f32::from_bits(cb.to_bits() ^ neg_c),
-    )
+    rotate_quadrant(q, s, c)
 }
 
 /// Generates `Dist` impls from a per-pair map `(a, b) -> (r·cos, r·sin)`.
@@ -113,23 +96,11 @@ pair_dist!(AngleOnly, |a, b| {
     (r * c, r * s)
 });
 
-struct GaussPolyLn;
-impl Dist for GaussPolyLn {
-    #[inline(always)]
-    fn values(w: &[U; 4], _: &DistParams) -> [F; 4] {
-        let mut out = [[0f32; L]; 4];
-        for pair in 0..2 {
-            let (a, b) = (&w[2 * pair], &w[2 * pair + 1]);
-            for l in 0..L {
-                let r = (2.0 * (0.0 - ln_poly(unit_open0(a[l])))).sqrt();
-                let (s, c) = sincos_turn(b[l]);
-                out[2 * pair][l] = r * c;
-                out[2 * pair + 1][l] = r * s;
-            }
-        }
-        out
-    }
-}
+pair_dist!(GaussPolyLn, |a, b| {
+    let r = (2.0 * (0.0 - ln_poly(unit_open0(a)))).sqrt();
+    let (s, c) = sincos_turn(b);
+    (r * c, r * s)
+});
 
 /// Sum of all values of `batches` batches of direction 0 (kept, so nothing is elided).
 #[inline(always)]

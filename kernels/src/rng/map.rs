@@ -50,14 +50,21 @@ pub fn uniform_sym(x: u32) -> f32 {
     ((((x >> 8) << 1) as i32) + 1 - (1 << 24)) as f32 * TWO_POW_M24
 }
 
+/// fdlibm `logf`'s range reduction of a normal positive `x`: `(k, f)` with
+/// x = 2^k·(1 + f), 1 + f ∈ [√½, √2), both exact.
+#[inline(always)]
+pub fn ln_reduce(x: f32) -> (f32, f32) {
+    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
+    let k = (ix >> 23) as i32 - 0x7f;
+    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
+    (k as f32, m - 1.0)
+}
+
 /// ln x for normal positive `x` (fdlibm `logf` without the special cases): below
 /// 1 ulp; exactly 0 at x = 1.
 #[inline(always)]
 pub fn ln_unit(x: f32) -> f32 {
-    let ix = x.to_bits().wrapping_add(0x3f80_0000 - 0x3f35_04f3);
-    let k = (ix >> 23) as i32 - 0x7f;
-    let m = f32::from_bits((ix & 0x007f_ffff) + 0x3f35_04f3);
-    let f = m - 1.0;
+    let (dk, f) = ln_reduce(x);
     let s = f / (2.0 + f);
     let z = s * s;
     let w = z * z;
@@ -65,7 +72,6 @@ pub fn ln_unit(x: f32) -> f32 {
     let t2 = z * (LG1 + w * LG3);
     let r = t2 + t1;
     let hfsq = 0.5 * f * f;
-    let dk = k as f32;
     (((s * (hfsq + r) + dk * LN2_LO) - hfsq) + f) + dk * LN2_HI
 }
 
@@ -74,13 +80,26 @@ pub fn ln_unit(x: f32) -> f32 {
 /// Cephes' polynomials and are rotated by q with sign flips.
 #[inline(always)]
 pub fn sincos_turn(x: u32) -> (f32, f32) {
-    let t = (x >> 8) + (1 << 21);
-    let q = (t >> 22) & 3;
-    let yi = (t & 0x003f_ffff) as i32 - (1 << 21);
-    let a = yi as f32 * HALF_PI_2M22;
+    let (q, a) = turn_quadrant(x);
     let z = a * a;
     let s = ((S3 * z + S2) * z + S1) * z * a + a;
     let c = ((((C3 * z + C2) * z + C1) * z) * z - 0.5 * z) + 1.0;
+    rotate_quadrant(q, s, c)
+}
+
+/// The angle 2π·(x >> 8)·2^−24 as a quadrant q ∈ 0..4 and an offset a ∈ [−π/4, π/4)
+/// (both exact).
+#[inline(always)]
+pub fn turn_quadrant(x: u32) -> (u32, f32) {
+    let t = (x >> 8) + (1 << 21);
+    let q = (t >> 22) & 3;
+    let yi = (t & 0x003f_ffff) as i32 - (1 << 21);
+    (q, yi as f32 * HALF_PI_2M22)
+}
+
+/// (sin, cos) of q·π/2 + a from (s, c) = (sin a, cos a): a swap and sign flips.
+#[inline(always)]
+pub fn rotate_quadrant(q: u32, s: f32, c: f32) -> (f32, f32) {
     let swap = q & 1 != 0;
     let (cb, sb) = if swap { (s, c) } else { (c, s) };
     let neg_c = ((q + 1) & 2) << 30;
