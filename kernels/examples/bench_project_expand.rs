@@ -49,7 +49,9 @@ fn main() {
                 expand_cpu(&s, 1, &comps, scale, &c, -0.1, &base, &mut out);
                 two.push(t.elapsed().as_secs_f64());
                 let t = Instant::now();
-                project_expand_cpu(&s, 1, &comps, scale, &g, -0.1, &base, &mut c, &mut out);
+                project_expand_cpu(
+                    &s, 1, &comps, scale, &g, -0.1, &base, &mut c, &mut out, None,
+                );
                 once.push(t.elapsed().as_secs_f64());
             }
         });

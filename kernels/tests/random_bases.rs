@@ -581,7 +581,8 @@ fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
 /// The generate-once step gives bitwise what project then expand give: one block and
 /// several (150 directions over 9,001 entries; 10 directions over 300,000 entries,
 /// where a block holds 3), compartments with gaps, windows (`first > 0`), an empty
-/// compartment; at 1 and 3 threads and every instruction set.
+/// compartment; at 1 and 3 threads and every instruction set. Its optional `delta`
+/// output is bitwise expand on a zero base.
 #[test]
 fn project_expand_equals_project_then_expand_bitwise() {
     let gapped = vec![
@@ -605,16 +606,38 @@ fn project_expand_equals_project_then_expand_bitwise() {
             project_cpu(&s, 5, comps, scale, &g, &mut want_c);
             let mut want = vec![0f32; n];
             expand_cpu(&s, 5, comps, scale, &want_c, alpha, &base, &mut want);
+            // The update alone: expand on a zero base.
+            let mut want_delta = vec![0f32; n];
+            let zeros = vec![0f32; n];
+            expand_cpu(&s, 5, comps, scale, &want_c, alpha, &zeros, &mut want_delta);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             let run = |simd: Simd| {
                 let mut c = vec![f32::NAN; total_dims(comps)];
                 let mut o = vec![f32::NAN; n];
+                let mut d = vec![f32::NAN; n];
                 project_expand_cpu_with(
-                    simd, &s, 5, comps, scale, &g, alpha, &base, &mut c, &mut o,
+                    simd,
+                    &s,
+                    5,
+                    comps,
+                    scale,
+                    &g,
+                    alpha,
+                    &base,
+                    &mut c,
+                    &mut o,
+                    Some(&mut d),
                 );
-                (bits(&c), bits(&o))
+                // Without `delta` the same coordinates and update.
+                let mut c2 = vec![f32::NAN; total_dims(comps)];
+                let mut o2 = vec![f32::NAN; n];
+                project_expand_cpu_with(
+                    simd, &s, 5, comps, scale, &g, alpha, &base, &mut c2, &mut o2, None,
+                );
+                assert_eq!((bits(&c), bits(&o)), (bits(&c2), bits(&o2)));
+                (bits(&c), bits(&o), bits(&d))
             };
-            let want = (bits(&want_c), bits(&want));
+            let want = (bits(&want_c), bits(&want), bits(&want_delta));
             for simd in Simd::available() {
                 assert!(run(simd) == want, "{simd:?} {s:?} n = {n}");
             }

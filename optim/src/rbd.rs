@@ -5,7 +5,9 @@
 //! is kept in cache between c and the update), on wgpu once per pass.
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{expand, project_expand, rbd_scale, Compartment, Stream};
+use rbd_engine::random_bases::{
+    expand, project_expand, project_expand_delta, rbd_scale, Compartment, Stream,
+};
 use rbd_engine::{Result, Tensor};
 
 /// RBD over fixed compartments.
@@ -44,25 +46,59 @@ impl RandomBases {
 impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
-        let (c, next) = project_expand(
+        let alpha = -self.lr as f32;
+        if !self.correlation {
+            let (_, next) = project_expand(
+                &self.stream,
+                step,
+                &self.comps,
+                self.scale,
+                &g,
+                alpha,
+                theta,
+            )?;
+            return Ok(StepInfo {
+                theta: next,
+                correlation: None,
+            });
+        }
+        if alpha == 0.0 {
+            // lr = 0 leaves no update to read the direction from: expand Φc itself.
+            let (c, next) = project_expand(
+                &self.stream,
+                step,
+                &self.comps,
+                self.scale,
+                &g,
+                alpha,
+                theta,
+            )?;
+            let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
+            let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+            return Ok(StepInfo {
+                theta: next,
+                correlation: Some(cosines(&u, &g, &oracle.tensors())?),
+            });
+        }
+        // The update −lr·Φc comes from the same generation as θ's (no second pass); its
+        // cosine with g, times the sign of −lr, is that of Φc with g.
+        let (_, next, delta) = project_expand_delta(
             &self.stream,
             step,
             &self.comps,
             self.scale,
             &g,
-            -self.lr as f32,
+            alpha,
             theta,
         )?;
-        let correlation = if self.correlation {
-            let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
-            let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
-            Some(cosines(&u, &g, &oracle.tensors())?)
-        } else {
-            None
-        };
+        let mut corr = cosines(&delta, &g, &oracle.tensors())?;
+        let sign = f64::from(alpha.signum());
+        for c in &mut corr {
+            *c *= sign;
+        }
         Ok(StepInfo {
             theta: next,
-            correlation,
+            correlation: Some(corr),
         })
     }
 }

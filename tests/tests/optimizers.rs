@@ -247,6 +247,62 @@ fn rbd_converges_on_a_quadratic_and_is_deterministic() {
     assert!(oracle.loss(&t).unwrap() < 1e-10);
 }
 
+/// The logged correlation is the cosine of Φc with g (Φ materialised, sums in f64),
+/// for lr of either sign, and logging it changes no parameter bit.
+#[test]
+fn rbd_correlation_is_the_cosine_of_phi_c_with_the_gradient() {
+    let n = 4_001;
+    let theta0: Vec<f32> = weights(n, 5).iter().map(|&x| x as f32).collect();
+    let comps = Compartments::Even(2).build(n, &[], 30, false).unwrap();
+    let s = stream(Distribution::Gaussian);
+    let scale = rbd_scale(n);
+    let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let g: Vec<f64> = oracle
+        .gradient(&theta)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap()
+        .iter()
+        .map(|&x| x as f64)
+        .collect();
+    // u = Φ(Φᵀg), with the coordinates and directions in f64.
+    let mut u = vec![0f64; n];
+    for c in &comps {
+        let rows = phi(&s, 4, c, scale);
+        for row in &rows {
+            let coord: f64 = row.iter().zip(&g[c.offset..]).map(|(a, b)| a * b).sum();
+            for (ue, r) in u[c.offset..c.offset + c.len].iter_mut().zip(row) {
+                *ue += coord * r;
+            }
+        }
+    }
+    let dot: f64 = u.iter().zip(&g).map(|(a, b)| a * b).sum();
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let want = dot / (norm(&u) * norm(&g));
+    assert!(want > 0.05, "cosine {want}");
+    for lr in [0.5, -0.5, 0.0] {
+        let logged = RandomBases::new(lr, s, comps.clone(), n, true)
+            .step(4, &theta, &mut oracle)
+            .unwrap();
+        let plain = RandomBases::new(lr, s, comps.clone(), n, false)
+            .step(4, &theta, &mut oracle)
+            .unwrap();
+        let corr = logged.correlation.unwrap();
+        for c in &corr {
+            assert!((c - want).abs() < 1e-5, "lr {lr}: {c} vs {want}");
+        }
+        let bits = |t: &Tensor| {
+            t.to_vec_f32()
+                .unwrap()
+                .iter()
+                .map(|x| x.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert!(bits(&logged.theta) == bits(&plain.theta), "lr {lr}");
+    }
+}
+
 #[test]
 fn wgsl_rbd_step_matches_cpu() {
     let n = 70_001;

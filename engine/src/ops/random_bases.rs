@@ -116,6 +116,38 @@ pub fn project_expand(
     alpha: f32,
     base: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
+    let (c, next, _) = step_in_bases(stream, step, comps, scale, g, alpha, base, false)?;
+    Ok((c, next))
+}
+
+/// [`project_expand`] that also returns the update `alpha·scale·Φc` itself (bitwise
+/// [`expand`] on a zero base): on the cpu from the same single generation, so the
+/// update vector (for the gradient correlation) costs no second pass.
+#[allow(clippy::too_many_arguments)]
+pub fn project_expand_delta(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (c, next, delta) = step_in_bases(stream, step, comps, scale, g, alpha, base, true)?;
+    Ok((c, next, delta.expect("delta requested")))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_in_bases(
+    stream: &Stream,
+    step: u64,
+    comps: &[Compartment],
+    scale: f32,
+    g: &Tensor,
+    alpha: f32,
+    base: &Tensor,
+    with_delta: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
     if g.numel() != base.numel() {
         return Err(EngineError::Shape {
             op: "project_expand",
@@ -133,6 +165,7 @@ pub fn project_expand(
             let (g, b) = (cpu(g, "project_expand")?, cpu(base, "project_expand")?);
             let mut coords = vec![0f32; rb::total_dims(comps)];
             let mut out = vec![0f32; b.len()];
+            let mut delta = with_delta.then(|| vec![0f32; b.len()]);
             rb::project_expand_cpu(
                 stream,
                 step,
@@ -143,16 +176,26 @@ pub fn project_expand(
                 b,
                 &mut coords,
                 &mut out,
+                delta.as_deref_mut(),
             );
             Ok((
                 Tensor::from_cpu(coords, &[rb::total_dims(comps)])?,
                 Tensor::from_cpu(out, base.shape())?,
+                delta
+                    .map(|d| Tensor::from_cpu(d, base.shape()))
+                    .transpose()?,
             ))
         }
         _ => {
             let coords = project(stream, step, comps, scale, g)?;
             let out = expand(stream, step, comps, scale, &coords, alpha, base)?;
-            Ok((coords, out))
+            let delta = if with_delta {
+                let zeros = Tensor::zeros(&base.device(), base.shape(), base.dtype())?;
+                Some(expand(stream, step, comps, scale, &coords, alpha, &zeros)?)
+            } else {
+                None
+            };
+            Ok((coords, out, delta))
         }
     }
 }

@@ -611,6 +611,11 @@ multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[
 /// kept copy to a per-entry accumulator (while generating the next block). Scratch:
 /// 2·k·len + len floats, never d·len. The accumulator starts at 0, takes the
 /// directions in order, and is added to `base` last, exactly as in [`expand_cpu`].
+///
+/// `delta`, if given, receives the accumulator itself, `alpha·scale·Φc` (0 outside
+/// every compartment): bitwise what [`expand_cpu`] returns on a base of zeros, so a
+/// caller that also wants the update vector (the gradient correlation) need not
+/// regenerate the directions.
 #[allow(clippy::too_many_arguments)]
 pub fn project_expand_cpu(
     stream: &Stream,
@@ -622,6 +627,7 @@ pub fn project_expand_cpu(
     base: &[f32],
     coords: &mut [f32],
     out: &mut [f32],
+    delta: Option<&mut [f32]>,
 ) {
     project_expand_cpu_with(
         Simd::detect(),
@@ -634,6 +640,7 @@ pub fn project_expand_cpu(
         base,
         coords,
         out,
+        delta,
     )
 }
 
@@ -651,10 +658,15 @@ pub fn project_expand_cpu_with(
     base: &[f32],
     coords: &mut [f32],
     out: &mut [f32],
+    mut delta: Option<&mut [f32]>,
 ) {
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(g.len(), base.len(), "g and base lengths differ");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
+    if let Some(d) = delta.as_deref_mut() {
+        assert_eq!(d.len(), out.len(), "delta and out lengths differ");
+        d.fill(0.0);
+    }
     checked(comps, out.len());
     assert_eq!(
         coords.len(),
@@ -719,6 +731,18 @@ pub fn project_expand_cpu_with(
                         *o = x + acc[q / BATCH][r][l];
                     }
                 });
+            if let Some(d) = delta.as_deref_mut() {
+                // `0 + acc`, as expand_cpu computes it on a zero base (turns −0 to +0).
+                d[c.offset..c.offset + c.len]
+                    .par_chunks_mut(CHUNK)
+                    .zip(acc.par_chunks(BATCHES))
+                    .for_each(|(d, acc)| {
+                        for (q, d) in d.iter_mut().enumerate() {
+                            let (r, l) = pos_of(stream.generator, q % BATCH);
+                            *d = 0.0 + acc[q / BATCH][r][l];
+                        }
+                    });
+            }
         });
     }
 }
