@@ -23,6 +23,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "table1-plain",
         include_str!("../../reproduce/table1-plain.toml"),
     ),
+    (
+        "table1-table4",
+        include_str!("../../reproduce/table1-table4.toml"),
+    ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
