@@ -90,7 +90,11 @@ fn step_time_on(
     let layout = model.layout();
     let mut theta = Tensor::from_f32(device, &layout.init(0), &[layout.total])?;
     let mut step = 0u64;
-    let batches = std::iter::repeat_with(|| batch(1, image));
+    // The images are synthesised once, outside the timed steps (the peer's are one
+    // tensor made before timing); each step still takes its batch by value and
+    // uploads it, as the trainer does.
+    let images = batch(1, image);
+    let batches = std::iter::repeat_with(move || images.clone());
     let mut batches: Box<dyn Iterator<Item = Batch>> = Box::new(batches);
     measure(b, 1, repeats, || {
         let mut oracle = TrainOracle::new(
