@@ -283,9 +283,104 @@ pub fn bias_relu_maxpool2x2_cpu<T: Real>(
 ) {
     let shape = format!("bias_relu_maxpool2x2_cpu n={n} c={c} h={h} w={w}");
     assert_eq!(bias.len(), c, "{shape}: bias length");
-    crate::pool::maxpool2x2_map_cpu(&shape, n, c, h, w, x, y, argmax, |plane, v| {
-        relu(v + bias[plane % c])
-    });
+    let (oh, ow) = (h / 2, w / 2);
+    assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
+    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
+    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
+    assert!(
+        u32::try_from(x.len()).is_ok(),
+        "{shape}: x too large for u32 argmax"
+    );
+    if y.is_empty() {
+        return;
+    }
+    y.par_chunks_mut(oh * ow)
+        .zip(argmax.par_chunks_mut(oh * ow))
+        .enumerate()
+        .for_each(|(plane, (y, am))| {
+            let base = plane * h * w;
+            let xp = &x[base..base + h * w];
+            let b = bias[plane % c];
+            for oy in 0..oh {
+                let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+                let mut ox = 0;
+                // Blocks of POOL_LANES outputs from fixed-size arrays (vector code for
+                // the CNN's short rows). A block may read past its row and write past
+                // its output row while both stay inside the plane: rows are done in
+                // order, so the next row overwrites what this one wrote there.
+                while ox < ow
+                    && r1 + 2 * (ox + POOL_LANES) <= xp.len()
+                    && oy * ow + ox + POOL_LANES <= y.len()
+                {
+                    let o = oy * ow + ox;
+                    pool_block(
+                        xp[r0 + 2 * ox..][..2 * POOL_LANES].try_into().unwrap(),
+                        xp[r1 + 2 * ox..][..2 * POOL_LANES].try_into().unwrap(),
+                        b,
+                        w as u32,
+                        (base + r0 + 2 * ox) as u32,
+                        (&mut y[o..o + POOL_LANES]).try_into().unwrap(),
+                        (&mut am[o..o + POOL_LANES]).try_into().unwrap(),
+                    );
+                    ox += POOL_LANES;
+                }
+                for ox in ox..ow {
+                    let (v, k) = pool_window(
+                        [xp[r0 + 2 * ox], xp[r0 + 2 * ox + 1]],
+                        [xp[r1 + 2 * ox], xp[r1 + 2 * ox + 1]],
+                        b,
+                        w as u32,
+                    );
+                    y[oy * ow + ox] = v;
+                    am[oy * ow + ox] = (base + r0 + 2 * ox) as u32 + k;
+                }
+            }
+        });
+}
+
+/// Outputs per block of [`bias_relu_maxpool2x2_cpu`]'s fixed-size path.
+const POOL_LANES: usize = 16;
+
+/// One 2×2 window after bias + ReLU: the maximum and its offset from the window's
+/// top-left input (0, 1, w, w + 1). Ties go to the first in row-major window order,
+/// as `pool::maxpool2x2_cpu`'s sequential strict `>` does: each row's maximum first
+/// (ties to the left), then the bottom row's only if strictly larger. The two orders
+/// agree because ReLU's output is never NaN.
+#[inline(always)]
+fn pool_window<T: Real>(top: [T; 2], bottom: [T; 2], b: T, w: u32) -> (T, u32) {
+    let (p, q) = (relu(top[0] + b), relu(top[1] + b));
+    let (r, s) = (relu(bottom[0] + b), relu(bottom[1] + b));
+    let (m0, k0) = if q > p { (q, 1) } else { (p, 0) };
+    let (m1, k1) = if s > r { (s, w + 1) } else { (r, w) };
+    if m1 > m0 {
+        (m1, k1)
+    } else {
+        (m0, k0)
+    }
+}
+
+/// [`POOL_LANES`] consecutive windows of one row pair (`i0`: the flat index of the
+/// first window's top-left input).
+#[inline(always)]
+fn pool_block<T: Real>(
+    top: &[T; 2 * POOL_LANES],
+    bottom: &[T; 2 * POOL_LANES],
+    b: T,
+    w: u32,
+    i0: u32,
+    y: &mut [T; POOL_LANES],
+    am: &mut [u32; POOL_LANES],
+) {
+    for l in 0..POOL_LANES {
+        let (v, k) = pool_window(
+            [top[2 * l], top[2 * l + 1]],
+            [bottom[2 * l], bottom[2 * l + 1]],
+            b,
+            w,
+        );
+        y[l] = v;
+        am[l] = i0 + 2 * l as u32 + k;
+    }
 }
 
 /// The backward of [`bias_relu_maxpool2x2_cpu`] from its pooled output `y`, `argmax` and

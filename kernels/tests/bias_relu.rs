@@ -252,6 +252,39 @@ fn unfused_pool_gpu(
     ]
 }
 
+/// The argmax of the unfused path (bias + ReLU, then `maxpool2x2_cpu`).
+fn unfused_argmax(x: &[f32], b: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<u32> {
+    use rbd_kernels::pool::maxpool2x2_cpu;
+    let mut a = vec![0.0; x.len()];
+    bias_relu_cpu(x, b, h * w, &mut a);
+    let pooled = n * c * (h / 2) * (w / 2);
+    let (mut y, mut am) = (vec![0.0; pooled], vec![0u32; pooled]);
+    maxpool2x2_cpu(n, c, h, w, &a, &mut y, &mut am);
+    am
+}
+
+/// The fused pooled forward picks the same window entry as the unfused one, ties at
+/// positive values included (inputs from a few levels, so most windows tie).
+#[test]
+fn pooled_argmax_breaks_ties_as_unfused() {
+    for (n, c, h, w) in [
+        (3, 2, 30, 30),
+        (2, 3, 13, 13),
+        (1, 1, 65, 67),
+        (4, 1, 2, 34),
+    ] {
+        let dims = (n, c, h, w);
+        let x: Vec<f32> = (0..n * c * h * w)
+            .map(|i| [0.25f32, 0.5, 0.5, -0.25, 0.5][(i * 7 + i / 3) % 5])
+            .collect();
+        let b: Vec<f32> = (0..c).map(|i| [0.0f32, 0.25, -0.5][i % 3]).collect();
+        let pooled = n * c * (h / 2) * (w / 2);
+        let (mut y, mut am) = (vec![f32::NAN; pooled], vec![u32::MAX; pooled]);
+        bias_relu_maxpool2x2_cpu(n, c, h, w, &x, &b, &mut y, &mut am);
+        assert_eq!(am, unfused_argmax(&x, &b, dims), "argmax {dims:?}");
+    }
+}
+
 fn check_pool(n: usize, c: usize, h: usize, w: usize, seed: u64) {
     let dims = (n, c, h, w);
     let (x, b, _) = inputs(n, c, h * w, seed);
@@ -260,6 +293,11 @@ fn check_pool(n: usize, c: usize, h: usize, w: usize, seed: u64) {
     let what = ["forward", "dx", "db"];
     let (mut y, mut am) = (vec![f32::NAN; pooled], vec![u32::MAX; pooled]);
     bias_relu_maxpool2x2_cpu(n, c, h, w, &x, &b, &mut y, &mut am);
+    assert_eq!(
+        am,
+        unfused_argmax(&x, &b, dims),
+        "cpu pooled argmax {dims:?}"
+    );
     let (mut dx, mut db) = (vec![f32::NAN; x.len()], vec![f32::NAN; c]);
     bias_relu_maxpool2x2_backward_cpu(n, c, h, w, &y, &dy, &am, &mut dx, &mut db);
     let cpu = [y, dx, db];
