@@ -62,8 +62,9 @@ impl Optimizer for RandomBases {
                 correlation: None,
             });
         }
-        if alpha == 0.0 {
-            // lr = 0 leaves no update to read the direction from: expand Φc itself.
+        if !(alpha.is_finite() && alpha.abs() >= 1e-20) {
+            // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
+            // update to read the direction from: expand Φc itself.
             let (c, next) = project_expand(
                 &self.stream,
                 step,
@@ -92,9 +93,11 @@ impl Optimizer for RandomBases {
             theta,
         )?;
         let mut corr = cosines(&delta, &g, &oracle.tensors())?;
-        let sign = f64::from(alpha.signum());
-        for c in &mut corr {
-            *c *= sign;
+        if alpha < 0.0 {
+            // 0 − c, not −c: a zero cosine stays +0.
+            for c in &mut corr {
+                *c = 0.0 - *c;
+            }
         }
         Ok(StepInfo {
             theta: next,
