@@ -284,13 +284,7 @@ pub fn bias_relu_maxpool2x2_cpu<T: Real>(
     let shape = format!("bias_relu_maxpool2x2_cpu n={n} c={c} h={h} w={w}");
     assert_eq!(bias.len(), c, "{shape}: bias length");
     let (oh, ow) = (h / 2, w / 2);
-    assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
-    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
-    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
-    assert!(
-        u32::try_from(x.len()).is_ok(),
-        "{shape}: x too large for u32 argmax"
-    );
+    crate::pool::check_pool_lens(&shape, (n, c, h, w), x.len(), y.len(), argmax.len());
     if y.is_empty() {
         return;
     }

@@ -51,6 +51,24 @@ pub fn maxpool2x2_cpu<T: Real>(
     maxpool2x2_map_cpu(&shape, n, c, h, w, x, y, argmax, |_, v| v);
 }
 
+/// Panics (naming `shape`, the caller) unless x, the pooled y and argmax have the
+/// lengths of `[n, c, h, w]` pooled 2×2, and argmax's flat indices fit in u32.
+pub(crate) fn check_pool_lens(
+    shape: &str,
+    (n, c, h, w): (usize, usize, usize, usize),
+    x: usize,
+    y: usize,
+    argmax: usize,
+) {
+    assert_eq!(x, n * c * h * w, "{shape}: x length");
+    assert_eq!(y, n * c * (h / 2) * (w / 2), "{shape}: y length");
+    assert_eq!(argmax, y, "{shape}: argmax length");
+    assert!(
+        u32::try_from(x).is_ok(),
+        "{shape}: x too large for u32 argmax"
+    );
+}
+
 /// [`maxpool2x2_cpu`] over `map(plane, x)` instead of `x`, without writing the mapped
 /// input: the traversal the fused bias + ReLU + pool shares (`shape` names the caller
 /// in panics).
@@ -68,13 +86,7 @@ pub(crate) fn maxpool2x2_map_cpu<T: Real>(
     map: impl Fn(usize, T) -> T + Sync,
 ) {
     let (oh, ow) = (h / 2, w / 2);
-    assert_eq!(x.len(), n * c * h * w, "{shape}: x length");
-    assert_eq!(y.len(), n * c * oh * ow, "{shape}: y length");
-    assert_eq!(argmax.len(), y.len(), "{shape}: argmax length");
-    assert!(
-        u32::try_from(x.len()).is_ok(),
-        "{shape}: x too large for u32 argmax"
-    );
+    check_pool_lens(shape, (n, c, h, w), x.len(), y.len(), argmax.len());
     if y.is_empty() {
         return;
     }

@@ -47,24 +47,10 @@ impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
         let alpha = -self.lr as f32;
-        if !self.correlation {
-            let (_, next) = project_expand(
-                &self.stream,
-                step,
-                &self.comps,
-                self.scale,
-                &g,
-                alpha,
-                theta,
-            )?;
-            return Ok(StepInfo {
-                theta: next,
-                correlation: None,
-            });
-        }
-        if !(alpha.is_finite() && alpha.abs() >= 1e-20) {
-            // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
-            // update to read the direction from: expand Φc itself.
+        // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
+        // update to read the correlation's direction from: expand Φc itself then.
+        let fused_update = alpha.is_finite() && alpha.abs() >= 1e-20;
+        if !(self.correlation && fused_update) {
             let (c, next) = project_expand(
                 &self.stream,
                 step,
@@ -74,11 +60,16 @@ impl Optimizer for RandomBases {
                 alpha,
                 theta,
             )?;
-            let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
-            let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+            let correlation = if self.correlation {
+                let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
+                let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+                Some(cosines(&u, &g, &oracle.tensors())?)
+            } else {
+                None
+            };
             return Ok(StepInfo {
                 theta: next,
-                correlation: Some(cosines(&u, &g, &oracle.tensors())?),
+                correlation,
             });
         }
         // The update −lr·Φc comes from the same generation as θ's (no second pass); its
