@@ -44,7 +44,8 @@ pub enum Command {
 /// Options of `rbd reproduce`.
 #[derive(Args, Debug, Clone)]
 pub struct ReproduceArgs {
-    /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4, fig1, b6,
+    /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
+    /// table1-nes-update, fig1, b6,
     /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
@@ -102,7 +103,8 @@ pub struct TuneArgs {
     /// Direction distribution.
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
-    /// NES: whole updates per epoch, or released (updates straddle epoch ends).
+    /// NES: whole updates per epoch, released (epochs count images; updates straddle
+    /// epoch ends) or update (one update per epoch, as the released code runs NES).
     #[arg(long, default_value = "whole")]
     pub nes_epochs: NesEpochs,
     /// Seed.
@@ -316,8 +318,9 @@ pub struct TrainArgs {
     #[arg(long, default_value = "paper")]
     pub fpd_variant: FpdVariant,
     /// How NES lays its updates (d batches each) over epochs: whole (whole updates in
-    /// each epoch, its remaining batches dropped) or released (as the authors' code: one
-    /// stream of batches, an update may straddle an epoch's end, none dropped).
+    /// each epoch, its remaining batches dropped), released (epochs count images: one
+    /// stream of batches, an update may straddle an epoch's end, none dropped) or update
+    /// (one update per epoch from that stream, as the authors' code runs NES).
     #[arg(long, default_value = "whole")]
     pub nes_epochs: NesEpochs,
     /// No progress bar (one line per epoch).

@@ -151,8 +151,11 @@ impl Estimator {
             } else {
                 1
             };
-            // Straddling NES steps: batches / bps on average, none dropped.
-            let steps = if cfg.nes_straddles() {
+            // Straddling NES steps: batches / bps on average, none dropped; one update
+            // per epoch with the `update` accounting.
+            let steps = if cfg.nes_update_per_epoch() {
+                1.0
+            } else if cfg.nes_straddles() {
                 batches as f64 / bps as f64
             } else {
                 (batches / bps) as f64

@@ -27,6 +27,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "table1-table4",
         include_str!("../../reproduce/table1-table4.toml"),
     ),
+    (
+        "table1-nes-update",
+        include_str!("../../reproduce/table1-nes-update.toml"),
+    ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
@@ -340,9 +344,9 @@ pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     let s = &cfg.schedule[0];
     // A variant that changes what a trial trains is part of the key.
     let variant = if cfg.nes_straddles() {
-        "-nes-epochs-released"
+        format!("-nes-epochs-{}", cfg.nes_epochs)
     } else {
-        ""
+        String::new()
     };
     results.join("tune").join(format!(
         "{}-{}-{}-d{}{variant}.json",
@@ -421,9 +425,9 @@ impl Manifest {
                                 cfg.schedule[0].optimizer,
                                 cfg.dim,
                                 if cfg.nes_straddles() {
-                                    " --nes-epochs released"
+                                    format!(" --nes-epochs {}", cfg.nes_epochs)
                                 } else {
-                                    ""
+                                    String::new()
                                 },
                                 file.display()
                             ));

@@ -490,32 +490,39 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Whether NES updates straddle epoch ends (the released accounting, in a run that
-    /// trains NES).
+    /// Whether NES updates take their batches from one stream over the data's epochs
+    /// (the `released` or `update` accounting, in a run that trains NES).
     pub fn nes_straddles(&self) -> bool {
-        self.nes_epochs == NesEpochs::Released
+        self.nes_epochs != NesEpochs::Whole
             && self
                 .schedule
                 .iter()
                 .any(|s| s.optimizer == OptimizerKind::Nes)
     }
 
-    /// The released NES accounting runs one optimiser on one process: a straddling
+    /// Whether a run epoch is one NES update (the `update` accounting, in a run that
+    /// trains NES).
+    pub fn nes_update_per_epoch(&self) -> bool {
+        self.nes_straddles() && self.nes_epochs == NesEpochs::Update
+    }
+
+    /// The streamed NES accountings run one optimiser on one process: a straddling
     /// update would otherwise cross a switch of optimiser, or the ranks' shards.
     fn validate_nes_epochs(&self) -> Result<(), ConfigError> {
         if !self.nes_straddles() {
             return Ok(());
         }
+        let name = self.nes_epochs;
         if self.schedule.len() > 1 {
             return Err(ConfigError::new(
                 "nes_epochs",
-                "released (updates straddling epochs) needs a schedule of NES alone, not one that switches optimizers",
+                format!("{name} (updates from one stream of batches) needs a schedule of NES alone, not one that switches optimizers"),
             ));
         }
         if self.distributed.is_some() {
             return Err(ConfigError::new(
                 "nes_epochs",
-                "released (updates straddling epochs) cannot train distributed",
+                format!("{name} (updates from one stream of batches) cannot train distributed"),
             ));
         }
         Ok(())
@@ -856,27 +863,32 @@ mod tests {
     }
 
     #[test]
-    fn released_nes_epochs_refuse_schedules_and_distribution() {
-        let mut c = cfg("nes@2^-3:1,sgd", 2);
-        c.nes_epochs = NesEpochs::Released;
-        let e = c.validate().unwrap_err();
-        assert_eq!(e.field, "nes_epochs");
-        assert!(e.message.contains("NES alone"), "{e}");
-        // Whole epochs mix with other optimisers as before.
-        c.nes_epochs = NesEpochs::Whole;
-        assert!(c.validate().is_ok());
-        let mut d = cfg("nes", 2);
-        d.nes_epochs = NesEpochs::Released;
-        assert!(d.validate().is_ok());
-        d.distributed = Some(crate::train::team::DistributedSpec {
-            ranks: 2,
-            rbd_base: crate::train::team::RbdBase::PerWorker,
-        });
-        assert_eq!(d.validate().unwrap_err().field, "nes_epochs");
-        // A run without NES ignores the setting.
-        let mut r = cfg("rbd", 1);
-        r.nes_epochs = NesEpochs::Released;
-        assert!(r.validate().is_ok() && !r.nes_straddles());
+    fn streamed_nes_epochs_refuse_schedules_and_distribution() {
+        for streamed in [NesEpochs::Released, NesEpochs::Update] {
+            let mut c = cfg("nes@2^-3:1,sgd", 2);
+            c.nes_epochs = streamed;
+            let e = c.validate().unwrap_err();
+            assert_eq!(e.field, "nes_epochs");
+            assert!(e.message.contains("NES alone"), "{e}");
+            assert!(e.message.starts_with(&streamed.to_string()), "{e}");
+            // Whole epochs mix with other optimisers as before.
+            c.nes_epochs = NesEpochs::Whole;
+            assert!(c.validate().is_ok());
+            let mut d = cfg("nes", 2);
+            d.nes_epochs = streamed;
+            assert!(d.validate().is_ok());
+            assert!(d.nes_straddles());
+            assert_eq!(d.nes_update_per_epoch(), streamed == NesEpochs::Update);
+            d.distributed = Some(crate::train::team::DistributedSpec {
+                ranks: 2,
+                rbd_base: crate::train::team::RbdBase::PerWorker,
+            });
+            assert_eq!(d.validate().unwrap_err().field, "nes_epochs");
+            // A run without NES ignores the setting.
+            let mut r = cfg("rbd", 1);
+            r.nes_epochs = streamed;
+            assert!(r.validate().is_ok() && !r.nes_straddles() && !r.nes_update_per_epoch());
+        }
     }
 
     #[test]

@@ -193,11 +193,18 @@ named_enum!(
         /// Whole updates inside each epoch; the epoch's last `batches mod d` batches
         /// are dropped (an MNIST epoch at d = 250: 6 updates, 62 batches unused).
         Whole = "whole",
-        /// The authors' released code: one endless stream of batches, an update may
-        /// straddle an epoch's end, and the epoch is evaluated after the update that
-        /// crossed it (an MNIST epoch at d = 250: 6.25 updates on average, no batch
-        /// dropped).
+        /// Epochs count images, as the paper's text and the released code's
+        /// `NesModel.train()`: one endless stream of batches, an update may straddle an
+        /// epoch's end, and the epoch is evaluated after the update that crossed it (an
+        /// MNIST epoch at d = 250: 6.25 updates on average, no batch dropped). That
+        /// method is never called by the released code's runner (machinable 2.7 calls
+        /// `on_execute`), so this is not what its NES runs did: see `Update`.
         Released = "released",
+        /// One update per epoch, as the released code's NES actually runs: `NesModel`
+        /// inherits `ImageModel.on_execute`, which runs its `train_op` (one update of d
+        /// batches) once per configured epoch. The batches come from one endless stream
+        /// over the data's epochs, as with `Released`; 100 epochs are 100 updates.
+        Update = "update",
     }
 );
 
@@ -209,7 +216,10 @@ impl NesEpochs {
                 "whole updates within each epoch, the epoch's remaining batches dropped"
             }
             NesEpochs::Released => {
-                "one stream of batches, updates straddle epoch ends, none dropped (released code)"
+                "epochs count images: one stream of batches, updates straddle epoch ends, none dropped (paper's text; released code's unused NesModel.train)"
+            }
+            NesEpochs::Update => {
+                "one update of d batches per epoch (released code as run: ImageModel.on_execute)"
             }
         }
     }

@@ -9,6 +9,8 @@
 //! reached or crossed its last batch, and the next epoch starts at the batch that
 //! step's overflow reached. A position is then (epoch, batch) with `batch` counted from
 //! the epoch's start, past its end while the crossing step's evaluation is pending.
+//! NES's `update` accounting is the straddling one with a run epoch one update long:
+//! the run's epochs then span `bps` batches of the stream instead of a data epoch's.
 
 use super::config::RunConfig;
 use super::kinds::OptimizerKind;
@@ -21,6 +23,31 @@ pub fn batches_per_step(cfg: &RunConfig, optimizer: OptimizerKind) -> usize {
             OptimizerKind::Nes => cfg.dim,
             _ => 1,
         }
+}
+
+/// Batches of the stream one run epoch spans: a data epoch's `per_epoch`, or one
+/// update's with NES's `update` accounting.
+pub fn epoch_span(cfg: &RunConfig, per_epoch: usize) -> usize {
+    if cfg.nes_update_per_epoch() {
+        batches_per_step(cfg, OptimizerKind::Nes)
+    } else {
+        per_epoch
+    }
+}
+
+/// The data epoch, and the batch in it, that run position (`epoch`, `batch`) of a
+/// straddling run reads next (data epochs of `per_epoch` batches).
+pub fn stream_position(
+    cfg: &RunConfig,
+    per_epoch: usize,
+    epoch: u64,
+    batch: usize,
+) -> (u64, usize) {
+    let consumed = epoch * epoch_span(cfg, per_epoch) as u64 + batch as u64;
+    (
+        consumed / per_epoch as u64,
+        (consumed % per_epoch as u64) as usize,
+    )
 }
 
 /// Steps an epoch of `per_epoch` batches runs from batch `batch` on, at `bps` batches
@@ -45,7 +72,7 @@ pub fn expected_step(cfg: &RunConfig, per_epoch: usize, epoch: u64, batch: usize
     if cfg.nes_straddles() {
         // One stream: every step took exactly bps of the batches before this position.
         let bps = batches_per_step(cfg, OptimizerKind::Nes) as u64;
-        return (epoch * per_epoch as u64 + batch as u64) / bps;
+        return (epoch * epoch_span(cfg, per_epoch) as u64 + batch as u64) / bps;
     }
     let mut step = 0;
     for e in 0..=epoch {
@@ -69,13 +96,14 @@ pub fn check_position(
 ) -> Result<(), String> {
     if cfg.nes_straddles() {
         let bps = batches_per_step(cfg, OptimizerKind::Nes);
+        let span = epoch_span(cfg, per_epoch);
         // The crossing step started inside the epoch, so it ended before bps more.
-        if batch >= per_epoch + bps {
+        if batch >= span + bps {
             return Err(format!(
-                "batch {batch} is past the {per_epoch} batches of an epoch and the {bps} of one straddling step"
+                "batch {batch} is past the {span} batches of an epoch and the {bps} of one straddling step"
             ));
         }
-        let consumed = epoch * per_epoch as u64 + batch as u64;
+        let consumed = epoch * span as u64 + batch as u64;
         if !consumed.is_multiple_of(bps as u64) {
             return Err(format!(
                 "epoch {epoch} batch {batch} is {consumed} batches into the run, not a whole number of {bps}-batch steps"
@@ -125,11 +153,12 @@ mod tests {
     /// batches consumed, checking every position it passes.
     fn walk(cfg: &RunConfig, per_epoch: usize, epochs: u64) -> (Vec<usize>, u64) {
         let bps = batches_per_step(cfg, OptimizerKind::Nes);
+        let span = epoch_span(cfg, per_epoch);
         let (mut batch, mut step, mut consumed) = (0usize, 0u64, 0u64);
         let mut per = Vec::new();
         for epoch in 0..epochs {
             assert_eq!(check_position(cfg, per_epoch, epoch, batch, step), Ok(()));
-            let n = steps_from(cfg.nes_straddles(), per_epoch, batch, bps);
+            let n = steps_from(cfg.nes_straddles(), span, batch, bps);
             for _ in 0..n {
                 batch += bps;
                 step += 1;
@@ -141,7 +170,7 @@ mod tests {
                 );
             }
             per.push(n);
-            batch = carried_batch(per_epoch, batch);
+            batch = carried_batch(span, batch);
         }
         (per, consumed)
     }
@@ -165,6 +194,28 @@ mod tests {
         let (per, consumed) = walk(&cfg, 22 * 11, 5);
         assert_eq!(per, vec![22; 5]);
         assert_eq!(consumed, 5 * 22 * 11);
+    }
+
+    #[test]
+    fn update_epochs_are_one_update_each_from_one_stream() {
+        // The released code's NES as run: 100 "epochs" are 100 updates of d batches.
+        let cfg = nes(250, NesEpochs::Update);
+        let (per, consumed) = walk(&cfg, 1562, 100);
+        assert_eq!(per, vec![1; 100]);
+        assert_eq!(consumed, 100 * 250);
+        // The stream runs on over the data's epochs: update 16 (0-based) reads from
+        // batch 4000 of the stream, data epoch 2's batch 876.
+        assert_eq!(stream_position(&cfg, 1562, 16, 0), (2, 876));
+        // The released accounting reads the same stream, a data epoch per run epoch.
+        let released = nes(250, NesEpochs::Released);
+        assert_eq!(stream_position(&released, 1562, 2, 876), (2, 876));
+        assert_eq!(stream_position(&released, 1562, 0, 1600), (1, 38));
+        // Positions: before and after the epoch's update, nothing in between.
+        assert_eq!(check_position(&cfg, 1562, 3, 0, 3), Ok(()));
+        assert_eq!(check_position(&cfg, 1562, 3, 250, 4), Ok(()));
+        assert!(check_position(&cfg, 1562, 3, 100, 3).is_err());
+        assert!(check_position(&cfg, 1562, 3, 500, 5).is_err());
+        assert!(check_position(&cfg, 1562, 3, 0, 4).is_err());
     }
 
     #[test]

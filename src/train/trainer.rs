@@ -402,18 +402,22 @@ impl Trainer {
             bail!("the run has finished all {} epochs", self.cfg.epochs);
         }
         self.enter_segment()?;
-        let (per_epoch, steps) = self.steps_left()?;
+        let (span, steps) = self.steps_left()?;
         let ranks = self.team.size();
         let start_batch = self.pos.batch;
         self.observer
-            .epoch_started(self.pos.epoch, self.cfg.epochs, per_epoch, start_batch);
+            .epoch_started(self.pos.epoch, self.cfg.epochs, span, start_batch);
         let batches = if self.cfg.nes_straddles() {
-            // One stream over the epochs: a step may run on into the next epoch
+            // One stream over the data's epochs: a step may run on into the next one
             // (from its batch 0, in its own order), and a resumed position may already
-            // be past this epoch's end.
-            let epoch = self.pos.epoch + (start_batch / per_epoch) as u64;
-            self.loader
-                .prefetch_epochs(epoch, start_batch % per_epoch, epoch + 2)?
+            // be past this run epoch's end.
+            let (epoch, batch) = steps::stream_position(
+                &self.cfg,
+                self.loader.batches_per_epoch(),
+                self.pos.epoch,
+                start_batch,
+            );
+            self.loader.prefetch_epochs(epoch, batch, epoch + 2)?
         } else {
             self.loader.prefetch(self.pos.epoch, start_batch)?
         };
@@ -455,7 +459,7 @@ impl Trainer {
             }
             self.pos.sums = oracle.sums;
             if log_row {
-                self.log_window(&mut oracle, per_epoch)?;
+                self.log_window(&mut oracle, span)?;
             }
             let pos = &mut self.pos;
             pos.window = oracle.window;
@@ -479,8 +483,9 @@ impl Trainer {
         Ok(EpochEnd::Completed)
     }
 
-    /// Batches per epoch, and the steps left in the current epoch (whole steps, or
-    /// with straddling NES up to the one that reaches or crosses its end).
+    /// Batches a run epoch spans (a data epoch, or one update with NES's `update`
+    /// accounting), and the steps left in the current epoch (whole steps, or with
+    /// straddling NES up to the one that reaches or crosses its end).
     fn steps_left(&self) -> Result<(usize, usize)> {
         let per_epoch = self.loader.batches_per_epoch();
         let bps = self.optimizer.batches_per_step() * self.team.size();
@@ -491,16 +496,17 @@ impl Trainer {
             );
         }
         let straddles = self.cfg.nes_straddles();
+        let span = steps::epoch_span(&self.cfg, per_epoch);
         Ok((
-            per_epoch,
-            steps::steps_from(straddles, per_epoch, self.pos.batch, bps),
+            span,
+            steps::steps_from(straddles, span, self.pos.batch, bps),
         ))
     }
 
     /// Appends the step row of the window just ended and starts a new window.
-    fn log_window(&mut self, oracle: &mut TrainOracle<'_>, per_epoch: usize) -> Result<()> {
+    fn log_window(&mut self, oracle: &mut TrainOracle<'_>, span: usize) -> Result<()> {
         let pos = &self.pos;
-        let progress = pos.epoch as f64 + pos.batch as f64 / per_epoch as f64;
+        let progress = pos.epoch as f64 + pos.batch as f64 / span as f64;
         let window = self.team.reduce_sums(oracle.window)?;
         self.steps
             .push(StepMetrics::of(pos.epoch, pos.step, progress, &window));
@@ -585,12 +591,12 @@ impl Trainer {
         }
         self.steps_since_row = 0;
         self.rows.push(row);
-        let per_epoch = self.loader.batches_per_epoch();
+        let span = steps::epoch_span(&self.cfg, self.loader.batches_per_epoch());
         *pos = Position {
             step: pos.step,
             epoch: pos.epoch + 1,
             // A straddling step's overflow into the next epoch.
-            batch: steps::carried_batch(per_epoch, pos.batch),
+            batch: steps::carried_batch(span, pos.batch),
             metric_rows: self.rows.len(),
             step_rows: self.steps.len(),
             ..Position::default()

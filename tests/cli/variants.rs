@@ -3,7 +3,9 @@
 //! NES with the released epoch accounting (`nes_epochs = released`): updates straddle
 //! epoch ends, every batch of the stream is used once and in order, and runs stopped at
 //! a straddling, a mid-epoch or an epoch-boundary position resume to the bit; the
-//! default (`whole`) keeps whole updates per epoch. The released Bernoulli: named in
+//! default (`whole`) keeps whole updates per epoch. NES as the released code runs it
+//! (`nes_epochs = update`): one update per epoch from the same stream, resumable to the
+//! bit at a data epoch's crossing. The released Bernoulli: named in
 //! the log and `config.json`, and a different run from the zero-mean one.
 
 use super::{final_params, metrics, scratch, synthetic};
@@ -63,7 +65,12 @@ fn released_nes_updates_straddle_epochs_and_whole_updates_do_not() {
         (5, vec![3, 2, 3, 2], vec![2, 2, 2, 2]),
         (4, vec![3, 3, 3, 3], vec![3, 3, 3, 3]),
     ] {
-        for (variant, want) in [(NesEpochs::Released, &released), (NesEpochs::Whole, &whole)] {
+        let update = vec![1; 4];
+        for (variant, want) in [
+            (NesEpochs::Released, &released),
+            (NesEpochs::Whole, &whole),
+            (NesEpochs::Update, &update),
+        ] {
             let out = dir.join(format!("{variant}-d{dim}"));
             let cfg = config(&data, dim, 4, variant);
             let outcome = Trainer::start(cfg, &out, Claim::New, Box::new(Silent), StopFlag::new())
@@ -95,8 +102,8 @@ fn released_nes_updates_straddle_epochs_and_whole_updates_do_not() {
             assert_eq!(images, 32 * dim as u64 * sum, "{variant} d = {dim}");
             let config = std::fs::read_to_string(out.join("config.json")).unwrap();
             assert_eq!(
-                config.contains("\"nes_epochs\": \"released\""),
-                variant == NesEpochs::Released,
+                config.contains(&format!("\"nes_epochs\": \"{variant}\"")),
+                variant != NesEpochs::Whole,
                 "config.json names the accounting off its default: {config}"
             );
         }
@@ -110,7 +117,6 @@ fn released_nes_updates_straddle_epochs_and_whole_updates_do_not() {
 /// at the straddles.
 #[test]
 fn released_nes_uses_every_batch_of_the_stream_once_in_order() {
-    use rbd_engine::{Device, Tensor};
     let (dir, data) = data("nes-epochs-stream");
     let (dim, epochs) = (5, 3);
     let cfg = config(&data, dim, epochs, NesEpochs::Released);
@@ -132,39 +138,11 @@ fn released_nes_uses_every_batch_of_the_stream_once_in_order() {
     let want_steps = (epochs as usize * PER_EPOCH).div_ceil(dim);
     assert_eq!(steps, want_steps as u64);
 
-    let device = Device::Cpu;
-    let d = rbd::train::data::load(&cfg, &mut |_| {}).unwrap();
-    let loader = rbd_datasets::TrainLoader::new(
-        d.train.clone(),
-        d.train_indices.clone(),
-        d.loader_config(&cfg),
-    )
-    .unwrap();
-    assert_eq!(loader.batches_per_epoch(), PER_EPOCH);
-    let model = rbd_models::build("fc", 1, 28, 28, &device).unwrap();
-    let layout = model.layout();
-    let mut theta = Tensor::from_f32(&device, &layout.init(cfg.seed), &[layout.total]).unwrap();
-    let mut nes = rbd::train::optimizers::build(&cfg, &device, layout, 0, &theta).unwrap();
-    let stream = loader.prefetch_epochs(0, 0, epochs + 1).unwrap();
-    let mut oracle = rbd::train::oracle::TrainOracle::new(
-        model.as_ref(),
-        device.clone(),
-        Box::new(stream),
-        d.classes,
-        Default::default(),
-        Default::default(),
-    )
-    .unwrap();
-    for step in 0..want_steps {
-        theta = nes.step(step as u64, &theta, &mut oracle).unwrap().theta;
-    }
+    let (by_hand, used) = nes_by_hand(&cfg, want_steps, epochs);
     // Every batch of the epochs trained, the last update running on into the stream's
     // next epoch by less than one update.
-    let used = oracle.batches_used;
     let all = epochs as usize * PER_EPOCH;
     assert!((all..all + dim).contains(&used), "{used} batches");
-    drop(oracle);
-    let by_hand = theta.to_vec_f32().unwrap();
     assert!(
         trained
             .iter()
@@ -186,6 +164,119 @@ fn released_nes_uses_every_batch_of_the_stream_once_in_order() {
         w.evaluate().unwrap();
     }
     assert_ne!(w.theta().to_vec_f32().unwrap(), by_hand);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// θ after `steps` NES steps by hand over one endless stream of the loader's batches
+/// (data epoch 0 from batch 0, epoch 1 from batch 0, ...), and the batches used.
+fn nes_by_hand(cfg: &RunConfig, steps: usize, data_epochs: u64) -> (Vec<f32>, usize) {
+    use rbd_engine::{Device, Tensor};
+    let device = Device::Cpu;
+    let d = rbd::train::data::load(cfg, &mut |_| {}).unwrap();
+    let loader = rbd_datasets::TrainLoader::new(
+        d.train.clone(),
+        d.train_indices.clone(),
+        d.loader_config(cfg),
+    )
+    .unwrap();
+    assert_eq!(loader.batches_per_epoch(), PER_EPOCH);
+    let model = rbd_models::build("fc", 1, 28, 28, &device).unwrap();
+    let layout = model.layout();
+    let mut theta = Tensor::from_f32(&device, &layout.init(cfg.seed), &[layout.total]).unwrap();
+    let mut nes = rbd::train::optimizers::build(cfg, &device, layout, 0, &theta).unwrap();
+    let stream = loader.prefetch_epochs(0, 0, data_epochs + 1).unwrap();
+    let mut oracle = rbd::train::oracle::TrainOracle::new(
+        model.as_ref(),
+        device.clone(),
+        Box::new(stream),
+        d.classes,
+        Default::default(),
+        Default::default(),
+    )
+    .unwrap();
+    for step in 0..steps {
+        theta = nes.step(step as u64, &theta, &mut oracle).unwrap().theta;
+    }
+    let used = oracle.batches_used;
+    drop(oracle);
+    (theta.to_vec_f32().unwrap(), used)
+}
+
+/// The released code's NES as run (`update`): each epoch is one update taken from the
+/// same endless stream, so 7 epochs at d = 5 are 7 updates over 35 batches, crossing
+/// two data epochs (of 12 batches) mid-update, bit for bit NES stepped by hand; and it
+/// resumes to the bit from a checkpoint taken after an update that crossed a data
+/// epoch, before and after its evaluation.
+#[test]
+fn update_nes_is_one_update_per_epoch_over_the_stream_and_resumes_bitwise() {
+    let (dir, data) = data("nes-epochs-update");
+    let (dim, epochs) = (5, 7);
+    let cfg = config(&data, dim, epochs, NesEpochs::Update);
+    let finish = |mut t: Trainer| -> Vec<u32> {
+        while !t.is_done() {
+            assert_eq!(t.train_epoch().unwrap(), EpochEnd::Completed);
+            t.evaluate().unwrap();
+        }
+        t.theta()
+            .to_vec_f32()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect()
+    };
+    let straight = dir.join("straight");
+    let trained = finish(
+        Trainer::start(
+            cfg.clone(),
+            &straight,
+            Claim::New,
+            Box::new(Silent),
+            StopFlag::new(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(column(&straight, "updates"), vec![1; 7]);
+    assert_eq!(column(&straight, "step"), (1..=7).collect::<Vec<u64>>());
+    let (by_hand, used) = nes_by_hand(&cfg, 7, 3);
+    assert_eq!(used, 35);
+    let by_hand: Vec<u32> = by_hand.iter().map(|v| v.to_bits()).collect();
+    assert!(
+        trained == by_hand,
+        "the trainer's update-per-epoch NES is not NES over the loader's stream"
+    );
+    // Epoch 2 is stream batches 10..15: it crosses data epoch 0's end at 12.
+    for evaluated in [false, true] {
+        let out = dir.join(format!("resume-{evaluated}"));
+        let mut t = Trainer::start(
+            cfg.clone(),
+            &out,
+            Claim::New,
+            Box::new(Silent),
+            StopFlag::new(),
+        )
+        .unwrap();
+        for _ in 0..2 {
+            t.train_epoch().unwrap();
+            t.evaluate().unwrap();
+        }
+        t.train_epoch().unwrap();
+        let mut want = (2, 5, 3);
+        if evaluated {
+            t.evaluate().unwrap();
+            want = (3, 0, 3);
+        }
+        assert_eq!(
+            (t.position().epoch, t.position().batch, t.position().step),
+            want
+        );
+        assert!(t.checkpoint_if_due().unwrap());
+        drop(t);
+        let resumed = finish(
+            Trainer::resume(&out, &Default::default(), Box::new(Silent), StopFlag::new()).unwrap(),
+        );
+        assert!(resumed == trained, "{}", out.display());
+        assert_eq!(column(&out, "updates"), vec![1; 7]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -384,7 +475,7 @@ fn outputs_name_the_nes_accounting_and_the_bernoulli() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(
-        out.contains("NES epochs: released (one stream of batches"),
+        out.contains("NES epochs: released (epochs count images: one stream of batches"),
         "{out}"
     );
     assert!(
