@@ -419,7 +419,7 @@ impl Manifest {
                         None => {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
                             blocked = Some(format!(
-                                "lr = \"tune\" and no tuned rate yet: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}{}` first (it writes {})",
+                                "lr = \"tune\" and no tuned rate yet: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}{} --epochs {}` first (it writes {}; Table 4 tuned over the whole budget)",
                                 cfg.model,
                                 cfg.dataset,
                                 cfg.schedule[0].optimizer,
@@ -429,6 +429,7 @@ impl Manifest {
                                 } else {
                                     String::new()
                                 },
+                                cfg.epochs,
                                 file.display()
                             ));
                         }
@@ -586,6 +587,29 @@ mod tests {
             .unwrap();
         let qnes = qplan.iter().find(|p| p.entry.id == "fc-mnist-nes").unwrap();
         assert!(qnes.cfg.nes_straddles());
+    }
+
+    #[test]
+    fn an_untuned_rate_blocks_with_the_tune_command_that_unblocks_it() {
+        let empty = std::env::temp_dir().join(format!("rbd-no-tune-{}", std::process::id()));
+        let m = Manifest::load("table1-tuned").unwrap();
+        let plan = m.plan(&empty, &PlanOptions::default()).unwrap();
+        let nes = plan.iter().find(|p| p.entry.id == "fc-mnist-nes").unwrap();
+        let why = nes.blocked.as_deref().expect("no tuned rate: blocked");
+        // The hint must name every flag that changes the tuned file's key or what a
+        // trial trains, and the manifest's whole budget (Table 4's protocol).
+        for flag in [
+            "--model fc",
+            "--dataset mnist",
+            "--optimizer nes",
+            "--dim 250",
+            "--nes-epochs released",
+            "--epochs 100",
+        ] {
+            assert!(why.contains(flag), "{flag} missing from: {why}");
+        }
+        let file = tuned_rate_file(&empty, &nes.cfg);
+        assert!(why.contains(&file.display().to_string()), "{why}");
     }
 
     #[test]
