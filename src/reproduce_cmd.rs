@@ -74,7 +74,7 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
     };
     match with_flags(run_tune(&req, &StopFlag::on_signals()))? {
         Some(r) => {
-            let file = rbd::reproduce::manifest::tuned_rate_file(&req.results, &req.base);
+            let file = rbd::reproduce::manifest::tune_file(&req.results, &req.base);
             println!(
                 "best rate: 2^{} (held-out loss {:.4}); written to {} and {}",
                 r.best_exponent,

@@ -339,15 +339,35 @@ pub struct PlannedRun {
     pub blocked: Option<String>,
 }
 
-/// A tuned rate: results/tune/MODEL-DATASET-OPTIMIZER-dD.json.
-pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
+/// Where `rbd tune` writes its search for `cfg`:
+/// results/tune/MODEL-DATASET-OPTIMIZER-dD[-VARIANTS].json. Every setting `rbd tune` has
+/// a flag for is part of the key when it is off its default, so two searches never share
+/// a file or a trial directory; at the defaults nothing is added (older names stay valid).
+pub fn tune_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     let s = &cfg.schedule[0];
-    // A variant that changes what a trial trains is part of the key.
-    let variant = if cfg.nes_straddles() {
-        format!("-nes-epochs-{}", cfg.nes_epochs)
-    } else {
-        String::new()
-    };
+    let mut variant = String::new();
+    if cfg.compartments != CompartmentKind::Even(1) {
+        // `cap:N` holds a colon, which is no file name on some systems.
+        variant += &format!("-k{}", cfg.compartments.to_string().replace(':', ""));
+    }
+    if cfg.split_dim {
+        variant += "-split-dim";
+    }
+    if cfg.distribution != DistributionKind::Gaussian {
+        variant += &format!("-{}", cfg.distribution);
+    }
+    if cfg.nes_straddles() {
+        variant += &format!("-nes-epochs-{}", cfg.nes_epochs);
+    }
+    if let Some(n) = cfg.train_limit {
+        variant += &format!("-train-limit{n}");
+    }
+    if cfg.val_size != RunConfig::DEFAULT_VAL_SIZE {
+        variant += &format!("-val{}", cfg.val_size);
+    }
+    if cfg.seed != 0 {
+        variant += &format!("-seed{}", cfg.seed);
+    }
     results.join("tune").join(format!(
         "{}-{}-{}-d{}{variant}.json",
         cfg.model,
@@ -355,6 +375,42 @@ pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
         s.optimizer,
         cfg.dim
     ))
+}
+
+/// The search a reproduction's `lr = "tune"` reads: `rbd tune`'s at the tuning seed 0,
+/// whatever the run's own seed (every seed of a row trains at one rate).
+pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
+    let mut tuning = cfg.clone();
+    tuning.seed = 0;
+    tune_file(results, &tuning)
+}
+
+/// The `rbd tune` command that writes `tuned_rate_file(cfg)`: every flag `tune_file`
+/// keys on, and the run's whole budget (Table 4 tuned over it).
+pub fn tune_command(cfg: &RunConfig) -> String {
+    let mut c = format!(
+        "rbd tune --model {} --dataset {} --optimizer {} --dim {}",
+        cfg.model, cfg.dataset, cfg.schedule[0].optimizer, cfg.dim
+    );
+    if cfg.compartments != CompartmentKind::Even(1) {
+        c += &format!(" --compartments {}", cfg.compartments);
+    }
+    if cfg.split_dim {
+        c += " --split-dim";
+    }
+    if cfg.distribution != DistributionKind::Gaussian {
+        c += &format!(" --distribution {}", cfg.distribution);
+    }
+    if cfg.nes_straddles() {
+        c += &format!(" --nes-epochs {}", cfg.nes_epochs);
+    }
+    if let Some(n) = cfg.train_limit {
+        c += &format!(" --train-limit {n}");
+    }
+    if cfg.val_size != RunConfig::DEFAULT_VAL_SIZE {
+        c += &format!(" --val-size {}", cfg.val_size);
+    }
+    c + &format!(" --epochs {}", cfg.epochs)
 }
 
 /// The rate `rbd tune` chose for `cfg`'s first optimiser, if it has run.
@@ -419,17 +475,8 @@ impl Manifest {
                         None => {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
                             blocked = Some(format!(
-                                "lr = \"tune\" and no tuned rate yet: run `rbd tune --model {} --dataset {} --optimizer {} --dim {}{} --epochs {}` first (it writes {}; Table 4 tuned over the whole budget)",
-                                cfg.model,
-                                cfg.dataset,
-                                cfg.schedule[0].optimizer,
-                                cfg.dim,
-                                if cfg.nes_straddles() {
-                                    format!(" --nes-epochs {}", cfg.nes_epochs)
-                                } else {
-                                    String::new()
-                                },
-                                cfg.epochs,
+                                "lr = \"tune\" and no tuned rate yet: run `{}` first (it writes {}; Table 4 tuned over the whole budget)",
+                                tune_command(&cfg),
                                 file.display()
                             ));
                         }
@@ -587,6 +634,68 @@ mod tests {
             .unwrap();
         let qnes = qplan.iter().find(|p| p.entry.id == "fc-mnist-nes").unwrap();
         assert!(qnes.cfg.nes_straddles());
+    }
+
+    #[test]
+    fn every_tune_flag_keys_its_own_search_and_every_seed_reads_seed_0s() {
+        let m = Manifest::load("table1").unwrap();
+        let plan = m.plan(Path::new("r"), &PlanOptions::default()).unwrap();
+        let base = plan
+            .iter()
+            .find(|p| p.entry.id == "fc-mnist-rbd")
+            .unwrap()
+            .cfg
+            .clone();
+        let variants: Vec<(&str, RunConfig)> = vec![
+            ("--compartments 5", {
+                let mut c = base.clone();
+                c.compartments = CompartmentKind::Even(5);
+                c
+            }),
+            ("--compartments layer", {
+                let mut c = base.clone();
+                c.compartments = CompartmentKind::PerLayer;
+                c
+            }),
+            ("--split-dim", {
+                let mut c = base.clone();
+                c.split_dim = true;
+                c
+            }),
+            ("--distribution uniform", {
+                let mut c = base.clone();
+                c.distribution = DistributionKind::Uniform;
+                c
+            }),
+            ("--train-limit 500", {
+                let mut c = base.clone();
+                c.train_limit = Some(500);
+                c
+            }),
+            ("--val-size 5000", {
+                let mut c = base.clone();
+                c.val_size = 5000;
+                c
+            }),
+        ];
+        let mut files = vec![tune_file(Path::new("r"), &base)];
+        for (flag, cfg) in &variants {
+            let f = tune_file(Path::new("r"), cfg);
+            assert!(!files.contains(&f), "{flag}: {} is taken", f.display());
+            files.push(f);
+            assert!(tune_command(cfg).contains(flag), "{}", tune_command(cfg));
+            assert!(!tune_command(&base).contains(flag));
+        }
+        // `rbd tune --seed 1` searches apart from seed 0; a run at seed 1 reads seed 0's.
+        let mut seed1 = base.clone();
+        seed1.seed = 1;
+        assert!(!files.contains(&tune_file(Path::new("r"), &seed1)));
+        assert_eq!(
+            tuned_rate_file(Path::new("r"), &seed1),
+            tune_file(Path::new("r"), &base)
+        );
+        // Defaults add nothing: the searches already in results/tune keep their names.
+        assert_eq!(files[0], Path::new("r/tune/fc-mnist-rbd-d250.json"));
     }
 
     #[test]

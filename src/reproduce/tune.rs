@@ -5,7 +5,7 @@
 //! training diverges (a diverged rate stops at once), then the two odd neighbours of
 //! the best are tried.
 
-use super::manifest::tuned_rate_file;
+use super::manifest::tune_file;
 use super::runner::{run_one, RunEnd};
 use crate::lr::{format_lr, preset_exponent};
 use crate::signals::StopFlag;
@@ -60,7 +60,7 @@ pub struct TuneRequest {
 }
 
 fn trial_dir(results: &Path, base: &RunConfig, e: i32) -> PathBuf {
-    let file = tuned_rate_file(results, base);
+    let file = tune_file(results, base);
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -220,7 +220,7 @@ fn best(trials: &BTreeMap<i32, Trial>) -> i32 {
 }
 
 fn write(req: &TuneRequest, r: &TuneResult) -> Result<()> {
-    let file = tuned_rate_file(&req.results, &req.base);
+    let file = tune_file(&req.results, &req.base);
     if let Some(dir) = file.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -345,6 +345,9 @@ pub struct Checked {
 const MATERIALISED_LIMIT_BYTES: u128 = 8 << 30;
 
 impl RunConfig {
+    /// Images held out for validation unless told otherwise.
+    pub const DEFAULT_VAL_SIZE: usize = 10_000;
+
     /// The defaults of `rbd train` for a model, data set and schedule.
     pub fn new(model: ModelKind, dataset: DatasetSpec, schedule: Vec<Segment>) -> Self {
         RunConfig {
@@ -357,7 +360,7 @@ impl RunConfig {
             data_dir: PathBuf::new(),
             batch_size: 32,
             eval_batch_size: 1000,
-            val_size: 10_000,
+            val_size: Self::DEFAULT_VAL_SIZE,
             train_limit: None,
             tuning_split: false,
             eval_test: false,

@@ -216,7 +216,7 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
     };
     let o = tune();
     assert!(o.status.success());
-    let file = results.join("tune/fc-idx-sgd-d250.json");
+    let file = results.join("tune/fc-idx-sgd-d250-val200.json");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let best = v["best_exponent"].as_i64().unwrap();
@@ -242,10 +242,99 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
         (-8..=3).contains(&best),
         "implausible best rate 2^{best}: {v}"
     );
-    assert!(results.join("tune/fc-idx-sgd-d250.md").exists());
+    assert!(results.join("tune/fc-idx-sgd-d250-val200.md").exists());
     // A second run reuses every trial.
     let o = tune();
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("starting"), "a trial ran again: {out}");
+}
+
+#[test]
+fn a_blocked_run_names_the_tune_that_unblocks_it_and_other_seeds_tune_apart() {
+    let dir = scratch("tune-key");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    synthetic(&data, 600);
+    let results = dir.join("results");
+    let m = dir.join("tuned.toml");
+    std::fs::write(
+        &m,
+        format!(
+            r#"
+name = "tuned"
+title = "a row at a tuned rate"
+epochs = 1
+seeds = 2
+
+[defaults]
+model = "fc"
+dataset = "idx:{}"
+val_size = 200
+dim = 20
+row = "FC-SYNTH"
+
+[[run]]
+id = "rbd-k2-bernoulli"
+optimizer = "rbd"
+lr = "tune"
+compartments = "2"
+distribution = "bernoulli"
+column = "RBD"
+"#,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let dry = || {
+        let o = run(&[
+            "reproduce",
+            m.to_str().unwrap(),
+            "--dry-run",
+            "--device",
+            "cpu",
+            "--results",
+            results.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let text = dry();
+    assert_eq!(text.matches("blocked").count(), 2, "{text}");
+    // The hint's command, run as given, must write the file the plan reads.
+    let hint = text
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in: {text}"));
+    let mut words: Vec<&str> = hint.split_whitespace().collect();
+    assert_eq!(words.remove(0), "rbd");
+    let results_arg = results.to_str().unwrap();
+    let tune = |extra: &[&str]| {
+        let mut a = words.clone();
+        a.extend(["--device", "cpu", "--results", results_arg]);
+        a.extend(extra);
+        let o = run(&a);
+        assert!(o.status.success(), "rbd {}", a.join(" "));
+    };
+    tune(&[]);
+    let seed0 = results.join("tune/fc-idx-rbd-d20-k2-bernoulli-val200.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&seed0).unwrap()).unwrap();
+    let best = v["best_exponent"].as_i64().unwrap();
+    let text = dry();
+    assert!(!text.contains("blocked"), "{text}");
+    // Both seeds train at the seed-0 search's rate.
+    assert_eq!(
+        text.matches(&format!("rbd lr 2^{best},")).count(),
+        2,
+        "{text}"
+    );
+
+    // A search at another seed gets its own file and trials, leaving seed 0's alone.
+    let before = std::fs::read(&seed0).unwrap();
+    tune(&["--seed", "1"]);
+    assert!(results
+        .join("tune/fc-idx-rbd-d20-k2-bernoulli-val200-seed1.json")
+        .exists());
+    assert_eq!(std::fs::read(&seed0).unwrap(), before);
 }
