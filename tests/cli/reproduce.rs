@@ -337,4 +337,8 @@ column = "RBD"
         .join("tune/fc-idx-rbd-d20-k2-bernoulli-val200-seed1.json")
         .exists());
     assert_eq!(std::fs::read(&seed0).unwrap(), before);
+    // Each table names the command that made it, seed included.
+    let md = |f: &str| std::fs::read_to_string(results.join("tune").join(f)).unwrap();
+    assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200.md").contains(hint));
+    assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200-seed1.md").contains(&format!("{hint} --seed 1")));
 }
