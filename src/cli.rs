@@ -45,7 +45,7 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
-    /// table1-nes-update, fig1, b6,
+    /// table1-nes-update, table1-cifar10, fig1, b6,
     /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.

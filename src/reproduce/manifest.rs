@@ -31,6 +31,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         "table1-nes-update",
         include_str!("../../reproduce/table1-nes-update.toml"),
     ),
+    (
+        "table1-cifar10",
+        include_str!("../../reproduce/table1-cifar10.toml"),
+    ),
     ("fig1", include_str!("../../reproduce/fig1.toml")),
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
