@@ -49,8 +49,15 @@ fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
 fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
     let mut est = estimate::Estimator::new(device.clone());
     let mut total = 0.0;
+    // The widest id sets the column, so long ids do not push their row out of line.
+    let w = runs
+        .iter()
+        .map(|r| r.entry.id.len())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     println!(
-        "{:<28} {:>5} {:>12} {:>14}  configuration",
+        "{:<w$} {:>5} {:>12} {:>14}  configuration",
         "run", "seed", "state", "estimate"
     );
     for r in runs {
@@ -69,7 +76,7 @@ fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
         };
         total += secs;
         println!(
-            "{:<28} {:>5} {:>12} {:>14}  {}{}",
+            "{:<w$} {:>5} {:>12} {:>14}  {}{}",
             r.entry.id,
             r.seed,
             st,
@@ -162,8 +169,14 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
 }
 
 fn print_table(results: &[summary::EntryResult]) {
+    let w = results
+        .iter()
+        .map(|r| r.entry.id.len())
+        .max()
+        .unwrap_or(0)
+        .max(28);
     println!(
-        "{:<28} {:>26} {:>16} {:>10}",
+        "{:<w$} {:>26} {:>16} {:>10}",
         "run", "ours (val acc %)", "paper", "diff"
     );
     for r in results {
@@ -185,7 +198,7 @@ fn print_table(results: &[summary::EntryResult]) {
             .map(|(d, _)| format!("{d:+.2}"))
             .unwrap_or_else(|| "–".into());
         println!(
-            "{:<28} {:>26} {:>16} {:>10}",
+            "{:<w$} {:>26} {:>16} {:>10}",
             r.entry.id,
             r.ours(),
             paper,
