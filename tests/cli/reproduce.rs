@@ -342,3 +342,29 @@ column = "RBD"
     assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200.md").contains(hint));
     assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200-seed1.md").contains(&format!("{hint} --seed 1")));
 }
+
+#[test]
+fn the_help_names_every_built_in_artefact() {
+    // The error for an unknown artefact lists the built-in manifests; the help must too.
+    let o = rbd()
+        .args(["reproduce", "no-such-artefact"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let list = err
+        .split("expected one of ")
+        .nth(1)
+        .and_then(|t| t.split(", or a manifest").next())
+        .unwrap_or_else(|| panic!("no list in: {err}"));
+    let help = run(&["reproduce", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let names: Vec<&str> = list.split(", ").collect();
+    assert!(names.len() >= 19, "{list}");
+    for name in names {
+        assert!(
+            help.contains(&format!(" {name},")) || help.contains(&format!(" {name} ")),
+            "`rbd reproduce --help` does not name {name}:\n{help}"
+        );
+    }
+}
