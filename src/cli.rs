@@ -107,6 +107,29 @@ pub struct TuneArgs {
     /// epoch ends) or update (one update per epoch, as the released code runs NES).
     #[arg(long, default_value = "whole")]
     pub nes_epochs: NesEpochs,
+    /// Bernoulli probability p of the high value (either Bernoulli).
+    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
+    pub bernoulli_p: f64,
+    /// Counter-based generator: threefry or philox.
+    #[arg(long, default_value = "threefry")]
+    pub generator: GeneratorKind,
+    /// NES perturbation scale σ.
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
+    pub nes_sigma: f64,
+    /// Where FPD takes its gradient: paper (the current point) or released (the point
+    /// before the last update).
+    #[arg(long, default_value = "paper")]
+    pub fpd_variant: FpdVariant,
+    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
+    /// augment-first (the authors' released code).
+    #[arg(long, default_value = "standardise-first")]
+    pub augment_order: rbd_datasets::AugmentOrder,
+    /// Train on the plain images, without the paper's augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Training batch size.
+    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
+    pub batch_size: usize,
     /// Seed.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,

@@ -343,40 +343,109 @@ pub struct PlannedRun {
     pub blocked: Option<String>,
 }
 
-/// Where `rbd tune` writes its search for `cfg`:
-/// results/tune/MODEL-DATASET-OPTIMIZER-dD[-VARIANTS].json. Every setting `rbd tune` has
-/// a flag for is part of the key when it is off its default, so two searches never share
-/// a file or a trial directory; at the defaults nothing is added (older names stay valid).
-pub fn tune_file(results: &Path, cfg: &RunConfig) -> PathBuf {
-    let s = &cfg.schedule[0];
-    let mut variant = String::new();
-    if cfg.compartments != CompartmentKind::Even(1) {
+/// The settings of `cfg` that are off their defaults and change what a tuning trial
+/// trains, each as (its part of the file key, its `rbd tune` flag). Every one of them has
+/// a flag, so the command a blocked run prints trains exactly the configuration whose
+/// rate the run will read; settings the optimiser or data set ignore are left out, as in
+/// `RunConfig::run_id`.
+fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
+    let d = RunConfig::new(cfg.model, cfg.dataset.clone(), cfg.schedule.clone());
+    let uses = |o: OptimizerKind| cfg.schedule.iter().any(|s| s.optimizer == o);
+    let directions = cfg.schedule.iter().any(|s| s.optimizer.uses_directions());
+    let mut v: Vec<(String, String)> = Vec::new();
+    if cfg.compartments != d.compartments {
         // `cap:N` holds a colon, which is no file name on some systems.
-        variant += &format!("-k{}", cfg.compartments.to_string().replace(':', ""));
+        let k = cfg.compartments.to_string();
+        v.push((
+            format!("-k{}", k.replace(':', "")),
+            format!("--compartments {k}"),
+        ));
     }
     if cfg.split_dim {
-        variant += "-split-dim";
+        v.push(("-split-dim".into(), "--split-dim".into()));
     }
-    if cfg.distribution != DistributionKind::Gaussian {
-        variant += &format!("-{}", cfg.distribution);
+    if cfg.distribution != d.distribution {
+        v.push((
+            format!("-{}", cfg.distribution),
+            format!("--distribution {}", cfg.distribution),
+        ));
+    }
+    let bernoulli = matches!(
+        cfg.distribution,
+        DistributionKind::Bernoulli | DistributionKind::BernoulliReleased
+    );
+    if bernoulli && cfg.bernoulli_p != d.bernoulli_p {
+        v.push((
+            format!("-p{}", cfg.bernoulli_p),
+            format!("--bernoulli-p {}", cfg.bernoulli_p),
+        ));
+    }
+    if directions && cfg.generator != d.generator {
+        v.push((
+            format!("-{}", cfg.generator),
+            format!("--generator {}", cfg.generator),
+        ));
     }
     if cfg.nes_straddles() {
-        variant += &format!("-nes-epochs-{}", cfg.nes_epochs);
+        v.push((
+            format!("-nes-epochs-{}", cfg.nes_epochs),
+            format!("--nes-epochs {}", cfg.nes_epochs),
+        ));
+    }
+    if uses(OptimizerKind::Nes) && cfg.nes_sigma != d.nes_sigma {
+        v.push((
+            format!("-sigma{}", cfg.nes_sigma),
+            format!("--nes-sigma {}", cfg.nes_sigma),
+        ));
+    }
+    if uses(OptimizerKind::Fpd) && cfg.fpd_variant != d.fpd_variant {
+        v.push((
+            format!("-fpd-{}", cfg.fpd_variant),
+            format!("--fpd-variant {}", cfg.fpd_variant),
+        ));
+    }
+    if !cfg.augment {
+        v.push(("-no-augment".into(), "--no-augment".into()));
+    } else if cfg.dataset == DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10)
+        && cfg.augment_order != d.augment_order
+    {
+        v.push((
+            format!("-{}", cfg.augment_order),
+            format!("--augment-order {}", cfg.augment_order),
+        ));
+    }
+    if cfg.batch_size != d.batch_size {
+        v.push((
+            format!("-batch{}", cfg.batch_size),
+            format!("--batch-size {}", cfg.batch_size),
+        ));
     }
     if let Some(n) = cfg.train_limit {
-        variant += &format!("-train-limit{n}");
+        v.push((format!("-train-limit{n}"), format!("--train-limit {n}")));
     }
-    if cfg.val_size != RunConfig::DEFAULT_VAL_SIZE {
-        variant += &format!("-val{}", cfg.val_size);
+    if cfg.val_size != d.val_size {
+        v.push((
+            format!("-val{}", cfg.val_size),
+            format!("--val-size {}", cfg.val_size),
+        ));
     }
-    if cfg.seed != 0 {
-        variant += &format!("-seed{}", cfg.seed);
+    if cfg.seed != d.seed {
+        v.push((format!("-seed{}", cfg.seed), format!("--seed {}", cfg.seed)));
     }
+    v
+}
+
+/// Where `rbd tune` writes its search for `cfg`:
+/// results/tune/MODEL-DATASET-OPTIMIZER-dD[-VARIANTS].json, where VARIANTS are the
+/// settings off their defaults (`tune_variants`), so two searches never share a file or
+/// a trial directory; at the defaults nothing is added (older names stay valid).
+pub fn tune_file(results: &Path, cfg: &RunConfig) -> PathBuf {
+    let variant: String = tune_variants(cfg).into_iter().map(|(k, _)| k).collect();
     results.join("tune").join(format!(
         "{}-{}-{}-d{}{variant}.json",
         cfg.model,
         cfg.dataset.short_name(),
-        s.optimizer,
+        cfg.schedule[0].optimizer,
         cfg.dim
     ))
 }
@@ -389,30 +458,16 @@ pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     tune_file(results, &tuning)
 }
 
-/// The `rbd tune` command that writes `tuned_rate_file(cfg)`: every flag `tune_file`
-/// keys on, and the run's whole budget (Table 4 tuned over it).
+/// The `rbd tune` command that writes `tune_file(cfg)`: a flag for every setting the
+/// file's key names, and the run's whole budget (Table 4 tuned over it).
 pub fn tune_command(cfg: &RunConfig) -> String {
     let mut c = format!(
         "rbd tune --model {} --dataset {} --optimizer {} --dim {}",
         cfg.model, cfg.dataset, cfg.schedule[0].optimizer, cfg.dim
     );
-    if cfg.compartments != CompartmentKind::Even(1) {
-        c += &format!(" --compartments {}", cfg.compartments);
-    }
-    if cfg.split_dim {
-        c += " --split-dim";
-    }
-    if cfg.distribution != DistributionKind::Gaussian {
-        c += &format!(" --distribution {}", cfg.distribution);
-    }
-    if cfg.nes_straddles() {
-        c += &format!(" --nes-epochs {}", cfg.nes_epochs);
-    }
-    if let Some(n) = cfg.train_limit {
-        c += &format!(" --train-limit {n}");
-    }
-    if cfg.val_size != RunConfig::DEFAULT_VAL_SIZE {
-        c += &format!(" --val-size {}", cfg.val_size);
+    for (_, flag) in tune_variants(cfg) {
+        c += " ";
+        c += &flag;
     }
     c + &format!(" --epochs {}", cfg.epochs)
 }
@@ -480,7 +535,11 @@ impl Manifest {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
                             blocked = Some(format!(
                                 "lr = \"tune\" and no tuned rate yet: run `{}` first (it writes {}; Table 4 tuned over the whole budget)",
-                                tune_command(&cfg),
+                                tune_command(&{
+                                    let mut tuning = cfg.clone();
+                                    tuning.seed = 0;
+                                    tuning
+                                }),
                                 file.display()
                             ));
                         }
@@ -681,6 +740,39 @@ mod tests {
                 c.val_size = 5000;
                 c
             }),
+            ("--bernoulli-p 0.25", {
+                let mut c = base.clone();
+                c.distribution = DistributionKind::Bernoulli;
+                c.bernoulli_p = 0.25;
+                c
+            }),
+            ("--generator philox", {
+                let mut c = base.clone();
+                c.generator = GeneratorKind::Philox;
+                c
+            }),
+            ("--no-augment", {
+                let mut c = base.clone();
+                c.augment = false;
+                c
+            }),
+            ("--batch-size 64", {
+                let mut c = base.clone();
+                c.batch_size = 64;
+                c
+            }),
+            ("--fpd-variant released", {
+                let mut c = base.clone();
+                c.schedule[0].optimizer = OptimizerKind::Fpd;
+                c.fpd_variant = crate::train::kinds::FpdVariant::Released;
+                c
+            }),
+            ("--augment-order augment-first", {
+                let mut c = base.clone();
+                c.dataset = DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10);
+                c.augment_order = rbd_datasets::AugmentOrder::AugmentFirst;
+                c
+            }),
         ];
         let mut files = vec![tune_file(Path::new("r"), &base)];
         for (flag, cfg) in &variants {
@@ -690,6 +782,13 @@ mod tests {
             assert!(tune_command(cfg).contains(flag), "{}", tune_command(cfg));
             assert!(!tune_command(&base).contains(flag));
         }
+        // Settings this optimiser or data set ignores are not part of the key.
+        let mut ignored = base.clone();
+        ignored.nes_sigma = 0.1;
+        ignored.fpd_variant = crate::train::kinds::FpdVariant::Released;
+        ignored.augment_order = rbd_datasets::AugmentOrder::AugmentFirst;
+        ignored.bernoulli_p = 0.25;
+        assert_eq!(tune_file(Path::new("r"), &ignored), files[0]);
         // `rbd tune --seed 1` searches apart from seed 0; a run at seed 1 reads seed 0's.
         let mut seed1 = base.clone();
         seed1.seed = 1;

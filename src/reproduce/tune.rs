@@ -226,13 +226,8 @@ fn write(req: &TuneRequest, r: &TuneResult) -> Result<()> {
     }
     crate::train::run_dir::write_atomic(&file, serde_json::to_string_pretty(r)?.as_bytes())?;
     let seg = &req.base.schedule[0];
-    let seed = if req.base.seed == 0 {
-        String::new()
-    } else {
-        format!(" --seed {}", req.base.seed)
-    };
     let mut md = format!(
-        "# rbd tune: {} on {} / {}, d = {}\n\n`{}{seed}`\n\n{}.\n\nChosen: **2^{}** ({}).",
+        "# rbd tune: {} on {} / {}, d = {}\n\n`{}`\n\n{}.\n\nChosen: **2^{}** ({}).",
         seg.optimizer,
         req.base.model,
         req.base.dataset,

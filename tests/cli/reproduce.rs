@@ -275,12 +275,17 @@ dim = 20
 row = "FC-SYNTH"
 
 [[run]]
-id = "rbd-k2-bernoulli"
-optimizer = "rbd"
+id = "fpd-variants"
+optimizer = "fpd"
 lr = "tune"
 compartments = "2"
 distribution = "bernoulli"
-column = "RBD"
+bernoulli_p = 0.25
+generator = "philox"
+fpd_variant = "released"
+augment = false
+batch_size = 16
+column = "FPD"
 "#,
             data.display()
         ),
@@ -317,7 +322,9 @@ column = "RBD"
         assert!(o.status.success(), "rbd {}", a.join(" "));
     };
     tune(&[]);
-    let seed0 = results.join("tune/fc-idx-rbd-d20-k2-bernoulli-val200.json");
+    let seed0 = results.join(
+        "tune/fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200.json",
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&seed0).unwrap()).unwrap();
     let best = v["best_exponent"].as_i64().unwrap();
@@ -325,7 +332,7 @@ column = "RBD"
     assert!(!text.contains("blocked"), "{text}");
     // Both seeds train at the seed-0 search's rate.
     assert_eq!(
-        text.matches(&format!("rbd lr 2^{best},")).count(),
+        text.matches(&format!("fpd lr 2^{best},")).count(),
         2,
         "{text}"
     );
@@ -334,13 +341,19 @@ column = "RBD"
     let before = std::fs::read(&seed0).unwrap();
     tune(&["--seed", "1"]);
     assert!(results
-        .join("tune/fc-idx-rbd-d20-k2-bernoulli-val200-seed1.json")
+        .join("tune/fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200-seed1.json")
         .exists());
     assert_eq!(std::fs::read(&seed0).unwrap(), before);
     // Each table names the command that made it, seed included.
     let md = |f: &str| std::fs::read_to_string(results.join("tune").join(f)).unwrap();
-    assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200.md").contains(hint));
-    assert!(md("fc-idx-rbd-d20-k2-bernoulli-val200-seed1.md").contains(&format!("{hint} --seed 1")));
+    assert!(md(
+        "fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200.md"
+    )
+    .contains(hint));
+    assert!(md(
+        "fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200-seed1.md"
+    )
+    .contains(&hint.replace(" --epochs", " --seed 1 --epochs")));
 }
 
 #[test]
