@@ -343,15 +343,15 @@ pub struct PlannedRun {
     pub blocked: Option<String>,
 }
 
-/// The settings of `cfg` that are off their defaults and change what a tuning trial
-/// trains, each as (its part of the file key, its `rbd tune` flag). Every one of them has
-/// a flag, so the command a blocked run prints trains exactly the configuration whose
-/// rate the run will read; settings the optimiser or data set ignore are left out, as in
-/// `RunConfig::run_id`.
+/// The settings of `cfg` that are off their defaults and make it another run, each as
+/// (its part of the file key, its `rbd tune` flag). They mirror `RunConfig::run_id`: what
+/// it ignores (the FPD variant without FPD, NES epochs without NES, the augmentation
+/// order off CIFAR-10) is left out, everything else it tells apart is in, so a search's
+/// trial directories never hold another configuration. Every one of them has a flag, so
+/// the command a blocked run prints trains exactly the configuration whose rate it reads.
 fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
     let d = RunConfig::new(cfg.model, cfg.dataset.clone(), cfg.schedule.clone());
     let uses = |o: OptimizerKind| cfg.schedule.iter().any(|s| s.optimizer == o);
-    let directions = cfg.schedule.iter().any(|s| s.optimizer.uses_directions());
     let mut v: Vec<(String, String)> = Vec::new();
     if cfg.compartments != d.compartments {
         // `cap:N` holds a colon, which is no file name on some systems.
@@ -370,17 +370,13 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
             format!("--distribution {}", cfg.distribution),
         ));
     }
-    let bernoulli = matches!(
-        cfg.distribution,
-        DistributionKind::Bernoulli | DistributionKind::BernoulliReleased
-    );
-    if bernoulli && cfg.bernoulli_p != d.bernoulli_p {
+    if cfg.bernoulli_p != d.bernoulli_p {
         v.push((
             format!("-p{}", cfg.bernoulli_p),
             format!("--bernoulli-p {}", cfg.bernoulli_p),
         ));
     }
-    if directions && cfg.generator != d.generator {
+    if cfg.generator != d.generator {
         v.push((
             format!("-{}", cfg.generator),
             format!("--generator {}", cfg.generator),
@@ -392,7 +388,7 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
             format!("--nes-epochs {}", cfg.nes_epochs),
         ));
     }
-    if uses(OptimizerKind::Nes) && cfg.nes_sigma != d.nes_sigma {
+    if cfg.nes_sigma != d.nes_sigma {
         v.push((
             format!("-sigma{}", cfg.nes_sigma),
             format!("--nes-sigma {}", cfg.nes_sigma),
@@ -458,18 +454,45 @@ pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     tune_file(results, &tuning)
 }
 
-/// The `rbd tune` command that writes `tune_file(cfg)`: a flag for every setting the
-/// file's key names, and the run's whole budget (Table 4 tuned over it).
-pub fn tune_command(cfg: &RunConfig) -> String {
+/// The `rbd tune` command that writes `tune_file(results, cfg)`: a flag for every setting
+/// the file's key names, `--results` and `--data-dir` where they are not the defaults, and
+/// the run's whole budget (Table 4 tuned over it).
+pub fn tune_command(cfg: &RunConfig, results: &Path, data_dir: &Path) -> String {
     let mut c = format!(
         "rbd tune --model {} --dataset {} --optimizer {} --dim {}",
-        cfg.model, cfg.dataset, cfg.schedule[0].optimizer, cfg.dim
+        cfg.model,
+        shell_word(&cfg.dataset.to_string()),
+        cfg.schedule[0].optimizer,
+        cfg.dim
     );
     for (_, flag) in tune_variants(cfg) {
         c += " ";
         c += &flag;
     }
-    c + &format!(" --epochs {}", cfg.epochs)
+    c += &format!(" --epochs {}", cfg.epochs);
+    if results != Path::new("results") {
+        c += &format!(" --results {}", shell_word(&results.display().to_string()));
+    }
+    let default_data = rbd_datasets::default_data_dir().ok();
+    if !data_dir.as_os_str().is_empty() && default_data.as_deref() != Some(data_dir) {
+        c += &format!(
+            " --data-dir {}",
+            shell_word(&data_dir.display().to_string())
+        );
+    }
+    c
+}
+
+/// `w` as one word for a POSIX shell: as is when it is plain, else single-quoted.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=^+,@%".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
+    }
 }
 
 /// The rate `rbd tune` chose for `cfg`'s first optimiser, if it has run.
@@ -535,11 +558,15 @@ impl Manifest {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();
                             blocked = Some(format!(
                                 "lr = \"tune\" and no tuned rate yet: run `{}` first (it writes {}; Table 4 tuned over the whole budget)",
-                                tune_command(&{
-                                    let mut tuning = cfg.clone();
-                                    tuning.seed = 0;
-                                    tuning
-                                }),
+                                tune_command(
+                                    &{
+                                        let mut tuning = cfg.clone();
+                                        tuning.seed = 0;
+                                        tuning
+                                    },
+                                    results,
+                                    &opts.data_dir
+                                ),
                                 file.display()
                             ));
                         }
@@ -746,6 +773,11 @@ mod tests {
                 c.bernoulli_p = 0.25;
                 c
             }),
+            ("--nes-sigma 0.02", {
+                let mut c = base.clone();
+                c.nes_sigma = 0.02;
+                c
+            }),
             ("--generator philox", {
                 let mut c = base.clone();
                 c.generator = GeneratorKind::Philox;
@@ -761,34 +793,69 @@ mod tests {
                 c.batch_size = 64;
                 c
             }),
-            ("--fpd-variant released", {
-                let mut c = base.clone();
-                c.schedule[0].optimizer = OptimizerKind::Fpd;
-                c.fpd_variant = crate::train::kinds::FpdVariant::Released;
-                c
-            }),
-            ("--augment-order augment-first", {
-                let mut c = base.clone();
-                c.dataset = DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10);
-                c.augment_order = rbd_datasets::AugmentOrder::AugmentFirst;
-                c
-            }),
         ];
+        let cmd = |c: &RunConfig| tune_command(c, Path::new("results"), Path::new(""));
         let mut files = vec![tune_file(Path::new("r"), &base)];
         for (flag, cfg) in &variants {
             let f = tune_file(Path::new("r"), cfg);
             assert!(!files.contains(&f), "{flag}: {} is taken", f.display());
             files.push(f);
-            assert!(tune_command(cfg).contains(flag), "{}", tune_command(cfg));
-            assert!(!tune_command(&base).contains(flag));
+            assert!(cmd(cfg).contains(flag), "{}", cmd(cfg));
+            assert!(!cmd(&base).contains(flag));
         }
-        // Settings this optimiser or data set ignores are not part of the key.
+        // A variant of another optimiser or data set, against that optimiser's or data
+        // set's default: each must change the key by itself.
+        let with = |f: &dyn Fn(&mut RunConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c
+        };
+        let fpd = with(&|c| c.schedule[0].optimizer = OptimizerKind::Fpd);
+        let nes = with(&|c| c.schedule[0].optimizer = OptimizerKind::Nes);
+        let cifar = with(&|c| c.dataset = DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10));
+        let released = crate::train::kinds::FpdVariant::Released;
+        let first = rbd_datasets::AugmentOrder::AugmentFirst;
+        for (flag, reference, cfg) in [
+            ("--fpd-variant released", &fpd, {
+                let mut c = fpd.clone();
+                c.fpd_variant = released;
+                c
+            }),
+            ("--nes-epochs update", &nes, {
+                let mut c = nes.clone();
+                c.nes_epochs = crate::train::kinds::NesEpochs::Update;
+                c
+            }),
+            ("--augment-order augment-first", &cifar, {
+                let mut c = cifar.clone();
+                c.augment_order = first;
+                c
+            }),
+        ] {
+            assert_ne!(
+                tune_file(Path::new("r"), &cfg),
+                tune_file(Path::new("r"), reference),
+                "{flag}"
+            );
+            assert!(cmd(&cfg).contains(flag), "{}", cmd(&cfg));
+            assert!(!cmd(reference).contains(flag));
+        }
+        // What the run's identity ignores (another optimiser's or data set's variant) is
+        // not part of the key either.
         let mut ignored = base.clone();
-        ignored.nes_sigma = 0.1;
-        ignored.fpd_variant = crate::train::kinds::FpdVariant::Released;
-        ignored.augment_order = rbd_datasets::AugmentOrder::AugmentFirst;
-        ignored.bernoulli_p = 0.25;
+        ignored.fpd_variant = released;
+        ignored.nes_epochs = crate::train::kinds::NesEpochs::Update;
+        ignored.augment_order = first;
+        assert_eq!(ignored.run_id(), base.run_id());
         assert_eq!(tune_file(Path::new("r"), &ignored), files[0]);
+        // A results directory, data directory or data set path the shell would split
+        // is passed on, quoted.
+        let mut spaced = base.clone();
+        spaced.dataset = "idx:/data/my digits".parse().unwrap();
+        let c = tune_command(&spaced, Path::new("my results"), Path::new("/d d"));
+        assert!(c.contains("--dataset 'idx:/data/my digits'"), "{c}");
+        assert!(c.contains("--results 'my results'"), "{c}");
+        assert!(c.contains("--data-dir '/d d'"), "{c}");
         // `rbd tune --seed 1` searches apart from seed 0; a run at seed 1 reads seed 0's.
         let mut seed1 = base.clone();
         seed1.seed = 1;

@@ -232,7 +232,7 @@ fn write(req: &TuneRequest, r: &TuneResult) -> Result<()> {
         req.base.model,
         req.base.dataset,
         req.base.dim,
-        super::manifest::tune_command(&req.base),
+        super::manifest::tune_command(&req.base, &req.results, &req.base.data_dir),
         r.protocol,
         r.best_exponent,
         format_lr(r.best_lr)
