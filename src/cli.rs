@@ -5,7 +5,7 @@ use rbd::train::kinds::{
     CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
     GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
-use rbd::train::ScheduleSpec;
+use rbd::train::{RunConfig, ScheduleSpec};
 use std::path::PathBuf;
 
 /// Random bases descent on a hand-written WebGPU tensor engine.
@@ -107,29 +107,9 @@ pub struct TuneArgs {
     /// epoch ends) or update (one update per epoch, as the released code runs NES).
     #[arg(long, default_value = "whole")]
     pub nes_epochs: NesEpochs,
-    /// Bernoulli probability p of the high value (either Bernoulli).
-    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
-    pub bernoulli_p: f64,
-    /// Counter-based generator: threefry or philox.
-    #[arg(long, default_value = "threefry")]
-    pub generator: GeneratorKind,
-    /// NES perturbation scale σ.
-    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
-    pub nes_sigma: f64,
-    /// Where FPD takes its gradient: paper (the current point) or released (the point
-    /// before the last update).
-    #[arg(long, default_value = "paper")]
-    pub fpd_variant: FpdVariant,
-    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
-    /// augment-first (the authors' released code).
-    #[arg(long, default_value = "standardise-first")]
-    pub augment_order: rbd_datasets::AugmentOrder,
-    /// Train on the plain images, without the paper's augmentation.
-    #[arg(long)]
-    pub no_augment: bool,
-    /// Training batch size.
-    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
-    pub batch_size: usize,
+    /// The run's variants.
+    #[command(flatten)]
+    pub variants: VariantFlags,
     /// Seed.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
@@ -148,6 +128,50 @@ pub struct TuneArgs {
     /// Where data sets are kept.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+/// The settings of a run beyond model, data, d and compartments that change what it
+/// trains, shared by `rbd train` and `rbd tune` (a tuned rate must come from the same
+/// configuration the run trains).
+#[derive(Args, Debug, Clone)]
+pub struct VariantFlags {
+    /// Training batch size.
+    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
+    pub batch_size: usize,
+    /// Bernoulli probability p of the high value (either Bernoulli).
+    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
+    pub bernoulli_p: f64,
+    /// Counter-based generator: threefry (the faster here) or philox.
+    #[arg(long, default_value = "threefry")]
+    pub generator: GeneratorKind,
+    /// NES perturbation scale σ.
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
+    pub nes_sigma: f64,
+    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
+    /// augment-first (the authors' released code: pad/crop/flip, then standardise).
+    #[arg(long, default_value = "standardise-first")]
+    pub augment_order: rbd_datasets::AugmentOrder,
+    /// Train on the plain images, without the paper's augmentation (pad and crop plus
+    /// brightness on MNIST/FMNIST, pad, crop and flip on CIFAR-10).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Where FPD takes its gradient: paper (the current point) or released (the point
+    /// before the last update, as the authors' code does).
+    #[arg(long, default_value = "paper")]
+    pub fpd_variant: FpdVariant,
+}
+
+impl VariantFlags {
+    /// Writes these settings into `cfg`.
+    pub fn apply(&self, cfg: &mut RunConfig) {
+        cfg.batch_size = self.batch_size;
+        cfg.bernoulli_p = self.bernoulli_p;
+        cfg.generator = self.generator;
+        cfg.nes_sigma = self.nes_sigma;
+        cfg.augment_order = self.augment_order;
+        cfg.augment = !self.no_augment;
+        cfg.fpd_variant = self.fpd_variant;
+    }
 }
 
 /// Benchmarks.
@@ -275,9 +299,9 @@ pub struct TrainArgs {
     /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Training batch size.
-    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
-    pub batch_size: usize,
+    /// The run's variants (shared with `rbd tune`).
+    #[command(flatten)]
+    pub variants: VariantFlags,
     /// Evaluation batch size.
     #[arg(long, default_value = "1000", allow_hyphen_values = true, value_parser = count)]
     pub eval_batch_size: usize,
@@ -316,30 +340,9 @@ pub struct TrainArgs {
     /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5).
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
-    /// Bernoulli probability p of the high value (either Bernoulli).
-    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
-    pub bernoulli_p: f64,
-    /// Counter-based generator: threefry (the faster here) or philox.
-    #[arg(long, default_value = "threefry")]
-    pub generator: GeneratorKind,
     /// Log the cosine of the RBD update with the gradient every step (costs a pass).
     #[arg(long)]
     pub correlation: bool,
-    /// NES perturbation scale σ.
-    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
-    pub nes_sigma: f64,
-    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
-    /// augment-first (the authors' released code: pad/crop/flip, then standardise).
-    #[arg(long, default_value = "standardise-first")]
-    pub augment_order: rbd_datasets::AugmentOrder,
-    /// Train on the plain images, without the paper's augmentation (pad and crop plus
-    /// brightness on MNIST/FMNIST, pad, crop and flip on CIFAR-10).
-    #[arg(long)]
-    pub no_augment: bool,
-    /// Where FPD takes its gradient: paper (the current point) or released (the point
-    /// before the last update, as the authors' code does).
-    #[arg(long, default_value = "paper")]
-    pub fpd_variant: FpdVariant,
     /// How NES lays its updates (d batches each) over epochs: whole (whole updates in
     /// each epoch, its remaining batches dropped), released (epochs count images: one
     /// stream of batches, an update may straddle an epoch's end, none dropped) or update

@@ -61,13 +61,7 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
     base.split_dim = args.split_dim;
     base.distribution = args.distribution;
     base.nes_epochs = args.nes_epochs;
-    base.bernoulli_p = args.bernoulli_p;
-    base.generator = args.generator;
-    base.nes_sigma = args.nes_sigma;
-    base.fpd_variant = args.fpd_variant;
-    base.augment_order = args.augment_order;
-    base.augment = !args.no_augment;
-    base.batch_size = args.batch_size;
+    args.variants.apply(&mut base);
     base.seed = args.seed;
     base.train_limit = args.train_limit;
     base.val_size = args.val_size;

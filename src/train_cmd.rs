@@ -64,7 +64,7 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
         Some(d) => d.clone(),
         None => rbd_datasets::default_data_dir().map_err(|e| anyhow!("{e}"))?,
     };
-    cfg.batch_size = args.batch_size;
+    args.variants.apply(&mut cfg);
     cfg.eval_batch_size = args.eval_batch_size;
     cfg.val_size = args.val_size;
     cfg.train_limit = args.train_limit;
@@ -76,13 +76,7 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
     cfg.compartments = args.compartments;
     cfg.split_dim = args.split_dim;
     cfg.distribution = args.distribution;
-    cfg.bernoulli_p = args.bernoulli_p;
-    cfg.generator = args.generator;
     cfg.correlation = args.correlation;
-    cfg.nes_sigma = args.nes_sigma;
-    cfg.augment_order = args.augment_order;
-    cfg.augment = !args.no_augment;
-    cfg.fpd_variant = args.fpd_variant;
     cfg.nes_epochs = args.nes_epochs;
     if args.distributed {
         cfg.distributed = Some(rbd::train::team::DistributedSpec {
