@@ -736,63 +736,42 @@ mod tests {
             .unwrap()
             .cfg
             .clone();
+        // `base` with `f` applied.
+        let with = |f: &dyn Fn(&mut RunConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c
+        };
         let variants: Vec<(&str, RunConfig)> = vec![
-            ("--compartments 5", {
-                let mut c = base.clone();
-                c.compartments = CompartmentKind::Even(5);
-                c
-            }),
-            ("--compartments layer", {
-                let mut c = base.clone();
-                c.compartments = CompartmentKind::PerLayer;
-                c
-            }),
-            ("--split-dim", {
-                let mut c = base.clone();
-                c.split_dim = true;
-                c
-            }),
-            ("--distribution uniform", {
-                let mut c = base.clone();
-                c.distribution = DistributionKind::Uniform;
-                c
-            }),
-            ("--train-limit 500", {
-                let mut c = base.clone();
-                c.train_limit = Some(500);
-                c
-            }),
-            ("--val-size 5000", {
-                let mut c = base.clone();
-                c.val_size = 5000;
-                c
-            }),
-            ("--bernoulli-p 0.25", {
-                let mut c = base.clone();
-                c.distribution = DistributionKind::Bernoulli;
-                c.bernoulli_p = 0.25;
-                c
-            }),
-            ("--nes-sigma 0.02", {
-                let mut c = base.clone();
-                c.nes_sigma = 0.02;
-                c
-            }),
-            ("--generator philox", {
-                let mut c = base.clone();
-                c.generator = GeneratorKind::Philox;
-                c
-            }),
-            ("--no-augment", {
-                let mut c = base.clone();
-                c.augment = false;
-                c
-            }),
-            ("--batch-size 64", {
-                let mut c = base.clone();
-                c.batch_size = 64;
-                c
-            }),
+            (
+                "--compartments 5",
+                with(&|c| c.compartments = CompartmentKind::Even(5)),
+            ),
+            (
+                "--compartments layer",
+                with(&|c| c.compartments = CompartmentKind::PerLayer),
+            ),
+            ("--split-dim", with(&|c| c.split_dim = true)),
+            (
+                "--distribution uniform",
+                with(&|c| c.distribution = DistributionKind::Uniform),
+            ),
+            ("--train-limit 500", with(&|c| c.train_limit = Some(500))),
+            ("--val-size 5000", with(&|c| c.val_size = 5000)),
+            (
+                "--bernoulli-p 0.25",
+                with(&|c| {
+                    c.distribution = DistributionKind::Bernoulli;
+                    c.bernoulli_p = 0.25;
+                }),
+            ),
+            ("--nes-sigma 0.02", with(&|c| c.nes_sigma = 0.02)),
+            (
+                "--generator philox",
+                with(&|c| c.generator = GeneratorKind::Philox),
+            ),
+            ("--no-augment", with(&|c| c.augment = false)),
+            ("--batch-size 64", with(&|c| c.batch_size = 64)),
         ];
         let cmd = |c: &RunConfig| tune_command(c, Path::new("results"), Path::new(""));
         let mut files = vec![tune_file(Path::new("r"), &base)];
@@ -805,11 +784,6 @@ mod tests {
         }
         // A variant of another optimiser or data set, against that optimiser's or data
         // set's default: each must change the key by itself.
-        let with = |f: &dyn Fn(&mut RunConfig)| {
-            let mut c = base.clone();
-            f(&mut c);
-            c
-        };
         let fpd = with(&|c| c.schedule[0].optimizer = OptimizerKind::Fpd);
         let nes = with(&|c| c.schedule[0].optimizer = OptimizerKind::Nes);
         let cifar = with(&|c| c.dataset = DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10));
