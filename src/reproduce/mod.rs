@@ -46,16 +46,16 @@ fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
     (!parts.is_empty()).then(|| format!("This is a reduced reproduction: {}.", parts.join("; ")))
 }
 
+/// The width of a table's id column: the widest id sets it, so long ids do not push
+/// their row out of line.
+fn id_column<'a>(ids: impl Iterator<Item = &'a str>) -> usize {
+    ids.map(str::len).max().unwrap_or(0).max(28)
+}
+
 fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
     let mut est = estimate::Estimator::new(device.clone());
     let mut total = 0.0;
-    // The widest id sets the column, so long ids do not push their row out of line.
-    let w = runs
-        .iter()
-        .map(|r| r.entry.id.len())
-        .max()
-        .unwrap_or(0)
-        .max(28);
+    let w = id_column(runs.iter().map(|r| r.entry.id.as_str()));
     println!(
         "{:<w$} {:>5} {:>12} {:>14}  configuration",
         "run", "seed", "state", "estimate"
@@ -169,12 +169,7 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
 }
 
 fn print_table(results: &[summary::EntryResult]) {
-    let w = results
-        .iter()
-        .map(|r| r.entry.id.len())
-        .max()
-        .unwrap_or(0)
-        .max(28);
+    let w = id_column(results.iter().map(|r| r.entry.id.as_str()));
     println!(
         "{:<w$} {:>26} {:>16} {:>10}",
         "run", "ours (val acc %)", "paper", "diff"
