@@ -48,6 +48,9 @@ def main() -> int:
     out = os.path.join(args.out, "cifar-10-batches-bin")
     if os.path.exists(out):
         parser.error(f"{out} exists; refusing to overwrite it")
+    missing = [n for n in BATCHES if not os.path.isfile(os.path.join(src, n))]
+    if missing:
+        parser.error(f"{src} lacks {', '.join(missing)}: not a CIFAR-10 binary copy")
     os.makedirs(out + ".partial", exist_ok=True)
     squared, count = 0, 0
     for name in BATCHES:
