@@ -345,13 +345,14 @@ pub struct PlannedRun {
 
 /// The settings of `cfg` that are off their defaults and make it another run, each as
 /// (its part of the file key, its `rbd tune` flag). They mirror `RunConfig::run_id`: what
-/// it ignores (the FPD variant without FPD, NES epochs without NES, the augmentation
-/// order off CIFAR-10) is left out, everything else it tells apart is in, so a search's
+/// it ignores (`RunConfig::inert_settings`) is left out, everything else it tells apart
+/// is in, so a search's
 /// trial directories never hold another configuration. Every one of them has a flag, so
 /// the command a blocked run prints trains exactly the configuration whose rate it reads.
 fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
     let d = RunConfig::new(cfg.model, cfg.dataset.clone(), cfg.schedule.clone());
-    let uses = |o: OptimizerKind| cfg.schedule.iter().any(|s| s.optimizer == o);
+    let inert = cfg.inert_settings();
+    let live = |setting: &str| !inert.contains(&setting);
     let mut v: Vec<(String, String)> = Vec::new();
     if cfg.compartments != d.compartments {
         // `cap:N` holds a colon, which is no file name on some systems.
@@ -394,7 +395,7 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
             format!("--nes-sigma {}", cfg.nes_sigma),
         ));
     }
-    if uses(OptimizerKind::Fpd) && cfg.fpd_variant != d.fpd_variant {
+    if live("fpd_variant") && cfg.fpd_variant != d.fpd_variant {
         v.push((
             format!("-fpd-{}", cfg.fpd_variant),
             format!("--fpd-variant {}", cfg.fpd_variant),
@@ -402,9 +403,7 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
     }
     if !cfg.augment {
         v.push(("-no-augment".into(), "--no-augment".into()));
-    } else if cfg.dataset == DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10)
-        && cfg.augment_order != d.augment_order
-    {
+    } else if live("augment_order") && cfg.augment_order != d.augment_order {
         v.push((
             format!("-{}", cfg.augment_order),
             format!("--augment-order {}", cfg.augment_order),

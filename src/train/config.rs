@@ -495,6 +495,24 @@ impl RunConfig {
 
     /// Whether NES updates take their batches from one stream over the data's epochs
     /// (the `released` or `update` accounting, in a run that trains NES).
+    /// The variant settings (by field name) that cannot change this run's trajectory: the
+    /// FPD variant without FPD, NES epochs without NES, the augmentation order off
+    /// CIFAR-10. They are not part of its identity (`run_id`) or of a tuning key.
+    pub fn inert_settings(&self) -> Vec<&'static str> {
+        let uses = |o: OptimizerKind| self.schedule.iter().any(|s| s.optimizer == o);
+        let mut inert = Vec::new();
+        if !uses(OptimizerKind::Fpd) {
+            inert.push("fpd_variant");
+        }
+        if !uses(OptimizerKind::Nes) {
+            inert.push("nes_epochs");
+        }
+        if self.dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) {
+            inert.push("augment_order");
+        }
+        inert
+    }
+
     pub fn nes_straddles(&self) -> bool {
         self.nes_epochs != NesEpochs::Whole
             && self
@@ -706,23 +724,8 @@ impl RunConfig {
     pub fn run_id(&self) -> String {
         let mut v = serde_json::to_value(self).expect("a RunConfig serialises");
         if let Some(map) = v.as_object_mut() {
-            // Settings that cannot change this run's trajectory are not its identity.
-            if !self
-                .schedule
-                .iter()
-                .any(|s| s.optimizer == OptimizerKind::Fpd)
-            {
-                map.remove("fpd_variant");
-            }
-            if !self
-                .schedule
-                .iter()
-                .any(|s| s.optimizer == OptimizerKind::Nes)
-            {
-                map.remove("nes_epochs");
-            }
-            if self.dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) {
-                map.remove("augment_order");
+            for key in self.inert_settings() {
+                map.remove(key);
             }
             for key in [
                 "epochs",
