@@ -3,6 +3,7 @@
 
 pub mod distributed;
 pub mod lr;
+pub mod machine;
 pub mod reproduce;
 pub mod signals;
 pub mod train;

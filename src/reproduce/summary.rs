@@ -28,6 +28,11 @@ pub struct EntryResult {
     pub lr: String,
     /// Commits that trained its runs (runs from before provenance was recorded add none).
     pub trained_by: Vec<String>,
+    /// Machines that trained its runs (stretches from before machines were recorded add
+    /// none).
+    pub trained_on: Vec<String>,
+    /// Whether some stretch of its runs has no machine on record.
+    pub machine_unrecorded: bool,
 }
 
 /// Mean and sample standard deviation.
@@ -114,6 +119,8 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
         let mut seeds = Vec::new();
         let mut diverged = 0;
         let mut trained_by: Vec<String> = Vec::new();
+        let mut trained_on: Vec<String> = Vec::new();
+        let mut machine_unrecorded = false;
         for r in &mine {
             if !r.dir.exists() {
                 continue; // A seed nobody ran.
@@ -121,9 +128,14 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             if let RunState::Diverged(_) = state(r)? {
                 diverged += 1;
             }
-            for c in crate::train::trainer::trained_by(&r.dir) {
-                if !trained_by.contains(&c) {
-                    trained_by.push(c);
+            for stretch in crate::train::trainer::stretches(&r.dir) {
+                if !trained_by.contains(&stretch.commit) {
+                    trained_by.push(stretch.commit);
+                }
+                match stretch.machine {
+                    Some(m) if !trained_on.contains(&m) => trained_on.push(m),
+                    Some(_) => {}
+                    None => machine_unrecorded = true,
                 }
             }
             let mut rows = read_epochs(&r.dir)?;
@@ -151,9 +163,31 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             blocked: first.blocked.clone(),
             lr,
             trained_by,
+            trained_on,
+            machine_unrecorded,
         });
     }
     Ok(out)
+}
+
+/// The machines that trained `results`' runs, and whether some stretches predate the
+/// record (`provenance.jsonl` names the machine since 2026-12-01).
+fn trained_on_text(results: &[EntryResult]) -> String {
+    let mut machines: Vec<&str> = Vec::new();
+    for m in results.iter().flat_map(|r| r.trained_on.iter()) {
+        if !machines.contains(&m.as_str()) {
+            machines.push(m);
+        }
+    }
+    let unrecorded = results.iter().any(|r| r.machine_unrecorded);
+    match (machines.is_empty(), unrecorded) {
+        (true, _) => "machine not recorded (runs from before provenance.jsonl named it; see the git log of results/)".to_string(),
+        (false, false) => format!("on {}", machines.join("; ")),
+        (false, true) => format!(
+            "on {} (and, for stretches from before provenance.jsonl named the machine, on machines given in the git log of results/)",
+            machines.join("; ")
+        ),
+    }
 }
 
 /// Where and on what the results were made.
@@ -174,16 +208,6 @@ impl Provenance {
     pub fn here(device: String) -> Provenance {
         // The commit the binary was built from (build.rs).
         let commit = env!("RBD_COMMIT").to_string();
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split(':').nth(1))
-                    .map(|s| s.trim().to_string())
-            })
-            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let date = std::process::Command::new("date")
             .args(["-u", "+%Y-%m-%d"])
             .output()
@@ -193,7 +217,7 @@ impl Provenance {
         Provenance {
             commit,
             device,
-            machine: format!("{cpu}, {cores} cores"),
+            machine: crate::machine::describe(),
             date,
         }
     }
@@ -296,7 +320,7 @@ fn markdown(
     }
     let _ = writeln!(
         md,
-        "Summarised by `rbd reproduce {}` at commit {} on {} ({}; device: {}). Runs trained by commit{} {}. Validation accuracy in %, mean ± sample standard deviation over seeds.\n",
+        "Summarised by `rbd reproduce {}` at commit {} on {} ({}; device: {}). Runs trained by commit{} {}; {}. Validation accuracy in %, mean ± sample standard deviation over seeds.\n",
         manifest.name,
         prov.commit,
         prov.date,
@@ -307,7 +331,8 @@ fn markdown(
             "not recorded (runs from before provenance.jsonl existed; see the git log of results/)".to_string()
         } else {
             commits.join(", ")
-        }
+        },
+        trained_on_text(results)
     );
     // The paper's layout: rows × columns.
     let mut rows: Vec<String> = Vec::new();

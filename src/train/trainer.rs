@@ -769,7 +769,8 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
 }
 
 /// Where each stretch of a run was trained: one JSON line per start or resume in
-/// `provenance.jsonl` (the binary's commit, the device, the epoch it started from).
+/// `provenance.jsonl` (the binary's commit, the device, the machine, the epoch it started
+/// from).
 pub const PROVENANCE: &str = "provenance.jsonl";
 
 fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> Result<()> {
@@ -778,6 +779,7 @@ fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> 
     let line = serde_json::json!({
         "commit": env!("RBD_COMMIT"),
         "device": device.describe(),
+        "machine": crate::machine::describe(),
         "from_epoch": from.map_or(0, |p| p.epoch),
         "from_step": from.map_or(0, |p| p.step),
     });
@@ -786,20 +788,27 @@ fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> 
     dir.write(PROVENANCE, text.as_bytes())
 }
 
-/// The commits that trained the run in `dir` (from `provenance.jsonl`), in order.
-pub fn trained_by(dir: &Path) -> Vec<String> {
+/// One start or resume of a run, as `provenance.jsonl` records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stretch {
+    /// The commit the training binary was built from.
+    pub commit: String,
+    /// The machine it ran on (`None` for lines written before machines were recorded).
+    pub machine: Option<String>,
+}
+
+/// The stretches of the run in `dir`, in order (none if it has no `provenance.jsonl`).
+pub fn stretches(dir: &Path) -> Vec<Stretch> {
     let text = std::fs::read_to_string(dir.join(PROVENANCE)).unwrap_or_default();
-    let mut out: Vec<String> = Vec::new();
-    for line in text.lines() {
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
-            if let Some(c) = v["commit"].as_str() {
-                if !out.iter().any(|o| o == c) {
-                    out.push(c.to_string());
-                }
-            }
-        }
-    }
-    out
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| {
+            Some(Stretch {
+                commit: v["commit"].as_str()?.to_string(),
+                machine: v["machine"].as_str().map(str::to_string),
+            })
+        })
+        .collect()
 }
 
 /// The newer of the run's checkpoint and final parameters, if any.

@@ -161,6 +161,16 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
         readme.contains("paper 99 ± 0.5") && readme.contains("Budget: 3 epochs"),
         "{readme}"
     );
+    // Every stretch names the machine that trained it (the killed run has two), and the
+    // summary names those machines.
+    let stretches = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
+    assert_eq!(stretches.lines().count(), 2, "{stretches}");
+    for line in stretches.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let machine = v["machine"].as_str().unwrap_or_default();
+        assert!(machine.ends_with(" cores"), "{line}");
+        assert!(readme.contains(&format!("on {machine}.")), "{readme}");
+    }
 
     // --summarize trains nothing and rewrites the summary from the runs on disk.
     std::fs::remove_file(mini.join("README.md")).unwrap();
