@@ -6,6 +6,7 @@ use super::manifest::{Manifest, Metric, PlannedRun, PlotKind, PlotSpec, RunEntry
 use super::runner::{state, RunState};
 use crate::train::metrics::{read_epochs, EpochMetrics};
 use crate::train::plot::{band_chart, Band};
+use crate::train::trainer::Stretch;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,13 +27,9 @@ pub struct EntryResult {
     pub blocked: Option<String>,
     /// The first seed's rate and its source.
     pub lr: String,
-    /// Commits that trained its runs (runs from before provenance was recorded add none).
-    pub trained_by: Vec<String>,
-    /// Machines that trained its runs (stretches from before machines were recorded add
-    /// none).
-    pub trained_on: Vec<String>,
-    /// Whether some stretch of its runs has no machine on record.
-    pub machine_unrecorded: bool,
+    /// Every start and resume of its runs, from `provenance.jsonl` (runs from before
+    /// provenance was recorded add none).
+    pub stretches: Vec<Stretch>,
 }
 
 /// Mean and sample standard deviation.
@@ -118,9 +115,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
         };
         let mut seeds = Vec::new();
         let mut diverged = 0;
-        let mut trained_by: Vec<String> = Vec::new();
-        let mut trained_on: Vec<String> = Vec::new();
-        let mut machine_unrecorded = false;
+        let mut stretches = Vec::new();
         for r in &mine {
             if !r.dir.exists() {
                 continue; // A seed nobody ran.
@@ -128,16 +123,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             if let RunState::Diverged(_) = state(r)? {
                 diverged += 1;
             }
-            for stretch in crate::train::trainer::stretches(&r.dir) {
-                if !trained_by.contains(&stretch.commit) {
-                    trained_by.push(stretch.commit);
-                }
-                match stretch.machine {
-                    Some(m) if !trained_on.contains(&m) => trained_on.push(m),
-                    Some(_) => {}
-                    None => machine_unrecorded = true,
-                }
-            }
+            stretches.extend(crate::train::trainer::stretches(&r.dir));
             let mut rows = read_epochs(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
             seeds.push(rows);
@@ -162,24 +148,29 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             diverged,
             blocked: first.blocked.clone(),
             lr,
-            trained_by,
-            trained_on,
-            machine_unrecorded,
+            stretches,
         });
     }
     Ok(out)
 }
 
+/// `items` without repeats, in first-seen order.
+fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 /// The machines that trained `results`' runs, and whether some stretches predate the
 /// record (`provenance.jsonl` names the machine since 2026-12-01).
 fn trained_on_text(results: &[EntryResult]) -> String {
-    let mut machines: Vec<&str> = Vec::new();
-    for m in results.iter().flat_map(|r| r.trained_on.iter()) {
-        if !machines.contains(&m.as_str()) {
-            machines.push(m);
-        }
-    }
-    let unrecorded = results.iter().any(|r| r.machine_unrecorded);
+    let stretches = || results.iter().flat_map(|r| r.stretches.iter());
+    let machines = unique(stretches().filter_map(|s| s.machine.as_deref()));
+    let unrecorded = stretches().any(|s| s.machine.is_none());
     match (machines.is_empty(), unrecorded) {
         (true, _) => "machine not recorded (runs from before provenance.jsonl named it; see the git log of results/)".to_string(),
         (false, false) => format!("on {}", machines.join("; ")),
@@ -312,12 +303,11 @@ fn markdown(
         plural(manifest.paper_seeds.unwrap_or(manifest.seeds), "seed"),
         budget_note.map(|n| format!(" {n}")).unwrap_or_default()
     );
-    let mut commits: Vec<&str> = Vec::new();
-    for c in results.iter().flat_map(|r| r.trained_by.iter()) {
-        if !commits.contains(&c.as_str()) {
-            commits.push(c);
-        }
-    }
+    let commits = unique(
+        results
+            .iter()
+            .flat_map(|r| r.stretches.iter().map(|s| s.commit.as_str())),
+    );
     let _ = writeln!(
         md,
         "Summarised by `rbd reproduce {}` at commit {} on {} ({}; device: {}). Runs trained by commit{} {}; {}. Validation accuracy in %, mean ± sample standard deviation over seeds.\n",
