@@ -43,6 +43,12 @@ fn main() {
     if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
         watched.push(format!("{common}/{r}"));
     }
+    // The dirty check reads the work tree, which none of the files above see: an edit
+    // that is not staged changes no git file. Watch every tracked file outside results/
+    // (the same set the check covers) so such an edit reruns it.
+    if let Some(files) = git(&["ls-files", "--", ".", ":!results"]) {
+        watched.extend(files.lines().map(str::to_string));
+    }
     for p in watched {
         if std::path::Path::new(&p).exists() {
             println!("cargo:rerun-if-changed={p}");

@@ -10,7 +10,12 @@ use std::path::PathBuf;
 
 /// Random bases descent on a hand-written WebGPU tensor engine.
 #[derive(Parser, Debug)]
-#[command(name = "rbd", version, about, propagate_version = true)]
+#[command(
+    name = "rbd",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RBD_COMMIT"), ")"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -76,6 +76,48 @@ fn run(args: &[&str]) -> Output {
     out
 }
 
+/// `rbd --version` names the commit and, when tracked files outside results/ differ from
+/// it, says so: every run's provenance records this label. An edit that is not staged must
+/// count too (the build script used to miss it: it watched only git's own files).
+#[test]
+fn version_names_the_commit_and_uncommitted_changes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(head) = git(&["rev-parse", "--short", "HEAD"]) else {
+        eprintln!("not a git checkout: the label is 'unknown', nothing to compare");
+        return;
+    };
+    let dirty = git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!results",
+    ])
+    .is_some_and(|s| !s.is_empty());
+    let want = if dirty {
+        format!("{head} with uncommitted changes")
+    } else {
+        head
+    };
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("(commit {want})")),
+        "--version says {text:?}, the checkout is at {want:?}"
+    );
+}
+
 fn metrics(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))
         .unwrap()
