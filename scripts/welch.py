@@ -28,6 +28,14 @@ def two_sided_p(t: float, df: float) -> float:
     return max(0.0, 1.0 - 2.0 * inner)
 
 
+def welch(m1: float, s1: float, n1: float, m2: float, s2: float, n2: float):
+    """(t, degrees of freedom, two-sided p) for two cells; needs n ≥ 2 and a std > 0."""
+    a, b = s1 * s1 / n1, s2 * s2 / n2
+    t = (m1 - m2) / math.sqrt(a + b)
+    df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1))
+    return t, df, two_sided_p(t, df)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 6:
         print(__doc__, file=sys.stderr)
@@ -40,13 +48,11 @@ def main(argv: list[str]) -> int:
     if n1 < 2 or n2 < 2:
         print("welch.py: each cell needs at least 2 seeds for a std", file=sys.stderr)
         return 2
-    a, b = s1 * s1 / n1, s2 * s2 / n2
-    if a + b == 0:
+    if s1 == 0 and s2 == 0:
         print("welch.py: both standard deviations are 0", file=sys.stderr)
         return 2
-    t = (m1 - m2) / math.sqrt(a + b)
-    df = (a + b) ** 2 / (a * a / (n1 - 1) + b * b / (n2 - 1))
-    print(f"t = {t:.2f}, df = {df:.2f}, two-sided p = {two_sided_p(t, df):.3f}")
+    t, df, p = welch(m1, s1, n1, m2, s2, n2)
+    print(f"t = {t:.2f}, df = {df:.2f}, two-sided p = {p:.3f}")
     return 0
 
 
