@@ -12,6 +12,7 @@ the same table. Unfinished peer runs are listed with their epoch but not average
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tomllib
 
@@ -30,6 +31,14 @@ def cell(values):
     if len(values) == 1:
         return f"{values[0]:.2f} (1 seed)"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} ({len(values)} seeds)"
+
+
+def git_head():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def gap(a, b, b_std=None):
@@ -61,6 +70,9 @@ def main(argv):
         "rbd. Where it ends where rbd ends, a gap to the paper is not a bug of rbd's engine, data",
         "pipeline or trainer. Written by `python3 scripts/peer_summary.py results/peer-torch"
         " results/table1 reproduce/table1.toml`.",
+        "",
+        f"Summarised at commit {git_head()}. Each run's `config.json` names its machine and (for runs",
+        "started after the script learnt to record it) the commit of the script that trained it.",
         "",
         "Validation accuracy (%) after the last epoch; last-10 is the mean over the last 10 epochs.",
         "",

@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -134,6 +135,19 @@ def glorot(model, gen):
                 m.bias.zero_()
 
 
+def commit():
+    """The checkout's commit, and whether this script differs from it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", os.path.abspath(__file__)], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} with this script changed" if dirty else head
+
+
 def machine():
     """'CPU model, N cores', as rbd's provenance names it."""
     model = platform.machine()
@@ -159,7 +173,7 @@ def evaluate(model, x, y):
 
 # What a resume may change without changing the run (threads change no result here:
 # the ops are deterministic at a fixed count, but the count is recorded per stretch).
-RESUMABLE = {"epochs", "threads", "data", "out", "machine", "torch"}
+RESUMABLE = {"epochs", "threads", "data", "out", "machine", "torch", "commit"}
 
 
 def save(out, model, gen, epoch):
@@ -229,7 +243,7 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.SGD(model.parameters(), lr=2.0**a.lr_log2)
     steps = len(xt) // a.batch
-    config = dict(vars(a), parameters=params, torch=torch.__version__, machine=machine())
+    config = dict(vars(a), parameters=params, torch=torch.__version__, machine=machine(), commit=commit())
     start = resume(a.out, config, model, gen)
     if start == 0:
         json.dump(config, open(os.path.join(a.out, "config.json"), "w"), indent=1)
