@@ -2,6 +2,7 @@
 """Set the PyTorch peer's runs (scripts/peer_torch.py) beside rbd's and the paper's.
 
     python3 scripts/peer_summary.py results/peer-torch results/table1 reproduce/table1.toml
+    python3 scripts/peer_summary.py results/peer-torch-tuned results/table1-tuned reproduce/table1-tuned.toml
 
 PEER holds CELL/seedN/ directories (config.json, metrics.jsonl, summary.json when finished);
 CELL is a run id of the manifest (e.g. cnn-fmnist-sgd), whose paper value and rbd's runs
@@ -61,22 +62,22 @@ def main(argv):
     peer, table, manifest = argv
     with open(manifest, "rb") as f:
         runs = {r["id"]: r for r in tomllib.load(f)["run"]}
+    artefact = os.path.basename(os.path.normpath(table))
     out = [
-        "# PyTorch peer of Table 1's SGD cells",
+        f"# PyTorch peer of `{artefact}`'s SGD cells",
         "",
         "An independent implementation (`scripts/peer_torch.py`: torch.nn layers, Keras' Glorot-uniform",
         "initialisation, its own loader, split and augmentation, `torch.optim.SGD`) of the runs in",
-        "`results/table1/`, at the same rate, batch, epochs and augmentation. It shares no code with",
+        f"`{table}/`, at the same rate, batch, epochs and augmentation. It shares no code with",
         "rbd. Where it ends where rbd ends, a gap to the paper is not a bug of rbd's engine, data",
-        "pipeline or trainer. Written by `python3 scripts/peer_summary.py results/peer-torch"
-        " results/table1 reproduce/table1.toml`.",
+        f"pipeline or trainer. Written by `python3 scripts/peer_summary.py {' '.join(argv)}`.",
         "",
         f"Summarised at commit {git_head()}. Each run's `config.json` names its machine and (for runs",
         "started after the script learnt to record it) the commit of the script that trained it.",
         "",
         "Validation accuracy (%) after the last epoch; last-10 is the mean over the last 10 epochs.",
         "",
-        "| cell | rate | epochs | peer (PyTorch) | peer last-10 | rbd (`table1`) | rbd last-10 | paper | peer − rbd, Welch p | peer − paper, Welch p | peer's machine, torch |",
+        f"| cell | rate | epochs | peer (PyTorch) | peer last-10 | rbd (`{artefact}`) | rbd last-10 | paper | peer − rbd, Welch p | peer − paper, Welch p | peer's machine, torch |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     notes, curves = [], []
