@@ -51,7 +51,8 @@ pub enum Command {
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
     /// table1-nes-update, table1-cifar10, fig1, b6,
-    /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
+    /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml;
+    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
@@ -79,6 +80,27 @@ pub struct ReproduceArgs {
     /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Campaign: show what is done, running and left, with the hours left estimated here
+    /// and each finished run's estimate against its measured time; trains nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "summarize"])]
+    pub status: bool,
+    /// Campaign: stop after this many hours (the current run keeps its checkpoint; the
+    /// same command continues it).
+    #[arg(long, value_parser = positive_hours)]
+    pub hours: Option<f64>,
+    /// Campaign: commit each finished run's results folder with git as it finishes.
+    #[arg(long)]
+    pub commit: bool,
+    /// Campaign: a plan file instead of the built-in reproduce/campaign.toml.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+}
+
+fn positive_hours(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(h) if h > 0.0 && h.is_finite() => Ok(h),
+        _ => Err(format!("'{text}' is not a positive number of hours")),
+    }
 }
 
 /// Options of `rbd tune`.

@@ -197,6 +197,28 @@ fn lock(dir: &Path) -> Result<File> {
         .with_context(|| format!("{} is in use by another rbd process", dir.display()))
 }
 
+/// Whether another process holds the run directory's lock right now (a run in
+/// progress). Reads only: creates no lock file where there is none.
+#[cfg(unix)]
+pub fn in_use(dir: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .open(dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; a shared lock we take is released
+    // when `file` is dropped.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+/// Whether another process holds the run directory's lock (the lock file exists).
+#[cfg(not(unix))]
+pub fn in_use(dir: &Path) -> bool {
+    dir.join(LOCK_FILE).exists()
+}
+
 /// Writes `data` to `path` through a uniquely named temporary file in the same
 /// directory, fsync and rename; the temporary file is removed if anything fails.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {

@@ -2,6 +2,7 @@
 //! format: training lowers the loss, runs are bitwise reproducible, a run killed with
 //! SIGKILL and resumed ends bitwise identical, bad input gets clear errors.
 
+mod campaign;
 mod reproduce;
 mod safety;
 mod variants;
