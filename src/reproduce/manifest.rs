@@ -152,6 +152,15 @@ pub struct Manifest {
     /// Another artefact whose runs this one shares (B.6 plots Table 1's runs).
     #[serde(default)]
     pub runs_of: Option<String>,
+    /// Another artefact whose committed runs this one repeats on a shorter budget, with
+    /// the same configurations and ids (`quick` repeats `table1`'s FC-MNIST row): its rows
+    /// are compared bit for bit and its full-budget cells shown as context.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The paper's ordering of this artefact's columns at equal budget, best first
+    /// (`["SGD", "RBD", "FPD", "NES"]`), checked in every summary.
+    #[serde(default)]
+    pub claim_order: Vec<String>,
 }
 
 fn one() -> u64 {

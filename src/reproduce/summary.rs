@@ -30,6 +30,9 @@ pub struct EntryResult {
     /// Every start and resume of its runs, from `provenance.jsonl` (runs from before
     /// provenance was recorded add none).
     pub stretches: Vec<Stretch>,
+    /// The budget (epochs) of the paper's value: a run of fewer epochs is not set
+    /// against it.
+    pub paper_epochs: u64,
 }
 
 /// Mean and sample standard deviation.
@@ -96,8 +99,13 @@ impl EntryResult {
         }
     }
 
-    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]).
+    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]);
+    /// none for a run shorter than the paper's budget (no gap against a budget it did
+    /// not run).
     pub fn gap(&self) -> Option<(f64, bool)> {
+        if self.epochs < self.paper_epochs {
+            return None;
+        }
         let paper = self.entry.paper?;
         let (m, _) = mean_std(&self.values(Metric::ValAccuracy))?;
         let d = m - paper;
@@ -149,6 +157,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             blocked: first.blocked.clone(),
             lr,
             stretches,
+            paper_epochs: manifest.paper_epochs.unwrap_or(manifest.epochs),
         });
     }
     Ok(out)
@@ -230,7 +239,11 @@ pub fn write(
     }
     // Explanations of gaps are written by hand beside the generated files.
     let findings = std::fs::read_to_string(out.join("findings.md")).ok();
-    let md = markdown(
+    let reference = match out.parent() {
+        Some(dir) => super::reference::check(manifest, results, dir)?,
+        None => None,
+    };
+    let mut md = markdown(
         manifest,
         results,
         prov,
@@ -238,6 +251,11 @@ pub fn write(
         &plots,
         findings.as_deref(),
     );
+    if let Some(r) = reference {
+        // After the table: what this short budget shows, before the notes and plots.
+        let at = md.find("\n## Each run").map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &format!("{}\n", r.markdown()));
+    }
     crate::train::run_dir::write_atomic(&out.join("README.md"), md.as_bytes())?;
     Ok(())
 }
@@ -394,6 +412,10 @@ fn markdown(
         let gap = match r.gap() {
             Some((d, true)) => format!("**{d:+.2}** (more than 1 point or 2σ)"),
             Some((d, false)) => format!("{d:+.2}"),
+            None if r.entry.paper.is_some() && r.epochs < r.paper_epochs => format!(
+                "not comparable: {} of the paper's {} epochs",
+                r.epochs, r.paper_epochs
+            ),
             None => "–".into(),
         };
         let _ = writeln!(
