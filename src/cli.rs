@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use rbd::train::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
+    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
+    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use rbd::train::{RunConfig, ScheduleSpec};
 use std::path::PathBuf;
@@ -171,6 +171,10 @@ pub struct VariantFlags {
     /// Counter-based generator: threefry (the faster here) or philox.
     #[arg(long, default_value = "threefry")]
     pub generator: GeneratorKind,
+    /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
+    /// structured Walsh–Hadamard blocks, O(D log d) a step).
+    #[arg(long, default_value = "iid")]
+    pub bases: BasesKind,
     /// NES perturbation scale σ.
     #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     pub nes_sigma: f64,
@@ -194,6 +198,7 @@ impl VariantFlags {
         cfg.batch_size = self.batch_size;
         cfg.bernoulli_p = self.bernoulli_p;
         cfg.generator = self.generator;
+        cfg.bases = self.bases;
         cfg.nes_sigma = self.nes_sigma;
         cfg.augment_order = self.augment_order;
         cfg.augment = !self.no_augment;

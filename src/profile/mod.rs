@@ -244,6 +244,7 @@ fn optimizer(
             sigma: 0.01,
             population: args.dim,
             stream: stream(args)?,
+            family: rbd_engine::basis::BasisFamily::Iid,
         }),
         "rbd-materialized" => {
             if args.compartments != "1" {
@@ -254,6 +255,7 @@ fn optimizer(
                 lr: args.lr,
                 stream: stream(args)?,
                 dims: args.dim,
+                family: rbd_engine::basis::BasisFamily::Iid,
             })
         }
         other => bail!(

@@ -39,6 +39,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
     (
+        "b7-fastfood",
+        include_str!("../../reproduce/b7-fastfood.toml"),
+    ),
+    ("fastfood", include_str!("../../reproduce/fastfood.toml")),
+    (
         "b7-fc-mnist",
         include_str!("../../reproduce/b7-fc-mnist.toml"),
     ),
@@ -244,6 +249,9 @@ pub struct RunEntry {
     /// Generator.
     #[serde(default)]
     pub generator: Option<GeneratorKind>,
+    /// Random bases (`iid`, the default, or `fastfood`).
+    #[serde(default)]
+    pub bases: Option<crate::train::kinds::BasesKind>,
     /// Gradient correlation logging.
     #[serde(default)]
     pub correlation: Option<bool>,
@@ -391,6 +399,9 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
             format!("-{}", cfg.generator),
             format!("--generator {}", cfg.generator),
         ));
+    }
+    if cfg.bases != d.bases {
+        v.push((format!("-{}", cfg.bases), format!("--bases {}", cfg.bases)));
     }
     if cfg.nes_straddles() {
         v.push((
@@ -648,6 +659,7 @@ impl RunEntry {
             split_dim,
             bernoulli_p,
             generator,
+            bases,
             correlation,
             nes_sigma,
             batch_size,

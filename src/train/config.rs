@@ -5,8 +5,8 @@
 //! flag: the CLI maps fields to its flags.
 
 use super::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
+    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
+    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use crate::lr::{format_lr, parse_lr, preset_exponent};
 use rbd_datasets::AugmentOrder;
@@ -253,6 +253,10 @@ pub struct RunConfig {
     pub bernoulli_p: f64,
     /// The counter-based generator.
     pub generator: GeneratorKind,
+    /// The family of random bases. Left out of `config.json` at its default (iid), so
+    /// older run ids stay valid.
+    #[serde(default = "iid_bases", skip_serializing_if = "is_iid_bases")]
+    pub bases: BasesKind,
     /// Log the cosine of the RBD update with the gradient every step.
     pub correlation: bool,
     /// NES perturbation scale σ.
@@ -289,6 +293,14 @@ pub struct RunConfig {
     /// run ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<super::team::DistributedSpec>,
+}
+
+fn iid_bases() -> BasesKind {
+    BasesKind::Iid
+}
+
+fn is_iid_bases(v: &BasesKind) -> bool {
+    *v == BasesKind::Iid
 }
 
 fn augment_on() -> bool {
@@ -372,6 +384,7 @@ impl RunConfig {
             distribution: DistributionKind::Gaussian,
             bernoulli_p: 0.5,
             generator: GeneratorKind::Threefry,
+            bases: BasesKind::Iid,
             correlation: false,
             nes_sigma: 0.01,
             augment_order: AugmentOrder::default(),
@@ -429,7 +442,33 @@ impl RunConfig {
         self.validate_split()?;
         let (num_params, compartments) = self.parameter_count()?;
         self.validate_directions(num_params, compartments)?;
+        self.validate_bases()?;
         Ok(Checked { num_params })
+    }
+
+    /// Fastfood bases need an optimiser that draws directions, and a zero-mean
+    /// distribution for their diagonal.
+    fn validate_bases(&self) -> Result<(), ConfigError> {
+        if self.bases == BasesKind::Iid {
+            return Ok(());
+        }
+        if !self.schedule.iter().any(|s| s.optimizer.uses_directions()) {
+            return Err(ConfigError::new(
+                "bases",
+                format!(
+                    "{} draws random directions, which {} does not use (rbd, fpd, nes and rbd-materialized do)",
+                    self.bases,
+                    self.schedule[0].optimizer
+                ),
+            ));
+        }
+        if self.distribution == DistributionKind::BernoulliReleased {
+            return Err(ConfigError::new(
+                "bases",
+                "fastfood takes a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_schedule(&self) -> Result<(), ConfigError> {
@@ -849,6 +888,34 @@ mod tests {
         assert_ne!(on.run_id(), off.run_id());
         let back: RunConfig = serde_json::from_str(&serde_json::to_string(&off).unwrap()).unwrap();
         assert!(!back.augment);
+    }
+
+    #[test]
+    fn fastfood_bases_are_another_run_and_iid_keeps_old_ids() {
+        let iid = cfg("rbd", 1);
+        let text = serde_json::to_string(&iid).unwrap();
+        assert!(!text.contains("bases"), "{text}");
+        let mut ff = iid.clone();
+        ff.bases = BasesKind::Fastfood;
+        let text = serde_json::to_string(&ff).unwrap();
+        assert!(text.contains("\"bases\":\"fastfood\""), "{text}");
+        assert_ne!(iid.run_id(), ff.run_id());
+        let back: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.bases, BasesKind::Fastfood);
+        assert!(ff.validate().is_ok());
+        // Refused, naming the setting: a schedule without directions, and the shifted
+        // Bernoulli.
+        let mut sgd = cfg("sgd", 1);
+        sgd.bases = BasesKind::Fastfood;
+        let e = sgd.validate().unwrap_err();
+        assert_eq!(e.field, "bases", "{}", e.message);
+        ff.distribution = DistributionKind::BernoulliReleased;
+        let e = ff.validate().unwrap_err();
+        assert!(
+            e.field == "bases" && e.message.contains("bernoulli-released"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

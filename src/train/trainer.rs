@@ -738,6 +738,9 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
             cfg.distribution.describe(cfg.bernoulli_p)
         ));
     }
+    if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
+        observer.message(&format!("bases: {}", cfg.bases.describe()));
+    }
     if cfg
         .schedule
         .iter()
