@@ -51,7 +51,8 @@ pub enum Command {
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
     /// table1-nes-update, table1-cifar10, fig1, b6,
-    /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml;
+    /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
+    /// manifest file NAME.toml;
     /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.

@@ -219,11 +219,15 @@ pub fn describe(cfg: &RunConfig) -> String {
         .collect();
     let directions = if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
         format!(
-            ", d = {}, compartments {}{}, {}",
+            ", d = {}, compartments {}{}, {}{}",
             cfg.dim,
             cfg.compartments,
             if cfg.split_dim { " (d split)" } else { "" },
-            cfg.distribution
+            cfg.distribution,
+            match cfg.bases {
+                crate::train::kinds::BasesKind::Iid => "",
+                crate::train::kinds::BasesKind::Fastfood => ", fastfood bases",
+            }
         )
     } else {
         String::new()
