@@ -117,9 +117,9 @@ fn expand_reference(b: &FastfoodBases, coords: &[f32], alpha: f32, base: &[f32])
                 }
             }
             let rows = l.min(c.len - i * l);
-            for r in 0..rows {
+            for (r, a) in acc.iter().enumerate().take(rows) {
                 let e = c.offset + i * l + r;
-                out[e] = base[e] + acc[r];
+                out[e] = base[e] + a;
             }
         }
         k0 += c.dims;
@@ -167,7 +167,7 @@ fn fast_transforms_equal_the_scalar_reference_bitwise() {
 fn dense_block(p: &BlockParams) -> Vec<Vec<f64>> {
     let l = p.signs.len();
     let h = |r: usize, c: usize| {
-        if (r & c).count_ones() % 2 == 0 {
+        if (r & c).count_ones().is_multiple_of(2) {
             1.0
         } else {
             -1.0
@@ -367,7 +367,7 @@ fn directions_within_a_block_are_orthogonal_up_to_the_diagonal() {
     }
     let m2 = (ff.norm() as f64).powi(2);
     let h = |r: usize, c: usize| {
-        if (r & c).count_ones() % 2 == 0 {
+        if (r & c).count_ones().is_multiple_of(2) {
             1.0
         } else {
             -1.0
@@ -595,7 +595,9 @@ fn bad_shapes_and_distributions_are_refused() {
 #[test]
 fn native_equals_the_numpy_reference() {
     // Values printed by the NumPy code of docs/random-directions.md §11 (numpy 2.4).
-    let cases: [(Stream, u64, Compartment, Fastfood, f32, Vec<(usize, u32)>); 2] = [
+    // (stream, step, compartment, family, scale, (entry, expected bits)).
+    type Case = (Stream, u64, Compartment, Fastfood, f32, Vec<(usize, u32)>);
+    let cases: [Case; 2] = [
         (
             Stream::new(42),
             0,

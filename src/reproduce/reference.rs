@@ -63,7 +63,10 @@ pub struct Report {
     pub reference_epochs: u64,
 }
 
-const FIELDS: [(&str, fn(&EpochMetrics) -> f64); 4] = [
+/// A compared field: its name and how to read it.
+type Field = (&'static str, fn(&EpochMetrics) -> f64);
+
+const FIELDS: [Field; 4] = [
     ("val_accuracy", |r| r.val_accuracy),
     ("val_loss", |r| r.val_loss),
     ("train_accuracy", |r| r.train_accuracy),

@@ -542,7 +542,7 @@ impl FastfoodBases<'_> {
         (g, alpha): (&[f32], f32),
         base: &[f32],
         (coords, out): (&mut [f32], &mut [f32]),
-        mut delta: Option<&mut [f32]>,
+        delta: Option<&mut [f32]>,
     ) {
         assert!(Simd::available().contains(&simd), "{simd:?} not available");
         assert_eq!(g.len(), base.len(), "g and base lengths differ");
@@ -563,7 +563,7 @@ impl FastfoodBases<'_> {
         let inputs = expand_inputs(&call, self.scale, alpha, coords);
         let slices = chunk_slices(&call, base, out);
         let zeros;
-        let deltas: Vec<Option<&mut [f32]>> = match delta.as_deref_mut() {
+        let deltas: Vec<Option<&mut [f32]>> = match delta {
             Some(d) => {
                 zeros = vec![0f32; base.len()];
                 chunk_slices(&call, &zeros, d)
