@@ -33,6 +33,29 @@ pub struct RunDir {
     _lock: Option<File>,
 }
 
+/// A new run was pointed at a directory that holds files (how to go on depends on the
+/// caller: `rbd train` has `--resume` and `--overwrite`, a sweep continues what is there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occupied {
+    /// The directory.
+    pub path: PathBuf,
+    /// What it holds (the first few names).
+    pub holds: String,
+}
+
+impl std::fmt::Display for Occupied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} already holds a run ({})",
+            self.path.display(),
+            self.holds
+        )
+    }
+}
+
+impl std::error::Error for Occupied {}
+
 /// What a directory holds apart from the lock file.
 fn entries(path: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
@@ -57,11 +80,11 @@ pub fn precheck(path: &Path, claim: Claim) -> Result<()> {
                 }
                 let held = entries(path)?;
                 if !held.is_empty() {
-                    bail!(
-                        "{} already holds a run ({}); continue it with --resume {0}, replace it with --overwrite, or choose another directory",
-                        path.display(),
-                        preview(&held)
-                    );
+                    return Err(Occupied {
+                        path: path.to_path_buf(),
+                        holds: preview(&held),
+                    }
+                    .into());
                 }
             }
         }

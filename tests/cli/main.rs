@@ -4,6 +4,7 @@
 
 mod campaign;
 mod reproduce;
+mod robust;
 mod safety;
 mod variants;
 
