@@ -4,7 +4,7 @@
 
 use super::manifest::{Manifest, Metric, PlannedRun, PlotKind, PlotSpec, RunEntry};
 use super::runner::{state, RunState};
-use crate::train::metrics::{read_epochs, with_timings, EpochMetrics};
+use crate::train::metrics::{read_epochs_timed, EpochMetrics};
 use crate::train::plot::{band_chart, Band};
 use crate::train::trainer::Stretch;
 use anyhow::Result;
@@ -132,8 +132,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
                 diverged += 1;
             }
             stretches.extend(crate::train::trainer::stretches(&r.dir));
-            let timings = crate::train::trainer::timings(&r.dir)?;
-            let mut rows = with_timings(read_epochs(&r.dir)?, &timings);
+            let mut rows = read_epochs_timed(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
             seeds.push(rows);
         }

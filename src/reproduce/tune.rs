@@ -144,7 +144,7 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
             Some(t) => {
                 println!(
                     "  2^{e}: held-out loss {}{}",
-                    t.held_out_loss,
+                    crate::nonfinite::text(t.held_out_loss),
                     t.diverged_at_epoch
                         .map(|d| format!(" (diverged at epoch {d})"))
                         .unwrap_or_default()

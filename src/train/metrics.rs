@@ -360,6 +360,15 @@ impl EpochTiming {
     }
 }
 
+/// The rows of `dir`'s `metrics.jsonl`, each with its epoch's training time: the
+/// row's own (older rows) or its line in `provenance.jsonl`.
+pub fn read_epochs_timed(dir: &Path) -> Result<Vec<EpochMetrics>> {
+    Ok(with_timings(
+        read_epochs(dir)?,
+        &super::trainer::timings(dir)?,
+    ))
+}
+
 /// `rows` with the seconds of every row that lacks them taken from `timings` (by
 /// epoch), as summaries want them.
 pub fn with_timings(
