@@ -97,7 +97,8 @@ section() {
   echo "[$name] exit $rc, ${secs} s" >&2
 }
 
-# A training section: the run's last metrics line (JSON) is its output.
+# A training section: the run's last metrics line (JSON) is its output, with the
+# epoch's training time (its line of provenance.jsonl) as "timing".
 train_section() {
   local name="$1" limit="$2"
   shift 2
@@ -109,6 +110,11 @@ train_section() {
     # Append the epoch's metrics to the section just recorded.
     local i=$((${#SECTIONS[@]} - 1))
     SECTIONS[$i]="${SECTIONS[$i]%\}}, \"metrics\": $last}"
+    local timing
+    timing="$(grep '"seconds"' "$dir/provenance.jsonl" 2>/dev/null | tail -n 1)"
+    if [ -n "$timing" ]; then
+      SECTIONS[$i]="${SECTIONS[$i]%\}}, \"timing\": $timing}"
+    fi
   fi
 }
 

@@ -111,6 +111,10 @@ fn quick_gpu_check_writes_every_section() {
         let m = &s["metrics"];
         assert_eq!(m["epoch"], 1, "{name}: {s:#}");
         assert!(m["train_loss"].as_f64().unwrap().is_finite(), "{name}: {m}");
+        // The clock is not in the metrics row but beside it.
+        let t = &s["timing"];
+        assert_eq!(t["epoch"], 1, "{name}: {s:#}");
+        assert!(t["seconds"].as_f64().unwrap() > 0.0, "{name}: {t}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

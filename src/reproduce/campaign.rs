@@ -238,8 +238,13 @@ fn progress(run: &PlannedRun) -> Result<Progress> {
 /// has some, else the estimate; evaluation from the estimate.
 fn seconds_left(est: &mut Estimator, run: &PlannedRun, epochs_done: u64) -> Result<f64> {
     let p = est.parts(&run.cfg, epochs_done)?;
-    let rows = crate::train::metrics::read_epochs(&run.dir).unwrap_or_default();
-    let recent: Vec<f64> = rows.iter().rev().take(5).map(|r| r.seconds).collect();
+    let rows = crate::train::metrics::read_epochs_timed(&run.dir).unwrap_or_default();
+    let recent: Vec<f64> = rows
+        .iter()
+        .rev()
+        .take(5)
+        .filter_map(|r| r.seconds)
+        .collect();
     if recent.is_empty() || run.cfg.schedule.len() > 1 {
         return Ok(p.train + p.eval);
     }
@@ -320,7 +325,7 @@ pub fn status(
             match progress(r)? {
                 Progress::Done => {
                     done += 1;
-                    let rows = crate::train::metrics::read_epochs(&r.dir)?;
+                    let rows = crate::train::metrics::read_epochs_timed(&r.dir)?;
                     let rows = &rows[..rows.len().min(r.cfg.epochs as usize)];
                     let mut machines: Vec<String> = Vec::new();
                     for s in crate::train::trainer::stretches(&r.dir) {
@@ -329,7 +334,8 @@ pub fn status(
                             machines.push(name);
                         }
                     }
-                    if rows.len() as u64 == r.cfg.epochs {
+                    let measured = rows.iter().map(|row| row.seconds).sum::<Option<f64>>();
+                    if let (true, Some(measured)) = (rows.len() as u64 == r.cfg.epochs, measured) {
                         checks.push(Check {
                             run: format!(
                                 "{}/{}",
@@ -340,7 +346,7 @@ pub fn status(
                                     .unwrap_or_default()
                             ),
                             estimated: est.parts(&r.cfg, 0)?.train,
-                            measured: rows.iter().map(|row| row.seconds).sum(),
+                            measured,
                             machines,
                         });
                     }

@@ -286,6 +286,7 @@ impl Manifest {
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
+        m.check().map_err(|e| anyhow!("{origin}: {e}"))?;
         let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
         let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         ids.sort_unstable();
@@ -296,6 +297,25 @@ impl Manifest {
             bail!("{origin}: an orthogonality artefact needs an [orthogonality] table");
         }
         Ok(m)
+    }
+
+    /// Checks what the manifest's own fields may hold: the names that become paths
+    /// stay inside the results directory, the budget is at least one.
+    fn check(&self) -> Result<(), String> {
+        plain_name("name", &self.name)?;
+        if let Some(r) = &self.runs_of {
+            plain_name("runs_of", r)?;
+        }
+        for (i, p) in self.plots.iter().enumerate() {
+            plain_name(&format!("plot {}: file", i + 1), &p.file)?;
+        }
+        if self.epochs == 0 {
+            return Err("epochs = 0: a run needs at least 1 epoch".into());
+        }
+        if self.seeds == 0 {
+            return Err("seeds = 0: an artefact needs at least 1 seed".into());
+        }
+        Ok(())
     }
 
     /// A built-in manifest by name, or a manifest file by path.
@@ -339,6 +359,9 @@ impl Manifest {
                         entry.id
                     );
                 }
+                entry
+                    .check()
+                    .map_err(|e| anyhow!("run {} ({:?}): {e}", i + 1, entry.id))?;
                 Ok(entry)
             })
             .collect()
@@ -615,13 +638,64 @@ impl Manifest {
             }
         }
         if out.is_empty() && self.kind == ArtefactKind::Training {
-            bail!("no run of '{}' matches the filter", self.name);
+            if opts.only.is_empty() {
+                bail!(
+                    "'{}' has no runs (its manifest lists no [[run]])",
+                    self.name
+                );
+            }
+            bail!(
+                "no run of '{}' matches --only {}",
+                self.name,
+                opts.only.join(", ")
+            );
         }
         Ok(out)
     }
 }
 
+/// Refuses `value` for `field` unless it is one plain file name: it becomes a directory
+/// or file inside the results directory, so no separator, `.`, `..` or emptiness.
+fn plain_name(field: &str, value: &str) -> Result<(), String> {
+    let plain = !value.is_empty()
+        && value != "."
+        && value != ".."
+        && !value.contains(['/', '\\'])
+        && !value.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} = {value:?} must be a plain name (no '/', '\\', '..' or control characters): it names a path inside the results directory"
+        ))
+    }
+}
+
 impl RunEntry {
+    /// Checks the fields that become paths or numbers of the summary.
+    fn check(&self) -> Result<(), String> {
+        plain_name("id", &self.id)?;
+        let finite = |field: &str, v: Option<f64>| match v {
+            Some(x) if !x.is_finite() => Err(format!("{field} = {x} must be a finite number")),
+            _ => Ok(()),
+        };
+        finite("paper", self.paper)?;
+        finite("paper_std", self.paper_std)?;
+        finite("x", self.x)?;
+        if let Some(s) = self.paper_std.filter(|s| *s < 0.0) {
+            return Err(format!(
+                "paper_std = {s} must not be negative (a standard deviation)"
+            ));
+        }
+        if self.paper_std.is_some() && self.paper.is_none() {
+            return Err("paper_std is given without paper".into());
+        }
+        if self.epochs == Some(0) {
+            return Err("epochs = 0: a run needs at least 1 epoch".into());
+        }
+        Ok(())
+    }
+
     /// The run's configuration (seed 0, checkpoint every epoch).
     pub fn config(&self, manifest_epochs: u64) -> Result<RunConfig> {
         let spec = match (&self.schedule, self.optimizer) {

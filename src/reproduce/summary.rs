@@ -4,7 +4,7 @@
 
 use super::manifest::{Manifest, Metric, PlannedRun, PlotKind, PlotSpec, RunEntry};
 use super::runner::{state, RunState};
-use crate::train::metrics::{read_epochs, EpochMetrics};
+use crate::train::metrics::{read_epochs_timed, EpochMetrics};
 use crate::train::plot::{band_chart, Band};
 use crate::train::trainer::Stretch;
 use anyhow::Result;
@@ -19,7 +19,8 @@ pub struct EntryResult {
     pub entry: RunEntry,
     /// The planned epochs.
     pub epochs: u64,
-    /// Each seed's epoch rows (up to the planned epochs).
+    /// Each seed's epoch rows (up to the planned epochs), with their training seconds
+    /// from `provenance.jsonl` where the rows do not hold them.
     pub seeds: Vec<Vec<EpochMetrics>>,
     /// Seeds that diverged.
     pub diverged: usize,
@@ -71,7 +72,8 @@ impl EntryResult {
                     Metric::ValAccuracy => 100.0 * last.val_accuracy,
                     Metric::Correlation => last.correlation?.mean,
                     Metric::CorrelationPooled => last.correlation_pooled?.mean,
-                    Metric::Seconds => rows.iter().map(|r| r.seconds).sum(),
+                    // Unknown when an epoch's time was not recorded.
+                    Metric::Seconds => rows.iter().map(|r| r.seconds).sum::<Option<f64>>()?,
                 })
             })
             .collect()
@@ -80,9 +82,15 @@ impl EntryResult {
     /// Our value as `mean ± std` (with the seed count), or the run's progress.
     pub fn ours(&self) -> String {
         let v = self.values(Metric::ValAccuracy);
+        let diverged = match self.diverged {
+            0 => String::new(),
+            n => format!(", {n} diverged"),
+        };
         match mean_std(&v) {
-            Some((m, s)) if v.len() > 1 => format!("{m:.2} ± {s:.2} ({} seeds)", v.len()),
-            Some((m, _)) => format!("{m:.2} (1 seed)"),
+            Some((m, s)) if v.len() > 1 => {
+                format!("{m:.2} ± {s:.2} ({} seeds{diverged})", v.len())
+            }
+            Some((m, _)) => format!("{m:.2} (1 seed{diverged})"),
             None => {
                 if let Some(b) = &self.blocked {
                     return format!("not run: {b}");
@@ -132,7 +140,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
                 diverged += 1;
             }
             stretches.extend(crate::train::trainer::stretches(&r.dir));
-            let mut rows = read_epochs(&r.dir)?;
+            let mut rows = read_epochs_timed(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
             seeds.push(rows);
         }
@@ -264,7 +272,7 @@ fn write_csv(out: &Path, results: &[EntryResult]) -> Result<()> {
     let mut csv = String::from(
         "id,row,column,epochs,seeds_finished,mean_val_accuracy,std_val_accuracy,paper,paper_std,difference,gap,mean_correlation,mean_seconds,diverged_seeds,lr\n",
     );
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    let opt = |v: Option<f64>| v.map(crate::nonfinite::text).unwrap_or_default();
     for r in results {
         let acc = mean_std(&r.values(Metric::ValAccuracy));
         let gap = r.gap();

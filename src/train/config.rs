@@ -133,6 +133,7 @@ pub struct Segment {
     /// The optimiser.
     pub optimizer: OptimizerKind,
     /// Learning rate.
+    #[serde(with = "crate::nonfinite::float")]
     pub lr: f64,
     /// Where the rate came from (given, or which published preset).
     pub lr_source: String,
@@ -250,6 +251,7 @@ pub struct RunConfig {
     /// Distribution of the direction entries.
     pub distribution: DistributionKind,
     /// Bernoulli probability p.
+    #[serde(with = "crate::nonfinite::float")]
     pub bernoulli_p: f64,
     /// The counter-based generator.
     pub generator: GeneratorKind,
@@ -260,6 +262,7 @@ pub struct RunConfig {
     /// Log the cosine of the RBD update with the gradient every step.
     pub correlation: bool,
     /// NES perturbation scale σ.
+    #[serde(with = "crate::nonfinite::float")]
     pub nes_sigma: f64,
     /// CIFAR-10 augmentation order: the paper's text (standardise, then pad/crop/flip)
     /// or the released code's (pad/crop/flip [0,1] pixels, then standardise the crop).

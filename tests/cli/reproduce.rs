@@ -162,10 +162,26 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
         "{readme}"
     );
     // Every stretch names the machine that trained it (the killed run has two), and the
-    // summary names those machines.
-    let stretches = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
-    assert_eq!(stretches.lines().count(), 2, "{stretches}");
-    for line in stretches.lines() {
+    // summary names those machines. The other lines are the epochs' times (an epoch
+    // trained again after the kill has two).
+    let provenance = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
+    let stretches: Vec<&str> = provenance
+        .lines()
+        .filter(|l| l.contains("\"commit\""))
+        .collect();
+    assert_eq!(stretches.len(), 2, "{provenance}");
+    let mut timed: Vec<u64> = provenance
+        .lines()
+        .filter(|l| l.contains("\"seconds\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    timed.dedup();
+    assert_eq!(timed, [1, 2, 3], "{provenance}");
+    for line in stretches {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let machine = v["machine"].as_str().unwrap_or_default();
         assert!(machine.ends_with(" cores"), "{line}");

@@ -127,7 +127,25 @@ pub fn fetch_cifar10(
             archive.display()
         ));
         let file = File::open(archive).map_err(|e| DatasetError::io(archive, e))?;
-        let actual = sha256_of_reader(archive, file)?;
+        // Bounded like a download: never more than the pinned size plus one byte is
+        // read (a device such as /dev/zero would otherwise be hashed forever).
+        let length_error = |n: String| DatasetError::BadArchive {
+            archive: archive.display().to_string(),
+            reason: format!(
+                "it has {n} bytes, the pinned cifar-10-binary.tar.gz has {}",
+                source.size.unwrap_or_default()
+            ),
+        };
+        if let (Some(want), Ok(meta)) = (source.size, file.metadata()) {
+            if meta.is_file() && meta.len() > want {
+                return Err(length_error(meta.len().to_string()));
+            }
+        }
+        let limit = source.size.map_or(u64::MAX, |s| s + 1);
+        let (actual, n) = sha256_of_reader(archive, file, limit)?;
+        if let Some(want) = source.size.filter(|&want| n > want) {
+            return Err(length_error(format!("more than {want}")));
+        }
         check_archive_sum(&archive.display().to_string(), source, actual, &help)?;
         unpack(archive, &archive.display().to_string(), staging.path())?
     } else if let Some(builder) = &source.builder {
