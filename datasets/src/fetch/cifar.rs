@@ -175,8 +175,9 @@ fn check_archive_sum(
 /// official layout into `into/cifar-10-batches-bin/`, which is returned once every
 /// batch file is there with its exact size (`records_per_file` records each: 10,000
 /// for the official archive). Other members are skipped, so no path in the archive can
-/// write outside `into`; a member of the layout that is not a regular file is refused.
-/// `origin` (URL or path) names the archive in errors.
+/// write outside `into`; a member of the layout that is not a regular file, appears
+/// twice or is larger than its file may be is refused. `origin` (URL or path) names the
+/// archive in errors.
 pub fn unpack_cifar_archive(
     archive: &Path,
     origin: &str,
@@ -211,8 +212,19 @@ pub fn unpack_cifar_archive(
             return Err(bad(format!("{member} is not a regular file")));
         }
         let dest = out.join(&name);
-        let mut file = File::create_new(&dest).map_err(|e| DatasetError::io(&dest, e))?;
-        std::io::copy(&mut entry.take(limit + 1), &mut file).map_err(io)?;
+        let mut file = match File::create_new(&dest) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(bad(format!("{member} appears twice")));
+            }
+            Err(e) => return Err(DatasetError::io(&dest, e)),
+        };
+        let copied = std::io::copy(&mut entry.take(limit + 1), &mut file).map_err(io)?;
+        if copied > limit {
+            return Err(bad(format!(
+                "{member} is larger than the {limit} bytes it may have"
+            )));
+        }
         file.sync_all().map_err(|e| DatasetError::io(&dest, e))?;
     }
     check_batches(&out, batch_bytes, records_per_file).map_err(bad)?;
