@@ -5,11 +5,11 @@
 
 use super::manifest::PlannedRun;
 use crate::signals::StopFlag;
-use crate::train::config::RunConfig;
+use crate::train::config::{read_config, RunConfig};
 use crate::train::metrics::EpochMetrics;
 use crate::train::trainer::CONFIG;
 use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -55,10 +55,7 @@ pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
     if !cfg_path.exists() {
         return Ok(RunState::New);
     }
-    let text = std::fs::read_to_string(&cfg_path)
-        .with_context(|| format!("reading {}", cfg_path.display()))?;
-    let existing: RunConfig = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a run configuration", cfg_path.display()))?;
+    let existing = read_config(&cfg_path)?;
     if existing.run_id() != cfg.run_id() {
         bail!(
             "{} holds a run of another configuration (the manifest changed?); move it away or delete it to run it again",
@@ -196,9 +193,7 @@ pub fn run_all(runs: &[PlannedRun], stop: &StopFlag) -> Result<SweepEnd> {
 
 /// The epochs a run directory's configuration asks for.
 fn read_epochs_configured(dir: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(dir.join(CONFIG))?;
-    let cfg: RunConfig = serde_json::from_str(&text)?;
-    Ok(cfg.epochs)
+    Ok(read_config(&dir.join(CONFIG))?.epochs)
 }
 
 /// A one-line description of a run's configuration.

@@ -54,8 +54,8 @@ pub struct Loaded {
 }
 
 /// SHA-256 over the tensors in name order (name, shape, little-endian data) and the
-/// position's JSON text.
-fn checksum(tensors: &HostTensors, position_json: &str) -> String {
+/// position's JSON text: the `rbd.sha256` metadata of a checkpoint.
+pub fn checksum(tensors: &HostTensors, position_json: &str) -> String {
     let mut order: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
@@ -74,6 +74,11 @@ fn checksum(tensors: &HostTensors, position_json: &str) -> String {
 
 /// Writes `tensors` and `position` for run `run_id` to `path` atomically.
 pub fn save(path: &Path, tensors: &HostTensors, position: &Position, run_id: &str) -> Result<()> {
+    write_atomic(path, &to_bytes(tensors, position, run_id)?)
+}
+
+/// The bytes of the checkpoint file [`save`] writes.
+pub fn to_bytes(tensors: &HostTensors, position: &Position, run_id: &str) -> Result<Vec<u8>> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, s, v)| {
@@ -88,8 +93,7 @@ pub fn save(path: &Path, tensors: &HostTensors, position: &Position, run_id: &st
     meta.insert("rbd.sha256".to_string(), checksum(tensors, &position_json));
     meta.insert("rbd.run_id".to_string(), run_id.to_string());
     meta.insert("rbd".to_string(), position_json);
-    let data = safetensors::serialize(views, Some(meta))?;
-    write_atomic(path, &data)
+    Ok(safetensors::serialize(views, Some(meta))?)
 }
 
 /// Reads a checkpoint back, refusing one whose checksum does not match.
