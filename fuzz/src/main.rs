@@ -16,8 +16,9 @@ static ALLOC: rbd_fuzz::alloc::Counting = rbd_fuzz::alloc::Counting;
 /// archive, checkpoints, manifests, config.json, metrics, diverged and tune records)
 /// with structure-aware mutations: bit flips, cuts, length and header fields, huge
 /// declared sizes, duplicated and missing keys, wrong types, non-finite numbers. A
-/// case fails on a panic, an allocation past a bound proportional to its input, a
-/// time past --slow-ms (a watchdog aborts past --hang-s), an error that does not
+/// case fails on a panic, an allocation past a bound proportional to its input, CPU
+/// time past --slow-ms (a watchdog aborts past --hang-s of wall time or
+/// --memory-cap-mib of live memory), an error that does not
 /// name the file, or the parser's oracle (a valid file refused, a corrupt one read
 /// wrong, a file written outside its place). Case i of a parser under a seed is the
 /// same input on every machine: replay it with --case i.
@@ -45,7 +46,7 @@ struct Args {
     /// Where findings' input files are saved.
     #[arg(long, default_value = "fuzz-findings")]
     save: PathBuf,
-    /// A case slower than this is a finding (milliseconds).
+    /// A case using more CPU time than this is a finding (milliseconds).
     #[arg(long, default_value_t = 2000)]
     slow_ms: u64,
     /// A case slower than this aborts the run, naming it (seconds).
@@ -58,6 +59,9 @@ struct Args {
     /// the counting allocator does not see.
     #[arg(long, default_value_t = 16384)]
     memory_limit_mib: u64,
+    /// Print a progress line to stderr every this many seconds (0: never).
+    #[arg(long, default_value_t = 300)]
+    progress_s: u64,
     /// Print this many of each parser's most frequent distinct errors.
     #[arg(long, default_value_t = 0)]
     errors: usize,
@@ -149,11 +153,12 @@ fn main() -> ExitCode {
             },
             scratch: default_scratch(),
             save: Some(args.save.clone()),
+            progress: Some(Duration::from_secs(args.progress_s)).filter(|d| !d.is_zero()),
         };
         let r = runner::run(t, &opts);
         println!(
             "{:<12} {} cases (seed {}, from {}): {} valid, {} accepted, {} refused ({} distinct errors); \
-             findings {}; largest allocation {} B (input {} B, case {}); slowest {:.1} ms (case {}); wall {:.1} s",
+             findings {}; largest allocation {} B (input {} B, case {}); slowest {:.1} ms CPU (case {}); wall {:.1} s",
             r.parser,
             r.cases,
             args.seed,

@@ -33,6 +33,7 @@ fn fuzz(parser: &str) {
             },
             scratch: default_scratch(),
             save: None,
+            progress: None,
         },
     );
     eprintln!(
