@@ -91,6 +91,11 @@ fn manifest() {
 }
 
 #[test]
+fn campaign() {
+    fuzz("campaign");
+}
+
+#[test]
 fn config() {
     fuzz("config");
 }
@@ -119,6 +124,7 @@ fn every_parser_has_a_test() {
         "cifar-tar",
         "checkpoint",
         "manifest",
+        "campaign",
         "config",
         "metrics",
         "diverged",

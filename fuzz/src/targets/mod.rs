@@ -2,6 +2,7 @@
 //! parser's format with structure-aware mutations, the parser's entry point as rbd
 //! calls it, an oracle for what it accepts, and its memory bound.
 
+mod campaign;
 mod checkpoint;
 mod cifar;
 mod config;
@@ -103,6 +104,7 @@ pub fn all() -> Vec<&'static dyn Target> {
         &tar::CifarArchive,
         &checkpoint::Checkpoint,
         &manifest::ManifestToml,
+        &campaign::CampaignToml,
         &config::ConfigJson,
         &metrics::MetricsJsonl,
         &records::Diverged,
