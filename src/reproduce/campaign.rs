@@ -8,7 +8,7 @@
 //! (epochs, seeds), which every output states beside the paper's.
 
 use super::estimate::{human, Estimator};
-use super::manifest::{tune_file, Manifest, PlanOptions, PlannedRun};
+use super::manifest::{tune_file, Manifest, PlanOptions, PlannedRun, MAX_SEEDS};
 use super::runner::{run_one, state, RunEnd, RunState};
 use super::tune::{self, TuneRequest};
 use crate::signals::StopFlag;
@@ -82,6 +82,9 @@ impl Plan {
                 if v == Some(0) {
                     bail!("{}: {field} must be at least 1", at());
                 }
+            }
+            if let Some(s) = item.seeds.filter(|s| *s > MAX_SEEDS) {
+                bail!("{}: seeds = {s}: must be 1 to {MAX_SEEDS}", at());
             }
             let entries = m.entries().with_context(at)?;
             let selected = entries
@@ -681,5 +684,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_item_with_more_seeds_than_a_plan_takes_is_refused_at_once() {
+        // Found by rbd-fuzz (campaign): seeds = 2^40 was accepted, and the campaign
+        // stopped only on reaching the item, after the items before it had run.
+        let text =
+            "title = \"t\"\n[[item]]\nartefact = \"fig1\"\nseeds = 1099511627776\nwhy = \"w\"\n";
+        let e = format!("{:#}", Plan::parse(text, "c.toml").unwrap_err());
+        assert_eq!(
+            e,
+            "c.toml: item 1 (fig1): seeds = 1099511627776: must be 1 to 1000"
+        );
+        let ok = text.replace("1099511627776", "1000");
+        assert_eq!(
+            Plan::parse(&ok, "c.toml").unwrap().items[0].seeds,
+            Some(1000)
+        );
     }
 }

@@ -281,12 +281,19 @@ pub struct RunEntry {
     pub nes_epochs: Option<crate::train::kinds::NesEpochs>,
 }
 
+/// The most seeds per run a reproduction plans (the paper's artefacts use 3): more is a
+/// typo, and would plan runs without end.
+pub const MAX_SEEDS: u64 = 1000;
+
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
         m.check().map_err(|e| anyhow!("{origin}: {e}"))?;
+        if !(1..=MAX_SEEDS).contains(&m.seeds) {
+            bail!("{origin}: seeds = {}: must be 1 to {MAX_SEEDS}", m.seeds);
+        }
         let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
         let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         ids.sort_unstable();
@@ -295,6 +302,13 @@ impl Manifest {
         }
         if m.kind == ArtefactKind::Orthogonality && m.orthogonality.is_none() {
             bail!("{origin}: an orthogonality artefact needs an [orthogonality] table");
+        }
+        if let Some(o) = &m.orthogonality {
+            super::orthogonality::check(o.vectors, o.max_exponent)
+                .with_context(|| format!("{origin}: [orthogonality]"))?;
+        }
+        if m.kind == ArtefactKind::Training && m.runs.is_empty() {
+            bail!("{origin}: no [[run]]: a training artefact lists its runs");
         }
         Ok(m)
     }
@@ -550,6 +564,12 @@ pub fn tuned_rate(results: &Path, cfg: &RunConfig) -> Result<Option<f64>> {
     let lr = v["best_lr"]
         .as_f64()
         .with_context(|| format!("{}: no best_lr", path.display()))?;
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!(
+            "{}: best_lr = {lr}: not a positive rate (run rbd tune again)",
+            path.display()
+        );
+    }
     Ok(Some(lr))
 }
 
@@ -573,6 +593,9 @@ impl Manifest {
     /// Expands the manifest into runs under `results/NAME/runs/`.
     pub fn plan(&self, results: &Path, opts: &PlanOptions) -> Result<Vec<PlannedRun>> {
         let seeds = opts.seeds.unwrap_or(self.seeds);
+        if seeds > MAX_SEEDS {
+            bail!("seeds: {seeds} seeds per run is more than {MAX_SEEDS}");
+        }
         let mut out = Vec::new();
         let entries = self.entries()?;
         // A filter equal to an id selects that run alone (`--only d10` is not d100).
@@ -957,6 +980,73 @@ mod tests {
         }
         let file = tuned_rate_file(&empty, &nes.cfg);
         assert!(why.contains(&file.display().to_string()), "{why}");
+    }
+
+    #[test]
+    fn a_tuned_rate_that_is_not_positive_is_refused_naming_the_file() {
+        // Found by rbd-fuzz (tune): `"best_lr": 0` or `-0` was returned as the rate,
+        // and the run failed later with an error naming neither the file nor the key.
+        let results = std::env::temp_dir().join(format!("rbd-bad-tune-{}", std::process::id()));
+        let m = Manifest::load("table1-tuned").unwrap();
+        let plan = m.plan(&results, &PlanOptions::default()).unwrap();
+        let cfg = &plan[0].cfg;
+        let file = tuned_rate_file(&results, cfg);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        for bad in ["0", "-0", "-0.5"] {
+            std::fs::write(&file, format!("{{\"best_lr\": {bad}}}")).unwrap();
+            let e = format!("{:#}", tuned_rate(&results, cfg).unwrap_err());
+            assert!(e.starts_with(&file.display().to_string()), "{e}");
+            assert!(e.contains("best_lr = "), "{e}");
+        }
+        std::fs::write(&file, "{\"best_lr\": 0.125}").unwrap();
+        assert_eq!(tuned_rate(&results, cfg).unwrap(), Some(0.125));
+        std::fs::remove_dir_all(&results).unwrap();
+    }
+
+    #[test]
+    fn an_empty_or_oversized_artefact_is_refused_naming_the_file() {
+        // Found by rbd-fuzz (manifest): a manifest whose runs were all removed said "no
+        // run of 'x' matches the filter" though no filter was given.
+        let e = Manifest::parse("name = \"t\"\ntitle = \"t\"\n", "t.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: no [[run]]: a training artefact lists its runs"
+        );
+        // Found while writing the fuzzer: `vectors` past usize's half overflowed `2 ×
+        // vectors` and aborted on allocation in the experiment, after parsing.
+        let b8 = BUILT_IN.iter().find(|(n, _)| *n == "b8").unwrap().1;
+        let huge = b8.replace("vectors = 100", "vectors = 9223372036854775807");
+        assert_ne!(huge, b8, "b8 sets vectors = 100");
+        let e = format!("{:#}", Manifest::parse(&huge, "b8.toml").unwrap_err());
+        assert!(
+            e.starts_with("b8.toml: [orthogonality]: vectors must be 2 to"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn seeds_past_the_bound_are_refused_not_planned_without_end() {
+        // Found by rbd-fuzz (manifest): `seeds = 1099511627776` planned runs until the
+        // memory ran out.
+        let text = "name = \"t\"\ntitle = \"t\"\nseeds = 1099511627776\n[[run]]\nid = \"a\"\nmodel = \"fc\"\ndataset = \"mnist\"\noptimizer = \"sgd\"\n";
+        let e = Manifest::parse(text, "t.toml").unwrap_err().to_string();
+        assert_eq!(e, "t.toml: seeds = 1099511627776: must be 1 to 1000");
+        let zero = text.replace("1099511627776", "0");
+        let e = Manifest::parse(&zero, "t.toml").unwrap_err().to_string();
+        assert_eq!(e, "t.toml: seeds = 0: must be 1 to 1000");
+        let m = Manifest::parse(&text.replace("1099511627776", "2"), "t.toml").unwrap();
+        let opts = PlanOptions {
+            seeds: Some(1 << 40),
+            ..PlanOptions::default()
+        };
+        let e = m.plan(Path::new("r"), &opts).unwrap_err().to_string();
+        assert!(e.starts_with("seeds: 1099511627776 seeds per run"), "{e}");
+        assert_eq!(
+            m.plan(Path::new("r"), &PlanOptions::default())
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

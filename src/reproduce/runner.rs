@@ -74,11 +74,7 @@ impl DivergedRecord {
 
 /// Reads a run directory's `config.json` (its path names it in errors).
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
-    let path = dir.join(CONFIG);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a run configuration", path.display()))
+    crate::train::config::read_config(&dir.join(CONFIG))
 }
 
 /// Reads the state of `run`, refusing a directory that holds another configuration.

@@ -59,8 +59,8 @@ pub struct Loaded {
 }
 
 /// SHA-256 over the tensors in name order (name, shape, little-endian data) and the
-/// position's JSON text.
-fn checksum(tensors: &HostTensors, position_json: &str) -> String {
+/// position's JSON text: the `rbd.sha256` metadata of a checkpoint.
+pub fn checksum(tensors: &HostTensors, position_json: &str) -> String {
     let mut order: Vec<&(String, Vec<usize>, Vec<f32>)> = tensors.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));
     let mut h = Sha256::new();
@@ -93,13 +93,18 @@ pub fn save(path: &Path, tensors: &HostTensors, position: &Position, run_id: &st
             path.display()
         );
     }
+    write_atomic(path, &to_bytes(tensors, position, run_id)?)
+}
+
+/// The bytes of the checkpoint file [`save`] writes.
+pub fn to_bytes(tensors: &HostTensors, position: &Position, run_id: &str) -> Result<Vec<u8>> {
     let position_json = serde_json::to_string(position)?;
     let meta = BTreeMap::from([
         ("rbd.sha256", checksum(tensors, &position_json)),
         ("rbd.run_id", run_id.to_string()),
         ("rbd", position_json),
     ]);
-    write_atomic(path, &serialize(tensors, &meta)?)
+    serialize(tensors, &meta)
 }
 
 /// The safetensors bytes of `tensors` with `meta` as the header's `__metadata__`, its

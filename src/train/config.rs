@@ -13,7 +13,7 @@ use rbd_datasets::AugmentOrder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A configuration value that cannot run, naming its field.
@@ -347,6 +347,25 @@ mod augment_order_text {
             .parse()
             .map_err(serde::de::Error::custom)
     }
+}
+
+/// Reads a run's stored configuration (`config.json`), naming the file in every error.
+/// It is not validated here: a resume may change it first ([`RunConfig::validate`]).
+pub fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid run configuration", path.display()))
+}
+
+/// [`read_config`], then [`RunConfig::validate`], naming the file in its error (a
+/// stored configuration that cannot run was edited by hand or by an older rbd).
+pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
+    let cfg = read_config(path)?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
 }
 
 /// What validation learned about the model, for the caller's messages.
@@ -976,5 +995,36 @@ mod tests {
         assert!(text.contains("\"optimizer\": \"rbd\""), "{text}");
         let b: RunConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_stored_configuration_names_its_file_in_every_error() {
+        let dir = std::env::temp_dir().join(format!("rbd-load-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let good = cfg("rbd", 2);
+        std::fs::write(&path, serde_json::to_string_pretty(&good).unwrap()).unwrap();
+        assert_eq!(load_config(&path).unwrap(), good);
+        // Valid JSON that cannot run: the field, and the file (not a flag nobody gave).
+        let mut bad = good.clone();
+        bad.dim = 0;
+        std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert_eq!(e, format!("{}: dim: must be at least 1", path.display()));
+        assert_eq!(
+            read_config(&path).unwrap(),
+            bad,
+            "reading alone does not validate"
+        );
+        std::fs::write(&path, "{\"model\": null}").unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert!(
+            e.starts_with(&format!(
+                "{}: not a valid run configuration: ",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

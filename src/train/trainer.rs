@@ -174,10 +174,7 @@ impl Trainer {
     ) -> Result<Trainer> {
         super::run_dir::precheck(out, Claim::Resume)?;
         let path = out.join(CONFIG);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut cfg: RunConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a valid run configuration", path.display()))?;
+        let mut cfg = super::config::load_config(&path)?;
         let run_id = cfg.run_id();
         let changed = changes.apply(&mut cfg)?;
         cfg.validate()?;
