@@ -25,8 +25,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List every wgpu adapter with its limits and features.
-    Devices,
+    /// List every wgpu adapter with its limits and features (one line per physical
+    /// device; a GPU seen through Vulkan and GL is listed once, as Vulkan).
+    Devices(DevicesArgs),
     /// Print the parameter count D of every model on every data set.
     Models,
     /// Train a model (SGD, RBD, FPD, NES, hybrid schedules).
@@ -44,6 +45,15 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Tune a learning rate with Table 4's protocol (75/25 split, lowest held-out loss).
     Tune(TuneArgs),
+}
+
+/// Options of `rbd devices`.
+#[derive(Args, Debug, Clone)]
+pub struct DevicesArgs {
+    /// Print JSON: the cpu backend and every adapter, best first, with `is_gpu` and
+    /// `vulkan_discrete` (what scripts/gpu-check.sh requires) spelled out.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `rbd reproduce`.
