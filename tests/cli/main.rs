@@ -5,6 +5,7 @@
 mod campaign;
 mod reproduce;
 mod safety;
+mod stability;
 mod variants;
 
 use std::path::{Path, PathBuf};
