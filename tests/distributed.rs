@@ -6,13 +6,15 @@
 #![cfg(feature = "mpi")]
 
 use rbd::train::data::Data;
-use rbd::train::kinds::{DatasetSpec, ModelKind, OptimizerKind};
+use rbd::train::kinds::DatasetSpec;
 use rbd::train::oracle::{EpochSums, TrainOracle};
 use rbd::train::{RunConfig, Segment};
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{
     generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
 };
+use rbd_models::ModelKind;
+use rbd_optim::OptimizerKind;
 use rbd_optim::Oracle;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -124,7 +126,7 @@ fn args(data: &Path, out: &Path, optimizer: &str, lr: &str, extra: &[&str]) -> V
 fn final_theta(dir: &Path) -> Vec<f32> {
     let data = std::fs::read(dir.join("final.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&data).unwrap();
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let mut theta = Vec::new();
     for s in &model.layout().specs {
         let t = st.tensor(&s.name).unwrap();
@@ -203,10 +205,10 @@ fn config(data: &Path, optimizer: OptimizerKind, lr: f64, batch: usize) -> RunCo
         DatasetSpec::Idx(data.to_path_buf()),
         vec![seg],
     );
-    cfg.val_size = 64;
-    cfg.batch_size = batch;
-    cfg.dim = 8;
-    cfg.device = rbd::train::kinds::DeviceKind::Cpu;
+    cfg.data.val_size = 64;
+    cfg.data.batch_size = batch;
+    cfg.settings.directions.dim = 8;
+    cfg.device = rbd_engine::DeviceChoice::Cpu;
     cfg
 }
 
@@ -246,7 +248,7 @@ impl Oracle for Union<'_> {
 fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64) -> Vec<f32> {
     let cfg = config(data, optimizer, lr, 16);
     let (d, loader) = batches(&cfg);
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let layout = model.layout();
     let mut theta =
         Tensor::from_f32(&Device::Cpu, &layout.init(cfg.seed), &[layout.total]).unwrap();
@@ -274,7 +276,7 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
     let data = dir.join("data");
     synthetic(&data, 64 + 256);
     let d = 8.0;
-    let num_params = rbd_models::build("fc", 1, 28, 28, &Device::Cpu)
+    let num_params = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu)
         .unwrap()
         .layout()
         .total as f64;
@@ -331,7 +333,7 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
 fn first_gradients(data: &Path, batch: usize) -> (Vec<f32>, Vec<Vec<f64>>) {
     let cfg = config(data, OptimizerKind::Sgd, 1.0, batch);
     let (d, loader) = batches(&cfg);
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let layout = model.layout();
     let theta0 = layout.init(cfg.seed);
     let t = Tensor::from_f32(&Device::Cpu, &theta0, &[layout.total]).unwrap();

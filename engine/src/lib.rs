@@ -30,4 +30,6 @@ pub use metrics::MetricSums;
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
 pub use ops::random_bases;
+/// Text forms of choices (`named_enum!` declares one), shared with the lower crate.
+pub use rbd_kernels::{named_enum, serde_as_text, text};
 pub use tensor::{DType, Tensor, TensorId};

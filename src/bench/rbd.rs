@@ -86,7 +86,13 @@ fn step_time_on(
     repeats: usize,
     image: (usize, usize, usize),
 ) -> Result<Timing> {
-    let model = rbd_models::build("cnn", image.0, image.1, image.2, device)?;
+    let model = rbd_models::build(
+        rbd_models::ModelKind::Cnn,
+        image.0,
+        image.1,
+        image.2,
+        device,
+    )?;
     let layout = model.layout();
     let mut theta = Tensor::from_f32(device, &layout.init(0), &[layout.total])?;
     let mut step = 0u64;

@@ -338,7 +338,7 @@ fn released_fpd_takes_the_gradient_one_step_behind() {
         s,
         comps.clone(),
         &theta,
-        rbd_optim::FpdGradientAt::Previous,
+        rbd_optim::FpdVariant::Released,
     )
     .unwrap();
     let mut oracle = Quadratic::new(n, Device::Cpu);
