@@ -5,6 +5,9 @@
 //! every rank ends with the same θ; resuming on another number of ranks is refused.
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::{metrics, scratch, show, synthetic};
 use rbd::train::data::Data;
 use rbd::train::kinds::DatasetSpec;
 use rbd::train::oracle::{EpochSums, TrainOracle};
@@ -16,51 +19,8 @@ use rbd_kernels::random_bases::{
 use rbd_models::ModelKind;
 use rbd_optim::OptimizerKind;
 use rbd_optim::Oracle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rbd-dist-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A learnable 10-class problem in the IDX format (class k lights a block, plus noise).
-fn synthetic(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut images = vec![0u8; n * 784];
-    let mut labels = vec![0u8; n];
-    let mut s = 0x9e37_79b9u32;
-    for i in 0..n {
-        let k = (i * 7 + i / 10) % 10;
-        labels[i] = k as u8;
-        let (r0, c0) = (2 + (k / 5) * 12, 2 + (k % 5) * 5);
-        for p in 0..784 {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            let (r, c) = (p / 28, p % 28);
-            let on = r >= r0 && r < r0 + 6 && c >= c0 && c < c0 + 6;
-            images[i * 784 + p] = if on { 200 } else { 0 } + (s % 50) as u8;
-        }
-    }
-    let mut b = vec![0, 0, 8, 3];
-    for d in [n as u32, 28, 28] {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(&images);
-    std::fs::write(dir.join("train-images-idx3-ubyte"), b).unwrap();
-    let mut b = vec![0, 0, 8, 1];
-    b.extend_from_slice(&(n as u32).to_be_bytes());
-    b.extend_from_slice(&labels);
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), b).unwrap();
-}
-
-fn show(out: &Output) {
-    eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// `rbd train` (under `mpirun -n ranks … --distributed` when `ranks` is given).
 fn train(ranks: Option<usize>, args: &[String]) -> Output {
@@ -137,14 +97,6 @@ fn final_theta(dir: &Path) -> Vec<f32> {
         );
     }
     theta
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The θ hashes the ranks printed.

@@ -12,7 +12,8 @@
 //!   counter-based stream (the op family the random-bases optimisers use).
 //! - [`profile`]: an op-level profiler (off by default) with named scopes.
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
-//!   strategies for property-testing user ops and models.
+//!   strategies for property-testing user ops and models; [`testing`]: the helpers of
+//!   the crates' tests.
 
 pub mod autodiff;
 pub mod device;
@@ -22,6 +23,7 @@ pub mod metrics;
 pub mod ops;
 pub mod profile;
 pub mod tensor;
+pub mod testing;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use device::{Device, DeviceChoice};

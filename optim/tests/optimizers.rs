@@ -2,13 +2,10 @@
 //! materialised directions of the same generator; convergence on a quadratic;
 //! determinism; the WGSL step against the cpu step.
 
+use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Distribution, Generator, Stream};
+use rbd_engine::testing::{cpu_adapter, weights};
 use rbd_engine::{Device, Result, Tensor};
-use rbd_kernels::random_bases::{
-    generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
-};
-use rbd_kernels::testing::cpu_adapter;
 use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
-use rbd_tests::weights;
 
 /// L(θ) = ½‖θ − t‖² (gradient θ − t); counts calls.
 struct Quadratic {
@@ -57,8 +54,9 @@ fn stream(distribution: Distribution) -> Stream {
 
 /// Φ of one compartment as f64 rows of length `len`.
 fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
-    let mut out = vec![0f32; c.dims * c.len];
-    generate_cpu(s, step, c, scale, &mut out);
+    let out = generate(&Device::Cpu, s, step, c, scale)
+        .and_then(|t| t.to_vec_f32())
+        .unwrap();
     out.chunks(c.len)
         .map(|r| r.iter().map(|&x| x as f64).collect())
         .collect()

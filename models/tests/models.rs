@@ -2,10 +2,10 @@
 //! forward/backward parity between the wgpu (WGSL) and cpu backends on one batch.
 
 use rbd_engine::gradcheck::{gradcheck, GradcheckConfig};
+use rbd_engine::testing::weights;
+use rbd_engine::testing::{assert_close, cpu_adapter};
 use rbd_engine::{Device, Labels, Padding, Result, Tensor};
-use rbd_kernels::testing::{assert_close, cpu_adapter};
 use rbd_models::{build, Mode, Model, ModelKind};
-use rbd_tests::weights;
 
 #[test]
 fn parameter_counts_match_the_paper() {
