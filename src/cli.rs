@@ -29,8 +29,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List every wgpu adapter with its limits and features.
-    Devices,
+    /// List every wgpu adapter with its limits and features (one line per physical
+    /// device; a GPU seen through Vulkan and GL is listed once, as Vulkan).
+    Devices(DevicesArgs),
     /// Print the parameter count D of every model on every data set.
     Models,
     /// Train a model (SGD, RBD, FPD, NES, hybrid schedules).
@@ -50,12 +51,22 @@ pub enum Command {
     Tune(TuneArgs),
 }
 
+/// Options of `rbd devices`.
+#[derive(Args, Debug, Clone)]
+pub struct DevicesArgs {
+    /// Print JSON: the cpu backend and every adapter, best first, with `is_gpu` and
+    /// `vulkan_discrete` (what scripts/gpu-check.sh requires) spelled out.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `rbd reproduce`.
 #[derive(Args, Debug, Clone)]
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
     /// table1-nes-update, table1-cifar10, fig1, b6,
-    /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml;
+    /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
+    /// manifest file NAME.toml;
     /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.

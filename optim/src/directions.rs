@@ -1,12 +1,41 @@
 //! How the random directions of RBD, FPD and NES are drawn: d per compartment, the
-//! compartments of θ, the distribution of their entries and the counter-based generator
-//! of the stream (the seed is the run's).
+//! compartments of θ, the distribution of their entries, the counter-based generator
+//! of the stream (the seed is the run's) and the family of bases (i.i.d. or Fastfood).
 
 use crate::config::{count, defaults, ConfigError};
 use crate::{Compartments, OptimizerKind, Target};
+use rbd_engine::basis::BasisFamily;
+use rbd_engine::fastfood::Fastfood;
 use rbd_engine::random_bases::{Compartment, DistributionKind, Generator, Stream};
 use rbd_engine::Result;
 use serde::{Deserialize, Serialize};
+
+rbd_engine::named_enum!(
+    /// The family of random bases: how a step's d directions are drawn.
+    pub BasesKind, "bases" {
+        /// Every direction entry an independent draw (the paper's random bases).
+        Iid = "iid",
+        /// Columns of stacked Fastfood blocks H G Π H B (Le et al. 2013), applied in
+        /// O(D log d) (`docs/random-directions.md` §11).
+        Fastfood = "fastfood",
+    }
+);
+
+impl BasesKind {
+    /// The family, in words (for logs).
+    pub fn describe(self) -> &'static str {
+        match self {
+            BasesKind::Iid => "iid (every direction entry an independent draw, the paper's)",
+            BasesKind::Fastfood => {
+                "fastfood (columns of stacked H G Pi H B blocks, L = next power of two >= d)"
+            }
+        }
+    }
+
+    fn is_iid(&self) -> bool {
+        *self == BasesKind::Iid
+    }
+}
 
 /// The direction settings shared by every optimiser that draws directions.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -34,6 +63,12 @@ pub struct DirectionsConfig {
     /// Counter-based generator: threefry (the faster here) or philox.
     #[arg(long, default_value = "threefry")]
     pub generator: Generator,
+    /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
+    /// structured Walsh–Hadamard blocks, O(D log d) a step). Left out of `config.json`
+    /// at its default, so older run ids stay valid.
+    #[arg(long, default_value = "iid")]
+    #[serde(skip_serializing_if = "BasesKind::is_iid")]
+    pub bases: BasesKind,
 }
 
 impl Default for DirectionsConfig {
@@ -49,6 +84,15 @@ impl DirectionsConfig {
             generator: self.generator,
             distribution: self.distribution.with_p(self.bernoulli_p),
             seed,
+        }
+    }
+
+    /// The basis family for these compartments: Fastfood's block fits the largest number
+    /// of directions a compartment draws (one rank's, in a distributed run).
+    pub fn family(&self, comps: &[Compartment]) -> BasisFamily {
+        match self.bases {
+            BasesKind::Iid => BasisFamily::Iid,
+            BasesKind::Fastfood => BasisFamily::Fastfood(Fastfood::for_compartments(comps)),
         }
     }
 
@@ -86,8 +130,24 @@ impl DirectionsConfig {
         k: usize,
     ) -> Result<(), ConfigError> {
         let Some(first) = runs.iter().find(|o| o.uses_directions()) else {
-            return Ok(());
+            return match runs.first() {
+                Some(run) if !self.bases.is_iid() => Err(ConfigError::new(
+                    "bases",
+                    format!(
+                        "{} draws random directions, which {run} does not use (rbd, fpd, nes and rbd-materialized do)",
+                        self.bases
+                    ),
+                )),
+                _ => Ok(()),
+            };
         };
+        // Fastfood's diagonal is zero-mean.
+        if !self.bases.is_iid() && self.distribution == DistributionKind::BernoulliReleased {
+            return Err(ConfigError::new(
+                "bases",
+                "fastfood takes a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart",
+            ));
+        }
         let what = if *first == OptimizerKind::Nes {
             "the NES population"
         } else {

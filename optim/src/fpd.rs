@@ -11,7 +11,8 @@
 use crate::config::defaults;
 use crate::directions::DirectionsConfig;
 use crate::{Optimizer, Oracle, StateTensor, StepInfo, Target};
-use rbd_engine::random_bases::{project_expand, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::basis::{Basis, BasisFamily};
+use rbd_engine::random_bases::{rbd_scale, total_dims, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,7 @@ pub struct FixedProjection {
     coords: Tensor,
     gradient_at: FpdVariant,
     previous: Option<Tensor>,
+    family: BasisFamily,
 }
 
 impl FixedProjection {
@@ -87,13 +89,16 @@ impl FixedProjection {
         directions: &DirectionsConfig,
         target: &Target,
     ) -> Result<Self> {
-        FixedProjection::with_variant(
+        let comps = directions.compartments(target)?;
+        let family = directions.family(&comps);
+        Ok(FixedProjection::with_variant(
             lr,
             directions.stream(target.seed),
-            directions.compartments(target)?,
+            comps,
             target.theta,
             config.fpd_variant,
-        )
+        )?
+        .with_family(family))
     }
 
     /// FPD around `theta0` with the gradient taken where `gradient_at` says.
@@ -114,7 +119,13 @@ impl FixedProjection {
             base: theta0.detach(),
             gradient_at,
             previous: None,
+            family: BasisFamily::Iid,
         })
+    }
+
+    /// The same optimiser with its fixed base drawn from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        FixedProjection { family, ..self }
     }
 }
 
@@ -126,15 +137,14 @@ impl Optimizer for FixedProjection {
         };
         let g = oracle.gradient(&at)?;
         // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
-        let (pg, next) = project_expand(
-            &self.stream,
-            FIXED_STEP,
-            &self.comps,
-            self.scale,
-            &g,
-            -self.lr as f32,
-            theta,
-        )?;
+        let basis = Basis {
+            family: self.family,
+            stream: &self.stream,
+            step: FIXED_STEP,
+            comps: &self.comps,
+            scale: self.scale,
+        };
+        let (pg, next) = basis.project_expand(&g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
         if self.gradient_at == FpdVariant::Released {
             self.previous = Some(theta.detach());

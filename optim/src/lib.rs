@@ -27,7 +27,7 @@ pub mod sgd;
 
 pub use compartments::Compartments;
 pub use config::ConfigError;
-pub use directions::DirectionsConfig;
+pub use directions::{BasesKind, DirectionsConfig};
 pub use distributed::{BaseSharing, DataParallelSgd, DistributedFpd, DistributedRbd};
 pub use exchange::Exchange;
 pub use fpd::{FixedProjection, FpdConfig, FpdVariant};
@@ -188,6 +188,9 @@ impl Settings {
                 d.distribution.describe(d.bernoulli_p)
             ));
         }
+        if runs.iter().any(|o| o.uses_directions()) {
+            lines.push(format!("bases: {}", self.directions.bases.describe()));
+        }
         if uses(OptimizerKind::Fpd) {
             lines.push(format!("FPD: {}", self.fpd.fpd_variant.describe()));
         }
@@ -252,22 +255,22 @@ pub fn build_distributed(
     let (stream, num_params) = (d.stream(target.seed), target.num_params());
     Ok(match kind {
         OptimizerKind::Sgd => Box::new(DataParallelSgd { lr, exchange }),
-        OptimizerKind::Rbd => Box::new(DistributedRbd::new(
-            lr,
-            stream,
-            d.compartments(target)?,
-            num_params,
-            sharing,
-            exchange,
-        )),
-        OptimizerKind::Fpd => Box::new(DistributedFpd::new(
-            lr,
-            stream,
-            d.compartments(target)?,
-            target.theta,
-            sharing,
-            exchange,
-        )?),
+        OptimizerKind::Rbd => {
+            let comps = d.compartments(target)?;
+            let family = d.family(&comps);
+            Box::new(
+                DistributedRbd::new(lr, stream, comps, num_params, sharing, exchange)
+                    .with_family(family),
+            )
+        }
+        OptimizerKind::Fpd => {
+            let comps = d.compartments(target)?;
+            let family = d.family(&comps);
+            Box::new(
+                DistributedFpd::new(lr, stream, comps, target.theta, sharing, exchange)?
+                    .with_family(family),
+            )
+        }
         other => {
             return Err(EngineError::Invalid(format!(
                 "distributed: {other} cannot train distributed (sgd, rbd and fpd can)"
@@ -294,13 +297,14 @@ mod tests {
         for key in [
             "dim",
             "generator",
+            "bases",
             "correlation",
             "nes_sigma",
             "fpd_variant",
         ] {
             assert!(fields.iter().any(|f| f == key), "{key} not in {fields:?}");
         }
-        assert_eq!(fields.len(), 10, "{fields:?}");
+        assert_eq!(fields.len(), 11, "{fields:?}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use crate::config::ConfigError;
 use crate::directions::DirectionsConfig;
 use crate::{Compartments, Optimizer, Oracle, StepInfo, Target};
-use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Stream};
+use rbd_engine::basis::{Basis, BasisFamily};
+use rbd_engine::random_bases::{rbd_scale, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// Host memory the cpu variant may use for Φ.
@@ -19,16 +20,20 @@ pub struct MaterializedRbd {
     pub stream: Stream,
     /// Number of directions.
     pub dims: usize,
+    /// Which random bases Φ holds.
+    pub family: BasisFamily,
 }
 
 impl MaterializedRbd {
     /// Materialised RBD at rate `lr` (it takes the direction settings of RBD).
     pub fn build(lr: f64, directions: &DirectionsConfig, target: &Target) -> Result<Self> {
-        check_fits(&target.theta.device(), directions.dim, target.num_params())?;
+        let num_params = target.num_params();
+        check_fits(&target.theta.device(), directions.dim, num_params)?;
         Ok(MaterializedRbd {
             lr,
             stream: directions.stream(target.seed),
             dims: directions.dim,
+            family: directions.family(&Compartment::whole(num_params, directions.dim)),
         })
     }
 }
@@ -80,7 +85,15 @@ impl Optimizer for MaterializedRbd {
         check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
         let comp = Compartment::new(0, 0, num_params, self.dims);
-        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(num_params))?;
+        let comps = [comp];
+        let basis = Basis {
+            family: self.family,
+            stream: &self.stream,
+            step,
+            comps: &comps,
+            scale: rbd_scale(num_params),
+        };
+        let phi = basis.generate(&device, 0)?;
         let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
         let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;
         Ok(StepInfo {

@@ -15,7 +15,7 @@ pub use rbd_optim::ConfigError;
 use rbd_optim::{NesEpochs, OptimizerKind, Settings};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// One entry of a schedule as written: `rbd`, `rbd@2^-3`, `rbd:10`, `rbd@2^-3:10`.
@@ -109,6 +109,7 @@ pub struct Segment {
     /// The optimiser.
     pub optimizer: OptimizerKind,
     /// Learning rate.
+    #[serde(with = "crate::nonfinite::float")]
     pub lr: f64,
     /// Where the rate came from (given, or which published preset).
     pub lr_source: String,
@@ -247,6 +248,25 @@ pub struct RunConfig {
     /// run ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<super::team::DistributedSpec>,
+}
+
+/// Reads a run's stored configuration (`config.json`), naming the file in every error.
+/// It is not validated here: a resume may change it first ([`RunConfig::validate`]).
+pub fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid run configuration", path.display()))
+}
+
+/// [`read_config`], then [`RunConfig::validate`], naming the file in its error (a
+/// stored configuration that cannot run was edited by hand or by an older rbd).
+pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
+    let cfg = read_config(path)?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
 }
 
 /// What validation learned about the model, for the caller's messages.
@@ -567,7 +587,7 @@ impl RunConfig {
 mod tests {
     use super::*;
     use rbd_datasets::DatasetKind;
-    use rbd_optim::{Compartments, FpdVariant};
+    use rbd_optim::{BasesKind, Compartments, FpdVariant};
 
     fn cfg(schedule: &str, epochs: u64) -> RunConfig {
         let spec: ScheduleSpec = schedule.parse().unwrap();
@@ -672,6 +692,34 @@ mod tests {
     }
 
     #[test]
+    fn fastfood_bases_are_another_run_and_iid_keeps_old_ids() {
+        let iid = cfg("rbd", 1);
+        let text = serde_json::to_string(&iid).unwrap();
+        assert!(!text.contains("bases"), "{text}");
+        let mut ff = iid.clone();
+        ff.settings.directions.bases = BasesKind::Fastfood;
+        let text = serde_json::to_string(&ff).unwrap();
+        assert!(text.contains("\"bases\":\"fastfood\""), "{text}");
+        assert_ne!(iid.run_id(), ff.run_id());
+        let back: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.settings.directions.bases, BasesKind::Fastfood);
+        assert!(ff.validate().is_ok());
+        // Refused, naming the setting: a schedule without directions, and the shifted
+        // Bernoulli.
+        let mut sgd = cfg("sgd", 1);
+        sgd.settings.directions.bases = BasesKind::Fastfood;
+        let e = sgd.validate().unwrap_err();
+        assert_eq!(e.field, "bases", "{}", e.message);
+        ff.settings.directions.distribution = DistributionKind::BernoulliReleased;
+        let e = ff.validate().unwrap_err();
+        assert!(
+            e.field == "bases" && e.message.contains("bernoulli-released"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn nes_epochs_is_identity_only_off_its_default_and_only_for_nes() {
         let whole = cfg("nes", 2);
         let text = serde_json::to_string(&whole).unwrap();
@@ -726,5 +774,36 @@ mod tests {
         assert!(text.contains("\"optimizer\": \"rbd\""), "{text}");
         let b: RunConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_stored_configuration_names_its_file_in_every_error() {
+        let dir = std::env::temp_dir().join(format!("rbd-load-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let good = cfg("rbd", 2);
+        std::fs::write(&path, serde_json::to_string_pretty(&good).unwrap()).unwrap();
+        assert_eq!(load_config(&path).unwrap(), good);
+        // Valid JSON that cannot run: the field, and the file (not a flag nobody gave).
+        let mut bad = good.clone();
+        bad.settings.directions.dim = 0;
+        std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert_eq!(e, format!("{}: dim: must be at least 1", path.display()));
+        assert_eq!(
+            read_config(&path).unwrap(),
+            bad,
+            "reading alone does not validate"
+        );
+        std::fs::write(&path, "{\"model\": null}").unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert!(
+            e.starts_with(&format!(
+                "{}: not a valid run configuration: ",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
