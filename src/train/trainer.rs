@@ -958,16 +958,10 @@ mod tests {
             images.push((s % 256) as u8);
         }
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        for (prefix, count) in [("train", n), ("t10k", n)] {
-            let mut b = vec![0, 0, 8, 3];
-            for d in [count as u32, 28, 28] {
-                b.extend_from_slice(&d.to_be_bytes());
-            }
-            b.extend_from_slice(&images[..count * 784]);
+        for prefix in ["train", "t10k"] {
+            let b = rbd_datasets::idx_images_bytes(n as u32, 28, 28, &images);
             std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), b).unwrap();
-            let mut b = vec![0, 0, 8, 1];
-            b.extend_from_slice(&(count as u32).to_be_bytes());
-            b.extend_from_slice(&labels[..count]);
+            let b = rbd_datasets::idx_labels_bytes(&labels);
             std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), b).unwrap();
         }
     }

@@ -38,19 +38,15 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 fn idx_images(path: &Path, images: &[u8], n: usize) {
-    let mut b = vec![0, 0, 8, 3];
-    for d in [n as u32, 28, 28] {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(images);
-    std::fs::write(path, b).unwrap();
+    std::fs::write(
+        path,
+        rbd_datasets::idx_images_bytes(n as u32, 28, 28, images),
+    )
+    .unwrap();
 }
 
 fn idx_labels(path: &Path, labels: &[u8]) {
-    let mut b = vec![0, 0, 8, 1];
-    b.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    b.extend_from_slice(labels);
-    std::fs::write(path, b).unwrap();
+    std::fs::write(path, rbd_datasets::idx_labels_bytes(labels)).unwrap();
 }
 
 /// A learnable 10-class problem of `n` training images (and the first 200 again as the
