@@ -53,6 +53,8 @@ pub fn pixels(count: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
+// The IDX writers are the crate's own (beside its parser); some test targets use none.
+#[allow(unused_imports)]
 pub use rbd_datasets::{idx_images_bytes, idx_labels_bytes};
 
 /// Bytes of a CIFAR-10 batch with the given labels and pixels (3072 per record).
