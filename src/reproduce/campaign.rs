@@ -134,7 +134,7 @@ pub struct Options {
     /// Data sets.
     pub data_dir: PathBuf,
     /// The device of every run.
-    pub device: crate::train::kinds::DeviceKind,
+    pub device: rbd_engine::DeviceChoice,
 }
 
 impl Item {
@@ -193,7 +193,7 @@ fn tune_requests(item: &Item, runs: &[PlannedRun], opts: &Options) -> Vec<TuneRe
         let mut base = r.cfg.clone();
         base.seed = 0;
         base.epochs = item.tune_epochs.unwrap_or(base.epochs);
-        base.tuning_split = true;
+        base.options.tuning_split = true;
         let file = tune_file(&opts.results, &base);
         if !out.iter().any(|q| tune_file(&q.results, &q.base) == file) {
             out.push(TuneRequest {
@@ -539,7 +539,7 @@ pub trait Finished {
 /// elsewhere, starting or resuming the rest; after each finished run, its artefact's
 /// summary is rewritten and `hook` is told. Returns how it ended.
 pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished) -> Result<End> {
-    let device = rbd_engine::Device::open(opts.device.choice())?;
+    let device = rbd_engine::Device::open(opts.device)?;
     let ended = |sig: i32| {
         if sig == BUDGET_SIGNAL {
             End::BudgetSpent

@@ -133,11 +133,8 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
         return Ok(0);
     }
     let runs = m.plan(&req.results, &req.plan)?;
-    let device_kind = req
-        .plan
-        .device
-        .unwrap_or(crate::train::kinds::DeviceKind::Auto);
-    let device = rbd_engine::Device::open(device_kind.choice())?;
+    let choice = req.plan.device.unwrap_or(rbd_engine::DeviceChoice::Auto);
+    let device = rbd_engine::Device::open(choice)?;
     if req.dry_run {
         dry_run(&runs, &device)?;
         return Ok(0);

@@ -14,8 +14,8 @@ use crate::error::{EngineError, Result};
 use crate::tensor::Tensor;
 use rbd_kernels::random_bases as rb;
 pub use rbd_kernels::random_bases::{
-    check_compartments, is_partition, rbd_scale, total_dims, Compartment, Distribution, Generator,
-    Stream,
+    check_compartments, is_partition, rbd_scale, total_dims, Compartment, Distribution,
+    DistributionKind, Generator, Stream,
 };
 
 fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {

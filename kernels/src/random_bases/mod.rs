@@ -25,7 +25,7 @@ mod bench;
 mod cpu;
 mod gpu;
 
-pub use crate::rng::{DistParams, Distribution, Generator, Stream};
+pub use crate::rng::{DistParams, Distribution, DistributionKind, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
