@@ -4,6 +4,7 @@
 
 mod campaign;
 mod reproduce;
+mod results;
 mod safety;
 mod variants;
 
