@@ -21,7 +21,8 @@
 
 use crate::exchange::{allgather_f32, allreduce_sum_f32, Exchange};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::random_bases::{expand, project, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::basis::{Basis, BasisFamily};
+use rbd_engine::random_bases::{rbd_scale, total_dims, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
@@ -68,6 +69,23 @@ pub fn rank_major_to_compartment_major(
         offset += c.dims;
     }
     out
+}
+
+/// The directions of `comps` at `step` in `family`, scaled by `scale`.
+fn basis<'a>(
+    family: BasisFamily,
+    stream: &'a Stream,
+    step: u64,
+    comps: &'a [Compartment],
+    scale: f32,
+) -> Basis<'a> {
+    Basis {
+        family,
+        stream,
+        step,
+        comps,
+        scale,
+    }
 }
 
 /// Sums a host vector over the ranks in rank order (a no-op for one rank).
@@ -139,6 +157,8 @@ pub struct DistributedRbd {
     pub sharing: BaseSharing,
     /// The other ranks.
     pub exchange: Arc<dyn Exchange>,
+    /// Which random bases (i.i.d. unless set).
+    pub family: BasisFamily,
 }
 
 impl DistributedRbd {
@@ -158,7 +178,14 @@ impl DistributedRbd {
             scale: rbd_scale(dim),
             sharing,
             exchange,
+            family: BasisFamily::Iid,
         }
+    }
+
+    /// The same optimiser drawing its directions from `family` (its block length fits
+    /// one rank's d, so per-worker bases are consecutive columns of the same groups).
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        DistributedRbd { family, ..self }
     }
 }
 
@@ -168,23 +195,20 @@ impl Optimizer for DistributedRbd {
         let ex = self.exchange.as_ref();
         let (comps, coords) = match self.sharing {
             BaseSharing::Shared => {
-                let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
+                let c =
+                    basis(self.family, &self.stream, step, &self.comps, self.scale).project(&g)?;
                 (self.comps.clone(), mean_over_ranks(ex, &c)?)
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let c = project(&self.stream, step, &mine, self.scale, &g)?;
+                let c = basis(self.family, &self.stream, step, &mine, self.scale).project(&g)?;
                 (
                     all_rank_compartments(&self.comps, ex.size()),
                     gather_coordinates(ex, &c, &self.comps)?,
                 )
             }
         };
-        let next = expand(
-            &self.stream,
-            step,
-            &comps,
-            self.scale,
+        let next = basis(self.family, &self.stream, step, &comps, self.scale).expand(
             &coords,
             -self.lr as f32,
             theta,
@@ -213,6 +237,7 @@ pub struct DistributedFpd {
     exchange: Arc<dyn Exchange>,
     base: Tensor,
     coords: Tensor,
+    family: BasisFamily,
 }
 
 impl DistributedFpd {
@@ -239,7 +264,13 @@ impl DistributedFpd {
             sharing,
             exchange,
             base: theta0.detach(),
+            family: BasisFamily::Iid,
         })
+    }
+
+    /// The same optimiser with its fixed base drawn from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        DistributedFpd { family, ..self }
     }
 }
 
@@ -249,26 +280,33 @@ impl Optimizer for DistributedFpd {
         let ex = self.exchange.as_ref();
         let pg = match self.sharing {
             BaseSharing::Shared => {
-                let pg = project(&self.stream, FIXED_STEP, &self.comps, self.scale, &g)?;
+                let pg = basis(
+                    self.family,
+                    &self.stream,
+                    FIXED_STEP,
+                    &self.comps,
+                    self.scale,
+                )
+                .project(&g)?;
                 mean_over_ranks(ex, &pg)?
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let pg = project(&self.stream, FIXED_STEP, &mine, self.scale, &g)?;
+                let pg =
+                    basis(self.family, &self.stream, FIXED_STEP, &mine, self.scale).project(&g)?;
                 gather_coordinates(ex, &pg, &self.comps)?
             }
         };
         // As the single-process FPD: θ ← θ − lr·scale·P·c', c ← c − lr·c'.
         self.coords = pg.axpy(-self.lr, &self.coords)?;
-        let next = expand(
+        let next = basis(
+            self.family,
             &self.stream,
             FIXED_STEP,
             &self.applied,
             self.scale,
-            &pg,
-            -self.lr as f32,
-            theta,
-        )?;
+        )
+        .expand(&pg, -self.lr as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,

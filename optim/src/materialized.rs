@@ -3,7 +3,8 @@
 //! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Stream};
+use rbd_engine::basis::{Basis, BasisFamily};
+use rbd_engine::random_bases::{rbd_scale, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// Host memory the cpu variant may use for Φ.
@@ -17,6 +18,8 @@ pub struct MaterializedRbd {
     pub stream: Stream,
     /// Number of directions.
     pub dims: usize,
+    /// Which random bases Φ holds.
+    pub family: BasisFamily,
 }
 
 /// Bytes Φ needs, or an error naming the limit it exceeds.
@@ -42,7 +45,15 @@ impl Optimizer for MaterializedRbd {
         check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
         let comp = Compartment::new(0, 0, num_params, self.dims);
-        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(num_params))?;
+        let comps = [comp];
+        let basis = Basis {
+            family: self.family,
+            stream: &self.stream,
+            step,
+            comps: &comps,
+            scale: rbd_scale(num_params),
+        };
+        let phi = basis.generate(&device, 0)?;
         let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
         let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;
         Ok(StepInfo {

@@ -1,13 +1,13 @@
 //! Random bases descent: every step, d fresh directions per compartment (entries
-//! i.i.d. from the distribution, divided by √D); c = Φᵀg; θ ← θ − lr·Φc. The
-//! directions are regenerated from (seed, step, compartment, direction, element) and
-//! never stored whole: on the cpu each entry is generated once (a block of directions
-//! is kept in cache between c and the update), on wgpu once per pass.
+//! i.i.d. from the distribution, divided by √D; or, with the Fastfood family, the
+//! columns of structured blocks of the same second moment); c = Φᵀg; θ ← θ − lr·Φc.
+//! The directions are regenerated from (seed, step, compartment, direction, element)
+//! and never stored whole: on the cpu each entry is generated once (a block of
+//! directions is kept in cache between c and the update), on wgpu once per pass.
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{
-    expand, project_expand, project_expand_delta, rbd_scale, Compartment, Stream,
-};
+use rbd_engine::basis::{Basis, BasisFamily};
+use rbd_engine::random_bases::{rbd_scale, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
 
 /// RBD over fixed compartments.
@@ -22,6 +22,8 @@ pub struct RandomBases {
     pub scale: f32,
     /// Log the gradient correlation.
     pub correlation: bool,
+    /// Which random bases (i.i.d. unless set).
+    pub family: BasisFamily,
 }
 
 impl RandomBases {
@@ -39,6 +41,22 @@ impl RandomBases {
             comps,
             scale: rbd_scale(num_params),
             correlation,
+            family: BasisFamily::Iid,
+        }
+    }
+
+    /// The same optimiser drawing its directions from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        RandomBases { family, ..self }
+    }
+
+    fn basis(&self, step: u64) -> Basis<'_> {
+        Basis {
+            family: self.family,
+            stream: &self.stream,
+            step,
+            comps: &self.comps,
+            scale: self.scale,
         }
     }
 }
@@ -51,18 +69,10 @@ impl Optimizer for RandomBases {
         // update to read the correlation's direction from: expand Φc itself then.
         let fused_update = alpha.is_finite() && alpha.abs() >= 1e-20;
         if !(self.correlation && fused_update) {
-            let (c, next) = project_expand(
-                &self.stream,
-                step,
-                &self.comps,
-                self.scale,
-                &g,
-                alpha,
-                theta,
-            )?;
+            let (c, next) = self.basis(step).project_expand(&g, alpha, theta)?;
             let correlation = if self.correlation {
                 let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
-                let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+                let u = self.basis(step).expand(&c, 1.0, &zeros)?;
                 Some(cosines(&u, &g, &oracle.tensors())?)
             } else {
                 None
@@ -74,15 +84,7 @@ impl Optimizer for RandomBases {
         }
         // The update −lr·Φc comes from the same generation as θ's (no second pass); its
         // cosine with g, times the sign of −lr, is that of Φc with g.
-        let (_, next, delta) = project_expand_delta(
-            &self.stream,
-            step,
-            &self.comps,
-            self.scale,
-            &g,
-            alpha,
-            theta,
-        )?;
+        let (_, next, delta) = self.basis(step).project_expand_delta(&g, alpha, theta)?;
         let mut corr = cosines(&delta, &g, &oracle.tensors())?;
         if alpha < 0.0 {
             // 0 − c, not −c: a zero cosine stays +0.

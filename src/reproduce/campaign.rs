@@ -8,7 +8,7 @@
 //! (epochs, seeds), which every output states beside the paper's.
 
 use super::estimate::{human, Estimator};
-use super::manifest::{tune_file, Manifest, PlanOptions, PlannedRun};
+use super::manifest::{tune_file, Manifest, PlanOptions, PlannedRun, MAX_SEEDS};
 use super::runner::{run_one, state, RunEnd, RunState};
 use super::tune::{self, TuneRequest};
 use crate::signals::StopFlag;
@@ -82,6 +82,9 @@ impl Plan {
                 if v == Some(0) {
                     bail!("{}: {field} must be at least 1", at());
                 }
+            }
+            if let Some(s) = item.seeds.filter(|s| *s > MAX_SEEDS) {
+                bail!("{}: seeds = {s}: must be 1 to {MAX_SEEDS}", at());
             }
             let entries = m.entries().with_context(at)?;
             let selected = entries
@@ -238,8 +241,13 @@ fn progress(run: &PlannedRun) -> Result<Progress> {
 /// has some, else the estimate; evaluation from the estimate.
 fn seconds_left(est: &mut Estimator, run: &PlannedRun, epochs_done: u64) -> Result<f64> {
     let p = est.parts(&run.cfg, epochs_done)?;
-    let rows = crate::train::metrics::read_epochs(&run.dir).unwrap_or_default();
-    let recent: Vec<f64> = rows.iter().rev().take(5).map(|r| r.seconds).collect();
+    let rows = crate::train::metrics::read_epochs_timed(&run.dir).unwrap_or_default();
+    let recent: Vec<f64> = rows
+        .iter()
+        .rev()
+        .take(5)
+        .filter_map(|r| r.seconds)
+        .collect();
     if recent.is_empty() || run.cfg.schedule.len() > 1 {
         return Ok(p.train + p.eval);
     }
@@ -320,7 +328,7 @@ pub fn status(
             match progress(r)? {
                 Progress::Done => {
                     done += 1;
-                    let rows = crate::train::metrics::read_epochs(&r.dir)?;
+                    let rows = crate::train::metrics::read_epochs_timed(&r.dir)?;
                     let rows = &rows[..rows.len().min(r.cfg.epochs as usize)];
                     let mut machines: Vec<String> = Vec::new();
                     for s in crate::train::trainer::stretches(&r.dir) {
@@ -329,7 +337,8 @@ pub fn status(
                             machines.push(name);
                         }
                     }
-                    if rows.len() as u64 == r.cfg.epochs {
+                    let measured = rows.iter().map(|row| row.seconds).sum::<Option<f64>>();
+                    if let (true, Some(measured)) = (rows.len() as u64 == r.cfg.epochs, measured) {
                         checks.push(Check {
                             run: format!(
                                 "{}/{}",
@@ -340,7 +349,7 @@ pub fn status(
                                     .unwrap_or_default()
                             ),
                             estimated: est.parts(&r.cfg, 0)?.train,
-                            measured: rows.iter().map(|row| row.seconds).sum(),
+                            measured,
                             machines,
                         });
                     }
@@ -674,5 +683,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_item_with_more_seeds_than_a_plan_takes_is_refused_at_once() {
+        // Found by rbd-fuzz (campaign): seeds = 2^40 was accepted, and the campaign
+        // stopped only on reaching the item, after the items before it had run.
+        let text =
+            "title = \"t\"\n[[item]]\nartefact = \"fig1\"\nseeds = 1099511627776\nwhy = \"w\"\n";
+        let e = format!("{:#}", Plan::parse(text, "c.toml").unwrap_err());
+        assert_eq!(
+            e,
+            "c.toml: item 1 (fig1): seeds = 1099511627776: must be 1 to 1000"
+        );
+        let ok = text.replace("1099511627776", "1000");
+        assert_eq!(
+            Plan::parse(&ok, "c.toml").unwrap().items[0].seeds,
+            Some(1000)
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod estimate;
 pub mod manifest;
 pub mod orthogonality;
+pub mod reference;
 pub mod regenerate;
 pub mod runner;
 pub mod sources;
@@ -213,6 +214,21 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
     let results = summarize(&m, &req.results, &device)?;
     println!("results: {} (README.md, summary.csv, plots)", out.display());
     print_table(&results);
+    if let Some(r) = reference::check(&m, &results, &req.results)? {
+        for l in r.lines() {
+            println!("{l}");
+        }
+        println!(
+            "for context, {}'s committed runs after {} epochs (README.md has the table): {}",
+            r.reference,
+            r.reference_epochs,
+            r.context
+                .iter()
+                .map(|(_, col, ours, paper)| format!("{col} {ours} (paper {paper})"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     match end {
         SweepEnd::Complete => Ok(0),
         SweepEnd::Interrupted(sig) => {
@@ -240,6 +256,14 @@ pub fn summarize(
 
 fn print_table(results: &[summary::EntryResult]) {
     let w = id_column(results.iter().map(|r| r.entry.id.as_str()));
+    if results.iter().all(|r| r.epochs < r.paper_epochs) {
+        // A budget shorter than the paper's: its values are not set against the paper's.
+        println!("{:<w$} {:>26}", "run", "ours (val acc %)");
+        for r in results {
+            println!("{:<w$} {:>26}", r.entry.id, r.ours());
+        }
+        return;
+    }
     println!(
         "{:<w$} {:>26} {:>16} {:>10}",
         "run", "ours (val acc %)", "paper", "diff"

@@ -173,16 +173,16 @@ fn status_table(results: &Path, arts: &[Artefact], prefix: &str) -> Result<Strin
             epochs.iter().max().copied().unwrap_or(0),
         );
         let runs = format!(
-            "{with_seed} of {cells} cells; {finished} seed runs finished{}, {} epochs",
+            "{with_seed} of {cells} cells; {finished} seed runs finished{}, {}",
             if started > finished {
                 format!(", {} going", started - finished)
             } else {
                 String::new()
             },
             if lo == hi {
-                lo.to_string()
+                summary::plural(lo, "epoch")
             } else {
-                format!("{lo}–{hi}")
+                format!("{lo}–{hi} epochs")
             }
         );
         let paper_epochs = m.paper_epochs();
@@ -192,10 +192,14 @@ fn status_table(results: &Path, arts: &[Artefact], prefix: &str) -> Result<Strin
             .filter(|r| r.epochs == paper_epochs)
             .filter_map(EntryResult::gap)
             .collect();
-        let against = if compared.is_empty() {
+        let reference = super::reference::check(m, &a.results, results)?;
+        let against = if let Some(r) = reference {
+            // A short repeat of another artefact's runs: checked against those, not the paper.
+            r.verdict()
+        } else if compared.is_empty() {
             if a.results
                 .iter()
-                .any(|r| r.entry.paper.is_some() && r.gap().is_some())
+                .any(|r| r.entry.paper.is_some() && r.epochs < paper_epochs)
             {
                 format!("at fewer epochs than the paper's {paper_epochs}: not compared")
             } else if !m.differences.is_empty() || !m.claims.is_empty() {

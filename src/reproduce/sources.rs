@@ -12,7 +12,7 @@
 use super::manifest::Manifest;
 use super::summary::{self, EntryResult};
 use super::tune::TuneResult;
-use crate::train::metrics::{read_epochs, EpochMetrics};
+use crate::train::metrics::{read_epochs_timed, EpochMetrics};
 use crate::train::RunConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -42,16 +42,11 @@ impl Row {
             epoch: m.epoch,
             val: 100.0 * m.val_accuracy,
             train: 100.0 * m.train_accuracy,
-            seconds: epoch_seconds(m),
+            seconds: m.seconds,
             correlation: m.correlation.map(|c| c.mean),
             correlation_pooled: m.correlation_pooled.map(|c| c.mean),
         }
     }
-}
-
-/// The training seconds an epoch row records.
-pub fn epoch_seconds(m: &EpochMetrics) -> Option<f64> {
-    Some(m.seconds)
 }
 
 /// One seed's rows.
@@ -269,7 +264,7 @@ fn plain_run(name: &str, dir: &Path) -> Result<Cell> {
     let cfg_path = dir.join(crate::train::trainer::CONFIG);
     let cfg: RunConfig = serde_json::from_str(&std::fs::read_to_string(&cfg_path)?)
         .with_context(|| format!("{}: not a run configuration", cfg_path.display()))?;
-    let rows: Vec<Row> = read_epochs(dir)?.iter().map(Row::of).collect();
+    let rows: Vec<Row> = read_epochs_timed(dir)?.iter().map(Row::of).collect();
     Ok(Cell {
         name: name.to_string(),
         epochs: cfg.epochs,

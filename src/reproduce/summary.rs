@@ -11,7 +11,7 @@ use super::runner::{state, RunState};
 use super::sources::Library;
 use super::templates;
 use crate::train::config::RunConfig;
-use crate::train::metrics::{read_epochs, EpochMetrics};
+use crate::train::metrics::{read_epochs_timed, EpochMetrics};
 use crate::train::plot::{self, Band, Dots, Figure, Panel, PaperMark, Reference};
 use crate::train::trainer::{Stretch, CONFIG};
 use anyhow::{Context, Result};
@@ -32,7 +32,8 @@ pub struct EntryResult {
     pub entry: RunEntry,
     /// The epochs its runs are configured for (the planned epochs where none exists).
     pub epochs: u64,
-    /// Each seed's epoch rows (up to its configured epochs), for every seed on disk.
+    /// Each seed's epoch rows (up to its configured epochs), for every seed on disk, with
+    /// their training seconds from `provenance.jsonl` where the rows do not hold them.
     pub seeds: Vec<Vec<EpochMetrics>>,
     /// The seed of each of `seeds`.
     pub seed_ids: Vec<u64>,
@@ -47,6 +48,9 @@ pub struct EntryResult {
     /// Every start and resume of its runs, from `provenance.jsonl` (runs from before
     /// provenance was recorded add none).
     pub stretches: Vec<Stretch>,
+    /// The budget (epochs) of the paper's value: a run of fewer epochs is not set
+    /// against it.
+    pub paper_epochs: u64,
 }
 
 /// Whether a difference from the paper is more than 1 point or more than 2 of the
@@ -70,10 +74,8 @@ impl EntryResult {
                     Metric::ValAccuracy => 100.0 * last.val_accuracy,
                     Metric::Correlation => last.correlation?.mean,
                     Metric::CorrelationPooled => last.correlation_pooled?.mean,
-                    Metric::Seconds => rows
-                        .iter()
-                        .map(super::sources::epoch_seconds)
-                        .sum::<Option<f64>>()?,
+                    // Unknown when an epoch's time was not recorded.
+                    Metric::Seconds => rows.iter().map(|r| r.seconds).sum::<Option<f64>>()?,
                 })
             })
             .collect()
@@ -82,9 +84,15 @@ impl EntryResult {
     /// Our value as `mean ± std` (with the seed count), or the run's progress.
     pub fn ours(&self) -> String {
         let v = self.values(Metric::ValAccuracy);
+        let diverged = match self.diverged {
+            0 => String::new(),
+            n => format!(", {n} diverged"),
+        };
         match mean_std(&v) {
-            Some((m, s)) if v.len() > 1 => format!("{m:.2} ± {s:.2} ({} seeds)", v.len()),
-            Some((m, _)) => format!("{m:.2} (1 seed)"),
+            Some((m, s)) if v.len() > 1 => {
+                format!("{m:.2} ± {s:.2} ({} seeds{diverged})", v.len())
+            }
+            Some((m, _)) => format!("{m:.2} (1 seed{diverged})"),
             None => {
                 if let Some(b) = &self.blocked {
                     return format!("not run: {b}");
@@ -101,8 +109,13 @@ impl EntryResult {
         }
     }
 
-    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]).
+    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]);
+    /// none for a run shorter than the paper's budget (no gap against a budget it did
+    /// not run).
     pub fn gap(&self) -> Option<(f64, bool)> {
+        if self.epochs < self.paper_epochs {
+            return None;
+        }
         let paper = self.entry.paper?;
         let (m, _) = mean_std(&self.values(Metric::ValAccuracy))?;
         let d = m - paper;
@@ -153,8 +166,8 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
                 diverged += 1;
             }
             stretches.extend(crate::train::trainer::stretches(&r.dir));
-            let mut rows =
-                read_epochs(&r.dir).with_context(|| format!("reading {}", r.dir.display()))?;
+            let mut rows = read_epochs_timed(&r.dir)
+                .with_context(|| format!("reading {}", r.dir.display()))?;
             rows.truncate(cfg.epochs as usize);
             epochs = Some(epochs.unwrap_or(0).max(cfg.epochs));
             config.get_or_insert(cfg);
@@ -184,6 +197,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             blocked: first.blocked.clone(),
             lr,
             stretches,
+            paper_epochs: manifest.paper_epochs(),
         });
     }
     Ok(out)
@@ -309,7 +323,7 @@ pub fn render(
         )?),
         Err(_) => None,
     };
-    let md = markdown(
+    let mut md = markdown(
         manifest,
         results,
         prov,
@@ -318,6 +332,11 @@ pub fn render(
         findings.as_deref(),
         &mut lib,
     )?;
+    if let Some(r) = super::reference::check(manifest, results, results_dir)? {
+        // After the table: what this short budget shows, before the runs and plots.
+        let at = md.find("\n## Each run").map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &format!("{}\n", r.markdown()));
+    }
     files.push(("README.md".into(), md.into_bytes()));
     Ok(files)
 }
@@ -357,7 +376,7 @@ fn csv(results: &[EntryResult]) -> Result<Vec<u8>> {
         "diverged_seeds",
         "lr",
     ])?;
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    let opt = |v: Option<f64>| v.map(crate::nonfinite::text).unwrap_or_default();
     for r in results {
         let acc = mean_std(&r.values(Metric::ValAccuracy));
         let gap = r.gap();
@@ -396,7 +415,8 @@ struct Budget {
     reduced: Option<String>,
 }
 
-fn plural(n: u64, what: &str) -> String {
+/// `n what`, with an `s` where `n` is not 1.
+pub fn plural(n: u64, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
@@ -590,7 +610,6 @@ fn markdown(
         }
     }
     md.push_str("\n## Each run\n\n| run | ours | paper | difference | epochs | seeds | rate |\n|---|---|---|---|---|---|---|\n");
-    let paper_epochs = manifest.paper_epochs();
     for r in results {
         let paper = paper_text(&r.entry)
             .map(|p| {
@@ -606,14 +625,18 @@ fn markdown(
             .unwrap_or_else(|| "–".into());
         let gap = match r.gap() {
             // A gap to the paper counts only at the paper's budget.
-            Some((d, _)) if r.epochs != paper_epochs => {
+            Some((d, _)) if r.epochs != r.paper_epochs => {
                 format!(
-                    "{d:+.2} (at {} of the paper's {paper_epochs} epochs)",
-                    r.epochs
+                    "{d:+.2} (at {} of the paper's {} epochs)",
+                    r.epochs, r.paper_epochs
                 )
             }
             Some((d, true)) => format!("**{d:+.2}** (more than 1 point or 2σ)"),
             Some((d, false)) => format!("{d:+.2}"),
+            None if r.entry.paper.is_some() && r.epochs < r.paper_epochs => format!(
+                "not comparable: {} of the paper's {} epochs",
+                r.epochs, r.paper_epochs
+            ),
             None => "–".into(),
         };
         let _ = writeln!(

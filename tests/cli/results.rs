@@ -23,7 +23,10 @@ fn every_committed_summary_and_readme_regenerates_from_the_committed_runs() {
         out.status.success(),
         "`rbd reproduce all --check` found differences (run `rbd reproduce all --summarize` and commit):\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains(" 0 differ from the runs; 0 numbers typed by hand"), "{stdout}");
+    assert!(
+        stdout.contains(" 0 differ from the runs; 0 numbers typed by hand"),
+        "{stdout}"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -53,7 +56,11 @@ fn the_check_names_a_summary_that_no_longer_matches_its_runs_and_summarize_mends
     };
     assert!(all("--summarize").status.success());
     let clean = all("--check");
-    assert!(clean.status.success(), "{}", String::from_utf8_lossy(&clean.stdout));
+    assert!(
+        clean.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clean.stdout)
+    );
     // One seed's last epoch changes: the cell's README and summary.csv no longer match.
     let metrics = results.join("quick/runs/fc-mnist-sgd-seed0/metrics.jsonl");
     let text = std::fs::read_to_string(&metrics).unwrap();
@@ -72,7 +79,11 @@ fn the_check_names_a_summary_that_no_longer_matches_its_runs_and_summarize_mends
     assert!(stdout.contains("quick/README.md: line"), "{stdout}");
     assert!(stdout.contains("quick/summary.csv"), "{stdout}");
     // A hand-typed result in a findings file is named too.
-    std::fs::write(results.join("quick/findings.md"), "- SGD ends at 98.05 here.\n").unwrap();
+    std::fs::write(
+        results.join("quick/findings.md"),
+        "- SGD ends at 98.05 here.\n",
+    )
+    .unwrap();
     assert!(all("--summarize").status.success());
     let typed = all("--check");
     assert_eq!(typed.status.code(), Some(1));
