@@ -656,7 +656,8 @@ fn markdown(
     }
     if !manifest.notes.is_empty() {
         md.push_str("\n## Notes\n\n");
-        for n in &manifest.notes {
+        for (i, n) in manifest.notes.iter().enumerate() {
+            let n = templates::expand(n, lib, &format!("{}: note {}", manifest.name, i + 1))?;
             let _ = writeln!(md, "- {n}");
         }
     }
@@ -684,6 +685,22 @@ fn band_over_epochs(seeds: &[Vec<EpochMetrics>]) -> Vec<BandPoint> {
             let (m, _) = mean_std(&xs)?;
             let (lo, hi) = min_max(&xs);
             Some(((e + 1) as f64, m, lo, hi))
+        })
+        .collect()
+}
+
+/// Per-epoch mean over the seeds of `cell` that have that epoch (a line, no band).
+fn mean_over_epochs(cell: &super::sources::Cell) -> Vec<BandPoint> {
+    let longest = cell.seeds.iter().map(|s| s.rows.len()).max().unwrap_or(0);
+    (0..longest)
+        .filter_map(|e| {
+            let xs: Vec<f64> = cell
+                .seeds
+                .iter()
+                .filter_map(|s| s.rows.get(e).map(|r| r.val))
+                .collect();
+            let (m, _) = mean_std(&xs)?;
+            Some(((e + 1) as f64, m, m, m))
         })
         .collect()
 }
@@ -860,6 +877,22 @@ fn figures(
                         points,
                         colour,
                     });
+                    if let Some(name) = &manifest.reference {
+                        // The runs this one repeats, to where they end.
+                        let cell = lib.cell(&format!("{name}/{}", r.entry.id))?;
+                        let points = mean_over_epochs(&cell);
+                        if !points.is_empty() {
+                            panel.context.push(Band {
+                                label: format!(
+                                    "{label}: {name}, {} ({})",
+                                    plural(cell.epochs, "epoch"),
+                                    seeds_text(cell.seeds.len())
+                                ),
+                                points,
+                                colour,
+                            });
+                        }
+                    }
                     panel.paper.extend(paper_mark(
                         r,
                         &label,
@@ -1183,7 +1216,7 @@ mod tests {
 
     #[test]
     fn table_style_plots_mark_every_papers_value_in_its_methods_colour() {
-        let (results, m) = fixture("quick", 2, 1, |_, _, e| 0.3 * e as f64);
+        let (results, m) = fixture("table1", 2, 1, |_, _, e| 0.3 * e as f64);
         let files = rendered(&results, &m);
         let svg = &files["cells.svg"];
         for method in ["NES", "FPD", "RBD", "SGD"] {
@@ -1193,9 +1226,9 @@ mod tests {
             );
         }
         let readme = &files["README.md"];
-        // 2 of the paper's 100 epochs: a difference, no flag.
+        // 2 of the paper's 100 epochs: no difference, no flag.
         assert!(
-            readme.contains("(at 2 of the paper's 100 epochs)"),
+            readme.contains("| not comparable: 2 of the paper's 100 epochs |"),
             "{readme}"
         );
         assert!(!readme.contains("(more than 1 point or 2σ)"), "{readme}");
@@ -1227,6 +1260,31 @@ mod tests {
         assert!(!needs_explaining(0.3, Some(0.2)));
         assert!(!needs_explaining(-0.9, None));
         assert!(needs_explaining(-1.1, None));
+    }
+
+    #[test]
+    fn a_short_repeat_draws_the_runs_it_repeats_and_is_checked_against_them() {
+        let acc = |_: &str, _: u64, e: u64| 0.2 * e as f64;
+        let (results, _) = fixture("table1", 3, 1, acc);
+        let (elsewhere, quick) = fixture("quick", 1, 1, acc);
+        std::fs::rename(elsewhere.join("quick"), results.join("quick")).unwrap();
+        let files = rendered(&results, &quick);
+        let svg = &files["curves-fc-mnist.svg"];
+        for method in ["NES", "FPD", "RBD", "SGD"] {
+            assert!(
+                svg.contains(&format!("{method}: table1, 3 epochs (1 seed)")),
+                "{method}: {svg}"
+            );
+        }
+        let readme = &files["README.md"];
+        let check = readme.find("## Checked against `table1`").expect(readme);
+        assert!(check < readme.find("## Each run").unwrap(), "{readme}");
+        assert!(
+            readme.contains("reproduced bit for bit: all 4 runs match table1's committed runs"),
+            "{readme}"
+        );
+        let _ = std::fs::remove_dir_all(&results);
+        let _ = std::fs::remove_dir_all(&elsewhere);
     }
 
     #[test]

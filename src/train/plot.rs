@@ -192,6 +192,9 @@ pub struct Panel {
     pub categories: Vec<String>,
     /// Lines with bands.
     pub bands: Vec<Band>,
+    /// Another artefact's mean curves, drawn thin and pale behind ours: the longer runs
+    /// that a short artefact repeats (`quick`'s epoch on `table1`'s 100).
+    pub context: Vec<Band>,
     /// The paper's values.
     pub paper: Vec<PaperMark>,
     /// Reference lines.
@@ -286,7 +289,7 @@ fn extent(p: &Panel) -> ((f64, f64), (f64, f64)) {
         y0 = y0.min(lo);
         y1 = y1.max(hi);
     };
-    for b in &p.bands {
+    for b in p.bands.iter().chain(&p.context) {
         for &(x, _, lo, hi) in &b.points {
             see(Some(x), lo, hi);
         }
@@ -453,6 +456,11 @@ fn draw_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, p: &Panel) -> Result<()
                 ))
                 .map_err(failed)?;
             }
+            for b in &p.context {
+                let line: Vec<(f64, f64)> = b.points.iter().map(|q| (q.0, q.1)).collect();
+                c.draw_series(LineSeries::new(line, b.colour.mix(0.55).stroke_width(2)))
+                    .map_err(failed)?;
+            }
             for b in &p.bands {
                 if b.points.len() > 1 && b.points.iter().any(|q| q.3 > q.2) {
                     let mut poly: Vec<(f64, f64)> = b.points.iter().map(|q| (q.0, q.3)).collect();
@@ -515,6 +523,7 @@ fn draw_panel(area: &DrawingArea<SVGBackend<'_>, Shift>, p: &Panel) -> Result<()
 /// One legend line: its swatch and text.
 enum Swatch {
     Line(RGBColor),
+    Pale(RGBColor),
     Dashed(RGBColor),
     Paper(RGBColor),
     Dot(RGBColor),
@@ -534,6 +543,9 @@ fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, fig: &Figure) -> Resul
         }
         for d in &p.dots {
             add(Swatch::Dot(d.colour), &d.label);
+        }
+        for b in &p.context {
+            add(Swatch::Pale(b.colour), &b.label);
         }
         for r in &p.references {
             add(Swatch::Dashed(r.colour), &r.label);
@@ -562,6 +574,12 @@ fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>, fig: &Figure) -> Resul
                 .draw(&PathElement::new(
                     vec![(12, mid), (44, mid)],
                     c.stroke_width(3),
+                ))
+                .map_err(failed)?,
+            Swatch::Pale(c) => area
+                .draw(&PathElement::new(
+                    vec![(12, mid), (44, mid)],
+                    c.mix(0.55).stroke_width(2),
                 ))
                 .map_err(failed)?,
             Swatch::Dashed(c) => {
