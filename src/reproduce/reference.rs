@@ -14,7 +14,7 @@ use super::summary::{collect, mean_std, EntryResult};
 use crate::train::metrics::{read_epochs, EpochMetrics};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One run's rows compared with its reference run's.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +101,24 @@ pub fn compare(ours: &[EpochMetrics], theirs: &[EpochMetrics]) -> Match {
     Match::Identical { epochs: ours.len() }
 }
 
+/// Where the reference artefact `refm`'s committed runs are: beside this artefact's
+/// (under `results_dir`), or in the checkout's `results/` when this one was written
+/// elsewhere (`--results runs`).
+pub fn runs_dir(refm: &Manifest, results_dir: &Path) -> Result<PathBuf> {
+    let all = PlanOptions {
+        data_dir: PathBuf::new(),
+        ..Default::default()
+    };
+    let committed = Path::new("results");
+    Ok(
+        if refm.plan(results_dir, &all)?.iter().any(|q| q.dir.exists()) || !committed.exists() {
+            results_dir.to_path_buf()
+        } else {
+            committed.to_path_buf()
+        },
+    )
+}
+
 /// Checks `results` (this artefact's runs, under `results_dir`) against
 /// `manifest.reference`'s committed runs: under `results_dir` if it holds them, else under
 /// `results/` of the working directory (the checkout's committed results).
@@ -117,16 +135,7 @@ pub fn check(
         data_dir: std::path::PathBuf::new(),
         ..Default::default()
     };
-    // The reference's runs are the committed ones: beside this artefact's, or in the
-    // checkout's `results/` when this one was written elsewhere (`--results runs`).
-    let committed = Path::new("results");
-    let ref_dir =
-        if refm.plan(results_dir, &all)?.iter().any(|q| q.dir.exists()) || !committed.exists() {
-            results_dir
-        } else {
-            committed
-        };
-    let ref_runs = refm.plan(ref_dir, &all)?;
+    let ref_runs = refm.plan(&runs_dir(&refm, results_dir)?, &all)?;
     let ours_plan = manifest.plan(
         results_dir,
         &PlanOptions {

@@ -821,6 +821,15 @@ fn figures(
             .map_or(plot::OKABE_ITO[0], |i| palette[i])
     };
     let refs = references(spec, lib)?;
+    // The runs a short artefact repeats, wherever they are committed.
+    let mut repeated = match &manifest.reference {
+        Some(name) => {
+            let refm = Manifest::load(name)?;
+            let dir = super::reference::runs_dir(&refm, lib.results())?;
+            Some((name.clone(), Library::new(&dir)))
+        }
+        None => None,
+    };
     let subtitle = |what: &str| format!("ours: {}, {what}; {}", budget.ours(), budget.paper);
     let notes: Vec<String> = manifest
         .differences
@@ -877,9 +886,9 @@ fn figures(
                         points,
                         colour,
                     });
-                    if let Some(name) = &manifest.reference {
+                    if let Some((name, runs)) = &mut repeated {
                         // The runs this one repeats, to where they end.
-                        let cell = lib.cell(&format!("{name}/{}", r.entry.id))?;
+                        let cell = runs.cell(&format!("{name}/{}", r.entry.id))?;
                         let points = mean_over_epochs(&cell);
                         if !points.is_empty() {
                             panel.context.push(Band {
