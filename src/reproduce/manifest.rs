@@ -342,9 +342,6 @@ impl Manifest {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
         m.check().map_err(|e| anyhow!("{origin}: {e}"))?;
-        if !(1..=MAX_SEEDS).contains(&m.seeds) {
-            bail!("{origin}: seeds = {}: must be 1 to {MAX_SEEDS}", m.seeds);
-        }
         let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
         let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         ids.sort_unstable();
@@ -377,8 +374,8 @@ impl Manifest {
         if self.epochs == 0 {
             return Err("epochs = 0: a run needs at least 1 epoch".into());
         }
-        if self.seeds == 0 {
-            return Err("seeds = 0: an artefact needs at least 1 seed".into());
+        if !(1..=MAX_SEEDS).contains(&self.seeds) {
+            return Err(format!("seeds = {}: must be 1 to {MAX_SEEDS}", self.seeds));
         }
         Ok(())
     }
