@@ -67,7 +67,8 @@ pub struct ReproduceArgs {
     /// table1-nes-update, table1-cifar10, fig1, b6,
     /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
     /// manifest file NAME.toml;
-    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
+    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order;
+    /// or `all` (with --summarize or --check): every generated text of results/.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
@@ -86,9 +87,14 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Train nothing: rewrite results/ARTEFACT's summary, table and plots from the runs
-    /// on disk (finished or not).
+    /// on disk (finished or not); with `all`, every artefact's, results/README.md and the
+    /// status section of README.md.
     #[arg(long, conflicts_with = "dry_run")]
     pub summarize: bool,
+    /// With `all`: write nothing, list every generated file that differs from what the
+    /// runs give and every number typed by hand in a findings file; exit 1 if any.
+    #[arg(long, conflicts_with_all = ["dry_run", "summarize"])]
+    pub check: bool,
     /// Where results go.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,

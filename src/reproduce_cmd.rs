@@ -53,6 +53,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         },
         dry_run: args.dry_run,
         summarize: args.summarize,
+        check: args.check,
     };
     with_flags(run_reproduce(&req, &StopFlag::on_signals()))
 }
@@ -126,6 +127,7 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
         (args.seeds.is_some(), "--seeds"),
         (!args.only.is_empty(), "--only"),
         (args.summarize, "--summarize"),
+        (args.check, "--check"),
     ] {
         if given {
             bail!("{flag}: a campaign's budgets are its plan's (edit reproduce/campaign.toml or give --plan FILE)");

@@ -154,8 +154,8 @@ impl Item {
 
     /// The item's budget beside the paper's: `100 epochs × 1 seed (paper: 100 × 3)`.
     pub fn budget(&self, m: &Manifest) -> String {
-        let paper_e = m.paper_epochs.unwrap_or(m.epochs);
-        let paper_s = m.paper_seeds.unwrap_or(m.seeds);
+        let paper_e = m.paper_epochs();
+        let paper_s = m.paper_seeds();
         if let Some(t) = self.tune_epochs {
             return format!("rate search, {t} epochs a trial (Table 4: the whole {paper_e})");
         }
@@ -552,7 +552,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             return Ok(ended(sig));
         }
         // Planned when reached: an earlier rate search may have unblocked these runs.
-        let (m, po, runs) = item
+        let (m, _, runs) = item
             .plan(opts)
             .with_context(|| format!("item {} ({})", i + 1, item.label()))?;
         let tag = format!("[campaign {}/{}]", i + 1, plan.items.len());
@@ -581,7 +581,6 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             }
             continue;
         }
-        let note = super::budget_note(&m, &po);
         let mut announced = false;
         for r in &runs {
             match progress(r)? {
@@ -611,7 +610,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             if let RunEnd::Interrupted(sig) = end {
                 return Ok(ended(sig));
             }
-            super::summarize(&m, &opts.results, &po, &device, note.as_deref())?;
+            super::summarize(&m, &opts.results, &device)?;
             hook.finished(
                 &format!(
                     "{} {} seed {} ({})",

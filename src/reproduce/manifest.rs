@@ -91,6 +91,14 @@ pub struct PlotSpec {
     /// Logarithmic x axis.
     #[serde(default)]
     pub log_x: bool,
+    /// For `curves`: every row as a panel of one file (`FILE.svg`), as the paper draws
+    /// Figure B.6, instead of a file per row.
+    #[serde(default)]
+    pub grid: bool,
+    /// Cells of other artefacts drawn as dashed reference lines at their final mean
+    /// (`table1/cnn-cifar10-sgd`), with the label after a `=`: `"table1/cnn-cifar10-sgd=SGD"`.
+    #[serde(default)]
+    pub references: Vec<String>,
 }
 
 /// Plot kinds.
@@ -101,6 +109,38 @@ pub enum PlotKind {
     Curves,
     /// A final metric against `x`.
     Versus,
+    /// Final validation accuracy per cell, a panel per table row, each seed and the
+    /// paper's mean ± std beside it (the table drawn).
+    Cells,
+}
+
+/// A difference between two runs that the paper reports (Figure 1: RBD − FPD).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DifferenceSpec {
+    /// How the paper names it (`RBD − FPD`).
+    pub label: String,
+    /// The run whose accuracy is taken.
+    pub of: String,
+    /// The run whose accuracy is subtracted.
+    pub minus: String,
+    /// The paper's value (points).
+    pub paper: f64,
+    /// Its standard deviation, where printed.
+    #[serde(default)]
+    pub paper_std: Option<f64>,
+    /// Where the paper prints it.
+    pub paper_source: String,
+}
+
+/// A claim of the paper about an artefact, and ours beside it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSpec {
+    /// The paper's claim, in its words, with where it is made.
+    pub paper: String,
+    /// What our runs show: text with placeholders (`templates`), filled when summarised.
+    pub ours: String,
 }
 
 /// A metric of a finished run.
@@ -137,7 +177,8 @@ pub struct Manifest {
     /// The paper's epochs where this artefact runs fewer by design (`quick`).
     #[serde(default)]
     pub paper_epochs: Option<u64>,
-    /// The paper's seeds where this artefact runs fewer by design.
+    /// The paper's seeds (default 3: every figure and table that states them averages
+    /// 3 runs); see [`Manifest::paper_seeds`].
     #[serde(default)]
     pub paper_seeds: Option<u64>,
     /// Known differences and sources, printed with the results.
@@ -158,6 +199,16 @@ pub struct Manifest {
     /// Another artefact whose runs this one shares (B.6 plots Table 1's runs).
     #[serde(default)]
     pub runs_of: Option<String>,
+    /// The paper's budget in words where epochs and seeds cannot say it (an artefact
+    /// that is not the paper's, a figure that does not state its seeds).
+    #[serde(default)]
+    pub paper_budget: Option<String>,
+    /// Differences between runs that the paper reports.
+    #[serde(default, rename = "difference")]
+    pub differences: Vec<DifferenceSpec>,
+    /// The paper's claims about this artefact, each beside ours.
+    #[serde(default, rename = "claim")]
+    pub claims: Vec<ClaimSpec>,
     /// Another artefact whose committed runs this one repeats on a shorter budget, with
     /// the same configurations and ids (`quick` repeats `table1`'s FC-MNIST row): its rows
     /// are compared bit for bit and its full-budget cells shown as context.
@@ -356,6 +407,16 @@ impl Manifest {
             "unknown artefact '{name_or_path}' (expected one of {}, or a manifest file NAME.toml)",
             names.join(", ")
         )
+    }
+
+    /// The paper's seeds.
+    pub fn paper_seeds(&self) -> u64 {
+        self.paper_seeds.unwrap_or(3)
+    }
+
+    /// The paper's epochs.
+    pub fn paper_epochs(&self) -> u64 {
+        self.paper_epochs.unwrap_or(self.epochs)
     }
 
     /// The runs with the defaults applied.

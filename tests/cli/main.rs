@@ -5,6 +5,7 @@
 mod campaign;
 mod reference;
 mod reproduce;
+mod results;
 mod robust;
 mod safety;
 mod stability;
