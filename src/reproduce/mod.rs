@@ -116,11 +116,8 @@ pub fn all(req: &Request) -> Result<i32> {
     if !req.summarize && !req.check {
         bail!("`rbd reproduce all` trains nothing: give --summarize (rewrite every summary from the runs) or --check (list what differs)");
     }
-    let device_kind = req
-        .plan
-        .device
-        .unwrap_or(crate::train::kinds::DeviceKind::Cpu);
-    let device = rbd_engine::Device::open(device_kind.choice())?;
+    let device_choice = req.plan.device.unwrap_or(rbd_engine::DeviceChoice::Cpu);
+    let device = rbd_engine::Device::open(device_choice)?;
     let prov = summary::Provenance::here(device.describe());
     let readme = req
         .results

@@ -679,7 +679,10 @@ fn cell_stat(lib: &mut Library, p: &Placeholder, cell: &Cell) -> Result<String> 
             if p.stat == "D" {
                 thousands(big_d)
             } else {
-                fmt((cfg.dim as f64 / big_d as f64).sqrt(), 3)
+                fmt(
+                    (cfg.settings.directions.dim as f64 / big_d as f64).sqrt(),
+                    3,
+                )
             }
         }
         other => bail!(
@@ -728,7 +731,7 @@ fn thousands(n: usize) -> String {
 /// D of a run's model on its data.
 fn parameter_count(cfg: &crate::train::RunConfig) -> Result<usize> {
     let (c, h, w) = cfg.dataset.shape();
-    let model = rbd_models::build(&cfg.model.to_string(), c, h, w, &rbd_engine::Device::Cpu)?;
+    let model = rbd_models::build(cfg.model, c, h, w, &rbd_engine::Device::Cpu)?;
     Ok(model.layout().total)
 }
 
