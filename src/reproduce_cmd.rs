@@ -145,7 +145,13 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
         let (lines, checks) = campaign::status(&plan, &opts, &mut est)?;
         print!(
             "{}",
-            campaign::status_text(&plan, &lines, &checks, &device.describe(), est.busy())
+            campaign::status_text(
+                &plan,
+                &lines,
+                &checks,
+                &device.describe(),
+                &est.describe_sources()
+            )
         );
         return Ok(0);
     }

@@ -284,9 +284,32 @@ pub struct Check {
     pub estimated: f64,
     /// Training seconds its metrics record.
     pub measured: f64,
+    /// Its quickest epoch's seconds times its epochs: its time on a quiet machine as
+    /// near as its own epochs tell (estimates are for a quiet machine; a run trained
+    /// beside other work has slow stretches, and every epoch does the same work).
+    pub quickest: f64,
     /// The machines that trained it.
     pub machines: Vec<String>,
+    /// The commits of the binaries that trained it.
+    pub commits: Vec<String>,
 }
+
+impl Check {
+    /// Whether its time says anything about an estimate made on `here`: `None` if it
+    /// was trained here, else why not.
+    pub fn not_comparable(&self, here: &str) -> Option<&'static str> {
+        if self.machines.iter().any(|m| m == NOT_RECORDED) {
+            Some("machine not recorded")
+        } else if self.machines.iter().any(|m| m != here) {
+            Some("another machine: not comparable")
+        } else {
+            None
+        }
+    }
+}
+
+/// What a stretch of a run names for its machine where provenance has none.
+const NOT_RECORDED: &str = "not recorded";
 
 /// The status of every item, and the estimate checks of finished runs.
 pub fn status(
@@ -330,15 +353,18 @@ pub fn status(
                     done += 1;
                     let rows = crate::train::metrics::read_epochs_timed(&r.dir)?;
                     let rows = &rows[..rows.len().min(r.cfg.epochs as usize)];
-                    let mut machines: Vec<String> = Vec::new();
+                    let (mut machines, mut commits): (Vec<String>, Vec<String>) = (vec![], vec![]);
                     for s in crate::train::trainer::stretches(&r.dir) {
-                        let name = s.machine.unwrap_or_else(|| "not recorded".into());
+                        let name = s.machine.unwrap_or_else(|| NOT_RECORDED.into());
                         if !machines.contains(&name) {
                             machines.push(name);
                         }
+                        if !commits.contains(&s.commit) {
+                            commits.push(s.commit);
+                        }
                     }
-                    let measured = rows.iter().map(|row| row.seconds).sum::<Option<f64>>();
-                    if let (true, Some(measured)) = (rows.len() as u64 == r.cfg.epochs, measured) {
+                    let epochs: Option<Vec<f64>> = rows.iter().map(|row| row.seconds).collect();
+                    if let (true, Some(epochs)) = (rows.len() as u64 == r.cfg.epochs, epochs) {
                         checks.push(Check {
                             run: format!(
                                 "{}/{}",
@@ -349,8 +375,11 @@ pub fn status(
                                     .unwrap_or_default()
                             ),
                             estimated: est.parts(&r.cfg, 0)?.train,
-                            measured,
+                            measured: epochs.iter().sum(),
+                            quickest: epochs.iter().copied().fold(f64::INFINITY, f64::min)
+                                * epochs.len() as f64,
                             machines,
+                            commits,
                         });
                     }
                 }
@@ -387,27 +416,22 @@ pub fn status(
     Ok((lines, checks))
 }
 
-/// The status view as text.
+/// The status view as text; `costs` says where the step costs came from.
 pub fn status_text(
     plan: &Plan,
     lines: &[ItemStatus],
     checks: &[Check],
     device: &str,
-    busy: Option<f64>,
+    costs: &str,
 ) -> String {
     use std::fmt::Write as _;
     let mut t = format!("campaign — {}\n", plan.title);
     let _ = writeln!(
         t,
-        "machine: {}; device: {device}; hours left are estimated here (steps, data loading and evaluation measured on this machine; a started run from its own last epochs)",
+        "machine: {}; device: {device}; hours left are estimated here for a quiet machine (steps, data loading and evaluation measured on this machine; a started run from its own last epochs)",
         crate::machine::describe()
     );
-    if let Some(load) = busy {
-        let _ = writeln!(
-            t,
-            "note: some costs were measured while the machine was busy (load average {load:.1}): those estimates run high"
-        );
-    }
+    let _ = writeln!(t, "{costs}");
     let w = lines
         .iter()
         .map(|l| l.item.label().len())
@@ -455,37 +479,46 @@ pub fn status_text(
         human(total)
     );
     if !checks.is_empty() {
-        let _ = writeln!(t, "\nfinished runs: training time estimated here against what their metrics measured (evaluation excluded)");
-        let rw = checks
-            .iter()
-            .map(|c| c.run.len())
-            .max()
-            .unwrap_or(0)
-            .max(10);
+        t += &checks_text(checks, &crate::machine::describe());
+    }
+    t
+}
+
+/// The finished runs' estimates against their measured training time: in all, and as
+/// their quickest epoch times their epochs (which leaves out epochs slowed by other
+/// work).
+pub fn checks_text(checks: &[Check], here: &str) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(t, "\nfinished runs: training time estimated here (quiet machine) against what their metrics measured (evaluation excluded); \"quickest × n\" is the run's quickest epoch times its epochs");
+    let rw = checks
+        .iter()
+        .map(|c| c.run.len())
+        .max()
+        .unwrap_or(0)
+        .max(10);
+    let _ = writeln!(
+        t,
+        "{:<rw$}  {:>12}  {:>12}  {:>7}  {:>14}  {:>7}  trained on (commit)",
+        "run", "estimated", "measured", "error", "quickest × n", "error"
+    );
+    let err = |e: f64, m: f64| format!("{:+.0}%", 100.0 * (e - m) / m.max(1e-9));
+    for c in checks {
         let _ = writeln!(
             t,
-            "{:<rw$}  {:>14}  {:>14}  {:>8}  trained on",
-            "run", "estimated", "measured", "error"
+            "{:<rw$}  {:>12}  {:>12}  {:>7}  {:>14}  {:>7}  {} ({}){}",
+            c.run,
+            human(c.estimated),
+            human(c.measured),
+            err(c.estimated, c.measured),
+            human(c.quickest),
+            err(c.estimated, c.quickest),
+            c.machines.join("; "),
+            c.commits.join(", "),
+            c.not_comparable(here)
+                .map(|w| format!(" [{w}]"))
+                .unwrap_or_default()
         );
-        let here = crate::machine::describe();
-        for c in checks {
-            let err = 100.0 * (c.estimated - c.measured) / c.measured.max(1e-9);
-            let elsewhere = c.machines.iter().any(|m| *m != here);
-            let _ = writeln!(
-                t,
-                "{:<rw$}  {:>14}  {:>14}  {:>+7.0}%  {}{}",
-                c.run,
-                human(c.estimated),
-                human(c.measured),
-                err,
-                c.machines.join("; "),
-                if elsewhere {
-                    " (not this machine: not comparable)"
-                } else {
-                    ""
-                }
-            );
-        }
     }
     t
 }

@@ -4,7 +4,13 @@
 //! this machine with synthetic images, scaled by the batches, steps and images of the
 //! planned run. The loader runs on its own thread beside the two compute threads, so its
 //! cost is added in full: on 2 cores it competes with them.
+//!
+//! Each measurement records how long other processes made it wait for a core
+//! ([`super::contention`]); only quiet ones are kept between processes
+//! ([`super::cost_cache`]), and every output says which costs came from where.
 
+use super::contention;
+use super::cost_cache::{machine_kind, CostCache};
 use crate::train::config::RunConfig;
 use crate::train::kinds::DatasetSpec;
 use crate::train::optimizers;
@@ -14,9 +20,8 @@ use rbd_datasets::{Batch, Split};
 use rbd_engine::{no_grad, Device, Labels, Tensor};
 use rbd_models::Mode;
 use rbd_optim::OptimizerKind;
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::time::Instant;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// Measured seconds of one run shape.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
@@ -27,6 +32,10 @@ pub struct Cost {
     pub batch: f64,
     /// Per evaluated image.
     pub eval_image: f64,
+    /// The share (0 to 1) of their ready time the measuring threads waited for a core
+    /// ([`super::contention`]); `None` where the system does not say.
+    #[serde(default)]
+    pub waited: Option<f64>,
 }
 
 /// An estimate split as the metrics record time: training (what `metrics` calls an
@@ -39,31 +48,59 @@ pub struct Parts {
     pub eval: f64,
 }
 
-/// Measures and remembers costs by run shape. Costs measured while the machine was quiet
-/// are kept in the user cache directory (`estimates.json`, keyed by machine, build commit
-/// and device), so a status view while a campaign trains reads them instead of timing
-/// steps against it; costs measured on a busy machine are used for this process only and
-/// reported ([`Estimator::busy`]).
+/// NES is measured at this population at most and scaled to its own: its step is d
+/// offspring (one direction generated and one forward pass each) and one expansion over
+/// the d directions, all linear in d, so a d = 10^4 step need not be run whole.
+const NES_MEASURED_POPULATION: usize = 16;
+
+/// Steps timed after the first (which warms caches and pipelines): at least
+/// `MIN_TIMED`, then more until `MAX_TIMED` or `STEP_BUDGET` of stepping.
+const MIN_TIMED: usize = 2;
+const MAX_TIMED: usize = 5;
+const STEP_BUDGET: Duration = Duration::from_secs(2);
+
+/// Where the costs of an estimate came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sources {
+    /// Run shapes read from the cache (measured earlier on a quiet machine).
+    pub cached: usize,
+    /// Measured now on a quiet machine (and kept).
+    pub quiet: usize,
+    /// Measured now while other processes made it wait more than
+    /// [`super::cost_cache::QUIET`] of the time (not kept).
+    pub busy: usize,
+    /// The longest such wait, as a share of the measuring threads' ready time.
+    pub most_waited: f64,
+}
+
+impl Sources {
+    /// One line for the output: how many costs came from where, and what that means.
+    pub fn describe(&self, file: Option<&std::path::Path>) -> String {
+        let file = file.map_or("no cache file".into(), |f| f.display().to_string());
+        let mut t = format!(
+            "step costs: {} run shapes from the cache ({file}), {} measured now",
+            self.cached,
+            self.quiet + self.busy
+        );
+        if self.busy > 0 {
+            t += &format!(
+                "; {} of them while other processes kept its threads waiting for a core up to {:.0}% of the time: not kept, and those estimates run high (more than that share: a parallel step waits for its slowest thread)",
+                self.busy,
+                100.0 * self.most_waited
+            );
+        }
+        t
+    }
+}
+
+/// Measures and remembers costs by run shape (see the module's notes).
 pub struct Estimator {
     device: Device,
-    cache: HashMap<String, Cost>,
-    stored: Option<PathBuf>,
-    busy: Option<f64>,
-}
-
-/// The 1-minute load average, where the system reports one.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// Whether other work is running: a load average of more than half a core.
-fn machine_busy() -> Option<f64> {
-    load_average().filter(|l| *l > 0.5)
+    costs: HashMap<String, Cost>,
+    /// Keys of `costs` read from the cache and not used yet.
+    unused_cached: HashSet<String>,
+    cache: CostCache,
+    sources: Sources,
 }
 
 fn synthetic_batch(n: usize, (c, h, w): (usize, usize, usize), index: usize) -> Batch {
@@ -98,63 +135,51 @@ fn images(cfg: &RunConfig) -> (usize, usize) {
     (train, val)
 }
 
+/// The configuration a step is timed with, and the factor its time is scaled by to the
+/// planned run's: NES at a population of at most [`NES_MEASURED_POPULATION`].
+pub fn measured_as(cfg: &RunConfig, optimizer: OptimizerKind) -> (RunConfig, f64) {
+    let d = cfg.settings.directions.dim;
+    if optimizer == OptimizerKind::Nes && d > NES_MEASURED_POPULATION {
+        let mut small = cfg.clone();
+        small.settings.directions.dim = NES_MEASURED_POPULATION;
+        (small, d as f64 / NES_MEASURED_POPULATION as f64)
+    } else {
+        (cfg.clone(), 1.0)
+    }
+}
+
 impl Estimator {
-    /// An estimator measuring on `device`, with the costs stored for this machine, build
-    /// and device.
+    /// An estimator measuring on `device`, with the costs kept for this machine kind,
+    /// build and device (`estimates.json` in the data directory).
     pub fn new(device: Device) -> Self {
-        let stored = rbd_datasets::default_data_dir()
+        let file = rbd_datasets::default_data_dir()
             .ok()
             .map(|d| d.join("estimates.json"));
-        let mut est = Estimator {
-            device,
-            cache: HashMap::new(),
-            stored,
-            busy: None,
-        };
-        let prefix = est.prefix();
-        if let Some(text) = est
-            .stored
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-        {
-            let all: BTreeMap<String, Cost> = serde_json::from_str(&text).unwrap_or_default();
-            for (k, c) in all {
-                if let Some(key) = k.strip_prefix(&prefix) {
-                    est.cache.insert(key.to_string(), c);
-                }
-            }
-        }
-        est
-    }
-
-    /// The highest load average seen while measuring, if the machine was busy: such
-    /// estimates are too high by about the share of the machine others took.
-    pub fn busy(&self) -> Option<f64> {
-        self.busy
-    }
-
-    fn prefix(&self) -> String {
-        format!(
+        let prefix = format!(
             "{} | {} | {} | ",
-            crate::machine::describe(),
+            machine_kind(),
             env!("RBD_COMMIT"),
-            self.device.describe()
-        )
+            device.describe()
+        );
+        let cache = CostCache::new(file, prefix);
+        let costs: HashMap<String, Cost> = cache.load().into_iter().collect();
+        Estimator {
+            device,
+            unused_cached: costs.keys().cloned().collect(),
+            costs,
+            cache,
+            sources: Sources::default(),
+        }
     }
 
-    fn store(&self, key: &str, cost: Cost) {
-        let Some(path) = &self.stored else { return };
-        let mut all: BTreeMap<String, Cost> = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        all.insert(format!("{}{key}", self.prefix()), cost);
-        if let Ok(text) = serde_json::to_string_pretty(&all) {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = crate::train::run_dir::write_atomic(path, text.as_bytes());
-        }
+    /// Where the costs used so far came from.
+    pub fn sources(&self) -> Sources {
+        self.sources
+    }
+
+    /// [`Estimator::sources`] as one line.
+    pub fn describe_sources(&self) -> String {
+        self.sources.describe(self.cache.file())
     }
 
     /// What a step's cost depends on: the model and its input, the optimiser, its
@@ -194,14 +219,9 @@ impl Estimator {
         Ok(t.elapsed().as_secs_f64() / (batches - 1).max(1) as f64)
     }
 
-    /// The cost of training `cfg`'s segment `index`.
-    fn cost(&mut self, cfg: &RunConfig, index: usize) -> Result<Cost> {
-        let optimizer = cfg.schedule[index].optimizer;
-        let key = Estimator::key(cfg, optimizer);
-        if let Some(c) = self.cache.get(&key) {
-            return Ok(*c);
-        }
-        let busy = machine_busy();
+    /// Seconds of one optimiser step of `cfg`'s segment `index` (the median of a few
+    /// after a warming one), and of evaluating one image at the parameters reached.
+    fn step_and_eval_seconds(&self, cfg: &RunConfig, index: usize) -> Result<(f64, f64)> {
         let shape = cfg.dataset.shape();
         let model = rbd_models::build(cfg.model, shape.0, shape.1, shape.2, &self.device)?;
         let layout = model.layout();
@@ -209,8 +229,8 @@ impl Estimator {
         let mut opt = optimizers::build(cfg, layout, index, &theta, &crate::train::Team::single())?;
         let mut batches = (0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i));
         let mut step_times = Vec::new();
-        // The first step warms caches and pipelines; the median of the rest is kept.
-        for step in 0..6u64 {
+        let started = Instant::now();
+        for step in 0u64.. {
             let mut oracle = TrainOracle::new(
                 model.as_ref(),
                 self.device.clone(),
@@ -222,8 +242,14 @@ impl Estimator {
             let t = Instant::now();
             theta = opt.step(step, &theta, &mut oracle)?.theta;
             self.device.synchronize()?;
-            if step > 0 {
-                step_times.push(t.elapsed().as_secs_f64());
+            if step == 0 {
+                continue;
+            }
+            step_times.push(t.elapsed().as_secs_f64());
+            let enough = step_times.len() >= MAX_TIMED
+                || (step_times.len() >= MIN_TIMED && started.elapsed() >= STEP_BUDGET);
+            if enough {
+                break;
             }
         }
         step_times.sort_by(f64::total_cmp);
@@ -238,16 +264,38 @@ impl Estimator {
             logits.softmax_cross_entropy(&labels)?.item()?;
             Ok(())
         })?;
-        let cost = Cost {
-            step: step_times[step_times.len() / 2],
-            batch: Estimator::batch_seconds(cfg)?,
-            eval_image: t.elapsed().as_secs_f64() / eval_n as f64,
-        };
-        match busy.or(machine_busy()) {
-            Some(load) => self.busy = Some(self.busy.map_or(load, |b| b.max(load))),
-            None => self.store(&key, cost),
+        Ok((
+            step_times[step_times.len() / 2],
+            t.elapsed().as_secs_f64() / eval_n as f64,
+        ))
+    }
+
+    /// The cost of training `cfg`'s segment `index`.
+    fn cost(&mut self, cfg: &RunConfig, index: usize) -> Result<Cost> {
+        let optimizer = cfg.schedule[index].optimizer;
+        let key = Estimator::key(cfg, optimizer);
+        if let Some(c) = self.costs.get(&key) {
+            if self.unused_cached.remove(&key) {
+                self.sources.cached += 1;
+            }
+            return Ok(*c);
         }
-        self.cache.insert(key, cost);
+        let window = contention::Window::open();
+        let (measured, scale) = measured_as(cfg, optimizer);
+        let (step, eval_image) = self.step_and_eval_seconds(&measured, index)?;
+        let cost = Cost {
+            step: step * scale,
+            batch: Estimator::batch_seconds(cfg)?,
+            eval_image,
+            waited: window.waited_share(),
+        };
+        if self.cache.keep(&key, cost) {
+            self.sources.quiet += 1;
+        } else {
+            self.sources.busy += 1;
+            self.sources.most_waited = self.sources.most_waited.max(cost.waited.unwrap_or(1.0));
+        }
+        self.costs.insert(key, cost);
         Ok(cost)
     }
 
@@ -348,6 +396,7 @@ mod tests {
         step: 0.01,
         batch: 0.001,
         eval_image: 1e-5,
+        waited: None,
     };
 
     /// An epoch costs its steps, the batches they consume, and the evaluation: MNIST holds
@@ -382,6 +431,88 @@ mod tests {
             "{p:?}"
         );
         assert!((p.eval - 12_500.0 * 1e-5).abs() < 1e-12, "{p:?}");
+    }
+
+    /// The run-shape key tells apart every setting a step's cost depends on, and only
+    /// those. Caught: before the key was the settings' serialisation, it listed fields
+    /// by hand and lacked `bases`, so table1's i.i.d. RBD runs were costed at the
+    /// Fastfood runs' O(D log d) step measured earlier in the same status view
+    /// (fc-mnist-rbd 6 min 12 s against FPD's 16 h 14 min, for the same d and D).
+    #[test]
+    fn the_cost_key_separates_what_a_step_costs() {
+        use rbd_optim::{BasesKind, FpdVariant};
+        let key = |c: &RunConfig| Estimator::key(c, c.schedule[0].optimizer);
+        let rbd = cfg("rbd");
+        let changed: Vec<(&str, RunConfig)> = vec![
+            ("optimizer", cfg("fpd")),
+            ("bases", {
+                let mut c = rbd.clone();
+                c.settings.directions.bases = BasesKind::Fastfood;
+                c
+            }),
+            ("d", {
+                let mut c = rbd.clone();
+                c.settings.directions.dim = 500;
+                c
+            }),
+            ("distribution", {
+                let mut c = rbd.clone();
+                c.settings.directions.distribution = DistributionKind::Uniform;
+                c
+            }),
+            ("correlation pass", {
+                let mut c = rbd.clone();
+                c.settings.rbd.correlation = true;
+                c
+            }),
+            ("augmentation", {
+                let mut c = rbd.clone();
+                c.data.augment = !c.data.augment;
+                c
+            }),
+            ("batch size", {
+                let mut c = rbd.clone();
+                c.data.batch_size = 64;
+                c
+            }),
+            ("model", {
+                let mut c = rbd.clone();
+                c.model = ModelKind::Cnn;
+                c
+            }),
+        ];
+        for (what, c) in &changed {
+            assert_ne!(key(&rbd), key(c), "{what} does not change the key");
+        }
+        let mut fpd_paper = cfg("fpd");
+        fpd_paper.settings.fpd.fpd_variant = FpdVariant::Paper;
+        let mut fpd_released = cfg("fpd");
+        fpd_released.settings.fpd.fpd_variant = FpdVariant::Released;
+        assert_ne!(key(&fpd_paper), key(&fpd_released));
+        // Seed, rate and epochs change no step's cost: one measurement serves them all.
+        let mut same = rbd.clone();
+        same.seed = 7;
+        same.epochs = 100;
+        same.schedule[0].lr = 0.125;
+        assert_eq!(key(&rbd), key(&same));
+    }
+
+    /// NES is timed at a small population and scaled linearly; other optimisers as
+    /// they are.
+    #[test]
+    fn nes_is_measured_small_and_scaled_to_its_population() {
+        let mut nes = cfg("nes");
+        nes.settings.directions.dim = 10_000;
+        let (small, scale) = measured_as(&nes, OptimizerKind::Nes);
+        assert_eq!(small.settings.directions.dim, NES_MEASURED_POPULATION);
+        assert_eq!(scale, 10_000.0 / NES_MEASURED_POPULATION as f64);
+        nes.settings.directions.dim = 8;
+        let (same, scale) = measured_as(&nes, OptimizerKind::Nes);
+        assert_eq!((same.settings.directions.dim, scale), (8, 1.0));
+        let mut rbd = cfg("rbd");
+        rbd.settings.directions.dim = 10_000;
+        let (same, scale) = measured_as(&rbd, OptimizerKind::Rbd);
+        assert_eq!((same.settings.directions.dim, scale), (10_000, 1.0));
     }
 
     /// A schedule's epochs take their own segment's optimiser.

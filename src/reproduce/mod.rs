@@ -3,6 +3,8 @@
 //! values into `results/NAME/`.
 
 pub mod campaign;
+pub mod contention;
+pub mod cost_cache;
 pub mod estimate;
 pub mod manifest;
 pub mod orthogonality;
@@ -102,11 +104,12 @@ fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
         );
     }
     println!(
-        "{} runs; estimated {} left on {} (steps, the loader and evaluation measured here with synthetic images)",
+        "{} runs; estimated {} left on {} (steps, the loader and evaluation measured here with synthetic images, on a quiet machine)",
         runs.len(),
         estimate::human(total),
         device.describe()
     );
+    println!("{}", est.describe_sources());
     Ok(())
 }
 

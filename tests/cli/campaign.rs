@@ -235,8 +235,34 @@ fn a_campaign_resumes_after_a_kill_skips_what_is_done_and_tunes_before_it_trains
             .lines()
             .find(|l| l.starts_with(id))
             .unwrap_or_else(|| panic!("{id}: {s}"));
-        assert!(l.contains('%'), "{l}");
+        // Estimated and measured, both ways (in all, and quickest epoch × epochs), and
+        // trained here: comparable, so no caveat.
+        assert_eq!(l.matches('%').count(), 2, "{l}");
+        assert!(l.contains(&rbd::machine::describe()), "{l}");
+        assert!(
+            !l.contains("not comparable") && !l.contains("not recorded"),
+            "{l}"
+        );
     }
+
+    // Costs measured on a quiet machine are kept, and the next status reads them all
+    // instead of timing steps again; it says how many came from where.
+    let cached = |s: &str| -> usize {
+        let l = s
+            .lines()
+            .find(|l| l.starts_with("step costs: "))
+            .unwrap_or_else(|| panic!("no step costs line: {s}"));
+        l["step costs: ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let kept = std::fs::read_to_string(data.join("estimates.json"))
+        .map(|t| t.matches("\"step\"").count())
+        .unwrap_or(0);
+    assert_eq!(cached(&status(&plan, &results, &data)), kept);
 }
 
 #[test]
