@@ -11,7 +11,7 @@ use rbd::train::oracle::{EpochSums, TrainOracle};
 use rbd::train::{RunConfig, Segment};
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{
-    generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
+    generate_cpu, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
 };
 use rbd_optim::Oracle;
 use std::path::{Path, PathBuf};
@@ -380,7 +380,7 @@ fn per_worker_bases_and_sgd_match_an_f64_formula_for_one_step() {
     for (w, gw) in g.iter().enumerate() {
         let comp = Compartment::new(0, 0, n, d).window(w * d, d);
         let mut phi = vec![0f32; d * n];
-        generate_cpu(&stream, 0, &comp, scale, &mut phi);
+        generate_cpu(&Bases::new(stream, 0, &[comp], scale), &mut phi);
         for row in phi.chunks_exact(n) {
             let c: f64 = row.iter().zip(gw).map(|(&p, &x)| p as f64 * x).sum();
             for (t, &p) in want.iter_mut().zip(row) {

@@ -428,10 +428,10 @@ fn native_gaussian_is_accurate() {
 }
 
 fn moments(s: &Stream, n: usize) -> (f64, f64) {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     let comp = Compartment::new(3, 0, n / 4, 4);
     let mut v = vec![0f32; n];
-    generate_cpu(s, 11, &comp, 1.0, &mut v);
+    generate_cpu(&Bases::new(*s, 11, &[comp], 1.0), &mut v);
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
     let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
     (mean, var)
@@ -473,7 +473,7 @@ fn distribution_moments() {
 /// The vectorised stream (generate_cpu) equals the scalar reference bit for bit.
 #[test]
 fn vectorised_stream_equals_scalar_reference() {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     for generator in [Generator::Philox, Generator::Threefry] {
         for distribution in all_distributions() {
             let s = Stream {
@@ -483,7 +483,7 @@ fn vectorised_stream_equals_scalar_reference() {
             };
             let comp = Compartment::new(5, 0, 333, 3).window(1000, 3);
             let mut v = vec![0f32; 999];
-            generate_cpu(&s, 77, &comp, 1.0, &mut v);
+            generate_cpu(&Bases::new(s, 77, &[comp], 1.0), &mut v);
             for j in 0..3 {
                 for e in 0..333 {
                     let want = s.sample(77, 5, 1000 + j as u32, e as u32);
@@ -514,7 +514,7 @@ fn stream_words_are_distinct_across_the_key_fields() {
 /// 0x0123456789ABCDEF, step 7, compartment 2, direction 5, a 1003-entry compartment.
 #[test]
 fn native_stream_equals_the_numpy_reference() {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     // (generator, distribution, entries 0..8 then 1001, 1002 as f32 bits)
     let golden: [(Generator, Distribution, [u32; 10]); 12] = [
         (
@@ -624,7 +624,7 @@ fn native_stream_equals_the_numpy_reference() {
         };
         let comp = Compartment::new(2, 0, 1003, 1).window(5, 1);
         let mut v = vec![0f32; 1003];
-        generate_cpu(&s, 7, &comp, 1.0, &mut v);
+        generate_cpu(&Bases::new(s, 7, &[comp], 1.0), &mut v);
         let got: Vec<u32> = (0..8).chain([1001, 1002]).map(|e| v[e].to_bits()).collect();
         assert_eq!(got, want, "{generator:?} {distribution:?}");
     }
@@ -632,7 +632,10 @@ fn native_stream_equals_the_numpy_reference() {
     use rbd_kernels::random_bases::rbd_scale;
     let mut v = vec![0f32; 4];
     let comp = Compartment::new(0, 0, 4, 1);
-    generate_cpu(&Stream::new(42), 0, &comp, rbd_scale(122_570), &mut v);
+    generate_cpu(
+        &Bases::new(Stream::new(42), 0, &[comp], rbd_scale(122_570)),
+        &mut v,
+    );
     let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
     assert_eq!(bits, [3135528389, 991104835, 980907858, 999275161]);
 }
@@ -664,7 +667,7 @@ fn normal_cdf(z: f64) -> f64 {
 
 /// `n` Gaussian entries of 64 directions of one (step, compartment).
 fn gaussian_sample(generator: Generator, n: usize) -> Vec<f32> {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     let s = Stream {
         generator,
         distribution: Distribution::Gaussian,
@@ -672,7 +675,7 @@ fn gaussian_sample(generator: Generator, n: usize) -> Vec<f32> {
     };
     let comp = Compartment::new(1, 0, n / 64, 64);
     let mut v = vec![0f32; n];
-    generate_cpu(&s, 5, &comp, 1.0, &mut v);
+    generate_cpu(&Bases::new(s, 5, &[comp], 1.0), &mut v);
     v
 }
 

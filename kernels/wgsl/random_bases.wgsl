@@ -7,7 +7,8 @@
 //                    order, of (scale*alpha*coords[j]) * phi_raw_j[e]
 //   expand_reduce:   out[e] = base[e] + partials[c][0][e] + partials[c][1][e] + ...
 //                    (groups in order; base[e] outside every compartment)
-//   generate:        out[j*len + e] = scale * phi_raw_j[e]  (materialised, for tests)
+//   generate:        out[p_offset + j*len + e] = scale * phi_raw_j[e]  (materialised,
+//                    for tests; one dispatch per compartment)
 //
 // A project dispatch covers one compartment (elements g_offset .. g_offset + len of the
 // flat parameter vector; entry e of the compartment is stream element e). The expand
@@ -29,7 +30,7 @@ struct Info {
     subs: u32,     // project: sub-chunks of WG*UPT units per workgroup
     ngroups: u32,  // project: direction groups of DG
     g_offset: u32, // compartment offset into g / base / out
-    p_offset: u32, // offset into partials
+    p_offset: u32, // offset into partials (generate: into the output)
     c_offset: u32, // offset into coords
     bern_t: u32,
     bern_hi: f32,
@@ -306,7 +307,7 @@ fn generate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var i = 0u; i < 4u; i++) {
         let e = 4u * u + i;
         if (e < info.len) {
-            gen_out[j * info.len + e] = v[i];
+            gen_out[info.p_offset + j * info.len + e] = v[i];
         }
     }
 }

@@ -21,7 +21,9 @@
 
 use crate::exchange::{allgather_f32, allreduce_sum_f32, Exchange};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::random_bases::{expand, project, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::random_bases::{
+    expand, project, rbd_scale, total_dims, Bases, Compartment, Stream,
+};
 use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
@@ -142,6 +144,10 @@ pub struct DistributedRbd {
 }
 
 impl DistributedRbd {
+    fn bases<'a>(&self, step: u64, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, step, comps, self.scale)
+    }
+
     /// Distributed RBD with scale 1/√D for θ of length `dim`.
     pub fn new(
         lr: f64,
@@ -168,27 +174,19 @@ impl Optimizer for DistributedRbd {
         let ex = self.exchange.as_ref();
         let (comps, coords) = match self.sharing {
             BaseSharing::Shared => {
-                let c = project(&self.stream, step, &self.comps, self.scale, &g)?;
+                let c = project(&self.bases(step, &self.comps), &g)?;
                 (self.comps.clone(), mean_over_ranks(ex, &c)?)
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let c = project(&self.stream, step, &mine, self.scale, &g)?;
+                let c = project(&self.bases(step, &mine), &g)?;
                 (
                     all_rank_compartments(&self.comps, ex.size()),
                     gather_coordinates(ex, &c, &self.comps)?,
                 )
             }
         };
-        let next = expand(
-            &self.stream,
-            step,
-            &comps,
-            self.scale,
-            &coords,
-            -self.lr as f32,
-            theta,
-        )?;
+        let next = expand(&self.bases(step, &comps), &coords, -self.lr as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,
@@ -216,6 +214,11 @@ pub struct DistributedFpd {
 }
 
 impl DistributedFpd {
+    /// The fixed base over `comps`.
+    fn bases<'a>(&self, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, FIXED_STEP, comps, self.scale)
+    }
+
     /// Distributed FPD around `theta0` (c = 0).
     pub fn new(
         lr: f64,
@@ -249,26 +252,18 @@ impl Optimizer for DistributedFpd {
         let ex = self.exchange.as_ref();
         let pg = match self.sharing {
             BaseSharing::Shared => {
-                let pg = project(&self.stream, FIXED_STEP, &self.comps, self.scale, &g)?;
+                let pg = project(&self.bases(&self.comps), &g)?;
                 mean_over_ranks(ex, &pg)?
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let pg = project(&self.stream, FIXED_STEP, &mine, self.scale, &g)?;
+                let pg = project(&self.bases(&mine), &g)?;
                 gather_coordinates(ex, &pg, &self.comps)?
             }
         };
         // As the single-process FPD: θ ← θ − lr·scale·P·c', c ← c − lr·c'.
         self.coords = pg.axpy(-self.lr, &self.coords)?;
-        let next = expand(
-            &self.stream,
-            FIXED_STEP,
-            &self.applied,
-            self.scale,
-            &pg,
-            -self.lr as f32,
-            theta,
-        )?;
+        let next = expand(&self.bases(&self.applied), &pg, -self.lr as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,
@@ -473,10 +468,7 @@ mod tests {
                 let mine = c.window(w * d, d);
                 let phi = rbd_engine::random_bases::generate(
                     &rbd_engine::Device::Cpu,
-                    &stream(),
-                    0,
-                    &mine,
-                    scale,
+                    &Bases::new(stream(), 0, &[mine], scale),
                 )
                 .unwrap()
                 .to_vec_f32()

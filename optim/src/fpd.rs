@@ -9,7 +9,7 @@
 //!   point before the last update, while validation sees the current θ.
 
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::random_bases::{project_expand, rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::random_bases::{project_expand, rbd_scale, total_dims, Bases, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// The step index the fixed base is drawn at.
@@ -74,15 +74,8 @@ impl Optimizer for FixedProjection {
         };
         let g = oracle.gradient(&at)?;
         // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
-        let (pg, next) = project_expand(
-            &self.stream,
-            FIXED_STEP,
-            &self.comps,
-            self.scale,
-            &g,
-            -self.lr as f32,
-            theta,
-        )?;
+        let bases = Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale);
+        let (pg, next) = project_expand(&bases, &g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
         if self.gradient_at == FpdGradientAt::Previous {
             self.previous = Some(theta.detach());

@@ -3,7 +3,7 @@
 //! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Stream};
+use rbd_engine::random_bases::{generate, rbd_scale, Bases, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// Host memory the cpu variant may use for Φ.
@@ -41,8 +41,9 @@ impl Optimizer for MaterializedRbd {
         let device = theta.device();
         check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
-        let comp = Compartment::new(0, 0, num_params, self.dims);
-        let phi = generate(&device, &self.stream, step, &comp, rbd_scale(num_params))?;
+        let comp = [Compartment::new(0, 0, num_params, self.dims)];
+        let bases = Bases::new(self.stream, step, &comp, rbd_scale(num_params));
+        let phi = generate(&device, &bases)?.reshape(&[self.dims, num_params])?;
         let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
         let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;
         Ok(StepInfo {

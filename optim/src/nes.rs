@@ -4,7 +4,7 @@
 //! θ ← θ + lr·Σ_i rank_i·ε_i / (σ·d·√D).
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{expand, Compartment, Stream};
+use rbd_engine::random_bases::{expand, Bases, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
 
 /// NES with population `population`.
@@ -47,17 +47,20 @@ impl Optimizer for Nes {
         let mut losses = Vec::with_capacity(self.population);
         for i in 0..self.population {
             let one = [whole.window(i, 1)];
-            let offspring = expand(&self.stream, step, &one, 1.0, &sigma, 1.0, theta)?;
+            let offspring = expand(
+                &Bases::new(self.stream, step, &one, 1.0),
+                &sigma,
+                1.0,
+                theta,
+            )?;
             losses.push(oracle.loss(&offspring)?);
         }
         let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
         let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
         let alpha = self.lr / (self.sigma * self.population as f64 * (num_params as f64).sqrt());
+        let all = [whole];
         let next = expand(
-            &self.stream,
-            step,
-            &[whole],
-            1.0,
+            &Bases::new(self.stream, step, &all, 1.0),
             &ranks,
             alpha as f32,
             theta,

@@ -6,7 +6,7 @@
 
 use crate::{Optimizer, Oracle, StepInfo};
 use rbd_engine::random_bases::{
-    expand, project_expand, project_expand_delta, rbd_scale, Compartment, Stream,
+    expand, project_expand, project_expand_delta, rbd_scale, Bases, Compartment, Stream,
 };
 use rbd_engine::{Result, Tensor};
 
@@ -46,23 +46,16 @@ impl RandomBases {
 impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
+        let bases = Bases::new(self.stream, step, &self.comps, self.scale);
         let alpha = -self.lr as f32;
         // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
         // update to read the correlation's direction from: expand Φc itself then.
         let fused_update = alpha.is_finite() && alpha.abs() >= 1e-20;
         if !(self.correlation && fused_update) {
-            let (c, next) = project_expand(
-                &self.stream,
-                step,
-                &self.comps,
-                self.scale,
-                &g,
-                alpha,
-                theta,
-            )?;
+            let (c, next) = project_expand(&bases, &g, alpha, theta)?;
             let correlation = if self.correlation {
                 let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
-                let u = expand(&self.stream, step, &self.comps, self.scale, &c, 1.0, &zeros)?;
+                let u = expand(&bases, &c, 1.0, &zeros)?;
                 Some(cosines(&u, &g, &oracle.tensors())?)
             } else {
                 None
@@ -74,15 +67,7 @@ impl Optimizer for RandomBases {
         }
         // The update −lr·Φc comes from the same generation as θ's (no second pass); its
         // cosine with g, times the sign of −lr, is that of Φc with g.
-        let (_, next, delta) = project_expand_delta(
-            &self.stream,
-            step,
-            &self.comps,
-            self.scale,
-            &g,
-            alpha,
-            theta,
-        )?;
+        let (_, next, delta) = project_expand_delta(&bases, &g, alpha, theta)?;
         let mut corr = cosines(&delta, &g, &oracle.tensors())?;
         if alpha < 0.0 {
             // 0 − c, not −c: a zero cosine stays +0.

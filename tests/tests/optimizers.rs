@@ -4,7 +4,7 @@
 
 use rbd_engine::{Device, Result, Tensor};
 use rbd_kernels::random_bases::{
-    generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
+    generate_cpu, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
 };
 use rbd_kernels::testing::cpu_adapter;
 use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
@@ -58,7 +58,10 @@ fn stream(distribution: Distribution) -> Stream {
 /// Φ of one compartment as f64 rows of length `len`.
 fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
     let mut out = vec![0f32; c.dims * c.len];
-    generate_cpu(s, step, c, scale, &mut out);
+    generate_cpu(
+        &Bases::new(*s, step, std::slice::from_ref(c), scale),
+        &mut out,
+    );
     out.chunks(c.len)
         .map(|r| r.iter().map(|&x| x as f64).collect())
         .collect()

@@ -1,7 +1,7 @@
 //! Throughput measurement of project and expand (used by `examples/bench_random_bases`
 //! and, later, `rbd bench rbd`).
 
-use super::{expand_cpu, expand_gpu, project_cpu, project_gpu, Compartment};
+use super::{expand_cpu, expand_gpu, project_cpu, project_gpu, Bases, Compartment};
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
 use crate::GpuError;
@@ -134,13 +134,12 @@ pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -
     let mut out = vec![0f32; d_total];
     let mut t = Timings::default();
     for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Sample::start();
-        project_cpu(stream, i as u64, &comps, scale, &g, &mut coords);
+        project_cpu(&bases, &g, &mut coords);
         let p = s.stop();
         let s = Sample::start();
-        expand_cpu(
-            stream, i as u64, &comps, scale, &coords, -0.1, &theta, &mut out,
-        );
+        expand_cpu(&bases, &coords, -0.1, &theta, &mut out);
         let e = s.stop();
         if i > 0 {
             t.push(p, e);
@@ -166,12 +165,13 @@ pub fn bench_gpu(
     let mut t = Timings::default();
     ctx.synchronize()?;
     for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Sample::start();
-        let coords = project_gpu(ctx, stream, i as u64, &comps, scale, &g)?;
+        let coords = project_gpu(ctx, &bases, &g)?;
         ctx.synchronize()?;
         let p = s.stop();
         let s = Sample::start();
-        let out = expand_gpu(ctx, stream, i as u64, &comps, scale, &coords, -0.1, &theta)?;
+        let out = expand_gpu(ctx, &bases, &coords, -0.1, &theta)?;
         ctx.synchronize()?;
         let e = s.stop();
         drop(out);

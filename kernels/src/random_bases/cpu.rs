@@ -5,9 +5,9 @@
 //! AVX-512) and chosen at run time. The three produce bitwise equal results: the code
 //! uses no FMA, and each lane's arithmetic is the same IEEE operation sequence.
 
-use super::{check_compartments, coord_offsets, total_dims, Compartment};
+use super::{check_compartments, coord_offsets, Bases, Compartment};
 use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
-use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
+use crate::rng::{BlockKey, DistParams, Distribution, Generator};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
 use std::sync::OnceLock;
@@ -75,16 +75,13 @@ impl Simd {
 /// for the requested instruction set.
 macro_rules! multiversion {
     ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
-        #[allow(clippy::too_many_arguments)]
         fn $name<G: Gen, D: Dist>(simd: Simd, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
-                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")]
                 unsafe fn avx512<G: Gen, D: Dist>($($arg: $ty),*) {
                     $body::<G, D>($($arg),*)
                 }
-                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma,bmi2")]
                 unsafe fn avx2<G: Gen, D: Dist>($($arg: $ty),*) {
                     $body::<G, D>($($arg),*)
@@ -114,6 +111,25 @@ macro_rules! dispatch {
             (Generator::Threefry, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
         }
     };
+}
+
+/// The directions and entries one chunk task covers: directions `dir0 ..` of the
+/// (step, compartment) pass `bk`, from batch `batch0` of the compartment on.
+#[derive(Clone, Copy)]
+struct Dirs<'a> {
+    bk: &'a BlockKey,
+    dp: &'a DistParams,
+    dir0: u32,
+    batch0: u32,
+}
+
+impl Dirs<'_> {
+    /// Raw values of batch `b` (counted from `batch0`) of direction `dir0 + j`.
+    #[inline(always)]
+    fn values<G: Gen, D: Dist>(&self, j: usize, b: usize) -> [F; 4] {
+        let dir = self.dir0.wrapping_add(j as u32);
+        D::values(&G::words(self.bk, dir, self.batch0 + b as u32), self.dp)
+    }
 }
 
 /// acc += v·g lane-wise (one row: a single vector register at AVX-512).
@@ -152,14 +168,7 @@ fn reduce_batch(acc: &[F; 4]) -> f32 {
 /// partial[j] = Σ_e raw_{dir0 + j}[e]·g[e] over one chunk (`g` starts at entry
 /// `64·batch0` of the compartment; at most CHUNK entries; at most DIR_GROUP directions).
 #[inline(always)]
-fn project_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir0: u32,
-    batch0: u32,
-    g: &[f32],
-    partial: &mut [f32],
-) {
+fn project_chunk<G: Gen, D: Dist>(dirs: Dirs, g: &[f32], partial: &mut [f32]) {
     let nb = g.len().div_ceil(BATCH);
     let mut gs = [[[0f32; L]; 4]; BATCHES];
     for (q, &v) in g.iter().enumerate() {
@@ -175,11 +184,13 @@ fn project_chunk<G: Gen, D: Dist>(
         // overlap (the values and the order of every sum are unchanged).
         let mut pairs = accs.chunks_exact_mut(2);
         for (jp, two) in (&mut pairs).enumerate() {
-            let dir = dir0.wrapping_add(2 * jp as u32);
+            let j = 2 * jp;
+            let dir = dirs.dir0.wrapping_add(j as u32);
+            let batch = dirs.batch0 + b as u32;
             // Both words first, then both maps (see block_chunk).
-            let wa = G::words(bk, dir, batch0 + b as u32);
-            let wb = G::words(bk, dir.wrapping_add(1), batch0 + b as u32);
-            let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
+            let wa = G::words(dirs.bk, dir, batch);
+            let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+            let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
             let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
                 unreachable!()
             };
@@ -194,8 +205,7 @@ fn project_chunk<G: Gen, D: Dist>(
             dot_row(b3, &vb[3], &gb[3]);
         }
         if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let dir = dir0.wrapping_add(partial.len() as u32 - 1);
-            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+            let v = dirs.values::<G, D>(partial.len() - 1, b);
             dot_row(a0, &v[0], &gb[0]);
             dot_row(a1, &v[1], &gb[1]);
             dot_row(a2, &v[2], &gb[2]);
@@ -211,28 +221,20 @@ fn project_chunk<G: Gen, D: Dist>(
 /// skipped: adding ±0 to an accumulator that started at +0 changes nothing). Batch by
 /// batch, so the accumulators stay in registers.
 #[inline(always)]
-fn expand_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir0: u32,
-    w: &[f32],
-    batch0: u32,
-    base: &[f32],
-    out: &mut [f32],
-) {
+fn expand_chunk<G: Gen, D: Dist>(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]) {
     for (b, (ob, bb)) in out.chunks_mut(BATCH).zip(base.chunks(BATCH)).enumerate() {
         let mut acc = [[0f32; L]; 4];
         // Two directions per step (independent generation chains); the additions
         // keep direction order.
         let mut j = 0;
         while j < w.len() {
-            let dir = dir0.wrapping_add(j as u32);
-            let batch = batch0 + b as u32;
+            let dir = dirs.dir0.wrapping_add(j as u32);
+            let batch = dirs.batch0 + b as u32;
             if j + 1 < w.len() && w[j] != 0.0 && w[j + 1] != 0.0 {
                 // Both words first, then both maps (see block_chunk).
-                let wa = G::words(bk, dir, batch);
-                let wb = G::words(bk, dir.wrapping_add(1), batch);
-                let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
+                let wa = G::words(dirs.bk, dir, batch);
+                let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+                let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
                 let [a0, a1, a2, a3] = &mut acc;
                 axpy_row(a0, w[j], &va[0]);
                 axpy_row(a1, w[j], &va[1]);
@@ -246,7 +248,7 @@ fn expand_chunk<G: Gen, D: Dist>(
                 continue;
             }
             if w[j] != 0.0 {
-                let v = D::values(&G::words(bk, dir, batch), dp);
+                let v = dirs.values::<G, D>(j, b);
                 let [a0, a1, a2, a3] = &mut acc;
                 axpy_row(a0, w[j], &v[0]);
                 axpy_row(a1, w[j], &v[1]);
@@ -262,18 +264,11 @@ fn expand_chunk<G: Gen, D: Dist>(
     }
 }
 
-/// out[e] = scale·raw_dir[e] over one chunk.
+/// out[e] = scale·raw_dir0[e] over one chunk.
 #[inline(always)]
-fn generate_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir: u32,
-    scale: f32,
-    batch0: u32,
-    out: &mut [f32],
-) {
+fn generate_chunk<G: Gen, D: Dist>(dirs: Dirs, scale: f32, out: &mut [f32]) {
     for (b, ob) in out.chunks_mut(BATCH).enumerate() {
-        let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+        let v = dirs.values::<G, D>(0, b);
         for (q, o) in ob.iter_mut().enumerate() {
             let (r, l) = G::pos(q);
             *o = scale * v[r][l];
@@ -281,9 +276,9 @@ fn generate_chunk<G: Gen, D: Dist>(
     }
 }
 
-multiversion!(project_mv => project_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, batch0: u32, g: &[f32], partial: &mut [f32]));
-multiversion!(expand_mv => expand_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, w: &[f32], batch0: u32, base: &[f32], out: &mut [f32]));
-multiversion!(generate_mv => generate_chunk(bk: &BlockKey, dp: &DistParams, dir: u32, scale: f32, batch0: u32, out: &mut [f32]));
+multiversion!(project_mv => project_chunk(dirs: Dirs, g: &[f32], partial: &mut [f32]));
+multiversion!(expand_mv => expand_chunk(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]));
+multiversion!(generate_mv => generate_chunk(dirs: Dirs, scale: f32, out: &mut [f32]));
 
 fn checked(comps: &[Compartment], n: usize) {
     if let Err(e) = check_compartments(comps, n) {
@@ -294,34 +289,17 @@ fn checked(comps: &[Compartment], n: usize) {
 /// `coords[j] = scale · Σ_e raw_j[e]·g[e]` for every compartment's directions
 /// (compartment-major). The sum over a compartment runs per chunk of [`CHUNK`]
 /// entries (64 lane accumulators, fixed tree) and then over chunks in order.
-pub fn project_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    g: &[f32],
-    coords: &mut [f32],
-) {
-    project_cpu_with(Simd::detect(), stream, step, comps, scale, g, coords)
+pub fn project_cpu(bases: &Bases, g: &[f32], coords: &mut [f32]) {
+    project_cpu_with(Simd::detect(), bases, g, coords)
 }
 
 /// [`project_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
-pub fn project_cpu_with(
-    simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    g: &[f32],
-    coords: &mut [f32],
-) {
+pub fn project_cpu_with(simd: Simd, bases: &Bases, g: &[f32], coords: &mut [f32]) {
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
+    let comps = bases.compartments;
     checked(comps, g.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    assert_eq!(coords.len(), bases.dims(), "coords length must be Σ dims");
+    let stream = bases.stream;
     let dp = stream.distribution.params();
     // partials[comp][chunk][dir], one task per (comp, chunk, direction group).
     let nchunks: Vec<usize> = comps.iter().map(|c| c.len.div_ceil(CHUNK)).collect();
@@ -331,10 +309,7 @@ pub fn project_cpu_with(
         .map(|(c, n)| c.dims * n)
         .collect();
     let mut partials = vec![0f32; sizes.iter().sum()];
-    let keys: Vec<BlockKey> = comps
-        .iter()
-        .map(|c| stream.block_key(step, c.index))
-        .collect();
+    let keys: Vec<BlockKey> = comps.iter().map(|c| bases.block_key(c)).collect();
     let mut tasks = Vec::new();
     let mut rest: &mut [f32] = &mut partials;
     for (ci, c) in comps.iter().enumerate() {
@@ -352,12 +327,16 @@ pub fn project_cpu_with(
         let start = chunk * CHUNK;
         let end = (start + CHUNK).min(c.len);
         let gc = &g[c.offset + start..c.offset + end];
-        let dir0 = (c.first + g0) as u32;
-        let batch0 = (start / BATCH) as u32;
+        let dirs = Dirs {
+            bk: &keys[ci],
+            dp: &dp,
+            dir0: (c.first + g0) as u32,
+            batch0: (start / BATCH) as u32,
+        };
         dispatch!(
             stream.generator,
             stream.distribution,
-            project_mv(simd, &keys[ci], &dp, dir0, batch0, gc, out)
+            project_mv(simd, dirs, gc, out)
         );
     });
     let offsets = coord_offsets(comps);
@@ -369,7 +348,7 @@ pub fn project_cpu_with(
             for chunk in 0..nchunks[ci] {
                 t += part[chunk * c.dims + j];
             }
-            coords[offsets[ci] + j] = scale * t;
+            coords[offsets[ci] + j] = bases.scale * t;
         }
         p0 += sizes[ci];
     }
@@ -378,38 +357,14 @@ pub fn project_cpu_with(
 /// `out = base + alpha·scale·Σ_j coords[j]·raw_j` (per element: weights
 /// `w_j = (alpha·scale)·coords[j]` in f32, accumulated from 0 in direction order, then
 /// added to `base`). Elements outside every compartment are copied from `base`.
-#[allow(clippy::too_many_arguments)]
-pub fn expand_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    coords: &[f32],
-    alpha: f32,
-    base: &[f32],
-    out: &mut [f32],
-) {
-    expand_cpu_with(
-        Simd::detect(),
-        stream,
-        step,
-        comps,
-        scale,
-        coords,
-        alpha,
-        base,
-        out,
-    )
+pub fn expand_cpu(bases: &Bases, coords: &[f32], alpha: f32, base: &[f32], out: &mut [f32]) {
+    expand_cpu_with(Simd::detect(), bases, coords, alpha, base, out)
 }
 
 /// [`expand_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
-#[allow(clippy::too_many_arguments)]
 pub fn expand_cpu_with(
     simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     coords: &[f32],
     alpha: f32,
     base: &[f32],
@@ -417,14 +372,12 @@ pub fn expand_cpu_with(
 ) {
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
+    let comps = bases.compartments;
     checked(comps, out.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    assert_eq!(coords.len(), bases.dims(), "coords length must be Σ dims");
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let a = alpha * scale;
+    let a = alpha * bases.scale;
     let offsets = coord_offsets(comps);
     let w: Vec<f32> = coords.iter().map(|&c| a * c).collect();
     // Walk `out` in offset order: gaps are copied, compartments split into chunks.
@@ -456,49 +409,67 @@ pub fn expand_cpu_with(
         None => o.copy_from_slice(&base[pos..pos + o.len()]),
         Some((ci, chunk)) => {
             let c = &comps[ci];
-            let bk = stream.block_key(step, c.index);
+            let bk = bases.block_key(c);
             let wc = &w[offsets[ci]..offsets[ci] + c.dims];
-            let batch0 = (chunk * CHUNK / BATCH) as u32;
+            let dirs = Dirs {
+                bk: &bk,
+                dp: &dp,
+                dir0: c.first as u32,
+                batch0: (chunk * CHUNK / BATCH) as u32,
+            };
             let b = &base[pos..pos + o.len()];
             dispatch!(
                 stream.generator,
                 stream.distribution,
-                expand_mv(simd, &bk, &dp, c.first as u32, wc, batch0, b, o)
+                expand_mv(simd, dirs, wc, b, o)
             );
         }
     });
 }
 
-/// Materialises compartment `comp`'s directions: `out[j·len + e] = scale·raw_{first+j}[e]`
-/// (`out.len() == dims·len`).
-pub fn generate_cpu(stream: &Stream, step: u64, comp: &Compartment, scale: f32, out: &mut [f32]) {
-    checked(std::slice::from_ref(comp), comp.offset + comp.len);
+/// Materialises the directions, compartment after compartment: compartment `c`'s
+/// `dims × len` block holds `scale·raw_{first+j}[e]` at `j·len + e`
+/// (`out.len() == Σ dims·len`).
+pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
+    let comps = bases.compartments;
+    let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
+    checked(comps, n);
     assert_eq!(
         out.len(),
-        comp.dims * comp.len,
-        "out must hold dims × len values"
+        bases.generated_len(),
+        "out must hold Σ dims × len values"
     );
-    if comp.len == 0 {
-        return;
-    }
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let bk = stream.block_key(step, comp.index);
     let simd = Simd::detect();
-    out.par_chunks_mut(comp.len)
-        .enumerate()
-        .for_each(|(j, row)| {
-            row.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(chunk, o)| {
-                    let dir = (comp.first + j) as u32;
-                    let batch0 = (chunk * CHUNK / BATCH) as u32;
-                    dispatch!(
-                        stream.generator,
-                        stream.distribution,
-                        generate_mv(simd, &bk, &dp, dir, scale, batch0, o)
-                    );
-                })
-        });
+    let mut rest = out;
+    for comp in comps {
+        let (mine, tail) = rest.split_at_mut(comp.dims * comp.len);
+        rest = tail;
+        if comp.len == 0 {
+            continue;
+        }
+        let bk = bases.block_key(comp);
+        mine.par_chunks_mut(comp.len)
+            .enumerate()
+            .for_each(|(j, row)| {
+                row.par_chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(chunk, o)| {
+                        let dirs = Dirs {
+                            bk: &bk,
+                            dp: &dp,
+                            dir0: (comp.first + j) as u32,
+                            batch0: (chunk * CHUNK / BATCH) as u32,
+                        };
+                        dispatch!(
+                            stream.generator,
+                            stream.distribution,
+                            generate_mv(simd, dirs, bases.scale, o)
+                        );
+                    })
+            });
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -518,6 +489,14 @@ fn block_dirs(len: usize) -> usize {
     (BLOCK_BYTES / (4 * padded)).clamp(1, MAX_BLOCK_DIRS)
 }
 
+/// One chunk's buffers in a block step (batch layout): the per-entry accumulator,
+/// the previous block's stored directions and the next block's, direction-major.
+struct BlockBufs<'a> {
+    prev: &'a [[F; 4]],
+    acc: &'a mut [[F; 4]],
+    cur: &'a mut [[F; 4]],
+}
+
 /// One chunk of a block step, batch by batch: `acc += Σ_j w_prev[j]·prev_j` over the
 /// previous block's stored directions (j in order, `w = 0` skipped, as in
 /// [`expand_chunk`]), then the next block's directions `dir0 ..` are generated into
@@ -525,19 +504,14 @@ fn block_dirs(len: usize) -> usize {
 /// batch layout, zero past the end) are summed exactly as [`project_chunk`] sums them,
 /// into `partial`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn block_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
+    dirs: Dirs,
     w_prev: &[f32],
-    prev: &[[F; 4]],
-    acc: &mut [[F; 4]],
-    dir0: u32,
-    batch0: u32,
+    bufs: BlockBufs,
     gs: &[[F; 4]],
-    cur: &mut [[F; 4]],
     partial: &mut [f32],
 ) {
+    let BlockBufs { prev, acc, cur } = bufs;
     let nb = acc.len();
     let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
     let accs = &mut accs[..partial.len()];
@@ -561,14 +535,14 @@ fn block_chunk<G: Gen, D: Dist>(
         // `values(words(a)); values(words(b))`, LLVM does not overlap the two chains
         // across `words`' `black_box`, and this pass is 12% slower (measured here, the
         // same bits either way).
-        let (gb, batch) = (&gs[b], batch0 + b as u32);
+        let (gb, batch) = (&gs[b], dirs.batch0 + b as u32);
         let mut pairs = accs.chunks_exact_mut(2);
         for (jp, two) in (&mut pairs).enumerate() {
             let j = 2 * jp;
-            let dir = dir0.wrapping_add(j as u32);
-            let wa = G::words(bk, dir, batch);
-            let wb = G::words(bk, dir.wrapping_add(1), batch);
-            let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
+            let dir = dirs.dir0.wrapping_add(j as u32);
+            let wa = G::words(dirs.bk, dir, batch);
+            let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+            let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
             let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
                 unreachable!()
             };
@@ -585,7 +559,7 @@ fn block_chunk<G: Gen, D: Dist>(
         }
         if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
             let j = partial.len() - 1;
-            let v = D::values(&G::words(bk, dir0.wrapping_add(j as u32), batch), dp);
+            let v = dirs.values::<G, D>(j, b);
             dot_row(a0, &v[0], &gb[0]);
             dot_row(a1, &v[1], &gb[1]);
             dot_row(a2, &v[2], &gb[2]);
@@ -598,11 +572,12 @@ fn block_chunk<G: Gen, D: Dist>(
     }
 }
 
-multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[f32], prev: &[[F; 4]], acc: &mut [[F; 4]], dir0: u32, batch0: u32, gs: &[[F; 4]], cur: &mut [[F; 4]], partial: &mut [f32]));
+multiversion!(block_mv => block_chunk(dirs: Dirs, w_prev: &[f32], bufs: BlockBufs, gs: &[[F; 4]], partial: &mut [f32]));
 
-/// One RBD step with every direction entry generated once: `coords[j] = scale·Σ_e
-/// raw_j[e]·g[e]` and `out = base + alpha·scale·Σ_j coords[j]·raw_j`, **bitwise equal**
-/// to [`project_cpu`] followed by [`expand_cpu`] (same sums in the same order).
+/// One RBD step with every direction entry generated once: returns the coordinates
+/// `coords[j] = scale·Σ_e raw_j[e]·g[e]` and writes `out = base + alpha·scale·Σ_j
+/// coords[j]·raw_j`, **bitwise equal** to [`project_cpu`] followed by [`expand_cpu`]
+/// (same sums in the same order).
 ///
 /// Per compartment, directions are taken in blocks of k (k·len·4 bytes ≤ 4 MiB, so
 /// the block stays in cache): a pass over the element chunks generates the block
@@ -616,50 +591,28 @@ multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[
 /// every compartment): bitwise what [`expand_cpu`] returns on a base of zeros, so a
 /// caller that also wants the update vector (the gradient correlation) need not
 /// regenerate the directions.
-#[allow(clippy::too_many_arguments)]
 pub fn project_expand_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     g: &[f32],
     alpha: f32,
     base: &[f32],
-    coords: &mut [f32],
     out: &mut [f32],
     delta: Option<&mut [f32]>,
-) {
-    project_expand_cpu_with(
-        Simd::detect(),
-        stream,
-        step,
-        comps,
-        scale,
-        g,
-        alpha,
-        base,
-        coords,
-        out,
-        delta,
-    )
+) -> Vec<f32> {
+    project_expand_cpu_with(Simd::detect(), bases, g, alpha, base, out, delta)
 }
 
 /// [`project_expand_cpu`] at a chosen instruction-set level (must be in
 /// [`Simd::available`]).
-#[allow(clippy::too_many_arguments)]
 pub fn project_expand_cpu_with(
     simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     g: &[f32],
     alpha: f32,
     base: &[f32],
-    coords: &mut [f32],
     out: &mut [f32],
     mut delta: Option<&mut [f32]>,
-) {
+) -> Vec<f32> {
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(g.len(), base.len(), "g and base lengths differ");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
@@ -667,23 +620,20 @@ pub fn project_expand_cpu_with(
         assert_eq!(d.len(), out.len(), "delta and out lengths differ");
         d.fill(0.0);
     }
+    let comps = bases.compartments;
     checked(comps, out.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    let mut coords = vec![0f32; bases.dims()];
     // Entries outside every compartment keep their base value.
     out.copy_from_slice(base);
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let a = alpha * scale;
+    let a = alpha * bases.scale;
     let offsets = coord_offsets(comps);
     for (ci, c) in comps.iter().enumerate() {
         if c.len == 0 {
-            coords[offsets[ci]..offsets[ci] + c.dims].fill(0.0);
             continue;
         }
-        let bk = stream.block_key(step, c.index);
+        let bk = bases.block_key(c);
         let gc = &g[c.offset..c.offset + c.len];
         let cc = &mut coords[offsets[ci]..offsets[ci] + c.dims];
         let (oc, bc) = (
@@ -714,13 +664,13 @@ pub fn project_expand_cpu_with(
                 });
             let work = Block {
                 simd,
-                stream,
+                bases,
                 bk: &bk,
                 dp: &dp,
                 c,
                 k,
             };
-            work.run(scale, a, gs, cc, acc, prev, cur);
+            work.run(a, gs, cc, acc, prev, cur);
             let acc = &*acc;
             oc.par_chunks_mut(CHUNK)
                 .zip(bc.par_chunks(CHUNK))
@@ -745,6 +695,7 @@ pub fn project_expand_cpu_with(
             }
         });
     }
+    coords
 }
 
 /// (row, lane) of entry `q` of a batch for the stream's generator.
@@ -758,7 +709,7 @@ fn pos_of(generator: Generator, q: usize) -> (usize, usize) {
 /// What the block passes of [`project_expand_cpu`] over one compartment need.
 struct Block<'a> {
     simd: Simd,
-    stream: &'a Stream,
+    bases: &'a Bases<'a>,
     bk: &'a BlockKey,
     dp: &'a DistParams,
     c: &'a Compartment,
@@ -770,10 +721,8 @@ impl Block<'_> {
     /// Fills `coords` (scale·Φᵀg) and adds Σ_j (a·coords[j])·raw_j to `acc` (batch
     /// layout, chunk-major, [`BATCHES`] batches per chunk), using `prev` and `cur`
     /// (`k` directions per chunk each, chunk-major) for the blocks.
-    #[allow(clippy::too_many_arguments)]
     fn run<'b>(
         &self,
-        scale: f32,
         a: f32,
         gs: &[[F; 4]],
         coords: &mut [f32],
@@ -782,6 +731,7 @@ impl Block<'_> {
         mut cur: &'b mut [[F; 4]],
     ) {
         let (c, k) = (self.c, self.k);
+        let stream = self.bases.stream;
         let nchunks = c.len.div_ceil(CHUNK);
         let mut partials = vec![0f32; nchunks * k];
         let mut w_prev: Vec<f32> = Vec::with_capacity(k);
@@ -798,24 +748,22 @@ impl Block<'_> {
                 .for_each(|(chunk, (((acc, prev), cur), partial))| {
                     let start = chunk * CHUNK;
                     let nb = ((start + CHUNK).min(c.len) - start).div_ceil(BATCH);
+                    let dirs = Dirs {
+                        bk: self.bk,
+                        dp: self.dp,
+                        dir0,
+                        batch0: (start / BATCH) as u32,
+                    };
+                    let bufs = BlockBufs {
+                        prev: &prev[..wp.len() * nb],
+                        acc: &mut acc[..nb],
+                        cur: &mut cur[..kn * nb],
+                    };
                     let gc = &gs[chunk * BATCHES..][..nb];
-                    let batch0 = (start / BATCH) as u32;
                     dispatch!(
-                        self.stream.generator,
-                        self.stream.distribution,
-                        block_mv(
-                            self.simd,
-                            self.bk,
-                            self.dp,
-                            wp,
-                            &prev[..wp.len() * nb],
-                            &mut acc[..nb],
-                            dir0,
-                            batch0,
-                            gc,
-                            &mut cur[..kn * nb],
-                            &mut partial[..kn]
-                        )
+                        stream.generator,
+                        stream.distribution,
+                        block_mv(self.simd, dirs, wp, bufs, gc, &mut partial[..kn])
                     );
                 });
             if kn == 0 {
@@ -828,7 +776,7 @@ impl Block<'_> {
                 for chunk in 0..nchunks {
                     t += partials[chunk * k + j];
                 }
-                coords[j0 + j] = scale * t;
+                coords[j0 + j] = self.bases.scale * t;
                 w_prev.push(a * coords[j0 + j]);
             }
             std::mem::swap(&mut prev, &mut cur);

@@ -1,16 +1,17 @@
 //! Random bases: project a gradient onto d random directions and expand coordinates
 //! back, with the directions regenerated from a counter-based stream and never stored.
 //!
-//! For a [`Stream`], a step and a set of [`Compartment`]s, direction `j` of compartment
-//! `c` is the vector whose entry `e` (counted from the compartment's start) is the
-//! stream's raw sample for (seed, step, c.index, j, e) times `scale`
-//! (`docs/random-directions.md` specifies the stream bit for bit). RBD uses
-//! `scale = 1/√D` with D the whole network's parameter count, compartments or not
-//! ([`rbd_scale`]).
+//! The [`Bases`] of one call name the directions: for its [`Stream`], step and
+//! [`Compartment`]s, direction `j` of compartment `c` is the vector whose entry `e`
+//! (counted from the compartment's start) is the stream's raw sample for (seed, step,
+//! c.index, j, e) times the bases' `scale` (`docs/random-directions.md` specifies the
+//! stream bit for bit). RBD uses `scale = 1/√D` with D the whole network's parameter
+//! count, compartments or not ([`rbd_scale`]).
 //!
 //! * [`project_cpu`] / [`project_gpu`]: `coords[j] = scale · Σ_e raw_j[e]·g[e]`.
 //! * [`expand_cpu`] / [`expand_gpu`]: `out = base + alpha·scale·Σ_j coords[j]·raw_j`.
-//! * [`generate_cpu`] / [`generate_gpu`]: materialise one compartment's directions.
+//! * [`generate_cpu`] / [`generate_gpu`]: materialise the directions (compartment after
+//!   compartment).
 //!
 //! A compartment's `first` field selects a window of directions: NES's offspring
 //! θ + σ·ε_i is `expand` over `Compartment { first: i, dims: 1, .. }` with
@@ -25,7 +26,7 @@ mod bench;
 mod cpu;
 mod gpu;
 
-pub use crate::rng::{DistParams, Distribution, Generator, Stream};
+pub use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
@@ -35,6 +36,57 @@ pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,
     project_gpu_with, ExpandPlan, GpuPlan, CHUNK_UNITS, DG,
 };
+
+/// The random bases of one call: which directions (the stream's, at `step`, in
+/// `compartments`) and the factor every raw entry is multiplied by.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bases<'a> {
+    /// Generator, distribution and seed.
+    pub stream: Stream,
+    /// Step (a new basis every step for RBD; fixed for FPD).
+    pub step: u64,
+    /// The compartments and their directions; coordinates are compartment-major.
+    pub compartments: &'a [Compartment],
+    /// Factor of every raw entry (RBD: [`rbd_scale`]).
+    pub scale: f32,
+}
+
+impl<'a> Bases<'a> {
+    /// The bases of `stream` at `step` over `compartments`, entries times `scale`.
+    pub fn new(stream: Stream, step: u64, compartments: &'a [Compartment], scale: f32) -> Self {
+        Bases {
+            stream,
+            step,
+            compartments,
+            scale,
+        }
+    }
+
+    /// The same stream, step and scale over other compartments (e.g. a window).
+    pub fn over<'b>(&self, compartments: &'b [Compartment]) -> Bases<'b> {
+        Bases {
+            stream: self.stream,
+            step: self.step,
+            compartments,
+            scale: self.scale,
+        }
+    }
+
+    /// Σ dims: the length of the coordinate vector.
+    pub fn dims(&self) -> usize {
+        total_dims(self.compartments)
+    }
+
+    /// Counter and key of compartment `c`'s pass.
+    pub fn block_key(&self, c: &Compartment) -> BlockKey {
+        self.stream.block_key(self.step, c.index)
+    }
+
+    /// Entries of the materialised directions: Σ dims·len.
+    pub fn generated_len(&self) -> usize {
+        self.compartments.iter().map(|c| c.dims * c.len).sum()
+    }
+}
 
 /// One compartment: parameters `[offset, offset + len)` of the flat vector, with the
 /// `dims` directions `first .. first + dims` of its own stream (`index` keys it).

@@ -118,13 +118,13 @@ struct TestInfo {
     bern_lo: f32,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs test kernel `entry` over `n` items (`input` in, `out_words` words out) with
+/// the kernels specialised for `(generator, distribution)`.
 fn run_test(
     ctx: &GpuContext,
     mulhi: Mulhi,
     entry: &'static str,
-    generator: Generator,
-    distribution: Distribution,
+    (generator, distribution): (Generator, Distribution),
     n: usize,
     input: &[u32],
     out_words: usize,
@@ -178,8 +178,7 @@ pub fn mulhi_gpu_with(
         ctx,
         mulhi,
         "test_mulhi",
-        Generator::Philox,
-        Distribution::Gaussian,
+        (Generator::Philox, Distribution::Gaussian),
         pairs.len(),
         &input,
         2 * pairs.len(),
@@ -244,8 +243,7 @@ pub fn stream_gpu_with(
         ctx,
         mulhi,
         "test_stream",
-        generator,
-        distribution,
+        (generator, distribution),
         queries.len(),
         &input,
         4 * queries.len(),
@@ -267,8 +265,7 @@ pub fn map_gpu(
         ctx,
         Mulhi::for_device(ctx),
         "test_map",
-        Generator::Philox,
-        distribution,
+        (Generator::Philox, distribution),
         words.len(),
         &input,
         4 * words.len(),
