@@ -1,16 +1,15 @@
 //! The native cpu implementation: rayon over (compartment, element chunk, direction
 //! group) tasks of fixed size, so the summation order never depends on the thread
 //! count; each task generates its directions 64 entries at a time with the vectorised
-//! stream of [`crate::rng::lanes`], compiled three times (baseline x86-64, AVX2,
-//! AVX-512) and chosen at run time. The three produce bitwise equal results: the code
-//! uses no FMA, and each lane's arithmetic is the same IEEE operation sequence.
+//! stream of [`crate::rng::lanes`], compiled once per instruction-set level
+//! ([`super::simd`]) and chosen at run time; every level gives the same bits.
 
+use super::simd::{multiversion, Simd};
 use super::{check_compartments, coord_offsets, Bases, Compartment};
 use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
 use crate::rng::{BlockKey, DistParams, Distribution, Generator};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 /// Entries per element chunk (a multiple of [`BATCH`]); fixed, so results do not
 /// depend on the thread count.
@@ -18,86 +17,6 @@ pub const CHUNK: usize = 4096;
 const BATCHES: usize = CHUNK / BATCH;
 /// Directions per project task.
 const DIR_GROUP: usize = 64;
-
-/// Instruction-set level of the cpu kernels. All levels give bitwise equal results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Simd {
-    /// Baseline x86-64 (SSE2) or whatever the target offers.
-    Generic,
-    /// AVX2 (+FMA, BMI2 enabled for code generation; no FMA is emitted).
-    Avx2,
-    /// AVX-512 F/BW/DQ/VL.
-    Avx512,
-}
-
-impl Simd {
-    /// The best level this processor supports (detected once).
-    pub fn detect() -> Simd {
-        static LEVEL: OnceLock<Simd> = OnceLock::new();
-        *LEVEL.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::env::var("RBD_SIMD").is_ok_and(|v| v == "generic") {
-                    return Simd::Generic;
-                }
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512dq")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("bmi2")
-                {
-                    return Simd::Avx512;
-                }
-                if is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("bmi2")
-                {
-                    return Simd::Avx2;
-                }
-            }
-            Simd::Generic
-        })
-    }
-
-    /// Every level this processor can run (for tests and benchmarks).
-    pub fn available() -> Vec<Simd> {
-        match Simd::detect() {
-            Simd::Avx512 => vec![Simd::Generic, Simd::Avx2, Simd::Avx512],
-            Simd::Avx2 => vec![Simd::Generic, Simd::Avx2],
-            Simd::Generic => vec![Simd::Generic],
-        }
-    }
-}
-
-/// Generates `fn $name<G, D>(simd, args..)` calling `$body::<G, D>(args..)` compiled
-/// for the requested instruction set.
-macro_rules! multiversion {
-    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
-        fn $name<G: Gen, D: Dist>(simd: Simd, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")]
-                unsafe fn avx512<G: Gen, D: Dist>($($arg: $ty),*) {
-                    $body::<G, D>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma,bmi2")]
-                unsafe fn avx2<G: Gen, D: Dist>($($arg: $ty),*) {
-                    $body::<G, D>($($arg),*)
-                }
-                match simd {
-                    // SAFETY: `Simd::detect` only reports levels the processor has.
-                    Simd::Avx512 => return unsafe { avx512::<G, D>($($arg),*) },
-                    Simd::Avx2 => return unsafe { avx2::<G, D>($($arg),*) },
-                    Simd::Generic => {}
-                }
-            }
-            let _ = simd;
-            $body::<G, D>($($arg),*)
-        }
-    };
-}
 
 /// Calls `$f::<G, D>(args)` for the stream's generator and distribution.
 macro_rules! dispatch {
@@ -150,7 +69,7 @@ fn axpy_row(acc: &mut F, w: f32, v: &F) {
 
 /// Fixed-order sum of a batch of accumulators: rows pairwise, then lanes as a tree.
 #[inline(always)]
-fn reduce_batch(acc: &[F; 4]) -> f32 {
+pub(super) fn reduce_batch(acc: &[F; 4]) -> f32 {
     let mut s = [0f32; L];
     for l in 0..L {
         s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
@@ -180,40 +99,56 @@ fn project_chunk<G: Gen, D: Dist>(dirs: Dirs, g: &[f32], partial: &mut [f32]) {
     let mut accs = [[[0f32; L]; 4]; DIR_GROUP];
     let accs = &mut accs[..partial.len()];
     for (b, gb) in gs[..nb].iter().enumerate() {
-        // Two directions per step: two independent dependency chains for the core to
-        // overlap (the values and the order of every sum are unchanged).
-        let mut pairs = accs.chunks_exact_mut(2);
-        for (jp, two) in (&mut pairs).enumerate() {
-            let j = 2 * jp;
-            let dir = dirs.dir0.wrapping_add(j as u32);
-            let batch = dirs.batch0 + b as u32;
-            // Both words first, then both maps (see block_chunk).
-            let wa = G::words(dirs.bk, dir, batch);
-            let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
-            let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
-                unreachable!()
-            };
-            // Rows spelled out: as a loop, LLVM vectorises across rows with gathers.
-            dot_row(a0, &va[0], &gb[0]);
-            dot_row(a1, &va[1], &gb[1]);
-            dot_row(a2, &va[2], &gb[2]);
-            dot_row(a3, &va[3], &gb[3]);
-            dot_row(b0, &vb[0], &gb[0]);
-            dot_row(b1, &vb[1], &gb[1]);
-            dot_row(b2, &vb[2], &gb[2]);
-            dot_row(b3, &vb[3], &gb[3]);
-        }
-        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let v = dirs.values::<G, D>(partial.len() - 1, b);
-            dot_row(a0, &v[0], &gb[0]);
-            dot_row(a1, &v[1], &gb[1]);
-            dot_row(a2, &v[2], &gb[2]);
-            dot_row(a3, &v[3], &gb[3]);
-        }
+        dot_batch::<G, D>(dirs, b, gb, accs, |_, _| {});
     }
     for (p, acc) in partial.iter_mut().zip(accs.iter()) {
         *p = reduce_batch(acc);
+    }
+}
+
+/// acc += v·g row by row (rows spelled out: as a loop, LLVM vectorises across rows
+/// with gathers).
+#[inline(always)]
+fn dot_rows(acc: &mut [F; 4], v: &[F; 4], g: &[F; 4]) {
+    let [a0, a1, a2, a3] = acc;
+    dot_row(a0, &v[0], &g[0]);
+    dot_row(a1, &v[1], &g[1]);
+    dot_row(a2, &v[2], &g[2]);
+    dot_row(a3, &v[3], &g[3]);
+}
+
+/// Adds batch `b`'s products with `gb` to the accumulators of directions `dir0 ..`
+/// (`accs[j]` for direction `dir0 + j`) and hands each direction's values to
+/// `keep(j, values)`. Two directions per step, both directions' words first and then
+/// both maps: two independent dependency chains for the core to overlap (written as
+/// `values(words(a)); values(words(b))`, LLVM does not overlap them across `words`'
+/// `black_box`, and the pass is 12% slower; the same bits either way).
+#[inline(always)]
+fn dot_batch<G: Gen, D: Dist>(
+    dirs: Dirs,
+    b: usize,
+    gb: &[F; 4],
+    accs: &mut [[F; 4]],
+    mut keep: impl FnMut(usize, &[F; 4]),
+) {
+    let (n, batch) = (accs.len(), dirs.batch0 + b as u32);
+    let mut pairs = accs.chunks_exact_mut(2);
+    for (jp, two) in (&mut pairs).enumerate() {
+        let j = 2 * jp;
+        let dir = dirs.dir0.wrapping_add(j as u32);
+        let wa = G::words(dirs.bk, dir, batch);
+        let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+        let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
+        let [acc_a, acc_b] = two else { unreachable!() };
+        dot_rows(acc_a, &va, gb);
+        dot_rows(acc_b, &vb, gb);
+        keep(j, &va);
+        keep(j + 1, &vb);
+    }
+    if let [acc] = pairs.into_remainder() {
+        let v = dirs.values::<G, D>(n - 1, b);
+        dot_rows(acc, &v, gb);
+        keep(n - 1, &v);
     }
 }
 
@@ -231,7 +166,7 @@ fn expand_chunk<G: Gen, D: Dist>(dirs: Dirs, w: &[f32], base: &[f32], out: &mut 
             let dir = dirs.dir0.wrapping_add(j as u32);
             let batch = dirs.batch0 + b as u32;
             if j + 1 < w.len() && w[j] != 0.0 && w[j + 1] != 0.0 {
-                // Both words first, then both maps (see block_chunk).
+                // Both words first, then both maps (see dot_batch).
                 let wa = G::words(dirs.bk, dir, batch);
                 let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
                 let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
@@ -276,11 +211,11 @@ fn generate_chunk<G: Gen, D: Dist>(dirs: Dirs, scale: f32, out: &mut [f32]) {
     }
 }
 
-multiversion!(project_mv => project_chunk(dirs: Dirs, g: &[f32], partial: &mut [f32]));
-multiversion!(expand_mv => expand_chunk(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]));
-multiversion!(generate_mv => generate_chunk(dirs: Dirs, scale: f32, out: &mut [f32]));
+multiversion!(project_mv<G: Gen, D: Dist> => project_chunk(dirs: Dirs, g: &[f32], partial: &mut [f32]));
+multiversion!(expand_mv<G: Gen, D: Dist> => expand_chunk(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]));
+multiversion!(generate_mv<G: Gen, D: Dist> => generate_chunk(dirs: Dirs, scale: f32, out: &mut [f32]));
 
-fn checked(comps: &[Compartment], n: usize) {
+pub(super) fn checked(comps: &[Compartment], n: usize) {
     if let Err(e) = check_compartments(comps, n) {
         panic!("random bases: {e}");
     }
@@ -530,49 +465,15 @@ fn block_chunk<G: Gen, D: Dist>(
             axpy_row(&mut t[3], w, &v[3]);
         }
         acc[b] = t;
-        // Two directions per step (independent chains for the core to overlap). Both
-        // directions' words come first, then both maps: written as
-        // `values(words(a)); values(words(b))`, LLVM does not overlap the two chains
-        // across `words`' `black_box`, and this pass is 12% slower (measured here, the
-        // same bits either way).
-        let (gb, batch) = (&gs[b], dirs.batch0 + b as u32);
-        let mut pairs = accs.chunks_exact_mut(2);
-        for (jp, two) in (&mut pairs).enumerate() {
-            let j = 2 * jp;
-            let dir = dirs.dir0.wrapping_add(j as u32);
-            let wa = G::words(dirs.bk, dir, batch);
-            let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
-            let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
-                unreachable!()
-            };
-            dot_row(a0, &va[0], &gb[0]);
-            dot_row(a1, &va[1], &gb[1]);
-            dot_row(a2, &va[2], &gb[2]);
-            dot_row(a3, &va[3], &gb[3]);
-            dot_row(b0, &vb[0], &gb[0]);
-            dot_row(b1, &vb[1], &gb[1]);
-            dot_row(b2, &vb[2], &gb[2]);
-            dot_row(b3, &vb[3], &gb[3]);
-            cur[j * nb + b] = va;
-            cur[(j + 1) * nb + b] = vb;
-        }
-        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let j = partial.len() - 1;
-            let v = dirs.values::<G, D>(j, b);
-            dot_row(a0, &v[0], &gb[0]);
-            dot_row(a1, &v[1], &gb[1]);
-            dot_row(a2, &v[2], &gb[2]);
-            dot_row(a3, &v[3], &gb[3]);
-            cur[j * nb + b] = v;
-        }
+        // Then the next block: its products with g, its values kept in `cur`.
+        dot_batch::<G, D>(dirs, b, &gs[b], accs, |j, v| cur[j * nb + b] = *v);
     }
     for (p, a) in partial.iter_mut().zip(accs.iter()) {
         *p = reduce_batch(a);
     }
 }
 
-multiversion!(block_mv => block_chunk(dirs: Dirs, w_prev: &[f32], bufs: BlockBufs, gs: &[[F; 4]], partial: &mut [f32]));
+multiversion!(block_mv<G: Gen, D: Dist> => block_chunk(dirs: Dirs, w_prev: &[f32], bufs: BlockBufs, gs: &[[F; 4]], partial: &mut [f32]));
 
 /// One RBD step with every direction entry generated once: returns the coordinates
 /// `coords[j] = scale·Σ_e raw_j[e]·g[e]` and writes `out = base + alpha·scale·Σ_j

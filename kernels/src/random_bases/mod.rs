@@ -25,17 +25,19 @@
 mod bench;
 mod cpu;
 mod gpu;
+mod simd;
 
 pub use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_with, Simd, CHUNK,
+    project_expand_cpu_with, CHUNK,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,
     project_gpu_with, ExpandPlan, GpuPlan, CHUNK_UNITS, DG,
 };
+pub use simd::{Simd, SIMD_ENV};
 
 /// The random bases of one call: which directions (the stream's, at `step`, in
 /// `compartments`) and the factor every raw entry is multiplied by.
