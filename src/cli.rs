@@ -204,10 +204,12 @@ pub struct BenchArgs {
     /// Smaller problem sizes (for a quick look, or slow adapters).
     #[arg(long)]
     pub quick: bool,
-    /// `bench rbd`: also measure a peer in the same run (torch) and print ratios.
+    /// `bench rbd`: also measure a peer in the same run and print ratios: torch or jax,
+    /// optionally with its interpreter (`--peer jax=/venv-jax/bin/python`); repeatable.
     #[arg(long)]
-    pub peer: Option<String>,
-    /// Python interpreter of the peer (default: $RBD_PEER_PYTHON, else python3).
+    pub peer: Vec<String>,
+    /// Python interpreter of peers named without one (default: $RBD_PEER_PYTHON, else
+    /// python3).
     #[arg(long)]
     pub python: Option<PathBuf>,
 }
@@ -341,8 +343,9 @@ pub struct TrainArgs {
     /// Split d across the compartments instead of giving each the full d.
     #[arg(long)]
     pub split_dim: bool,
-    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5) or
-    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5).
+    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5),
+    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5) or rademacher
+    /// (packed signs: ±1 from single bits, the fastest; NES perturbations too).
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
     /// Log the cosine of the RBD update with the gradient every step (costs a pass).

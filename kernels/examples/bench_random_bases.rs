@@ -107,6 +107,7 @@ fn simd_benches() {
                 expand_s: best[1],
                 project_cpu_s: best[2],
                 expand_cpu_s: best[3],
+                step_s: None,
             };
             line(&format!("{simd:?}/1"), &s, &r);
         }

@@ -27,6 +27,7 @@ fn streams() -> Vec<Stream> {
             Distribution::Bernoulli { p: 0.5 },
             Distribution::Bernoulli { p: 0.3 },
             Distribution::BernoulliReleased { p: 0.5 },
+            Distribution::Rademacher,
         ] {
             v.push(Stream {
                 generator,
@@ -228,7 +229,7 @@ proptest! {
         first in 0usize..1000,
         step in any::<u32>(),
         seed in any::<u64>(),
-        si in 0usize..10,
+        si in 0usize..12,
     ) {
         let s = Stream { seed, ..streams()[si] };
         let comps: Vec<Compartment> =
@@ -462,7 +463,7 @@ fn device_memory_grows_with_d_not_d_times_big_d() {
         let peak = ctx.pool_stats().peak_bytes - live0;
         eprintln!(
             "d = {dims}: peak {peak} bytes above the inputs (scratch {} bytes)",
-            project_gpu_scratch_bytes(GpuPlan::for_device(&ctx), &comps)
+            project_gpu_scratch_bytes(GpuPlan::for_device(&ctx), &bases)
         );
         peaks.push(peak);
     }
@@ -564,13 +565,14 @@ fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
     assert!(all[21..25].iter().all(|&v| v == 0.0), "empty compartment");
 }
 
-/// The generate-once step gives bitwise what project then expand give: one block and
-/// several (150 directions over 9,001 entries; 10 directions over 300,000 entries,
-/// where a block holds 3), compartments with gaps, windows (`first > 0`), an empty
-/// compartment; at 1 and 3 threads and every instruction set. Its optional `delta`
-/// output is bitwise expand on a zero base.
+/// Every plan of the cpu step gives bitwise what project then expand give: both
+/// strategies, blocks of 1 direction (4 KiB), of a few and of the most; one block and
+/// several (150 directions over 9,001 entries; 10 directions over 300,000 entries),
+/// compartments with gaps, windows (`first > 0`), an empty compartment; at every
+/// instruction set and at 1 and 3 threads. Its optional `delta` output is bitwise
+/// expand on a zero base.
 #[test]
-fn project_expand_equals_project_then_expand_bitwise() {
+fn project_expand_equals_project_then_expand_bitwise_under_every_plan() {
     let gapped = vec![
         Compartment::new(2, 10, 5_000, 70),
         Compartment::new(0, 6_000, 3_001, 9).window(4, 9),
@@ -582,6 +584,21 @@ fn project_expand_equals_project_then_expand_bitwise() {
         (9_100, gapped),
         (70_000, layer_comps(5)),
     ];
+    let mut plans = Vec::new();
+    for simd in Simd::available() {
+        for (step, block_bytes) in [
+            (StepStrategy::TwoPasses, 1 << 20),
+            (StepStrategy::GenerateOnce, 4 << 10),
+            (StepStrategy::GenerateOnce, 256 << 10),
+            (StepStrategy::GenerateOnce, 64 << 20),
+        ] {
+            plans.push(CpuPlan {
+                simd,
+                step,
+                block_bytes,
+            });
+        }
+    }
     for s in streams() {
         for (n, comps) in &cases {
             let n = *n;
@@ -598,20 +615,20 @@ fn project_expand_equals_project_then_expand_bitwise() {
             let zeros = vec![0f32; n];
             expand_cpu(&bases, &want_c, alpha, &zeros, &mut want_delta);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-            let run = |simd: Simd| {
+            let run = |plan: &CpuPlan| {
                 let mut o = vec![f32::NAN; n];
                 let mut d = vec![f32::NAN; n];
                 let c =
-                    project_expand_cpu_with(simd, &bases, &g, alpha, &base, &mut o, Some(&mut d));
+                    project_expand_cpu_with(plan, &bases, &g, alpha, &base, &mut o, Some(&mut d));
                 // Without `delta` the same coordinates and update.
                 let mut o2 = vec![f32::NAN; n];
-                let c2 = project_expand_cpu_with(simd, &bases, &g, alpha, &base, &mut o2, None);
+                let c2 = project_expand_cpu_with(plan, &bases, &g, alpha, &base, &mut o2, None);
                 assert_eq!((bits(&c), bits(&o)), (bits(&c2), bits(&o2)));
                 (bits(&c), bits(&o), bits(&d))
             };
             let want = (bits(&want_c), bits(&want), bits(&want_delta));
-            for simd in Simd::available() {
-                assert!(run(simd) == want, "{simd:?} {s:?} n = {n}");
+            for plan in &plans {
+                assert!(run(plan) == want, "{plan:?} {s:?} n = {n}");
             }
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -619,10 +636,55 @@ fn project_expand_equals_project_then_expand_bitwise() {
                     .build()
                     .unwrap();
                 assert!(
-                    pool.install(|| run(Simd::detect())) == want,
+                    pool.install(|| run(&CpuPlan::current().plan)) == want,
                     "{threads} threads {s:?} n = {n}"
                 );
             }
         }
+    }
+}
+
+/// Packed signs: the WGSL's project (the cpu's order: 4096-entry chunks, 64
+/// accumulators, the cpu's tree) and expand (one direction group on a CPU adapter: each
+/// entry's ±w summed from 0 in direction order, then base +) are bitwise the cpu's, as
+/// are the materialised directions; both generators, ragged compartments with gaps and
+/// windows, lengths that end inside a batch and inside a word.
+#[test]
+fn packed_signs_cpu_equals_wgsl_bitwise() {
+    let ctx = cpu_adapter();
+    assert!(
+        ctx.adapter.is_cpu,
+        "the bitwise claim is made for CPU adapters"
+    );
+    let n = 30_011;
+    let comps = [
+        Compartment::new(0, 5, 9_000, 37),
+        Compartment::new(1, 9_100, 17, 3),
+        Compartment::new(2, 9_200, 12_345, 0),
+        Compartment::new(3, 21_600, 8_400, 70).window(1_000, 70),
+    ];
+    let g = vector(n, 31);
+    let base = vector(n, 32);
+    for generator in [Generator::Philox, Generator::Threefry] {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 0xABCD_0000_1234,
+        };
+        let bases = Bases::new(s, 12, &comps, rbd_scale(n));
+        let mut coords = vec![0f32; total_dims(&comps)];
+        project_cpu(&bases, &g, &mut coords);
+        let mut out = vec![0f32; n];
+        expand_cpu(&bases, &coords, -0.7, &base, &mut out);
+        let (gc, gout) = gpu_project_expand(&ctx, &bases, &g, &coords, -0.7, &base);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&gc), bits(&coords), "{generator:?} project");
+        assert_eq!(bits(&gout), bits(&out), "{generator:?} expand");
+        let mut m = vec![0f32; bases.generated_len()];
+        generate_cpu(&bases, &mut m);
+        let gm: Vec<f32> = ctx
+            .read(&generate_gpu(&ctx, &bases).unwrap(), m.len())
+            .unwrap();
+        assert_eq!(bits(&gm), bits(&m), "{generator:?} generate");
     }
 }

@@ -236,7 +236,7 @@ fn both_mulhi_variants_give_the_same_words_bit_for_bit() {
     }
 }
 
-fn all_distributions() -> [Distribution; 6] {
+fn all_distributions() -> [Distribution; 7] {
     [
         Distribution::Gaussian,
         Distribution::Uniform,
@@ -244,6 +244,7 @@ fn all_distributions() -> [Distribution; 6] {
         Distribution::Bernoulli { p: 0.1 },
         Distribution::BernoulliReleased { p: 0.5 },
         Distribution::BernoulliReleased { p: 0.1 },
+        Distribution::Rademacher,
     ]
 }
 
@@ -259,7 +260,9 @@ fn check_stream_on_gpu(queries: &[StreamQuery]) {
                     seed: q.seed,
                 };
                 let step = q.step as u64;
-                let want_w = s.word(step, q.compartment, q.direction, q.element);
+                // Packed signs: the word holding the entry's bit.
+                let index = q.element / distribution.entries_per_word() as u32;
+                let want_w = s.word(step, q.compartment, q.direction, index);
                 assert_eq!(word, want_w, "{generator:?} word of {q:?}");
                 let want = s.sample(step, q.compartment, q.direction, q.element);
                 if distribution == Distribution::Gaussian {
@@ -341,7 +344,11 @@ fn edge_words() -> Vec<[u32; 4]> {
 fn maps_are_finite_at_the_extremes_on_both_backends() {
     let ctx = cpu_adapter();
     let words = edge_words();
-    for d in all_distributions() {
+    // Packed signs hold 32 entries a word: the stream tests cover them.
+    for d in all_distributions()
+        .into_iter()
+        .filter(|&d| d != Distribution::Rademacher)
+    {
         let native = map_cpu(d, &words);
         let gpu = map_gpu(&ctx, d, &words).unwrap();
         let mut worst = 0f64;
@@ -738,4 +745,61 @@ fn gaussian_matches_the_standard_normal() {
         let max = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
         assert!(max <= 5.78, "{generator:?}: |z| up to {max}");
     }
+}
+
+/// Packed signs bit for bit as the NumPy reference of docs/random-directions.md §11
+/// computes them (values printed by that code): entry e is bit e % 32 of word e / 32,
+/// across word and block boundaries (entries 31/32, 127/128: Philox blocks hold 128
+/// entries, Threefry blocks 64), for both generators; and the docs' example.
+#[test]
+fn packed_signs_equal_the_numpy_reference() {
+    use rbd_kernels::random_bases::{generate_cpu, rbd_scale, Bases, Compartment};
+    let entries = [0, 1, 2, 3, 30, 31, 32, 33, 127, 128, 129, 1001, 1002];
+    let (p, m) = (0x3f80_0000u32, 0xbf80_0000u32);
+    let golden = [
+        (Generator::Philox, [m, m, m, p, m, m, p, p, m, p, p, m, p]),
+        (Generator::Threefry, [p, p, p, p, p, p, m, p, m, m, p, m, p]),
+    ];
+    for (generator, want) in golden {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 0x0123_4567_89AB_CDEF,
+        };
+        let comp = Compartment::new(2, 0, 1003, 1).window(5, 1);
+        let mut v = vec![0f32; 1003];
+        generate_cpu(&Bases::new(s, 7, &[comp], 1.0), &mut v);
+        let got: Vec<u32> = entries.iter().map(|&e| v[e].to_bits()).collect();
+        assert_eq!(got, want, "{generator:?}");
+        for &e in &entries {
+            assert_eq!(s.sample(7, 2, 5, e as u32).to_bits(), v[e].to_bits());
+        }
+    }
+    // The docs' example: seed 42, step 0, compartment 0, direction 0, RBD scale of
+    // D = 122,570; word 0 is 0x9c1bc7e0 (Threefry) and 0x9ceaf053 (Philox).
+    let example = |generator| {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 42,
+        };
+        let mut v = vec![0f32; 8];
+        let comp = [Compartment::new(0, 0, 8, 1)];
+        generate_cpu(&Bases::new(s, 0, &comp, rbd_scale(122_570)), &mut v);
+        let word = Stream {
+            distribution: Distribution::Gaussian,
+            ..s
+        }
+        .word(0, 0, 0, 0);
+        (word, v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+    };
+    let (p, m) = (0x3b3b_3137u32, 0xbb3b_3137u32);
+    assert_eq!(
+        example(Generator::Threefry),
+        (0x9c1b_c7e0, vec![p, p, p, p, p, m, m, m])
+    );
+    assert_eq!(
+        example(Generator::Philox),
+        (0x9cea_f053, vec![m, m, p, p, m, p, m, p])
+    );
 }

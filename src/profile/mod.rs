@@ -13,7 +13,7 @@ use clap::Args;
 use oracle::ProfileOracle;
 use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig, TrainLoader};
 use rbd_engine::{profile, Device, DeviceChoice, Tensor};
-use rbd_kernels::random_bases::{Compartment, Distribution, Generator, Stream};
+use rbd_kernels::random_bases::{Compartment, Generator, Stream};
 use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
 use report::Breakdown;
 use serde::Serialize;
@@ -43,6 +43,9 @@ pub struct ProfileArgs {
     /// Compartments: a number K of even parts, or `layer`.
     #[arg(long, default_value = "1")]
     pub compartments: String,
+    /// Direction distribution (as `rbd train --distribution`; Bernoulli at p = 0.5).
+    #[arg(long, default_value = "gaussian")]
+    pub distribution: String,
     /// Counter-based generator: threefry or philox (default: the library's default).
     #[arg(long)]
     pub generator: Option<String>,
@@ -117,6 +120,10 @@ struct Report {
     /// Per-step GPU runtime counters (dispatches, submits, readbacks, buffer and
     /// bind-group creations, host µs per dispatch); null on the cpu backend.
     gpu_counters: Option<serde_json::Value>,
+    /// The cpu random-bases plan in force (instruction set, step strategy, block size)
+    /// and why.
+    cpu_plan: String,
+    cpu_plan_why: String,
 }
 
 /// The wgpu runtime's counters over the unprofiled steps, per step.
@@ -206,9 +213,13 @@ fn stream(args: &ProfileArgs) -> Result<Stream> {
         Some("threefry") => Generator::Threefry,
         Some(other) => bail!("--generator: '{other}' (expected philox or threefry)"),
     };
+    let kind: rbd::train::kinds::DistributionKind = args
+        .distribution
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--distribution: {e}"))?;
     Ok(Stream {
         generator,
-        distribution: Distribution::Gaussian,
+        distribution: rbd::train::optimizers::distribution(kind, 0.5),
         seed: args.seed,
     })
 }
@@ -392,6 +403,10 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
         gpu_timestamps,
         gpu_timestamps_note,
         gpu_counters,
+        cpu_plan: rbd_kernels::random_bases::CpuPlan::current()
+            .plan
+            .describe(),
+        cpu_plan_why: rbd_kernels::random_bases::CpuPlan::current().why.clone(),
     };
     Ok(report)
 }
@@ -408,6 +423,9 @@ fn print_tables(r: &Report) {
         r.parameters
     );
     println!("device: {}", r.device);
+    if r.backend == "cpu" {
+        println!("cpu plan: {} ({})", r.cpu_plan, r.cpu_plan_why);
+    }
     println!(
         "step: {:.2} ms median unprofiled (min {:.2}, max {:.2}, {} steps after {} warm-up); profiled {:.2} ms ({:.2}×), op times {}",
         r.step_ms.median_ms,

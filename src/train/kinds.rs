@@ -118,6 +118,8 @@ named_enum!(
         /// The authors' released code's `bernoulli-p`: 1 − p with probability p, else
         /// −1 − p (p = 0.5: {+0.5, −1.5}, mean −0.5, variance 1).
         BernoulliReleased = "bernoulli-released",
+        /// Packed signs: ±1 from single bits, 32 entries per stream word (built for speed).
+        Rademacher = "rademacher",
     }
 );
 
@@ -141,6 +143,7 @@ impl DistributionKind {
                 -1.0 - p,
                 -(1.0 - p)
             ),
+            DistributionKind::Rademacher => "rademacher ±1 (packed signs, 32 per word)".into(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn distribution(kind: DistributionKind, p: f64) -> Distribution {
         DistributionKind::Uniform => Distribution::Uniform,
         DistributionKind::Bernoulli => Distribution::Bernoulli { p: p as f32 },
         DistributionKind::BernoulliReleased => Distribution::BernoulliReleased { p: p as f32 },
+        DistributionKind::Rademacher => Distribution::Rademacher,
     }
 }
 
@@ -91,9 +92,13 @@ pub fn build(
             },
         )?),
         OptimizerKind::Nes => {
-            // NES perturbations are N(0, I), whatever the direction distribution.
+            // NES perturbations are N(0, I) (what the paper runs), or packed signs
+            // (E[εεᵀ] = I as well) when asked for; the other distributions leave them
+            // Gaussian, as before.
             let mut s = stream(cfg);
-            s.distribution = Distribution::Gaussian;
+            if s.distribution != Distribution::Rademacher {
+                s.distribution = Distribution::Gaussian;
+            }
             Box::new(Nes {
                 lr: seg.lr,
                 sigma: cfg.nes_sigma,

@@ -1,7 +1,9 @@
-//! Throughput measurement of project and expand (used by `examples/bench_random_bases`
-//! and, later, `rbd bench rbd`).
+//! Throughput measurement of project, expand and (cpu) the whole step in the bases
+//! (used by `rbd bench rbd` and `examples/bench_random_bases`).
 
-use super::{expand_cpu, expand_gpu, project_cpu, project_gpu, Bases, Compartment};
+use super::{
+    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_gpu, Bases, Compartment,
+};
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
 use crate::GpuError;
@@ -23,6 +25,9 @@ pub struct BenchResult {
     pub project_cpu_s: f64,
     /// Same for expand.
     pub expand_cpu_s: f64,
+    /// cpu: median seconds of one step in the bases ([`super::project_expand_cpu`]
+    /// under the plan in force); None on wgpu.
+    pub step_s: Option<f64>,
 }
 
 impl BenchResult {
@@ -87,6 +92,7 @@ impl Sample {
 struct Timings {
     p: Vec<(f64, f64)>,
     e: Vec<(f64, f64)>,
+    s: Vec<f64>,
 }
 
 impl Timings {
@@ -105,6 +111,7 @@ impl Timings {
             expand_s: m(&self.e, false),
             project_cpu_s: m(&self.p, true),
             expand_cpu_s: m(&self.e, true),
+            step_s: (!self.s.is_empty()).then(|| median(self.s)),
         }
     }
 }
@@ -123,8 +130,8 @@ fn test_vector(n: usize, salt: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Times project and expand on the cpu backend: one warm-up, then the median of
-/// `repeats` runs of each.
+/// Times project, expand and the step (project_expand) on the cpu backend: one
+/// warm-up, then the median of `repeats` runs of each.
 pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -> BenchResult {
     let comps = Compartment::whole(d_total, dims);
     let g = test_vector(d_total, 1);
@@ -141,8 +148,12 @@ pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -
         let s = Sample::start();
         expand_cpu(&bases, &coords, -0.1, &theta, &mut out);
         let e = s.stop();
+        let s = Sample::start();
+        std::hint::black_box(project_expand_cpu(&bases, &g, -0.1, &theta, &mut out, None));
+        let step = s.stop().0;
         if i > 0 {
             t.push(p, e);
+            t.s.push(step);
         }
     }
     std::hint::black_box(&out);

@@ -4,7 +4,9 @@
 //! stream of [`crate::rng::lanes`], compiled once per instruction-set level
 //! ([`super::simd`]) and chosen at run time; every level gives the same bits.
 
+use super::signs;
 use super::simd::{multiversion, Simd};
+use super::tune::{CpuPlan, StepStrategy, MAX_BLOCK_DIRS};
 use super::{check_compartments, coord_offsets, Bases, Compartment};
 use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
 use crate::rng::{BlockKey, DistParams, Distribution, Generator};
@@ -28,6 +30,7 @@ macro_rules! dispatch {
             (Generator::Threefry, Distribution::Gaussian) => $f::<ThreefryGen, Gauss>($($arg),*),
             (Generator::Threefry, Distribution::Uniform) => $f::<ThreefryGen, Uniform>($($arg),*),
             (Generator::Threefry, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
+            (_, Distribution::Rademacher) => unreachable!("packed signs take signs.rs's path"),
         }
     };
 }
@@ -235,6 +238,9 @@ pub fn project_cpu_with(simd: Simd, bases: &Bases, g: &[f32], coords: &mut [f32]
     checked(comps, g.len());
     assert_eq!(coords.len(), bases.dims(), "coords length must be Σ dims");
     let stream = bases.stream;
+    if stream.distribution == Distribution::Rademacher {
+        return signs::project(simd, bases, g, coords);
+    }
     let dp = stream.distribution.params();
     // partials[comp][chunk][dir], one task per (comp, chunk, direction group).
     let nchunks: Vec<usize> = comps.iter().map(|c| c.len.div_ceil(CHUNK)).collect();
@@ -344,15 +350,18 @@ pub fn expand_cpu_with(
         None => o.copy_from_slice(&base[pos..pos + o.len()]),
         Some((ci, chunk)) => {
             let c = &comps[ci];
-            let bk = bases.block_key(c);
             let wc = &w[offsets[ci]..offsets[ci] + c.dims];
+            let b = &base[pos..pos + o.len()];
+            if stream.distribution == Distribution::Rademacher {
+                return signs::expand_task(simd, bases, (ci, chunk), wc, b, o);
+            }
+            let bk = bases.block_key(c);
             let dirs = Dirs {
                 bk: &bk,
                 dp: &dp,
                 dir0: c.first as u32,
                 batch0: (chunk * CHUNK / BATCH) as u32,
             };
-            let b = &base[pos..pos + o.len()];
             dispatch!(
                 stream.generator,
                 stream.distribution,
@@ -378,7 +387,7 @@ pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
     let dp = stream.distribution.params();
     let simd = Simd::detect();
     let mut rest = out;
-    for comp in comps {
+    for (ci, comp) in comps.iter().enumerate() {
         let (mine, tail) = rest.split_at_mut(comp.dims * comp.len);
         rest = tail;
         if comp.len == 0 {
@@ -391,6 +400,9 @@ pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
                 row.par_chunks_mut(CHUNK)
                     .enumerate()
                     .for_each(|(chunk, o)| {
+                        if stream.distribution == Distribution::Rademacher {
+                            return signs::generate_task(simd, bases, (ci, j, chunk), o);
+                        }
                         let dirs = Dirs {
                             bk: &bk,
                             dp: &dp,
@@ -409,20 +421,6 @@ pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
 
 // ---------------------------------------------------------------------------------
 // One RBD step with each direction generated once.
-
-/// Bytes of generated directions one block keeps (k·len·4 ≤ this, k ≥ 1): the block
-/// is written while projecting and read back while expanding, so it should stay in
-/// the caches (2 MiB of L2 per core and 32 MiB of L3 on the machine measured). The
-/// block size changes no bits (see [`project_expand_cpu`]).
-const BLOCK_BYTES: usize = 4 << 20;
-/// Most directions per block (bounds the accumulators of one project task).
-const MAX_BLOCK_DIRS: usize = 16;
-
-/// Directions per block for a compartment of `len` entries.
-fn block_dirs(len: usize) -> usize {
-    let padded = len.div_ceil(CHUNK).max(1) * CHUNK;
-    (BLOCK_BYTES / (4 * padded)).clamp(1, MAX_BLOCK_DIRS)
-}
 
 /// One chunk's buffers in a block step (batch layout): the per-entry accumulator,
 /// the previous block's stored directions and the next block's, direction-major.
@@ -480,8 +478,11 @@ multiversion!(block_mv<G: Gen, D: Dist> => block_chunk(dirs: Dirs, w_prev: &[f32
 /// coords[j]·raw_j`, **bitwise equal** to [`project_cpu`] followed by [`expand_cpu`]
 /// (same sums in the same order).
 ///
-/// Per compartment, directions are taken in blocks of k (k·len·4 bytes ≤ 4 MiB, so
-/// the block stays in cache): a pass over the element chunks generates the block
+/// How: the plan in force ([`CpuPlan::current`]) chooses between project then expand
+/// ([`StepStrategy::TwoPasses`]) and generating each entry once
+/// ([`StepStrategy::GenerateOnce`]): per compartment, directions are taken in blocks of k
+/// (k·len·4 bytes ≤ the plan's block bytes, so that the block stays in cache where
+/// the machine allows): a pass over the element chunks generates the block
 /// once, keeping it, and sums its dot products with `g`; the chunk sums give the
 /// block's coordinates; the next pass adds the block's weighted directions from the
 /// kept copy to a per-entry accumulator (while generating the next block). Scratch:
@@ -500,13 +501,13 @@ pub fn project_expand_cpu(
     out: &mut [f32],
     delta: Option<&mut [f32]>,
 ) -> Vec<f32> {
-    project_expand_cpu_with(Simd::detect(), bases, g, alpha, base, out, delta)
+    project_expand_cpu_with(&CpuPlan::current().plan, bases, g, alpha, base, out, delta)
 }
 
-/// [`project_expand_cpu`] at a chosen instruction-set level (must be in
-/// [`Simd::available`]).
+/// [`project_expand_cpu`] under a chosen plan (its level must be in
+/// [`Simd::available`]): the plan changes the speed, never the result.
 pub fn project_expand_cpu_with(
-    simd: Simd,
+    plan: &CpuPlan,
     bases: &Bases,
     g: &[f32],
     alpha: f32,
@@ -514,6 +515,7 @@ pub fn project_expand_cpu_with(
     out: &mut [f32],
     mut delta: Option<&mut [f32]>,
 ) -> Vec<f32> {
+    let simd = plan.simd;
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(g.len(), base.len(), "g and base lengths differ");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
@@ -523,6 +525,12 @@ pub fn project_expand_cpu_with(
     }
     let comps = bases.compartments;
     checked(comps, out.len());
+    let distribution = bases.stream.distribution;
+    if plan.strategy(distribution) == StepStrategy::TwoPasses
+        || distribution == Distribution::Rademacher
+    {
+        return two_passes(simd, bases, g, alpha, base, out, delta);
+    }
     let mut coords = vec![0f32; bases.dims()];
     // Entries outside every compartment keep their base value.
     out.copy_from_slice(base);
@@ -543,7 +551,7 @@ pub fn project_expand_cpu_with(
         );
         // Accumulator and the two block buffers, in per-thread scratch kept between
         // steps (allocating and faulting in megabytes per step costs milliseconds).
-        let (nchunks, k) = (c.len.div_ceil(CHUNK), block_dirs(c.len));
+        let (nchunks, k) = (c.len.div_ceil(CHUNK), plan.block_dirs(c.len, CHUNK));
         let acc_len = nchunks * BATCHES;
         let block_len = nchunks * k * BATCHES;
         let floats = std::mem::size_of::<[F; 4]>() / 4;
@@ -595,6 +603,42 @@ pub fn project_expand_cpu_with(
                     });
             }
         });
+    }
+    coords
+}
+
+/// [`project_expand_cpu`] as [`project_cpu`] then [`expand_cpu`]; with `delta`, expand
+/// writes the update on a zero base (`0 + acc`) and `out = base + delta` inside the
+/// compartments, which is `base + acc` (an accumulator that starts at +0 and only
+/// adds never holds −0, so `0 + acc` is `acc` itself).
+fn two_passes(
+    simd: Simd,
+    bases: &Bases,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+    delta: Option<&mut [f32]>,
+) -> Vec<f32> {
+    let mut coords = vec![0f32; bases.dims()];
+    project_cpu_with(simd, bases, g, &mut coords);
+    match delta {
+        None => expand_cpu_with(simd, bases, &coords, alpha, base, out),
+        Some(d) => {
+            let zeros = vec![0f32; base.len()];
+            expand_cpu_with(simd, bases, &coords, alpha, &zeros, d);
+            out.copy_from_slice(base);
+            for c in bases.compartments {
+                let span = c.offset..c.offset + c.len;
+                for ((o, &b), &u) in out[span.clone()]
+                    .iter_mut()
+                    .zip(&base[span.clone()])
+                    .zip(&d[span])
+                {
+                    *o = b + u;
+                }
+            }
+        }
     }
     coords
 }

@@ -5,7 +5,9 @@
 //!   group of [`DG`] directions) holds its chunk of g in registers, 64 threads × 8
 //!   entries per sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per
 //!   direction after a fixed-order workgroup sum; then `project_reduce` sums each
-//!   direction's partials over chunks in order and applies `scale`. Scratch:
+//!   direction's partials over chunks in order and applies `scale`. Packed signs use
+//!   `project_signs_partial` instead, which sums in the cpu's order (4096-entry chunks,
+//!   64 accumulators, the cpu's tree), so their coordinates are bitwise the cpu's. Scratch:
 //!   4·Σ dims·nchunks bytes. (One dispatch per compartment before; same sums.)
 //! * expand: two dispatches for all compartments together, driven by a table of
 //!   compartments uploaded with them. `expand_partial`: workgroup (compartment, block of
@@ -17,11 +19,12 @@
 //!   direction in order, then `base +`); GPUs split the directions into up to 16 groups
 //!   so that a compartment has blocks × groups workgroups.
 
+use super::CHUNK;
 use super::{check_compartments, coord_offsets, total_dims, Bases, Compartment};
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::check_len;
 use crate::rng::gpu::{constants, random_bases_kernel, Mulhi};
-use crate::rng::{BlockKey, MAX_STEP};
+use crate::rng::{BlockKey, Distribution, MAX_STEP};
 use crate::GpuError;
 
 /// Threads per workgroup.
@@ -71,7 +74,12 @@ impl GpuPlan {
             subs: if ctx.adapter.is_cpu { 16 } else { 4 },
         }
     }
-    fn nchunks(&self, len: usize) -> u64 {
+    /// Element chunks of a compartment of `len` entries: `subs·512` entries each, or
+    /// the cpu's [`CHUNK`] for packed signs (whose project follows the cpu's order).
+    fn nchunks(&self, distribution: Distribution, len: usize) -> u64 {
+        if distribution == Distribution::Rademacher {
+            return len.div_ceil(CHUNK) as u64;
+        }
         (len as u64)
             .div_ceil(4)
             .div_ceil(CHUNK_UNITS * self.subs as u64)
@@ -79,11 +87,14 @@ impl GpuPlan {
 }
 
 /// Bytes of scratch (the partials) that [`project_gpu`] allocates besides the
-/// coordinates: 4·Σ_c dims_c·⌈len_c/(512·subs)⌉ (never d×D).
-pub fn project_gpu_scratch_bytes(plan: GpuPlan, comps: &[Compartment]) -> u64 {
-    4 * comps
+/// coordinates: 4·Σ_c dims_c·chunks_c with ⌈len_c/(512·subs)⌉ chunks (packed signs:
+/// ⌈len_c/4096⌉), never d×D.
+pub fn project_gpu_scratch_bytes(plan: GpuPlan, bases: &Bases) -> u64 {
+    let dist = bases.stream.distribution;
+    4 * bases
+        .compartments
         .iter()
-        .map(|c| c.dims as u64 * plan.nchunks(c.len))
+        .map(|c| c.dims as u64 * plan.nchunks(dist, c.len))
         .sum::<u64>()
 }
 
@@ -184,7 +195,7 @@ pub fn project_gpu_with(
     let consts = constants(stream.generator, stream.distribution);
     let dims_total = total_dims(comps);
     let coords = ctx.alloc(dims_total.max(1) as u64 * 4)?;
-    let partials = ctx.alloc(project_gpu_scratch_bytes(plan, comps).max(4))?;
+    let partials = ctx.alloc(project_gpu_scratch_bytes(plan, bases).max(4))?;
     let offsets = coord_offsets(comps);
     // One table row per compartment with directions (the layout of the expand table;
     // T_BLOCKS = chunks, T_GROUPS = groups of DG directions).
@@ -195,7 +206,7 @@ pub fn project_gpu_with(
         if c.dims == 0 {
             continue;
         }
-        let nchunks = plan.nchunks(c.len);
+        let nchunks = plan.nchunks(stream.distribution, c.len);
         let ngroups = (c.dims as u64).div_ceil(DG);
         let info = base_info(bases, c)?;
         table.extend_from_slice(&[
@@ -232,7 +243,14 @@ pub fn project_gpu_with(
     info.scale = bases.scale;
     if wg > 0 {
         ctx.dispatch(
-            &kernel(ctx, "project_partial"),
+            &kernel(
+                ctx,
+                if stream.distribution == Distribution::Rademacher {
+                    "project_signs_partial"
+                } else {
+                    "project_partial"
+                },
+            ),
             &consts,
             bytemuck::bytes_of(&info),
             &[g, &table, &partials],

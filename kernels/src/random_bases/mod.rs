@@ -25,7 +25,9 @@
 mod bench;
 mod cpu;
 mod gpu;
+mod signs;
 mod simd;
+mod tune;
 
 pub use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
@@ -38,6 +40,7 @@ pub use gpu::{
     project_gpu_with, ExpandPlan, GpuPlan, CHUNK_UNITS, DG,
 };
 pub use simd::{Simd, SIMD_ENV};
+pub use tune::{calibrate, heuristic, ChosenPlan, CpuPlan, Machine, StepStrategy, PLAN_ENV};
 
 /// The random bases of one call: which directions (the stream's, at `step`, in
 /// `compartments`) and the factor every raw entry is multiplied by.

@@ -98,19 +98,22 @@ impl Simd {
 
 /// `multiversion!(name<G: Gen, ..> => body(args..))` generates `fn name<G, ..>(simd,
 /// args..)` calling `body::<G, ..>(args..)` compiled for the requested instruction
-/// set (the body must be `#[inline(always)]`).
+/// set (the body must be `#[inline(always)]`). With `body<G, ..; X, P>` the body takes
+/// one more type argument: `X` at the x86 levels (AVX2, AVX-512), `P` at the generic one
+/// (e.g. intrinsics and their portable twin).
 macro_rules! multiversion {
-    ($name:ident < $($g:ident : $bound:path),* > => $body:ident ( $($arg:ident : $ty:ty),* )) => {
+    (@emit $name:ident < $($g:ident : $bound:path),* > => $body:ident
+        [$($x86:ty),*] [$($other:ty),*] ( $($arg:ident : $ty:ty),* )) => {
         fn $name<$($g: $bound),*>(simd: Simd, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")]
                 unsafe fn avx512<$($g: $bound),*>($($arg: $ty),*) {
-                    $body::<$($g),*>($($arg),*)
+                    $body::<$($x86),*>($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma,bmi2")]
                 unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) {
-                    $body::<$($g),*>($($arg),*)
+                    $body::<$($x86),*>($($arg),*)
                 }
                 match simd {
                     // SAFETY: `Simd::available` only offers levels the processor has,
@@ -121,8 +124,15 @@ macro_rules! multiversion {
                 }
             }
             let _ = simd;
-            $body::<$($g),*>($($arg),*)
+            $body::<$($other),*>($($arg),*)
         }
+    };
+    ($name:ident < $($g:ident : $bound:path),* > => $body:ident ( $($arg:ident : $ty:ty),* )) => {
+        multiversion!(@emit $name<$($g: $bound),*> => $body [$($g),*] [$($g),*] ($($arg: $ty),*));
+    };
+    ($name:ident < $($g:ident : $bound:path),* > => $body:ident < $($bg:ident),* ; $x86:ty, $other:ty >
+        ( $($arg:ident : $ty:ty),* )) => {
+        multiversion!(@emit $name<$($g: $bound),*> => $body [$($bg,)* $x86] [$($bg,)* $other] ($($arg: $ty),*));
     };
 }
 

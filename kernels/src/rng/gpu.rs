@@ -105,6 +105,7 @@ pub fn constants(generator: Generator, distribution: Distribution) -> [(&'static
         Distribution::Uniform => 1.0,
         // Both Bernoullis are two values chosen by a threshold (the Info's parameters).
         Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. } => 2.0,
+        Distribution::Rademacher => 3.0,
     };
     [("GEN", gen), ("DIST", dist)]
 }
@@ -202,7 +203,8 @@ pub struct StreamQuery {
 }
 
 /// (stream word, raw value) of each query as the WGSL computes them
-/// ([`Mulhi::for_device`]).
+/// ([`Mulhi::for_device`]); for packed signs the word is the one holding the entry's
+/// bit, word `element div 32`.
 pub fn stream_gpu(
     ctx: &GpuContext,
     generator: Generator,
@@ -254,7 +256,8 @@ pub fn stream_gpu_with(
         .collect())
 }
 
-/// The raw values of each group of four words under `distribution` (WGSL).
+/// The raw values of each group of four words under `distribution` (WGSL; not packed
+/// signs, whose words hold 32 entries: [`stream_gpu`] covers them).
 pub fn map_gpu(
     ctx: &GpuContext,
     distribution: Distribution,
