@@ -2,6 +2,7 @@
 //! (`reproduce/NAME.toml`), resumably, and writes its results beside the paper's
 //! values into `results/NAME/`.
 
+mod committed;
 pub mod estimate;
 pub mod manifest;
 pub mod orthogonality;
