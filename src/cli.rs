@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use rbd::train::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
+    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
+    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use rbd::train::{RunConfig, ScheduleSpec};
 use std::path::PathBuf;
@@ -25,8 +25,9 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List every wgpu adapter with its limits and features.
-    Devices,
+    /// List every wgpu adapter with its limits and features (one line per physical
+    /// device; a GPU seen through Vulkan and GL is listed once, as Vulkan).
+    Devices(DevicesArgs),
     /// Print the parameter count D of every model on every data set.
     Models,
     /// Train a model (SGD, RBD, FPD, NES, hybrid schedules).
@@ -46,12 +47,23 @@ pub enum Command {
     Tune(TuneArgs),
 }
 
+/// Options of `rbd devices`.
+#[derive(Args, Debug, Clone)]
+pub struct DevicesArgs {
+    /// Print JSON: the cpu backend and every adapter, best first, with `is_gpu` and
+    /// `vulkan_discrete` (what scripts/gpu-check.sh requires) spelled out.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `rbd reproduce`.
 #[derive(Args, Debug, Clone)]
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
     /// table1-nes-update, table1-cifar10, fig1, b6,
-    /// b7, b7-fc-mnist, b8, b9, b10, b11, b12, b13, b14, b15, or a manifest file NAME.toml.
+    /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
+    /// manifest file NAME.toml;
+    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
@@ -79,6 +91,27 @@ pub struct ReproduceArgs {
     /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Campaign: show what is done, running and left, with the hours left estimated here
+    /// and each finished run's estimate against its measured time; trains nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "summarize"])]
+    pub status: bool,
+    /// Campaign: stop after this many hours (the current run keeps its checkpoint; the
+    /// same command continues it).
+    #[arg(long, value_parser = positive_hours)]
+    pub hours: Option<f64>,
+    /// Campaign: commit each finished run's results folder with git as it finishes.
+    #[arg(long)]
+    pub commit: bool,
+    /// Campaign: a plan file instead of the built-in reproduce/campaign.toml.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+}
+
+fn positive_hours(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(h) if h > 0.0 && h.is_finite() => Ok(h),
+        _ => Err(format!("'{text}' is not a positive number of hours")),
+    }
 }
 
 /// Options of `rbd tune`.
@@ -149,6 +182,10 @@ pub struct VariantFlags {
     /// Counter-based generator: threefry (the faster here) or philox.
     #[arg(long, default_value = "threefry")]
     pub generator: GeneratorKind,
+    /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
+    /// structured Walsh–Hadamard blocks, O(D log d) a step).
+    #[arg(long, default_value = "iid")]
+    pub bases: BasesKind,
     /// NES perturbation scale σ.
     #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     pub nes_sigma: f64,
@@ -172,6 +209,7 @@ impl VariantFlags {
         cfg.batch_size = self.batch_size;
         cfg.bernoulli_p = self.bernoulli_p;
         cfg.generator = self.generator;
+        cfg.bases = self.bases;
         cfg.nes_sigma = self.nes_sigma;
         cfg.augment_order = self.augment_order;
         cfg.augment = !self.no_augment;

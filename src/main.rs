@@ -64,7 +64,7 @@ fn main() {
                 Err(e) => Err(e),
             }
         }
-        Command::Devices => devices(),
+        Command::Devices(args) => devices(&args),
         Command::Models => models(),
         Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
         Command::Bench(cli::BenchCommand::Rbd(args)) => bench::rbd::run(&args),
@@ -89,12 +89,39 @@ fn main() {
     }
 }
 
-fn devices() -> anyhow::Result<()> {
+fn devices(args: &cli::DevicesArgs) -> anyhow::Result<()> {
+    let adapters = rbd_kernels::gpu::list_adapters();
+    if args.json {
+        let list: Vec<serde_json::Value> = adapters
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "name": a.name,
+                    "backend": a.backend,
+                    "device_type": a.device_type,
+                    "driver": a.driver,
+                    "is_gpu": a.is_gpu(),
+                    "vulkan_discrete": a.is_vulkan_discrete(),
+                    "also_via": a.also_via,
+                    "timestamps": a.timestamps,
+                    "f16": a.f16,
+                    "subgroups": a.subgroups,
+                    "max_storage_binding_bytes": a.max_storage_binding_bytes,
+                    "max_shared_memory_bytes": a.max_shared_memory_bytes,
+                })
+            })
+            .collect();
+        let report = serde_json::json!({
+            "cpu": format!("native Rust backend, {} threads (rayon)", rayon_threads()),
+            "adapters": list,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
     println!(
         "cpu: native Rust backend, {} threads (rayon), matrixmultiply GEMM, f32 and f64",
         rayon_threads()
     );
-    let adapters = rbd_kernels::gpu::list_adapters();
     if adapters.is_empty() {
         println!("wgpu: no adapter found. Without a GPU, install Mesa's CPU Vulkan driver (apt-get install -y mesa-vulkan-drivers) or use WGPU_BACKEND=gl");
     }
@@ -111,11 +138,19 @@ fn devices() -> anyhow::Result<()> {
             a.max_workgroups_per_dimension
         );
         println!(
-            "  f16: {} | timestamp queries: {} | subgroups: {}",
+            "  {} | f16: {} | timestamp queries: {} | subgroups: {}",
+            if a.is_gpu() { "a GPU" } else { "a CPU adapter" },
             yes(a.f16),
             yes(a.timestamps),
             yes(a.subgroups)
         );
+        if !a.also_via.is_empty() {
+            println!(
+                "  also seen through {} (the same device; {} is used)",
+                a.also_via.join(", "),
+                a.backend
+            );
+        }
     }
     Ok(())
 }

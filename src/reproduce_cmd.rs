@@ -2,7 +2,8 @@
 
 use crate::cli::{ReproduceArgs, TuneArgs};
 use crate::train_cmd::flag_error;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
+use rbd::reproduce::campaign;
 use rbd::reproduce::manifest::PlanOptions;
 use rbd::reproduce::tune::{tune as run_tune, TuneRequest};
 use rbd::reproduce::{reproduce as run_reproduce, Request};
@@ -27,6 +28,19 @@ fn with_flags<T>(r: Result<T>) -> Result<T> {
 
 /// Runs `rbd reproduce`; returns the exit code.
 pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
+    if args.artefact == "campaign" {
+        return campaign(args);
+    }
+    for (given, flag) in [
+        (args.status, "--status"),
+        (args.hours.is_some(), "--hours"),
+        (args.commit, "--commit"),
+        (args.plan.is_some(), "--plan"),
+    ] {
+        if given {
+            bail!("{flag} belongs to `rbd reproduce campaign`, not to one artefact");
+        }
+    }
     let req = Request {
         artefact: args.artefact.clone(),
         results: args.results.clone(),
@@ -103,6 +117,70 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
                 "stopped; the finished trials are kept: run the same command again to continue"
             );
             Ok(130)
+        }
+    }
+}
+
+/// Runs `rbd reproduce campaign`; returns the exit code.
+fn campaign(args: &ReproduceArgs) -> Result<i32> {
+    for (given, flag) in [
+        (args.epochs.is_some(), "--epochs"),
+        (args.seeds.is_some(), "--seeds"),
+        (!args.only.is_empty(), "--only"),
+        (args.summarize, "--summarize"),
+    ] {
+        if given {
+            bail!("{flag}: a campaign's budgets are its plan's (edit reproduce/campaign.toml or give --plan FILE)");
+        }
+    }
+    let plan = campaign::Plan::load(args.plan.as_deref())?;
+    let opts = campaign::Options {
+        results: args.results.clone(),
+        data_dir: data_dir(&args.data_dir)?,
+        device: args.device.unwrap_or(rbd::train::kinds::DeviceKind::Auto),
+    };
+    if args.status || args.dry_run {
+        let device = rbd_engine::Device::open(opts.device.choice())?;
+        let mut est = rbd::reproduce::estimate::Estimator::new(device.clone());
+        let (lines, checks) = campaign::status(&plan, &opts, &mut est)?;
+        print!(
+            "{}",
+            campaign::status_text(&plan, &lines, &checks, &device.describe(), est.busy())
+        );
+        return Ok(0);
+    }
+    campaign::lower_priority();
+    let stop = StopFlag::on_signals();
+    if let Some(h) = args.hours {
+        campaign::arm_budget(&stop, h);
+    }
+    println!(
+        "campaign — {} (nice 19{})",
+        plan.title,
+        args.hours
+            .map(|h| format!(", for {h} h"))
+            .unwrap_or_default()
+    );
+    let end = if args.commit {
+        campaign::run(&plan, &opts, &stop, &mut campaign::GitCommit)?
+    } else {
+        campaign::run(&plan, &opts, &stop, &mut campaign::NoHook)?
+    };
+    match end {
+        campaign::End::Complete => {
+            println!("campaign: nothing runnable is left (see --status for blocked items)");
+            Ok(0)
+        }
+        campaign::End::BudgetSpent => {
+            println!("campaign: the --hours budget is spent; the current run kept its checkpoint: run the same command again to continue");
+            Ok(0)
+        }
+        campaign::End::Interrupted(sig) => {
+            eprintln!(
+                "campaign stopped by {}; the current run kept its checkpoint: run the same command again to continue",
+                rbd::signals::signal_name(sig)
+            );
+            Ok(128 + sig)
         }
     }
 }

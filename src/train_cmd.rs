@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rbd::distributed::Session;
 use rbd::signals::{signal_name, StopFlag};
 use rbd::train::config::resolve_schedule;
-use rbd::train::metrics::EpochMetrics;
+use rbd::train::metrics::{EpochMetrics, EpochTiming};
 use rbd::train::oracle::EpochSums;
 use rbd::train::{
     Claim, ConfigError, Observer, Outcome, ResumeChanges, RunConfig, ScheduleSpec, Trainer,
@@ -158,11 +158,11 @@ impl Observer for Progress {
         }
     }
 
-    fn epoch_finished(&mut self, row: &EpochMetrics, epochs: u64) {
+    fn epoch_finished(&mut self, row: &EpochMetrics, timing: &EpochTiming, epochs: u64) {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
-        println!("{}", row.line(epochs));
+        println!("{}", row.line(Some(timing), epochs));
     }
 }
 
@@ -252,7 +252,15 @@ fn train(args: &TrainArgs, matches: &ArgMatches, session: &Session) -> Result<i3
                 String::from_utf8_lossy(&team.from_rank0(out.to_string_lossy().as_bytes())?)
                     .into_owned(),
             );
-            Trainer::start_in(cfg, &out, claim, observer, stop, team.clone())?
+            Trainer::start_in(cfg, &out, claim, observer, stop, team.clone()).map_err(|e| {
+                match e.downcast_ref::<rbd::train::run_dir::Occupied>() {
+                    Some(o) => anyhow!(
+                        "{o}; continue it with --resume {}, replace it with --overwrite, or choose another directory",
+                        o.path.display()
+                    ),
+                    None => e,
+                }
+            })?
         }
     };
     let dir = trainer.dir().to_path_buf();

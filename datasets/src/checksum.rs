@@ -21,15 +21,20 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Lower-case hex SHA-256 of everything `reader` yields; `path` names it in errors.
+/// Lower-case hex SHA-256 of at most `limit` bytes of `reader`, and how many it hashed;
+/// `path` names it in errors.
 pub(crate) fn sha256_of_reader(
     path: &Path,
     reader: impl std::io::Read,
-) -> Result<String, DatasetError> {
+    limit: u64,
+) -> Result<(String, u64), DatasetError> {
     let mut hasher = Sha256::new();
-    std::io::copy(&mut std::io::BufReader::new(reader), &mut hasher)
-        .map_err(|e| DatasetError::io(path, e))?;
-    Ok(hex(&hasher.finalize()))
+    let n = std::io::copy(
+        &mut std::io::BufReader::new(reader.take(limit)),
+        &mut hasher,
+    )
+    .map_err(|e| DatasetError::io(path, e))?;
+    Ok((hex(&hasher.finalize()), n))
 }
 
 /// Fails with [`DatasetError::Checksum`] (naming `path` and both hashes) unless the

@@ -1,6 +1,6 @@
 //! Where data sets live on disk.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::DatasetError;
 
@@ -18,5 +18,16 @@ pub fn default_data_dir() -> Result<PathBuf, DatasetError> {
         _ => dirs::cache_dir()
             .map(|d| d.join("rbd"))
             .ok_or(DatasetError::NoDataDir),
+    }
+}
+
+/// Refuses a data directory that exists as something else than a directory (a file),
+/// before a fetch tries to create directories in it.
+pub fn check_data_dir(dir: &Path) -> Result<(), DatasetError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(DatasetError::NotADataDir {
+            path: dir.to_path_buf(),
+        }),
+        _ => Ok(()),
     }
 }

@@ -267,6 +267,16 @@ pub enum DatasetError {
         reason: String,
     },
 
+    /// The data directory names a file (or anything else that is not a directory).
+    #[error(
+        "{}: the data directory is not a directory; name a directory (it is created if missing)",
+        path.display()
+    )]
+    NotADataDir {
+        /// The path given as the data directory.
+        path: PathBuf,
+    },
+
     /// Neither `$RBD_DATA` nor a user cache directory is available.
     #[error(
         "no data directory: set RBD_DATA to a writable directory (no user cache directory found)"

@@ -67,14 +67,15 @@ pub use cifar::{
 pub use cifar_load::{
     cifar10_dir, load_cifar10_dir, load_cifar_files, resolve_cifar10_dir, CIFAR_BATCHES_DIR,
 };
-pub use data_dir::{default_data_dir, DATA_DIR_ENV};
+pub use data_dir::{check_data_dir, default_data_dir, DATA_DIR_ENV};
 pub use dataset::Dataset;
 pub use error::DatasetError;
 pub use eval::{eval_batches, EvalBatches};
 pub use fetch::{
     ensure_cifar10, ensure_idx, fetch_cifar10, fetch_idx, find_idx_file, locate_idx_file,
-    log_download_progress, Cifar10Source, DownloadProgress, CIFAR10_ARCHIVE_BYTES,
-    CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV, CIFAR10_URL, CIFAR10_URL_ENV,
+    log_download_progress, unpack_cifar_archive, Cifar10Source, DownloadProgress,
+    CIFAR10_ARCHIVE_BYTES, CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV,
+    CIFAR10_URL, CIFAR10_URL_ENV, DEFAULT_MIN_RATE, MIN_RATE_ENV,
 };
 pub use idx::{
     parse_idx_images, parse_idx_labels, read_idx_bytes, read_idx_images, read_idx_labels,

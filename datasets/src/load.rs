@@ -26,6 +26,7 @@ pub fn load(
     data_dir: &Path,
     log: &mut dyn FnMut(&str),
 ) -> Result<Dataset, DatasetError> {
+    crate::data_dir::check_data_dir(data_dir)?;
     match kind {
         DatasetKind::Mnist => load_idx_dir(&MNIST, &ensure_idx(&MNIST, data_dir, log)?, split),
         DatasetKind::FashionMnist => load_idx_dir(

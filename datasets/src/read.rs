@@ -19,6 +19,10 @@ pub const MAX_FILE_BYTES: u64 = 4 << 30;
 /// The most a gzip read reserves before data arrive.
 const GZIP_RESERVE: u64 = 64 << 20;
 
+/// The most deflate can expand its input (1032:1, a stream of back-references of
+/// maximal length): a gzip file of N bytes decompresses to at most this times N.
+const GZIP_MAX_RATIO: u64 = 1032;
+
 /// Reads `path` completely; if it starts with the gzip magic bytes `1f 8b` it is
 /// decompressed (all members) and the decompressed bytes are returned.
 ///
@@ -36,13 +40,15 @@ pub fn decompress_if_gzip(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DatasetE
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    // The gzip trailer holds the uncompressed size modulo 2^32: a good capacity hint.
+    // The gzip trailer holds the uncompressed size modulo 2^32: a good capacity hint,
+    // if no more than the compressed bytes can expand to (a trailer may lie).
     let hint = raw
         .len()
         .checked_sub(4)
         .map(|i| u32::from_le_bytes([raw[i], raw[i + 1], raw[i + 2], raw[i + 3]]) as usize)
         .unwrap_or(0)
-        .min(1 << 30);
+        .min(1 << 30)
+        .min(raw.len().saturating_mul(GZIP_MAX_RATIO as usize));
     let mut out = Vec::with_capacity(hint);
     MultiGzDecoder::new(raw.as_slice())
         .read_to_end(&mut out)
@@ -131,10 +137,12 @@ pub fn read_declared(
     let body = total - header_len as u64;
     // A plain file is at most `total` bytes long here; a gzip stream is cut at one byte
     // past the declared length, which is all it takes to know it is too long.
-    // Reserve what a plain file holds, or a modest start for gzip (the buffer grows with
-    // the data actually there, so a header that lies costs no memory up front).
+    // Reserve what a plain file holds, or for gzip what the declared length, a modest
+    // start and the compressed size allow (the buffer grows with the data actually
+    // there, so a header that lies costs no memory up front).
     let reserve = if is_gzip {
         body.min(GZIP_RESERVE)
+            .min(plain_len.saturating_mul(GZIP_MAX_RATIO))
     } else {
         plain_len.saturating_sub(header_len as u64)
     };

@@ -7,25 +7,21 @@
 //! `bias_add` then `relu`; dx is `relu_backward`'s (y > 0 exactly where x + b > 0), and
 //! db is summed in the same fixed order as `reduce::sum_rows_*` (dense, `inner` = 1) or
 //! `reduce::sum_channels_*` (NCHW). A model using this op computes bitwise the values of
-//! one using the three separate ops, with 1 dispatch forward and 1 backward instead of
-//! 2 and 2–3.
+//! one using the three separate ops, with 1 dispatch forward and 1 backward (plus the
+//! block sums' pass when the bias gradient spans several blocks) instead of 2 and 2–3.
 //!
 //! `bias_relu_maxpool2x2` adds a 2×2 max pool to the same pass (the CNN's conv → bias →
 //! ReLU → pool): bitwise `pool::maxpool2x2_*` over the bias + ReLU output, and its
 //! backward is bitwise `maxpool2x2_backward` then the bias + ReLU backward.
 
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
-use crate::launch::{check_len, check_u32, launch_1d};
+use crate::launch::{check_len, check_u32, launch_1d, WG_1D};
 use crate::real::{Real, CPU_CHUNK};
-use crate::reduce::{chunk_sum, sum_in_order, CHANNEL_WORK, ROW_BLOCK};
+use crate::reduce::{channel_block, chunk_sum, sum_in_order, sum_rows_passes, ROW_BLOCK};
 use crate::GpuError;
 use rayon::prelude::*;
 
 const SRC: &str = include_str!("../wgsl/bias_relu.wgsl");
-
-/// Levels of `sum_rows` passes the backward kernel reproduces in-kernel (`LEVELS` in
-/// the WGSL): up to 64⁴ rows or image blocks.
-const MAX_LEVELS: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -34,12 +30,12 @@ struct Info {
     inner: u32,
     channels: u32,
     block: u32,
-    levels: u32,
     /// The pooled kernels: input height and width, and the elements they cover
     /// (pooled outputs forward, dx elements backward).
     h: u32,
     w: u32,
     len: u32,
+    _pad: u32,
 }
 
 impl Info {
@@ -49,10 +45,10 @@ impl Info {
             inner,
             channels,
             block: 0,
-            levels: 0,
             h: 0,
             w: 0,
             len: 0,
+            _pad: 0,
         }
     }
 }
@@ -62,6 +58,7 @@ fn kernel(entry: &'static str) -> Kernel {
         module: "bias_relu",
         source: SRC,
         entry,
+        trusted: true,
     }
 }
 
@@ -184,30 +181,14 @@ pub fn bias_relu_gpu(
     Ok(y)
 }
 
-/// Passes `sum_rows` makes over `rows` rows (blocks of [`ROW_BLOCK`] until one is left).
-fn row_passes(rows: usize) -> u32 {
-    let (mut m, mut passes) = (rows, 0);
-    loop {
-        m = m.div_ceil(ROW_BLOCK);
-        passes += 1;
-        if m <= 1 {
-            return passes;
-        }
-    }
-}
-
-/// The backward of [`bias_relu_gpu`] in one dispatch: returns (dx, db) for output `y`
-/// and upstream gradient `dy` of shape `[n, c, inner]`.
+/// The backward of [`bias_relu_gpu`]: returns (dx, db) for output `y` and upstream
+/// gradient `dy` of shape `[n, c, inner]`, bitwise the unfused `relu_backward` then
+/// `sum_rows` / `sum_channels`.
 ///
-/// - `inner` = 1 (dense): a thread per column walks the rows in order, writing dx and
-///   summing it as `sum_rows`'s passes do (blocks of 64 rows, then blocks of 64 block
-///   sums, ...).
-/// - NCHW: a workgroup per channel walks the image blocks of `sum_channels` (images
-///   grouped to about 4096 values), each reduced by per-thread strided sums and the same
-///   tree, and adds the block sums as `sum_rows`'s passes would.
-///
-/// Both give bitwise the unfused `relu_backward` then `sum_rows`/`sum_channels`. The
-/// price of one dispatch is parallelism: c workgroups (NCHW) or c threads (dense).
+/// One dispatch writes dx and the first pass of db's sum, spread like the unfused sum:
+/// dense (`inner` = 1), a thread per (block of 64 rows, column); NCHW, a workgroup per
+/// (channel, block of images) (`reduce::channel_block`). When there is more than one
+/// block, `sum_rows`' passes add the block sums in block order.
 pub fn bias_relu_backward_gpu(
     ctx: &GpuContext,
     y: &GpuBuffer,
@@ -224,45 +205,42 @@ pub fn bias_relu_backward_gpu(
     if len == 0 {
         return Ok((dx, ctx.zeros(c as u64 * 4)?));
     }
-    let db = ctx.alloc(c as u64 * 4)?;
-    let (block, levels) = if inner == 1 {
-        (0, row_passes(n))
+    let dense = inner == 1;
+    let block = if dense {
+        ROW_BLOCK
     } else {
-        // sum_channels' image blocks: fixed by the shape.
-        let block = (CHANNEL_WORK / inner).clamp(1, n);
-        let blocks = n.div_ceil(block);
-        (block, if blocks == 1 { 0 } else { row_passes(blocks) })
+        channel_block(n, inner)
     };
-    if levels > MAX_LEVELS {
-        return Err(GpuError::Invalid(format!(
-            "bias_relu_backward [{n}, {c}, {inner}]: more than 64^{MAX_LEVELS} rows to sum"
-        )));
-    }
+    let blocks = n.div_ceil(block);
+    let part = ctx.alloc((blocks * c) as u64 * 4)?;
     let info = Info {
         block: block as u32,
-        levels,
         ..Info::new(
             check_u32("bias_relu_backward", n)?,
             check_u32("bias_relu_backward", inner)?,
             check_u32("bias_relu_backward", c)?,
         )
     };
-    let (entry, groups) = if inner == 1 {
+    let (entry, groups) = if dense {
         (
             "bias_relu_backward_rows",
-            (c as u64).div_ceil(crate::launch::WG_1D),
+            ((blocks * c) as u64).div_ceil(WG_1D),
         )
     } else {
-        ("bias_relu_backward_channels", c as u64)
+        ("bias_relu_backward_channels", (blocks * c) as u64)
     };
-    let grid = ctx.grid(groups)?;
     ctx.dispatch(
         &kernel(entry),
         &[],
         bytemuck::bytes_of(&info),
-        &[y, dy, &dx, &db],
-        grid,
+        &[y, dy, &dx, &part],
+        ctx.grid(groups)?,
     )?;
+    let db = if blocks == 1 {
+        part
+    } else {
+        sum_rows_passes(ctx, &part, blocks, c)?
+    };
     Ok((dx, db))
 }
 
@@ -468,10 +446,10 @@ pub fn bias_relu_maxpool2x2_gpu(
     Ok((y, argmax))
 }
 
-/// The backward of [`bias_relu_maxpool2x2_gpu`] in one dispatch: (dx `[n, c, h, w]`, db
-/// `[c]`), a workgroup per channel as in [`bias_relu_backward_gpu`], each dx element
-/// gathering from its window (windows do not overlap); bitwise `maxpool2x2_backward_gpu`
-/// then [`bias_relu_backward_gpu`].
+/// The backward of [`bias_relu_maxpool2x2_gpu`]: (dx `[n, c, h, w]`, db `[c]`), spread
+/// over (channel, image block) workgroups as in [`bias_relu_backward_gpu`], each dx
+/// element gathering from its window (windows do not overlap); bitwise
+/// `maxpool2x2_backward_gpu` then [`bias_relu_backward_gpu`].
 #[allow(clippy::too_many_arguments)]
 pub fn bias_relu_maxpool2x2_backward_gpu(
     ctx: &GpuContext,
@@ -493,19 +471,12 @@ pub fn bias_relu_maxpool2x2_backward_gpu(
     if len == 0 {
         return Ok((dx, ctx.zeros(c as u64 * 4)?));
     }
-    let db = ctx.alloc(c as u64 * 4)?;
     let inner = h * w;
-    let block = (CHANNEL_WORK / inner).clamp(1, n);
+    let block = channel_block(n, inner);
     let blocks = n.div_ceil(block);
-    let levels = if blocks == 1 { 0 } else { row_passes(blocks) };
-    if levels > MAX_LEVELS {
-        return Err(GpuError::Invalid(format!(
-            "bias_relu_maxpool2x2_backward [{n}, {c}, {h}, {w}]: more than 64^{MAX_LEVELS} image blocks"
-        )));
-    }
+    let part = ctx.alloc((blocks * c) as u64 * 4)?;
     let info = Info {
         block: block as u32,
-        levels,
         h: h as u32,
         w: w as u32,
         len: len as u32,
@@ -515,23 +486,13 @@ pub fn bias_relu_maxpool2x2_backward_gpu(
         &kernel("bias_relu_maxpool_backward"),
         &[],
         bytemuck::bytes_of(&info),
-        &[y, dy, argmax, &dx, &db],
-        ctx.grid(c as u64)?,
+        &[y, dy, argmax, &dx, &part],
+        ctx.grid((blocks * c) as u64)?,
     )?;
+    let db = if blocks == 1 {
+        part
+    } else {
+        sum_rows_passes(ctx, &part, blocks, c)?
+    };
     Ok((dx, db))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::row_passes;
-
-    #[test]
-    fn row_passes_match_sum_rows() {
-        // sum_rows: one pass up to 64 rows, two up to 64², three up to 64³.
-        assert_eq!(row_passes(1), 1);
-        assert_eq!(row_passes(64), 1);
-        assert_eq!(row_passes(65), 2);
-        assert_eq!(row_passes(4096), 2);
-        assert_eq!(row_passes(4097), 3);
-    }
 }

@@ -9,14 +9,15 @@
 //! [`matmul_gpu`] picks one per product with [`TileConfig::for_shape`], from the
 //! fastest measured on llvmpipe. Each output is accumulated with one fma per k, in
 //! increasing k, starting from zero, whatever the tile shape: results are deterministic
-//! and identical across tile configurations. On GPUs a product with few tiles and a
-//! long k (small batch: the dense layers at batch 32) is split over k
-//! ([`split_k_for`], [`matmul_gpu_split`]): partial chains per k range, added in split
-//! order by a second pass; deterministic, rounded differently from one chain.
+//! and identical across tile configurations. A product with few tiles and a long k
+//! (small batch: the dense layers at batch 32) is split over k ([`split_k_for`],
+//! [`matmul_gpu_split`]): partial chains per k range, added in split order by a second
+//! pass; deterministic, rounded differently from one chain, and chosen by shape alone
+//! (the same bits on every adapter).
 
 use crate::gemm::gemm_par;
-use crate::gpu::{GpuBuffer, GpuContext, Kernel};
-use crate::launch::{check_len, check_u32, WG_1D};
+use crate::gpu::{GpuBuffer, GpuContext, Kernel, Work};
+use crate::launch::{check_len, check_u32, reduction_splits, WG_1D};
 use crate::real::Real;
 use crate::GpuError;
 
@@ -134,12 +135,13 @@ pub fn matmul_cpu<T: Real>(s: &MatmulShape, a: &[T], b: &[T], c: &mut [T]) {
 }
 
 /// Workgroups below which [`TileConfig::for_shape`] switches to the small tiles.
-pub const MIN_LARGE_TILES: usize = 8;
+pub const MIN_LARGE_TILES: usize = 32;
 
 /// A tile shape of the WGSL GEMM: a workgroup computes a `bm × bn` tile of C in
 /// `bk`-deep steps, each of its `(bm / tm) · (bn / tn)` threads a `tm × tn` block.
 /// Valid shapes: `tm, tn ∈ {4, 8}`, `bm % tm == bn % tn == 0`, `bm, bn, bk` multiples of
-/// 4, within the device's workgroup size and workgroup-memory limits
+/// 4, each operand tile 1 to 4 vec4 units per thread (`bk·bm/4` and `bk·bn/4` multiples
+/// of the thread count), within the device's workgroup size and workgroup-memory limits
 /// (`(bm + bn) · bk · 4` bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TileConfig {
@@ -189,9 +191,10 @@ impl TileConfig {
     }
 
     /// What [`matmul_gpu`] uses for `s`: 128 × 128 tiles when they give at least
-    /// [`MIN_LARGE_TILES`] workgroups, else 64 × 64 tiles (more workgroups to spread
-    /// over the device). Every tile shape sums each output over k in the same order, so
-    /// the choice never changes the result.
+    /// [`MIN_LARGE_TILES`] workgroups, else 64 × 64 tiles (four times the workgroups to
+    /// spread over the device: the dense layers' gradients at batch 32 get 16 instead of
+    /// 8). Every tile shape sums each output over k in the same order, so the choice never
+    /// changes the result.
     pub fn for_shape(s: &MatmulShape) -> Self {
         let large = TileConfig::B128X128K16T8X8;
         let tiles = s.m.div_ceil(large.bm as usize) * s.n.div_ceil(large.bn as usize);
@@ -206,11 +209,19 @@ impl TileConfig {
         (self.bm / self.tm.max(1)) * (self.bn / self.tn.max(1))
     }
 
+    /// Vec4 units of the A and B tiles each thread stages per slice.
+    fn units_per_thread(&self) -> (u32, u32) {
+        let t = self.threads().max(1);
+        (self.bk * self.bm / 4 / t, self.bk * self.bn / 4 / t)
+    }
+
     fn validate(&self, ctx: &GpuContext) -> Result<(), GpuError> {
         let ok_t = |t: u32| t == 4 || t == 8;
         let shared = (self.bm as u64 + self.bn as u64) * self.bk as u64 * 4;
         let wg_x = self.bn / self.tn.max(1);
         let wg_y = self.bm / self.tm.max(1);
+        let (a_per, b_per) = self.units_per_thread();
+        let whole_units = |slots: u32| slots.is_multiple_of(self.threads().max(1));
         let valid = ok_t(self.tm)
             && ok_t(self.tn)
             && self.bm > 0
@@ -221,6 +232,10 @@ impl TileConfig {
             && self.bn.is_multiple_of(4)
             && self.bk.is_multiple_of(4)
             && self.bk > 0
+            && whole_units(self.bk * self.bm / 4)
+            && whole_units(self.bk * self.bn / 4)
+            && (1..=4).contains(&a_per)
+            && (1..=4).contains(&b_per)
             && self.threads() <= ctx.limits.max_compute_invocations_per_workgroup
             && wg_x <= ctx.limits.max_compute_workgroup_size_x
             && wg_y <= ctx.limits.max_compute_workgroup_size_y
@@ -230,13 +245,15 @@ impl TileConfig {
         } else {
             Err(GpuError::Invalid(format!(
                 "matmul tile config {self:?} is not valid on this device \
-                 (tm, tn in {{4, 8}}, bk % 4 == 0, {} threads, {shared} bytes of workgroup memory)",
+                 (tm, tn in {{4, 8}}, bk % 4 == 0, 1 to 4 whole tile units per thread, \
+                 {} threads, {shared} bytes of workgroup memory)",
                 self.threads()
             )))
         }
     }
 
-    fn constants(&self, s: &MatmulShape) -> [(&'static str, f64); 11] {
+    fn constants(&self, s: &MatmulShape) -> [(&'static str, f64); 14] {
+        let (a_per, b_per) = self.units_per_thread();
         [
             ("BM", self.bm as f64),
             ("BN", self.bn as f64),
@@ -247,6 +264,9 @@ impl TileConfig {
             ("WG_Y", (self.bm / self.tm) as f64),
             ("A_SLOTS", (self.bk * self.bm / 4) as f64),
             ("B_SLOTS", (self.bk * self.bn / 4) as f64),
+            ("THREADS", self.threads() as f64),
+            ("A_PER", a_per as f64),
+            ("B_PER", b_per as f64),
             ("TRANS_A", s.trans_a as u8 as f64),
             ("TRANS_B", s.trans_b as u8 as f64),
         ]
@@ -321,12 +341,14 @@ fn launch(
             module: "matmul_f16",
             source: SRC_F16,
             entry,
+            trusted: true,
         }
     } else {
         Kernel {
             module: "matmul",
             source: SRC,
             entry,
+            trusted: true,
         }
     };
     let groups = [
@@ -341,24 +363,26 @@ fn launch(
             * cfg.bk as usize;
     let splits = s.k.div_ceil(k_chunk);
     if f16 || splits <= 1 {
-        ctx.dispatch(
+        ctx.dispatch_with_work(
             &kernel,
             &cfg.constants(s),
             bytemuck::bytes_of(&info),
             &[a, b, &c],
             groups,
+            Work::compute(s.flops(), &[a, b, &c]),
         )?;
         return Ok(c);
     }
     let partial_len = check_u32("matmul split-K partials", splits * s.c_len())?;
     let partials = ctx.alloc(partial_len as u64 * 4)?;
     info.k_chunk = check_u32("matmul k chunk", k_chunk)?;
-    ctx.dispatch(
+    ctx.dispatch_with_work(
         &kernel,
         &cfg.constants(s),
         bytemuck::bytes_of(&info),
         &[a, b, &partials],
         [groups[0], groups[1], splits as u32],
+        Work::compute(s.flops(), &[a, b, &partials]),
     )?;
     let sum_info = Info {
         m: check_u32("matmul C", s.c_len())?,
@@ -370,6 +394,7 @@ fn launch(
         module: "matmul",
         source: SRC,
         entry: "matmul_split_sum",
+        trusted: true,
     };
     ctx.dispatch(
         &sum,
@@ -382,7 +407,7 @@ fn launch(
 }
 
 /// `C = op(A)·op(B)` on the device (f32), tiled as [`TileConfig::for_shape`] chooses
-/// and split over k as [`split_k_for`] chooses (GPUs only).
+/// and split over k as [`split_k_for`] chooses.
 pub fn matmul_gpu(
     ctx: &GpuContext,
     s: &MatmulShape,
@@ -390,7 +415,7 @@ pub fn matmul_gpu(
     b: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
     let cfg = TileConfig::for_shape(s);
-    matmul_gpu_split(ctx, s, a, b, cfg, split_k_for(ctx, s, cfg))
+    matmul_gpu_split(ctx, s, a, b, cfg, split_k_for(s, cfg))
 }
 
 /// [`matmul_gpu`] with an explicit tile shape (for tuning and benchmarks), unsplit.
@@ -404,22 +429,16 @@ pub fn matmul_gpu_tiled(
     matmul_gpu_split(ctx, s, a, b, cfg, 1)
 }
 
-/// Workgroups a product should reach before split-K stops paying (about one per
-/// streaming multiprocessor of a large GPU).
-const SPLIT_K_TARGET_WORKGROUPS: usize = 128;
+/// Shortest k range of one split.
+const MIN_SPLIT_K: usize = 64;
 
-/// How many k-splits [`matmul_gpu`] uses: 1 on CPU adapters (llvmpipe's few cores
-/// are busy with a handful of tiles, and an unsplit product keeps the single fma chain
-/// order), and on GPUs enough for a small-M product (the CNN's dense layer at batch 32:
-/// [32×1024]·[1024×64], one tile) to reach ~128 workgroups, with at least 64 k per
-/// split and at most 32 splits.
-pub fn split_k_for(ctx: &GpuContext, s: &MatmulShape, cfg: TileConfig) -> u32 {
-    if ctx.adapter.is_cpu {
-        return 1;
-    }
+/// How many k-splits [`matmul_gpu`] uses: enough for a small-M product (the CNN's dense
+/// layer at batch 32: [32×1024]·[1024×64], one tile) to approach
+/// [`crate::launch::TARGET_WORKGROUPS`], with at least 64 k per split (see
+/// [`reduction_splits`]). By shape alone: every adapter computes the same bits.
+pub fn split_k_for(s: &MatmulShape, cfg: TileConfig) -> u32 {
     let tiles = s.m.div_ceil(cfg.bm as usize) * s.n.div_ceil(cfg.bn as usize);
-    let want = SPLIT_K_TARGET_WORKGROUPS.div_ceil(tiles.max(1));
-    want.min(s.k / 64).clamp(1, 32) as u32
+    reduction_splits(tiles, s.k, cfg.bk as usize, MIN_SPLIT_K).1 as u32
 }
 
 /// `C = op(A)·op(B)` with `splits` k-splits: split z computes each output's fma chain
@@ -483,6 +502,7 @@ pub fn cast_f32_to_f16_gpu(
         module: "matmul_f16",
         source: SRC_F16,
         entry: "cast_f32_to_f16",
+        trusted: true,
     };
     ctx.dispatch(&kernel, &[], bytemuck::bytes_of(&info), &[x, &out], grid)?;
     Ok(out)

@@ -32,6 +32,7 @@ fn kernel(entry: &'static str) -> Kernel {
         module: "pool",
         source: SRC,
         entry,
+        trusted: true,
     }
 }
 

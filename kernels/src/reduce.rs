@@ -19,8 +19,9 @@ const SRC: &str = include_str!("../wgsl/reduce.wgsl");
 const GPU_CHUNK: usize = 4096;
 /// Rows summed per thread in one `sum_rows` pass.
 pub(crate) const ROW_BLOCK: usize = 64;
-/// Target values per workgroup of `sum_channels` (images are grouped to reach it).
-pub(crate) const CHANNEL_WORK: usize = 4096;
+/// Target values per workgroup of `sum_channels` (images are grouped to reach it): small
+/// enough that the CNN's bias gradients at batch 32 spread over a few hundred workgroups.
+const CHANNEL_WORK: usize = 1024;
 /// Accumulator lanes of the cpu sums (independent partial sums, combined in a fixed tree).
 const LANES: usize = 8;
 
@@ -62,6 +63,7 @@ fn kernel(entry: &'static str) -> Kernel {
         module: "reduce",
         source: SRC,
         entry,
+        trusted: true,
     }
 }
 
@@ -244,7 +246,16 @@ pub fn sum_rows_cpu<T: Real>(x: &[T], rows: usize, cols: usize, out: &mut [T]) {
     }
 }
 
-fn sum_rows_passes(
+/// Images per workgroup of the channel sums on the device ([`sum_channels_gpu`] and the
+/// fused bias gradients, which must group alike): about [`CHANNEL_WORK`] values. Depends
+/// on the shape only, so the order is fixed.
+pub(crate) fn channel_block(n: usize, inner: usize) -> usize {
+    (CHANNEL_WORK / inner.max(1)).clamp(1, n.max(1))
+}
+
+/// Sums the rows of `[rows, cols]` (rows ≥ 1) in `sum_rows`' passes: blocks of
+/// [`ROW_BLOCK`] rows per column in order, repeated until one row is left.
+pub(crate) fn sum_rows_passes(
     ctx: &GpuContext,
     x: &GpuBuffer,
     rows: usize,
@@ -325,8 +336,7 @@ pub fn sum_channels_gpu(
     if n == 0 || c == 0 || inner == 0 {
         return ctx.zeros(c as u64 * 4);
     }
-    // Images per workgroup: depends on the shape only, so the order is fixed.
-    let block = (CHANNEL_WORK / inner).clamp(1, n);
+    let block = channel_block(n, inner);
     let blocks = n.div_ceil(block);
     let partial = ctx.alloc((blocks * c) as u64 * 4)?;
     let info = Info {

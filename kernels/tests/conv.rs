@@ -282,9 +282,9 @@ fn wgsl_matches_cpu_on_network_shapes() {
     }
 }
 
-/// The forward split over the reduction (what GPUs use for small output grids): the
-/// tolerance of the unsplit kernel against the cpu, bitwise deterministic, one split
-/// exactly the unsplit kernel, and partial last chunks and ragged tiles handled.
+/// The forward split over the reduction (what small output grids use): the tolerance
+/// of the unsplit kernel against the cpu, bitwise deterministic, one split exactly the
+/// unsplit kernel, and partial last chunks and ragged tiles handled.
 #[test]
 fn forward_split_k_matches_cpu_and_is_deterministic() {
     let ctx = cpu_adapter();
@@ -307,10 +307,20 @@ fn forward_split_k_matches_cpu_and_is_deterministic() {
         let unsplit: Vec<f32> = ctx
             .read(&conv2d_gpu(&ctx, s, &gx, &gw).unwrap(), s.y_len())
             .unwrap();
-        if ctx.adapter.is_cpu {
-            assert_eq!(forward_splits_for(&ctx, s), 1);
+        assert_eq!(
+            unsplit,
+            run(forward_splits(s)),
+            "{s:?}: conv2d_gpu splits as forward_splits says"
+        );
+        if i == 0 {
+            assert!(forward_splits(s) > 1, "CNN conv3 at batch 32 splits");
         }
-        assert_eq!(run(1), unsplit, "{s:?}: one split is the unsplit kernel");
+        assert_eq!(
+            run(1),
+            ctx.read(&conv2d_gpu_split(&ctx, s, &gx, &gw, 1).unwrap(), s.y_len())
+                .unwrap(),
+            "{s:?}: one split is reproducible"
+        );
         let k = (s.c * s.kh * s.kw) as f32;
         for splits in [2, 3, 9, 100] {
             let got = run(splits);
@@ -326,6 +336,66 @@ fn forward_split_k_matches_cpu_and_is_deterministic() {
                 run(splits),
                 "{s:?}, {splits} splits: not deterministic"
             );
+        }
+    }
+}
+
+/// The backward-data split over the reduction (o·kh·kw): within the unsplit kernel's
+/// tolerance of the cpu, bitwise deterministic, and what conv2d_backward_data_gpu runs
+/// on the CNN's layers at batch 32 (which it splits).
+#[test]
+fn backward_data_split_k_matches_cpu_and_is_deterministic() {
+    let ctx = cpu_adapter();
+    let shapes = [
+        Conv2dShape::new(32, 64, 6, 6, 64, 3, 3, 1, Padding::Valid).unwrap(), // CNN conv3
+        Conv2dShape::new(3, 7, 9, 5, 19, 3, 3, 2, Padding::Same).unwrap(),    // ragged
+        Conv2dShape::new(2, 33, 4, 4, 40, 1, 1, 1, Padding::Valid).unwrap(),  // 1×1, 3 M tiles
+    ];
+    for (i, s) in shapes.iter().enumerate() {
+        let dy = to_f32(&data(500 + i as u64, s.y_len()));
+        let w = to_f32(&data(600 + i as u64, s.w_len()));
+        let gdy = ctx.upload(bytemuck::cast_slice(&dy)).unwrap();
+        let gw = ctx.upload(bytemuck::cast_slice(&w)).unwrap();
+        let mut want = vec![0f32; s.x_len()];
+        conv2d_backward_data_cpu(s, &dy, &w, &mut want);
+        let run = |splits: usize| -> Vec<f32> {
+            let dx = conv2d_backward_data_gpu_split(&ctx, s, &gdy, &gw, splits).unwrap();
+            ctx.read(&dx, s.x_len()).unwrap()
+        };
+        let red = (s.o * s.kh * s.kw) as f32;
+        let one = run(1);
+        assert_close(
+            &format!("backward data {s:?}"),
+            &one,
+            &want,
+            1e-6 * red,
+            1e-4,
+        );
+        for splits in [2, 5, 100] {
+            let got = run(splits);
+            assert_close(
+                &format!("backward data {s:?}, {splits} splits"),
+                &got,
+                &want,
+                1e-6 * red,
+                1e-4,
+            );
+            assert_eq!(
+                got,
+                run(splits),
+                "{s:?}, {splits} splits: not deterministic"
+            );
+        }
+        let default: Vec<f32> = ctx
+            .read(
+                &conv2d_backward_data_gpu(&ctx, s, &gdy, &gw).unwrap(),
+                s.x_len(),
+            )
+            .unwrap();
+        if i == 0 {
+            // conv3 at batch 32: 18 output tiles, split into 18 chunks of 32.
+            assert_eq!(default, run(18), "{s:?}");
+            assert_ne!(default, one, "{s:?}: the split reassociates the sums");
         }
     }
 }

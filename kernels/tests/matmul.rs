@@ -249,6 +249,10 @@ fn invalid_tile_configs_are_refused() {
         TileConfig::new(512, 512, 16, 8, 8),
         TileConfig::new(66, 64, 16, 4, 4),
         TileConfig::new(0, 64, 16, 4, 4),
+        // Fewer A and B units than threads (a thread would stage none).
+        TileConfig::new(64, 64, 8, 4, 4),
+        // More than 4 units per thread.
+        TileConfig::new(64, 64, 64, 8, 8),
     ] {
         assert!(matmul_gpu_tiled(&ctx, &s, &a, &a, cfg).is_err(), "{cfg:?}");
     }
@@ -564,9 +568,12 @@ fn split_k_matches_the_reference_and_is_deterministic() {
             assert_eq!(got, run(), "{s:?} with {splits} splits: not deterministic");
         }
     }
-    // llvmpipe never splits (the single-chain order is kept there).
+    // The dense layer at batch 32 splits into chunks of 64, on every adapter.
     assert_eq!(
-        split_k_for(&ctx, &shapes[0], TileConfig::for_shape(&shapes[0])),
-        if ctx.adapter.is_cpu { 1 } else { 16 }
+        split_k_for(&shapes[0], TileConfig::for_shape(&shapes[0])),
+        16
     );
+    // A product with enough tiles does not split.
+    let big = shape(4096, 4096, 4096, false, false);
+    assert_eq!(split_k_for(&big, TileConfig::for_shape(&big)), 1);
 }

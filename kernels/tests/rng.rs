@@ -747,7 +747,7 @@ fn gaussian_matches_the_standard_normal() {
     }
 }
 
-/// Packed signs bit for bit as the NumPy reference of docs/random-directions.md §11
+/// Packed signs bit for bit as the NumPy reference of docs/random-directions.md §12
 /// computes them (values printed by that code): entry e is bit e % 32 of word e / 32,
 /// across word and block boundaries (entries 31/32, 127/128: Philox blocks hold 128
 /// entries, Threefry blocks 64), for both generators; and the docs' example.

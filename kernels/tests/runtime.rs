@@ -106,3 +106,77 @@ fn parameters_of_many_dispatches_in_one_submission_stay_apart() {
     }
     assert_eq!(ctx.read::<f32>(&buf, n).unwrap(), want);
 }
+
+/// The dispatch log (what `rbd profile` shows of a step's parallelism): one record per
+/// dispatch with its grid, its threads per workgroup (overrides resolved) and its work;
+/// nothing is logged outside `start_dispatch_log` .. `take_dispatch_log`.
+#[test]
+fn the_dispatch_log_records_each_grid_and_its_work() {
+    use rbd_kernels::matmul::{matmul_gpu_tiled, MatmulShape, TileConfig};
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ctx = test_adapter();
+    let n = 70_001;
+    let x = ctx.upload(bytemuck::cast_slice(&values(n, 4))).unwrap();
+    let s = MatmulShape::new(130, 48, 200);
+    let a = ctx
+        .upload(bytemuck::cast_slice(&values(s.a_len(), 5)))
+        .unwrap();
+    let b = ctx
+        .upload(bytemuck::cast_slice(&values(s.b_len(), 6)))
+        .unwrap();
+    let _ = unary_gpu(&ctx, Unary::Relu, &x, n).unwrap();
+    ctx.start_dispatch_log();
+    let y = unary_gpu(&ctx, Unary::Relu, &x, n).unwrap();
+    let c = matmul_gpu_tiled(&ctx, &s, &a, &b, TileConfig::B64X64K16T4X4).unwrap();
+    let log = ctx.take_dispatch_log();
+    let _ = unary_gpu(&ctx, Unary::Relu, &y, n).unwrap();
+    assert!(
+        ctx.take_dispatch_log().is_empty(),
+        "logged after the log was taken"
+    );
+    assert_eq!(log.len(), 2, "{log:?}");
+    let relu = &log[0];
+    assert_eq!(relu.workgroups, [n.div_ceil(256) as u32, 1, 1]);
+    assert_eq!(relu.threads_per_workgroup, 256);
+    assert_eq!(relu.work.flops, 0.0);
+    // One pass over the input and the output.
+    assert_eq!(relu.work.bytes, (x.bytes() + y.bytes()) as f64);
+    let mm = &log[1];
+    assert_eq!(mm.module, "matmul");
+    assert_eq!(mm.workgroups, [200u32.div_ceil(64), 130u32.div_ceil(64), 1]);
+    assert_eq!(mm.total_workgroups(), 4 * 3);
+    // WG_X × WG_Y = (64 / 4) × (64 / 4), from the pipeline's override values.
+    assert_eq!(mm.threads_per_workgroup, 256);
+    assert_eq!(mm.work.flops, s.flops());
+    assert_eq!(mm.work.bytes, (a.bytes() + b.bytes() + c.bytes()) as f64);
+}
+
+/// The benchmarks' timing hook: kernel time from timestamps where the adapter has them,
+/// wall-clock beside it, and the region's dispatches counted.
+#[test]
+fn a_timed_region_reports_kernel_and_wall_time() {
+    let _guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ctx = test_adapter();
+    let n = 1 << 18;
+    let x = ctx.upload(bytemuck::cast_slice(&values(n, 8))).unwrap();
+    let (y, t) = ctx
+        .time_kernels(|| {
+            let h = unary_gpu(&ctx, Unary::Relu, &x, n)?;
+            unary_gpu(&ctx, Unary::Scale(2.0), &h, n)
+        })
+        .unwrap();
+    assert_eq!(t.dispatches, 2, "{t:?}");
+    assert!(t.wall_ns > 0.0, "{t:?}");
+    match t.kernel_ns {
+        Some(k) => {
+            assert!(ctx.has_timestamps());
+            assert!(k > 0.0 && k <= t.wall_ns, "{t:?}");
+        }
+        None => assert!(!ctx.has_timestamps()),
+    }
+    let mut want = vec![0f32; n];
+    unary_cpu(Unary::Relu, &values(n, 8), &mut want);
+    let mut twice = vec![0f32; n];
+    unary_cpu(Unary::Scale(2.0), &want, &mut twice);
+    assert_eq!(ctx.read::<f32>(&y, n).unwrap(), twice);
+}

@@ -2,9 +2,13 @@
 // tensors while loading tiles, never materialised.
 //
 //   forward          Y[o, n·P]      = W[o, K]         · col[K, n·P]      K = c·kh·kw, P = oh·ow
-//                    (split over K on GPUs when the grid is small)
 //   backward data    dX[c, n·h·w]   = Wt[c, o·kh·kw]  · dYcol[o·kh·kw, n·h·w]
-//   backward weight  dW[o, K]       = dY[o, n·P]      · colᵀ[n·P, K]      (split over n·P)
+//   backward weight  dW[o, K]       = dY[o, n·P]      · colᵀ[n·P, K]
+//
+// Each may split its reduction (when its output tiles are too few to fill a big GPU;
+// the launcher decides by shape): split s reduces over [s·chunk, (s+1)·chunk) into
+// partials[s] (the output's layout), and reduce.wgsl's sum_rows adds the partials (the
+// rows of [splits, outputs]) in a fixed order.
 //
 // Tiling (all three): a 256-thread workgroup (16×16 threads) computes a (16·RM)×64
 // output tile; the reduction runs in 16-deep slices staged in workgroup memory
@@ -23,9 +27,8 @@
 //
 // Bindings per entry point (binding 0 is `info`):
 //   conv_forward          1 x      2 w        3 y or partials[splits][y]
-//   conv_backward_data    1 dy     2 w        3 dx
+//   conv_backward_data    1 dy     2 w        3 dx or partials[splits][dx]
 //   conv_backward_weight  1 dy     2 x        3 dw or partials[splits][o·K]
-//   conv_sum_partials     1 partials          2 dw
 
 struct Info {
     n: u32, c: u32, h: u32, w: u32,
@@ -38,15 +41,13 @@ struct Info {
     tiles_n: u32, // ceil(gn / 64)
     groups: u32,  // tiles_m · tiles_n · splits
     chunk: u32,   // reduction length per split (multiple of 16)
-    splits: u32,  // backward weight: number of partial sums
+    splits: u32,  // number of partial sums (1: no split)
 }
 
 @group(0) @binding(0) var<uniform> info: Info;
 @group(0) @binding(1) var<storage, read> in_a: array<f32>;
 @group(0) @binding(2) var<storage, read> in_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-// conv_sum_partials reads in_a and writes binding 2.
-@group(0) @binding(2) var<storage, read_write> sum_out: array<f32>;
 
 // Rows of the register block per thread (1, 2 or 4); the tile has 16·RM rows.
 override RM: u32 = 4u;
@@ -79,8 +80,6 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let g = group_id(wid, nwg);
     if (g >= info.groups) { return; }
-    // Split-K (small grids on GPUs): split s reduces over [s·chunk, (s+1)·chunk) into
-    // partials[s] (y's layout), summed in split order by conv_sum_partials.
     let tiles = info.tiles_m * info.tiles_n;
     let split = g / tiles;
     let t = g % tiles;
@@ -157,13 +156,18 @@ fn conv_backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
                       @builtin(local_invocation_index) lid: u32) {
     let g = group_id(wid, nwg);
     if (g >= info.groups) { return; }
-    let m0 = (g % info.tiles_m) * 16u * RM;
-    let n0 = (g / info.tiles_m) * 64u;
+    let tiles = info.tiles_m * info.tiles_n;
+    let split = g / tiles;
+    let t = g % tiles;
+    let m0 = (t % info.tiles_m) * 16u * RM;
+    let n0 = (t / info.tiles_m) * 64u;
     let tx = lid % 16u;
     let ty = lid / 16u;
     let khw = info.kh * info.kw;
     let hw = info.h * info.w;
     let p_len = info.oh * info.ow;
+    let k_begin = split * info.chunk;
+    let k_end = min(info.gk, k_begin + info.chunk);
 
     // A[ci, (co, r)] = w[(co·c + ci)·khw + r].
     let ak = lid % 16u;
@@ -181,21 +185,21 @@ fn conv_backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let dy_img = img * info.o * p_len;
 
     for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
-    for (var k0 = 0u; k0 < info.gk; k0 += TK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += TK) {
         let k = k0 + ak;
         let co = k / khw;
         let ra = k - co * khw;
         for (var i = 0u; i < RM; i++) {
             let m = m0 + am + 16u * i;
             var v = 0.0;
-            if (m < info.gm && k < info.gk) { v = in_b[(co * info.c + m) * khw + ra]; }
+            if (m < info.gm && k < k_end) { v = in_b[(co * info.c + m) * khw + ra]; }
             a_tile[ak * LD + am + 16u * i] = v;
         }
         for (var i = 0u; i < 4u; i++) {
             let kk = bk + 4u * i;
             let kb = k0 + kk;
             var v = 0.0;
-            if (j_ok && kb < info.gk) {
+            if (j_ok && kb < k_end) {
                 let cb = kb / khw;
                 let r = kb - cb * khw;
                 let ki = r / info.kw;
@@ -217,10 +221,11 @@ fn conv_backward_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         workgroupBarrier();
     }
 
+    let out_base = split * info.gm * info.gn;
     for (var jj = 0u; jj < 4u; jj++) {
         let jc = n0 + tx + 16u * jj;
         if (jc < info.gn) {
-            let base = (jc / hw) * info.c * hw + jc % hw;
+            let base = out_base + (jc / hw) * info.c * hw + jc % hw;
             for (var i = 0u; i < RM; i++) {
                 let m = m0 + ty + 16u * i;
                 if (m < info.gm) { out[base + m * hw] = acc[i][jj]; }
@@ -304,16 +309,4 @@ fn conv_backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_work
             }
         }
     }
-}
-
-// dw[i] = Σ_s partials[s][i], in split order.
-@compute @workgroup_size(256)
-fn conv_sum_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
-    let i = group_id(wid, nwg) * 256u + lid;
-    let len = info.gm * info.gn;
-    if (i >= len) { return; }
-    var s = 0.0;
-    for (var k = 0u; k < info.splits; k++) { s += in_a[k * len + i]; }
-    sum_out[i] = s;
 }

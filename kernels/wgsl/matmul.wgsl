@@ -2,19 +2,27 @@
 //
 // A is stored [m, k] (or [k, m] when TRANS_A), B [k, n] (or [n, k] when TRANS_B).
 // Each workgroup computes one BM × BN tile of C with WG_X × WG_Y threads; each thread
-// owns a TM × TN block of outputs (rows ty·TM.., columns tx·TN..) held in registers.
+// owns a TM × TN block of outputs held in registers: rows ty·TM .. ty·TM + TM, and
+// TN / 4 groups of 4 columns, tx·4 (and, for TN = 8, BN/2 + tx·4), so that neighbouring
+// threads read neighbouring 16-byte words of the B tile (no bank conflicts) and write
+// neighbouring words of C.
 // The K dimension is walked in steps of BK: both operand tiles are staged in workgroup
 // memory k-major (As[kk][m], Bs[kk][n], as vec4 slots) so that the inner loop reads
-// contiguous vec4 fragments and does TM·TN/4 vec4 FMAs per k, with no branches.
+// contiguous vec4 fragments and does TM·TN/4 vec4 FMAs per k, with no branches. Each
+// thread stages A_PER units of A and B_PER of B per slice, and loads the next slice's
+// units into registers before it multiplies the current one (a register prefetch: the
+// loads are in flight during the FMAs).
 // Transposes are resolved in the tile loads (override constants, folded at pipeline
-// creation); loads past the matrix edges write zeros, stores are bounds-checked, so any
-// M, N, K works. Every output is one fma chain over k = 0, 1, 2, ... from zero (padding
-// adds exact zeros): deterministic, and the same for every tile shape.
+// creation); loads past the matrix edges write zeros, stores are bounds-checked (whole
+// vec4 stores when n % 4 == 0), so any M, N, K works. Every output is one fma chain over
+// k = 0, 1, 2, ... from zero (padding adds exact zeros): deterministic, and the same for
+// every tile shape.
 //
 // The inner product and the stores are written out per register block (TM × TN in
 // {4, 8}²) so that the accumulator array is only ever indexed by constants: on llvmpipe a
 // loop over TM / TN that is not fully unrolled leaves a dynamic index, which sends the
-// whole accumulator array to memory (measured: 8 × 8 blocks ran 3× slower that way).
+// whole accumulator array to memory (measured: 8 × 8 blocks ran 3× slower that way). The
+// staged units are named fields for the same reason.
 //
 // Entry points differ only in how the operands are read from global memory:
 // matmul_ss (scalar A, scalar B), matmul_vs (vec4 A), matmul_sv (vec4 B), matmul_vv.
@@ -24,7 +32,8 @@
 //
 // Constraints (checked by the launcher): TM, TN in {4, 8}; BM % TM == 0, BN % TN == 0,
 // BM % 4 == 0, BN % 4 == 0, BK % 4 == 0, WG_X = BN / TN, WG_Y = BM / TM,
-// A_SLOTS = BK · BM / 4, B_SLOTS = BK · BN / 4.
+// THREADS = WG_X · WG_Y, A_SLOTS = BK · BM / 4 = A_PER · THREADS,
+// B_SLOTS = BK · BN / 4 = B_PER · THREADS, A_PER and B_PER in 1..=4.
 
 struct Info {
     m: u32,       // matmul_split_sum: entries of C
@@ -38,7 +47,7 @@ struct Info {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
 // matmul_split_sum: partials at binding 1 (a), C at binding 2.
 @group(0) @binding(2) var<storage, read_write> split_out: array<f32>;
 
@@ -64,6 +73,9 @@ override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override A_SLOTS: u32 = 256u;
 override B_SLOTS: u32 = 256u;
+override THREADS: u32 = 256u;
+override A_PER: u32 = 1u;
+override B_PER: u32 = 1u;
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 
@@ -193,37 +205,81 @@ fn store_b_unit(u: u32, v: vec4<f32>) {
     }
 }
 
-fn load_a_scalar(t: Tile, k0: u32) {
-    for (var u = t.tid; u < A_SLOTS; u += WG_X * WG_Y) {
-        let p = a_unit_pos(u);
-        store_a_unit(u, a_unit_scalar(t.row0 + p.x, k0 + p.y));
-    }
+// The units one thread stages per slice (A_PER or B_PER of them).
+struct Units {
+    v0: vec4<f32>,
+    v1: vec4<f32>,
+    v2: vec4<f32>,
+    v3: vec4<f32>,
 }
 
-fn load_a_vec(t: Tile, k0: u32) {
-    for (var u = t.tid; u < A_SLOTS; u += WG_X * WG_Y) {
-        let p = a_unit_pos(u);
-        store_a_unit(u, a_unit_vec(t.row0 + p.x, k0 + p.y));
-    }
+// (row, k) in op(A) of this thread's unit i of the A tile at k0.
+fn a_src(t: Tile, i: u32, k0: u32) -> vec2<u32> {
+    let p = a_unit_pos(t.tid + i * THREADS);
+    return vec2(t.row0 + p.x, k0 + p.y);
 }
 
-fn load_b_scalar(t: Tile, k0: u32) {
-    for (var u = t.tid; u < B_SLOTS; u += WG_X * WG_Y) {
-        let p = b_unit_pos(u);
-        store_b_unit(u, b_unit_scalar(k0 + p.x, t.col0 + p.y));
-    }
+// (k, col) in op(B) of this thread's unit i of the B tile at k0.
+fn b_src(t: Tile, i: u32, k0: u32) -> vec2<u32> {
+    let p = b_unit_pos(t.tid + i * THREADS);
+    return vec2(k0 + p.x, t.col0 + p.y);
 }
 
-fn load_b_vec(t: Tile, k0: u32) {
-    for (var u = t.tid; u < B_SLOTS; u += WG_X * WG_Y) {
-        let p = b_unit_pos(u);
-        store_b_unit(u, b_unit_vec(k0 + p.x, t.col0 + p.y));
-    }
+fn fetch_a_scalar(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = a_src(t, 0u, k0);
+    u.v0 = a_unit_scalar(s.x, s.y);
+    if (A_PER > 1u) { s = a_src(t, 1u, k0); u.v1 = a_unit_scalar(s.x, s.y); }
+    if (A_PER > 2u) { s = a_src(t, 2u, k0); u.v2 = a_unit_scalar(s.x, s.y); }
+    if (A_PER > 3u) { s = a_src(t, 3u, k0); u.v3 = a_unit_scalar(s.x, s.y); }
+    return u;
+}
+
+fn fetch_a_vec(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = a_src(t, 0u, k0);
+    u.v0 = a_unit_vec(s.x, s.y);
+    if (A_PER > 1u) { s = a_src(t, 1u, k0); u.v1 = a_unit_vec(s.x, s.y); }
+    if (A_PER > 2u) { s = a_src(t, 2u, k0); u.v2 = a_unit_vec(s.x, s.y); }
+    if (A_PER > 3u) { s = a_src(t, 3u, k0); u.v3 = a_unit_vec(s.x, s.y); }
+    return u;
+}
+
+fn fetch_b_scalar(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = b_src(t, 0u, k0);
+    u.v0 = b_unit_scalar(s.x, s.y);
+    if (B_PER > 1u) { s = b_src(t, 1u, k0); u.v1 = b_unit_scalar(s.x, s.y); }
+    if (B_PER > 2u) { s = b_src(t, 2u, k0); u.v2 = b_unit_scalar(s.x, s.y); }
+    if (B_PER > 3u) { s = b_src(t, 3u, k0); u.v3 = b_unit_scalar(s.x, s.y); }
+    return u;
+}
+
+fn fetch_b_vec(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = b_src(t, 0u, k0);
+    u.v0 = b_unit_vec(s.x, s.y);
+    if (B_PER > 1u) { s = b_src(t, 1u, k0); u.v1 = b_unit_vec(s.x, s.y); }
+    if (B_PER > 2u) { s = b_src(t, 2u, k0); u.v2 = b_unit_vec(s.x, s.y); }
+    if (B_PER > 3u) { s = b_src(t, 3u, k0); u.v3 = b_unit_vec(s.x, s.y); }
+    return u;
+}
+
+// Writes the fetched units into the workgroup tiles.
+fn stash(t: Tile, ua: Units, ub: Units) {
+    store_a_unit(t.tid, ua.v0);
+    if (A_PER > 1u) { store_a_unit(t.tid + THREADS, ua.v1); }
+    if (A_PER > 2u) { store_a_unit(t.tid + 2u * THREADS, ua.v2); }
+    if (A_PER > 3u) { store_a_unit(t.tid + 3u * THREADS, ua.v3); }
+    store_b_unit(t.tid, ub.v0);
+    if (B_PER > 1u) { store_b_unit(t.tid + THREADS, ub.v1); }
+    if (B_PER > 2u) { store_b_unit(t.tid + 2u * THREADS, ub.v2); }
+    if (B_PER > 3u) { store_b_unit(t.tid + 3u * THREADS, ub.v3); }
 }
 
 // ---- register-blocked inner product -------------------------------------------------
 
-// acc[i * TN/4 + j] holds C[ty·TM + i, tx·TN + 4j .. 4j + 4]. Written out per block shape
+// acc[i * TN/4 + j] holds C[ty·TM + i, 4·(tx + j·WG_X) .. + 4]. Written out per block shape
 // (the branch is on override constants, so only one survives specialisation): constant
 // indices keep the accumulators in registers.
 fn accumulate(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
@@ -253,8 +309,8 @@ fn accumulate(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
     } else if (TM == 4u && TN == 8u) {
         for (var kk = 0u; kk < BK; kk++) {
             let a0 = As[kk * (BM / 4u) + t.ty];
-            let b0 = Bs[kk * (BN / 4u) + 2u * t.tx];
-            let b1 = Bs[kk * (BN / 4u) + 2u * t.tx + 1u];
+            let b0 = Bs[kk * (BN / 4u) + t.tx];
+            let b1 = Bs[kk * (BN / 4u) + t.tx + WG_X];
             (*acc)[0] = fma(vec4(a0.x), b0, (*acc)[0]);
             (*acc)[1] = fma(vec4(a0.x), b1, (*acc)[1]);
             (*acc)[2] = fma(vec4(a0.y), b0, (*acc)[2]);
@@ -268,8 +324,8 @@ fn accumulate(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
         for (var kk = 0u; kk < BK; kk++) {
             let a0 = As[kk * (BM / 4u) + 2u * t.ty];
             let a1 = As[kk * (BM / 4u) + 2u * t.ty + 1u];
-            let b0 = Bs[kk * (BN / 4u) + 2u * t.tx];
-            let b1 = Bs[kk * (BN / 4u) + 2u * t.tx + 1u];
+            let b0 = Bs[kk * (BN / 4u) + t.tx];
+            let b1 = Bs[kk * (BN / 4u) + t.tx + WG_X];
             (*acc)[0] = fma(vec4(a0.x), b0, (*acc)[0]);
             (*acc)[1] = fma(vec4(a0.x), b1, (*acc)[1]);
             (*acc)[2] = fma(vec4(a0.y), b0, (*acc)[2]);
@@ -290,29 +346,33 @@ fn accumulate(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
     }
 }
 
-// C[r, col .. col + 4] = v, skipping what lies outside C.
+// C[r, col .. col + 4] = v (col % 4 == 0), skipping what lies outside C: one 16-byte
+// store when n % 4 == 0 (then the four are in or out together), else one per value.
 fn store4(r: u32, col: u32, v: vec4<f32>) {
-    if (r < info.m) {
-        let base = c_base + r * info.n;
-        if (col < info.n) {
-            c[base + col] = v.x;
-        }
-        if (col + 1u < info.n) {
-            c[base + col + 1u] = v.y;
-        }
-        if (col + 2u < info.n) {
-            c[base + col + 2u] = v.z;
-        }
-        if (col + 3u < info.n) {
-            c[base + col + 3u] = v.w;
-        }
+    if (r >= info.m || col >= info.n) {
+        return;
+    }
+    let i = c_base + r * info.n + col;
+    if (info.n % 4u == 0u) {
+        c[i / 4u] = v;
+        return;
+    }
+    c[i / 4u][i % 4u] = v.x;
+    if (col + 1u < info.n) {
+        c[(i + 1u) / 4u][(i + 1u) % 4u] = v.y;
+    }
+    if (col + 2u < info.n) {
+        c[(i + 2u) / 4u][(i + 2u) % 4u] = v.z;
+    }
+    if (col + 3u < info.n) {
+        c[(i + 3u) / 4u][(i + 3u) % 4u] = v.w;
     }
 }
 
 // Written out like accumulate: only constant indices into acc.
 fn store_c(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
     let r = t.row0 + t.ty * TM;
-    let col = t.col0 + t.tx * TN;
+    let col = t.col0 + t.tx * 4u;
     if (TN == 4u) {
         store4(r, col, (*acc)[0]);
         store4(r + 1u, col, (*acc)[1]);
@@ -325,23 +385,24 @@ fn store_c(t: Tile, acc: ptr<function, array<vec4<f32>, 16>>) {
             store4(r + 7u, col, (*acc)[7]);
         }
     } else {
+        let hi = col + 4u * WG_X;
         store4(r, col, (*acc)[0]);
-        store4(r, col + 4u, (*acc)[1]);
+        store4(r, hi, (*acc)[1]);
         store4(r + 1u, col, (*acc)[2]);
-        store4(r + 1u, col + 4u, (*acc)[3]);
+        store4(r + 1u, hi, (*acc)[3]);
         store4(r + 2u, col, (*acc)[4]);
-        store4(r + 2u, col + 4u, (*acc)[5]);
+        store4(r + 2u, hi, (*acc)[5]);
         store4(r + 3u, col, (*acc)[6]);
-        store4(r + 3u, col + 4u, (*acc)[7]);
+        store4(r + 3u, hi, (*acc)[7]);
         if (TM == 8u) {
             store4(r + 4u, col, (*acc)[8]);
-            store4(r + 4u, col + 4u, (*acc)[9]);
+            store4(r + 4u, hi, (*acc)[9]);
             store4(r + 5u, col, (*acc)[10]);
-            store4(r + 5u, col + 4u, (*acc)[11]);
+            store4(r + 5u, hi, (*acc)[11]);
             store4(r + 6u, col, (*acc)[12]);
-            store4(r + 6u, col + 4u, (*acc)[13]);
+            store4(r + 6u, hi, (*acc)[13]);
             store4(r + 7u, col, (*acc)[14]);
-            store4(r + 7u, col + 4u, (*acc)[15]);
+            store4(r + 7u, hi, (*acc)[15]);
         }
     }
 }
@@ -353,10 +414,15 @@ fn matmul_ss(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc: array<vec4<f32>, 16>;
     let kr = k_range(wid);
     c_base = wid.z * info.m * info.n;
+    var ua = fetch_a_scalar(t, kr.x);
+    var ub = fetch_b_scalar(t, kr.x);
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
-        load_a_scalar(t, k0);
-        load_b_scalar(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < kr.y) {
+            ua = fetch_a_scalar(t, k0 + BK);
+            ub = fetch_b_scalar(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -370,10 +436,15 @@ fn matmul_vs(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc: array<vec4<f32>, 16>;
     let kr = k_range(wid);
     c_base = wid.z * info.m * info.n;
+    var ua = fetch_a_vec(t, kr.x);
+    var ub = fetch_b_scalar(t, kr.x);
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
-        load_a_vec(t, k0);
-        load_b_scalar(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < kr.y) {
+            ua = fetch_a_vec(t, k0 + BK);
+            ub = fetch_b_scalar(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -387,10 +458,15 @@ fn matmul_sv(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc: array<vec4<f32>, 16>;
     let kr = k_range(wid);
     c_base = wid.z * info.m * info.n;
+    var ua = fetch_a_scalar(t, kr.x);
+    var ub = fetch_b_vec(t, kr.x);
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
-        load_a_scalar(t, k0);
-        load_b_vec(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < kr.y) {
+            ua = fetch_a_scalar(t, k0 + BK);
+            ub = fetch_b_vec(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -404,10 +480,15 @@ fn matmul_vv(@builtin(local_invocation_id) lid: vec3<u32>,
     var acc: array<vec4<f32>, 16>;
     let kr = k_range(wid);
     c_base = wid.z * info.m * info.n;
+    var ua = fetch_a_vec(t, kr.x);
+    var ub = fetch_b_vec(t, kr.x);
     for (var k0 = kr.x; k0 < kr.y; k0 += BK) {
-        load_a_vec(t, k0);
-        load_b_vec(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < kr.y) {
+            ua = fetch_a_vec(t, k0 + BK);
+            ub = fetch_b_vec(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }

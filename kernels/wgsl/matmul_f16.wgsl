@@ -1,9 +1,10 @@
 // f16-storage GEMM and the f32 -> f16 cast. Needs SHADER_F16.
 //
 // This file is prepended to matmul.wgsl (the launcher concatenates the two sources), so it
-// reuses that file's Info, tiles, inner loop and stores: only the global loads differ.
-// Operands are stored as f16 (array<f16>, or array<vec4<f16>> for the vec4 paths),
-// converted to f32 when staged in workgroup memory, and accumulated in f32; C is f32.
+// reuses that file's Info, tiles, prefetch, inner loop and stores: only the global
+// loads differ. Operands are stored as f16 (array<f16>, or array<vec4<f16>> for the
+// vec4 paths), converted to f32 when fetched (half the bytes from device memory of the
+// f32 kernel), and accumulated in f32; C is f32.
 enable f16;
 
 @group(0) @binding(1) var<storage, read> ah: array<f16>;
@@ -69,32 +70,44 @@ fn bh_unit_vec(kk: u32, col: u32) -> vec4<f32> {
     return vec4<f32>(bh4[(kk * info.n + col) / 4u]);
 }
 
-fn load_ah_scalar(t: Tile, k0: u32) {
-    for (var u = t.tid; u < A_SLOTS; u += WG_X * WG_Y) {
-        let p = a_unit_pos(u);
-        store_a_unit(u, ah_unit_scalar(t.row0 + p.x, k0 + p.y));
-    }
+fn fetch_ah_scalar(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = a_src(t, 0u, k0);
+    u.v0 = ah_unit_scalar(s.x, s.y);
+    if (A_PER > 1u) { s = a_src(t, 1u, k0); u.v1 = ah_unit_scalar(s.x, s.y); }
+    if (A_PER > 2u) { s = a_src(t, 2u, k0); u.v2 = ah_unit_scalar(s.x, s.y); }
+    if (A_PER > 3u) { s = a_src(t, 3u, k0); u.v3 = ah_unit_scalar(s.x, s.y); }
+    return u;
 }
 
-fn load_ah_vec(t: Tile, k0: u32) {
-    for (var u = t.tid; u < A_SLOTS; u += WG_X * WG_Y) {
-        let p = a_unit_pos(u);
-        store_a_unit(u, ah_unit_vec(t.row0 + p.x, k0 + p.y));
-    }
+fn fetch_ah_vec(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = a_src(t, 0u, k0);
+    u.v0 = ah_unit_vec(s.x, s.y);
+    if (A_PER > 1u) { s = a_src(t, 1u, k0); u.v1 = ah_unit_vec(s.x, s.y); }
+    if (A_PER > 2u) { s = a_src(t, 2u, k0); u.v2 = ah_unit_vec(s.x, s.y); }
+    if (A_PER > 3u) { s = a_src(t, 3u, k0); u.v3 = ah_unit_vec(s.x, s.y); }
+    return u;
 }
 
-fn load_bh_scalar(t: Tile, k0: u32) {
-    for (var u = t.tid; u < B_SLOTS; u += WG_X * WG_Y) {
-        let p = b_unit_pos(u);
-        store_b_unit(u, bh_unit_scalar(k0 + p.x, t.col0 + p.y));
-    }
+fn fetch_bh_scalar(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = b_src(t, 0u, k0);
+    u.v0 = bh_unit_scalar(s.x, s.y);
+    if (B_PER > 1u) { s = b_src(t, 1u, k0); u.v1 = bh_unit_scalar(s.x, s.y); }
+    if (B_PER > 2u) { s = b_src(t, 2u, k0); u.v2 = bh_unit_scalar(s.x, s.y); }
+    if (B_PER > 3u) { s = b_src(t, 3u, k0); u.v3 = bh_unit_scalar(s.x, s.y); }
+    return u;
 }
 
-fn load_bh_vec(t: Tile, k0: u32) {
-    for (var u = t.tid; u < B_SLOTS; u += WG_X * WG_Y) {
-        let p = b_unit_pos(u);
-        store_b_unit(u, bh_unit_vec(k0 + p.x, t.col0 + p.y));
-    }
+fn fetch_bh_vec(t: Tile, k0: u32) -> Units {
+    var u: Units;
+    var s = b_src(t, 0u, k0);
+    u.v0 = bh_unit_vec(s.x, s.y);
+    if (B_PER > 1u) { s = b_src(t, 1u, k0); u.v1 = bh_unit_vec(s.x, s.y); }
+    if (B_PER > 2u) { s = b_src(t, 2u, k0); u.v2 = bh_unit_vec(s.x, s.y); }
+    if (B_PER > 3u) { s = b_src(t, 3u, k0); u.v3 = bh_unit_vec(s.x, s.y); }
+    return u;
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -102,10 +115,15 @@ fn matmul_f16_ss(@builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
+    var ua = fetch_ah_scalar(t, 0u);
+    var ub = fetch_bh_scalar(t, 0u);
     for (var k0 = 0u; k0 < info.k; k0 += BK) {
-        load_ah_scalar(t, k0);
-        load_bh_scalar(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < info.k) {
+            ua = fetch_ah_scalar(t, k0 + BK);
+            ub = fetch_bh_scalar(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -117,10 +135,15 @@ fn matmul_f16_vs(@builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
+    var ua = fetch_ah_vec(t, 0u);
+    var ub = fetch_bh_scalar(t, 0u);
     for (var k0 = 0u; k0 < info.k; k0 += BK) {
-        load_ah_vec(t, k0);
-        load_bh_scalar(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < info.k) {
+            ua = fetch_ah_vec(t, k0 + BK);
+            ub = fetch_bh_scalar(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -132,10 +155,15 @@ fn matmul_f16_sv(@builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
+    var ua = fetch_ah_scalar(t, 0u);
+    var ub = fetch_bh_vec(t, 0u);
     for (var k0 = 0u; k0 < info.k; k0 += BK) {
-        load_ah_scalar(t, k0);
-        load_bh_vec(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < info.k) {
+            ua = fetch_ah_scalar(t, k0 + BK);
+            ub = fetch_bh_vec(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }
@@ -147,10 +175,15 @@ fn matmul_f16_vv(@builtin(local_invocation_id) lid: vec3<u32>,
                  @builtin(workgroup_id) wid: vec3<u32>) {
     let t = tile_of(lid, wid);
     var acc: array<vec4<f32>, 16>;
+    var ua = fetch_ah_vec(t, 0u);
+    var ub = fetch_bh_vec(t, 0u);
     for (var k0 = 0u; k0 < info.k; k0 += BK) {
-        load_ah_vec(t, k0);
-        load_bh_vec(t, k0);
+        stash(t, ua, ub);
         workgroupBarrier();
+        if (k0 + BK < info.k) {
+            ua = fetch_ah_vec(t, k0 + BK);
+            ub = fetch_bh_vec(t, k0 + BK);
+        }
         accumulate(t, &acc);
         workgroupBarrier();
     }

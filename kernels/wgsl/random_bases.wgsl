@@ -205,7 +205,7 @@ fn project_signs_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
         for (var b = 0u; b < nb; b++) {
             let e = e0 + 64u * b + lid;
             if (e < len) {
-                acc += flip(g[g_offset + e], wsig[2u * b + lid / 32u], lid % 32u);
+                acc += sign_flip(g[g_offset + e], wsig[2u * b + lid / 32u], lid % 32u);
             }
         }
         red[j * WG + lid] = acc;

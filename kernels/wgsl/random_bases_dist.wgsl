@@ -125,7 +125,7 @@ fn sign_mask(word: u32, bit: u32) -> u32 {
 }
 
 // x times packed-sign entry `bit` of `word`: a sign flip (exact).
-fn flip(x: f32, word: u32, bit: u32) -> f32 {
+fn sign_flip(x: f32, word: u32, bit: u32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) ^ sign_mask(word, bit));
 }
 
@@ -135,7 +135,7 @@ fn unit_values(k: StreamKey, p: DistParams, dir: u32, unit: u32) -> vec4<f32> {
     if (DIST == 3u) {
         let w = stream_word(k, dir, unit / 8u);
         let b = 4u * (unit % 8u);
-        return vec4<f32>(flip(1.0, w, b), flip(1.0, w, b + 1u), flip(1.0, w, b + 2u), flip(1.0, w, b + 3u));
+        return vec4<f32>(sign_flip(1.0, w, b), sign_flip(1.0, w, b + 1u), sign_flip(1.0, w, b + 2u), sign_flip(1.0, w, b + 3u));
     }
     return map_words(unit_words(k, dir, unit), p);
 }

@@ -22,7 +22,7 @@
 use crate::exchange::{allgather_f32, allreduce_sum_f32, Exchange};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
 use rbd_engine::random_bases::{
-    expand, project, rbd_scale, total_dims, Bases, Compartment, Stream,
+    expand, project, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
 };
 use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
@@ -141,11 +141,13 @@ pub struct DistributedRbd {
     pub sharing: BaseSharing,
     /// The other ranks.
     pub exchange: Arc<dyn Exchange>,
+    /// Which random bases (i.i.d. unless set).
+    pub family: BasisFamily,
 }
 
 impl DistributedRbd {
     fn bases<'a>(&self, step: u64, comps: &'a [Compartment]) -> Bases<'a> {
-        Bases::new(self.stream, step, comps, self.scale)
+        Bases::new(self.stream, step, comps, self.scale).with_family(self.family)
     }
 
     /// Distributed RBD with scale 1/√D for θ of length `dim`.
@@ -164,7 +166,14 @@ impl DistributedRbd {
             scale: rbd_scale(dim),
             sharing,
             exchange,
+            family: BasisFamily::Iid,
         }
+    }
+
+    /// The same optimiser drawing its directions from `family` (its block length fits
+    /// one rank's d, so per-worker bases are consecutive columns of the same groups).
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        DistributedRbd { family, ..self }
     }
 }
 
@@ -211,12 +220,13 @@ pub struct DistributedFpd {
     exchange: Arc<dyn Exchange>,
     base: Tensor,
     coords: Tensor,
+    family: BasisFamily,
 }
 
 impl DistributedFpd {
     /// The fixed base over `comps`.
     fn bases<'a>(&self, comps: &'a [Compartment]) -> Bases<'a> {
-        Bases::new(self.stream, FIXED_STEP, comps, self.scale)
+        Bases::new(self.stream, FIXED_STEP, comps, self.scale).with_family(self.family)
     }
 
     /// Distributed FPD around `theta0` (c = 0).
@@ -242,7 +252,13 @@ impl DistributedFpd {
             sharing,
             exchange,
             base: theta0.detach(),
+            family: BasisFamily::Iid,
         })
+    }
+
+    /// The same optimiser with its fixed base drawn from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        DistributedFpd { family, ..self }
     }
 }
 

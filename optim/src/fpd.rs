@@ -9,7 +9,9 @@
 //!   point before the last update, while validation sees the current θ.
 
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::random_bases::{project_expand, rbd_scale, total_dims, Bases, Compartment, Stream};
+use rbd_engine::random_bases::{
+    project_expand, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
+};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// The step index the fixed base is drawn at.
@@ -36,6 +38,7 @@ pub struct FixedProjection {
     coords: Tensor,
     gradient_at: FpdGradientAt,
     previous: Option<Tensor>,
+    family: BasisFamily,
 }
 
 impl FixedProjection {
@@ -62,7 +65,13 @@ impl FixedProjection {
             base: theta0.detach(),
             gradient_at,
             previous: None,
+            family: BasisFamily::Iid,
         })
+    }
+
+    /// The same optimiser with its fixed base drawn from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        FixedProjection { family, ..self }
     }
 }
 
@@ -74,7 +83,8 @@ impl Optimizer for FixedProjection {
         };
         let g = oracle.gradient(&at)?;
         // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
-        let bases = Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale);
+        let bases =
+            Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale).with_family(self.family);
         let (pg, next) = project_expand(&bases, &g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
         if self.gradient_at == FpdGradientAt::Previous {

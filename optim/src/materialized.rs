@@ -3,7 +3,7 @@
 //! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{generate, rbd_scale, Bases, Compartment, Stream};
+use rbd_engine::random_bases::{generate, rbd_scale, Bases, BasisFamily, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// Host memory the cpu variant may use for Φ.
@@ -17,6 +17,8 @@ pub struct MaterializedRbd {
     pub stream: Stream,
     /// Number of directions.
     pub dims: usize,
+    /// Which random bases Φ holds.
+    pub family: BasisFamily,
 }
 
 /// Bytes Φ needs, or an error naming the limit it exceeds.
@@ -42,7 +44,8 @@ impl Optimizer for MaterializedRbd {
         check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
         let comp = [Compartment::new(0, 0, num_params, self.dims)];
-        let bases = Bases::new(self.stream, step, &comp, rbd_scale(num_params));
+        let bases =
+            Bases::new(self.stream, step, &comp, rbd_scale(num_params)).with_family(self.family);
         let phi = generate(&device, &bases)?.reshape(&[self.dims, num_params])?;
         let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
         let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;

@@ -2,9 +2,14 @@
 //! offspring θ + σ·ε_i with ε_i ~ N(0, I) (not antithetic), each offspring's loss on its
 //! own minibatch, ranks rank/(d−1) − 0.5 (lowest loss +0.5), and
 //! θ ← θ + lr·Σ_i rank_i·ε_i / (σ·d·√D).
+//!
+//! With the Fastfood family the ε_i are the d columns of one step's structured blocks
+//! (unit-variance entries, orthogonal in expectation): the structured, orthogonal
+//! perturbations of Choromanski et al. 2018 ("Structured evolution with compact
+//! architectures"), from the same counter-based stream.
 
 use crate::{Optimizer, Oracle, StepInfo};
-use rbd_engine::random_bases::{expand, Bases, Compartment, Stream};
+use rbd_engine::random_bases::{expand, Bases, BasisFamily, Compartment, Stream};
 use rbd_engine::{Result, Tensor};
 
 /// NES with population `population`.
@@ -17,6 +22,8 @@ pub struct Nes {
     pub population: usize,
     /// Stream of the perturbations (unscaled N(0, 1) entries).
     pub stream: Stream,
+    /// Which random bases the perturbations are (i.i.d. for the paper's NES).
+    pub family: BasisFamily,
 }
 
 /// Centred ranks: the lowest loss gets +0.5, the highest −0.5 (ties broken by index).
@@ -35,6 +42,13 @@ pub fn centred_ranks(losses: &[f64]) -> Vec<f64> {
     ranks
 }
 
+impl Nes {
+    /// The perturbations of `step` in `comps`, unscaled.
+    fn bases<'a>(&self, step: u64, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, step, comps, 1.0).with_family(self.family)
+    }
+}
+
 impl Optimizer for Nes {
     fn batches_per_step(&self) -> usize {
         self.population
@@ -47,24 +61,14 @@ impl Optimizer for Nes {
         let mut losses = Vec::with_capacity(self.population);
         for i in 0..self.population {
             let one = [whole.window(i, 1)];
-            let offspring = expand(
-                &Bases::new(self.stream, step, &one, 1.0),
-                &sigma,
-                1.0,
-                theta,
-            )?;
+            let offspring = expand(&self.bases(step, &one), &sigma, 1.0, theta)?;
             losses.push(oracle.loss(&offspring)?);
         }
         let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
         let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
         let alpha = self.lr / (self.sigma * self.population as f64 * (num_params as f64).sqrt());
         let all = [whole];
-        let next = expand(
-            &Bases::new(self.stream, step, &all, 1.0),
-            &ranks,
-            alpha as f32,
-            theta,
-        )?;
+        let next = expand(&self.bases(step, &all), &ranks, alpha as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,

@@ -1,12 +1,14 @@
 //! Random bases descent: every step, d fresh directions per compartment (entries
-//! i.i.d. from the distribution, divided by √D); c = Φᵀg; θ ← θ − lr·Φc. The
-//! directions are regenerated from (seed, step, compartment, direction, element) and
-//! never stored whole: on the cpu each entry is generated once (a block of directions
-//! is kept in cache between c and the update), on wgpu once per pass.
+//! i.i.d. from the distribution, divided by √D; or, with the Fastfood family, the
+//! columns of structured blocks of the same second moment); c = Φᵀg; θ ← θ − lr·Φc.
+//! The directions are regenerated from (seed, step, compartment, direction, element)
+//! and never stored whole: on the cpu each entry is generated once (a block of
+//! directions is kept in cache between c and the update), on wgpu once per pass.
 
 use crate::{Optimizer, Oracle, StepInfo};
 use rbd_engine::random_bases::{
-    expand, project_expand, project_expand_delta, rbd_scale, Bases, Compartment, Stream,
+    expand, project_expand, project_expand_delta, rbd_scale, Bases, BasisFamily, Compartment,
+    Stream,
 };
 use rbd_engine::{Result, Tensor};
 
@@ -22,6 +24,8 @@ pub struct RandomBases {
     pub scale: f32,
     /// Log the gradient correlation.
     pub correlation: bool,
+    /// Which random bases (i.i.d. unless set).
+    pub family: BasisFamily,
 }
 
 impl RandomBases {
@@ -39,14 +43,25 @@ impl RandomBases {
             comps,
             scale: rbd_scale(num_params),
             correlation,
+            family: BasisFamily::Iid,
         }
+    }
+
+    /// The same optimiser drawing its directions from `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        RandomBases { family, ..self }
+    }
+
+    /// This step's directions.
+    fn bases(&self, step: u64) -> Bases<'_> {
+        Bases::new(self.stream, step, &self.comps, self.scale).with_family(self.family)
     }
 }
 
 impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
-        let bases = Bases::new(self.stream, step, &self.comps, self.scale);
+        let bases = self.bases(step);
         let alpha = -self.lr as f32;
         // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
         // update to read the correlation's direction from: expand Φc itself then.

@@ -84,19 +84,18 @@ impl Backend {
     pub fn timing_method(&self) -> &'static str {
         match self {
             Backend::Cpu => "wall-clock",
-            Backend::Wgpu(ctx) if ctx.features.contains(wgpu_timestamps()) => "gpu-timestamps",
-            Backend::Wgpu(_) => "wall-clock (after synchronize)",
+            Backend::Wgpu(ctx) if ctx.has_timestamps() => "gpu-timestamps",
+            Backend::Wgpu(_) => {
+                "wall-clock after synchronize (the adapter has no timestamp queries)"
+            }
         }
     }
 }
 
-fn wgpu_timestamps() -> rbd_kernels::gpu::Features {
-    rbd_kernels::gpu::Features::TIMESTAMP_QUERY
-}
-
 /// The backends named by `--backends`: all (cpu and every wgpu adapter), cpu, wgpu
-/// (every adapter), gpu (every adapter that is not a CPU) or wgpu-cpu (the first CPU
-/// adapter, e.g. llvmpipe).
+/// (every adapter), gpu (every GPU, by the one rule of `rbd_kernels::gpu`'s adapter
+/// module that `--device gpu` uses too) or wgpu-cpu (the first CPU adapter, e.g.
+/// llvmpipe). A device seen through several backends is measured once.
 pub fn backends(which: &str) -> Result<Vec<Backend>> {
     if !["all", "cpu", "wgpu", "gpu", "wgpu-cpu"].contains(&which) {
         anyhow::bail!("--backends: '{which}' (expected all, cpu, wgpu, gpu or wgpu-cpu)");
@@ -115,7 +114,7 @@ pub fn backends(which: &str) -> Result<Vec<Backend>> {
     let first_cpu = adapters.iter().position(|a| a.is_cpu);
     for (i, a) in adapters.iter().enumerate() {
         let wanted = match which {
-            "gpu" => !a.is_cpu,
+            "gpu" => a.is_gpu(),
             "wgpu-cpu" => Some(i) == first_cpu,
             _ => true,
         };
@@ -159,20 +158,11 @@ pub fn measure(
                 samples.push(t.elapsed().as_secs_f64() * 1e3);
             }
             Backend::Wgpu(ctx) => {
-                ctx.synchronize()?;
-                let profiled = ctx.start_profiling();
-                let t = Instant::now();
-                f()?;
-                ctx.synchronize()?;
-                let wall = t.elapsed().as_secs_f64() * 1e3;
-                let kernels = ctx.stop_profiling()?;
-                walls.push(wall);
-                stamped |= profiled;
-                samples.push(if profiled {
-                    kernels.iter().map(|k| k.nanos).sum::<f64>() / 1e6
-                } else {
-                    wall
-                });
+                let (ran, t) = ctx.time_kernels(|| Ok(f()))?;
+                ran?;
+                walls.push(t.wall_ns / 1e6);
+                stamped |= t.kernel_ns.is_some();
+                samples.push(t.kernel_ns.unwrap_or(t.wall_ns) / 1e6);
             }
         }
     }

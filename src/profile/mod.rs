@@ -2,9 +2,13 @@
 //! forward, backward, metrics, gradient concatenation, the optimiser's update), per
 //! layer (forward and backward) and per engine op, on any backend. A few warm-up
 //! steps, then `--steps` unprofiled steps (the honest step time) and `--steps`
-//! profiled ones; every figure is a median over steps.
+//! profiled ones; every figure is a median over steps. On wgpu, also every dispatch of
+//! one step with its workgroups and an estimate of its time on a big GPU
+//! (`parallelism`), and per-kernel GPU time from timestamp queries where the adapter
+//! has them.
 
 mod oracle;
+mod parallelism;
 mod report;
 
 use crate::bench::Timing;
@@ -117,6 +121,9 @@ struct Report {
     gpu_timestamps: Option<GpuTimestamps>,
     /// Why there are no timestamps, when there are none.
     gpu_timestamps_note: Option<String>,
+    /// Every dispatch of the first unprofiled step: workgroups, threads, work, and the
+    /// estimate on a reference GPU (null on the cpu backend).
+    parallelism: Option<parallelism::Parallelism>,
     /// Per-step GPU runtime counters (dispatches, submits, readbacks, buffer and
     /// bind-group creations, host µs per dispatch); null on the cpu backend.
     gpu_counters: Option<serde_json::Value>,
@@ -255,6 +262,7 @@ fn optimizer(
             sigma: 0.01,
             population: args.dim,
             stream: stream(args)?,
+            family: rbd_engine::random_bases::BasisFamily::Iid,
         }),
         "rbd-materialized" => {
             if args.compartments != "1" {
@@ -265,6 +273,7 @@ fn optimizer(
                 lr: args.lr,
                 stream: stream(args)?,
                 dims: args.dim,
+                family: rbd_engine::random_bases::BasisFamily::Iid,
             })
         }
         other => bail!(
@@ -324,11 +333,20 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
     device.synchronize()?;
     let mut plain = Vec::with_capacity(args.steps);
     let counters = CounterWindow::start();
-    for _ in 0..args.steps {
+    let mut dispatch_log = None;
+    for i in 0..args.steps {
+        // The first step's dispatches are logged (a push per dispatch).
+        let logged = device.gpu().filter(|_| i == 0);
+        if let Some(ctx) = logged {
+            ctx.start_dispatch_log();
+        }
         let t = Instant::now();
         one_step(&mut theta)?;
         device.synchronize()?;
         plain.push(t.elapsed().as_secs_f64() * 1e3);
+        if let Some(ctx) = logged {
+            dispatch_log = Some(ctx.take_dispatch_log());
+        }
     }
     let gpu_counters = device.gpu().and(counters.per_step(args.steps));
     let mut profiled = Vec::with_capacity(args.steps);
@@ -402,6 +420,7 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
         breakdown,
         gpu_timestamps,
         gpu_timestamps_note,
+        parallelism: dispatch_log.as_deref().map(parallelism::of),
         gpu_counters,
         cpu_plan: rbd_kernels::random_bases::CpuPlan::current()
             .plan
@@ -503,6 +522,37 @@ fn print_tables(r: &Report) {
         (None, Some(note)) => println!("\nGPU timestamps: n/a ({note})"),
         (None, None) => println!("\nGPU timestamps: n/a"),
     }
+    if let Some(p) = &r.parallelism {
+        println!(
+            "\ndispatches of one step: workgroups, and time estimated on {} (target: at least {} workgroups unless under {} µs)",
+            p.reference, p.target_workgroups, p.max_us_below_target
+        );
+        println!(
+            "{:<34} {:>14} {:>8} {:>10} {:>10} {:>9}",
+            "kernel", "workgroups", "threads", "MFLOP", "MB", "est µs"
+        );
+        for d in &p.dispatches {
+            println!(
+                "{:<34} {:>14} {:>8} {:>10.2} {:>10.3} {:>9.2}{}",
+                d.kernel,
+                d.total_workgroups,
+                d.threads_per_workgroup,
+                d.flops / 1e6,
+                d.bytes / 1e6,
+                d.est_us,
+                if d.misses_target { "  < target" } else { "" }
+            );
+        }
+        println!(
+            "estimated step on the reference: {:.1} µs; target {}",
+            p.est_step_us,
+            if p.meets_target {
+                "met by every dispatch".to_string()
+            } else {
+                format!("missed by {}", p.misses.join(", "))
+            }
+        );
+    }
     match &r.gpu_counters {
         Some(c) => println!(
             "GPU counters per step: {:.1} dispatches, {:.1} submits, {:.1} readbacks, {:.1} buffer creations, {:.1} bind-group creations, {:.1} compute passes; {:.2} µs host time per dispatch",
@@ -541,6 +591,7 @@ mod tests {
         let r = measure(&a).unwrap();
         assert_eq!((r.parameters, r.dims, r.backend), (101_770, Some(8), "cpu"));
         assert!(r.gpu_counters.is_none() && r.gpu_timestamps.is_none());
+        assert!(r.parallelism.is_none());
         let b = &r.breakdown;
         // One step: the phases add up to the step exactly (the update is the rest).
         let sum: f64 = b.phases.iter().map(|p| p.median_ms).sum();

@@ -39,6 +39,11 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("b6", include_str!("../../reproduce/b6.toml")),
     ("b7", include_str!("../../reproduce/b7.toml")),
     (
+        "b7-fastfood",
+        include_str!("../../reproduce/b7-fastfood.toml"),
+    ),
+    ("fastfood", include_str!("../../reproduce/fastfood.toml")),
+    (
         "b7-fc-mnist",
         include_str!("../../reproduce/b7-fc-mnist.toml"),
     ),
@@ -156,6 +161,15 @@ pub struct Manifest {
     /// Another artefact whose runs this one shares (B.6 plots Table 1's runs).
     #[serde(default)]
     pub runs_of: Option<String>,
+    /// Another artefact whose committed runs this one repeats on a shorter budget, with
+    /// the same configurations and ids (`quick` repeats `table1`'s FC-MNIST row): its rows
+    /// are compared bit for bit and its full-budget cells shown as context.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// The paper's ordering of this artefact's columns at equal budget, best first
+    /// (`["SGD", "RBD", "FPD", "NES"]`), checked in every summary.
+    #[serde(default)]
+    pub claim_order: Vec<String>,
 }
 
 fn one() -> u64 {
@@ -239,6 +253,9 @@ pub struct RunEntry {
     /// Generator.
     #[serde(default)]
     pub generator: Option<GeneratorKind>,
+    /// Random bases (`iid`, the default, or `fastfood`).
+    #[serde(default)]
+    pub bases: Option<crate::train::kinds::BasesKind>,
     /// Gradient correlation logging.
     #[serde(default)]
     pub correlation: Option<bool>,
@@ -268,11 +285,19 @@ pub struct RunEntry {
     pub nes_epochs: Option<crate::train::kinds::NesEpochs>,
 }
 
+/// The most seeds per run a reproduction plans (the paper's artefacts use 3): more is a
+/// typo, and would plan runs without end.
+pub const MAX_SEEDS: u64 = 1000;
+
 impl Manifest {
     /// Parses a manifest; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest> {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
+        m.check().map_err(|e| anyhow!("{origin}: {e}"))?;
+        if !(1..=MAX_SEEDS).contains(&m.seeds) {
+            bail!("{origin}: seeds = {}: must be 1 to {MAX_SEEDS}", m.seeds);
+        }
         let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
         let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         ids.sort_unstable();
@@ -282,7 +307,33 @@ impl Manifest {
         if m.kind == ArtefactKind::Orthogonality && m.orthogonality.is_none() {
             bail!("{origin}: an orthogonality artefact needs an [orthogonality] table");
         }
+        if let Some(o) = &m.orthogonality {
+            super::orthogonality::check(o.vectors, o.max_exponent)
+                .with_context(|| format!("{origin}: [orthogonality]"))?;
+        }
+        if m.kind == ArtefactKind::Training && m.runs.is_empty() {
+            bail!("{origin}: no [[run]]: a training artefact lists its runs");
+        }
         Ok(m)
+    }
+
+    /// Checks what the manifest's own fields may hold: the names that become paths
+    /// stay inside the results directory, the budget is at least one.
+    fn check(&self) -> Result<(), String> {
+        plain_name("name", &self.name)?;
+        if let Some(r) = &self.runs_of {
+            plain_name("runs_of", r)?;
+        }
+        for (i, p) in self.plots.iter().enumerate() {
+            plain_name(&format!("plot {}: file", i + 1), &p.file)?;
+        }
+        if self.epochs == 0 {
+            return Err("epochs = 0: a run needs at least 1 epoch".into());
+        }
+        if self.seeds == 0 {
+            return Err("seeds = 0: an artefact needs at least 1 seed".into());
+        }
+        Ok(())
     }
 
     /// A built-in manifest by name, or a manifest file by path.
@@ -326,6 +377,9 @@ impl Manifest {
                         entry.id
                     );
                 }
+                entry
+                    .check()
+                    .map_err(|e| anyhow!("run {} ({:?}): {e}", i + 1, entry.id))?;
                 Ok(entry)
             })
             .collect()
@@ -386,6 +440,9 @@ fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
             format!("-{}", cfg.generator),
             format!("--generator {}", cfg.generator),
         ));
+    }
+    if cfg.bases != d.bases {
+        v.push((format!("-{}", cfg.bases), format!("--bases {}", cfg.bases)));
     }
     if cfg.nes_straddles() {
         v.push((
@@ -511,6 +568,12 @@ pub fn tuned_rate(results: &Path, cfg: &RunConfig) -> Result<Option<f64>> {
     let lr = v["best_lr"]
         .as_f64()
         .with_context(|| format!("{}: no best_lr", path.display()))?;
+    if !(lr.is_finite() && lr > 0.0) {
+        bail!(
+            "{}: best_lr = {lr}: not a positive rate (run rbd tune again)",
+            path.display()
+        );
+    }
     Ok(Some(lr))
 }
 
@@ -534,6 +597,9 @@ impl Manifest {
     /// Expands the manifest into runs under `results/NAME/runs/`.
     pub fn plan(&self, results: &Path, opts: &PlanOptions) -> Result<Vec<PlannedRun>> {
         let seeds = opts.seeds.unwrap_or(self.seeds);
+        if seeds > MAX_SEEDS {
+            bail!("seeds: {seeds} seeds per run is more than {MAX_SEEDS}");
+        }
         let mut out = Vec::new();
         let entries = self.entries()?;
         // A filter equal to an id selects that run alone (`--only d10` is not d100).
@@ -599,13 +665,64 @@ impl Manifest {
             }
         }
         if out.is_empty() && self.kind == ArtefactKind::Training {
-            bail!("no run of '{}' matches the filter", self.name);
+            if opts.only.is_empty() {
+                bail!(
+                    "'{}' has no runs (its manifest lists no [[run]])",
+                    self.name
+                );
+            }
+            bail!(
+                "no run of '{}' matches --only {}",
+                self.name,
+                opts.only.join(", ")
+            );
         }
         Ok(out)
     }
 }
 
+/// Refuses `value` for `field` unless it is one plain file name: it becomes a directory
+/// or file inside the results directory, so no separator, `.`, `..` or emptiness.
+fn plain_name(field: &str, value: &str) -> Result<(), String> {
+    let plain = !value.is_empty()
+        && value != "."
+        && value != ".."
+        && !value.contains(['/', '\\'])
+        && !value.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} = {value:?} must be a plain name (no '/', '\\', '..' or control characters): it names a path inside the results directory"
+        ))
+    }
+}
+
 impl RunEntry {
+    /// Checks the fields that become paths or numbers of the summary.
+    fn check(&self) -> Result<(), String> {
+        plain_name("id", &self.id)?;
+        let finite = |field: &str, v: Option<f64>| match v {
+            Some(x) if !x.is_finite() => Err(format!("{field} = {x} must be a finite number")),
+            _ => Ok(()),
+        };
+        finite("paper", self.paper)?;
+        finite("paper_std", self.paper_std)?;
+        finite("x", self.x)?;
+        if let Some(s) = self.paper_std.filter(|s| *s < 0.0) {
+            return Err(format!(
+                "paper_std = {s} must not be negative (a standard deviation)"
+            ));
+        }
+        if self.paper_std.is_some() && self.paper.is_none() {
+            return Err("paper_std is given without paper".into());
+        }
+        if self.epochs == Some(0) {
+            return Err("epochs = 0: a run needs at least 1 epoch".into());
+        }
+        Ok(())
+    }
+
     /// The run's configuration (seed 0, checkpoint every epoch).
     pub fn config(&self, manifest_epochs: u64) -> Result<RunConfig> {
         let spec = match (&self.schedule, self.optimizer) {
@@ -643,6 +760,7 @@ impl RunEntry {
             split_dim,
             bernoulli_p,
             generator,
+            bases,
             correlation,
             nes_sigma,
             batch_size,
@@ -866,6 +984,73 @@ mod tests {
         }
         let file = tuned_rate_file(&empty, &nes.cfg);
         assert!(why.contains(&file.display().to_string()), "{why}");
+    }
+
+    #[test]
+    fn a_tuned_rate_that_is_not_positive_is_refused_naming_the_file() {
+        // Found by rbd-fuzz (tune): `"best_lr": 0` or `-0` was returned as the rate,
+        // and the run failed later with an error naming neither the file nor the key.
+        let results = std::env::temp_dir().join(format!("rbd-bad-tune-{}", std::process::id()));
+        let m = Manifest::load("table1-tuned").unwrap();
+        let plan = m.plan(&results, &PlanOptions::default()).unwrap();
+        let cfg = &plan[0].cfg;
+        let file = tuned_rate_file(&results, cfg);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        for bad in ["0", "-0", "-0.5"] {
+            std::fs::write(&file, format!("{{\"best_lr\": {bad}}}")).unwrap();
+            let e = format!("{:#}", tuned_rate(&results, cfg).unwrap_err());
+            assert!(e.starts_with(&file.display().to_string()), "{e}");
+            assert!(e.contains("best_lr = "), "{e}");
+        }
+        std::fs::write(&file, "{\"best_lr\": 0.125}").unwrap();
+        assert_eq!(tuned_rate(&results, cfg).unwrap(), Some(0.125));
+        std::fs::remove_dir_all(&results).unwrap();
+    }
+
+    #[test]
+    fn an_empty_or_oversized_artefact_is_refused_naming_the_file() {
+        // Found by rbd-fuzz (manifest): a manifest whose runs were all removed said "no
+        // run of 'x' matches the filter" though no filter was given.
+        let e = Manifest::parse("name = \"t\"\ntitle = \"t\"\n", "t.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: no [[run]]: a training artefact lists its runs"
+        );
+        // Found while writing the fuzzer: `vectors` past usize's half overflowed `2 ×
+        // vectors` and aborted on allocation in the experiment, after parsing.
+        let b8 = BUILT_IN.iter().find(|(n, _)| *n == "b8").unwrap().1;
+        let huge = b8.replace("vectors = 100", "vectors = 9223372036854775807");
+        assert_ne!(huge, b8, "b8 sets vectors = 100");
+        let e = format!("{:#}", Manifest::parse(&huge, "b8.toml").unwrap_err());
+        assert!(
+            e.starts_with("b8.toml: [orthogonality]: vectors must be 2 to"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn seeds_past_the_bound_are_refused_not_planned_without_end() {
+        // Found by rbd-fuzz (manifest): `seeds = 1099511627776` planned runs until the
+        // memory ran out.
+        let text = "name = \"t\"\ntitle = \"t\"\nseeds = 1099511627776\n[[run]]\nid = \"a\"\nmodel = \"fc\"\ndataset = \"mnist\"\noptimizer = \"sgd\"\n";
+        let e = Manifest::parse(text, "t.toml").unwrap_err().to_string();
+        assert_eq!(e, "t.toml: seeds = 1099511627776: must be 1 to 1000");
+        let zero = text.replace("1099511627776", "0");
+        let e = Manifest::parse(&zero, "t.toml").unwrap_err().to_string();
+        assert_eq!(e, "t.toml: seeds = 0: must be 1 to 1000");
+        let m = Manifest::parse(&text.replace("1099511627776", "2"), "t.toml").unwrap();
+        let opts = PlanOptions {
+            seeds: Some(1 << 40),
+            ..PlanOptions::default()
+        };
+        let e = m.plan(Path::new("r"), &opts).unwrap_err().to_string();
+        assert!(e.starts_with("seeds: 1099511627776 seeds per run"), "{e}");
+        assert_eq!(
+            m.plan(Path::new("r"), &PlanOptions::default())
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

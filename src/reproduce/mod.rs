@@ -2,10 +2,12 @@
 //! (`reproduce/NAME.toml`), resumably, and writes its results beside the paper's
 //! values into `results/NAME/`.
 
+pub mod campaign;
 mod committed;
 pub mod estimate;
 pub mod manifest;
 pub mod orthogonality;
+pub mod reference;
 pub mod runner;
 pub mod summary;
 pub mod tune;
@@ -32,7 +34,7 @@ pub struct Request {
 }
 
 /// The sentence stating a shorter budget, for every output.
-fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
+pub fn budget_note(m: &Manifest, opts: &PlanOptions) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(e) = opts.epochs.filter(|e| *e != m.epochs) {
         parts.push(format!("{e} epochs instead of the paper's {}", m.epochs));
@@ -94,7 +96,7 @@ fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
         );
     }
     println!(
-        "{} runs; estimated {} left on {} (steps measured here with synthetic batches; data loading not included)",
+        "{} runs; estimated {} left on {} (steps, the loader and evaluation measured here with synthetic images)",
         runs.len(),
         estimate::human(total),
         device.describe()
@@ -146,17 +148,24 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
     } else {
         runner::run_all(&runs, stop)?
     };
-    // The summary shows every run of the artefact on disk, not only this invocation's.
-    let everything = PlanOptions {
-        only: Vec::new(),
-        seeds: Some(req.plan.seeds.unwrap_or(m.seeds).max(m.seeds)),
-        ..req.plan.clone()
-    };
-    let results = summary::collect(&m, &m.plan(&req.results, &everything)?)?;
-    let prov = summary::Provenance::here(device.describe());
-    summary::write(&out, &m, &results, &prov, note.as_deref())?;
+    let results = summarize(&m, &req.results, &req.plan, &device, note.as_deref())?;
     println!("results: {} (README.md, summary.csv, plots)", out.display());
     print_table(&results);
+    if let Some(r) = reference::check(&m, &results, &req.results)? {
+        for l in r.lines() {
+            println!("{l}");
+        }
+        println!(
+            "for context, {}'s committed runs after {} epochs (README.md has the table): {}",
+            r.reference,
+            r.reference_epochs,
+            r.context
+                .iter()
+                .map(|(_, col, ours, paper)| format!("{col} {ours} (paper {paper})"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     match end {
         SweepEnd::Complete => Ok(0),
         SweepEnd::Interrupted(sig) => {
@@ -169,8 +178,36 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
     }
 }
 
+/// Rewrites `results/NAME/`'s summary, table and plots from every run of the artefact
+/// on disk (not only those `plan` selects), stating `budget_note`.
+pub fn summarize(
+    m: &Manifest,
+    results_dir: &Path,
+    plan: &PlanOptions,
+    device: &rbd_engine::Device,
+    budget_note: Option<&str>,
+) -> Result<Vec<summary::EntryResult>> {
+    let everything = PlanOptions {
+        only: Vec::new(),
+        seeds: Some(plan.seeds.unwrap_or(m.seeds).max(m.seeds)),
+        ..plan.clone()
+    };
+    let results = summary::collect(m, &m.plan(results_dir, &everything)?)?;
+    let prov = summary::Provenance::here(device.describe());
+    summary::write(&results_dir.join(&m.name), m, &results, &prov, budget_note)?;
+    Ok(results)
+}
+
 fn print_table(results: &[summary::EntryResult]) {
     let w = id_column(results.iter().map(|r| r.entry.id.as_str()));
+    if results.iter().all(|r| r.epochs < r.paper_epochs) {
+        // A budget shorter than the paper's: its values are not set against the paper's.
+        println!("{:<w$} {:>26}", "run", "ours (val acc %)");
+        for r in results {
+            println!("{:<w$} {:>26}", r.entry.id, r.ours());
+        }
+        return;
+    }
     println!(
         "{:<w$} {:>26} {:>16} {:>10}",
         "run", "ours (val acc %)", "paper", "diff"

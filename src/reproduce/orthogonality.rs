@@ -36,15 +36,24 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     )
 }
 
-/// Computes rows for D = 10^1 … 10^`max_exponent` with `vectors` vectors (pairs:
-/// `vectors` independent pairs; released: `vectors` − 1 consecutive pairs).
-pub fn compute(stream: &Stream, vectors: usize, max_exponent: u32) -> Result<Vec<Row>> {
+/// The most vectors the experiment compares (the released code: 100).
+pub const MAX_VECTORS: usize = 1_000_000;
+
+/// Checks the experiment's size before anything is allocated.
+pub fn check(vectors: usize, max_exponent: u32) -> Result<()> {
     if max_exponent == 0 || max_exponent > 9 {
         bail!("max_exponent must be in 1..=9 (10^9 floats need 8 GB per pair)");
     }
-    if vectors < 2 {
-        bail!("vectors must be at least 2");
+    if !(2..=MAX_VECTORS).contains(&vectors) {
+        bail!("vectors must be 2 to {MAX_VECTORS}, got {vectors}");
     }
+    Ok(())
+}
+
+/// Computes rows for D = 10^1 … 10^`max_exponent` with `vectors` vectors (pairs:
+/// `vectors` independent pairs; released: `vectors` − 1 consecutive pairs).
+pub fn compute(stream: &Stream, vectors: usize, max_exponent: u32) -> Result<Vec<Row>> {
+    check(vectors, max_exponent)?;
     let mut rows = Vec::new();
     for e in 1..=max_exponent {
         let dim = 10usize.pow(e);

@@ -1,20 +1,22 @@
 //! Runs a manifest's training runs in process, one after another, resumably: a
 //! finished run is skipped, an interrupted one resumes from its checkpoint, a run
-//! given more epochs than it has is extended. A stop request ends the sweep after
-//! the current run has written its checkpoint.
+//! given more epochs than it has is extended, a diverged one is recorded and skipped.
+//! A stop request ends the sweep after the current run has written its checkpoint.
 
 use super::manifest::PlannedRun;
 use crate::signals::StopFlag;
+use crate::train::checkpoint;
 use crate::train::config::RunConfig;
-use crate::train::metrics::EpochMetrics;
-use crate::train::trainer::CONFIG;
+use crate::train::metrics::{EpochMetrics, EpochTiming};
+use crate::train::run_dir::Occupied;
+use crate::train::trainer::{CHECKPOINT, CONFIG, FINAL};
 use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Written into a run directory whose training loss became non-finite, so a rerun of
-/// the sweep does not train it again.
+/// Written into a run directory whose training loss or parameters became non-finite,
+/// so a rerun of the sweep does not train it again.
 pub const DIVERGED: &str = "diverged.json";
 
 /// What the disk says about a planned run.
@@ -22,14 +24,17 @@ pub const DIVERGED: &str = "diverged.json";
 pub enum RunState {
     /// Nothing there yet.
     New,
-    /// Started, not finished (or finished with fewer epochs than planned).
+    /// Started, not finished (or finished with fewer epochs than planned, or every
+    /// epoch's row written but not its final parameters).
     Partial {
         /// Epochs with a metrics row.
         epochs_done: u64,
     },
-    /// Finished with at least the planned epochs.
+    /// Finished with at least the planned epochs: `final.safetensors` holds verified
+    /// parameters of at least that epoch, or the directory holds every row and no
+    /// parameters at all (committed results keep none).
     Done,
-    /// Its loss became non-finite.
+    /// Its loss or parameters became non-finite.
     Diverged(DivergedRecord),
 }
 
@@ -40,8 +45,36 @@ pub struct DivergedRecord {
     pub epoch: u64,
     /// Step.
     pub step: u64,
-    /// The loss.
+    /// The training loss (non-finite unless a parameter diverged first).
+    #[serde(with = "crate::nonfinite::float")]
     pub loss: f64,
+    /// The first non-finite parameter (`tensor[index] = value`) when the parameters
+    /// diverged while the loss stayed finite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+impl DivergedRecord {
+    /// Reads `diverged.json` (its path names it in errors).
+    pub fn read(path: &Path) -> Result<DivergedRecord> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a record of a diverged run", path.display()))
+    }
+
+    /// What diverged, for messages: the loss or the parameter.
+    pub fn what(&self) -> String {
+        match &self.parameter {
+            Some(p) => format!("parameter {p}"),
+            None => format!("loss {}", crate::nonfinite::text(self.loss)),
+        }
+    }
+}
+
+/// Reads a run directory's `config.json` (its path names it in errors).
+pub fn read_config(dir: &Path) -> Result<RunConfig> {
+    crate::train::config::read_config(&dir.join(CONFIG))
 }
 
 /// Reads the state of `run`, refusing a directory that holds another configuration.
@@ -51,14 +84,10 @@ pub fn state(run: &PlannedRun) -> Result<RunState> {
 
 /// The state of a run of `cfg` in `dir`.
 pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
-    let cfg_path = dir.join(CONFIG);
-    if !cfg_path.exists() {
+    if !dir.join(CONFIG).exists() {
         return Ok(RunState::New);
     }
-    let text = std::fs::read_to_string(&cfg_path)
-        .with_context(|| format!("reading {}", cfg_path.display()))?;
-    let existing: RunConfig = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a run configuration", cfg_path.display()))?;
+    let existing = read_config(dir)?;
     if existing.run_id() != cfg.run_id() {
         bail!(
             "{} holds a run of another configuration (the manifest changed?); move it away or delete it to run it again",
@@ -67,13 +96,32 @@ pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
     }
     let diverged = dir.join(DIVERGED);
     if diverged.exists() {
-        let text = std::fs::read_to_string(&diverged)?;
-        return Ok(RunState::Diverged(serde_json::from_str(&text)?));
+        return Ok(RunState::Diverged(DivergedRecord::read(&diverged)?));
     }
     let epochs_done = crate::train::metrics::read_epochs(dir)?.len() as u64;
-    // Done when the planned budget is reached, even inside a longer run.
+    // Done when the planned budget is reached, even inside a longer run, and its
+    // parameters are on disk: a run stopped between its last row and its final file
+    // has a checkpoint to complete it from.
     if epochs_done >= cfg.epochs {
-        return Ok(RunState::Done);
+        let last = dir.join(FINAL);
+        if last.exists() {
+            let l = checkpoint::load(&last)?;
+            if l.run_id != cfg.run_id() {
+                bail!(
+                    "{}: written for run {}, but the run in {} is {}",
+                    last.display(),
+                    l.run_id,
+                    dir.display(),
+                    cfg.run_id()
+                );
+            }
+            if l.position.epoch >= cfg.epochs {
+                return Ok(RunState::Done);
+            }
+        } else if !dir.join(CHECKPOINT).exists() {
+            // Neither file: results kept without parameters (results/ never holds any).
+            return Ok(RunState::Done);
+        }
     }
     Ok(RunState::Partial { epochs_done })
 }
@@ -98,7 +146,7 @@ impl Observer for RunLines {
             println!("{} {text}", self.prefix);
         }
     }
-    fn epoch_finished(&mut self, row: &EpochMetrics, epochs: u64) {
+    fn epoch_finished(&mut self, row: &EpochMetrics, timing: &EpochTiming, epochs: u64) {
         println!(
             "{} epoch {}/{epochs}: val acc {:.2}% loss {:.4} | {} updates, {:.1} s",
             self.prefix,
@@ -106,7 +154,7 @@ impl Observer for RunLines {
             100.0 * row.val_accuracy,
             row.val_loss,
             row.updates.unwrap_or_default(),
-            row.seconds
+            timing.seconds
         );
     }
 }
@@ -125,6 +173,16 @@ pub enum RunEnd {
 /// Trains the run of `cfg` in `dir` unless it is done: starts it, resumes it, or
 /// extends it; a divergence is recorded in the directory.
 pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Result<RunEnd> {
+    run_once(cfg, dir, prefix, stop, false)
+}
+
+fn run_once(
+    cfg: &RunConfig,
+    dir: &Path,
+    prefix: &str,
+    stop: &StopFlag,
+    retried: bool,
+) -> Result<RunEnd> {
     let observer = Box::new(RunLines {
         prefix: prefix.to_string(),
     });
@@ -135,8 +193,9 @@ pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Re
         }
         RunState::Diverged(d) => {
             println!(
-                "{prefix} diverged at epoch {} (loss {}): skipped",
-                d.epoch, d.loss
+                "{prefix} diverged at epoch {} ({}): skipped",
+                d.epoch,
+                d.what()
             );
             return Ok(RunEnd::Diverged(d));
         }
@@ -153,7 +212,22 @@ pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Re
         }
         RunState::New => {
             println!("{prefix} starting ({})", describe(cfg));
-            Trainer::start(cfg.clone(), dir, Claim::New, observer, stop.clone())?
+            match Trainer::start(cfg.clone(), dir, Claim::New, observer, stop.clone()) {
+                Ok(t) => t,
+                // Another process (a second sweep) started the run meanwhile: continue,
+                // skip or wait for it as its state says, once.
+                Err(e) if e.is::<Occupied>() => {
+                    if !retried {
+                        println!("{prefix} started meanwhile by another process");
+                        return run_once(cfg, dir, prefix, stop, true);
+                    }
+                    bail!(
+                        "{e} but no {CONFIG}: another rbd process is starting it (run the same command again once that one has finished), or a start was killed before writing {CONFIG} (then remove {})",
+                        dir.display()
+                    );
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     match trainer.run() {
@@ -166,6 +240,7 @@ pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Re
                     epoch: d.epoch,
                     step: d.step,
                     loss: d.loss,
+                    parameter: d.parameter.clone(),
                 };
                 crate::train::run_dir::write_atomic(
                     &dir.join(DIVERGED),
@@ -196,9 +271,7 @@ pub fn run_all(runs: &[PlannedRun], stop: &StopFlag) -> Result<SweepEnd> {
 
 /// The epochs a run directory's configuration asks for.
 fn read_epochs_configured(dir: &Path) -> Result<u64> {
-    let text = std::fs::read_to_string(dir.join(CONFIG))?;
-    let cfg: RunConfig = serde_json::from_str(&text)?;
-    Ok(cfg.epochs)
+    Ok(read_config(dir)?.epochs)
 }
 
 /// A one-line description of a run's configuration.
@@ -219,11 +292,15 @@ pub fn describe(cfg: &RunConfig) -> String {
         .collect();
     let directions = if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
         format!(
-            ", d = {}, compartments {}{}, {}",
+            ", d = {}, compartments {}{}, {}{}",
             cfg.dim,
             cfg.compartments,
             if cfg.split_dim { " (d split)" } else { "" },
-            cfg.distribution
+            cfg.distribution,
+            match cfg.bases {
+                crate::train::kinds::BasesKind::Iid => "",
+                crate::train::kinds::BasesKind::Fastfood => ", fastfood bases",
+            }
         )
     } else {
         String::new()

@@ -4,7 +4,7 @@
 
 use super::manifest::{Manifest, Metric, PlannedRun, PlotKind, PlotSpec, RunEntry};
 use super::runner::{state, RunState};
-use crate::train::metrics::{read_epochs, EpochMetrics};
+use crate::train::metrics::{read_epochs_timed, EpochMetrics};
 use crate::train::plot::{band_chart, Band};
 use crate::train::trainer::Stretch;
 use anyhow::Result;
@@ -19,7 +19,8 @@ pub struct EntryResult {
     pub entry: RunEntry,
     /// The planned epochs.
     pub epochs: u64,
-    /// Each seed's epoch rows (up to the planned epochs).
+    /// Each seed's epoch rows (up to the planned epochs), with their training seconds
+    /// from `provenance.jsonl` where the rows do not hold them.
     pub seeds: Vec<Vec<EpochMetrics>>,
     /// Seeds that diverged.
     pub diverged: usize,
@@ -30,6 +31,9 @@ pub struct EntryResult {
     /// Every start and resume of its runs, from `provenance.jsonl` (runs from before
     /// provenance was recorded add none).
     pub stretches: Vec<Stretch>,
+    /// The budget (epochs) of the paper's value: a run of fewer epochs is not set
+    /// against it.
+    pub paper_epochs: u64,
 }
 
 /// Mean and sample standard deviation.
@@ -68,7 +72,8 @@ impl EntryResult {
                     Metric::ValAccuracy => 100.0 * last.val_accuracy,
                     Metric::Correlation => last.correlation?.mean,
                     Metric::CorrelationPooled => last.correlation_pooled?.mean,
-                    Metric::Seconds => rows.iter().map(|r| r.seconds).sum(),
+                    // Unknown when an epoch's time was not recorded.
+                    Metric::Seconds => rows.iter().map(|r| r.seconds).sum::<Option<f64>>()?,
                 })
             })
             .collect()
@@ -77,9 +82,15 @@ impl EntryResult {
     /// Our value as `mean ± std` (with the seed count), or the run's progress.
     pub fn ours(&self) -> String {
         let v = self.values(Metric::ValAccuracy);
+        let diverged = match self.diverged {
+            0 => String::new(),
+            n => format!(", {n} diverged"),
+        };
         match mean_std(&v) {
-            Some((m, s)) if v.len() > 1 => format!("{m:.2} ± {s:.2} ({} seeds)", v.len()),
-            Some((m, _)) => format!("{m:.2} (1 seed)"),
+            Some((m, s)) if v.len() > 1 => {
+                format!("{m:.2} ± {s:.2} ({} seeds{diverged})", v.len())
+            }
+            Some((m, _)) => format!("{m:.2} (1 seed{diverged})"),
             None => {
                 if let Some(b) = &self.blocked {
                     return format!("not run: {b}");
@@ -96,8 +107,13 @@ impl EntryResult {
         }
     }
 
-    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]).
+    /// Ours minus the paper's, and whether it needs explaining ([`needs_explaining`]);
+    /// none for a run shorter than the paper's budget (no gap against a budget it did
+    /// not run).
     pub fn gap(&self) -> Option<(f64, bool)> {
+        if self.epochs < self.paper_epochs {
+            return None;
+        }
         let paper = self.entry.paper?;
         let (m, _) = mean_std(&self.values(Metric::ValAccuracy))?;
         let d = m - paper;
@@ -124,7 +140,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
                 diverged += 1;
             }
             stretches.extend(crate::train::trainer::stretches(&r.dir));
-            let mut rows = read_epochs(&r.dir)?;
+            let mut rows = read_epochs_timed(&r.dir)?;
             rows.truncate(r.cfg.epochs as usize);
             seeds.push(rows);
         }
@@ -149,6 +165,7 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
             blocked: first.blocked.clone(),
             lr,
             stretches,
+            paper_epochs: manifest.paper_epochs.unwrap_or(manifest.epochs),
         });
     }
     Ok(out)
@@ -230,7 +247,11 @@ pub fn write(
     }
     // Explanations of gaps are written by hand beside the generated files.
     let findings = std::fs::read_to_string(out.join("findings.md")).ok();
-    let md = markdown(
+    let reference = match out.parent() {
+        Some(dir) => super::reference::check(manifest, results, dir)?,
+        None => None,
+    };
+    let mut md = markdown(
         manifest,
         results,
         prov,
@@ -238,6 +259,11 @@ pub fn write(
         &plots,
         findings.as_deref(),
     );
+    if let Some(r) = reference {
+        // After the table: what this short budget shows, before the notes and plots.
+        let at = md.find("\n## Each run").map_or(md.len(), |i| i + 1);
+        md.insert_str(at, &format!("{}\n", r.markdown()));
+    }
     crate::train::run_dir::write_atomic(&out.join("README.md"), md.as_bytes())?;
     Ok(())
 }
@@ -246,7 +272,7 @@ fn write_csv(out: &Path, results: &[EntryResult]) -> Result<()> {
     let mut csv = String::from(
         "id,row,column,epochs,seeds_finished,mean_val_accuracy,std_val_accuracy,paper,paper_std,difference,gap,mean_correlation,mean_seconds,diverged_seeds,lr\n",
     );
-    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    let opt = |v: Option<f64>| v.map(crate::nonfinite::text).unwrap_or_default();
     for r in results {
         let acc = mean_std(&r.values(Metric::ValAccuracy));
         let gap = r.gap();
@@ -394,6 +420,10 @@ fn markdown(
         let gap = match r.gap() {
             Some((d, true)) => format!("**{d:+.2}** (more than 1 point or 2σ)"),
             Some((d, false)) => format!("{d:+.2}"),
+            None if r.entry.paper.is_some() && r.epochs < r.paper_epochs => format!(
+                "not comparable: {} of the paper's {} epochs",
+                r.epochs, r.paper_epochs
+            ),
             None => "–".into(),
         };
         let _ = writeln!(

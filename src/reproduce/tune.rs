@@ -27,8 +27,10 @@ pub struct Trial {
     /// The rate's exponent.
     pub exponent: i32,
     /// Held-out loss after the budget (infinite when it diverged).
+    #[serde(with = "crate::nonfinite::float")]
     pub held_out_loss: f64,
     /// Held-out accuracy after the budget.
+    #[serde(with = "crate::nonfinite::float")]
     pub held_out_accuracy: f64,
     /// The epoch at which it diverged.
     pub diverged_at_epoch: Option<u64>,
@@ -38,6 +40,7 @@ pub struct Trial {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TuneResult {
     /// The chosen rate.
+    #[serde(with = "crate::nonfinite::float")]
     pub best_lr: f64,
     /// Its exponent.
     pub best_exponent: i32,
@@ -141,7 +144,7 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
             Some(t) => {
                 println!(
                     "  2^{e}: held-out loss {}{}",
-                    t.held_out_loss,
+                    crate::nonfinite::text(t.held_out_loss),
                     t.diverged_at_epoch
                         .map(|d| format!(" (diverged at epoch {d})"))
                         .unwrap_or_default()

@@ -5,15 +5,15 @@
 //! flag: the CLI maps fields to its flags.
 
 use super::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind, FpdVariant,
-    GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
+    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
+    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
 };
 use crate::lr::{format_lr, parse_lr, preset_exponent};
 use rbd_datasets::AugmentOrder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// A configuration value that cannot run, naming its field.
@@ -133,6 +133,7 @@ pub struct Segment {
     /// The optimiser.
     pub optimizer: OptimizerKind,
     /// Learning rate.
+    #[serde(with = "crate::nonfinite::float")]
     pub lr: f64,
     /// Where the rate came from (given, or which published preset).
     pub lr_source: String,
@@ -250,12 +251,18 @@ pub struct RunConfig {
     /// Distribution of the direction entries.
     pub distribution: DistributionKind,
     /// Bernoulli probability p.
+    #[serde(with = "crate::nonfinite::float")]
     pub bernoulli_p: f64,
     /// The counter-based generator.
     pub generator: GeneratorKind,
+    /// The family of random bases. Left out of `config.json` at its default (iid), so
+    /// older run ids stay valid.
+    #[serde(default = "iid_bases", skip_serializing_if = "is_iid_bases")]
+    pub bases: BasesKind,
     /// Log the cosine of the RBD update with the gradient every step.
     pub correlation: bool,
     /// NES perturbation scale σ.
+    #[serde(with = "crate::nonfinite::float")]
     pub nes_sigma: f64,
     /// CIFAR-10 augmentation order: the paper's text (standardise, then pad/crop/flip)
     /// or the released code's (pad/crop/flip [0,1] pixels, then standardise the crop).
@@ -289,6 +296,14 @@ pub struct RunConfig {
     /// run ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<super::team::DistributedSpec>,
+}
+
+fn iid_bases() -> BasesKind {
+    BasesKind::Iid
+}
+
+fn is_iid_bases(v: &BasesKind) -> bool {
+    *v == BasesKind::Iid
 }
 
 fn augment_on() -> bool {
@@ -334,6 +349,25 @@ mod augment_order_text {
     }
 }
 
+/// Reads a run's stored configuration (`config.json`), naming the file in every error.
+/// It is not validated here: a resume may change it first ([`RunConfig::validate`]).
+pub fn read_config(path: &Path) -> anyhow::Result<RunConfig> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a valid run configuration", path.display()))
+}
+
+/// [`read_config`], then [`RunConfig::validate`], naming the file in its error (a
+/// stored configuration that cannot run was edited by hand or by an older rbd).
+pub fn load_config(path: &Path) -> anyhow::Result<RunConfig> {
+    let cfg = read_config(path)?;
+    cfg.validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
+}
+
 /// What validation learned about the model, for the caller's messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Checked {
@@ -372,6 +406,7 @@ impl RunConfig {
             distribution: DistributionKind::Gaussian,
             bernoulli_p: 0.5,
             generator: GeneratorKind::Threefry,
+            bases: BasesKind::Iid,
             correlation: false,
             nes_sigma: 0.01,
             augment_order: AugmentOrder::default(),
@@ -429,7 +464,39 @@ impl RunConfig {
         self.validate_split()?;
         let (num_params, compartments) = self.parameter_count()?;
         self.validate_directions(num_params, compartments)?;
+        self.validate_bases()?;
         Ok(Checked { num_params })
+    }
+
+    /// Fastfood bases need an optimiser that draws directions, and a zero-mean
+    /// distribution for their diagonal.
+    fn validate_bases(&self) -> Result<(), ConfigError> {
+        if self.bases == BasesKind::Iid {
+            return Ok(());
+        }
+        if !self.schedule.iter().any(|s| s.optimizer.uses_directions()) {
+            return Err(ConfigError::new(
+                "bases",
+                format!(
+                    "{} draws random directions, which {} does not use (rbd, fpd, nes and rbd-materialized do)",
+                    self.bases,
+                    self.schedule[0].optimizer
+                ),
+            ));
+        }
+        if self.distribution == DistributionKind::BernoulliReleased {
+            return Err(ConfigError::new(
+                "bases",
+                "fastfood takes a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart",
+            ));
+        }
+        if self.distribution == DistributionKind::Rademacher {
+            return Err(ConfigError::new(
+                "bases",
+                "--bases fastfood with --distribution rademacher: packed signs are a layout of i.i.d. directions (32 entries per stream word), not defined for Fastfood's diagonal; use --distribution bernoulli for a ±1 diagonal",
+            ));
+        }
+        Ok(())
     }
 
     fn validate_schedule(&self) -> Result<(), ConfigError> {
@@ -852,6 +919,41 @@ mod tests {
     }
 
     #[test]
+    fn fastfood_bases_are_another_run_and_iid_keeps_old_ids() {
+        let iid = cfg("rbd", 1);
+        let text = serde_json::to_string(&iid).unwrap();
+        assert!(!text.contains("bases"), "{text}");
+        let mut ff = iid.clone();
+        ff.bases = BasesKind::Fastfood;
+        let text = serde_json::to_string(&ff).unwrap();
+        assert!(text.contains("\"bases\":\"fastfood\""), "{text}");
+        assert_ne!(iid.run_id(), ff.run_id());
+        let back: RunConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.bases, BasesKind::Fastfood);
+        assert!(ff.validate().is_ok());
+        // Refused, naming the setting: a schedule without directions, and the shifted
+        // Bernoulli.
+        let mut sgd = cfg("sgd", 1);
+        sgd.bases = BasesKind::Fastfood;
+        let e = sgd.validate().unwrap_err();
+        assert_eq!(e.field, "bases", "{}", e.message);
+        ff.distribution = DistributionKind::BernoulliReleased;
+        let e = ff.validate().unwrap_err();
+        assert!(
+            e.field == "bases" && e.message.contains("bernoulli-released"),
+            "{}",
+            e.message
+        );
+        ff.distribution = DistributionKind::Rademacher;
+        let e = ff.validate().unwrap_err();
+        assert!(
+            e.field == "bases" && e.message.contains("--distribution rademacher"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn nes_epochs_is_identity_only_off_its_default_and_only_for_nes() {
         let whole = cfg("nes", 2);
         let text = serde_json::to_string(&whole).unwrap();
@@ -906,5 +1008,36 @@ mod tests {
         assert!(text.contains("\"optimizer\": \"rbd\""), "{text}");
         let b: RunConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_stored_configuration_names_its_file_in_every_error() {
+        let dir = std::env::temp_dir().join(format!("rbd-load-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let good = cfg("rbd", 2);
+        std::fs::write(&path, serde_json::to_string_pretty(&good).unwrap()).unwrap();
+        assert_eq!(load_config(&path).unwrap(), good);
+        // Valid JSON that cannot run: the field, and the file (not a flag nobody gave).
+        let mut bad = good.clone();
+        bad.dim = 0;
+        std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert_eq!(e, format!("{}: dim: must be at least 1", path.display()));
+        assert_eq!(
+            read_config(&path).unwrap(),
+            bad,
+            "reading alone does not validate"
+        );
+        std::fs::write(&path, "{\"model\": null}").unwrap();
+        let e = format!("{:#}", load_config(&path).unwrap_err());
+        assert!(
+            e.starts_with(&format!(
+                "{}: not a valid run configuration: ",
+                path.display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -149,6 +149,29 @@ impl DistributionKind {
 }
 
 named_enum!(
+    /// The family of random bases: how a step's d directions are drawn.
+    BasesKind, "bases" {
+        /// Every direction entry an independent draw (the paper's random bases).
+        Iid = "iid",
+        /// Columns of stacked Fastfood blocks H G Π H B (Le et al. 2013), applied in
+        /// O(D log d) (`docs/random-directions.md` §11).
+        Fastfood = "fastfood",
+    }
+);
+
+impl BasesKind {
+    /// The family, in words (for logs).
+    pub fn describe(self) -> &'static str {
+        match self {
+            BasesKind::Iid => "iid (every direction entry an independent draw, the paper's)",
+            BasesKind::Fastfood => {
+                "fastfood (columns of stacked H G Pi H B blocks, L = next power of two >= d)"
+            }
+        }
+    }
+}
+
+named_enum!(
     /// The counter-based generator of the direction stream.
     GeneratorKind, "generator" {
         /// Threefry-2×32-20 (the default: the faster on the cpu).
@@ -431,6 +454,9 @@ mod tests {
         }
         for &g in GeneratorKind::ALL {
             round_trip(g);
+        }
+        for &b in BasesKind::ALL {
+            round_trip(b);
         }
         for &d in DeviceKind::ALL {
             round_trip(d);

@@ -1,24 +1,33 @@
 //! Metrics of a run: one row per epoch (`metrics.csv`, `metrics.jsonl`) and one row
 //! every N steps (`steps.csv`, `steps.jsonl`), assembled here from the trainer's
 //! running sums. JSON floats are written and read back exactly (serde_json's
-//! `float_roundtrip`), so a resumed run rewrites earlier rows bit for bit.
+//! `float_roundtrip`), so a resumed run rewrites earlier rows bit for bit; non-finite
+//! ones as the words of [`crate::nonfinite`]. Nothing measured by the clock is in these
+//! files, so identical runs write identical bytes: an epoch's training time is an
+//! [`EpochTiming`] line of `provenance.jsonl`.
 
 use super::oracle::EpochSums;
 use super::run_dir::RunDir;
+use crate::nonfinite::{self, text};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// mean, std, min, max of a sample.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     /// Mean.
+    #[serde(with = "nonfinite::float")]
     pub mean: f64,
     /// Standard deviation.
+    #[serde(with = "nonfinite::float")]
     pub std: f64,
     /// Minimum.
+    #[serde(with = "nonfinite::float")]
     pub min: f64,
     /// Maximum.
+    #[serde(with = "nonfinite::float")]
     pub max: f64,
 }
 
@@ -54,23 +63,42 @@ pub struct EpochMetrics {
     /// Optimiser of this epoch.
     pub optimizer: String,
     /// Its learning rate.
+    #[serde(with = "nonfinite::float")]
     pub lr: f64,
     /// Mean training loss (on the augmented batches, during the epoch).
+    #[serde(with = "nonfinite::float")]
     pub train_loss: f64,
     /// Training accuracy, likewise.
+    #[serde(with = "nonfinite::float")]
     pub train_accuracy: f64,
     /// Validation loss.
+    #[serde(with = "nonfinite::float")]
     pub val_loss: f64,
     /// Validation accuracy.
+    #[serde(with = "nonfinite::float")]
     pub val_accuracy: f64,
     /// Test loss, with --eval-test.
+    #[serde(default, with = "nonfinite::option")]
     pub test_loss: Option<f64>,
     /// Test accuracy, with --eval-test.
+    #[serde(default, with = "nonfinite::option")]
     pub test_accuracy: Option<f64>,
-    /// Wall-clock seconds of training in this epoch (evaluation excluded).
-    pub seconds: f64,
-    /// Training images per second.
-    pub images_per_second: f64,
+    /// Wall-clock seconds of training in this epoch (evaluation excluded): only in rows
+    /// written before the time moved to `provenance.jsonl` ([`EpochTiming`]);
+    /// [`with_timings`] fills it in from there.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "nonfinite::option"
+    )]
+    pub seconds: Option<f64>,
+    /// Training images per second, likewise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "nonfinite::option"
+    )]
+    pub images_per_second: Option<f64>,
     /// Gradient correlation of the whole vector, with --correlation.
     pub correlation: Option<Summary>,
     /// Per parameter tensor, with --correlation.
@@ -89,27 +117,29 @@ const HEADER: &str = "epoch,step,updates,optimizer,lr,train_loss,train_accuracy,
 const COMM_HEADER: &str = "ranks,bytes_per_step,comm_seconds,compute_seconds";
 
 fn opt(v: Option<f64>) -> String {
-    v.map(|x| x.to_string()).unwrap_or_default()
+    v.map(text).unwrap_or_default()
 }
 
 impl EpochMetrics {
     fn csv(&self) -> String {
         let c = self.correlation;
         format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{:.3},{:.1},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.epoch,
             self.step,
             opt(self.updates.map(|u| u as f64)),
             self.optimizer,
-            self.lr,
-            self.train_loss,
-            self.train_accuracy,
-            self.val_loss,
-            self.val_accuracy,
+            text(self.lr),
+            text(self.train_loss),
+            text(self.train_accuracy),
+            text(self.val_loss),
+            text(self.val_accuracy),
             opt(self.test_loss),
             opt(self.test_accuracy),
-            self.seconds,
-            self.images_per_second,
+            self.seconds.map(|s| format!("{s:.3}")).unwrap_or_default(),
+            self.images_per_second
+                .map(|s| format!("{s:.1}"))
+                .unwrap_or_default(),
             opt(c.map(|c| c.mean)),
             opt(c.map(|c| c.std)),
             opt(c.map(|c| c.min)),
@@ -126,10 +156,13 @@ pub struct StepMetrics {
     /// Optimiser steps so far.
     pub step: u64,
     /// Fraction of the run's epochs done (the x axis of the curves).
+    #[serde(with = "nonfinite::float")]
     pub epoch_progress: f64,
     /// Mean training loss over the window.
+    #[serde(with = "nonfinite::float")]
     pub train_loss: f64,
     /// Training accuracy over the window.
+    #[serde(with = "nonfinite::float")]
     pub train_accuracy: f64,
     /// Images in the window.
     pub images: u64,
@@ -155,9 +188,9 @@ impl StepMetrics {
             "{},{},{},{},{},{}",
             self.epoch,
             self.step,
-            self.epoch_progress,
-            self.train_loss,
-            self.train_accuracy,
+            text(self.epoch_progress),
+            text(self.train_loss),
+            text(self.train_accuracy),
             self.images
         )
     }
@@ -231,18 +264,23 @@ impl EpochMetrics {
             val_accuracy: eval.val.1,
             test_loss: eval.test.map(|t| t.0),
             test_accuracy: eval.test.map(|t| t.1),
-            seconds: input.seconds,
-            images_per_second: input.sums.seen as f64 / input.seconds.max(1e-9),
+            seconds: None,
+            images_per_second: None,
             correlation,
             correlation_per_tensor,
             comm: None,
         }
     }
 
-    /// The one-line summary printed after an epoch.
-    pub fn line(&self, epochs: u64) -> String {
+    /// The one-line summary printed after an epoch (its time from `timing`, or from
+    /// the row where an older binary recorded it there).
+    pub fn line(&self, timing: Option<&EpochTiming>, epochs: u64) -> String {
+        let seconds = timing.map(|t| t.seconds).or(self.seconds);
+        let rate = timing
+            .map(|t| t.images_per_second)
+            .or(self.images_per_second);
         format!(
-            "epoch {}/{epochs}{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{} | {:.1} s, {:.0} img/s{}",
+            "epoch {}/{epochs}{}: train loss {:.4} acc {:.2}% | val loss {:.4} acc {:.2}%{}{}{}",
             self.epoch,
             self.updates
                 .map(|u| format!(" ({u} updates)"))
@@ -255,21 +293,95 @@ impl EpochMetrics {
                 (Some(l), Some(a)) => format!(" | test loss {l:.4} acc {:.2}%", 100.0 * a),
                 _ => String::new(),
             },
-            self.seconds,
-            self.images_per_second,
+            match (seconds, rate) {
+                (Some(s), Some(r)) => format!(" | {s:.1} s, {r:.0} img/s"),
+                _ => String::new(),
+            },
             self.correlation
                 .map(|c| format!(" | corr {:.4}±{:.4}", c.mean, c.std))
                 .unwrap_or_default()
         ) + &self
             .comm
             .map(|c| {
+                let comm = timing.and_then(|t| t.comm_seconds).or(c.comm_seconds);
+                let compute = timing.and_then(|t| t.compute_seconds).or(c.compute_seconds);
                 format!(
-                    " | {} ranks, {:.0} B/step sent, comm {:.2} s, compute {:.2} s",
-                    c.ranks, c.bytes_per_step, c.comm_seconds, c.compute_seconds
+                    " | {} ranks, {:.0} B/step sent{}",
+                    c.ranks,
+                    c.bytes_per_step,
+                    match (comm, compute) {
+                        (Some(m), Some(p)) => format!(", comm {m:.2} s, compute {p:.2} s"),
+                        _ => String::new(),
+                    }
                 )
             })
             .unwrap_or_default()
     }
+}
+
+/// The clock's side of an epoch: one line of `provenance.jsonl` per epoch (the last
+/// line of an epoch counts when a resumed run trained it again).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EpochTiming {
+    /// Epoch number, from 1.
+    pub epoch: u64,
+    /// Wall-clock seconds of training in the epoch (evaluation excluded).
+    #[serde(with = "nonfinite::float")]
+    pub seconds: f64,
+    /// Training images per second.
+    #[serde(with = "nonfinite::float")]
+    pub images_per_second: f64,
+    /// Seconds in the optimiser's collectives (distributed runs).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "nonfinite::option"
+    )]
+    pub comm_seconds: Option<f64>,
+    /// The rest of the training seconds (distributed runs).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "nonfinite::option"
+    )]
+    pub compute_seconds: Option<f64>,
+}
+
+impl EpochTiming {
+    /// The timing of the epoch `input` describes.
+    pub fn of(input: &EpochInputs<'_>) -> Self {
+        EpochTiming {
+            epoch: input.epoch + 1,
+            seconds: input.seconds,
+            images_per_second: input.sums.seen as f64 / input.seconds.max(1e-9),
+            comm_seconds: None,
+            compute_seconds: None,
+        }
+    }
+}
+
+/// The rows of `dir`'s `metrics.jsonl`, each with its epoch's training time: the
+/// row's own (older rows) or its line in `provenance.jsonl`.
+pub fn read_epochs_timed(dir: &Path) -> Result<Vec<EpochMetrics>> {
+    Ok(with_timings(
+        read_epochs(dir)?,
+        &super::trainer::timings(dir)?,
+    ))
+}
+
+/// `rows` with the seconds of every row that lacks them taken from `timings` (by
+/// epoch), as summaries want them.
+pub fn with_timings(
+    mut rows: Vec<EpochMetrics>,
+    timings: &BTreeMap<u64, EpochTiming>,
+) -> Vec<EpochMetrics> {
+    for r in &mut rows {
+        if let (None, Some(t)) = (r.seconds, timings.get(&r.epoch)) {
+            r.seconds = Some(t.seconds);
+            r.images_per_second = Some(t.images_per_second);
+        }
+    }
+    rows
 }
 
 fn write_rows<T: Serialize>(
@@ -300,13 +412,14 @@ pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> 
         let header = format!("{HEADER},{COMM_HEADER}");
         write_rows(dir, "metrics", &header, rows, |r| {
             let c = r.comm.unwrap_or_default();
+            let secs = |s: Option<f64>| s.map(|s| format!("{s:.3}")).unwrap_or_default();
             format!(
-                "{},{},{},{:.3},{:.3}",
+                "{},{},{},{},{}",
                 r.csv(),
                 c.ranks,
-                c.bytes_per_step,
-                c.comm_seconds,
-                c.compute_seconds
+                text(c.bytes_per_step),
+                secs(c.comm_seconds),
+                secs(c.compute_seconds)
             )
         })?;
     } else {
@@ -379,13 +492,44 @@ mod tests {
             epoch: 3,
             train_loss: 0.1 + 0.2,
             val_accuracy: 1.0 / 3.0,
-            seconds: 12.345678901234567,
+            seconds: Some(12.345678901234567),
             ..EpochMetrics::default()
         };
         let text = serde_json::to_string(&row).unwrap();
         let back: EpochMetrics = serde_json::from_str(&text).unwrap();
         assert_eq!(back.train_loss.to_bits(), row.train_loss.to_bits());
-        assert_eq!(back.seconds.to_bits(), row.seconds.to_bits());
+        assert_eq!(
+            back.seconds.unwrap().to_bits(),
+            row.seconds.unwrap().to_bits()
+        );
         assert_eq!(serde_json::to_string(&back).unwrap(), text);
+    }
+
+    #[test]
+    fn non_finite_rows_round_trip_through_both_files() {
+        let row = EpochMetrics {
+            epoch: 1,
+            train_loss: 2.5,
+            val_loss: f64::INFINITY,
+            test_loss: Some(f64::NAN),
+            correlation: Some(Summary {
+                mean: f64::NEG_INFINITY,
+                ..Summary::default()
+            }),
+            ..EpochMetrics::default()
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        assert!(text.contains(r#""val_loss":"Infinity""#), "{text}");
+        assert!(!text.contains("seconds"), "{text}");
+        let back: EpochMetrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.val_loss, f64::INFINITY);
+        assert!(back.test_loss.unwrap().is_nan());
+        assert_eq!(back.correlation.unwrap().mean, f64::NEG_INFINITY);
+        assert!(row.csv().contains(",Infinity,"), "{}", row.csv());
+        // A row an older binary wrote for a diverged evaluation.
+        let old = r#"{"epoch":1,"step":4,"optimizer":"nes","lr":0.5,"train_loss":2.3,"train_accuracy":0.1,"val_loss":null,"val_accuracy":0.1,"test_loss":null,"test_accuracy":null,"seconds":1.5,"images_per_second":20.0,"correlation":null,"correlation_per_tensor":null}"#;
+        let back: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert!(back.val_loss.is_nan() && back.test_loss.is_none());
+        assert_eq!(back.seconds, Some(1.5));
     }
 }

@@ -22,7 +22,7 @@ pub use team::Team;
 pub use trainer::{Diverged, EpochEnd, Outcome, Trainer};
 
 use kinds::{CheckpointEvery, DeviceKind};
-use metrics::EpochMetrics;
+use metrics::{EpochMetrics, EpochTiming};
 use oracle::EpochSums;
 use std::path::PathBuf;
 
@@ -34,8 +34,8 @@ pub trait Observer {
     fn epoch_started(&mut self, _epoch: u64, _epochs: u64, _batches: usize, _at_batch: usize) {}
     /// A step ended at batch `batch` with the epoch's running sums.
     fn step(&mut self, _batch: usize, _sums: &EpochSums, _seconds: f64) {}
-    /// An epoch's row is written.
-    fn epoch_finished(&mut self, _row: &EpochMetrics, _epochs: u64) {}
+    /// An epoch's row is written (its time is in `timing`, not in the row).
+    fn epoch_finished(&mut self, _row: &EpochMetrics, _timing: &EpochTiming, _epochs: u64) {}
 }
 
 /// An observer that hears nothing.

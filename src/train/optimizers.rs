@@ -1,8 +1,13 @@
 //! Builds the optimiser of a schedule segment from the run configuration.
 
 use super::config::RunConfig;
-use super::kinds::{CompartmentKind, DistributionKind, FpdVariant, GeneratorKind, OptimizerKind};
+use super::kinds::{
+    BasesKind, CompartmentKind, DistributionKind, FpdVariant, GeneratorKind, OptimizerKind,
+};
 use anyhow::Result;
+use rbd_engine::fastfood::Fastfood;
+use rbd_engine::random_bases::BasisFamily;
+use rbd_engine::random_bases::Compartment;
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{Distribution, Generator, Stream};
 use rbd_models::ParamLayout;
@@ -54,6 +59,15 @@ fn ranges(kind: CompartmentKind, layout: &ParamLayout) -> Vec<(usize, usize)> {
     }
 }
 
+/// The basis family of a run for these compartments: Fastfood's block fits the largest
+/// number of directions a compartment draws (one rank's, in a distributed run).
+pub fn family(cfg: &RunConfig, comps: &[Compartment]) -> BasisFamily {
+    match cfg.bases {
+        BasesKind::Iid => BasisFamily::Iid,
+        BasesKind::Fastfood => BasisFamily::Fastfood(Fastfood::for_compartments(comps)),
+    }
+}
+
 /// The optimiser of segment `index`, starting from `theta`.
 pub fn build(
     cfg: &RunConfig,
@@ -74,23 +88,31 @@ pub fn build(
     };
     Ok(match seg.optimizer {
         OptimizerKind::Sgd => Box::new(Sgd { lr: seg.lr }),
-        OptimizerKind::Rbd => Box::new(RandomBases::new(
-            seg.lr,
-            stream(cfg),
-            comps()?,
-            num_params,
-            cfg.correlation,
-        )),
-        OptimizerKind::Fpd => Box::new(FixedProjection::with_variant(
-            seg.lr,
-            stream(cfg),
-            comps()?,
-            theta,
-            match cfg.fpd_variant {
-                FpdVariant::Paper => FpdGradientAt::Current,
-                FpdVariant::Released => FpdGradientAt::Previous,
-            },
-        )?),
+        OptimizerKind::Rbd => {
+            let comps = comps()?;
+            let family = family(cfg, &comps);
+            Box::new(
+                RandomBases::new(seg.lr, stream(cfg), comps, num_params, cfg.correlation)
+                    .with_family(family),
+            )
+        }
+        OptimizerKind::Fpd => {
+            let comps = comps()?;
+            let family = family(cfg, &comps);
+            Box::new(
+                FixedProjection::with_variant(
+                    seg.lr,
+                    stream(cfg),
+                    comps,
+                    theta,
+                    match cfg.fpd_variant {
+                        FpdVariant::Paper => FpdGradientAt::Current,
+                        FpdVariant::Released => FpdGradientAt::Previous,
+                    },
+                )?
+                .with_family(family),
+            )
+        }
         OptimizerKind::Nes => {
             // NES perturbations are N(0, I) (what the paper runs), or packed signs
             // (E[εεᵀ] = I as well) when asked for; the other distributions leave them
@@ -104,6 +126,7 @@ pub fn build(
                 sigma: cfg.nes_sigma,
                 population: cfg.dim,
                 stream: s,
+                family: family(cfg, &Compartment::whole(num_params, cfg.dim)),
             })
         }
         OptimizerKind::RbdMaterialized => {
@@ -112,6 +135,7 @@ pub fn build(
                 lr: seg.lr,
                 stream: stream(cfg),
                 dims: cfg.dim,
+                family: family(cfg, &Compartment::whole(num_params, cfg.dim)),
             })
         }
     })
@@ -144,22 +168,22 @@ pub fn build_for(
             lr: seg.lr,
             exchange: ex,
         }),
-        OptimizerKind::Rbd => Box::new(DistributedRbd::new(
-            seg.lr,
-            stream(cfg),
-            comps?,
-            layout.total,
-            sharing,
-            ex,
-        )),
-        OptimizerKind::Fpd => Box::new(DistributedFpd::new(
-            seg.lr,
-            stream(cfg),
-            comps?,
-            theta,
-            sharing,
-            ex,
-        )?),
+        OptimizerKind::Rbd => {
+            let comps = comps?;
+            let family = family(cfg, &comps);
+            Box::new(
+                DistributedRbd::new(seg.lr, stream(cfg), comps, layout.total, sharing, ex)
+                    .with_family(family),
+            )
+        }
+        OptimizerKind::Fpd => {
+            let comps = comps?;
+            let family = family(cfg, &comps);
+            Box::new(
+                DistributedFpd::new(seg.lr, stream(cfg), comps, theta, sharing, ex)?
+                    .with_family(family),
+            )
+        }
         other => {
             anyhow::bail!("distributed: {other} cannot train distributed (sgd, rbd and fpd can)")
         }

@@ -11,6 +11,7 @@ use rbd_optim::Oracle;
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochSums {
     /// Σ batch mean loss × batch size.
+    #[serde(with = "crate::nonfinite::float")]
     pub loss_sum: f64,
     /// Correct predictions.
     pub correct: u64,

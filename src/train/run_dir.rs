@@ -33,6 +33,29 @@ pub struct RunDir {
     _lock: Option<File>,
 }
 
+/// A new run was pointed at a directory that holds files (how to go on depends on the
+/// caller: `rbd train` has `--resume` and `--overwrite`, a sweep continues what is there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occupied {
+    /// The directory.
+    pub path: PathBuf,
+    /// What it holds (the first few names).
+    pub holds: String,
+}
+
+impl std::fmt::Display for Occupied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} already holds a run ({})",
+            self.path.display(),
+            self.holds
+        )
+    }
+}
+
+impl std::error::Error for Occupied {}
+
 /// What a directory holds apart from the lock file.
 fn entries(path: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
@@ -57,11 +80,11 @@ pub fn precheck(path: &Path, claim: Claim) -> Result<()> {
                 }
                 let held = entries(path)?;
                 if !held.is_empty() {
-                    bail!(
-                        "{} already holds a run ({}); continue it with --resume {0}, replace it with --overwrite, or choose another directory",
-                        path.display(),
-                        preview(&held)
-                    );
+                    return Err(Occupied {
+                        path: path.to_path_buf(),
+                        holds: preview(&held),
+                    }
+                    .into());
                 }
             }
         }
@@ -158,11 +181,23 @@ fn lock(dir: &Path) -> Result<File> {
         .truncate(false)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r != 0 {
+    // The lock belongs to the open file, which a child process shares from its fork to
+    // its exec: a run this process released is still held while another thread starts
+    // a program. So when the holder named is this process, wait a moment for that.
+    let own = format!("pid {} ", std::process::id());
+    let patience = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        // SAFETY: flock on a file descriptor we own.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            break;
+        }
         let holder = std::fs::read_to_string(&path).unwrap_or_default();
         let holder = holder.trim();
+        if holder.starts_with(&own) && std::time::Instant::now() < patience {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            continue;
+        }
         bail!(
             "{} is in use by another rbd process{}; wait for it to finish or use another directory",
             dir.display(),
@@ -195,6 +230,28 @@ fn lock(dir: &Path) -> Result<File> {
         .create_new(true)
         .open(&path)
         .with_context(|| format!("{} is in use by another rbd process", dir.display()))
+}
+
+/// Whether another process holds the run directory's lock right now (a run in
+/// progress). Reads only: creates no lock file where there is none.
+#[cfg(unix)]
+pub fn in_use(dir: &Path) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .open(dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    // SAFETY: flock on a file descriptor we own; a shared lock we take is released
+    // when `file` is dropped.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+/// Whether another process holds the run directory's lock (the lock file exists).
+#[cfg(not(unix))]
+pub fn in_use(dir: &Path) -> bool {
+    dir.join(LOCK_FILE).exists()
 }
 
 /// Writes `data` to `path` through a uniquely named temporary file in the same
@@ -269,6 +326,31 @@ mod tests {
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         drop(_held);
         assert!(RunDir::claim(&d, Claim::Overwrite).is_ok());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_shared_with_a_child_before_its_exec_is_waited_for() {
+        let d = scratch("fork");
+        let held = RunDir::claim(&d, Claim::New).unwrap();
+        // SAFETY: the child only sleeps and exits (async-signal-safe calls), holding
+        // the lock's descriptor as a child between fork and exec does.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            unsafe {
+                libc::usleep(300_000);
+                libc::_exit(0);
+            }
+        }
+        drop(held);
+        let t = std::time::Instant::now();
+        let again = RunDir::claim(&d, Claim::Overwrite);
+        let mut status = 0;
+        // SAFETY: waiting for the child forked above.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        assert!(again.is_ok(), "{:?}", again.err());
+        assert!(t.elapsed() >= std::time::Duration::from_millis(200));
         std::fs::remove_dir_all(&d).unwrap();
     }
 

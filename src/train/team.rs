@@ -70,11 +70,24 @@ pub struct CommStats {
     /// K.
     pub ranks: usize,
     /// Bytes rank 0 sent per optimiser step (see `rbd_optim::exchange::Traffic`).
+    #[serde(with = "crate::nonfinite::float")]
     pub bytes_per_step: f64,
-    /// Seconds of the epoch's training spent in the optimiser's collectives.
-    pub comm_seconds: f64,
-    /// The rest of the training seconds.
-    pub compute_seconds: f64,
+    /// Seconds of the epoch's training spent in the optimiser's collectives: only in
+    /// rows written before the time moved to `provenance.jsonl`
+    /// ([`super::metrics::EpochTiming`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::nonfinite::option"
+    )]
+    pub comm_seconds: Option<f64>,
+    /// The rest of the training seconds, likewise.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::nonfinite::option"
+    )]
+    pub compute_seconds: Option<f64>,
 }
 
 /// The processes training one run.

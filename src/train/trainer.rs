@@ -5,7 +5,7 @@ use super::checkpoint::{self, HostTensors, Loaded, Position};
 use super::config::RunConfig;
 use super::data::{self, Data};
 use super::kinds::{CheckpointEvery, OptimizerKind};
-use super::metrics::{self, EpochInputs, EpochMetrics, Evaluation, StepMetrics};
+use super::metrics::{self, EpochInputs, EpochMetrics, EpochTiming, Evaluation, StepMetrics};
 use super::oracle::{EpochSums, TrainOracle};
 use super::run_dir::{Claim, RunDir};
 use super::steps;
@@ -27,11 +27,14 @@ pub const FINAL: &str = "final.safetensors";
 /// The configuration file of a run directory.
 pub const CONFIG: &str = "config.json";
 
-/// The training loss became non-finite.
+/// The training loss or a parameter became non-finite.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diverged {
-    /// The loss.
+    /// The training loss (the epoch's mean so far when a parameter diverged).
     pub loss: f64,
+    /// The first non-finite parameter, as `tensor[index] = value`, when the parameters
+    /// diverged while the loss stayed finite (a NaN behind a ReLU changes no output).
+    pub parameter: Option<String>,
     /// Epoch (from 1).
     pub epoch: u64,
     /// Optimiser step.
@@ -50,10 +53,14 @@ impl std::fmt::Display for Diverged {
             Some(c) => format!("the last good checkpoint is {}", c.display()),
             None => "no checkpoint was written before".into(),
         };
+        let loss = crate::nonfinite::text(self.loss);
+        let what = match &self.parameter {
+            Some(p) => format!("the parameter {p} is not finite (training loss {loss})"),
+            None => format!("the training loss became {loss}"),
+        };
         write!(
             f,
-            "diverged: the training loss became {} at epoch {} step {} (lr {}); {kept}; metrics of completed epochs are in {}. Try a smaller learning rate.",
-            self.loss,
+            "diverged: {what} at epoch {} step {} (lr {}); {kept}; metrics of completed epochs are in {}. Try a smaller learning rate.",
             self.epoch,
             self.step,
             crate::lr::format_lr(self.lr),
@@ -167,10 +174,7 @@ impl Trainer {
     ) -> Result<Trainer> {
         super::run_dir::precheck(out, Claim::Resume)?;
         let path = out.join(CONFIG);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let mut cfg: RunConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a valid run configuration", path.display()))?;
+        let mut cfg = super::config::load_config(&path)?;
         let run_id = cfg.run_id();
         let changed = changes.apply(&mut cfg)?;
         cfg.validate()?;
@@ -456,6 +460,8 @@ impl Trainer {
             if log_row || due || stop.is_some() {
                 // On wgpu the losses are read back only here (and at the epoch's end).
                 self.settle(&mut oracle)?;
+                self.pos.sums = oracle.sums;
+                self.check_parameters()?;
             }
             self.pos.sums = oracle.sums;
             if log_row {
@@ -525,12 +531,46 @@ impl Trainer {
     }
 
     fn diverged(&self, loss: f64) -> anyhow::Error {
+        self.diverged_at(loss, None)
+    }
+
+    /// Stops the run as diverged when a parameter is not finite, though the loss may
+    /// be: a NaN weight feeding a ReLU is zeroed there and never corrected.
+    fn check_parameters(&self) -> Result<()> {
+        let values = self.theta.to_vec_f32()?;
+        let Some(i) = values.iter().position(|x| !x.is_finite()) else {
+            return Ok(());
+        };
+        let at = match self
+            .model
+            .layout()
+            .specs
+            .iter()
+            .find(|s| (s.offset..s.offset + s.len()).contains(&i))
+        {
+            Some(s) => format!("{}[{}] = {}", s.name, i - s.offset, values[i]),
+            None => format!("θ[{i}] = {}", values[i]),
+        };
+        Err(self.diverged_at(self.pos.sums.mean_loss(), Some(at)))
+    }
+
+    /// [`Trainer::check_parameters`] over a snapshot (parameters, model and optimiser
+    /// state), so that no checkpoint or final file holds a non-finite value.
+    fn check_snapshot(&self, tensors: &HostTensors) -> Result<()> {
+        match checkpoint::first_non_finite(tensors) {
+            Some(at) => Err(self.diverged_at(self.pos.sums.mean_loss(), Some(at))),
+            None => Ok(()),
+        }
+    }
+
+    fn diverged_at(&self, loss: f64, parameter: Option<String>) -> anyhow::Error {
         let ck = self.dir.file(CHECKPOINT);
         if let Err(e) = metrics::write_all(&self.dir, &self.rows, &self.steps) {
             return e.context("writing the metrics of a diverged run");
         }
         anyhow::Error::new(Diverged {
             loss,
+            parameter,
             epoch: self.pos.epoch + 1,
             step: self.pos.step,
             lr: self.cfg.segment_at(self.pos.epoch).1.lr,
@@ -542,6 +582,7 @@ impl Trainer {
     /// Evaluates θ at the end of the epoch, records the epoch's row (metrics files and
     /// plot) and moves to the next epoch.
     pub fn evaluate(&mut self) -> Result<&EpochMetrics> {
+        self.check_parameters()?;
         let evaluation = self.evaluation()?;
         let window = self.team.reduce_sums(self.pos.window)?;
         let sums = self.team.reduce_sums(self.pos.sums)?;
@@ -559,35 +600,35 @@ impl Trainer {
         }
         let segment = self.cfg.segment_at(pos.epoch).1;
         let steps_before = self.rows.last().map_or(0, |r| r.step);
-        let row = EpochMetrics::assemble(
-            EpochInputs {
-                epoch: pos.epoch,
-                step: pos.step,
-                updates: pos.step - steps_before,
-                optimizer: segment.optimizer.to_string(),
-                lr: segment.lr,
-                sums,
-                seconds: pos.epoch_seconds,
-                correlations: &pos.correlations,
-                tensor_names: self
-                    .model
-                    .layout()
-                    .specs
-                    .iter()
-                    .map(|s| s.name.clone())
-                    .collect(),
-            },
-            evaluation,
-        );
-        let mut row = row;
+        let inputs = EpochInputs {
+            epoch: pos.epoch,
+            step: pos.step,
+            updates: pos.step - steps_before,
+            optimizer: segment.optimizer.to_string(),
+            lr: segment.lr,
+            sums,
+            seconds: pos.epoch_seconds,
+            correlations: &pos.correlations,
+            tensor_names: self
+                .model
+                .layout()
+                .specs
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
+        };
+        let mut timing = EpochTiming::of(&inputs);
+        let mut row = EpochMetrics::assemble(inputs, evaluation);
         if self.cfg.distributed.is_some() {
             let traffic = self.team.take_traffic();
             row.comm = Some(CommStats {
                 ranks: self.team.size(),
                 bytes_per_step: traffic.bytes_sent as f64 / self.steps_since_row.max(1) as f64,
-                comm_seconds: traffic.seconds,
-                compute_seconds: row.seconds - traffic.seconds,
+                comm_seconds: None,
+                compute_seconds: None,
             });
+            timing.comm_seconds = Some(traffic.seconds);
+            timing.compute_seconds = Some(timing.seconds - traffic.seconds);
         }
         self.steps_since_row = 0;
         self.rows.push(row);
@@ -603,10 +644,11 @@ impl Trainer {
         };
         metrics::write_all(&self.dir, &self.rows, &self.steps)?;
         if self.dir.writes() {
+            append_provenance(&self.dir, &serde_json::to_value(timing)?)?;
             plot::draw_curves(self.dir.path(), &self.rows, &self.steps)?;
         }
         let row = self.rows.last().expect("a row was just pushed");
-        self.observer.epoch_finished(row, self.cfg.epochs);
+        self.observer.epoch_finished(row, &timing, self.cfg.epochs);
         if !self.is_done() {
             self.enter_segment()?;
         }
@@ -664,12 +706,9 @@ impl Trainer {
         if !self.dir.writes() {
             return Ok(());
         }
-        checkpoint::save(
-            &self.dir.file(CHECKPOINT),
-            &self.snapshot()?,
-            &pos,
-            &self.run_id,
-        )
+        let tensors = self.snapshot()?;
+        self.check_snapshot(&tensors)?;
+        checkpoint::save(&self.dir.file(CHECKPOINT), &tensors, &pos, &self.run_id)
     }
 
     /// Writes the final parameters (all epochs must have run).
@@ -683,7 +722,17 @@ impl Trainer {
         }
         let path = self.dir.file(FINAL);
         if self.dir.writes() {
-            checkpoint::save(&path, &self.snapshot()?, &self.pos, &self.run_id)?;
+            let tensors = self.snapshot()?;
+            self.check_snapshot(&tensors)?;
+            checkpoint::save(&path, &tensors, &self.pos, &self.run_id)?;
+            // The run is finished once its parameters read back verified.
+            let back = checkpoint::load(&path)?;
+            if back.run_id != self.run_id || back.position != self.pos {
+                bail!(
+                    "{}: the final parameters read back differ from those written",
+                    path.display()
+                );
+            }
         }
         Ok(path)
     }
@@ -738,6 +787,9 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
             cfg.distribution.describe(cfg.bernoulli_p)
         ));
     }
+    if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
+        observer.message(&format!("bases: {}", cfg.bases.describe()));
+    }
     if cfg
         .schedule
         .iter()
@@ -768,14 +820,12 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
     }
 }
 
-/// Where each stretch of a run was trained: one JSON line per start or resume in
+/// What differs between identical runs: one JSON line per start or resume in
 /// `provenance.jsonl` (the binary's commit, the device, the machine, the epoch it started
-/// from).
+/// from), and one per epoch with its training time ([`EpochTiming`]).
 pub const PROVENANCE: &str = "provenance.jsonl";
 
 fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> Result<()> {
-    let path = dir.file(PROVENANCE);
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     let line = serde_json::json!({
         "commit": env!("RBD_COMMIT"),
         "device": device.describe(),
@@ -783,9 +833,40 @@ fn record_provenance(dir: &RunDir, device: &Device, from: Option<&Position>) -> 
         "from_epoch": from.map_or(0, |p| p.epoch),
         "from_step": from.map_or(0, |p| p.step),
     });
+    append_provenance(dir, &line)
+}
+
+fn append_provenance(dir: &RunDir, line: &serde_json::Value) -> Result<()> {
+    let path = dir.file(PROVENANCE);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
     text.push_str(&line.to_string());
     text.push('\n');
     dir.write(PROVENANCE, text.as_bytes())
+}
+
+/// The training time of each epoch of the run in `dir`, from `provenance.jsonl` (the
+/// last line of an epoch wins; none for runs that kept it in `metrics.jsonl`).
+pub fn timings(dir: &Path) -> Result<std::collections::BTreeMap<u64, EpochTiming>> {
+    let path = dir.join(PROVENANCE);
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(out);
+    };
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(e) => bail!("{}: line {}: {e}", path.display(), i + 1),
+        };
+        if v.get("seconds").is_some() {
+            let t: EpochTiming = serde_json::from_value(v)
+                .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+            out.insert(t.epoch, t);
+        }
+    }
+    Ok(out)
 }
 
 /// One start or resume of a run, as `provenance.jsonl` records it.
@@ -890,4 +971,87 @@ fn restore_tensors(
         Tensor::from_f32(device, &theta, &[layout.total])?,
         opt_state,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::kinds::{DatasetSpec, DeviceKind, ModelKind};
+    use crate::train::{Segment, Silent};
+
+    /// Four MNIST-named IDX files of `n` noisy images in `dir`, ten classes.
+    fn idx_data(dir: &Path, n: usize) {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut s = 0x2545_f491u32;
+        let mut images = Vec::with_capacity(n * 784);
+        for _ in 0..n * 784 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            images.push((s % 256) as u8);
+        }
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        for (prefix, count) in [("train", n), ("t10k", n)] {
+            let mut b = vec![0, 0, 8, 3];
+            for d in [count as u32, 28, 28] {
+                b.extend_from_slice(&d.to_be_bytes());
+            }
+            b.extend_from_slice(&images[..count * 784]);
+            std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), b).unwrap();
+            let mut b = vec![0, 0, 8, 1];
+            b.extend_from_slice(&(count as u32).to_be_bytes());
+            b.extend_from_slice(&labels[..count]);
+            std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), b).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_parameter_gone_nan_behind_a_relu_stops_the_run_though_the_loss_stays_finite() {
+        let dir = std::env::temp_dir().join(format!("rbd-nan-param-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        idx_data(&dir.join("data"), 300);
+        let mut cfg = RunConfig::new(
+            ModelKind::Fc,
+            DatasetSpec::Idx(dir.join("data")),
+            vec![Segment {
+                optimizer: OptimizerKind::Sgd,
+                lr: 0.125,
+                lr_source: "given".into(),
+                until_epoch: None,
+            }],
+        );
+        cfg.epochs = 2;
+        cfg.val_size = 100;
+        cfg.device = DeviceKind::Cpu;
+        let out = dir.join("run");
+        let mut t =
+            Trainer::start(cfg, &out, Claim::New, Box::new(Silent), StopFlag::new()).unwrap();
+        // Hidden unit 5's bias becomes NaN: its pre-activation is NaN for every image,
+        // its ReLU outputs 0, its gradients are 0. No output, loss or gradient elsewhere
+        // changes, and SGD keeps the NaN for ever.
+        let spec = t
+            .model
+            .layout()
+            .specs
+            .iter()
+            .find(|s| s.name == "dense_1.bias")
+            .unwrap()
+            .clone();
+        let mut theta = t.theta.to_vec_f32().unwrap();
+        theta[spec.offset + 5] = f32::NAN;
+        t.theta = Tensor::from_f32(&t.device, &theta, &[theta.len()]).unwrap();
+        assert_eq!(t.train_epoch().unwrap(), EpochEnd::Completed);
+        assert!(
+            t.pos.sums.mean_loss().is_finite(),
+            "the loss must stay finite"
+        );
+        let e = t.evaluate().unwrap_err();
+        let d = e.downcast_ref::<Diverged>().expect("stopped as diverged");
+        assert_eq!(d.parameter.as_deref(), Some("dense_1.bias[5] = NaN"));
+        assert!(d.loss.is_finite() && d.epoch == 1);
+        assert!(e.to_string().contains("dense_1.bias[5] = NaN"), "{e}");
+        // Nothing with the NaN was written.
+        assert!(!out.join(CHECKPOINT).exists() && !out.join(FINAL).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

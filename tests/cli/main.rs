@@ -2,7 +2,10 @@
 //! format: training lowers the loss, runs are bitwise reproducible, a run killed with
 //! SIGKILL and resumed ends bitwise identical, bad input gets clear errors.
 
+mod campaign;
+mod reference;
 mod reproduce;
+mod robust;
 mod safety;
 mod variants;
 
@@ -416,6 +419,17 @@ fn info_bench_and_experiment_commands_produce_their_output() {
     let o = run(&["devices"]);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("cpu: native Rust"));
+    let o = run(&["devices", "--json"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("devices --json is JSON");
+    for a in v["adapters"].as_array().expect("an adapter list") {
+        // The one rule: a GPU is what is not a CPU adapter; Vulkan discrete implies GPU.
+        let cpu = a["device_type"] == "Cpu";
+        assert_eq!(a["is_gpu"], !cpu, "{a}");
+        if a["vulkan_discrete"] == true {
+            assert!(a["backend"] == "Vulkan" && a["is_gpu"] == true, "{a}");
+        }
+    }
 
     let o = run(&[
         "bench",

@@ -162,10 +162,26 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
         "{readme}"
     );
     // Every stretch names the machine that trained it (the killed run has two), and the
-    // summary names those machines.
-    let stretches = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
-    assert_eq!(stretches.lines().count(), 2, "{stretches}");
-    for line in stretches.lines() {
+    // summary names those machines. The other lines are the epochs' times (an epoch
+    // trained again after the kill has two).
+    let provenance = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
+    let stretches: Vec<&str> = provenance
+        .lines()
+        .filter(|l| l.contains("\"commit\""))
+        .collect();
+    assert_eq!(stretches.len(), 2, "{provenance}");
+    let mut timed: Vec<u64> = provenance
+        .lines()
+        .filter(|l| l.contains("\"seconds\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    timed.dedup();
+    assert_eq!(timed, [1, 2, 3], "{provenance}");
+    for line in stretches {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         let machine = v["machine"].as_str().unwrap_or_default();
         assert!(machine.ends_with(" cores"), "{line}");
@@ -392,4 +408,72 @@ fn the_help_names_every_built_in_artefact() {
             "`rbd reproduce --help` does not name {name}:\n{help}"
         );
     }
+}
+
+#[test]
+fn endless_seeds_are_refused_at_once_naming_where_they_came_from() {
+    // Found by rbd-fuzz: `seeds = 2^40` planned runs until memory ran out.
+    let dir = scratch("endless-seeds");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let good = manifest(&dir, &data);
+    let text = std::fs::read_to_string(&good).unwrap();
+    assert!(text.contains("seeds = 2\n"), "{text}");
+    let bad = dir.join("endless.toml");
+    std::fs::write(&bad, text.replace("seeds = 2\n", "seeds = 1099511627776\n")).unwrap();
+    let results = dir.join("results");
+    let finish = |mut child: std::process::Child| {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                return (status, err);
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("still planning after a minute");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let spawn = |args: &[&str]| {
+        rbd()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (status, err) = finish(spawn(&[
+        "reproduce",
+        bad.to_str().unwrap(),
+        "--dry-run",
+        "--results",
+        results.to_str().unwrap(),
+    ]));
+    assert!(!status.success());
+    assert!(
+        err.contains(&format!(
+            "{}: seeds = 1099511627776: must be 1 to 1000",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let (status, err) = finish(spawn(&[
+        "reproduce",
+        good.to_str().unwrap(),
+        "--dry-run",
+        "--seeds",
+        "1099511627776",
+        "--results",
+        results.to_str().unwrap(),
+    ]));
+    assert!(!status.success());
+    assert!(
+        err.contains("seeds: 1099511627776 seeds per run is more than 1000"),
+        "{err}"
+    );
+    assert!(!results.exists(), "nothing is written for a refused plan");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -177,6 +177,7 @@ fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
         sigma,
         population: d,
         stream: s,
+        family: rbd_engine::random_bases::BasisFamily::Iid,
     };
     let mut oracle = Quadratic::new(n, Device::Cpu);
     let next = nes
@@ -386,4 +387,121 @@ fn released_fpd_takes_the_gradient_one_step_behind() {
         .zip(&got)
         .any(|(a, b)| (a - b).abs() > 1e-4);
     assert!(differ, "the two variants took the same steps");
+}
+
+/// Φ of one compartment in the Fastfood family, as f64 rows.
+fn phi_fastfood(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
+    use rbd_kernels::fastfood::{Fastfood, FastfoodBases};
+    let one = [Compartment { offset: 0, ..*c }];
+    let b = FastfoodBases {
+        stream: s,
+        step,
+        comps: &one,
+        ff: Fastfood::for_dims(c.dims.max(c.first + c.dims)),
+        scale,
+    };
+    let mut out = vec![0f32; c.dims * c.len];
+    b.generate_cpu(0, &mut out);
+    out.chunks(c.len)
+        .map(|r| r.iter().map(|&x| x as f64).collect())
+        .collect()
+}
+
+#[test]
+fn fastfood_rbd_fpd_and_nes_steps_match_their_formulas() {
+    use rbd_engine::random_bases::BasisFamily;
+    use rbd_kernels::fastfood::Fastfood;
+    let (n, d) = (1500, 24);
+    let theta0: Vec<f32> = weights(n, 3).iter().map(|&x| x as f32).collect();
+    let th = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+    let s = stream(Distribution::Gaussian);
+    let family = BasisFamily::Fastfood(Fastfood::for_dims(d));
+    let g: Vec<f64> = {
+        let t = Quadratic::new(n, Device::Cpu);
+        theta0
+            .iter()
+            .zip(&t.target)
+            .map(|(&a, &b)| (a - b) as f64)
+            .collect()
+    };
+    let comp = Compartment::new(0, 0, n, d);
+    let p = phi_fastfood(&s, 5, &comp, rbd_scale(n));
+    let want: Vec<f64> = {
+        let c: Vec<f64> = p
+            .iter()
+            .map(|r| r.iter().zip(&g).map(|(a, b)| a * b).sum())
+            .collect();
+        (0..n)
+            .map(|e| theta0[e] as f64 - 0.3 * (0..d).map(|j| c[j] * p[j][e]).sum::<f64>())
+            .collect()
+    };
+    // RBD at step 5 and FPD (its fixed base is step 0's: the same formula at step 0).
+    let mut rbd = RandomBases::new(0.3, s, Compartment::whole(n, d), n, false).with_family(family);
+    let got = rbd
+        .step(5, &th, &mut Quadratic::new(n, Device::Cpu))
+        .unwrap()
+        .theta
+        .to_vec_f32()
+        .unwrap();
+    close("fastfood rbd", &got, &want, 1e-5);
+    let mut fpd = FixedProjection::new(0.3, s, Compartment::whole(n, d), &th)
+        .unwrap()
+        .with_family(family);
+    let p0 = phi_fastfood(&s, 0, &comp, rbd_scale(n));
+    let want0: Vec<f64> = {
+        let c: Vec<f64> = p0
+            .iter()
+            .map(|r| r.iter().zip(&g).map(|(a, b)| a * b).sum())
+            .collect();
+        (0..n)
+            .map(|e| theta0[e] as f64 - 0.3 * (0..d).map(|j| c[j] * p0[j][e]).sum::<f64>())
+            .collect()
+    };
+    let got = fpd
+        .step(9, &th, &mut Quadratic::new(n, Device::Cpu))
+        .unwrap()
+        .theta
+        .to_vec_f32()
+        .unwrap();
+    close("fastfood fpd", &got, &want0, 1e-5);
+    // NES: offspring θ + σ·ε_i with ε_i the step's Fastfood columns at scale 1.
+    let (lr, sigma) = (0.2, 0.01);
+    let mut nes = Nes {
+        lr,
+        sigma,
+        population: d,
+        stream: s,
+        family,
+    };
+    let mut oracle = Quadratic::new(n, Device::Cpu);
+    let next = nes
+        .step(3, &th, &mut oracle)
+        .unwrap()
+        .theta
+        .to_vec_f32()
+        .unwrap();
+    let eps = phi_fastfood(&s, 3, &comp, 1.0);
+    let losses: Vec<f64> = eps
+        .iter()
+        .map(|e| {
+            (0..n)
+                .map(|k| {
+                    let x = theta0[k] as f64 + sigma * e[k];
+                    0.5 * (x - oracle.target[k] as f64).powi(2)
+                })
+                .sum()
+        })
+        .collect();
+    for (got, want) in oracle.losses.iter().zip(&losses) {
+        assert!(
+            (got - want).abs() <= 1e-4 * want.abs(),
+            "offspring loss {got} vs {want}"
+        );
+    }
+    let ranks = rbd_optim::nes::centred_ranks(&oracle.losses);
+    let alpha = lr / (sigma * d as f64 * (n as f64).sqrt());
+    let want: Vec<f64> = (0..n)
+        .map(|k| theta0[k] as f64 + alpha * (0..d).map(|i| ranks[i] * eps[i][k]).sum::<f64>())
+        .collect();
+    close("fastfood nes", &next, &want, 1e-5);
 }

@@ -127,9 +127,28 @@ pub fn fetch_cifar10(
             archive.display()
         ));
         let file = File::open(archive).map_err(|e| DatasetError::io(archive, e))?;
-        let actual = sha256_of_reader(archive, file)?;
+        // Bounded like a download: never more than the pinned size plus one byte is
+        // read (a device such as /dev/zero would otherwise be hashed forever).
+        let length_error = |n: String| DatasetError::BadArchive {
+            archive: archive.display().to_string(),
+            reason: format!(
+                "it has {n} bytes, the pinned cifar-10-binary.tar.gz has {}",
+                source.size.unwrap_or_default()
+            ),
+        };
+        if let (Some(want), Ok(meta)) = (source.size, file.metadata()) {
+            if meta.is_file() && meta.len() > want {
+                return Err(length_error(meta.len().to_string()));
+            }
+        }
+        let limit = source.size.map_or(u64::MAX, |s| s + 1);
+        let (actual, n) = sha256_of_reader(archive, file, limit)?;
+        if let Some(want) = source.size.filter(|&want| n > want) {
+            return Err(length_error(format!("more than {want}")));
+        }
         check_archive_sum(&archive.display().to_string(), source, actual, &help)?;
-        unpack(archive, &archive.display().to_string(), staging.path())?
+        let origin = archive.display().to_string();
+        unpack_cifar_archive(archive, &origin, staging.path(), CIFAR_RECORDS_PER_FILE)?
     } else if let Some(builder) = &source.builder {
         build(builder, staging.path(), &help, log)?
     } else {
@@ -141,7 +160,12 @@ pub fn fetch_cifar10(
             "  verified {} (sha256 {})",
             source.url, source.sha256
         ));
-        unpack(&archive, &source.url, staging.path())?
+        unpack_cifar_archive(
+            &archive,
+            &source.url,
+            staging.path(),
+            CIFAR_RECORDS_PER_FILE,
+        )?
     };
     publish_dir(&unpacked, &target)?;
     log(&format!("CIFAR-10 ready in {}", target.display()));
@@ -167,9 +191,17 @@ fn check_archive_sum(
 
 /// Unpacks the batch files (and the small metadata files) of an archive in the
 /// official layout into `into/cifar-10-batches-bin/`, which is returned once every
-/// batch file is there with its exact size. Other members are skipped, so no path in
-/// the archive can write outside `into`. `origin` (URL or path) names it in errors.
-fn unpack(archive: &Path, origin: &str, into: &Path) -> Result<PathBuf, DatasetError> {
+/// batch file is there with its exact size (`records_per_file` records each: 10,000
+/// for the official archive). Other members are skipped, so no path in the archive can
+/// write outside `into`; a member of the layout that is not a regular file, appears
+/// twice or is larger than its file may be is refused. `origin` (URL or path) names the
+/// archive in errors.
+pub fn unpack_cifar_archive(
+    archive: &Path,
+    origin: &str,
+    into: &Path,
+    records_per_file: usize,
+) -> Result<PathBuf, DatasetError> {
     let out = into.join(CIFAR_BATCHES_DIR);
     std::fs::create_dir(&out).map_err(|e| DatasetError::io(&out, e))?;
     let bad = |reason: String| DatasetError::BadArchive {
@@ -177,6 +209,7 @@ fn unpack(archive: &Path, origin: &str, into: &Path) -> Result<PathBuf, DatasetE
         reason,
     };
     let io = |e: std::io::Error| bad(e.to_string());
+    let batch_bytes = (records_per_file * CIFAR_RECORD) as u64;
     let file = File::open(archive).map_err(|e| DatasetError::io(archive, e))?;
     let mut tar = tar::Archive::new(GzDecoder::new(file));
     for entry in tar.entries().map_err(io)? {
@@ -189,35 +222,43 @@ fn unpack(archive: &Path, origin: &str, into: &Path) -> Result<PathBuf, DatasetE
                 None => continue,
             }
         };
-        let Some(limit) = member_limit(&name) else {
+        let Some(limit) = member_limit(&name, batch_bytes) else {
             continue;
         };
+        let member = format!("{CIFAR_BATCHES_DIR}/{name}");
         if !entry.header().entry_type().is_file() {
-            return Err(bad(format!(
-                "{CIFAR_BATCHES_DIR}/{name} is not a regular file"
-            )));
+            return Err(bad(format!("{member} is not a regular file")));
         }
         let dest = out.join(&name);
-        let mut file = File::create_new(&dest).map_err(|e| DatasetError::io(&dest, e))?;
-        std::io::copy(&mut entry.take(limit + 1), &mut file).map_err(io)?;
+        let mut file = match File::create_new(&dest) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(bad(format!("{member} appears twice")));
+            }
+            Err(e) => return Err(DatasetError::io(&dest, e)),
+        };
+        let copied = std::io::copy(&mut entry.take(limit + 1), &mut file).map_err(io)?;
+        if copied > limit {
+            return Err(bad(format!(
+                "{member} is larger than the {limit} bytes it may have"
+            )));
+        }
         file.sync_all().map_err(|e| DatasetError::io(&dest, e))?;
     }
-    check_batches(&out).map_err(bad)?;
+    check_batches(&out, batch_bytes, records_per_file).map_err(bad)?;
     Ok(out)
 }
 
 /// The most bytes to unpack for archive member `name`, or `None` to skip it.
-fn member_limit(name: &str) -> Option<u64> {
+fn member_limit(name: &str, batch_bytes: u64) -> Option<u64> {
     if batch_files().any(|f| f == name) {
-        Some(BATCH_BYTES)
+        Some(batch_bytes)
     } else if SMALL_FILES.contains(&name) {
         Some(SMALL_FILE_LIMIT)
     } else {
         None
     }
 }
-
-const BATCH_BYTES: u64 = (CIFAR_RECORDS_PER_FILE * CIFAR_RECORD) as u64;
 
 fn batch_files() -> impl Iterator<Item = &'static str> {
     CIFAR_TRAIN_FILES
@@ -226,17 +267,18 @@ fn batch_files() -> impl Iterator<Item = &'static str> {
         .chain(std::iter::once(CIFAR_TEST_FILE))
 }
 
-/// Checks that `dir` holds the six batch files at their exact size.
-fn check_batches(dir: &Path) -> Result<(), String> {
+/// Checks that `dir` holds the six batch files at their exact size (`records` records
+/// of `CIFAR_RECORD` bytes, `batch_bytes` in all).
+fn check_batches(dir: &Path, batch_bytes: u64, records: usize) -> Result<(), String> {
     for name in batch_files() {
         let len = match std::fs::metadata(dir.join(name)) {
             Ok(meta) => meta.len(),
             Err(_) => return Err(format!("{CIFAR_BATCHES_DIR}/{name} is missing")),
         };
-        if len != BATCH_BYTES {
+        if len != batch_bytes {
             return Err(format!(
-                "{CIFAR_BATCHES_DIR}/{name} has {len} bytes, expected {BATCH_BYTES} \
-                 ({CIFAR_RECORDS_PER_FILE} records of {CIFAR_RECORD} bytes)"
+                "{CIFAR_BATCHES_DIR}/{name} has {len} bytes, expected {batch_bytes} \
+                 ({records} records of {CIFAR_RECORD} bytes)"
             ));
         }
     }
@@ -266,9 +308,12 @@ fn build(
     let (script, dest) = (builder.to_string_lossy(), into.to_string_lossy());
     command::run("CIFAR-10", "python3", &[&script, &dest], into, help)?;
     let out = into.join(CIFAR_BATCHES_DIR);
-    check_batches(&out).map_err(|reason| DatasetError::BadBuild {
-        builder: builder.to_path_buf(),
-        reason,
+    let batch_bytes = (CIFAR_RECORDS_PER_FILE * CIFAR_RECORD) as u64;
+    check_batches(&out, batch_bytes, CIFAR_RECORDS_PER_FILE).map_err(|reason| {
+        DatasetError::BadBuild {
+            builder: builder.to_path_buf(),
+            reason,
+        }
     })?;
     Ok(out)
 }

@@ -1,10 +1,11 @@
 //! Downloading one pinned file over HTTP(S) into a scratch directory: streamed to disk,
-//! hashed on the way, never more than its pinned size plus one byte.
+//! hashed on the way, never more than its pinned size plus one byte, and never longer
+//! than its size at the slowest accepted rate ([`MIN_RATE_ENV`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -13,9 +14,41 @@ use crate::error::DatasetError;
 
 /// Bytes copied per read.
 const CHUNK: usize = 1 << 16;
-/// Limits on a stalled server (the download as a whole has none: it may be slow).
+/// Limits on a stalled server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Environment variable: the slowest average rate, in bytes per second, a download may
+/// keep (default [`DEFAULT_MIN_RATE`]). A download of N bytes is abandoned after
+/// [`DEADLINE_SLACK`] + N / rate, so a server that trickles a byte now and then (each
+/// under the per-read timeout) cannot hold a run forever. Of unknown length, what has
+/// arrived so far counts as N.
+pub const MIN_RATE_ENV: &str = "RBD_DOWNLOAD_MIN_RATE";
+/// 16 KiB/s: CIFAR-10's 162 MiB archive within 2 h 53 min.
+pub const DEFAULT_MIN_RATE: u64 = 16 << 10;
+/// Time every deadline adds, for connecting and the server's first answer.
+pub const DEADLINE_SLACK: Duration = Duration::from_secs(10);
+
+/// The slowest rate accepted, from [`MIN_RATE_ENV`] when set.
+fn min_rate() -> Result<u64, String> {
+    match std::env::var(MIN_RATE_ENV) {
+        Err(_) => Ok(DEFAULT_MIN_RATE),
+        Ok(v) if v.trim().is_empty() => Ok(DEFAULT_MIN_RATE),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&r| r > 0)
+            .ok_or_else(|| {
+                format!("{MIN_RATE_ENV}={v} is not a positive number of bytes per second")
+            }),
+    }
+}
+
+/// How long a download of `bytes` may take at `rate` bytes per second.
+fn deadline(bytes: u64, rate: u64) -> Duration {
+    DEADLINE_SLACK + Duration::from_secs_f64(bytes as f64 / rate as f64)
+}
 
 /// How far a download has got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +85,8 @@ pub(crate) fn download(
         reason,
         help: help.to_string(),
     };
+    let rate = min_rate().map_err(&fail)?;
+    let started = Instant::now();
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_per_read(Some(READ_TIMEOUT))
@@ -92,6 +127,16 @@ pub(crate) fn download(
             .map_err(|e| DatasetError::io(dest, e))?;
         done += n as u64;
         progress(DownloadProgress { done, total });
+        let allowed = deadline(total.unwrap_or(done), rate);
+        if started.elapsed() > allowed {
+            return Err(fail(format!(
+                "too slow: {done} of {} bytes in {:.0} s, past the deadline of {:.0} s ({} bytes at {rate} bytes/s, the slowest accepted; {MIN_RATE_ENV} sets it)",
+                total.map_or("?".to_string(), |t| t.to_string()),
+                started.elapsed().as_secs_f64(),
+                allowed.as_secs_f64(),
+                total.unwrap_or(done)
+            )));
+        }
     }
     let file = out
         .into_inner()

@@ -14,10 +14,11 @@ mod npm;
 mod staging;
 
 pub use cifar::{
-    ensure_cifar10, fetch_cifar10, log_download_progress, Cifar10Source, CIFAR10_ARCHIVE_BYTES,
-    CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV, CIFAR10_URL, CIFAR10_URL_ENV,
+    ensure_cifar10, fetch_cifar10, log_download_progress, unpack_cifar_archive, Cifar10Source,
+    CIFAR10_ARCHIVE_BYTES, CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV,
+    CIFAR10_URL, CIFAR10_URL_ENV,
 };
-pub use http::DownloadProgress;
+pub use http::{DownloadProgress, DEFAULT_MIN_RATE, MIN_RATE_ENV};
 
 use std::path::{Path, PathBuf};
 

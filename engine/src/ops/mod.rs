@@ -5,6 +5,7 @@ pub mod batchnorm;
 pub mod bias_relu;
 pub mod conv;
 pub mod elementwise;
+pub mod fastfood;
 pub mod loss;
 pub mod matmul;
 pub mod pool;

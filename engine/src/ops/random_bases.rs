@@ -1,6 +1,7 @@
 //! The random-bases op family: project a gradient onto d random directions, expand
 //! coordinates back, and materialise directions (for comparison), on engine tensors.
-//! Dispatches to the native cpu implementation or the WGSL shaders of
+//! Dispatches by the bases' family (i.i.d. here, Fastfood to [`super::fastfood`]) and
+//! then to the native cpu implementation or the WGSL shaders of
 //! `rbd_kernels::random_bases` by where the operands live. The directions are
 //! regenerated from (seed, step, compartment, direction, element) and never stored
 //! (`docs/random-directions.md` specifies the stream). No autodiff: these ops act on
@@ -9,13 +10,14 @@
 //! The stream and compartment types are re-exported here, so that optimisers speak
 //! the engine alone.
 
+use super::fastfood;
 use crate::device::Device;
 use crate::error::{EngineError, Result};
 use crate::tensor::Tensor;
 use rbd_kernels::random_bases as rb;
 pub use rbd_kernels::random_bases::{
-    check_compartments, is_partition, rbd_scale, total_dims, Bases, Compartment, Distribution,
-    Generator, Stream,
+    check_compartments, is_partition, rbd_scale, total_dims, Bases, BasisFamily, Compartment,
+    Distribution, Fastfood, Generator, Stream,
 };
 
 fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
@@ -29,6 +31,9 @@ fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
 
 /// Coordinates c = scale·Φᵀg (length Σ dims) of `g` in the directions of `bases`.
 pub fn project(bases: &Bases, g: &Tensor) -> Result<Tensor> {
+    if let Some(ff) = bases.fastfood() {
+        return fastfood::project(&ff, g);
+    }
     crate::profile::op_begin("project");
     let dims = bases.dims();
     rb::check_compartments(bases.compartments, g.numel()).map_err(EngineError::Invalid)?;
@@ -47,6 +52,9 @@ pub fn project(bases: &Bases, g: &Tensor) -> Result<Tensor> {
 
 /// base + alpha·scale·Φc.
 pub fn expand(bases: &Bases, coords: &Tensor, alpha: f32, base: &Tensor) -> Result<Tensor> {
+    if let Some(ff) = bases.fastfood() {
+        return fastfood::expand(&ff, coords, alpha, base);
+    }
     crate::profile::op_begin("expand");
     rb::check_compartments(bases.compartments, base.numel()).map_err(EngineError::Invalid)?;
     if coords.numel() != bases.dims() {
@@ -113,6 +121,9 @@ fn step_in_bases(
     base: &Tensor,
     with_delta: bool,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    if let Some(ff) = bases.fastfood() {
+        return fastfood::project_expand(&ff, g, alpha, base, with_delta);
+    }
     if g.numel() != base.numel() {
         return Err(EngineError::Shape {
             op: "project_expand",
@@ -156,6 +167,16 @@ fn step_in_bases(
 /// The directions of `bases`, materialised (comparison only): compartment after
 /// compartment, each a `dims × len` block, as a flat tensor of Σ dims·len values.
 pub fn generate(device: &Device, bases: &Bases) -> Result<Tensor> {
+    if let Some(ff) = bases.fastfood() {
+        // Each compartment's dims × len block, flattened, one after the other.
+        let parts = (0..bases.compartments.len())
+            .map(|which| fastfood::generate(device, &ff, which))
+            .collect::<Result<Vec<_>>>()?;
+        return match parts.as_slice() {
+            [one] => one.reshape(&[bases.generated_len()]),
+            _ => Tensor::cat_flat(&parts.iter().collect::<Vec<_>>()),
+        };
+    }
     crate::profile::op_begin("generate");
     let shape = [bases.generated_len()];
     match device {

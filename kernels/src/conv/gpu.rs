@@ -2,8 +2,9 @@
 //! tensors (see the header of `wgsl/conv.wgsl`).
 
 use super::Conv2dShape;
-use crate::gpu::{GpuBuffer, GpuContext, Kernel};
-use crate::launch::{check_len, check_u32, launch_1d};
+use crate::gpu::{GpuBuffer, GpuContext, Kernel, Work};
+use crate::launch::{check_len, check_u32, reduction_splits};
+use crate::reduce::sum_rows_passes;
 use crate::GpuError;
 
 const SRC: &str = include_str!("../../wgsl/conv.wgsl");
@@ -44,6 +45,7 @@ fn kernel(entry: &'static str) -> Kernel {
         module: "conv",
         source: SRC,
         entry,
+        trusted: true,
     }
 }
 
@@ -103,6 +105,7 @@ fn rows_per_thread(gm: usize) -> usize {
     }
 }
 
+/// Dispatches one of the GEMM kernels over `info.groups` workgroups.
 fn dispatch(
     ctx: &GpuContext,
     entry: &'static str,
@@ -111,13 +114,57 @@ fn dispatch(
 ) -> Result<(), GpuError> {
     let grid = ctx.grid(info.groups as u64)?;
     let rm = rows_per_thread(info.gm as usize) as f64;
-    ctx.dispatch(
+    let flops = 2.0 * info.gm as f64 * info.gn as f64 * info.gk as f64;
+    ctx.dispatch_with_work(
         &kernel(entry),
         &[("RM", rm)],
         bytemuck::bytes_of(info),
         bufs,
         grid,
+        Work::compute(flops, bufs),
     )
+}
+
+/// Shortest reduction chunk of a split (two 16-deep slices).
+const MIN_CHUNK: usize = 2 * TILE_K;
+
+/// Sets `info` up for `splits` chunks of `chunk` (from [`reduction_splits`]): returns
+/// whether the reduction is split (its outputs then go to a partials buffer).
+fn split(info: &mut Info, what: &str, chunk: usize, splits: usize) -> Result<bool, GpuError> {
+    let tiles = info.tiles_m as usize * info.tiles_n as usize;
+    check_u32(what, info.gk as usize + chunk)?;
+    check_u32(what, info.gm as usize * info.gn as usize * splits)?;
+    info.chunk = check_u32(what, chunk)?;
+    info.splits = check_u32(what, splits)?;
+    info.groups = check_u32(what, tiles * splits)?;
+    Ok(splits > 1)
+}
+
+/// The split of `info`'s reduction over its tiles (see [`reduction_splits`]).
+fn splits_of(info: &Info) -> (usize, usize) {
+    let tiles = info.tiles_m as usize * info.tiles_n as usize;
+    reduction_splits(tiles, info.gk as usize, TILE_K, MIN_CHUNK)
+}
+
+/// Runs GEMM `entry` over `inputs` into a new buffer of `len` values: directly, or (a
+/// split reduction) into `splits` partials `[splits, len]` whose rows `sum_rows`' passes
+/// add (blocks of 64 splits in order, then the block sums in order), spread over the
+/// outputs and the split blocks.
+fn gemm(
+    ctx: &GpuContext,
+    entry: &'static str,
+    info: &Info,
+    inputs: [&GpuBuffer; 2],
+    len: usize,
+) -> Result<GpuBuffer, GpuError> {
+    if info.splits <= 1 {
+        let out = ctx.alloc(len as u64 * 4)?;
+        dispatch(ctx, entry, info, &[inputs[0], inputs[1], &out])?;
+        return Ok(out);
+    }
+    let partials = ctx.alloc((len * info.splits as usize) as u64 * 4)?;
+    dispatch(ctx, entry, info, &[inputs[0], inputs[1], &partials])?;
+    sum_rows_passes(ctx, &partials, info.splits as usize, len)
 }
 
 /// Forward convolution on the device: returns `y [n, o, oh, ow]`.
@@ -127,31 +174,22 @@ pub fn conv2d_gpu(
     x: &GpuBuffer,
     w: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
-    conv2d_gpu_split(ctx, s, x, w, forward_splits_for(ctx, s))
+    conv2d_gpu_split(ctx, s, x, w, forward_splits(s))
 }
 
-/// Workgroups the forward pass aims for on a GPU before it stops splitting.
-const FORWARD_TARGET_GROUPS: usize = 128;
-/// Smallest reduction per forward split (a multiple of [`TILE_K`]).
-const FORWARD_MIN_CHUNK: usize = 64;
-
-/// Splits of the forward reduction (K = c·kh·kw) [`conv2d_gpu`] uses: 1 on CPU
-/// adapters (the single-chain order), and on GPUs enough for a layer with a small
-/// output grid (the CNN's third layer at batch 32: 8 tiles) to reach ~128 workgroups,
-/// each split reducing at least 64.
-pub fn forward_splits_for(ctx: &GpuContext, s: &Conv2dShape) -> usize {
-    if ctx.adapter.is_cpu {
-        return 1;
-    }
+/// Splits of the forward reduction (K = c·kh·kw) [`conv2d_gpu`] uses: enough for a
+/// layer with a small output grid (the CNN's third layer at batch 32: 8 tiles) to offer
+/// [`crate::launch::TARGET_WORKGROUPS`], each split reducing at least two slices. By
+/// shape alone, so every adapter computes the same bits.
+pub fn forward_splits(s: &Conv2dShape) -> usize {
     let gm = s.o;
     let tiles = gm.div_ceil(16 * rows_per_thread(gm)) * (s.n * s.p()).div_ceil(TILE);
-    let want = FORWARD_TARGET_GROUPS.div_ceil(tiles.max(1));
-    want.min(s.k() / FORWARD_MIN_CHUNK).max(1)
+    reduction_splits(tiles, s.k(), TILE_K, MIN_CHUNK).1
 }
 
 /// Forward convolution with the reduction split into `splits` chunks of whole 16-deep
-/// slices, each into a partial output, added in split order by `conv_sum_partials`
-/// (deterministic; with more than one split the rounding differs from one chain).
+/// slices, each into a partial output, added by `sum_rows`' passes (deterministic; with
+/// more than one split the rounding differs from one chain).
 pub fn conv2d_gpu_split(
     ctx: &GpuContext,
     s: &Conv2dShape,
@@ -162,65 +200,62 @@ pub fn conv2d_gpu_split(
     check_len("conv2d x", x, s.x_len())?;
     check_len("conv2d w", w, s.w_len())?;
     let mut info = info(s, s.o, s.n * s.p(), s.k())?;
-    let y = ctx.alloc(s.y_len() as u64 * 4)?;
     let gk = s.k();
     let chunk = gk.div_ceil(splits.max(1)).div_ceil(TILE_K) * TILE_K;
-    let splits = gk.div_ceil(chunk.max(1)).max(1);
-    if splits == 1 {
-        dispatch(ctx, "conv_forward", &info, &[x, w, &y])?;
-        return Ok(y);
-    }
-    let tiles = info.tiles_m as usize * info.tiles_n as usize;
-    check_u32("conv2d partials", s.y_len() * splits)?;
-    check_u32("conv2d reduction", gk + chunk)?;
-    info.chunk = check_u32("conv2d chunk", chunk)?;
-    info.splits = check_u32("conv2d splits", splits)?;
-    info.groups = check_u32("conv2d workgroups", tiles * splits)?;
-    let partials = ctx.alloc((s.y_len() * splits) as u64 * 4)?;
-    dispatch(ctx, "conv_forward", &info, &[x, w, &partials])?;
-    launch_1d(
-        ctx,
-        &kernel("conv_sum_partials"),
-        bytemuck::bytes_of(&info),
-        &[&partials, &y],
-        s.y_len() as u64,
-    )?;
-    Ok(y)
+    split(&mut info, "conv2d", chunk, gk.div_ceil(chunk.max(1)).max(1))?;
+    gemm(ctx, "conv_forward", &info, [x, w], s.y_len())
 }
 
 /// Gradient of the convolution with respect to its input on the device: returns
 /// `dx [n, c, h, w]` (an implicit GEMM over (co, ki, kj) per input element; no atomics).
+/// The reduction is split as [`reduction_splits`] says for the output tiles (the CNN's
+/// layers at batch 32 have 18 and 113 tiles).
 pub fn conv2d_backward_data_gpu(
     ctx: &GpuContext,
     s: &Conv2dShape,
     dy: &GpuBuffer,
     w: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
-    check_len("conv2d_backward_data dy", dy, s.y_len())?;
-    check_len("conv2d_backward_data w", w, s.w_len())?;
-    let info = info(s, s.c, s.n * s.h * s.w, s.o * s.kh * s.kw)?;
-    let dx = ctx.alloc(s.x_len() as u64 * 4)?;
-    dispatch(ctx, "conv_backward_data", &info, &[dy, w, &dx])?;
-    Ok(dx)
+    let mut info = info(s, s.c, s.n * s.h * s.w, s.o * s.kh * s.kw)?;
+    let (chunk, splits) = splits_of(&info);
+    backward_data(ctx, s, dy, w, chunk, splits, &mut info)
 }
 
-/// Workgroups the backward-weight kernel aims for before it splits the reduction.
-const TARGET_GROUPS: usize = 512;
-/// Smallest reduction chunk of one split (a multiple of [`TILE_K`]).
-const MIN_CHUNK: usize = 512;
+/// [`conv2d_backward_data_gpu`] with the reduction (o·kh·kw) split into `splits` chunks
+/// of whole 16-deep slices: 1 is the single fma chain per output.
+pub fn conv2d_backward_data_gpu_split(
+    ctx: &GpuContext,
+    s: &Conv2dShape,
+    dy: &GpuBuffer,
+    w: &GpuBuffer,
+    splits: usize,
+) -> Result<GpuBuffer, GpuError> {
+    let gk = s.o * s.kh * s.kw;
+    let mut info = info(s, s.c, s.n * s.h * s.w, gk)?;
+    let chunk = gk.div_ceil(splits.max(1)).div_ceil(TILE_K) * TILE_K;
+    let splits = gk.div_ceil(chunk.max(1)).max(1);
+    backward_data(ctx, s, dy, w, chunk, splits, &mut info)
+}
 
-/// Splits of the backward-weight reduction for `tiles` output tiles reducing over `r`:
-/// returns (chunk, splits). Depends on the shape only, so results are reproducible on
-/// any device.
-fn weight_splits(tiles: usize, r: usize) -> (usize, usize) {
-    let want = TARGET_GROUPS.div_ceil(tiles).max(1);
-    let chunk = r.div_ceil(want).max(MIN_CHUNK).div_ceil(TILE_K) * TILE_K;
-    (chunk, r.div_ceil(chunk).max(1))
+fn backward_data(
+    ctx: &GpuContext,
+    s: &Conv2dShape,
+    dy: &GpuBuffer,
+    w: &GpuBuffer,
+    chunk: usize,
+    splits: usize,
+    info: &mut Info,
+) -> Result<GpuBuffer, GpuError> {
+    check_len("conv2d_backward_data dy", dy, s.y_len())?;
+    check_len("conv2d_backward_data w", w, s.w_len())?;
+    split(info, "conv2d_backward_data", chunk, splits)?;
+    gemm(ctx, "conv_backward_data", info, [dy, w], s.x_len())
 }
 
 /// Gradient of the convolution with respect to its weights on the device, summed over
-/// the batch: returns `dw [o, c, kh, kw]`. Long reductions (n·oh·ow) are split into
-/// fixed chunks written to a partials buffer and summed in split order by a second pass.
+/// the batch: returns `dw [o, c, kh, kw]`. The reduction (n·oh·ow) is split as
+/// [`reduction_splits`] says for the (few) output tiles, into a partials buffer summed
+/// in split order by a second pass.
 pub fn conv2d_backward_weight_gpu(
     ctx: &GpuContext,
     s: &Conv2dShape,
@@ -229,48 +264,52 @@ pub fn conv2d_backward_weight_gpu(
 ) -> Result<GpuBuffer, GpuError> {
     check_len("conv2d_backward_weight x", x, s.x_len())?;
     check_len("conv2d_backward_weight dy", dy, s.y_len())?;
-    let r = s.n * s.p();
-    let mut info = info(s, s.o, s.k(), r)?;
-    let tiles = info.tiles_m as usize * info.tiles_n as usize;
-    let (chunk, splits) = weight_splits(tiles, r);
-    check_u32("conv2d_backward_weight reduction", r + chunk)?;
-    info.chunk = check_u32("conv2d_backward_weight chunk", chunk)?;
-    info.splits = check_u32("conv2d_backward_weight splits", splits)?;
-    info.groups = check_u32("conv2d_backward_weight workgroups", tiles * splits)?;
-    let len = s.w_len();
-    let dw = ctx.alloc(len as u64 * 4)?;
-    if splits == 1 {
-        dispatch(ctx, "conv_backward_weight", &info, &[dy, x, &dw])?;
-        return Ok(dw);
-    }
-    check_u32("conv2d_backward_weight partials", len * splits)?;
-    let partials = ctx.alloc((len * splits) as u64 * 4)?;
-    dispatch(ctx, "conv_backward_weight", &info, &[dy, x, &partials])?;
-    launch_1d(
-        ctx,
-        &kernel("conv_sum_partials"),
-        bytemuck::bytes_of(&info),
-        &[&partials, &dw],
-        len as u64,
-    )?;
-    Ok(dw)
+    let mut info = info(s, s.o, s.k(), s.n * s.p())?;
+    let (chunk, splits) = splits_of(&info);
+    split(&mut info, "conv2d_backward_weight", chunk, splits)?;
+    gemm(ctx, "conv_backward_weight", &info, [dy, x], s.w_len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv::Padding;
+    use crate::launch::TARGET_WORKGROUPS;
 
+    fn groups(s: &Conv2dShape, gm: usize, gn: usize, gk: usize) -> usize {
+        let mut i = info(s, gm, gn, gk).unwrap();
+        let (chunk, splits) = splits_of(&i);
+        split(&mut i, "test", chunk, splits).unwrap();
+        i.groups as usize
+    }
+
+    /// The CNN's layers at the paper's batch (32) offer a 132-SM GPU two workgroups per
+    /// multiprocessor in every pass.
     #[test]
-    fn weight_splits_cover_the_reduction() {
-        for tiles in [1, 3, 64, 600] {
-            for r in [1, 15, 16, 17, 1000, 28_800, 131_072] {
-                let (chunk, splits) = weight_splits(tiles, r);
-                assert_eq!(chunk % TILE_K, 0);
+    fn the_cnn_at_batch_32_fills_a_big_gpu_in_every_pass() {
+        for (c, h, o) in [(3, 32, 32), (32, 15, 64), (64, 6, 64)] {
+            let s = Conv2dShape::new(32, c, h, h, o, 3, 3, 1, Padding::Valid).unwrap();
+            let fwd = groups(&s, s.o, s.n * s.p(), s.k());
+            let data = groups(&s, s.c, s.n * s.h * s.w, s.o * 9);
+            let weight = groups(&s, s.o, s.k(), s.n * s.p());
+            for (pass, g) in [
+                ("forward", fwd),
+                ("backward-data", data),
+                ("backward-weight", weight),
+            ] {
                 assert!(
-                    chunk * splits >= r && chunk * (splits - 1) < r,
-                    "{tiles} {r}"
+                    g >= TARGET_WORKGROUPS / 2,
+                    "conv {c}->{o} {pass}: {g} workgroups"
                 );
             }
+            // Only conv3's forward and backward-weight stop short, at the shortest chunks.
+            if c != 64 {
+                assert!(
+                    fwd >= TARGET_WORKGROUPS && weight >= TARGET_WORKGROUPS,
+                    "{c}"
+                );
+            }
+            assert!(data >= TARGET_WORKGROUPS, "{c}: {data}");
         }
     }
 }

@@ -16,7 +16,10 @@
 //!
 //! The WGSL kernels are implicit GEMMs over the same matrices, gathered on the fly
 //! from NCHW tensors into (16·RM)×64×16 workgroup tiles, RM ∈ {1, 2, 4} by the GEMM's
-//! row count (see the shader's header).
+//! row count (see the shader's header). A GEMM with too few output tiles to fill a big
+//! GPU splits its reduction (`launch::reduction_splits`, by shape alone), so the three
+//! passes of the CNN at batch 32 each offer an H100 about two workgroups per
+//! multiprocessor.
 
 mod cpu;
 mod gpu;
@@ -25,7 +28,7 @@ mod shape;
 
 pub use cpu::{conv2d_backward_data_cpu, conv2d_backward_weight_cpu, conv2d_cpu};
 pub use gpu::{
-    conv2d_backward_data_gpu, conv2d_backward_weight_gpu, conv2d_gpu, conv2d_gpu_split,
-    forward_splits_for,
+    conv2d_backward_data_gpu, conv2d_backward_data_gpu_split, conv2d_backward_weight_gpu,
+    conv2d_gpu, conv2d_gpu_split, forward_splits,
 };
 pub use shape::{Conv2dShape, Padding};

@@ -171,12 +171,16 @@ impl GpuBuffer {
     pub fn allocation_id(&self) -> u64 {
         self.id
     }
-    /// A binding covering the requested bytes (rounded up to 4).
+    /// A binding covering the requested bytes, rounded up to 16 (inside the size
+    /// class, which is a multiple of 64) so that kernels may also address the buffer as
+    /// `array<vec4<f32>>` with a ragged length, guarding the last vector's values.
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.raw(),
             offset: 0,
-            size: wgpu::BufferSize::new(self.bytes.max(4).div_ceil(4) * 4),
+            size: wgpu::BufferSize::new(
+                (self.bytes.max(4).div_ceil(16) * 16).min(self.raw().size()),
+            ),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Explicit bind-group layouts from the WGSL itself: which storage bindings each entry
-//! point uses and whether it writes them, as naga (wgpu's shader compiler) sees it.
+//! point uses and whether it writes them, and its workgroup size (for the dispatch log),
+//! as naga (wgpu's shader compiler) sees it.
 //!
 //! wgpu can derive a layout from a shader, but a derived layout has no dynamic offsets;
 //! the runtime's uniform ring needs binding 0 to take one (so one cached bind group
@@ -14,11 +15,69 @@ use wgpu::naga;
 /// Storage bindings `1..` an entry point uses: `(binding, read_only)` in binding order.
 pub(crate) type Bindings = Vec<(u32, bool)>;
 
-/// The storage bindings of every entry point of a WGSL module.
-pub(crate) fn entry_bindings(
+/// One dimension of a workgroup size: a number, or an `override` with its default.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum WorkgroupDim {
+    Fixed(u32),
+    Override { name: String, default: u32 },
+}
+
+/// What the runtime needs of one entry point.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct EntryInfo {
+    pub bindings: Bindings,
+    pub workgroup_size: [WorkgroupDim; 3],
+}
+
+impl EntryInfo {
+    /// Threads per workgroup with the pipeline's override values.
+    pub fn threads(&self, constants: &[(&str, f64)]) -> u32 {
+        self.workgroup_size
+            .iter()
+            .map(|d| match d {
+                WorkgroupDim::Fixed(n) => *n,
+                WorkgroupDim::Override { name, default } => constants
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map_or(*default, |(_, v)| *v as u32),
+            })
+            .product()
+    }
+}
+
+/// A workgroup-size expression as a dimension: a literal, or an override (named, with
+/// its default) — what the kernels here use.
+fn workgroup_dim(
+    module: &naga::Module,
+    fixed: u32,
+    expr: Option<naga::Handle<naga::Expression>>,
+) -> WorkgroupDim {
+    let literal = |h: naga::Handle<naga::Expression>| match module.global_expressions[h] {
+        naga::Expression::Literal(naga::Literal::U32(v)) => Some(v),
+        naga::Expression::Literal(naga::Literal::I32(v)) => u32::try_from(v).ok(),
+        naga::Expression::Literal(naga::Literal::AbstractInt(v)) => u32::try_from(v).ok(),
+        _ => None,
+    };
+    let Some(h) = expr else {
+        return WorkgroupDim::Fixed(fixed);
+    };
+    match module.global_expressions[h] {
+        naga::Expression::Override(o) => {
+            let o = &module.overrides[o];
+            WorkgroupDim::Override {
+                name: o.name.clone().unwrap_or_default(),
+                default: o.init.and_then(literal).unwrap_or(1),
+            }
+        }
+        _ => WorkgroupDim::Fixed(literal(h).unwrap_or(fixed.max(1))),
+    }
+}
+
+/// The storage bindings and workgroup size of every entry point of a WGSL module.
+pub(crate) fn entry_points(
     module_name: &str,
     source: &str,
-) -> Result<HashMap<String, Bindings>, GpuError> {
+) -> Result<HashMap<String, EntryInfo>, GpuError> {
     let module = naga::front::wgsl::parse_str(source)
         .map_err(|e| GpuError::Shader(format!("{module_name}: {}", e.emit_to_string(source))))?;
     let info = naga::valid::Validator::new(
@@ -52,14 +111,23 @@ pub(crate) fn entry_bindings(
             }
         }
         bindings.sort_unstable();
-        out.insert(entry.name.clone(), bindings);
+        let overrides = entry.workgroup_size_overrides.unwrap_or([None; 3]);
+        let workgroup_size =
+            std::array::from_fn(|i| workgroup_dim(&module, entry.workgroup_size[i], overrides[i]));
+        out.insert(
+            entry.name.clone(),
+            EntryInfo {
+                bindings,
+                workgroup_size,
+            },
+        );
     }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::entry_bindings;
+    use super::{entry_points, WorkgroupDim};
 
     const SRC: &str = "
         struct Info { n: u32 }
@@ -73,7 +141,8 @@ mod tests {
         fn writes_b(@builtin(global_invocation_id) g: vec3<u32>) {
             if (g.x < info.n) { b[g.x] = helper(g.x); }
         }
-        @compute @workgroup_size(64)
+        override WX: u32 = 8u;
+        @compute @workgroup_size(WX, 4)
         fn reads_b(@builtin(global_invocation_id) g: vec3<u32>) {
             c[g.x] = b_in[g.x];
         }
@@ -81,15 +150,30 @@ mod tests {
 
     #[test]
     fn bindings_follow_the_call_graph_and_the_declared_access() {
-        let m = entry_bindings("test", SRC).unwrap();
+        let m = entry_points("test", SRC).unwrap();
         // `a` only through the helper; the uniform is not a storage binding.
-        assert_eq!(m["writes_b"], vec![(1, true), (2, false)]);
-        assert_eq!(m["reads_b"], vec![(2, true), (3, false)]);
+        assert_eq!(m["writes_b"].bindings, vec![(1, true), (2, false)]);
+        assert_eq!(m["reads_b"].bindings, vec![(2, true), (3, false)]);
+    }
+
+    #[test]
+    fn workgroup_sizes_resolve_overrides() {
+        let m = entry_points("test", SRC).unwrap();
+        assert_eq!(m["writes_b"].threads(&[]), 64);
+        assert_eq!(
+            m["reads_b"].workgroup_size[0],
+            WorkgroupDim::Override {
+                name: "WX".into(),
+                default: 8
+            }
+        );
+        assert_eq!(m["reads_b"].threads(&[]), 32);
+        assert_eq!(m["reads_b"].threads(&[("WX", 16.0)]), 64);
     }
 
     #[test]
     fn a_broken_shader_is_an_error_naming_the_module() {
-        let e = entry_bindings("broken", "fn f( {").unwrap_err().to_string();
+        let e = entry_points("broken", "fn f( {").unwrap_err().to_string();
         assert!(e.contains("broken"), "{e}");
     }
 }

@@ -233,6 +233,7 @@ pub fn project_cpu(bases: &Bases, g: &[f32], coords: &mut [f32]) {
 
 /// [`project_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
 pub fn project_cpu_with(simd: Simd, bases: &Bases, g: &[f32], coords: &mut [f32]) {
+    bases.expect_iid();
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     let comps = bases.compartments;
     checked(comps, g.len());
@@ -311,6 +312,7 @@ pub fn expand_cpu_with(
     base: &[f32],
     out: &mut [f32],
 ) {
+    bases.expect_iid();
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
     let comps = bases.compartments;
@@ -375,6 +377,7 @@ pub fn expand_cpu_with(
 /// `dims × len` block holds `scale·raw_{first+j}[e]` at `j·len + e`
 /// (`out.len() == Σ dims·len`).
 pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
+    bases.expect_iid();
     let comps = bases.compartments;
     let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
     checked(comps, n);
@@ -515,6 +518,7 @@ pub fn project_expand_cpu_with(
     out: &mut [f32],
     mut delta: Option<&mut [f32]>,
 ) -> Vec<f32> {
+    bases.expect_iid();
     let simd = plan.simd;
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(g.len(), base.len(), "g and base lengths differ");

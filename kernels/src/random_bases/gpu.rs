@@ -188,6 +188,7 @@ pub fn project_gpu_with(
     bases: &Bases,
     g: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
     let (stream, comps) = (bases.stream, bases.compartments);
     let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
     check(comps, n)?;
@@ -291,6 +292,7 @@ pub fn expand_gpu_with(
     alpha: f32,
     base: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
     let (stream, comps) = (bases.stream, bases.compartments);
     let n = (base.bytes() / 4) as usize;
     check(comps, n)?;
@@ -367,6 +369,7 @@ pub fn expand_gpu_with(
 /// [`super::generate_cpu`]): a buffer of Σ dims·len f32, compartment `c`'s block
 /// holding `scale·raw_{first+j}[e]` at `j·len + e`.
 pub fn generate_gpu(ctx: &GpuContext, bases: &Bases) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
     let comps = bases.compartments;
     let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
     check(comps, n)?;

@@ -29,6 +29,7 @@ mod signs;
 mod simd;
 mod tune;
 
+pub use crate::fastfood::{Fastfood, FastfoodBases};
 pub use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
 pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
@@ -42,10 +43,46 @@ pub use gpu::{
 pub use simd::{Simd, SIMD_ENV};
 pub use tune::{calibrate, heuristic, ChosenPlan, CpuPlan, Machine, StepStrategy, PLAN_ENV};
 
-/// The random bases of one call: which directions (the stream's, at `step`, in
-/// `compartments`) and the factor every raw entry is multiplied by.
+/// How a call's directions are drawn from the stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BasisFamily {
+    /// Every entry an independent draw of the stream (the paper's random bases): this
+    /// module's kernels.
+    #[default]
+    Iid,
+    /// Columns of stacked Fastfood blocks of length L: [`crate::fastfood`]'s kernels.
+    Fastfood(Fastfood),
+}
+
+impl BasisFamily {
+    /// The family's name in logs and run configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            BasisFamily::Iid => "iid",
+            BasisFamily::Fastfood(_) => "fastfood",
+        }
+    }
+
+    /// In words, with the block length.
+    pub fn describe(self) -> String {
+        match self {
+            BasisFamily::Iid => "iid (every direction entry an independent draw)".into(),
+            BasisFamily::Fastfood(ff) => format!(
+                "fastfood (columns of stacked H G Pi H B blocks of L = {})",
+                ff.block()
+            ),
+        }
+    }
+}
+
+/// The random bases of one call: which directions (the `family`'s, drawn from the
+/// stream at `step` in `compartments`) and the factor every raw entry is multiplied by.
+/// This module's kernels take the i.i.d. family; [`Bases::fastfood`] gives the
+/// Fastfood kernels' view.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Bases<'a> {
+    /// I.i.d. entries or Fastfood columns.
+    pub family: BasisFamily,
     /// Generator, distribution and seed.
     pub stream: Stream,
     /// Step (a new basis every step for RBD; fixed for FPD).
@@ -57,9 +94,10 @@ pub struct Bases<'a> {
 }
 
 impl<'a> Bases<'a> {
-    /// The bases of `stream` at `step` over `compartments`, entries times `scale`.
+    /// The i.i.d. bases of `stream` at `step` over `compartments`, entries times `scale`.
     pub fn new(stream: Stream, step: u64, compartments: &'a [Compartment], scale: f32) -> Self {
         Bases {
+            family: BasisFamily::Iid,
             stream,
             step,
             compartments,
@@ -67,13 +105,33 @@ impl<'a> Bases<'a> {
         }
     }
 
-    /// The same stream, step and scale over other compartments (e.g. a window).
+    /// The same bases drawn by `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        Bases { family, ..self }
+    }
+
+    /// The same family, stream, step and scale over other compartments (e.g. a window).
     pub fn over<'b>(&self, compartments: &'b [Compartment]) -> Bases<'b> {
         Bases {
+            family: self.family,
             stream: self.stream,
             step: self.step,
             compartments,
             scale: self.scale,
+        }
+    }
+
+    /// The Fastfood kernels' view of these bases, if that is their family.
+    pub fn fastfood(&self) -> Option<FastfoodBases<'_>> {
+        match self.family {
+            BasisFamily::Iid => None,
+            BasisFamily::Fastfood(ff) => Some(FastfoodBases {
+                stream: &self.stream,
+                step: self.step,
+                comps: self.compartments,
+                ff,
+                scale: self.scale,
+            }),
         }
     }
 
@@ -90,6 +148,16 @@ impl<'a> Bases<'a> {
     /// Entries of the materialised directions: Σ dims·len.
     pub fn generated_len(&self) -> usize {
         self.compartments.iter().map(|c| c.dims * c.len).sum()
+    }
+
+    /// Panics unless these are i.i.d. bases: this module's kernels draw no other family
+    /// (the engine's ops dispatch by family).
+    pub(crate) fn expect_iid(&self) {
+        assert!(
+            self.family == BasisFamily::Iid,
+            "the i.i.d. random-bases kernels were given {} bases",
+            self.family.name()
+        );
     }
 }
 

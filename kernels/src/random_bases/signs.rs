@@ -3,7 +3,7 @@
 //! serves 32 entries and every product with an entry is a sign flip (an XOR of the f32
 //! sign bit: exact, no multiply).
 //!
-//! Same tasks and sums as the other families (`docs/random-directions.md` §11): a
+//! Same tasks and sums as the other families (`docs/random-directions.md` §12): a
 //! chunk of [`CHUNK`] entries is 64 batches of 64; project sums, per direction, 64
 //! accumulators (row q div 16, lane q mod 16 for entry q of a batch) over the batches
 //! in order, reduces them with [`reduce_batch`]'s tree, then sums the chunks in order;

@@ -75,11 +75,13 @@ pub fn random_bases_kernel(mulhi: Mulhi, entry: &'static str) -> Kernel {
             module: "random_bases",
             source: RANDOM_BASES_SRC,
             entry,
+            trusted: true,
         },
         Mulhi::Native64 => Kernel {
             module: "random_bases_i64",
             source: RANDOM_BASES_I64_SRC,
             entry,
+            trusted: true,
         },
     }
 }
@@ -143,11 +145,13 @@ fn run_test(
             module: "random_bases_test",
             source: TEST_SRC,
             entry,
+            trusted: false,
         },
         Mulhi::Native64 => Kernel {
             module: "random_bases_test_i64",
             source: TEST_I64_SRC,
             entry,
+            trusted: false,
         },
     };
     let tin = ctx.upload(bytemuck::cast_slice(input))?;

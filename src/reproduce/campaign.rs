@@ -1,0 +1,706 @@
+//! The campaign: the paper's remaining runs as one ordered plan (`reproduce/campaign.toml`,
+//! data), worked down one run at a time at low priority, resumably on any machine.
+//!
+//! Nothing about progress is stored beside the plan: what is done, running or left is
+//! read from the run directories under `results/` (and `results/tune/` for rates), so a
+//! campaign stopped anywhere (a kill, a `--hours` budget, another machine) continues where
+//! the disk says it stands. Each item names a manifest's runs and the budget they get here
+//! (epochs, seeds), which every output states beside the paper's.
+
+use super::estimate::{human, Estimator};
+use super::manifest::{tune_file, Manifest, PlanOptions, PlannedRun, MAX_SEEDS};
+use super::runner::{run_one, state, RunEnd, RunState};
+use super::tune::{self, TuneRequest};
+use crate::signals::StopFlag;
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The campaign built into the binary.
+pub const BUILT_IN: &str = include_str!("../../reproduce/campaign.toml");
+
+/// Trials a search runs, for estimates: the coarse walk from the published rate
+/// (typically 3–4 rates) and the two odd neighbours of the best.
+const TRIALS_ESTIMATE: f64 = 6.0;
+
+/// A campaign plan.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// What the campaign is for.
+    pub title: String,
+    /// Why the order and budgets are what they are.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The work, most important first.
+    #[serde(rename = "item")]
+    pub items: Vec<Item>,
+}
+
+/// One step of the plan: some runs of a manifest at a stated budget, or the rate search
+/// (`rbd tune`) those runs wait for.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// The manifest (`fig1`, `table1`, ...).
+    pub artefact: String,
+    /// Its runs (as `rbd reproduce --only`: an exact id, else a part of ids); all if empty.
+    #[serde(default)]
+    pub only: Vec<String>,
+    /// Seeds 0 .. seeds (default: the manifest's, which is the paper's).
+    #[serde(default)]
+    pub seeds: Option<u64>,
+    /// Epochs of each run (default: the manifest's, which is the paper's).
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// Instead of training the runs, tune the rate of those that wait for one
+    /// (`lr = "tune"`), with this many epochs per trial.
+    #[serde(default)]
+    pub tune_epochs: Option<u64>,
+    /// Why it is here, at this budget.
+    pub why: String,
+}
+
+impl Plan {
+    /// Parses a plan; `origin` names it in errors. Every item's manifest must exist and
+    /// select at least one run.
+    pub fn parse(text: &str, origin: &str) -> Result<Plan> {
+        let plan: Plan =
+            toml::from_str(text).with_context(|| format!("{origin}: not a campaign plan"))?;
+        if plan.items.is_empty() {
+            bail!("{origin}: no [[item]]");
+        }
+        for (i, item) in plan.items.iter().enumerate() {
+            let at = || format!("{origin}: item {} ({})", i + 1, item.artefact);
+            let m = Manifest::load(&item.artefact).with_context(at)?;
+            for (field, v) in [
+                ("seeds", item.seeds),
+                ("epochs", item.epochs),
+                ("tune_epochs", item.tune_epochs),
+            ] {
+                if v == Some(0) {
+                    bail!("{}: {field} must be at least 1", at());
+                }
+            }
+            if let Some(s) = item.seeds.filter(|s| *s > MAX_SEEDS) {
+                bail!("{}: seeds = {s}: must be 1 to {MAX_SEEDS}", at());
+            }
+            let entries = m.entries().with_context(at)?;
+            let selected = entries
+                .iter()
+                .filter(|e| {
+                    item.only.is_empty() || item.only.iter().any(|o| selects(&entries, o, &e.id))
+                })
+                .collect::<Vec<_>>();
+            if selected.is_empty() {
+                bail!("{}: `only` = {:?} selects no run", at(), item.only);
+            }
+            if item.tune_epochs.is_some()
+                && !selected.iter().any(|e| e.lr.as_deref() == Some("tune"))
+            {
+                bail!(
+                    "{}: tune_epochs is set but no selected run has lr = \"tune\"",
+                    at()
+                );
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The built-in plan, or a plan file.
+    pub fn load(file: Option<&Path>) -> Result<Plan> {
+        match file {
+            None => Plan::parse(BUILT_IN, "built-in campaign (reproduce/campaign.toml)"),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                Plan::parse(&text, &p.display().to_string())
+            }
+        }
+    }
+}
+
+/// `--only`'s rule: an exact id selects that run alone, else a part of ids.
+fn selects(entries: &[super::manifest::RunEntry], only: &str, id: &str) -> bool {
+    id == only || (!entries.iter().any(|e| e.id == only) && id.contains(only))
+}
+
+/// Where and how the campaign runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `results/`.
+    pub results: PathBuf,
+    /// Data sets.
+    pub data_dir: PathBuf,
+    /// The device of every run.
+    pub device: crate::train::kinds::DeviceKind,
+}
+
+impl Item {
+    /// The item's runs as `rbd reproduce` plans them.
+    fn plan(&self, opts: &Options) -> Result<(Manifest, PlanOptions, Vec<PlannedRun>)> {
+        let m = Manifest::load(&self.artefact)?;
+        let po = PlanOptions {
+            epochs: self.epochs,
+            seeds: self.seeds,
+            only: self.only.clone(),
+            device: Some(opts.device),
+            data_dir: opts.data_dir.clone(),
+        };
+        let runs = m.plan(&opts.results, &po)?;
+        Ok((m, po, runs))
+    }
+
+    /// The item's budget beside the paper's: `100 epochs × 1 seed (paper: 100 × 3)`.
+    pub fn budget(&self, m: &Manifest) -> String {
+        let paper_e = m.paper_epochs.unwrap_or(m.epochs);
+        let paper_s = m.paper_seeds.unwrap_or(m.seeds);
+        if let Some(t) = self.tune_epochs {
+            return format!("rate search, {t} epochs a trial (Table 4: the whole {paper_e})");
+        }
+        let e = self.epochs.unwrap_or(m.epochs);
+        let s = self.seeds.unwrap_or(m.seeds);
+        format!(
+            "{e} epochs × {s} seed{} (paper: {paper_e} × {paper_s})",
+            if s == 1 { "" } else { "s" }
+        )
+    }
+
+    /// A short label: `fig1 resnet8-sgd, resnet8-rbd`.
+    pub fn label(&self) -> String {
+        let what = if self.only.is_empty() {
+            "all runs".to_string()
+        } else {
+            self.only.join(", ")
+        };
+        if self.tune_epochs.is_some() {
+            format!("tune {} {what}", self.artefact)
+        } else {
+            format!("{} {what}", self.artefact)
+        }
+    }
+}
+
+/// The rate searches a tune item runs: one per distinct search among its runs that wait
+/// for a rate (every seed of a row reads seed 0's search).
+fn tune_requests(item: &Item, runs: &[PlannedRun], opts: &Options) -> Vec<TuneRequest> {
+    let mut out: Vec<TuneRequest> = Vec::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.entry.lr.as_deref() == Some("tune"))
+    {
+        let mut base = r.cfg.clone();
+        base.seed = 0;
+        base.epochs = item.tune_epochs.unwrap_or(base.epochs);
+        base.tuning_split = true;
+        let file = tune_file(&opts.results, &base);
+        if !out.iter().any(|q| tune_file(&q.results, &q.base) == file) {
+            out.push(TuneRequest {
+                base,
+                results: opts.results.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// Where one planned run stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Progress {
+    /// Finished (or diverged, which is final too).
+    Done,
+    /// Another process is training it now.
+    Running { epochs_done: u64 },
+    /// Waits for a rate search.
+    Blocked,
+    /// Not finished.
+    Left { epochs_done: u64 },
+}
+
+fn progress(run: &PlannedRun) -> Result<Progress> {
+    let st = state(run)?;
+    Ok(match st {
+        RunState::Done | RunState::Diverged(_) => Progress::Done,
+        _ if run.blocked.is_some() => Progress::Blocked,
+        RunState::New | RunState::Partial { .. } => {
+            let epochs_done = match st {
+                RunState::Partial { epochs_done } => epochs_done,
+                _ => 0,
+            };
+            if crate::train::run_dir::in_use(&run.dir) {
+                Progress::Running { epochs_done }
+            } else {
+                Progress::Left { epochs_done }
+            }
+        }
+    })
+}
+
+/// Seconds left of a started or new run: its own measured epochs (the last five) where it
+/// has some, else the estimate; evaluation from the estimate.
+fn seconds_left(est: &mut Estimator, run: &PlannedRun, epochs_done: u64) -> Result<f64> {
+    let p = est.parts(&run.cfg, epochs_done)?;
+    let rows = crate::train::metrics::read_epochs_timed(&run.dir).unwrap_or_default();
+    let recent: Vec<f64> = rows
+        .iter()
+        .rev()
+        .take(5)
+        .filter_map(|r| r.seconds)
+        .collect();
+    if recent.is_empty() || run.cfg.schedule.len() > 1 {
+        return Ok(p.train + p.eval);
+    }
+    let per_epoch = recent.iter().sum::<f64>() / recent.len() as f64;
+    Ok(per_epoch * run.cfg.epochs.saturating_sub(epochs_done) as f64 + p.eval)
+}
+
+/// One line of the status view.
+#[derive(Clone, Debug)]
+pub struct ItemStatus {
+    /// Position in the plan, from 1.
+    pub index: usize,
+    /// The item.
+    pub item: Item,
+    /// Its budget beside the paper's.
+    pub budget: String,
+    /// Runs (or searches) done, and in all.
+    pub done: usize,
+    /// In all.
+    pub total: usize,
+    /// `done`, `running`, `left`, `blocked`.
+    pub state: &'static str,
+    /// Seconds left, estimated here (blocked runs at their published or placeholder
+    /// rate: the cost does not depend on the rate).
+    pub seconds_left: f64,
+}
+
+/// A finished run's estimate here against what it measured.
+#[derive(Clone, Debug)]
+pub struct Check {
+    /// `artefact/run-seedN`.
+    pub run: String,
+    /// Estimated training seconds here (evaluation excluded, as in the metrics).
+    pub estimated: f64,
+    /// Training seconds its metrics record.
+    pub measured: f64,
+    /// The machines that trained it.
+    pub machines: Vec<String>,
+}
+
+/// The status of every item, and the estimate checks of finished runs.
+pub fn status(
+    plan: &Plan,
+    opts: &Options,
+    est: &mut Estimator,
+) -> Result<(Vec<ItemStatus>, Vec<Check>)> {
+    let mut lines = Vec::new();
+    let mut checks = Vec::new();
+    for (i, item) in plan.items.iter().enumerate() {
+        let (m, _, runs) = item
+            .plan(opts)
+            .with_context(|| format!("item {} ({})", i + 1, item.label()))?;
+        let budget = item.budget(&m);
+        if item.tune_epochs.is_some() {
+            let reqs = tune_requests(item, &runs, opts);
+            let mut done = 0;
+            let mut left = 0.0;
+            for q in &reqs {
+                if tune_file(&q.results, &q.base).exists() {
+                    done += 1;
+                } else {
+                    left += TRIALS_ESTIMATE * est.seconds(&q.base, 0)?;
+                }
+            }
+            lines.push(ItemStatus {
+                index: i + 1,
+                item: item.clone(),
+                budget,
+                done,
+                total: reqs.len(),
+                state: if done == reqs.len() { "done" } else { "left" },
+                seconds_left: left,
+            });
+            continue;
+        }
+        let (mut done, mut running, mut blocked, mut left) = (0, 0, 0, 0.0);
+        for r in &runs {
+            match progress(r)? {
+                Progress::Done => {
+                    done += 1;
+                    let rows = crate::train::metrics::read_epochs_timed(&r.dir)?;
+                    let rows = &rows[..rows.len().min(r.cfg.epochs as usize)];
+                    let mut machines: Vec<String> = Vec::new();
+                    for s in crate::train::trainer::stretches(&r.dir) {
+                        let name = s.machine.unwrap_or_else(|| "not recorded".into());
+                        if !machines.contains(&name) {
+                            machines.push(name);
+                        }
+                    }
+                    let measured = rows.iter().map(|row| row.seconds).sum::<Option<f64>>();
+                    if let (true, Some(measured)) = (rows.len() as u64 == r.cfg.epochs, measured) {
+                        checks.push(Check {
+                            run: format!(
+                                "{}/{}",
+                                m.name,
+                                r.dir
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            ),
+                            estimated: est.parts(&r.cfg, 0)?.train,
+                            measured,
+                            machines,
+                        });
+                    }
+                }
+                Progress::Running { epochs_done } => {
+                    running += 1;
+                    left += seconds_left(est, r, epochs_done)?;
+                }
+                Progress::Blocked => {
+                    blocked += 1;
+                    left += est.seconds(&r.cfg, 0)?;
+                }
+                Progress::Left { epochs_done } => left += seconds_left(est, r, epochs_done)?,
+            }
+        }
+        let state = if done == runs.len() {
+            "done"
+        } else if running > 0 {
+            "running"
+        } else if blocked > 0 && done + blocked == runs.len() {
+            "blocked"
+        } else {
+            "left"
+        };
+        lines.push(ItemStatus {
+            index: i + 1,
+            item: item.clone(),
+            budget,
+            done,
+            total: runs.len(),
+            state,
+            seconds_left: left,
+        });
+    }
+    Ok((lines, checks))
+}
+
+/// The status view as text.
+pub fn status_text(
+    plan: &Plan,
+    lines: &[ItemStatus],
+    checks: &[Check],
+    device: &str,
+    busy: Option<f64>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut t = format!("campaign — {}\n", plan.title);
+    let _ = writeln!(
+        t,
+        "machine: {}; device: {device}; hours left are estimated here (steps, data loading and evaluation measured on this machine; a started run from its own last epochs)",
+        crate::machine::describe()
+    );
+    if let Some(load) = busy {
+        let _ = writeln!(
+            t,
+            "note: some costs were measured while the machine was busy (load average {load:.1}): those estimates run high"
+        );
+    }
+    let w = lines
+        .iter()
+        .map(|l| l.item.label().len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
+    let bw = lines
+        .iter()
+        .map(|l| l.budget.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        t,
+        "{:>3}  {:<w$}  {:<bw$}  {:>7}  {:<8}  {:>12}",
+        "#", "item", "budget", "runs", "state", "left here"
+    );
+    let mut total = 0.0;
+    for l in lines {
+        total += l.seconds_left;
+        let _ = writeln!(
+            t,
+            "{:>3}  {:<w$}  {:<bw$}  {:>7}  {:<8}  {:>12}",
+            l.index,
+            l.item.label(),
+            l.budget,
+            format!("{}/{}", l.done, l.total),
+            l.state,
+            if l.seconds_left > 0.0 {
+                human(l.seconds_left)
+            } else {
+                "–".into()
+            }
+        );
+    }
+    let (d, r, b, left) = lines.iter().fold((0, 0, 0, 0), |acc, l| match l.state {
+        "done" => (acc.0 + 1, acc.1, acc.2, acc.3),
+        "running" => (acc.0, acc.1 + 1, acc.2, acc.3),
+        "blocked" => (acc.0, acc.1, acc.2 + 1, acc.3),
+        _ => (acc.0, acc.1, acc.2, acc.3 + 1),
+    });
+    let _ = writeln!(
+        t,
+        "{d} items done, {r} running, {left} left, {b} blocked; {} left here",
+        human(total)
+    );
+    if !checks.is_empty() {
+        let _ = writeln!(t, "\nfinished runs: training time estimated here against what their metrics measured (evaluation excluded)");
+        let rw = checks
+            .iter()
+            .map(|c| c.run.len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
+        let _ = writeln!(
+            t,
+            "{:<rw$}  {:>14}  {:>14}  {:>8}  trained on",
+            "run", "estimated", "measured", "error"
+        );
+        let here = crate::machine::describe();
+        for c in checks {
+            let err = 100.0 * (c.estimated - c.measured) / c.measured.max(1e-9);
+            let elsewhere = c.machines.iter().any(|m| *m != here);
+            let _ = writeln!(
+                t,
+                "{:<rw$}  {:>14}  {:>14}  {:>+7.0}%  {}{}",
+                c.run,
+                human(c.estimated),
+                human(c.measured),
+                err,
+                c.machines.join("; "),
+                if elsewhere {
+                    " (not this machine: not comparable)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    t
+}
+
+/// How a campaign session ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum End {
+    /// Nothing runnable is left (blocked runs may remain).
+    Complete,
+    /// The `--hours` budget was spent; the current run kept its checkpoint.
+    BudgetSpent,
+    /// Stopped by this signal.
+    Interrupted(i32),
+}
+
+/// The pseudo-signal a spent `--hours` budget raises on the stop flag.
+pub const BUDGET_SIGNAL: i32 = 14;
+
+/// Sets `stop` once `hours` have passed (a run then stops after its step with a
+/// checkpoint, as on Ctrl-C).
+pub fn arm_budget(stop: &StopFlag, hours: f64) {
+    let stop = stop.clone();
+    let deadline = Instant::now() + Duration::from_secs_f64(hours * 3600.0);
+    std::thread::spawn(move || {
+        while Instant::now() < deadline {
+            std::thread::sleep(
+                Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())),
+            );
+        }
+        stop.request(BUDGET_SIGNAL);
+    });
+}
+
+/// Lowers this process's priority (nice 19), so the campaign yields the machine to
+/// anything else; threads started later inherit it.
+pub fn lower_priority() {
+    #[cfg(unix)]
+    // SAFETY: setpriority on this process only changes its scheduling priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
+
+/// Called after each finished run or search with the results folder it changed.
+pub trait Finished {
+    /// `what` finished; `folder` (under `results/`) holds its files.
+    fn finished(&mut self, what: &str, folder: &Path);
+}
+
+/// Works down the plan: each item's runs in order, skipping what is done or running
+/// elsewhere, starting or resuming the rest; after each finished run, its artefact's
+/// summary is rewritten and `hook` is told. Returns how it ended.
+pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished) -> Result<End> {
+    let device = rbd_engine::Device::open(opts.device.choice())?;
+    let ended = |sig: i32| {
+        if sig == BUDGET_SIGNAL {
+            End::BudgetSpent
+        } else {
+            End::Interrupted(sig)
+        }
+    };
+    for (i, item) in plan.items.iter().enumerate() {
+        if let Some(sig) = stop.requested() {
+            return Ok(ended(sig));
+        }
+        // Planned when reached: an earlier rate search may have unblocked these runs.
+        let (m, po, runs) = item
+            .plan(opts)
+            .with_context(|| format!("item {} ({})", i + 1, item.label()))?;
+        let tag = format!("[campaign {}/{}]", i + 1, plan.items.len());
+        if item.tune_epochs.is_some() {
+            for q in tune_requests(item, &runs, opts) {
+                let file = tune_file(&q.results, &q.base);
+                if file.exists() {
+                    continue;
+                }
+                println!(
+                    "{tag} {} — {} — {}",
+                    item.label(),
+                    item.budget(&m),
+                    item.why
+                );
+                match tune::tune(&q, stop)? {
+                    Some(r) => {
+                        println!("{tag} tuned: 2^{} ({})", r.best_exponent, file.display());
+                        hook.finished(
+                            &format!("rbd tune for {} ({})", item.label(), file.display()),
+                            &opts.results.join("tune"),
+                        );
+                    }
+                    None => return Ok(ended(stop.requested().unwrap_or(BUDGET_SIGNAL))),
+                }
+            }
+            continue;
+        }
+        let note = super::budget_note(&m, &po);
+        let mut announced = false;
+        for r in &runs {
+            match progress(r)? {
+                Progress::Done | Progress::Running { .. } => continue,
+                Progress::Blocked => {
+                    println!(
+                        "{tag} {} seed {}: blocked: {}",
+                        r.entry.id,
+                        r.seed,
+                        r.blocked.as_deref().unwrap_or("")
+                    );
+                    continue;
+                }
+                Progress::Left { .. } => {}
+            }
+            if !announced {
+                println!(
+                    "{tag} {} — {} — {}",
+                    item.label(),
+                    item.budget(&m),
+                    item.why
+                );
+                announced = true;
+            }
+            let prefix = format!("{tag} [{} seed {}]", r.entry.id, r.seed);
+            let end = run_one(&r.cfg, &r.dir, &prefix, stop)?;
+            if let RunEnd::Interrupted(sig) = end {
+                return Ok(ended(sig));
+            }
+            super::summarize(&m, &opts.results, &po, &device, note.as_deref())?;
+            hook.finished(
+                &format!(
+                    "{} {} seed {} ({})",
+                    m.name,
+                    r.entry.id,
+                    r.seed,
+                    item.budget(&m)
+                ),
+                &opts.results.join(&m.name),
+            );
+        }
+    }
+    Ok(End::Complete)
+}
+
+/// Commits a finished run's results folder with git (never checkpoints: `.gitignore`
+/// keeps `*.safetensors` out), so a hard stop loses no finished result.
+pub struct GitCommit;
+
+impl Finished for GitCommit {
+    fn finished(&mut self, what: &str, folder: &Path) {
+        let ok = std::process::Command::new("git")
+            .arg("add")
+            .arg("--")
+            .arg(folder)
+            .status()
+            .is_ok_and(|s| s.success())
+            && std::process::Command::new("git")
+                .args(["commit", "-q", "-m"])
+                .arg(format!("results: {what}, by `rbd reproduce campaign`"))
+                .arg("--")
+                .arg(folder)
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!(
+                "warning: could not commit {} with git; commit it by hand",
+                folder.display()
+            );
+        }
+    }
+}
+
+/// Does nothing after a finished run.
+pub struct NoHook;
+
+impl Finished for NoHook {
+    fn finished(&mut self, _: &str, _: &Path) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed plan parses, and every item names a manifest and runs that exist.
+    #[test]
+    fn the_built_in_plan_is_valid() {
+        let plan = Plan::load(None).unwrap();
+        assert!(plan.items.len() > 5);
+        // Every rate search comes before the training items of its runs.
+        for (i, item) in plan.items.iter().enumerate() {
+            if item.tune_epochs.is_some() {
+                let later_train = plan.items[i + 1..]
+                    .iter()
+                    .any(|t| t.artefact == item.artefact && t.tune_epochs.is_none());
+                assert!(
+                    later_train,
+                    "item {}: a search with nothing after it",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_item_with_more_seeds_than_a_plan_takes_is_refused_at_once() {
+        // Found by rbd-fuzz (campaign): seeds = 2^40 was accepted, and the campaign
+        // stopped only on reaching the item, after the items before it had run.
+        let text =
+            "title = \"t\"\n[[item]]\nartefact = \"fig1\"\nseeds = 1099511627776\nwhy = \"w\"\n";
+        let e = format!("{:#}", Plan::parse(text, "c.toml").unwrap_err());
+        assert_eq!(
+            e,
+            "c.toml: item 1 (fig1): seeds = 1099511627776: must be 1 to 1000"
+        );
+        let ok = text.replace("1099511627776", "1000");
+        assert_eq!(
+            Plan::parse(&ok, "c.toml").unwrap().items[0].seeds,
+            Some(1000)
+        );
+    }
+}
