@@ -24,6 +24,19 @@ use rbd_kernels::random_bases::{
 use rbd_optim::{MaterializedRbd, Optimizer, RandomBases, Sgd};
 use serde::Serialize;
 
+/// The cpu step in the bases under the plan chosen for this machine against the one
+/// fixed plan every machine ran before (interleaved, same run).
+#[derive(Serialize)]
+struct PlanRow {
+    dims: usize,
+    chosen: String,
+    chosen_ms: f64,
+    fixed: String,
+    fixed_ms: f64,
+    /// fixed_ms / chosen_ms: above 1 where the chosen plan is faster.
+    speedup: f64,
+}
+
 #[derive(Serialize)]
 struct RateRow {
     backend: String,
@@ -77,6 +90,7 @@ struct Report {
     /// The cpu plan (instruction set, step strategy, block size) and why.
     cpu_plan: String,
     cpu_plan_why: String,
+    plans: Vec<PlanRow>,
     rates: Vec<RateRow>,
     steps: Vec<StepRow>,
     fastfood: Vec<FastfoodRow>,
@@ -205,6 +219,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut steps = Vec::new();
     let mut images = Vec::new();
     let mut fastfood = Vec::new();
+    let mut plans = Vec::new();
     for b in &backends {
         if !args.json {
             eprintln!("measuring {} ({})", b.label(), b.describe());
@@ -242,6 +257,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     });
                 }
             }
+        }
+        if matches!(b, Backend::Cpu) {
+            plans.extend(plan_rows(d_total, big_d, args.repeats));
         }
         let device = match b {
             Backend::Cpu => Device::Cpu,
@@ -330,6 +348,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         backends: backends.iter().map(|b| (b.label(), b.describe())).collect(),
         cpu_plan: chosen.plan.describe(),
         cpu_plan_why: chosen.why.clone(),
+        plans,
         targets: targets(&rates, &steps, &peer),
         rates,
         steps,
@@ -375,6 +394,19 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             r.expand_numbers_per_s,
             r.combined_numbers_per_s
         );
+    }
+    if !report.plans.is_empty() {
+        println!("\ncpu step in the bases (project_expand), default generator, Gaussian, D = {d_total}: the plan chosen here against the fixed plan of before (interleaved)");
+        println!(
+            "{:>6} {:<50} {:>8} {:<50} {:>8} {:>8}",
+            "d", "chosen plan", "ms", "fixed plan", "ms", "speedup"
+        );
+        for p in &report.plans {
+            println!(
+                "{:>6} {:<50} {:>8.2} {:<50} {:>8.2} {:>8.2}",
+                p.dims, p.chosen, p.chosen_ms, p.fixed, p.fixed_ms, p.speedup
+            );
+        }
     }
     println!("\none optimiser step, CIFAR-10 CNN (D = {d_total}), batch 32");
     println!(
@@ -447,6 +479,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 /// The distributions measured: the paper's Gaussian, and packed signs.
+/// The plan in force against [`CpuPlan::fixed_before_tuning`] at d = 250 (and 10^4).
+fn plan_rows(d_total: usize, big_d: bool, repeats: usize) -> Vec<PlanRow> {
+    let chosen = CpuPlan::current().plan;
+    let fixed = CpuPlan::fixed_before_tuning(chosen.simd);
+    let stream = Stream::new(0);
+    [250usize, 10_000]
+        .into_iter()
+        .filter(|&d| d == 250 || big_d)
+        .map(|dims| {
+            let t = rb::bench_cpu_plans(&stream, d_total, dims, &[chosen, fixed], repeats);
+            PlanRow {
+                dims,
+                chosen: chosen.describe(),
+                chosen_ms: t[0] * 1e3,
+                fixed: fixed.describe(),
+                fixed_ms: t[1] * 1e3,
+                speedup: t[1] / t[0],
+            }
+        })
+        .collect()
+}
+
 const DISTRIBUTIONS: [Distribution; 2] = [Distribution::Gaussian, Distribution::Rademacher];
 
 fn rbd_step_name(distribution: Distribution) -> String {

@@ -2,7 +2,8 @@
 //! (used by `rbd bench rbd` and `examples/bench_random_bases`).
 
 use super::{
-    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_gpu, Bases, Compartment,
+    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_with, project_gpu,
+    Bases, Compartment, CpuPlan,
 };
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
@@ -191,4 +192,37 @@ pub fn bench_gpu(
         }
     }
     Ok(t.result(d_total, dims))
+}
+
+/// The cpu step (project_expand) under each of `plans`, one compartment of `d_total`
+/// entries and `dims` directions: one warm-up, then `repeats` rounds that run every
+/// plan once in turn (so a change of load hits them alike); the median wall seconds
+/// of each plan, in the order given.
+pub fn bench_cpu_plans(
+    stream: &Stream,
+    d_total: usize,
+    dims: usize,
+    plans: &[CpuPlan],
+    repeats: usize,
+) -> Vec<f64> {
+    let comps = Compartment::whole(d_total, dims);
+    let g = test_vector(d_total, 1);
+    let theta = test_vector(d_total, 2);
+    let scale = super::rbd_scale(d_total);
+    let mut out = vec![0f32; d_total];
+    let mut times = vec![Vec::new(); plans.len()];
+    for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
+        for (plan, t) in plans.iter().zip(&mut times) {
+            let s = Instant::now();
+            std::hint::black_box(project_expand_cpu_with(
+                plan, &bases, &g, -0.1, &theta, &mut out, None,
+            ));
+            if i > 0 {
+                t.push(s.elapsed().as_secs_f64());
+            }
+        }
+    }
+    std::hint::black_box(&out);
+    times.into_iter().map(median).collect()
 }

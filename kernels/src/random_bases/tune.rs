@@ -65,6 +65,17 @@ pub struct CpuPlan {
 pub const MAX_BLOCK_DIRS: usize = 16;
 
 impl CpuPlan {
+    /// The one plan every machine ran before plans were chosen per machine (tuned on an
+    /// AVX-512 EPYC with 2 MiB of L2 per core): generate once in blocks of 4 MiB, at
+    /// instruction-set level `simd`. Benchmarks measure the chosen plan against it.
+    pub fn fixed_before_tuning(simd: Simd) -> CpuPlan {
+        CpuPlan {
+            simd,
+            step: StepStrategy::GenerateOnce,
+            block_bytes: 4 << 20,
+        }
+    }
+
     /// The strategy for a stream of `distribution`: packed signs always run two
     /// passes (regenerating a word costs about what reading a kept block back does).
     pub fn strategy(&self, distribution: Distribution) -> StepStrategy {
