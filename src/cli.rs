@@ -1,11 +1,15 @@
 //! Command-line interface definitions (clap).
 
 use clap::{Args, Parser, Subcommand};
-use rbd::train::kinds::{
-    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
-    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
-};
-use rbd::train::{RunConfig, ScheduleSpec};
+use rbd::train::config::RunOptions;
+use rbd::train::data::DataConfig;
+use rbd::train::kinds::{DatasetSpec, PresetSource};
+use rbd::train::ScheduleSpec;
+use rbd_engine::random_bases::DistributionKind;
+use rbd_engine::DeviceChoice;
+use rbd_models::ModelKind;
+use rbd_optim::config::at_least_one;
+use rbd_optim::{BaseSharing, OptimizerKind, Settings};
 use std::path::PathBuf;
 
 /// Random bases descent on a hand-written WebGPU tensor engine.
@@ -63,7 +67,8 @@ pub struct ReproduceArgs {
     /// table1-nes-update, table1-cifar10, fig1, b6,
     /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
     /// manifest file NAME.toml;
-    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order.
+    /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order;
+    /// or `all` (with --summarize or --check): every generated text of results/.
     pub artefact: String,
     /// A shorter (or longer) budget than the paper's, stated in every output.
     #[arg(long, allow_hyphen_values = true, value_parser = at_least_one)]
@@ -77,14 +82,19 @@ pub struct ReproduceArgs {
     pub only: Vec<String>,
     /// Device of every run: auto, gpu, cpu or wgpu-cpu.
     #[arg(long)]
-    pub device: Option<DeviceKind>,
+    pub device: Option<DeviceChoice>,
     /// List the runs with a time estimate from steps measured on this machine.
     #[arg(long)]
     pub dry_run: bool,
     /// Train nothing: rewrite results/ARTEFACT's summary, table and plots from the runs
-    /// on disk (finished or not).
+    /// on disk (finished or not); with `all`, every artefact's, results/README.md and the
+    /// status section of README.md.
     #[arg(long, conflicts_with = "dry_run")]
     pub summarize: bool,
+    /// With `all`: write nothing, list every generated file that differs from what the
+    /// runs give and every number typed by hand in a findings file; exit 1 if any.
+    #[arg(long, conflicts_with_all = ["dry_run", "summarize"])]
+    pub check: bool,
     /// Where results go.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -129,92 +139,24 @@ pub struct TuneArgs {
     /// Epochs per trial (Table 4 tuned over the full budget; fewer is cheaper).
     #[arg(long, default_value = "5", allow_hyphen_values = true, value_parser = at_least_one)]
     pub epochs: u64,
-    /// Random-bases dimension d.
-    #[arg(long, default_value = "250", allow_hyphen_values = true, value_parser = count)]
-    pub dim: usize,
-    /// Compartments: K or `layer`.
-    #[arg(long, default_value = "1", allow_hyphen_values = true)]
-    pub compartments: CompartmentKind,
-    /// Split d across compartments.
-    #[arg(long)]
-    pub split_dim: bool,
-    /// Direction distribution.
-    #[arg(long, default_value = "gaussian")]
-    pub distribution: DistributionKind,
-    /// NES: whole updates per epoch, released (epochs count images; updates straddle
-    /// epoch ends) or update (one update per epoch, as the released code runs NES).
-    #[arg(long, default_value = "whole")]
-    pub nes_epochs: NesEpochs,
-    /// The run's variants.
+    /// The data a trial trains on (held out before the 75/25 split).
     #[command(flatten)]
-    pub variants: VariantFlags,
+    pub data: DataConfig,
+    /// The optimisers' settings (a tuned rate belongs to the settings it was tuned at).
+    #[command(flatten)]
+    pub settings: Settings,
     /// Seed.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
     pub seed: u64,
-    /// Use only the first N training images.
-    #[arg(long, allow_hyphen_values = true, value_parser = count)]
-    pub train_limit: Option<usize>,
-    /// Images held out for validation before the 75/25 split.
-    #[arg(long, default_value = "10000", allow_hyphen_values = true, value_parser = count)]
-    pub val_size: usize,
     /// Device: auto, gpu, cpu or wgpu-cpu.
     #[arg(long, default_value = "auto")]
-    pub device: DeviceKind,
+    pub device: DeviceChoice,
     /// Where results go (results/tune/...).
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Where data sets are kept.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-}
-
-/// The settings of a run beyond model, data, d and compartments that change what it
-/// trains, shared by `rbd train` and `rbd tune` (a tuned rate must come from the same
-/// configuration the run trains).
-#[derive(Args, Debug, Clone)]
-pub struct VariantFlags {
-    /// Training batch size.
-    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
-    pub batch_size: usize,
-    /// Bernoulli probability p of the high value (either Bernoulli).
-    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true)]
-    pub bernoulli_p: f64,
-    /// Counter-based generator: threefry (the faster here) or philox.
-    #[arg(long, default_value = "threefry")]
-    pub generator: GeneratorKind,
-    /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
-    /// structured Walsh–Hadamard blocks, O(D log d) a step).
-    #[arg(long, default_value = "iid")]
-    pub bases: BasesKind,
-    /// NES perturbation scale σ.
-    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
-    pub nes_sigma: f64,
-    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
-    /// augment-first (the authors' released code: pad/crop/flip, then standardise).
-    #[arg(long, default_value = "standardise-first")]
-    pub augment_order: rbd_datasets::AugmentOrder,
-    /// Train on the plain images, without the paper's augmentation (pad and crop plus
-    /// brightness on MNIST/FMNIST, pad, crop and flip on CIFAR-10).
-    #[arg(long)]
-    pub no_augment: bool,
-    /// Where FPD takes its gradient: paper (the current point) or released (the point
-    /// before the last update, as the authors' code does).
-    #[arg(long, default_value = "paper")]
-    pub fpd_variant: FpdVariant,
-}
-
-impl VariantFlags {
-    /// Writes these settings into `cfg`.
-    pub fn apply(&self, cfg: &mut RunConfig) {
-        cfg.batch_size = self.batch_size;
-        cfg.bernoulli_p = self.bernoulli_p;
-        cfg.generator = self.generator;
-        cfg.bases = self.bases;
-        cfg.nes_sigma = self.nes_sigma;
-        cfg.augment_order = self.augment_order;
-        cfg.augment = !self.no_augment;
-        cfg.fpd_variant = self.fpd_variant;
-    }
 }
 
 /// Benchmarks.
@@ -276,20 +218,7 @@ pub struct OrthogonalityArgs {
     pub seed: u64,
     /// Direction distribution.
     #[arg(long, default_value = "gaussian")]
-    pub distribution: rbd::train::kinds::DistributionKind,
-}
-
-/// A whole number of at least 1.
-fn at_least_one(text: &str) -> Result<u64, String> {
-    match text.trim().parse::<u64>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{text}' is not a whole number of at least 1")),
-    }
-}
-
-/// A count of at least 1.
-fn count(text: &str) -> Result<usize, String> {
-    at_least_one(text).map(|n| n as usize)
+    pub distribution: DistributionKind,
 }
 
 /// A learning rate: `2^-6`, `2^(-6)` or a positive decimal.
@@ -340,61 +269,19 @@ pub struct TrainArgs {
     pub resume: Option<PathBuf>,
     /// auto (a GPU if present, else cpu), gpu, cpu, or wgpu-cpu (llvmpipe).
     #[arg(long, default_value = "auto")]
-    pub device: DeviceKind,
+    pub device: DeviceChoice,
     /// Where data sets are kept (default: $RBD_DATA or the user cache directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The run's variants (shared with `rbd tune`).
+    /// Batch size, validation hold-out, augmentation.
     #[command(flatten)]
-    pub variants: VariantFlags,
-    /// Evaluation batch size.
-    #[arg(long, default_value = "1000", allow_hyphen_values = true, value_parser = count)]
-    pub eval_batch_size: usize,
-    /// Images held out of the training set for validation.
-    #[arg(long, default_value = "10000", allow_hyphen_values = true, value_parser = count)]
-    pub val_size: usize,
-    /// Use only the first N training images (quick runs).
-    #[arg(long, allow_hyphen_values = true, value_parser = count)]
-    pub train_limit: Option<usize>,
-    /// Learning-rate tuning mode: train on a random 75% of the training data and
-    /// validate on the other 25%.
-    #[arg(long)]
-    pub tuning_split: bool,
-    /// Also evaluate on the test set after every epoch.
-    #[arg(long)]
-    pub eval_test: bool,
-    /// Checkpoint every N epochs (`2`), every N steps (`500steps`), or never (`0`).
-    #[arg(long, default_value = "1")]
-    pub checkpoint_every: CheckpointEvery,
-    /// Log training loss and accuracy every N steps (`steps.csv`, and the plot).
-    #[arg(long, default_value = "100", allow_hyphen_values = true, value_parser = at_least_one)]
-    pub log_every: u64,
-    /// Random-bases dimension d (directions per compartment unless --split-dim; NES:
-    /// the population).
-    #[arg(long, default_value = "250", allow_hyphen_values = true, value_parser = count)]
-    pub dim: usize,
-    /// Compartments: a number K of even parts, `layer` (one per layer), or `cap:N` (one
-    /// per tensor, tensors over N weights cut into pieces of at most N: the released
-    /// code's even compartments).
-    #[arg(long, default_value = "1", allow_hyphen_values = true)]
-    pub compartments: CompartmentKind,
-    /// Split d across the compartments instead of giving each the full d.
-    #[arg(long)]
-    pub split_dim: bool,
-    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5),
-    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5) or rademacher
-    /// (packed signs: ±1 from single bits, the fastest; NES perturbations too).
-    #[arg(long, default_value = "gaussian")]
-    pub distribution: DistributionKind,
-    /// Log the cosine of the RBD update with the gradient every step (costs a pass).
-    #[arg(long)]
-    pub correlation: bool,
-    /// How NES lays its updates (d batches each) over epochs: whole (whole updates in
-    /// each epoch, its remaining batches dropped), released (epochs count images: one
-    /// stream of batches, an update may straddle an epoch's end, none dropped) or update
-    /// (one update per epoch from that stream, as the authors' code runs NES).
-    #[arg(long, default_value = "whole")]
-    pub nes_epochs: NesEpochs,
+    pub data: DataConfig,
+    /// Evaluation, checkpoints and logging.
+    #[command(flatten)]
+    pub options: RunOptions,
+    /// The optimisers' settings.
+    #[command(flatten)]
+    pub settings: Settings,
     /// No progress bar (one line per epoch).
     #[arg(long)]
     pub quiet: bool,
@@ -406,7 +293,7 @@ pub struct TrainArgs {
     /// own d directions; K·d coordinates exchanged) or shared (one base; d coordinates
     /// averaged).
     #[arg(long, default_value = "per-worker", requires = "distributed")]
-    pub rbd_base: rbd::train::team::RbdBase,
+    pub rbd_base: BaseSharing,
     /// With --distributed, seconds a collective may wait for the other ranks before the
     /// job is stopped (a rank died or hangs).
     #[arg(long, default_value = "600", requires = "distributed", value_parser = at_least_one)]

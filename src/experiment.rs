@@ -8,7 +8,7 @@ use rbd::reproduce::orthogonality;
 
 /// Runs the experiment.
 pub fn orthogonality(args: &OrthogonalityArgs) -> Result<()> {
-    let distribution = rbd::train::optimizers::distribution(args.distribution, 0.5);
+    let distribution = args.distribution.with_p(0.5);
     let stream = orthogonality::stream(distribution, args.seed);
     let rows = orthogonality::compute(&stream, args.pairs, args.max_exponent)
         .map_err(|e| anyhow::anyhow!("--max-exponent/--pairs: {e}"))?;

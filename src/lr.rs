@@ -1,7 +1,10 @@
 //! Learning rates as users write them (`2^-6`, `0.015625`, `1e-2`) and the published
 //! presets (the paper's Table 4 and the authors' released configuration).
 
-use crate::train::kinds::{DistributionKind, ModelKind, OptimizerKind, PresetSource};
+use crate::train::kinds::PresetSource;
+use rbd_engine::random_bases::DistributionKind;
+use rbd_models::ModelKind;
+use rbd_optim::OptimizerKind;
 
 /// Parses `2^-6`, `2^(-6)`, `2^3`, or a positive decimal.
 pub fn parse_lr(s: &str) -> Result<f64, String> {
@@ -94,6 +97,9 @@ pub fn preset_exponent(
         }
         // The paper publishes no NES rate: start from RBD's, and say so.
         OptimizerKind::Nes => Some((rbd.0, "no published NES rate: RBD's preset; tune it")),
+        // An optimiser the paper does not name has no preset.
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 

@@ -175,19 +175,13 @@ fn models() -> anyhow::Result<()> {
         "{:<10} {:<9} {:>12} {:>14}",
         "model", "dataset", "D trainable", "Keras count"
     );
-    for (model, datasets) in [
-        ("fc", &["mnist", "fmnist", "cifar10"][..]),
-        ("cnn", &["mnist", "fmnist", "cifar10"][..]),
-        ("resnet8", &["cifar10"][..]),
-        ("resnet32", &["cifar10"][..]),
-    ] {
-        for ds in datasets {
-            let (c, h, w) = if *ds == "cifar10" {
-                (3, 32, 32)
-            } else {
-                (1, 28, 28)
+    for model in rbd_models::ModelKind::ALL {
+        for ds in rbd_datasets::DatasetKind::ALL {
+            let (c, h, w) = ds.shape();
+            // The ResNets are CIFAR-10 networks.
+            let Ok(m) = rbd_models::build(*model, c, h, w, &device) else {
+                continue;
             };
-            let m = rbd_models::build(model, c, h, w, &device)?;
             println!(
                 "{:<10} {:<9} {:>12} {:>14}",
                 model,

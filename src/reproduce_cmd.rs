@@ -53,6 +53,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
         },
         dry_run: args.dry_run,
         summarize: args.summarize,
+        check: args.check,
     };
     with_flags(run_reproduce(&req, &StopFlag::on_signals()))
 }
@@ -64,24 +65,22 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
         Some(1.0), // each trial sets its own rate
         args.model,
         &args.dataset,
-        args.distribution,
+        args.settings.directions.distribution,
         PresetSource::Paper,
     )
     .map_err(flag_error)?;
-    let mut base = RunConfig::new(args.model, args.dataset.clone(), schedule);
+    let mut base = RunConfig::build(
+        args.model,
+        args.dataset.clone(),
+        schedule,
+        args.data.clone(),
+        args.settings.clone(),
+    );
     base.epochs = args.epochs;
-    base.dim = args.dim;
-    base.compartments = args.compartments;
-    base.split_dim = args.split_dim;
-    base.distribution = args.distribution;
-    base.nes_epochs = args.nes_epochs;
-    args.variants.apply(&mut base);
     base.seed = args.seed;
-    base.train_limit = args.train_limit;
-    base.val_size = args.val_size;
     base.device = args.device;
     base.data_dir = data_dir(&args.data_dir)?;
-    base.tuning_split = true;
+    base.options.tuning_split = true;
     base.validate().map_err(flag_error)?;
     let req = TuneRequest {
         base,
@@ -128,6 +127,7 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
         (args.seeds.is_some(), "--seeds"),
         (!args.only.is_empty(), "--only"),
         (args.summarize, "--summarize"),
+        (args.check, "--check"),
     ] {
         if given {
             bail!("{flag}: a campaign's budgets are its plan's (edit reproduce/campaign.toml or give --plan FILE)");
@@ -137,10 +137,10 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
     let opts = campaign::Options {
         results: args.results.clone(),
         data_dir: data_dir(&args.data_dir)?,
-        device: args.device.unwrap_or(rbd::train::kinds::DeviceKind::Auto),
+        device: args.device.unwrap_or(rbd_engine::DeviceChoice::Auto),
     };
     if args.status || args.dry_run {
-        let device = rbd_engine::Device::open(opts.device.choice())?;
+        let device = rbd_engine::Device::open(opts.device)?;
         let mut est = rbd::reproduce::estimate::Estimator::new(device.clone());
         let (lines, checks) = campaign::status(&plan, &opts, &mut est)?;
         print!(

@@ -16,12 +16,15 @@ use rbd::train::{
 };
 use std::path::{Path, PathBuf};
 
-/// The flag of a configuration field.
+/// The flag of a configuration field: the `rbd train` flag whose id it is (its long
+/// name may differ: `augment` is `--no-augment`), else the field in flag form.
 pub fn flag(field: &str) -> String {
-    match field {
-        "log_every_steps" => "--log-every".into(),
-        f => format!("--{}", f.replace('_', "-")),
-    }
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    let long = cli
+        .find_subcommand("train")
+        .and_then(|train| train.get_arguments().find(|a| a.get_id() == field))
+        .and_then(|a| a.get_long().map(str::to_string));
+    format!("--{}", long.unwrap_or_else(|| field.replace('_', "-")))
 }
 
 /// A configuration error as the user typed it: with the flag, not the field.
@@ -52,11 +55,17 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
         args.lr,
         args.model,
         &args.dataset,
-        args.distribution,
+        args.settings.directions.distribution,
         args.lr_preset,
     )
     .map_err(flag_error)?;
-    let mut cfg = RunConfig::new(args.model, args.dataset.clone(), schedule);
+    let mut cfg = RunConfig::build(
+        args.model,
+        args.dataset.clone(),
+        schedule,
+        args.data.clone(),
+        args.settings.clone(),
+    );
     cfg.epochs = args.epochs;
     cfg.seed = args.seed;
     cfg.device = args.device;
@@ -64,20 +73,7 @@ fn config(args: &TrainArgs, ranks: usize) -> Result<RunConfig> {
         Some(d) => d.clone(),
         None => rbd_datasets::default_data_dir().map_err(|e| anyhow!("{e}"))?,
     };
-    args.variants.apply(&mut cfg);
-    cfg.eval_batch_size = args.eval_batch_size;
-    cfg.val_size = args.val_size;
-    cfg.train_limit = args.train_limit;
-    cfg.tuning_split = args.tuning_split;
-    cfg.eval_test = args.eval_test;
-    cfg.checkpoint_every = args.checkpoint_every;
-    cfg.log_every_steps = args.log_every;
-    cfg.dim = args.dim;
-    cfg.compartments = args.compartments;
-    cfg.split_dim = args.split_dim;
-    cfg.distribution = args.distribution;
-    cfg.correlation = args.correlation;
-    cfg.nes_epochs = args.nes_epochs;
+    cfg.options = args.options.clone();
     if args.distributed {
         cfg.distributed = Some(rbd::train::team::DistributedSpec {
             ranks,
@@ -198,7 +194,7 @@ fn resume_changes(args: &TrainArgs, matches: &ArgMatches) -> Result<ResumeChange
         epochs: has("epochs").then_some(args.epochs),
         device: has("device").then_some(args.device),
         data_dir: args.data_dir.clone(),
-        checkpoint_every: has("checkpoint_every").then_some(args.checkpoint_every),
+        checkpoint_every: has("checkpoint_every").then_some(args.options.checkpoint_every),
     })
 }
 

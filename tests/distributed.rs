@@ -5,60 +5,22 @@
 //! every rank ends with the same θ; resuming on another number of ranks is refused.
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::{metrics, scratch, show, synthetic};
 use rbd::train::data::Data;
-use rbd::train::kinds::{DatasetSpec, ModelKind, OptimizerKind};
+use rbd::train::kinds::DatasetSpec;
 use rbd::train::oracle::{EpochSums, TrainOracle};
 use rbd::train::{RunConfig, Segment};
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{
     generate_cpu, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
 };
+use rbd_models::ModelKind;
+use rbd_optim::OptimizerKind;
 use rbd_optim::Oracle;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rbd-dist-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A learnable 10-class problem in the IDX format (class k lights a block, plus noise).
-fn synthetic(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut images = vec![0u8; n * 784];
-    let mut labels = vec![0u8; n];
-    let mut s = 0x9e37_79b9u32;
-    for i in 0..n {
-        let k = (i * 7 + i / 10) % 10;
-        labels[i] = k as u8;
-        let (r0, c0) = (2 + (k / 5) * 12, 2 + (k % 5) * 5);
-        for p in 0..784 {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            let (r, c) = (p / 28, p % 28);
-            let on = r >= r0 && r < r0 + 6 && c >= c0 && c < c0 + 6;
-            images[i * 784 + p] = if on { 200 } else { 0 } + (s % 50) as u8;
-        }
-    }
-    let mut b = vec![0, 0, 8, 3];
-    for d in [n as u32, 28, 28] {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(&images);
-    std::fs::write(dir.join("train-images-idx3-ubyte"), b).unwrap();
-    let mut b = vec![0, 0, 8, 1];
-    b.extend_from_slice(&(n as u32).to_be_bytes());
-    b.extend_from_slice(&labels);
-    std::fs::write(dir.join("train-labels-idx1-ubyte"), b).unwrap();
-}
-
-fn show(out: &Output) {
-    eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// `rbd train` (under `mpirun -n ranks … --distributed` when `ranks` is given).
 fn train(ranks: Option<usize>, args: &[String]) -> Output {
@@ -124,7 +86,7 @@ fn args(data: &Path, out: &Path, optimizer: &str, lr: &str, extra: &[&str]) -> V
 fn final_theta(dir: &Path) -> Vec<f32> {
     let data = std::fs::read(dir.join("final.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&data).unwrap();
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let mut theta = Vec::new();
     for s in &model.layout().specs {
         let t = st.tensor(&s.name).unwrap();
@@ -135,14 +97,6 @@ fn final_theta(dir: &Path) -> Vec<f32> {
         );
     }
     theta
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The θ hashes the ranks printed.
@@ -203,10 +157,10 @@ fn config(data: &Path, optimizer: OptimizerKind, lr: f64, batch: usize) -> RunCo
         DatasetSpec::Idx(data.to_path_buf()),
         vec![seg],
     );
-    cfg.val_size = 64;
-    cfg.batch_size = batch;
-    cfg.dim = 8;
-    cfg.device = rbd::train::kinds::DeviceKind::Cpu;
+    cfg.data.val_size = 64;
+    cfg.data.batch_size = batch;
+    cfg.settings.directions.dim = 8;
+    cfg.device = rbd_engine::DeviceChoice::Cpu;
     cfg
 }
 
@@ -246,7 +200,7 @@ impl Oracle for Union<'_> {
 fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64) -> Vec<f32> {
     let cfg = config(data, optimizer, lr, 16);
     let (d, loader) = batches(&cfg);
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let layout = model.layout();
     let mut theta =
         Tensor::from_f32(&Device::Cpu, &layout.init(cfg.seed), &[layout.total]).unwrap();
@@ -274,7 +228,7 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
     let data = dir.join("data");
     synthetic(&data, 64 + 256);
     let d = 8.0;
-    let num_params = rbd_models::build("fc", 1, 28, 28, &Device::Cpu)
+    let num_params = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu)
         .unwrap()
         .layout()
         .total as f64;
@@ -331,7 +285,7 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
 fn first_gradients(data: &Path, batch: usize) -> (Vec<f32>, Vec<Vec<f64>>) {
     let cfg = config(data, OptimizerKind::Sgd, 1.0, batch);
     let (d, loader) = batches(&cfg);
-    let model = rbd_models::build("fc", 1, 28, 28, &Device::Cpu).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let layout = model.layout();
     let theta0 = layout.init(cfg.seed);
     let t = Tensor::from_f32(&Device::Cpu, &theta0, &[layout.total]).unwrap();

@@ -1,13 +1,12 @@
 //! `--distributed` in a build without the `mpi` feature (the default): a clear error
 //! that says how to build with MPI, and nothing written.
 
-use std::process::Command;
+mod common;
 
 fn rbd(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rbd"))
+    common::rbd()
         .args(args)
         .current_dir(cwd)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
         .expect("rbd runs")
 }

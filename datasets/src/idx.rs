@@ -34,6 +34,27 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
+/// The bytes of an IDX file of `n` images of `rows × cols` (`pixels` row-major): what
+/// [`parse_idx_images`] reads (tests write small data sets with it).
+pub fn idx_images_bytes(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(IMAGES_HEADER + pixels.len());
+    b.extend_from_slice(&IDX_IMAGES_MAGIC.to_be_bytes());
+    for d in [n, rows, cols] {
+        b.extend_from_slice(&d.to_be_bytes());
+    }
+    b.extend_from_slice(pixels);
+    b
+}
+
+/// The bytes of an IDX labels file: what [`parse_idx_labels`] reads.
+pub fn idx_labels_bytes(labels: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(LABELS_HEADER + labels.len());
+    b.extend_from_slice(&IDX_LABELS_MAGIC.to_be_bytes());
+    b.extend_from_slice(&(labels.len() as u32).to_be_bytes());
+    b.extend_from_slice(labels);
+    b
+}
+
 /// Reads an IDX images file (plain or gzip) and validates magic, dimensions and length.
 /// The header is read first and then at most the declared size plus one byte, so a gzip
 /// bomb or a huge file is refused without being read whole.

@@ -78,8 +78,9 @@ pub use fetch::{
     CIFAR10_URL, CIFAR10_URL_ENV, DEFAULT_MIN_RATE, MIN_RATE_ENV,
 };
 pub use idx::{
-    parse_idx_images, parse_idx_labels, read_idx_bytes, read_idx_images, read_idx_labels,
-    IdxImages, IdxKind, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDX_SIDE,
+    idx_images_bytes, idx_labels_bytes, parse_idx_images, parse_idx_labels, read_idx_bytes,
+    read_idx_images, read_idx_labels, IdxImages, IdxKind, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    IDX_SIDE,
 };
 pub use idx_load::{load_idx_dir, load_idx_pair};
 pub use kind::{DatasetKind, Split};

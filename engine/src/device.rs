@@ -1,6 +1,6 @@
 //! Where tensors live: the native cpu backend or a wgpu device.
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use rbd_kernels::gpu::{DeviceKind, GpuContext};
 use std::sync::Arc;
 
@@ -13,33 +13,19 @@ pub enum Device {
     Wgpu(Arc<GpuContext>),
 }
 
-/// What the user asked for with `--device`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    /// A real GPU adapter if there is one, else the cpu backend.
-    Auto,
-    /// A real GPU adapter; an error if there is none.
-    Gpu,
-    /// The native cpu backend.
-    Cpu,
-    /// wgpu on a CPU adapter (llvmpipe): the WGSL kernels without a GPU.
-    WgpuCpu,
-}
-
-impl std::str::FromStr for DeviceChoice {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(DeviceChoice::Auto),
-            "gpu" => Ok(DeviceChoice::Gpu),
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "wgpu-cpu" => Ok(DeviceChoice::WgpuCpu),
-            other => Err(EngineError::Invalid(format!(
-                "unknown device '{other}' (expected auto, gpu, cpu or wgpu-cpu)"
-            ))),
-        }
+rbd_kernels::named_enum!(
+    /// Where a run's tensors live, as the user asks for it with `--device`.
+    pub DeviceChoice, "device" {
+        /// A real GPU adapter if there is one, else the cpu backend.
+        Auto = "auto",
+        /// A real GPU adapter; an error if there is none.
+        Gpu = "gpu",
+        /// The native cpu backend.
+        Cpu = "cpu",
+        /// wgpu on a CPU adapter (llvmpipe): the WGSL kernels without a GPU.
+        WgpuCpu = "wgpu-cpu",
     }
-}
+);
 
 impl Device {
     /// Opens the device the user chose (see [`Device::open_explained`] for why `auto`

@@ -13,7 +13,8 @@
 //!   family of `Bases` (i.i.d. entries, or the structured [`fastfood`] columns).
 //! - [`profile`]: an op-level profiler (off by default) with named scopes.
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
-//!   strategies for property-testing user ops and models.
+//!   strategies for property-testing user ops and models; [`testing`]: the helpers of
+//!   the crates' tests.
 
 pub mod autodiff;
 pub mod device;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod ops;
 pub mod profile;
 pub mod tensor;
+pub mod testing;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};
 pub use device::{Device, DeviceChoice};
@@ -31,4 +33,6 @@ pub use metrics::MetricSums;
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
 pub use ops::{fastfood, random_bases};
+/// Text forms of choices (`named_enum!` declares one), shared with the lower crate.
+pub use rbd_kernels::{named_enum, serde_as_text, text};
 pub use tensor::{DType, Tensor, TensorId};

@@ -129,7 +129,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let ctx = open(&args.adapter)?;
     println!("{}", ctx.describe());
     let device = Device::Wgpu(ctx.clone());
-    let model = rbd_models::build("cnn", 3, 32, 32, &device)?;
+    let model = rbd_models::build(rbd_models::ModelKind::Cnn, 3, 32, 32, &device)?;
     let layout = model.layout();
     let mut theta = Tensor::from_f32(&device, &layout.init(0), &[layout.total])?;
     let mut sums = MetricSums::new(&device)?;

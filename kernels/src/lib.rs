@@ -13,6 +13,7 @@ pub mod launch;
 pub mod real;
 mod scratch;
 pub mod testing;
+pub mod text;
 
 pub mod batchnorm;
 pub mod bias_relu;

@@ -76,6 +76,40 @@ pub fn cases(default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// The splitmix64 sequence from `state` (Steele, Lea and Flood 2014): deterministic test
+/// data, so a failing case is reproduced by its shape and seed alone.
+pub fn splitmix64(mut state: u64) -> impl Iterator<Item = u64> {
+    std::iter::repeat_with(move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
+/// A splitmix64 word as a value uniform in [−1, 1) (53 bits).
+pub fn unit(z: u64) -> f64 {
+    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+}
+
+/// `len` values uniform in [−1, 1) from the splitmix64 sequence of `seed`.
+pub fn uniform(len: usize, seed: u64) -> Vec<f64> {
+    splitmix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1))
+        .take(len)
+        .map(unit)
+        .collect()
+}
+
+/// `len` values uniform in [−1, 1) from the splitmix64 sequence of `seed`, mixed
+/// differently from [`uniform`] (the convolution, pooling and batch-norm tests' data).
+pub fn uniform_mixed(len: usize, seed: u64) -> Vec<f64> {
+    splitmix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+        .take(len)
+        .map(unit)
+        .collect()
+}
+
 /// Asserts `got` ≈ `want` elementwise: |g − w| ≤ atol + rtol·|w|; the message names the
 /// first bad index and the shapes given in `what`.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {

@@ -3,20 +3,14 @@
 
 use proptest::prelude::*;
 use rbd_kernels::batchnorm::*;
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter, uniform_mixed};
 
 /// Deterministic uniform values in [lo, hi).
 fn data(seed: u64, len: usize, lo: f64, hi: f64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            lo + (hi - lo) * ((z >> 11) as f64 / (1u64 << 53) as f64)
-        })
+    let half = (hi - lo) / 2.0;
+    uniform_mixed(len, seed)
+        .iter()
+        .map(|u| lo + half * (u + 1.0))
         .collect()
 }
 

@@ -7,19 +7,15 @@ use rbd_kernels::elementwise::{
     bias_add_cpu, bias_add_gpu, binary_cpu, binary_gpu, unary_cpu, unary_gpu, Binary, Unary,
 };
 use rbd_kernels::reduce::{sum_channels_cpu, sum_channels_gpu, sum_rows_cpu, sum_rows_gpu};
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter, splitmix64};
 use rbd_kernels::GpuContext;
 
 /// Values in [-1, 1) (splitmix64); every 7th input is made exactly −bias so that
 /// x + b = 0 (ReLU's boundary) occurs, and every 5th gradient is 0.
 fn inputs(n: usize, c: usize, inner: usize, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
+    let mut words = splitmix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1));
     let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let z = words.next().expect("endless");
         ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     };
     let bias: Vec<f32> = (0..c).map(|_| next() * 0.5).collect();

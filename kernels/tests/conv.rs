@@ -3,23 +3,12 @@
 
 use proptest::prelude::*;
 use rbd_kernels::conv::*;
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter, uniform_mixed};
 use rbd_kernels::GpuError;
 
-/// Deterministic uniform values in [-1, 1) (splitmix64), so a failing case is
-/// reproduced by its shape and seed alone.
+/// Deterministic uniform values in [-1, 1).
 fn data(seed: u64, len: usize) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
-        })
-        .collect()
+    uniform_mixed(len, seed)
 }
 
 fn to_f32(v: &[f64]) -> Vec<f32> {

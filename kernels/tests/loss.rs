@@ -3,22 +3,12 @@
 
 use proptest::prelude::*;
 use rbd_kernels::loss::*;
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter, uniform};
 use rbd_kernels::GpuContext;
 
-/// Deterministic values in [-scale, scale) (splitmix64).
+/// Deterministic values in [-scale, scale).
 fn random(len: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
+    uniform(len, seed).iter().map(|v| v * scale).collect()
 }
 
 fn labels(n: usize, k: usize, seed: u64) -> Vec<u32> {

@@ -3,21 +3,16 @@
 
 use proptest::prelude::*;
 use rbd_kernels::pool::*;
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{assert_close, cases, cpu_adapter, splitmix64, unit};
 
 /// Deterministic values: uniform in [-1, 1) when `levels` is 0, else small integers in
 /// `-levels..levels` (to force ties).
 fn data(seed: u64, len: usize, levels: u64) -> Vec<f64> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
+    splitmix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+        .take(len)
+        .map(|z| {
             if levels == 0 {
-                (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+                unit(z)
             } else {
                 (z % (2 * levels)) as f64 - levels as f64
             }

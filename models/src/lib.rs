@@ -12,26 +12,39 @@ pub use params::{Init, ParamLayout, ParamSpec};
 
 use rbd_engine::{Device, EngineError, Result};
 
-/// The model names `build` accepts.
-pub const MODEL_NAMES: [&str; 4] = ["fc", "cnn", "resnet8", "resnet32"];
+rbd_engine::named_enum!(
+    /// The network.
+    pub ModelKind, "model" {
+        /// Dense 128 → Dense 10.
+        Fc = "fc",
+        /// The paper's three-convolution network.
+        Cnn = "cnn",
+        /// Keras ResNet v1 with n = 1 (CIFAR-10).
+        Resnet8 = "resnet8",
+        /// Keras ResNet v1 with n = 5 (CIFAR-10).
+        Resnet32 = "resnet32",
+    }
+);
 
-/// Builds model `name` for inputs of `c × h × w` pixels on `device`.
-pub fn build(name: &str, c: usize, h: usize, w: usize, device: &Device) -> Result<Box<dyn Model>> {
-    match name {
-        "fc" => Ok(Box::new(fc::Fc::new(c, h, w))),
-        "cnn" => Ok(Box::new(cnn::Cnn::new(c, h, w)?)),
-        "resnet8" | "resnet32" => {
+/// Builds `model` for inputs of `c × h × w` pixels on `device`.
+pub fn build(
+    model: ModelKind,
+    c: usize,
+    h: usize,
+    w: usize,
+    device: &Device,
+) -> Result<Box<dyn Model>> {
+    match model {
+        ModelKind::Fc => Ok(Box::new(fc::Fc::new(c, h, w))),
+        ModelKind::Cnn => Ok(Box::new(cnn::Cnn::new(c, h, w)?)),
+        ModelKind::Resnet8 | ModelKind::Resnet32 => {
             if (c, h, w) != (3, 32, 32) {
                 return Err(EngineError::Invalid(format!(
-                    "model {name}: the CIFAR ResNets need 32×32×3 inputs (CIFAR-10), got {h}×{w}×{c}"
+                    "model {model}: the CIFAR ResNets need 32×32×3 inputs (CIFAR-10), got {h}×{w}×{c}"
                 )));
             }
-            let n = if name == "resnet8" { 1 } else { 5 };
+            let n = if model == ModelKind::Resnet8 { 1 } else { 5 };
             Ok(Box::new(resnet::ResNet::new(n, device)?))
         }
-        other => Err(EngineError::Invalid(format!(
-            "unknown model '{other}' (expected one of {})",
-            MODEL_NAMES.join(", ")
-        ))),
     }
 }

@@ -100,6 +100,11 @@ impl ParamLayout {
             .collect()
     }
 
+    /// `(offset, len)` of each parameter tensor in θ.
+    pub fn tensor_offsets(&self) -> Vec<(usize, usize)> {
+        self.specs.iter().map(|s| (s.offset, s.len())).collect()
+    }
+
     /// `[offset, offset + len)` of each layer in θ (layers are contiguous).
     pub fn layer_ranges(&self) -> Vec<(usize, usize)> {
         let mut out: Vec<(usize, usize)> = Vec::new();

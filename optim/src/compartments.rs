@@ -4,7 +4,7 @@ use rbd_engine::random_bases::Compartment;
 use rbd_engine::{EngineError, Result};
 
 /// The compartment layout a user asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compartments {
     /// K contiguous, (nearly) even parts; a tensor may be split.
     Even(usize),
@@ -15,22 +15,49 @@ pub enum Compartments {
     Capped(usize),
 }
 
-impl std::str::FromStr for Compartments {
-    type Err = EngineError;
-    fn from_str(s: &str) -> Result<Self> {
-        if s == "layer" {
-            return Ok(Compartments::PerLayer);
-        }
-        match s.parse::<usize>() {
-            Ok(k) if k > 0 => Ok(Compartments::Even(k)),
-            _ => Err(EngineError::Invalid(format!(
-                "compartments: '{s}' (expected a positive number or 'layer')"
-            ))),
+impl std::fmt::Display for Compartments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Compartments::Even(k) => write!(f, "{k}"),
+            Compartments::PerLayer => f.write_str("layer"),
+            Compartments::Capped(cap) => write!(f, "cap:{cap}"),
         }
     }
 }
 
+impl std::str::FromStr for Compartments {
+    type Err = String;
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.trim() {
+            "layer" => Ok(Compartments::PerLayer),
+            t if t.starts_with("cap:") => match t["cap:".len()..].parse::<usize>() {
+                Ok(cap) if cap > 0 => Ok(Compartments::Capped(cap)),
+                _ => Err(format!(
+                    "'{text}': cap:N needs a positive number of weights per compartment"
+                )),
+            },
+            t => match t.parse::<usize>() {
+                Ok(k) if k > 0 => Ok(Compartments::Even(k)),
+                _ => Err(format!(
+                    "'{text}' is neither a positive number of compartments, 'layer', nor cap:N"
+                )),
+            },
+        }
+    }
+}
+rbd_engine::serde_as_text!(Compartments);
+
 impl Compartments {
+    /// How many compartments the layout makes of a model with these `layers` and
+    /// parameter `tensors` (each `(offset, len)`).
+    pub fn count(&self, layers: &[(usize, usize)], tensors: &[(usize, usize)]) -> usize {
+        match self {
+            Compartments::Even(k) => *k,
+            Compartments::PerLayer => layers.len(),
+            Compartments::Capped(cap) => tensors.iter().map(|&(_, len)| len.div_ceil(*cap)).sum(),
+        }
+    }
+
     /// The compartments over θ of length `num_params` (D). `ranges` are the
     /// `(offset, len)` of each layer for [`Compartments::PerLayer`], of each parameter
     /// tensor for [`Compartments::Capped`]. With `split_dim` the `d` directions are
@@ -134,5 +161,18 @@ mod tests {
             .is_err());
         assert!("0".parse::<Compartments>().is_err());
         assert!("x".parse::<Compartments>().is_err());
+        assert!("-3".parse::<Compartments>().is_err());
+        assert!("cap:0".parse::<Compartments>().is_err());
+        for c in [
+            Compartments::Even(7),
+            Compartments::PerLayer,
+            Compartments::Capped(5000),
+        ] {
+            assert_eq!(c.to_string().parse::<Compartments>(), Ok(c));
+        }
+        // FC on MNIST: a 100,352-weight kernel in 3 pieces of at most 50,000, and three
+        // tensors whole.
+        let fc = [(0, 100_352), (100_352, 128), (100_480, 1280), (101_760, 10)];
+        assert_eq!(Compartments::Capped(50_000).count(&[], &fc), 6);
     }
 }

@@ -27,14 +27,16 @@ use rbd_engine::random_bases::{
 use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
-/// How the K ranks of a distributed random-bases run share directions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BaseSharing {
-    /// Rank w draws directions w·d … w·d + d − 1; K·d coordinates are gathered.
-    PerWorker,
-    /// Every rank draws directions 0 … d − 1; the d coordinates are averaged.
-    Shared,
-}
+rbd_engine::named_enum!(
+    /// How the K ranks of a distributed random-bases run share directions.
+    pub BaseSharing, "RBD base sharing" {
+        /// Rank w draws directions w·d … w·d + d − 1; K·d coordinates are gathered
+        /// (the original's default).
+        PerWorker = "per-worker",
+        /// Every rank draws directions 0 … d − 1; the d coordinates are averaged.
+        Shared = "shared",
+    }
+);
 
 /// Rank `rank`'s directions of every compartment: the block `rank·dims … + dims`.
 pub fn rank_compartments(comps: &[Compartment], rank: usize) -> Vec<Compartment> {

@@ -3,28 +3,64 @@
 //!
 //! The update is applied to θ directly, θ ← θ − lr·P(Pᵀg) (one fused pass that generates
 //! each direction once on the cpu), with c kept beside it; θ and θ₀ + P·c agree up to f32
-//! rounding. Two variants of where the gradient is taken:
-//! - [`FpdGradientAt::Current`] (the paper's text): at the current θ = θ₀ + P·c;
-//! - [`FpdGradientAt::Previous`] (the authors' released code): at θ₀ + P·c_prev, the
-//!   point before the last update, while validation sees the current θ.
+//! rounding. Two variants of where the gradient is taken ([`FpdVariant`]):
+//! - `paper` (the paper's text): at the current θ = θ₀ + P·c;
+//! - `released` (the authors' released code): at θ₀ + P·c_prev, the point before the
+//!   last update, while validation sees the current θ.
 
-use crate::{Optimizer, Oracle, StateTensor, StepInfo};
+use crate::config::defaults;
+use crate::directions::DirectionsConfig;
+use crate::{Optimizer, Oracle, StateTensor, StepInfo, Target};
 use rbd_engine::random_bases::{
     project_expand, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
 };
 use rbd_engine::{EngineError, Result, Tensor};
+use serde::{Deserialize, Serialize};
 
 /// The step index the fixed base is drawn at.
 const FIXED_STEP: u64 = 0;
 
-/// Where FPD takes its training gradient.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FpdGradientAt {
-    /// At the current point (the paper's text).
-    #[default]
-    Current,
-    /// At the point before the last update (the released code).
-    Previous,
+rbd_engine::named_enum!(
+    /// Where FPD takes its training gradient.
+    pub FpdVariant, "FPD variant" {
+        /// At the current point θ₀ + P·c (the paper's text).
+        Paper = "paper",
+        /// At θ₀ + P·c_prev, the point before the last update (the authors' released
+        /// code); validation at the current point.
+        Released = "released",
+    }
+);
+
+impl FpdVariant {
+    /// Where the gradient is taken, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            FpdVariant::Paper => "gradient at the current point (paper)",
+            FpdVariant::Released => "gradient at the previous point (released code)",
+        }
+    }
+}
+
+/// FPD's own settings (the directions are [`DirectionsConfig`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct FpdConfig {
+    /// Where FPD takes its gradient: paper (the current point) or released (the point
+    /// before the last update, as the authors' code does). Left out of `config.json` at
+    /// its default, so run ids from before the variant existed stay valid.
+    #[arg(long, default_value = "paper")]
+    #[serde(skip_serializing_if = "is_paper")]
+    pub fpd_variant: FpdVariant,
+}
+
+fn is_paper(v: &FpdVariant) -> bool {
+    *v == FpdVariant::Paper
+}
+
+impl Default for FpdConfig {
+    fn default() -> Self {
+        defaults()
+    }
 }
 
 /// FPD state: θ₀, the coordinates c, and (released variant) the previous point.
@@ -36,7 +72,7 @@ pub struct FixedProjection {
     scale: f32,
     base: Tensor,
     coords: Tensor,
-    gradient_at: FpdGradientAt,
+    gradient_at: FpdVariant,
     previous: Option<Tensor>,
     family: BasisFamily,
 }
@@ -44,7 +80,26 @@ pub struct FixedProjection {
 impl FixedProjection {
     /// FPD around `theta0` (c = 0), gradient at the current point.
     pub fn new(lr: f64, stream: Stream, comps: Vec<Compartment>, theta0: &Tensor) -> Result<Self> {
-        FixedProjection::with_variant(lr, stream, comps, theta0, FpdGradientAt::Current)
+        FixedProjection::with_variant(lr, stream, comps, theta0, FpdVariant::Paper)
+    }
+
+    /// FPD at rate `lr` around the target's θ.
+    pub fn build(
+        lr: f64,
+        config: &FpdConfig,
+        directions: &DirectionsConfig,
+        target: &Target,
+    ) -> Result<Self> {
+        let comps = directions.compartments(target)?;
+        let family = directions.family(&comps);
+        Ok(FixedProjection::with_variant(
+            lr,
+            directions.stream(target.seed),
+            comps,
+            target.theta,
+            config.fpd_variant,
+        )?
+        .with_family(family))
     }
 
     /// FPD around `theta0` with the gradient taken where `gradient_at` says.
@@ -53,7 +108,7 @@ impl FixedProjection {
         stream: Stream,
         comps: Vec<Compartment>,
         theta0: &Tensor,
-        gradient_at: FpdGradientAt,
+        gradient_at: FpdVariant,
     ) -> Result<Self> {
         let dims = total_dims(&comps);
         Ok(FixedProjection {
@@ -78,7 +133,7 @@ impl FixedProjection {
 impl Optimizer for FixedProjection {
     fn step(&mut self, _step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let at = match (self.gradient_at, &self.previous) {
-            (FpdGradientAt::Previous, Some(p)) => p.clone(),
+            (FpdVariant::Released, Some(p)) => p.clone(),
             _ => theta.clone(),
         };
         let g = oracle.gradient(&at)?;
@@ -87,7 +142,7 @@ impl Optimizer for FixedProjection {
             Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale).with_family(self.family);
         let (pg, next) = project_expand(&bases, &g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
-        if self.gradient_at == FpdGradientAt::Previous {
+        if self.gradient_at == FpdVariant::Released {
             self.previous = Some(theta.detach());
         }
         Ok(StepInfo {
@@ -124,7 +179,7 @@ impl Optimizer for FixedProjection {
             }
             *slot = t.clone();
         }
-        if self.gradient_at == FpdGradientAt::Previous {
+        if self.gradient_at == FpdVariant::Released {
             // Absent before the first step.
             self.previous = find("fpd.previous").cloned();
         }

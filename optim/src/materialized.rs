@@ -2,7 +2,9 @@
 //! only: Φ is generated, c = Φ·g and θ ← θ − lr·Φᵀc are two matmuls. Refuses cleanly
 //! when Φ would not fit (the device's storage-binding limit, or a host-memory cap).
 
-use crate::{Optimizer, Oracle, StepInfo};
+use crate::config::ConfigError;
+use crate::directions::DirectionsConfig;
+use crate::{Compartments, Optimizer, Oracle, StepInfo, Target};
 use rbd_engine::random_bases::{generate, rbd_scale, Bases, BasisFamily, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
@@ -19,6 +21,44 @@ pub struct MaterializedRbd {
     pub dims: usize,
     /// Which random bases Φ holds.
     pub family: BasisFamily,
+}
+
+impl MaterializedRbd {
+    /// Materialised RBD at rate `lr` (it takes the direction settings of RBD).
+    pub fn build(lr: f64, directions: &DirectionsConfig, target: &Target) -> Result<Self> {
+        let num_params = target.num_params();
+        check_fits(&target.theta.device(), directions.dim, num_params)?;
+        Ok(MaterializedRbd {
+            lr,
+            stream: directions.stream(target.seed),
+            dims: directions.dim,
+            family: directions.family(&Compartment::whole(num_params, directions.dim)),
+        })
+    }
+}
+
+/// Checks a configuration before anything is built: one compartment, and Φ within the
+/// host limit (a device's own limit is checked when it is opened).
+pub fn check_config(directions: &DirectionsConfig, num_params: usize) -> Result<(), ConfigError> {
+    if directions.compartments != Compartments::Even(1) {
+        return Err(ConfigError::new(
+            "compartments",
+            "rbd-materialized supports one compartment only",
+        ));
+    }
+    let bytes = directions.dim as u128 * num_params as u128 * 4;
+    if bytes > CPU_BASIS_LIMIT_BYTES as u128 {
+        return Err(ConfigError::new(
+            "dim",
+            format!(
+                "rbd-materialized would store {} × {num_params} floats ({:.1} GiB, over the {} GiB limit); use rbd, which never stores the basis",
+                directions.dim,
+                bytes as f64 / (1u64 << 30) as f64,
+                CPU_BASIS_LIMIT_BYTES >> 30
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes Φ needs, or an error naming the limit it exceeds.

@@ -5,12 +5,30 @@
 //! and never stored whole: on the cpu each entry is generated once (a block of
 //! directions is kept in cache between c and the update), on wgpu once per pass.
 
-use crate::{Optimizer, Oracle, StepInfo};
+use crate::config::defaults;
+use crate::directions::DirectionsConfig;
+use crate::{Optimizer, Oracle, StepInfo, Target};
 use rbd_engine::random_bases::{
     expand, project_expand, project_expand_delta, rbd_scale, Bases, BasisFamily, Compartment,
     Stream,
 };
 use rbd_engine::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// RBD's own settings (the directions are [`DirectionsConfig`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct RbdConfig {
+    /// Log the cosine of the RBD update with the gradient every step (costs a pass).
+    #[arg(long)]
+    pub correlation: bool,
+}
+
+impl Default for RbdConfig {
+    fn default() -> Self {
+        defaults()
+    }
+}
 
 /// RBD over fixed compartments.
 pub struct RandomBases {
@@ -55,6 +73,25 @@ impl RandomBases {
     /// This step's directions.
     fn bases(&self, step: u64) -> Bases<'_> {
         Bases::new(self.stream, step, &self.comps, self.scale).with_family(self.family)
+    }
+
+    /// RBD at rate `lr` over `target`.
+    pub fn build(
+        lr: f64,
+        config: &RbdConfig,
+        directions: &DirectionsConfig,
+        target: &Target,
+    ) -> Result<Self> {
+        let comps = directions.compartments(target)?;
+        let family = directions.family(&comps);
+        Ok(RandomBases::new(
+            lr,
+            directions.stream(target.seed),
+            comps,
+            target.num_params(),
+            config.correlation,
+        )
+        .with_family(family))
     }
 }
 

@@ -3,10 +3,17 @@
 use crate::{Optimizer, Oracle, StepInfo};
 use rbd_engine::{Result, Tensor};
 
-/// Stochastic gradient descent.
+/// Stochastic gradient descent (no settings beyond its rate).
 pub struct Sgd {
     /// Learning rate.
     pub lr: f64,
+}
+
+impl Sgd {
+    /// SGD at rate `lr`.
+    pub fn build(lr: f64) -> Self {
+        Sgd { lr }
+    }
 }
 
 impl Optimizer for Sgd {

@@ -21,6 +21,7 @@ use rbd_kernels::random_bases::{
     self as rb, Bases, BasisFamily, Compartment, CpuPlan, Distribution, Fastfood, Generator, Simd,
     Stream,
 };
+use rbd_models::ModelKind;
 use rbd_optim::{MaterializedRbd, Optimizer, RandomBases, Sgd};
 use serde::Serialize;
 
@@ -138,7 +139,7 @@ fn step_time_on(
     repeats: usize,
     image: (usize, usize, usize),
 ) -> Result<Timing> {
-    let model = rbd_models::build("cnn", image.0, image.1, image.2, device)?;
+    let model = rbd_models::build(ModelKind::Cnn, image.0, image.1, image.2, device)?;
     let layout = model.layout();
     let mut theta = Tensor::from_f32(device, &layout.init(0), &[layout.total])?;
     let mut step = 0u64;
@@ -164,12 +165,12 @@ fn step_time_on(
 }
 
 /// The networks whose D the Fastfood table covers: (name, model, image shape).
-const MODELS: [(&str, &str, (usize, usize, usize)); 5] = [
-    ("fc-mnist", "fc", (1, 28, 28)),
-    ("cnn-mnist", "cnn", (1, 28, 28)),
-    ("cnn-cifar10", "cnn", (3, 32, 32)),
-    ("resnet8-cifar10", "resnet8", (3, 32, 32)),
-    ("resnet32-cifar10", "resnet32", (3, 32, 32)),
+const MODELS: [(&str, ModelKind, (usize, usize, usize)); 5] = [
+    ("fc-mnist", ModelKind::Fc, (1, 28, 28)),
+    ("cnn-mnist", ModelKind::Cnn, (1, 28, 28)),
+    ("cnn-cifar10", ModelKind::Cnn, (3, 32, 32)),
+    ("resnet8-cifar10", ModelKind::Resnet8, (3, 32, 32)),
+    ("resnet32-cifar10", ModelKind::Resnet32, (3, 32, 32)),
 ];
 
 /// Fastfood's fused project + expand alone, for d ∈ {10, 250, 10^4} and each model's D.

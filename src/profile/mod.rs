@@ -15,10 +15,11 @@ use crate::bench::Timing;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use oracle::ProfileOracle;
+use rbd::train::kinds::DatasetSpec;
 use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig, TrainLoader};
 use rbd_engine::{profile, Device, DeviceChoice, Tensor};
-use rbd_kernels::random_bases::{Compartment, Generator, Stream};
-use rbd_optim::{Compartments, FixedProjection, MaterializedRbd, Nes, Optimizer, RandomBases, Sgd};
+use rbd_models::ModelKind;
+use rbd_optim::{Optimizer, OptimizerKind, Settings, Target};
 use report::Breakdown;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -30,32 +31,23 @@ use std::time::Instant;
 pub struct ProfileArgs {
     /// Model: fc, cnn, resnet8, resnet32.
     #[arg(long, default_value = "cnn")]
-    pub model: String,
+    pub model: ModelKind,
     /// Data set: mnist, fmnist, cifar10, or idx:DIR.
     #[arg(long, default_value = "cifar10")]
-    pub dataset: String,
+    pub dataset: DatasetSpec,
     /// Random bytes shaped like the data set instead of its images (no download; the
     /// loader, preprocessing and augmentation run as usual).
     #[arg(long)]
     pub synthetic: bool,
     /// Optimizer: sgd, rbd, rbd-materialized, fpd, nes.
     #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
-    /// Random-bases dimension d (NES: the population).
-    #[arg(long, default_value_t = 250)]
-    pub dim: usize,
-    /// Compartments: a number K of even parts, or `layer`.
-    #[arg(long, default_value = "1")]
-    pub compartments: String,
-    /// Direction distribution (as `rbd train --distribution`; Bernoulli at p = 0.5).
-    #[arg(long, default_value = "gaussian")]
-    pub distribution: String,
-    /// Counter-based generator: threefry or philox (default: the library's default).
-    #[arg(long)]
-    pub generator: Option<String>,
+    pub optimizer: OptimizerKind,
+    /// The optimisers' settings, as `rbd train` takes them.
+    #[command(flatten)]
+    pub settings: Settings,
     /// auto, gpu, cpu, or wgpu-cpu (llvmpipe).
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceChoice,
     /// Training batch size.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -178,23 +170,16 @@ fn data(args: &ProfileArgs, images: usize) -> Result<(Dataset, String, TrainConf
         cfg.preprocess = pre;
         cfg
     };
-    if let Some(dir) = args.dataset.strip_prefix("idx:") {
-        if args.synthetic {
-            bail!("--synthetic needs a named data set (mnist, fmnist, cifar10), not idx:DIR");
+    let kind = match &args.dataset {
+        DatasetSpec::Known(kind) => *kind,
+        DatasetSpec::Idx(dir) => {
+            if args.synthetic {
+                bail!("--synthetic needs a named data set (mnist, fmnist, cifar10), not idx:DIR");
+            }
+            return idx_data(dir)
+                .map(|train| (train, "real".into(), batch(None, Preprocess::SCALE_ONLY)));
         }
-        let dir = std::path::Path::new(dir);
-        let find = |name: &str| {
-            rbd_datasets::locate_idx_file(dir, name)
-                .with_context(|| format!("{}: no {name} (or {name}.gz)", dir.display()))
-        };
-        let train = rbd_datasets::load_idx_pair(
-            &find("train-images-idx3-ubyte")?,
-            &find("train-labels-idx1-ubyte")?,
-        )?;
-        let pre = Preprocess::SCALE_ONLY;
-        return Ok((train, "real".into(), batch(None, pre)));
-    }
-    let kind: DatasetKind = args.dataset.parse().with_context(|| "--dataset")?;
+    };
     let pre = Preprocess::for_kind(kind);
     if args.synthetic {
         let what = "synthetic: random bytes of the data set's shape (not its images)";
@@ -213,73 +198,37 @@ fn data(args: &ProfileArgs, images: usize) -> Result<(Dataset, String, TrainConf
     Ok((train, "real".into(), batch(Some(kind), pre)))
 }
 
-fn stream(args: &ProfileArgs) -> Result<Stream> {
-    let generator = match args.generator.as_deref() {
-        None => Generator::default(),
-        Some("philox") => Generator::Philox,
-        Some("threefry") => Generator::Threefry,
-        Some(other) => bail!("--generator: '{other}' (expected philox or threefry)"),
+fn idx_data(dir: &std::path::Path) -> Result<Dataset> {
+    let find = |name: &str| {
+        rbd_datasets::locate_idx_file(dir, name)
+            .with_context(|| format!("{}: no {name} (or {name}.gz)", dir.display()))
     };
-    let kind: rbd::train::kinds::DistributionKind = args
-        .distribution
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--distribution: {e}"))?;
-    Ok(Stream {
-        generator,
-        distribution: rbd::train::optimizers::distribution(kind, 0.5),
-        seed: args.seed,
-    })
+    Ok(rbd_datasets::load_idx_pair(
+        &find("train-images-idx3-ubyte")?,
+        &find("train-labels-idx1-ubyte")?,
+    )?)
 }
 
 fn optimizer(
     args: &ProfileArgs,
-    device: &Device,
     layout: &rbd_models::ParamLayout,
     theta: &Tensor,
 ) -> Result<Box<dyn Optimizer>> {
-    let total = layout.total;
-    let comps = || -> Result<Vec<Compartment>> {
-        let c: Compartments = args.compartments.parse()?;
-        Ok(c.build(total, &layout.layer_ranges(), args.dim, false)?)
+    let target = Target {
+        theta,
+        layers: layout.layer_ranges(),
+        tensors: layout.tensor_offsets(),
+        seed: args.seed,
     };
-    Ok(match args.optimizer.as_str() {
-        "sgd" => Box::new(Sgd { lr: args.lr }),
-        "rbd" => Box::new(RandomBases::new(
-            args.lr,
-            stream(args)?,
-            comps()?,
-            total,
-            false,
-        )),
-        "fpd" => Box::new(FixedProjection::new(
-            args.lr,
-            stream(args)?,
-            comps()?,
-            theta,
-        )?),
-        "nes" => Box::new(Nes {
-            lr: args.lr,
-            sigma: 0.01,
-            population: args.dim,
-            stream: stream(args)?,
-            family: rbd_engine::random_bases::BasisFamily::Iid,
-        }),
-        "rbd-materialized" => {
-            if args.compartments != "1" {
-                bail!("rbd-materialized supports one compartment only (--compartments 1)");
-            }
-            rbd_optim::materialized::check_fits(device, args.dim, total)?;
-            Box::new(MaterializedRbd {
-                lr: args.lr,
-                stream: stream(args)?,
-                dims: args.dim,
-                family: rbd_engine::random_bases::BasisFamily::Iid,
-            })
-        }
-        other => bail!(
-            "--optimizer: unknown optimizer '{other}' (expected sgd, rbd, rbd-materialized, fpd or nes)"
-        ),
-    })
+    args.settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
+    Ok(rbd_optim::build(
+        args.optimizer,
+        args.lr,
+        &args.settings,
+        &target,
+    )?)
 }
 
 /// Runs `rbd profile`.
@@ -297,18 +246,17 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
     if args.steps == 0 || args.batch_size == 0 {
         bail!("--steps and --batch-size must be at least 1");
     }
-    let choice: DeviceChoice = args.device.parse()?;
-    let device = Device::open(choice)?;
-    let batches_per_step = if args.optimizer == "nes" { args.dim } else { 1 };
+    let device = Device::open(args.device)?;
+    let batches_per_step = args.optimizer.batches_per_step(&args.settings);
     let total_steps = args.warmup + 3 * args.steps;
     let images = args.batch_size * batches_per_step * total_steps;
     let (train, data_note, cfg) = data(args, images)?;
     let (n, c, h, w) = (train.n, train.c, train.h, train.w);
     let loader = TrainLoader::new(Arc::new(train), rbd_datasets::all_indices(n), cfg)?;
-    let model = rbd_models::build(&args.model, c, h, w, &device)?;
+    let model = rbd_models::build(args.model, c, h, w, &device)?;
     let layout = model.layout();
     let mut theta = Tensor::from_f32(&device, &layout.init(args.seed), &[layout.total])?;
-    let mut opt = optimizer(args, &device, layout, &theta)?;
+    let mut opt = optimizer(args, layout, &theta)?;
     // Batches cycle through epochs so any --steps has data.
     let mut batches = (0u64..).flat_map(|e| loader.epoch(e, 0));
     let mut sums = rbd_engine::MetricSums::new(&device)?;
@@ -393,17 +341,14 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
     let breakdown = report::breakdown(&profiled);
     let step_ms = Timing::of(plain);
     let is_gpu = device.gpu().is_some();
-    let rbd_like = matches!(
-        args.optimizer.as_str(),
-        "rbd" | "fpd" | "rbd-materialized" | "nes"
-    );
+    let directions = &args.settings.directions;
     let report = Report {
-        model: args.model.clone(),
-        dataset: args.dataset.clone(),
+        model: args.model.to_string(),
+        dataset: args.dataset.to_string(),
         data: data_note,
-        optimizer: args.optimizer.clone(),
-        dims: rbd_like.then_some(args.dim),
-        compartments: args.compartments.clone(),
+        optimizer: args.optimizer.to_string(),
+        dims: args.optimizer.uses_directions().then_some(directions.dim),
+        compartments: directions.compartments.to_string(),
         batch_size: args.batch_size,
         parameters: layout.total,
         device: device.describe(),
@@ -627,7 +572,9 @@ mod tests {
 
     #[test]
     fn bad_flags_are_named() {
-        let e = measure(&args("--device cpu --synthetic --optimizer adam")).unwrap_err();
+        let e = Cli::try_parse_from(["profile", "--optimizer", "adam"])
+            .err()
+            .expect("adam is no optimizer");
         assert!(e.to_string().contains("--optimizer"), "{e}");
         let e = measure(&args("--device cpu --dataset idx:/x --synthetic")).unwrap_err();
         assert!(e.to_string().contains("--synthetic"), "{e}");

@@ -134,7 +134,7 @@ pub struct Options {
     /// Data sets.
     pub data_dir: PathBuf,
     /// The device of every run.
-    pub device: crate::train::kinds::DeviceKind,
+    pub device: rbd_engine::DeviceChoice,
 }
 
 impl Item {
@@ -154,8 +154,8 @@ impl Item {
 
     /// The item's budget beside the paper's: `100 epochs × 1 seed (paper: 100 × 3)`.
     pub fn budget(&self, m: &Manifest) -> String {
-        let paper_e = m.paper_epochs.unwrap_or(m.epochs);
-        let paper_s = m.paper_seeds.unwrap_or(m.seeds);
+        let paper_e = m.paper_epochs();
+        let paper_s = m.paper_seeds();
         if let Some(t) = self.tune_epochs {
             return format!("rate search, {t} epochs a trial (Table 4: the whole {paper_e})");
         }
@@ -193,7 +193,7 @@ fn tune_requests(item: &Item, runs: &[PlannedRun], opts: &Options) -> Vec<TuneRe
         let mut base = r.cfg.clone();
         base.seed = 0;
         base.epochs = item.tune_epochs.unwrap_or(base.epochs);
-        base.tuning_split = true;
+        base.options.tuning_split = true;
         let file = tune_file(&opts.results, &base);
         if !out.iter().any(|q| tune_file(&q.results, &q.base) == file) {
             out.push(TuneRequest {
@@ -539,7 +539,7 @@ pub trait Finished {
 /// elsewhere, starting or resuming the rest; after each finished run, its artefact's
 /// summary is rewritten and `hook` is told. Returns how it ended.
 pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished) -> Result<End> {
-    let device = rbd_engine::Device::open(opts.device.choice())?;
+    let device = rbd_engine::Device::open(opts.device)?;
     let ended = |sig: i32| {
         if sig == BUDGET_SIGNAL {
             End::BudgetSpent
@@ -552,7 +552,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             return Ok(ended(sig));
         }
         // Planned when reached: an earlier rate search may have unblocked these runs.
-        let (m, po, runs) = item
+        let (m, _, runs) = item
             .plan(opts)
             .with_context(|| format!("item {} ({})", i + 1, item.label()))?;
         let tag = format!("[campaign {}/{}]", i + 1, plan.items.len());
@@ -581,7 +581,6 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             }
             continue;
         }
-        let note = super::budget_note(&m, &po);
         let mut announced = false;
         for r in &runs {
             match progress(r)? {
@@ -611,7 +610,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             if let RunEnd::Interrupted(sig) = end {
                 return Ok(ended(sig));
             }
-            super::summarize(&m, &opts.results, &po, &device, note.as_deref())?;
+            super::summarize(&m, &opts.results, &device)?;
             hook.finished(
                 &format!(
                     "{} {} seed {} ({})",

@@ -33,7 +33,7 @@ mod tests {
                 let generator = committed.get("generator").and_then(|g| g.as_str());
                 assert_eq!(
                     generator,
-                    Some(run.cfg.generator.to_string().as_str()),
+                    Some(run.cfg.settings.directions.generator.to_string().as_str()),
                     "{}: the committed run's generator (left) and the one {name}.toml plans now (right); pin `generator` in the manifest",
                     run.dir.display()
                 );

@@ -6,13 +6,14 @@
 //! cost is added in full: on 2 cores it competes with them.
 
 use crate::train::config::RunConfig;
-use crate::train::kinds::{DatasetSpec, OptimizerKind};
+use crate::train::kinds::DatasetSpec;
 use crate::train::optimizers;
 use crate::train::oracle::TrainOracle;
 use anyhow::Result;
 use rbd_datasets::{Batch, Split};
 use rbd_engine::{no_grad, Device, Labels, Tensor};
 use rbd_models::Mode;
+use rbd_optim::OptimizerKind;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -85,17 +86,14 @@ fn images(cfg: &RunConfig) -> (usize, usize) {
         DatasetSpec::Known(k) => k.count(Split::Train),
         DatasetSpec::Idx(_) => 60_000,
     };
-    let n = cfg.train_limit.map_or(n, |l| l.min(n));
-    let train = n.saturating_sub(cfg.val_size);
-    let train = if cfg.tuning_split {
-        train * 3 / 4
+    let (data, tuning) = (&cfg.data, cfg.options.tuning_split);
+    let n = data.train_limit.map_or(n, |l| l.min(n));
+    let train = n.saturating_sub(data.val_size);
+    let train = if tuning { train * 3 / 4 } else { train };
+    let val = if tuning {
+        n.saturating_sub(data.val_size) - train
     } else {
-        train
-    };
-    let val = if cfg.tuning_split {
-        n.saturating_sub(cfg.val_size) - train
-    } else {
-        cfg.val_size
+        data.val_size
     };
     (train, val)
 }
@@ -159,20 +157,15 @@ impl Estimator {
         }
     }
 
+    /// What a step's cost depends on: the model and its input, the optimiser, its
+    /// settings, and the batch size and augmentation.
     fn key(cfg: &RunConfig, optimizer: OptimizerKind) -> String {
         format!(
-            "{} {:?} {optimizer} {} {} {} {} {} {} {} {} {}",
+            "{} {:?} {optimizer} {} {}",
             cfg.model,
             cfg.dataset.shape(),
-            cfg.dim,
-            cfg.compartments,
-            cfg.split_dim,
-            cfg.distribution,
-            cfg.generator,
-            cfg.correlation,
-            cfg.batch_size,
-            cfg.augment,
-            cfg.augment_order.name()
+            serde_json::to_string(&cfg.settings).expect("settings serialise"),
+            serde_json::to_string(&cfg.data).expect("data settings serialise"),
         )
     }
 
@@ -180,7 +173,7 @@ impl Estimator {
     /// from synthetic images.
     fn batch_seconds(cfg: &RunConfig) -> Result<f64> {
         let (c, h, w) = cfg.dataset.shape();
-        let n = 64 * cfg.batch_size.max(1);
+        let n = 64 * cfg.data.batch_size.max(1);
         let images = (0..n * c * h * w)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
             .collect();
@@ -190,12 +183,7 @@ impl Estimator {
             DatasetSpec::Known(k) => *k,
             DatasetSpec::Idx(_) => rbd_datasets::DatasetKind::Mnist,
         };
-        let mut tc = rbd_datasets::TrainConfig::for_kind(kind, cfg.seed)
-            .with_augment_order(cfg.augment_order);
-        tc.batch_size = cfg.batch_size;
-        if !cfg.augment {
-            tc.augmentation = rbd_datasets::Augmentation::NONE;
-        }
+        let tc = cfg.data.loader_config(kind, cfg.seed);
         let loader = rbd_datasets::TrainLoader::new(data, (0..n).collect(), tc)?;
         let batches = loader.batches_per_epoch();
         let _ = loader.batch(0, 0); // warm
@@ -215,11 +203,11 @@ impl Estimator {
         }
         let busy = machine_busy();
         let shape = cfg.dataset.shape();
-        let model = rbd_models::build(cfg.model.name(), shape.0, shape.1, shape.2, &self.device)?;
+        let model = rbd_models::build(cfg.model, shape.0, shape.1, shape.2, &self.device)?;
         let layout = model.layout();
         let mut theta = Tensor::from_f32(&self.device, &layout.init(cfg.seed), &[layout.total])?;
-        let mut opt = optimizers::build(cfg, &self.device, layout, index, &theta)?;
-        let mut batches = (0..).map(|i| synthetic_batch(cfg.batch_size, shape, i));
+        let mut opt = optimizers::build(cfg, layout, index, &theta, &crate::train::Team::single())?;
+        let mut batches = (0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i));
         let mut step_times = Vec::new();
         // The first step warms caches and pipelines; the median of the rest is kept.
         for step in 0..6u64 {
@@ -239,7 +227,7 @@ impl Estimator {
             }
         }
         step_times.sort_by(f64::total_cmp);
-        let eval_n = cfg.eval_batch_size.min(1000);
+        let eval_n = cfg.options.eval_batch_size.min(1000);
         let batch = synthetic_batch(eval_n, shape, 0);
         let t = Instant::now();
         no_grad(|| -> Result<()> {
@@ -286,13 +274,9 @@ impl Estimator {
 /// The training and evaluation seconds of `cfg`'s epoch `epoch` (0-based) at `cost`.
 pub fn epoch_parts(cost: &Cost, cfg: &RunConfig, epoch: u64) -> Parts {
     let (train, val) = images(cfg);
-    let batches = train / cfg.batch_size.max(1);
+    let batches = train / cfg.data.batch_size.max(1);
     let (_, seg) = cfg.segment_at(epoch);
-    let bps = if seg.optimizer == OptimizerKind::Nes {
-        cfg.dim
-    } else {
-        1
-    };
+    let bps = seg.optimizer.batches_per_step(&cfg.settings);
     // Straddling NES steps: batches / bps on average, none dropped; one update per
     // epoch with the `update` accounting.
     let steps = if cfg.nes_update_per_epoch() {
@@ -302,7 +286,12 @@ pub fn epoch_parts(cost: &Cost, cfg: &RunConfig, epoch: u64) -> Parts {
     } else {
         (batches / bps) as f64
     };
-    let eval_images = val + if cfg.eval_test { test_images(cfg) } else { 0 };
+    let eval_images = val
+        + if cfg.options.eval_test {
+            test_images(cfg)
+        } else {
+            0
+        };
     Parts {
         train: steps * (cost.step + bps as f64 * cost.batch),
         eval: eval_images as f64 * cost.eval_image,
@@ -332,8 +321,11 @@ pub fn human(seconds: f64) -> String {
 mod tests {
     use super::*;
     use crate::train::config::{resolve_schedule, ScheduleSpec};
-    use crate::train::kinds::{DistributionKind, ModelKind, NesEpochs, PresetSource};
+    use crate::train::kinds::PresetSource;
     use rbd_datasets::DatasetKind;
+    use rbd_engine::random_bases::DistributionKind;
+    use rbd_models::ModelKind;
+    use rbd_optim::NesEpochs;
 
     fn cfg(schedule: &str) -> RunConfig {
         let ds = DatasetSpec::Known(DatasetKind::Mnist);
@@ -369,21 +361,21 @@ mod tests {
         );
         assert!((sgd.eval - 10_000.0 * 1e-5).abs() < 1e-12, "{sgd:?}");
         let mut with_test = cfg("sgd");
-        with_test.eval_test = true;
+        with_test.options.eval_test = true;
         assert!((epoch_parts(&COST, &with_test, 0).eval - 20_000.0 * 1e-5).abs() < 1e-12);
         // NES: each update takes d batches; whole updates only, or a fractional count
         // when updates straddle epochs, or one update per epoch.
         let mut nes = cfg("nes");
-        nes.dim = 250;
+        nes.settings.directions.dim = 250;
         let per_update = 0.01 + 250.0 * 0.001;
         assert!((epoch_parts(&COST, &nes, 0).train - 6.0 * per_update).abs() < 1e-9);
-        nes.nes_epochs = NesEpochs::Released;
+        nes.settings.nes.nes_epochs = NesEpochs::Released;
         assert!((epoch_parts(&COST, &nes, 0).train - 1562.0 / 250.0 * per_update).abs() < 1e-9);
-        nes.nes_epochs = NesEpochs::Update;
+        nes.settings.nes.nes_epochs = NesEpochs::Update;
         assert!((epoch_parts(&COST, &nes, 0).train - per_update).abs() < 1e-9);
         // The tuning split trains on 75% and validates on the other 25%.
         let mut tune = cfg("sgd");
-        tune.tuning_split = true;
+        tune.options.tuning_split = true;
         let p = epoch_parts(&COST, &tune, 0);
         assert!(
             (p.train - (37_500 / 32) as f64 * 0.011).abs() < 1e-9,
@@ -396,7 +388,7 @@ mod tests {
     #[test]
     fn a_schedule_switches_cost_at_its_epoch() {
         let mut c = cfg("nes@2^-3:1,sgd");
-        c.dim = 250;
+        c.settings.directions.dim = 250;
         assert!(
             epoch_parts(&COST, &c, 0).train > 2.0 * epoch_parts(&COST, &c, 1).train / 1562.0 * 6.0
         );

@@ -3,11 +3,12 @@
 //! per artefact: a manifest is data.
 
 use crate::train::config::{resolve_schedule, RunConfig, ScheduleSpec};
-use crate::train::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DistributionKind, GeneratorKind, ModelKind,
-    OptimizerKind, PresetSource,
-};
+use crate::train::data::DataConfig;
+use crate::train::kinds::{CheckpointEvery, DatasetSpec, PresetSource};
 use anyhow::{anyhow, bail, Context, Result};
+use rbd_models::ModelKind;
+use rbd_optim::config::fields;
+use rbd_optim::{OptimizerKind, Settings};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +95,14 @@ pub struct PlotSpec {
     /// Logarithmic x axis.
     #[serde(default)]
     pub log_x: bool,
+    /// For `curves`: every row as a panel of one file (`FILE.svg`), as the paper draws
+    /// Figure B.6, instead of a file per row.
+    #[serde(default)]
+    pub grid: bool,
+    /// Cells of other artefacts drawn as dashed reference lines at their final mean
+    /// (`table1/cnn-cifar10-sgd`), with the label after a `=`: `"table1/cnn-cifar10-sgd=SGD"`.
+    #[serde(default)]
+    pub references: Vec<String>,
 }
 
 /// Plot kinds.
@@ -104,6 +113,38 @@ pub enum PlotKind {
     Curves,
     /// A final metric against `x`.
     Versus,
+    /// Final validation accuracy per cell, a panel per table row, each seed and the
+    /// paper's mean ± std beside it (the table drawn).
+    Cells,
+}
+
+/// A difference between two runs that the paper reports (Figure 1: RBD − FPD).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DifferenceSpec {
+    /// How the paper names it (`RBD − FPD`).
+    pub label: String,
+    /// The run whose accuracy is taken.
+    pub of: String,
+    /// The run whose accuracy is subtracted.
+    pub minus: String,
+    /// The paper's value (points).
+    pub paper: f64,
+    /// Its standard deviation, where printed.
+    #[serde(default)]
+    pub paper_std: Option<f64>,
+    /// Where the paper prints it.
+    pub paper_source: String,
+}
+
+/// A claim of the paper about an artefact, and ours beside it.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimSpec {
+    /// The paper's claim, in its words, with where it is made.
+    pub paper: String,
+    /// What our runs show: text with placeholders (`templates`), filled when summarised.
+    pub ours: String,
 }
 
 /// A metric of a finished run.
@@ -140,7 +181,8 @@ pub struct Manifest {
     /// The paper's epochs where this artefact runs fewer by design (`quick`).
     #[serde(default)]
     pub paper_epochs: Option<u64>,
-    /// The paper's seeds where this artefact runs fewer by design.
+    /// The paper's seeds (default 3: every figure and table that states them averages
+    /// 3 runs); see [`Manifest::paper_seeds`].
     #[serde(default)]
     pub paper_seeds: Option<u64>,
     /// Known differences and sources, printed with the results.
@@ -161,6 +203,16 @@ pub struct Manifest {
     /// Another artefact whose runs this one shares (B.6 plots Table 1's runs).
     #[serde(default)]
     pub runs_of: Option<String>,
+    /// The paper's budget in words where epochs and seeds cannot say it (an artefact
+    /// that is not the paper's, a figure that does not state its seeds).
+    #[serde(default)]
+    pub paper_budget: Option<String>,
+    /// Differences between runs that the paper reports.
+    #[serde(default, rename = "difference")]
+    pub differences: Vec<DifferenceSpec>,
+    /// The paper's claims about this artefact, each beside ours.
+    #[serde(default, rename = "claim")]
+    pub claims: Vec<ClaimSpec>,
     /// Another artefact whose committed runs this one repeats on a shorter budget, with
     /// the same configurations and ids (`quick` repeats `table1`'s FC-MNIST row): its rows
     /// are compared bit for bit and its full-budget cells shown as context.
@@ -189,9 +241,9 @@ pub struct OrthogonalitySpec {
     pub max_exponent: u32,
 }
 
-/// One run of a manifest after the defaults are applied.
+/// One run of a manifest after the defaults are applied. Its table also holds the
+/// run's data and optimiser settings, under the keys of `config.json`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct RunEntry {
     /// Unique within the manifest; the run directory's name (with the seed).
     pub id: String,
@@ -226,7 +278,7 @@ pub struct RunEntry {
     /// A hybrid schedule (`rbd:10,sgd`).
     #[serde(default)]
     pub schedule: Option<String>,
-    /// The rate (`2^-3`); default: the preset of `lr_preset`.
+    /// The rate (`2^-3`), or `tune`; default: the preset of `lr_preset`.
     #[serde(default)]
     pub lr: Option<String>,
     /// Which published rates fill in a missing `lr`.
@@ -235,54 +287,64 @@ pub struct RunEntry {
     /// Epochs (default: the manifest's).
     #[serde(default)]
     pub epochs: Option<u64>,
-    /// d.
-    #[serde(default)]
-    pub dim: Option<usize>,
-    /// Compartments (`"5"` or `"layer"`).
-    #[serde(default)]
-    pub compartments: Option<CompartmentKind>,
-    /// Split d across compartments.
-    #[serde(default)]
-    pub split_dim: Option<bool>,
-    /// Direction distribution.
-    #[serde(default)]
-    pub distribution: Option<DistributionKind>,
-    /// Bernoulli p.
-    #[serde(default)]
-    pub bernoulli_p: Option<f64>,
-    /// Generator.
-    #[serde(default)]
-    pub generator: Option<GeneratorKind>,
-    /// Random bases (`iid`, the default, or `fastfood`).
-    #[serde(default)]
-    pub bases: Option<crate::train::kinds::BasesKind>,
-    /// Gradient correlation logging.
-    #[serde(default)]
-    pub correlation: Option<bool>,
-    /// NES σ.
-    #[serde(default)]
-    pub nes_sigma: Option<f64>,
-    /// Batch size.
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-    /// Train on the first N images only.
-    #[serde(default)]
-    pub train_limit: Option<usize>,
-    /// Images held out for validation.
-    #[serde(default)]
-    pub val_size: Option<usize>,
-    /// CIFAR-10 augmentation order (`standardise-first` or `augment-first`).
-    #[serde(default)]
-    pub augment_order: Option<String>,
-    /// Where FPD takes its gradient (`paper` or `released`).
-    #[serde(default)]
-    pub fpd_variant: Option<crate::train::kinds::FpdVariant>,
-    /// `false`: train on the plain images (no augmentation).
-    #[serde(default)]
-    pub augment: Option<bool>,
-    /// How NES lays its updates over epochs (`whole` or `released`).
-    #[serde(default)]
-    pub nes_epochs: Option<crate::train::kinds::NesEpochs>,
+    /// Batch size, split and augmentation (the same table's keys).
+    #[serde(skip)]
+    pub data: DataConfig,
+    /// The optimisers' settings (the same table's keys).
+    #[serde(skip)]
+    pub settings: Settings,
+}
+
+impl RunEntry {
+    /// Reads a run's table (defaults merged in); a key no part reads is an error.
+    fn read(table: toml::Table) -> Result<RunEntry> {
+        let accepted: Vec<String> = struct_fields::<RunEntry>()
+            .iter()
+            .map(|f| f.to_string())
+            .chain(fields::<DataConfig>())
+            .chain(fields::<Settings>())
+            .collect();
+        if let Some(key) = table.keys().find(|k| !accepted.contains(k)) {
+            let mut names = accepted;
+            names.sort();
+            bail!("unknown key `{key}` (expected one of {})", names.join(", "));
+        }
+        let table = toml::Value::Table(table);
+        let mut entry: RunEntry = table.clone().try_into()?;
+        entry.data = table.clone().try_into()?;
+        entry.settings = table.try_into()?;
+        Ok(entry)
+    }
+}
+
+/// The fields a struct without flattened parts reads, as serde names them to a
+/// deserializer (the keys it accepts).
+fn struct_fields<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+    struct Fields(&'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for &mut Fields {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only structs name their fields"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut f = Fields(&[]);
+    let _ = T::deserialize(&mut f);
+    f.0
 }
 
 /// The most seeds per run a reproduction plans (the paper's artefacts use 3): more is a
@@ -295,9 +357,6 @@ impl Manifest {
         let m: Manifest =
             toml::from_str(text).with_context(|| format!("{origin}: not a valid manifest"))?;
         m.check().map_err(|e| anyhow!("{origin}: {e}"))?;
-        if !(1..=MAX_SEEDS).contains(&m.seeds) {
-            bail!("{origin}: seeds = {}: must be 1 to {MAX_SEEDS}", m.seeds);
-        }
         let entries = m.entries().with_context(|| format!("{origin}: bad run"))?;
         let mut ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
         ids.sort_unstable();
@@ -330,8 +389,8 @@ impl Manifest {
         if self.epochs == 0 {
             return Err("epochs = 0: a run needs at least 1 epoch".into());
         }
-        if self.seeds == 0 {
-            return Err("seeds = 0: an artefact needs at least 1 seed".into());
+        if !(1..=MAX_SEEDS).contains(&self.seeds) {
+            return Err(format!("seeds = {}: must be 1 to {MAX_SEEDS}", self.seeds));
         }
         Ok(())
     }
@@ -354,6 +413,16 @@ impl Manifest {
         )
     }
 
+    /// The paper's seeds.
+    pub fn paper_seeds(&self) -> u64 {
+        self.paper_seeds.unwrap_or(3)
+    }
+
+    /// The paper's epochs.
+    pub fn paper_epochs(&self) -> u64 {
+        self.paper_epochs.unwrap_or(self.epochs)
+    }
+
     /// The runs with the defaults applied.
     pub fn entries(&self) -> Result<Vec<RunEntry>> {
         self.runs
@@ -364,7 +433,7 @@ impl Manifest {
                 for (k, v) in run {
                     merged.insert(k.clone(), v.clone());
                 }
-                let entry: RunEntry = toml::Value::Table(merged).try_into().map_err(|e| {
+                let entry = RunEntry::read(merged).map_err(|e| {
                     anyhow!(
                         "run {} ({}): {e}",
                         i + 1,
@@ -402,91 +471,49 @@ pub struct PlannedRun {
 }
 
 /// The settings of `cfg` that are off their defaults and make it another run, each as
-/// (its part of the file key, its `rbd tune` flag). They mirror `RunConfig::run_id`: what
-/// it ignores (`RunConfig::inert_settings`) is left out, everything else it tells apart
-/// is in, so a search's
-/// trial directories never hold another configuration. Every one of them has a flag, so
-/// the command a blocked run prints trains exactly the configuration whose rate it reads.
+/// (its part of the file key, its `rbd tune` flag), sorted by setting: every flag of
+/// the run's data and optimiser settings (d is in the key already) and the seed. They
+/// mirror `RunConfig::run_id`: what it ignores (`RunConfig::inert_settings`) is left
+/// out, so a search's trial directories never hold another configuration, and every
+/// part has its flag, so the command a blocked run prints trains exactly the
+/// configuration whose rate it reads. A part is `-FLAG` for a switch, `-FLAGVALUE` for a
+/// number (`-seed1`) and `-FLAG-VALUE` for a word (`-nes-epochs-update`).
 fn tune_variants(cfg: &RunConfig) -> Vec<(String, String)> {
-    let d = RunConfig::new(cfg.model, cfg.dataset.clone(), cfg.schedule.clone());
+    let base = RunConfig::new(cfg.model, cfg.dataset.clone(), cfg.schedule.clone());
+    let now = serde_json::to_value(cfg).expect("a RunConfig serialises");
+    let default = serde_json::to_value(&base).expect("a RunConfig serialises");
     let inert = cfg.inert_settings();
-    let live = |setting: &str| !inert.contains(&setting);
-    let mut v: Vec<(String, String)> = Vec::new();
-    if cfg.compartments != d.compartments {
+    use clap::Args as _;
+    let seed = clap::Arg::new("seed").long("seed");
+    let command = Settings::augment_args(DataConfig::augment_args(clap::Command::new("tune")));
+    let mut flags: Vec<&clap::Arg> = command.get_arguments().chain([&seed]).collect();
+    flags.sort_by_key(|a| a.get_id().as_str());
+    let mut v = Vec::new();
+    for arg in flags {
+        let field = arg.get_id().as_str();
+        if field == "dim" || inert.contains(&field) || now.get(field) == default.get(field) {
+            continue;
+        }
+        let long = arg.get_long().expect("every setting has a flag");
+        if !arg.get_action().takes_values() {
+            v.push((format!("-{long}"), format!("--{long}")));
+            continue;
+        }
+        let text = match now.get(field) {
+            Some(serde_json::Value::String(t)) => t.clone(),
+            Some(serde_json::Value::Null) | None => continue,
+            Some(value) => value.to_string(),
+        };
+        let glue = if text.starts_with(|c: char| c.is_ascii_digit()) {
+            ""
+        } else {
+            "-"
+        };
         // `cap:N` holds a colon, which is no file name on some systems.
-        let k = cfg.compartments.to_string();
         v.push((
-            format!("-k{}", k.replace(':', "")),
-            format!("--compartments {k}"),
+            format!("-{long}{glue}{}", text.replace(':', "")),
+            format!("--{long} {}", shell_word(&text)),
         ));
-    }
-    if cfg.split_dim {
-        v.push(("-split-dim".into(), "--split-dim".into()));
-    }
-    if cfg.distribution != d.distribution {
-        v.push((
-            format!("-{}", cfg.distribution),
-            format!("--distribution {}", cfg.distribution),
-        ));
-    }
-    if cfg.bernoulli_p != d.bernoulli_p {
-        v.push((
-            format!("-p{}", cfg.bernoulli_p),
-            format!("--bernoulli-p {}", cfg.bernoulli_p),
-        ));
-    }
-    if cfg.generator != d.generator {
-        v.push((
-            format!("-{}", cfg.generator),
-            format!("--generator {}", cfg.generator),
-        ));
-    }
-    if cfg.bases != d.bases {
-        v.push((format!("-{}", cfg.bases), format!("--bases {}", cfg.bases)));
-    }
-    if cfg.nes_straddles() {
-        v.push((
-            format!("-nes-epochs-{}", cfg.nes_epochs),
-            format!("--nes-epochs {}", cfg.nes_epochs),
-        ));
-    }
-    if cfg.nes_sigma != d.nes_sigma {
-        v.push((
-            format!("-sigma{}", cfg.nes_sigma),
-            format!("--nes-sigma {}", cfg.nes_sigma),
-        ));
-    }
-    if live("fpd_variant") && cfg.fpd_variant != d.fpd_variant {
-        v.push((
-            format!("-fpd-{}", cfg.fpd_variant),
-            format!("--fpd-variant {}", cfg.fpd_variant),
-        ));
-    }
-    if !cfg.augment {
-        v.push(("-no-augment".into(), "--no-augment".into()));
-    } else if live("augment_order") && cfg.augment_order != d.augment_order {
-        v.push((
-            format!("-{}", cfg.augment_order),
-            format!("--augment-order {}", cfg.augment_order),
-        ));
-    }
-    if cfg.batch_size != d.batch_size {
-        v.push((
-            format!("-batch{}", cfg.batch_size),
-            format!("--batch-size {}", cfg.batch_size),
-        ));
-    }
-    if let Some(n) = cfg.train_limit {
-        v.push((format!("-train-limit{n}"), format!("--train-limit {n}")));
-    }
-    if cfg.val_size != d.val_size {
-        v.push((
-            format!("-val{}", cfg.val_size),
-            format!("--val-size {}", cfg.val_size),
-        ));
-    }
-    if cfg.seed != d.seed {
-        v.push((format!("-seed{}", cfg.seed), format!("--seed {}", cfg.seed)));
     }
     v
 }
@@ -502,7 +529,7 @@ pub fn tune_file(results: &Path, cfg: &RunConfig) -> PathBuf {
         cfg.model,
         cfg.dataset.short_name(),
         cfg.schedule[0].optimizer,
-        cfg.dim
+        cfg.settings.directions.dim
     ))
 }
 
@@ -523,7 +550,7 @@ pub fn tune_command(cfg: &RunConfig, results: &Path, data_dir: &Path) -> String 
         cfg.model,
         shell_word(&cfg.dataset.to_string()),
         cfg.schedule[0].optimizer,
-        cfg.dim
+        cfg.settings.directions.dim
     );
     for (_, flag) in tune_variants(cfg) {
         c += " ";
@@ -588,7 +615,7 @@ pub struct PlanOptions {
     /// contains it.
     pub only: Vec<String>,
     /// Device of every run.
-    pub device: Option<crate::train::kinds::DeviceKind>,
+    pub device: Option<rbd_engine::DeviceChoice>,
     /// Where data sets are kept.
     pub data_dir: PathBuf,
 }
@@ -738,61 +765,23 @@ impl RunEntry {
             Some(t) => Some(crate::lr::parse_lr(t).map_err(|e| anyhow!("lr: {e}"))?),
             None => None,
         };
-        let distribution = self.distribution.unwrap_or(DistributionKind::Gaussian);
         let schedule = resolve_schedule(
             &spec,
             lr,
             self.model,
             &self.dataset,
-            distribution,
+            self.settings.directions.distribution,
             self.lr_preset.unwrap_or(PresetSource::Paper),
         )?;
-        let mut cfg = RunConfig::new(self.model, self.dataset.clone(), schedule);
-        cfg.epochs = self.epochs.unwrap_or(manifest_epochs);
-        cfg.checkpoint_every = CheckpointEvery::Epochs(1);
-        cfg.distribution = distribution;
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { cfg.$f = v; } )* };
-        }
-        set!(
-            dim,
-            compartments,
-            split_dim,
-            bernoulli_p,
-            generator,
-            bases,
-            correlation,
-            nes_sigma,
-            batch_size,
-            val_size
+        let mut cfg = RunConfig::build(
+            self.model,
+            self.dataset.clone(),
+            schedule,
+            self.data.clone(),
+            self.settings.clone(),
         );
-        if let Some(a) = self.augment {
-            cfg.augment = a;
-        }
-        // Only a run with FPD in its schedule records an FPD variant.
-        if cfg
-            .schedule
-            .iter()
-            .any(|s| s.optimizer == OptimizerKind::Fpd)
-        {
-            if let Some(v) = self.fpd_variant {
-                cfg.fpd_variant = v;
-            }
-        }
-        // Likewise NES's epoch accounting.
-        if cfg
-            .schedule
-            .iter()
-            .any(|s| s.optimizer == OptimizerKind::Nes)
-        {
-            if let Some(v) = self.nes_epochs {
-                cfg.nes_epochs = v;
-            }
-        }
-        cfg.train_limit = self.train_limit;
-        if let Some(o) = &self.augment_order {
-            cfg.augment_order = o.parse().map_err(|e| anyhow!("augment_order: {e}"))?;
-        }
+        cfg.epochs = self.epochs.unwrap_or(manifest_epochs);
+        cfg.options.checkpoint_every = CheckpointEvery::Epochs(1);
         Ok(cfg)
     }
 }
@@ -800,6 +789,8 @@ impl RunEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rbd_engine::random_bases::{DistributionKind, Generator};
+    use rbd_optim::Compartments;
 
     #[test]
     fn every_built_in_manifest_parses_and_plans() {
@@ -822,13 +813,15 @@ mod tests {
             .plan(Path::new("results"), &PlanOptions::default())
             .unwrap();
         assert_eq!(plan.len(), 72);
-        assert!(plan.iter().all(|p| p.cfg.epochs == 100 && p.cfg.dim == 250));
+        assert!(plan
+            .iter()
+            .all(|p| p.cfg.epochs == 100 && p.cfg.settings.directions.dim == 250));
         let rbd = plan.iter().find(|p| p.entry.id == "fc-mnist-rbd").unwrap();
         assert_eq!(rbd.entry.paper, Some(93.893));
         // Table 1 came from the released configuration's rates.
         assert_eq!(rbd.cfg.schedule[0].lr, 1.0);
         // NES counts epochs as the released code; the other methods keep their run ids.
-        use crate::train::kinds::NesEpochs;
+        use rbd_optim::NesEpochs;
         for p in &plan {
             let nes = p.cfg.schedule[0].optimizer == OptimizerKind::Nes;
             assert_eq!(p.cfg.nes_straddles(), nes, "{}", p.entry.id);
@@ -837,7 +830,7 @@ mod tests {
             } else {
                 NesEpochs::Whole
             };
-            assert_eq!(p.cfg.nes_epochs, want, "{}", p.entry.id);
+            assert_eq!(p.cfg.settings.nes.nes_epochs, want, "{}", p.entry.id);
         }
         let quick = Manifest::load("quick").unwrap();
         let qplan = quick
@@ -866,33 +859,42 @@ mod tests {
         let variants: Vec<(&str, RunConfig)> = vec![
             (
                 "--compartments 5",
-                with(&|c| c.compartments = CompartmentKind::Even(5)),
+                with(&|c| c.settings.directions.compartments = Compartments::Even(5)),
             ),
             (
                 "--compartments layer",
-                with(&|c| c.compartments = CompartmentKind::PerLayer),
+                with(&|c| c.settings.directions.compartments = Compartments::PerLayer),
             ),
-            ("--split-dim", with(&|c| c.split_dim = true)),
+            (
+                "--split-dim",
+                with(&|c| c.settings.directions.split_dim = true),
+            ),
             (
                 "--distribution uniform",
-                with(&|c| c.distribution = DistributionKind::Uniform),
+                with(&|c| c.settings.directions.distribution = DistributionKind::Uniform),
             ),
-            ("--train-limit 500", with(&|c| c.train_limit = Some(500))),
-            ("--val-size 5000", with(&|c| c.val_size = 5000)),
+            (
+                "--train-limit 500",
+                with(&|c| c.data.train_limit = Some(500)),
+            ),
+            ("--val-size 5000", with(&|c| c.data.val_size = 5000)),
             (
                 "--bernoulli-p 0.25",
                 with(&|c| {
-                    c.distribution = DistributionKind::Bernoulli;
-                    c.bernoulli_p = 0.25;
+                    c.settings.directions.distribution = DistributionKind::Bernoulli;
+                    c.settings.directions.bernoulli_p = 0.25;
                 }),
             ),
-            ("--nes-sigma 0.02", with(&|c| c.nes_sigma = 0.02)),
+            (
+                "--nes-sigma 0.02",
+                with(&|c| c.settings.nes.nes_sigma = 0.02),
+            ),
             (
                 "--generator philox",
-                with(&|c| c.generator = GeneratorKind::Philox),
+                with(&|c| c.settings.directions.generator = Generator::Philox),
             ),
-            ("--no-augment", with(&|c| c.augment = false)),
-            ("--batch-size 64", with(&|c| c.batch_size = 64)),
+            ("--no-augment", with(&|c| c.data.augment = false)),
+            ("--batch-size 64", with(&|c| c.data.batch_size = 64)),
         ];
         let cmd = |c: &RunConfig| tune_command(c, Path::new("results"), Path::new(""));
         let mut files = vec![tune_file(Path::new("r"), &base)];
@@ -908,22 +910,22 @@ mod tests {
         let fpd = with(&|c| c.schedule[0].optimizer = OptimizerKind::Fpd);
         let nes = with(&|c| c.schedule[0].optimizer = OptimizerKind::Nes);
         let cifar = with(&|c| c.dataset = DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10));
-        let released = crate::train::kinds::FpdVariant::Released;
+        let released = rbd_optim::FpdVariant::Released;
         let first = rbd_datasets::AugmentOrder::AugmentFirst;
         for (flag, reference, cfg) in [
             ("--fpd-variant released", &fpd, {
                 let mut c = fpd.clone();
-                c.fpd_variant = released;
+                c.settings.fpd.fpd_variant = released;
                 c
             }),
             ("--nes-epochs update", &nes, {
                 let mut c = nes.clone();
-                c.nes_epochs = crate::train::kinds::NesEpochs::Update;
+                c.settings.nes.nes_epochs = rbd_optim::NesEpochs::Update;
                 c
             }),
             ("--augment-order augment-first", &cifar, {
                 let mut c = cifar.clone();
-                c.augment_order = first;
+                c.data.augment_order = first;
                 c
             }),
         ] {
@@ -938,9 +940,9 @@ mod tests {
         // What the run's identity ignores (another optimiser's or data set's variant) is
         // not part of the key either.
         let mut ignored = base.clone();
-        ignored.fpd_variant = released;
-        ignored.nes_epochs = crate::train::kinds::NesEpochs::Update;
-        ignored.augment_order = first;
+        ignored.settings.fpd.fpd_variant = released;
+        ignored.settings.nes.nes_epochs = rbd_optim::NesEpochs::Update;
+        ignored.data.augment_order = first;
         assert_eq!(ignored.run_id(), base.run_id());
         assert_eq!(tune_file(Path::new("r"), &ignored), files[0]);
         // A results directory, data directory or data set path the shell would split
@@ -1068,9 +1070,15 @@ mod tests {
         };
         let zero_mean = of("bernoulli");
         let released = of("bernoulli-released");
-        assert_eq!(zero_mean.distribution, DistributionKind::Bernoulli);
-        assert_eq!(released.distribution, DistributionKind::BernoulliReleased);
-        assert_eq!(released.bernoulli_p, 0.5);
+        assert_eq!(
+            zero_mean.settings.directions.distribution,
+            DistributionKind::Bernoulli
+        );
+        assert_eq!(
+            released.settings.directions.distribution,
+            DistributionKind::BernoulliReleased
+        );
+        assert_eq!(released.settings.directions.bernoulli_p, 0.5);
         assert_eq!(zero_mean.schedule[0].lr, 0.5);
         assert_eq!(released.schedule[0].lr, 0.5);
         assert_ne!(zero_mean.run_id(), released.run_id());
@@ -1103,7 +1111,7 @@ mod tests {
         };
         let plan = m.plan(Path::new("r"), &opts).unwrap();
         assert_eq!(plan.len(), 2);
-        assert_eq!(plan[1].cfg.dim, 20);
+        assert_eq!(plan[1].cfg.settings.directions.dim, 20);
         assert_eq!(plan[1].cfg.seed, 1);
         assert_eq!(plan[0].cfg.epochs, 3);
         assert!(plan[0].dir.ends_with("t/runs/b-seed0"));
@@ -1122,7 +1130,25 @@ mod tests {
         assert_eq!(ids("a"), ["a"]);
         assert_eq!(ids("ab"), ["ab"]);
         assert_eq!(ids("b"), ["ab"]);
+        // A key no setting reads is refused, naming the key, the run and the file,
+        // whether in a run or in the defaults.
         let bad = text.replace("dim = 20", "dimm = 20");
-        assert!(Manifest::parse(&bad, "t").is_err());
+        let e = format!("{:#}", Manifest::parse(&bad, "t.toml").unwrap_err());
+        assert!(
+            e.contains("t.toml") && e.contains("`dimm`") && e.contains("(\"ab\")"),
+            "{e}"
+        );
+        let bad = text.replace("dim = 10", "nes_sigmaa = 0.1");
+        let e = format!("{:#}", Manifest::parse(&bad, "t.toml").unwrap_err());
+        assert!(e.contains("`nes_sigmaa`"), "{e}");
+        // Every setting of config.json is a key, under its own name.
+        let ok = text.replace(
+            "dim = 20",
+            "dim = 20\nnes_epochs = \"update\"\naugment = false",
+        );
+        let m = Manifest::parse(&ok, "t.toml").unwrap();
+        let b = &m.entries().unwrap()[1];
+        assert_eq!(b.settings.nes.nes_epochs, rbd_optim::NesEpochs::Update);
+        assert!(!b.data.augment);
     }
 }

@@ -8,12 +8,16 @@ pub mod estimate;
 pub mod manifest;
 pub mod orthogonality;
 pub mod reference;
+pub mod regenerate;
 pub mod runner;
+pub mod sources;
+pub mod stats;
 pub mod summary;
+pub mod templates;
 pub mod tune;
 
 use crate::signals::StopFlag;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use manifest::{ArtefactKind, Manifest, PlanOptions, PlannedRun};
 use runner::{state, RunState, SweepEnd};
 use std::path::{Path, PathBuf};
@@ -31,6 +35,9 @@ pub struct Request {
     pub dry_run: bool,
     /// Train nothing; rewrite the summary from the runs on disk.
     pub summarize: bool,
+    /// Train and write nothing: say which generated files differ from what the runs
+    /// give (`all` only).
+    pub check: bool,
 }
 
 /// The sentence stating a shorter budget, for every output.
@@ -104,8 +111,62 @@ fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites (or, with `check`, checks) every generated text of `req.results` and the
+/// README beside it from the runs on disk (`regenerate`); returns the exit code.
+pub fn all(req: &Request) -> Result<i32> {
+    if !req.summarize && !req.check {
+        bail!("`rbd reproduce all` trains nothing: give --summarize (rewrite every summary from the runs) or --check (list what differs)");
+    }
+    let device_choice = req.plan.device.unwrap_or(rbd_engine::DeviceChoice::Cpu);
+    let device = rbd_engine::Device::open(device_choice)?;
+    let prov = summary::Provenance::here(device.describe());
+    let readme = req
+        .results
+        .parent()
+        .map(|p| p.join("README.md"))
+        .filter(|p| p.exists());
+    let files = regenerate::generate(&req.results, readme.as_deref(), &prov)?;
+    let lint = regenerate::lint(&req.results)?;
+    for l in &lint {
+        eprintln!("typed by hand (use a placeholder, or {{{{quote …}}}} with its source): {l}");
+    }
+    if req.check {
+        let differ = regenerate::check(&files);
+        for d in &differ {
+            println!("{d}");
+        }
+        println!(
+            "{} generated files checked: {} differ from the runs; {} numbers typed by hand",
+            files.len(),
+            differ.len(),
+            lint.len()
+        );
+        return Ok(if differ.is_empty() && lint.is_empty() {
+            0
+        } else {
+            1
+        });
+    }
+    let written = regenerate::write(&files)?;
+    for w in &written {
+        println!("wrote {}", w.display());
+    }
+    println!(
+        "{} generated files, {} rewritten",
+        files.len(),
+        written.len()
+    );
+    Ok(0)
+}
+
 /// Runs (or, with `dry_run`, lists) a reproduction; returns the exit code.
 pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
+    if req.artefact == "all" {
+        return all(req);
+    }
+    if req.check {
+        bail!("--check belongs to `rbd reproduce all`");
+    }
     let m = Manifest::load(&req.artefact)?;
     let out = req.results.join(&m.name);
     let note = budget_note(&m, &req.plan);
@@ -134,11 +195,8 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
         return Ok(0);
     }
     let runs = m.plan(&req.results, &req.plan)?;
-    let device_kind = req
-        .plan
-        .device
-        .unwrap_or(crate::train::kinds::DeviceKind::Auto);
-    let device = rbd_engine::Device::open(device_kind.choice())?;
+    let choice = req.plan.device.unwrap_or(rbd_engine::DeviceChoice::Auto);
+    let device = rbd_engine::Device::open(choice)?;
     if req.dry_run {
         dry_run(&runs, &device)?;
         return Ok(0);
@@ -148,7 +206,7 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
     } else {
         runner::run_all(&runs, stop)?
     };
-    let results = summarize(&m, &req.results, &req.plan, &device, note.as_deref())?;
+    let results = summarize(&m, &req.results, &device)?;
     println!("results: {} (README.md, summary.csv, plots)", out.display());
     print_table(&results);
     if let Some(r) = reference::check(&m, &results, &req.results)? {
@@ -179,22 +237,15 @@ pub fn reproduce(req: &Request, stop: &StopFlag) -> Result<i32> {
 }
 
 /// Rewrites `results/NAME/`'s summary, table and plots from every run of the artefact
-/// on disk (not only those `plan` selects), stating `budget_note`.
+/// on disk (not only those a plan selects), each at its configured epochs.
 pub fn summarize(
     m: &Manifest,
     results_dir: &Path,
-    plan: &PlanOptions,
     device: &rbd_engine::Device,
-    budget_note: Option<&str>,
 ) -> Result<Vec<summary::EntryResult>> {
-    let everything = PlanOptions {
-        only: Vec::new(),
-        seeds: Some(plan.seeds.unwrap_or(m.seeds).max(m.seeds)),
-        ..plan.clone()
-    };
-    let results = summary::collect(m, &m.plan(results_dir, &everything)?)?;
+    let results = summary::collect_all(m, results_dir)?;
     let prov = summary::Provenance::here(device.describe());
-    summary::write(&results_dir.join(&m.name), m, &results, &prov, budget_note)?;
+    summary::write(&results_dir.join(&m.name), m, &results, &prov)?;
     Ok(results)
 }
 

@@ -3,7 +3,7 @@
 //! (N vectors, N − 1 consecutive pairs, mean and std of |cos|). Directions come from
 //! the same stream as RBD's (one step, consecutive direction indices).
 
-use crate::train::plot::{band_chart, Band};
+use crate::train::plot::{self, Band, Figure, Panel, OKABE_ITO};
 use anyhow::{bail, Result};
 use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment, Generator, Stream};
 use rbd_optim::rbd::cosine;
@@ -121,7 +121,7 @@ pub fn write(out: &Path, rows: &[Row], vectors: usize) -> Result<()> {
         )?;
     }
     crate::train::run_dir::write_atomic(&out.join("orthogonality.csv"), csv.as_bytes())?;
-    let band = |label: &str, f: &dyn Fn(&Row) -> (f64, f64)| Band {
+    let band = |label: &str, colour: usize, f: &dyn Fn(&Row) -> (f64, f64)| Band {
         label: label.into(),
         points: rows
             .iter()
@@ -130,22 +130,33 @@ pub fn write(out: &Path, rows: &[Row], vectors: usize) -> Result<()> {
                 (r.dim as f64, m, m - s, m + s)
             })
             .collect(),
+        colour: OKABE_ITO[colour],
     };
-    band_chart(
+    plot::write(
         &out.join("orthogonality.svg"),
-        "cosine similarity of random directions (band: ± std)",
-        "dimension D",
-        "cosine similarity",
-        &[
-            band("independent pairs: mean cos", &|r| {
-                (r.pairs_mean, r.pairs_std)
-            }),
-            band("released code: mean |cos|, consecutive pairs", &|r| {
-                (r.released_mean_abs, r.released_std_abs)
-            }),
-            band("theory: √(2/(πD))", &|r| (r.expected_abs, 0.0)),
-        ],
-        true,
+        &Figure {
+            title: "Figure B.8: cosine similarity of random directions against dimension".into(),
+            subtitle: format!(
+                "{vectors} Gaussian vectors per dimension; bars: ± std over the pairs"
+            ),
+            panels: vec![Panel {
+                x_label: "dimension D (log scale)".into(),
+                y_label: "cosine similarity".into(),
+                log_x: true,
+                bands: vec![
+                    band("independent pairs: mean cos", 5, &|r| {
+                        (r.pairs_mean, r.pairs_std)
+                    }),
+                    band("released code: mean |cos|, consecutive pairs", 6, &|r| {
+                        (r.released_mean_abs, r.released_std_abs)
+                    }),
+                    band("theory: √(2/(πD))", 0, &|r| (r.expected_abs, 0.0)),
+                ],
+                ..Panel::default()
+            }],
+            columns: 1,
+            notes: Vec::new(),
+        },
     )
 }
 

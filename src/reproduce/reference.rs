@@ -14,7 +14,7 @@ use super::summary::{collect, mean_std, EntryResult};
 use crate::train::metrics::{read_epochs, EpochMetrics};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One run's rows compared with its reference run's.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +101,24 @@ pub fn compare(ours: &[EpochMetrics], theirs: &[EpochMetrics]) -> Match {
     Match::Identical { epochs: ours.len() }
 }
 
+/// Where the reference artefact `refm`'s committed runs are: beside this artefact's
+/// (under `results_dir`), or in the checkout's `results/` when this one was written
+/// elsewhere (`--results runs`).
+pub fn runs_dir(refm: &Manifest, results_dir: &Path) -> Result<PathBuf> {
+    let all = PlanOptions {
+        data_dir: PathBuf::new(),
+        ..Default::default()
+    };
+    let committed = Path::new("results");
+    Ok(
+        if refm.plan(results_dir, &all)?.iter().any(|q| q.dir.exists()) || !committed.exists() {
+            results_dir.to_path_buf()
+        } else {
+            committed.to_path_buf()
+        },
+    )
+}
+
 /// Checks `results` (this artefact's runs, under `results_dir`) against
 /// `manifest.reference`'s committed runs: under `results_dir` if it holds them, else under
 /// `results/` of the working directory (the checkout's committed results).
@@ -117,16 +135,7 @@ pub fn check(
         data_dir: std::path::PathBuf::new(),
         ..Default::default()
     };
-    // The reference's runs are the committed ones: beside this artefact's, or in the
-    // checkout's `results/` when this one was written elsewhere (`--results runs`).
-    let committed = Path::new("results");
-    let ref_dir =
-        if refm.plan(results_dir, &all)?.iter().any(|q| q.dir.exists()) || !committed.exists() {
-            results_dir
-        } else {
-            committed
-        };
-    let ref_runs = refm.plan(ref_dir, &all)?;
+    let ref_runs = refm.plan(&runs_dir(&refm, results_dir)?, &all)?;
     let ours_plan = manifest.plan(
         results_dir,
         &PlanOptions {
@@ -221,6 +230,34 @@ impl Report {
         let v: Option<Vec<f64>> = self.order.iter().map(|(_, m)| *m).collect();
         let v = v?;
         Some(v.windows(2).all(|w| w[0] > w[1]))
+    }
+
+    /// One short line for a status table: the bit-for-bit check and the paper's order.
+    pub fn verdict(&self) -> String {
+        let same = self
+            .runs
+            .iter()
+            .filter(|r| matches!(r.outcome, Match::Identical { .. }))
+            .count();
+        let mut v = format!(
+            "{same} of {} runs equal `{}`'s bit for bit",
+            self.runs.len(),
+            self.reference
+        );
+        if !self.order.is_empty() {
+            let names: Vec<&str> = self.order.iter().map(|(c, _)| c.as_str()).collect();
+            let _ = write!(
+                v,
+                "; the paper's order {} {}",
+                names.join(" > "),
+                match self.order_holds() {
+                    Some(true) => "holds",
+                    Some(false) => "does not hold",
+                    None => "cannot be checked yet",
+                }
+            );
+        }
+        v
     }
 
     /// The lines printed at the end of a run of the artefact.
@@ -361,8 +398,23 @@ mod tests {
             .lines()
             .iter()
             .any(|l| l.contains("RBD's margin over FPD: +16.00")));
+        r.runs = vec![
+            RunMatch {
+                run: "a seed 0".into(),
+                outcome: Match::Identical { epochs: 1 },
+            },
+            RunMatch {
+                run: "b seed 0".into(),
+                outcome: Match::Missing("not run here yet".into()),
+            },
+        ];
+        assert_eq!(
+            r.verdict(),
+            "1 of 2 runs equal `t`'s bit for bit; the paper's order SGD > RBD > FPD holds"
+        );
         r.order[2].1 = Some(70.0);
         assert_eq!(r.order_holds(), Some(false));
+        assert!(r.verdict().ends_with("SGD > RBD > FPD does not hold"));
         r.order[2].1 = None;
         assert_eq!(r.order_holds(), None);
     }

@@ -12,6 +12,7 @@ use crate::train::run_dir::Occupied;
 use crate::train::trainer::{CHECKPOINT, CONFIG, FINAL};
 use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
 use anyhow::{bail, Context, Result};
+use rbd_optim::OptimizerKind;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -290,45 +291,38 @@ pub fn describe(cfg: &RunConfig) -> String {
             )
         })
         .collect();
+    let d = &cfg.settings.directions;
     let directions = if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
         format!(
             ", d = {}, compartments {}{}, {}{}",
-            cfg.dim,
-            cfg.compartments,
-            if cfg.split_dim { " (d split)" } else { "" },
-            cfg.distribution,
-            match cfg.bases {
-                crate::train::kinds::BasesKind::Iid => "",
-                crate::train::kinds::BasesKind::Fastfood => ", fastfood bases",
+            d.dim,
+            d.compartments,
+            if d.split_dim { " (d split)" } else { "" },
+            d.distribution,
+            match d.bases {
+                rbd_optim::BasesKind::Iid => "",
+                rbd_optim::BasesKind::Fastfood => ", fastfood bases",
             }
         )
     } else {
         String::new()
     };
-    let fpd = if cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer == crate::train::kinds::OptimizerKind::Fpd)
-    {
-        format!(", FPD {}", cfg.fpd_variant.describe())
+    let fpd = if cfg.uses(OptimizerKind::Fpd) {
+        format!(", FPD {}", cfg.settings.fpd.fpd_variant.describe())
     } else {
         String::new()
     };
-    let nes = if cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer == crate::train::kinds::OptimizerKind::Nes)
-    {
-        format!(", NES epochs {}", cfg.nes_epochs)
+    let nes = if cfg.uses(OptimizerKind::Nes) {
+        format!(", NES epochs {}", cfg.settings.nes.nes_epochs)
     } else {
         String::new()
     };
     let augment = match cfg.dataset {
-        _ if !cfg.augment => ", no augmentation".to_string(),
+        _ if !cfg.data.augment => ", no augmentation".to_string(),
         crate::train::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) => format!(
             ", augmentation {} ({})",
-            cfg.augment_order.name(),
-            cfg.augment_order.source()
+            cfg.data.augment_order.name(),
+            cfg.data.augment_order.source()
         ),
         _ => String::new(),
     };

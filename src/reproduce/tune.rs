@@ -74,7 +74,7 @@ fn trial_dir(results: &Path, base: &RunConfig, e: i32) -> PathBuf {
 /// Trains (or reads back) the trial at 2^`e`.
 fn trial(req: &TuneRequest, e: i32, stop: &StopFlag) -> Result<Option<Trial>> {
     let mut cfg = req.base.clone();
-    cfg.tuning_split = true;
+    cfg.options.tuning_split = true;
     cfg.schedule[0].lr = 2f64.powi(e);
     cfg.schedule[0].lr_source = "rbd tune trial".into();
     let dir = trial_dir(&req.results, &req.base, e);
@@ -121,7 +121,7 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
             req.base.model,
             req.base.dataset.preset_key(),
             seg.optimizer,
-            req.base.distribution,
+            req.base.settings.directions.distribution,
             source,
         ) {
             if !label.starts_with("no published") {
@@ -207,7 +207,7 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
         trials: trials.into_values().collect(),
         protocol: format!(
             "Table 4's protocol: train on a random 75% of the training images (after the {}-image validation hold-out), score by the loss on the other 25% after {} epochs; powers of two in [2^{}, 2^{}], coarse steps of 2^2 downhill from the published rate, then the odd neighbours of the best",
-            req.base.val_size, req.base.epochs, RANGE.0, RANGE.1
+            req.base.data.val_size, req.base.epochs, RANGE.0, RANGE.1
         ),
     };
     write(req, &result)?;
@@ -234,7 +234,7 @@ fn write(req: &TuneRequest, r: &TuneResult) -> Result<()> {
         seg.optimizer,
         req.base.model,
         req.base.dataset,
-        req.base.dim,
+        req.base.settings.directions.dim,
         super::manifest::tune_command(&req.base, &req.results, &req.base.data_dir),
         r.protocol,
         r.best_exponent,

@@ -4,43 +4,19 @@
 //! Errors name the configuration field (`dim`, `schedule`, ...), never a command-line
 //! flag: the CLI maps fields to its flags.
 
-use super::kinds::{
-    BasesKind, CheckpointEvery, CompartmentKind, DatasetSpec, DeviceKind, DistributionKind,
-    FpdVariant, GeneratorKind, ModelKind, NesEpochs, OptimizerKind, PresetSource,
-};
+use super::data::DataConfig;
+use super::kinds::{CheckpointEvery, DatasetSpec, PresetSource};
 use crate::lr::{format_lr, parse_lr, preset_exponent};
-use rbd_datasets::AugmentOrder;
+use rbd_engine::random_bases::DistributionKind;
+use rbd_engine::DeviceChoice;
+use rbd_models::ModelKind;
+use rbd_optim::config::{at_least_one, count, defaults};
+pub use rbd_optim::ConfigError;
+use rbd_optim::{NesEpochs, OptimizerKind, Settings};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-
-/// A configuration value that cannot run, naming its field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The field of [`RunConfig`] (or of the schedule) at fault.
-    pub field: &'static str,
-    /// What is wrong, and what would be accepted.
-    pub message: String,
-}
-
-impl ConfigError {
-    fn new(field: &'static str, message: impl Into<String>) -> Self {
-        ConfigError {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// One entry of a schedule as written: `rbd`, `rbd@2^-3`, `rbd:10`, `rbd@2^-3:10`.
 #[derive(Clone, Debug, PartialEq)]
@@ -207,9 +183,39 @@ pub fn resolve_schedule(
         .collect()
 }
 
-/// Everything a run needs. Stored as `config.json`; `epochs`, `checkpoint_every`,
-/// `device`, `data_dir` and `log_every_steps` may change when a run is resumed, the
-/// rest is the run's identity ([`RunConfig::run_id`]).
+/// How a run evaluates, checkpoints and logs, and whether it holds out Table 4's
+/// tuning split: options of `rbd train` that manifests and `rbd tune` set themselves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct RunOptions {
+    /// Evaluation batch size.
+    #[arg(long, default_value = "1000", allow_hyphen_values = true, value_parser = count)]
+    pub eval_batch_size: usize,
+    /// Learning-rate tuning mode: train on a random 75% of the training data and
+    /// validate on the other 25%.
+    #[arg(long)]
+    pub tuning_split: bool,
+    /// Also evaluate on the test set after every epoch.
+    #[arg(long)]
+    pub eval_test: bool,
+    /// Checkpoint every N epochs (`2`), every N steps (`500steps`), or never (`0`).
+    #[arg(long, default_value = "1")]
+    pub checkpoint_every: CheckpointEvery,
+    /// Log training loss and accuracy every N steps (`steps.csv`, and the plot).
+    #[arg(long = "log-every", default_value = "100", allow_hyphen_values = true, value_parser = at_least_one)]
+    pub log_every_steps: u64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+/// Everything a run needs. Stored as `config.json` (one key per setting: the groups
+/// are flattened); `epochs`, `checkpoint_every`, `device`, `data_dir` and
+/// `log_every_steps` may change when a run is resumed, the rest is the run's identity
+/// ([`RunConfig::run_id`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
     /// The network.
@@ -223,72 +229,18 @@ pub struct RunConfig {
     /// Seed of initialisation, data order, augmentation and random bases.
     pub seed: u64,
     /// Where the tensors live.
-    pub device: DeviceKind,
+    pub device: DeviceChoice,
     /// Where data sets are kept.
     pub data_dir: PathBuf,
-    /// Training batch size.
-    pub batch_size: usize,
-    /// Evaluation batch size.
-    pub eval_batch_size: usize,
-    /// Images held out of the training set for validation.
-    pub val_size: usize,
-    /// Train on the first N training images only.
-    pub train_limit: Option<usize>,
-    /// Table 4's tuning protocol: train on a random 75%, validate on the other 25%.
-    pub tuning_split: bool,
-    /// Also evaluate on the test set after every epoch.
-    pub eval_test: bool,
-    /// Checkpoint period.
-    pub checkpoint_every: CheckpointEvery,
-    /// Training loss and accuracy are logged every this many steps.
-    pub log_every_steps: u64,
-    /// d: random directions per compartment (NES: the population).
-    pub dim: usize,
-    /// Compartments of θ.
-    pub compartments: CompartmentKind,
-    /// Divide d across the compartments instead of giving each all d.
-    pub split_dim: bool,
-    /// Distribution of the direction entries.
-    pub distribution: DistributionKind,
-    /// Bernoulli probability p.
-    #[serde(with = "crate::nonfinite::float")]
-    pub bernoulli_p: f64,
-    /// The counter-based generator.
-    pub generator: GeneratorKind,
-    /// The family of random bases. Left out of `config.json` at its default (iid), so
-    /// older run ids stay valid.
-    #[serde(default = "iid_bases", skip_serializing_if = "is_iid_bases")]
-    pub bases: BasesKind,
-    /// Log the cosine of the RBD update with the gradient every step.
-    pub correlation: bool,
-    /// NES perturbation scale σ.
-    #[serde(with = "crate::nonfinite::float")]
-    pub nes_sigma: f64,
-    /// CIFAR-10 augmentation order: the paper's text (standardise, then pad/crop/flip)
-    /// or the released code's (pad/crop/flip [0,1] pixels, then standardise the crop).
-    /// Left out of `config.json` at its default, so older run ids stay valid.
-    #[serde(
-        default,
-        with = "augment_order_text",
-        skip_serializing_if = "is_default_order"
-    )]
-    pub augment_order: AugmentOrder,
-    /// Training augmentation as the paper describes it (pad/crop, brightness or flip);
-    /// `false` trains on the plain images. Left out of `config.json` when on.
-    #[serde(default = "augment_on", skip_serializing_if = "is_augment_on")]
-    pub augment: bool,
-    /// Where FPD takes its gradient: the paper's text or the released code's.
-    /// Left out of `config.json` at its default, so older run ids stay valid.
-    #[serde(default = "paper_fpd", skip_serializing_if = "is_paper_fpd")]
-    pub fpd_variant: FpdVariant,
-    /// How NES lays its updates over epochs: whole updates per epoch (the remainder
-    /// dropped) or the released code's one stream of batches. Left out of
-    /// `config.json` at its default, so older run ids stay valid.
-    #[serde(
-        default = "whole_nes_epochs",
-        skip_serializing_if = "is_whole_nes_epochs"
-    )]
-    pub nes_epochs: NesEpochs,
+    /// Batch size, split and augmentation.
+    #[serde(flatten)]
+    pub data: DataConfig,
+    /// Evaluation, checkpoints, logging.
+    #[serde(flatten)]
+    pub options: RunOptions,
+    /// Every optimiser's settings.
+    #[serde(flatten)]
+    pub settings: Settings,
     /// Changes made when the run was resumed (e.g. `epochs 3 -> 5`), oldest first.
     #[serde(default)]
     pub resumed_with: Vec<String>,
@@ -296,57 +248,6 @@ pub struct RunConfig {
     /// run ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<super::team::DistributedSpec>,
-}
-
-fn iid_bases() -> BasesKind {
-    BasesKind::Iid
-}
-
-fn is_iid_bases(v: &BasesKind) -> bool {
-    *v == BasesKind::Iid
-}
-
-fn augment_on() -> bool {
-    true
-}
-
-fn is_augment_on(v: &bool) -> bool {
-    *v
-}
-
-fn paper_fpd() -> FpdVariant {
-    FpdVariant::Paper
-}
-
-fn is_paper_fpd(v: &FpdVariant) -> bool {
-    *v == FpdVariant::Paper
-}
-
-fn whole_nes_epochs() -> NesEpochs {
-    NesEpochs::Whole
-}
-
-fn is_whole_nes_epochs(v: &NesEpochs) -> bool {
-    *v == NesEpochs::Whole
-}
-
-fn is_default_order(o: &AugmentOrder) -> bool {
-    *o == AugmentOrder::default()
-}
-
-mod augment_order_text {
-    use rbd_datasets::AugmentOrder;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(o: &AugmentOrder, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(o.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AugmentOrder, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
 }
 
 /// Reads a run's stored configuration (`config.json`), naming the file in every error.
@@ -375,13 +276,7 @@ pub struct Checked {
     pub num_params: usize,
 }
 
-/// Most bytes the materialised basis (d × D f32) may take.
-const MATERIALISED_LIMIT_BYTES: u128 = 8 << 30;
-
 impl RunConfig {
-    /// Images held out for validation unless told otherwise.
-    pub const DEFAULT_VAL_SIZE: usize = 10_000;
-
     /// The defaults of `rbd train` for a model, data set and schedule.
     pub fn new(model: ModelKind, dataset: DatasetSpec, schedule: Vec<Segment>) -> Self {
         RunConfig {
@@ -390,32 +285,42 @@ impl RunConfig {
             schedule,
             epochs: 1,
             seed: 0,
-            device: DeviceKind::Auto,
+            device: DeviceChoice::Auto,
             data_dir: PathBuf::new(),
-            batch_size: 32,
-            eval_batch_size: 1000,
-            val_size: Self::DEFAULT_VAL_SIZE,
-            train_limit: None,
-            tuning_split: false,
-            eval_test: false,
-            checkpoint_every: CheckpointEvery::default(),
-            log_every_steps: 100,
-            dim: 250,
-            compartments: CompartmentKind::Even(1),
-            split_dim: false,
-            distribution: DistributionKind::Gaussian,
-            bernoulli_p: 0.5,
-            generator: GeneratorKind::Threefry,
-            bases: BasesKind::Iid,
-            correlation: false,
-            nes_sigma: 0.01,
-            augment_order: AugmentOrder::default(),
-            augment: true,
-            fpd_variant: FpdVariant::Paper,
-            nes_epochs: NesEpochs::Whole,
+            data: DataConfig::default(),
+            options: RunOptions::default(),
+            settings: Settings::default(),
             resumed_with: Vec::new(),
             distributed: None,
         }
+    }
+
+    /// A run of `model` on `dataset` with `schedule`, `data` and `settings`, the rest at
+    /// the defaults: how the command line and the manifests make a run. The variants of
+    /// optimisers the schedule does not train are put back to their defaults, so a
+    /// configuration records only the variants it runs.
+    pub fn build(
+        model: ModelKind,
+        dataset: DatasetSpec,
+        schedule: Vec<Segment>,
+        data: DataConfig,
+        mut settings: Settings,
+    ) -> Self {
+        let mut cfg = RunConfig::new(model, dataset, schedule);
+        settings.clear_inert(&cfg.runs());
+        cfg.data = data;
+        cfg.settings = settings;
+        cfg
+    }
+
+    /// The optimisers of the schedule, in order.
+    pub fn runs(&self) -> Vec<OptimizerKind> {
+        self.schedule.iter().map(|s| s.optimizer).collect()
+    }
+
+    /// Whether the schedule trains `optimizer`.
+    pub fn uses(&self, optimizer: OptimizerKind) -> bool {
+        self.schedule.iter().any(|s| s.optimizer == optimizer)
     }
 
     /// Checks every field, and the fields against each other and against the model's
@@ -424,79 +329,23 @@ impl RunConfig {
         if self.epochs == 0 {
             return Err(ConfigError::new("epochs", "must be at least 1"));
         }
-        if self.batch_size == 0 {
-            return Err(ConfigError::new("batch_size", "must be at least 1"));
-        }
-        if self.eval_batch_size == 0 {
+        self.data.validate()?;
+        if self.options.eval_batch_size == 0 {
             return Err(ConfigError::new("eval_batch_size", "must be at least 1"));
         }
-        if self.val_size == 0 {
-            return Err(ConfigError::new(
-                "val_size",
-                "must be at least 1 (validation needs images)",
-            ));
-        }
-        if self.train_limit == Some(0) {
-            return Err(ConfigError::new("train_limit", "must be at least 1"));
-        }
-        if self.log_every_steps == 0 {
+        if self.options.log_every_steps == 0 {
             return Err(ConfigError::new("log_every_steps", "must be at least 1"));
         }
         self.validate_nes_epochs()?;
         self.validate_distributed()?;
-        if self.dim == 0 {
-            return Err(ConfigError::new("dim", "must be at least 1"));
-        }
-        if !(self.bernoulli_p > 0.0 && self.bernoulli_p < 1.0) {
-            return Err(ConfigError::new(
-                "bernoulli_p",
-                format!("must be in (0, 1), got {}", self.bernoulli_p),
-            ));
-        }
-        if !(self.nes_sigma > 0.0 && self.nes_sigma.is_finite()) {
-            return Err(ConfigError::new(
-                "nes_sigma",
-                format!("must be a positive number, got {}", self.nes_sigma),
-            ));
-        }
+        self.settings.validate()?;
         check_model_data(self.model, &self.dataset)?;
         self.validate_schedule()?;
         self.validate_split()?;
         let (num_params, compartments) = self.parameter_count()?;
-        self.validate_directions(num_params, compartments)?;
-        self.validate_bases()?;
+        self.settings
+            .check_fit(&self.runs(), num_params, compartments)?;
         Ok(Checked { num_params })
-    }
-
-    /// Fastfood bases need an optimiser that draws directions, and a zero-mean
-    /// distribution for their diagonal.
-    fn validate_bases(&self) -> Result<(), ConfigError> {
-        if self.bases == BasesKind::Iid {
-            return Ok(());
-        }
-        if !self.schedule.iter().any(|s| s.optimizer.uses_directions()) {
-            return Err(ConfigError::new(
-                "bases",
-                format!(
-                    "{} draws random directions, which {} does not use (rbd, fpd, nes and rbd-materialized do)",
-                    self.bases,
-                    self.schedule[0].optimizer
-                ),
-            ));
-        }
-        if self.distribution == DistributionKind::BernoulliReleased {
-            return Err(ConfigError::new(
-                "bases",
-                "fastfood takes a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart",
-            ));
-        }
-        if self.distribution == DistributionKind::Rademacher {
-            return Err(ConfigError::new(
-                "bases",
-                "--bases fastfood with --distribution rademacher: packed signs are a layout of i.i.d. directions (32 entries per stream word), not defined for Fastfood's diagonal; use --distribution bernoulli for a ±1 diagonal",
-            ));
-        }
-        Ok(())
     }
 
     fn validate_schedule(&self) -> Result<(), ConfigError> {
@@ -560,38 +409,26 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Whether NES updates take their batches from one stream over the data's epochs
-    /// (the `released` or `update` accounting, in a run that trains NES).
-    /// The variant settings (by field name) that cannot change this run's trajectory: the
-    /// FPD variant without FPD, NES epochs without NES, the augmentation order off
-    /// CIFAR-10. They are not part of its identity (`run_id`) or of a tuning key.
+    /// The settings (by field name) that cannot change this run's trajectory: an
+    /// optimiser's variant without that optimiser ([`Settings::inert`]), the augmentation
+    /// order off CIFAR-10. They are not part of its identity (`run_id`) or of a tuning
+    /// key.
     pub fn inert_settings(&self) -> Vec<&'static str> {
-        let uses = |o: OptimizerKind| self.schedule.iter().any(|s| s.optimizer == o);
-        let mut inert = Vec::new();
-        if !uses(OptimizerKind::Fpd) {
-            inert.push("fpd_variant");
-        }
-        if !uses(OptimizerKind::Nes) {
-            inert.push("nes_epochs");
-        }
-        if self.dataset != DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) {
-            inert.push("augment_order");
-        }
+        let mut inert = self.settings.inert(&self.runs());
+        inert.extend(self.data.inert(&self.dataset));
         inert
     }
 
+    /// Whether NES updates take their batches from one stream over the data's epochs
+    /// (the `released` or `update` accounting, in a run that trains NES).
     pub fn nes_straddles(&self) -> bool {
-        self.nes_epochs != NesEpochs::Whole
-            && self
-                .schedule
-                .iter()
-                .any(|s| s.optimizer == OptimizerKind::Nes)
+        self.settings.nes.nes_epochs != NesEpochs::Whole && self.uses(OptimizerKind::Nes)
     }
 
     /// Whether a run epoch is one NES update (the `update` accounting, in a run that
     /// trains NES).
     pub fn nes_update_per_epoch(&self) -> bool {
-        self.nes_straddles() && self.nes_epochs == NesEpochs::Update
+        self.nes_straddles() && self.settings.nes.nes_epochs == NesEpochs::Update
     }
 
     /// The streamed NES accountings run one optimiser on one process: a straddling
@@ -600,7 +437,7 @@ impl RunConfig {
         if !self.nes_straddles() {
             return Ok(());
         }
-        let name = self.nes_epochs;
+        let name = self.settings.nes.nes_epochs;
         if self.schedule.len() > 1 {
             return Err(ConfigError::new(
                 "nes_epochs",
@@ -616,7 +453,7 @@ impl RunConfig {
         Ok(())
     }
 
-    /// Checks the train/validation split where the data set's size is known up front.
+    /// Checks what a distributed run can train.
     fn validate_distributed(&self) -> Result<(), ConfigError> {
         let Some(d) = &self.distributed else {
             return Ok(());
@@ -624,12 +461,7 @@ impl RunConfig {
         if d.ranks == 0 {
             return Err(ConfigError::new("distributed", "needs at least 1 rank"));
         }
-        if let Some(s) = self.schedule.iter().find(|s| {
-            !matches!(
-                s.optimizer,
-                OptimizerKind::Sgd | OptimizerKind::Rbd | OptimizerKind::Fpd
-            )
-        }) {
+        if let Some(s) = self.schedule.iter().find(|s| !s.optimizer.distributes()) {
             return Err(ConfigError::new(
                 "distributed",
                 format!(
@@ -638,7 +470,7 @@ impl RunConfig {
                 ),
             ));
         }
-        if self.correlation {
+        if self.settings.rbd.correlation {
             return Err(ConfigError::new(
                 "correlation",
                 "is not logged in distributed runs",
@@ -647,53 +479,53 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Checks the train/validation split where the data set's size is known up front.
     fn validate_split(&self) -> Result<(), ConfigError> {
         let DatasetSpec::Known(kind) = &self.dataset else {
             return Ok(()); // IDX data: checked once its header is read.
         };
         let n = kind.count(rbd_datasets::Split::Train);
-        let n = self.train_limit.map_or(n, |l| l.min(n));
+        let n = self.data.train_limit.map_or(n, |l| l.min(n));
         self.check_split(n).map(|_| ())
     }
 
     /// Training images after the validation hold-out of `n`, or why there are too few.
     pub fn check_split(&self, n: usize) -> Result<usize, ConfigError> {
-        if self.val_size >= n {
+        let data = &self.data;
+        if data.val_size >= n {
             return Err(ConfigError::new(
                 "val_size",
                 format!(
                     "holding out {} images leaves nothing to train on ({n} training images)",
-                    self.val_size
+                    data.val_size
                 ),
             ));
         }
-        let train = n - self.val_size;
-        let train = if self.tuning_split {
+        let train = n - data.val_size;
+        let train = if self.options.tuning_split {
             train * 3 / 4
         } else {
             train
         };
-        if train < self.batch_size {
+        if train < data.batch_size {
             return Err(ConfigError::new(
                 "batch_size",
                 format!(
                     "{train} training images are fewer than one batch of {}",
-                    self.batch_size
+                    data.batch_size
                 ),
             ));
         }
-        let batches = train / self.batch_size;
-        if let Some(nes) = self
-            .schedule
-            .iter()
-            .find(|s| s.optimizer == OptimizerKind::Nes)
-        {
-            if self.dim > batches {
+        let batches = train / data.batch_size;
+        for s in &self.schedule {
+            // NES: a population of d needs d batches per step.
+            let per_step = s.optimizer.batches_per_step(&self.settings);
+            if per_step > batches {
                 return Err(ConfigError::new(
                     "dim",
                     format!(
-                        "{} with a population of {} needs {} batches per step, but an epoch has only {batches}",
-                        nes.optimizer, self.dim, self.dim
+                        "{} with a population of {per_step} needs {per_step} batches per step, but an epoch has only {batches}",
+                        s.optimizer
                     ),
                 ));
             }
@@ -704,75 +536,15 @@ impl RunConfig {
     /// D and the number of compartments the configuration asks for, on this data set.
     pub fn parameter_count(&self) -> Result<(usize, usize), ConfigError> {
         let (c, h, w) = self.dataset.shape();
-        let model = rbd_models::build(self.model.name(), c, h, w, &rbd_engine::Device::Cpu)
+        let model = rbd_models::build(self.model, c, h, w, &rbd_engine::Device::Cpu)
             .map_err(|e| ConfigError::new("model", e.to_string()))?;
         let layout = model.layout();
-        let k = match self.compartments {
-            CompartmentKind::Even(k) => k,
-            CompartmentKind::PerLayer => layout.layer_ranges().len(),
-            CompartmentKind::Capped(cap) => {
-                layout.specs.iter().map(|s| s.len().div_ceil(cap)).sum()
-            }
-        };
+        let k = self
+            .settings
+            .directions
+            .compartments
+            .count(&layout.layer_ranges(), &layout.tensor_offsets());
         Ok((layout.total, k))
-    }
-
-    fn validate_directions(&self, num_params: usize, k: usize) -> Result<(), ConfigError> {
-        let Some(first) = self.schedule.iter().find(|s| s.optimizer.uses_directions()) else {
-            return Ok(());
-        };
-        let what = if first.optimizer == OptimizerKind::Nes {
-            "the NES population"
-        } else {
-            "directions"
-        };
-        if self.dim > num_params {
-            return Err(ConfigError::new(
-                "dim",
-                format!(
-                    "{} {what} exceed the model's D = {num_params} parameters",
-                    self.dim
-                ),
-            ));
-        }
-        if k > num_params {
-            return Err(ConfigError::new(
-                "compartments",
-                format!("{k} compartments exceed the model's D = {num_params} parameters"),
-            ));
-        }
-        if self.split_dim && self.dim < k {
-            return Err(ConfigError::new(
-                "split_dim",
-                format!(
-                    "d = {} directions cannot be split across {k} compartments",
-                    self.dim
-                ),
-            ));
-        }
-        for s in &self.schedule {
-            if s.optimizer == OptimizerKind::RbdMaterialized {
-                if self.compartments != CompartmentKind::Even(1) {
-                    return Err(ConfigError::new(
-                        "compartments",
-                        "rbd-materialized supports one compartment only",
-                    ));
-                }
-                let bytes = self.dim as u128 * num_params as u128 * 4;
-                if bytes > MATERIALISED_LIMIT_BYTES {
-                    return Err(ConfigError::new(
-                        "dim",
-                        format!(
-                            "rbd-materialized would store {} × {num_params} floats ({:.1} GiB, over the {} GiB limit); use rbd, which never stores the basis",
-                            self.dim,
-                            bytes as f64 / (1u64 << 30) as f64,
-                            MATERIALISED_LIMIT_BYTES >> 30
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The segment in force at `epoch` (0-based) and its index.
@@ -815,6 +587,7 @@ impl RunConfig {
 mod tests {
     use super::*;
     use rbd_datasets::DatasetKind;
+    use rbd_optim::{BasesKind, Compartments, FpdVariant};
 
     fn cfg(schedule: &str, epochs: u64) -> RunConfig {
         let spec: ScheduleSpec = schedule.parse().unwrap();
@@ -848,43 +621,43 @@ mod tests {
     #[test]
     fn directions_are_checked_against_d() {
         let mut c = cfg("rbd", 1);
-        c.dim = 101_771;
+        c.settings.directions.dim = 101_771;
         let e = c.validate().unwrap_err();
         assert_eq!(e.field, "dim");
         assert!(e.message.contains("101770"), "{e}");
-        c.dim = 1_000_000_000_000;
+        c.settings.directions.dim = 1_000_000_000_000;
         assert_eq!(c.validate().unwrap_err().field, "dim");
-        c.dim = 250;
-        c.compartments = CompartmentKind::Even(200_000);
+        c.settings.directions.dim = 250;
+        c.settings.directions.compartments = Compartments::Even(200_000);
         assert_eq!(c.validate().unwrap_err().field, "compartments");
-        c.compartments = CompartmentKind::PerLayer;
-        c.split_dim = true;
-        c.dim = 1;
+        c.settings.directions.compartments = Compartments::PerLayer;
+        c.settings.directions.split_dim = true;
+        c.settings.directions.dim = 1;
         assert_eq!(c.validate().unwrap_err().field, "split_dim");
         // The released code's capped compartments: FC's 100,352-weight kernel is cut
         // into 3 pieces of at most 50,000, the other three tensors stay whole: 6.
-        c.compartments = CompartmentKind::Capped(50_000);
-        c.split_dim = true;
-        c.dim = 5;
+        c.settings.directions.compartments = Compartments::Capped(50_000);
+        c.settings.directions.split_dim = true;
+        c.settings.directions.dim = 5;
         let e = c.validate().unwrap_err();
         assert!(e.message.contains("across 6 compartments"), "{e}");
-        c.dim = 6;
+        c.settings.directions.dim = 6;
         assert!(c.validate().is_ok());
         // SGD ignores d.
         let mut s = cfg("sgd", 1);
-        s.dim = 1_000_000_000_000;
+        s.settings.directions.dim = 1_000_000_000_000;
         assert!(s.validate().is_ok());
     }
 
     #[test]
     fn the_split_is_checked_before_loading() {
         let mut c = cfg("sgd", 1);
-        c.val_size = 0;
+        c.data.val_size = 0;
         assert_eq!(c.validate().unwrap_err().field, "val_size");
-        c.val_size = 60_000;
+        c.data.val_size = 60_000;
         assert_eq!(c.validate().unwrap_err().field, "val_size");
-        c.val_size = 100;
-        c.train_limit = Some(120);
+        c.data.val_size = 100;
+        c.data.train_limit = Some(120);
         assert_eq!(c.validate().unwrap_err().field, "batch_size");
     }
 
@@ -893,12 +666,12 @@ mod tests {
         let a = cfg("rbd", 1);
         let mut b = a.clone();
         b.epochs = 7;
-        b.device = DeviceKind::Cpu;
-        b.checkpoint_every = CheckpointEvery::Steps(3);
+        b.device = DeviceChoice::Cpu;
+        b.options.checkpoint_every = CheckpointEvery::Steps(3);
         assert_eq!(a.run_id(), b.run_id());
         // A variant of an optimiser the run does not use is not its identity.
-        b.fpd_variant = FpdVariant::Released;
-        b.nes_epochs = NesEpochs::Released;
+        b.settings.fpd.fpd_variant = FpdVariant::Released;
+        b.settings.nes.nes_epochs = NesEpochs::Released;
         assert_eq!(a.run_id(), b.run_id());
         b.seed = 1;
         assert_ne!(a.run_id(), b.run_id());
@@ -910,12 +683,12 @@ mod tests {
         let text = serde_json::to_string(&on).unwrap();
         assert!(!text.contains("augment\""), "{text}");
         let back: RunConfig = serde_json::from_str(&text).unwrap();
-        assert!(back.augment);
+        assert!(back.data.augment);
         let mut off = on.clone();
-        off.augment = false;
+        off.data.augment = false;
         assert_ne!(on.run_id(), off.run_id());
         let back: RunConfig = serde_json::from_str(&serde_json::to_string(&off).unwrap()).unwrap();
-        assert!(!back.augment);
+        assert!(!back.data.augment);
     }
 
     #[test]
@@ -924,27 +697,27 @@ mod tests {
         let text = serde_json::to_string(&iid).unwrap();
         assert!(!text.contains("bases"), "{text}");
         let mut ff = iid.clone();
-        ff.bases = BasesKind::Fastfood;
+        ff.settings.directions.bases = BasesKind::Fastfood;
         let text = serde_json::to_string(&ff).unwrap();
         assert!(text.contains("\"bases\":\"fastfood\""), "{text}");
         assert_ne!(iid.run_id(), ff.run_id());
         let back: RunConfig = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.bases, BasesKind::Fastfood);
+        assert_eq!(back.settings.directions.bases, BasesKind::Fastfood);
         assert!(ff.validate().is_ok());
         // Refused, naming the setting: a schedule without directions, and the shifted
         // Bernoulli.
         let mut sgd = cfg("sgd", 1);
-        sgd.bases = BasesKind::Fastfood;
+        sgd.settings.directions.bases = BasesKind::Fastfood;
         let e = sgd.validate().unwrap_err();
         assert_eq!(e.field, "bases", "{}", e.message);
-        ff.distribution = DistributionKind::BernoulliReleased;
+        ff.settings.directions.distribution = DistributionKind::BernoulliReleased;
         let e = ff.validate().unwrap_err();
         assert!(
             e.field == "bases" && e.message.contains("bernoulli-released"),
             "{}",
             e.message
         );
-        ff.distribution = DistributionKind::Rademacher;
+        ff.settings.directions.distribution = DistributionKind::Rademacher;
         let e = ff.validate().unwrap_err();
         assert!(
             e.field == "bases" && e.message.contains("--distribution rademacher"),
@@ -961,12 +734,12 @@ mod tests {
         // read back to the same run id.
         assert!(!text.contains("nes_epochs"), "{text}");
         let mut released = whole.clone();
-        released.nes_epochs = NesEpochs::Released;
+        released.settings.nes.nes_epochs = NesEpochs::Released;
         let text = serde_json::to_string(&released).unwrap();
         assert!(text.contains("\"nes_epochs\":\"released\""), "{text}");
         assert_ne!(whole.run_id(), released.run_id());
         let back: RunConfig = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.nes_epochs, NesEpochs::Released);
+        assert_eq!(back.settings.nes.nes_epochs, NesEpochs::Released);
         assert_eq!(back.run_id(), released.run_id());
     }
 
@@ -974,27 +747,27 @@ mod tests {
     fn streamed_nes_epochs_refuse_schedules_and_distribution() {
         for streamed in [NesEpochs::Released, NesEpochs::Update] {
             let mut c = cfg("nes@2^-3:1,sgd", 2);
-            c.nes_epochs = streamed;
+            c.settings.nes.nes_epochs = streamed;
             let e = c.validate().unwrap_err();
             assert_eq!(e.field, "nes_epochs");
             assert!(e.message.contains("NES alone"), "{e}");
             assert!(e.message.starts_with(&streamed.to_string()), "{e}");
             // Whole epochs mix with other optimisers as before.
-            c.nes_epochs = NesEpochs::Whole;
+            c.settings.nes.nes_epochs = NesEpochs::Whole;
             assert!(c.validate().is_ok());
             let mut d = cfg("nes", 2);
-            d.nes_epochs = streamed;
+            d.settings.nes.nes_epochs = streamed;
             assert!(d.validate().is_ok());
             assert!(d.nes_straddles());
             assert_eq!(d.nes_update_per_epoch(), streamed == NesEpochs::Update);
             d.distributed = Some(crate::train::team::DistributedSpec {
                 ranks: 2,
-                rbd_base: crate::train::team::RbdBase::PerWorker,
+                rbd_base: rbd_optim::BaseSharing::PerWorker,
             });
             assert_eq!(d.validate().unwrap_err().field, "nes_epochs");
             // A run without NES ignores the setting.
             let mut r = cfg("rbd", 1);
-            r.nes_epochs = streamed;
+            r.settings.nes.nes_epochs = streamed;
             assert!(r.validate().is_ok() && !r.nes_straddles() && !r.nes_update_per_epoch());
         }
     }
@@ -1002,8 +775,8 @@ mod tests {
     #[test]
     fn config_round_trips_through_json() {
         let mut a = cfg("rbd@2^-3:2,sgd", 4);
-        a.compartments = CompartmentKind::PerLayer;
-        a.checkpoint_every = CheckpointEvery::Steps(50);
+        a.settings.directions.compartments = Compartments::PerLayer;
+        a.options.checkpoint_every = CheckpointEvery::Steps(50);
         let text = serde_json::to_string_pretty(&a).unwrap();
         assert!(text.contains("\"optimizer\": \"rbd\""), "{text}");
         let b: RunConfig = serde_json::from_str(&text).unwrap();
@@ -1020,7 +793,7 @@ mod tests {
         assert_eq!(load_config(&path).unwrap(), good);
         // Valid JSON that cannot run: the field, and the file (not a flag nobody gave).
         let mut bad = good.clone();
-        bad.dim = 0;
+        bad.settings.directions.dim = 0;
         std::fs::write(&path, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
         let e = format!("{:#}", load_config(&path).unwrap_err());
         assert_eq!(e, format!("{}: dim: must be at least 1", path.display()));

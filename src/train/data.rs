@@ -4,9 +4,109 @@
 use super::config::RunConfig;
 use super::kinds::DatasetSpec;
 use anyhow::{bail, Context, Result};
-use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig};
+use rbd_datasets::{AugmentOrder, Dataset, DatasetKind, Preprocess, Split, TrainConfig};
+use rbd_optim::config::{count, defaults};
+use rbd_optim::ConfigError;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+
+/// What a run trains on beyond the data set: the batch size, the validation hold-out,
+/// a limit on the training images and the augmentation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(default)]
+pub struct DataConfig {
+    /// Training batch size.
+    #[arg(long, default_value = "32", allow_hyphen_values = true, value_parser = count)]
+    pub batch_size: usize,
+    /// Images held out of the training set for validation.
+    #[arg(long, default_value = "10000", allow_hyphen_values = true, value_parser = count)]
+    pub val_size: usize,
+    /// Use only the first N training images (quick runs).
+    #[arg(long, allow_hyphen_values = true, value_parser = count)]
+    pub train_limit: Option<usize>,
+    /// Train on the plain images, without the paper's augmentation (pad and crop plus
+    /// brightness on MNIST/FMNIST, pad, crop and flip on CIFAR-10). Left out of
+    /// `config.json` when on.
+    #[arg(long = "no-augment", action = clap::ArgAction::SetFalse)]
+    #[serde(skip_serializing_if = "is_on")]
+    pub augment: bool,
+    /// CIFAR-10 augmentation order: standardise-first (the paper's text) or
+    /// augment-first (the authors' released code: pad/crop/flip, then standardise).
+    /// Left out of `config.json` at its default, so older run ids stay valid.
+    #[arg(long, default_value = "standardise-first")]
+    #[serde(with = "augment_order_text", skip_serializing_if = "is_default_order")]
+    pub augment_order: AugmentOrder,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        defaults()
+    }
+}
+
+fn is_on(v: &bool) -> bool {
+    *v
+}
+
+fn is_default_order(o: &AugmentOrder) -> bool {
+    *o == AugmentOrder::default()
+}
+
+mod augment_order_text {
+    use rbd_datasets::AugmentOrder;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(o: &AugmentOrder, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(o.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AugmentOrder, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl DataConfig {
+    /// Checks the values alone.
+    pub fn validate(&self) -> std::result::Result<(), ConfigError> {
+        if self.batch_size == 0 {
+            return Err(ConfigError::new("batch_size", "must be at least 1"));
+        }
+        if self.val_size == 0 {
+            return Err(ConfigError::new(
+                "val_size",
+                "must be at least 1 (validation needs images)",
+            ));
+        }
+        if self.train_limit == Some(0) {
+            return Err(ConfigError::new("train_limit", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The training loader's configuration for images of `kind` (IDX data: MNIST's),
+    /// seeded `seed`.
+    pub fn loader_config(&self, kind: DatasetKind, seed: u64) -> TrainConfig {
+        let mut t = TrainConfig::for_kind(kind, seed).with_augment_order(self.augment_order);
+        t.batch_size = self.batch_size;
+        if !self.augment {
+            t.augmentation = rbd_datasets::Augmentation::NONE;
+        }
+        t
+    }
+
+    /// The settings that change nothing on `dataset`: the augmentation order off
+    /// CIFAR-10 (the only standardised data set).
+    pub fn inert(&self, dataset: &DatasetSpec) -> Vec<&'static str> {
+        if *dataset == DatasetSpec::Known(DatasetKind::Cifar10) {
+            Vec::new()
+        } else {
+            vec!["augment_order"]
+        }
+    }
+}
 
 /// Training and evaluation data of a run.
 pub struct Data {
@@ -52,7 +152,7 @@ pub fn load(cfg: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<Data> {
     let (kind, train, test, classes) = match &cfg.dataset {
         DatasetSpec::Idx(dir) => {
             let train = load_idx(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
-            let test = if cfg.eval_test {
+            let test = if cfg.options.eval_test {
                 Some(load_idx(
                     dir,
                     "t10k-images-idx3-ubyte",
@@ -65,7 +165,7 @@ pub fn load(cfg: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<Data> {
         }
         DatasetSpec::Known(kind) => {
             let train = rbd_datasets::load(*kind, Split::Train, &cfg.data_dir, log)?;
-            let test = if cfg.eval_test {
+            let test = if cfg.options.eval_test {
                 Some(rbd_datasets::load(*kind, Split::Test, &cfg.data_dir, log)?)
             } else {
                 None
@@ -83,11 +183,11 @@ pub fn load(cfg: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<Data> {
             train.c
         );
     }
-    let n = cfg.train_limit.unwrap_or(train.n).min(train.n);
+    let n = cfg.data.train_limit.unwrap_or(train.n).min(train.n);
     cfg.check_split(n)?;
     let all: Vec<usize> = (0..n).collect();
-    let split = rbd_datasets::holdout_split(&all, cfg.val_size, cfg.seed)?;
-    let (train_indices, val_indices) = if cfg.tuning_split {
+    let split = rbd_datasets::holdout_split(&all, cfg.data.val_size, cfg.seed)?;
+    let (train_indices, val_indices) = if cfg.options.tuning_split {
         let t = rbd_datasets::tuning_split(&split.train, cfg.seed);
         (t.train, t.held_out)
     } else {
@@ -113,23 +213,19 @@ impl Data {
 
     /// The training loader's configuration (augmentation of the data set's kind).
     pub fn loader_config(&self, cfg: &RunConfig) -> TrainConfig {
-        let mut t = TrainConfig::for_kind(self.kind.unwrap_or(DatasetKind::Mnist), cfg.seed)
-            .with_augment_order(cfg.augment_order);
-        t.batch_size = cfg.batch_size;
-        if !cfg.augment {
-            t.augmentation = rbd_datasets::Augmentation::NONE;
-        }
-        t
+        let kind = self.kind.unwrap_or(DatasetKind::Mnist);
+        cfg.data.loader_config(kind, cfg.seed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::kinds::{
-        DatasetSpec, DistributionKind, ModelKind, OptimizerKind, PresetSource,
-    };
+    use crate::train::kinds::{DatasetSpec, PresetSource};
     use rbd_datasets::Augmentation;
+    use rbd_engine::random_bases::DistributionKind;
+    use rbd_models::ModelKind;
+    use rbd_optim::OptimizerKind;
 
     /// `--no-augment` reaches the loader; the default keeps the paper's augmentation.
     #[test]
@@ -158,7 +254,7 @@ mod tests {
             schedule,
         );
         assert_eq!(data.loader_config(&cfg).augmentation, Augmentation::MNIST);
-        cfg.augment = false;
+        cfg.data.augment = false;
         assert_eq!(data.loader_config(&cfg).augmentation, Augmentation::NONE);
     }
 }

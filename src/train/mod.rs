@@ -1,4 +1,4 @@
-//! Training as a library: typed configuration ([`config`], [`kinds`]), a locked run
+//! Training as a library: typed configuration ([`config`], [`kinds`], [`data`]), a locked run
 //! directory ([`run_dir`]), checkpoints with checksums ([`checkpoint`]), metrics
 //! ([`metrics`]) and the [`Trainer`] that drives a run through its phases. The CLI,
 //! the sweep runner and the distributed launcher are thin layers over it.
@@ -21,9 +21,10 @@ pub use run_dir::Claim;
 pub use team::Team;
 pub use trainer::{Diverged, EpochEnd, Outcome, Trainer};
 
-use kinds::{CheckpointEvery, DeviceKind};
+use kinds::CheckpointEvery;
 use metrics::{EpochMetrics, EpochTiming};
 use oracle::EpochSums;
+use rbd_engine::DeviceChoice;
 use std::path::PathBuf;
 
 /// What a caller hears of a run's progress.
@@ -49,7 +50,7 @@ pub struct ResumeChanges {
     /// Train to this many epochs (at least the configured count).
     pub epochs: Option<u64>,
     /// Run on another device (results then differ from an uninterrupted run).
-    pub device: Option<DeviceKind>,
+    pub device: Option<DeviceChoice>,
     /// The data sets are elsewhere on this machine.
     pub data_dir: Option<PathBuf>,
     /// Another checkpoint period.
@@ -85,9 +86,10 @@ impl ResumeChanges {
             ));
             cfg.data_dir = d.clone();
         }
-        if let Some(c) = self.checkpoint_every.filter(|c| *c != cfg.checkpoint_every) {
-            notes.push(format!("checkpoint_every {} -> {c}", cfg.checkpoint_every));
-            cfg.checkpoint_every = c;
+        let every = &mut cfg.options.checkpoint_every;
+        if let Some(c) = self.checkpoint_every.filter(|c| c != every) {
+            notes.push(format!("checkpoint_every {every} -> {c}"));
+            *every = c;
         }
         let changed = !notes.is_empty();
         cfg.resumed_with.extend(notes);

@@ -13,16 +13,12 @@
 //! the run's epochs then span `bps` batches of the stream instead of a data epoch's.
 
 use super::config::RunConfig;
-use super::kinds::OptimizerKind;
+use rbd_optim::OptimizerKind;
 
 /// Batches one step of `optimizer` consumes (over all ranks of a distributed run).
 pub fn batches_per_step(cfg: &RunConfig, optimizer: OptimizerKind) -> usize {
     let ranks = cfg.distributed.map_or(1, |d| d.ranks);
-    ranks
-        * match optimizer {
-            OptimizerKind::Nes => cfg.dim,
-            _ => 1,
-        }
+    ranks * optimizer.batches_per_step(&cfg.settings)
 }
 
 /// Batches of the stream one run epoch spans: a data epoch's `per_epoch`, or one
@@ -128,7 +124,10 @@ pub fn check_position(
 mod tests {
     use super::*;
     use crate::train::config::{resolve_schedule, ScheduleSpec};
-    use crate::train::kinds::{DatasetSpec, DistributionKind, ModelKind, NesEpochs, PresetSource};
+    use crate::train::kinds::{DatasetSpec, PresetSource};
+    use rbd_engine::random_bases::DistributionKind;
+    use rbd_models::ModelKind;
+    use rbd_optim::NesEpochs;
 
     fn nes(dim: usize, variant: NesEpochs) -> RunConfig {
         let ds = DatasetSpec::Known(rbd_datasets::DatasetKind::Mnist);
@@ -143,8 +142,8 @@ mod tests {
         )
         .unwrap();
         let mut c = RunConfig::new(ModelKind::Fc, ds, segs);
-        c.dim = dim;
-        c.nes_epochs = variant;
+        c.settings.directions.dim = dim;
+        c.settings.nes.nes_epochs = variant;
         c
     }
 

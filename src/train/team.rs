@@ -14,46 +14,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// How the ranks of a distributed random-bases run share directions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RbdBase {
-    /// Each rank its own d directions (the original's default); K·d coordinates are
-    /// gathered.
-    PerWorker,
-    /// One base for all ranks; the d coordinates are averaged.
-    Shared,
-}
-
-impl std::str::FromStr for RbdBase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "per-worker" => Ok(RbdBase::PerWorker),
-            "shared" => Ok(RbdBase::Shared),
-            _ => Err(format!("'{s}' (expected per-worker or shared)")),
-        }
-    }
-}
-
-impl std::fmt::Display for RbdBase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RbdBase::PerWorker => "per-worker",
-            RbdBase::Shared => "shared",
-        })
-    }
-}
-
-impl From<RbdBase> for BaseSharing {
-    fn from(b: RbdBase) -> Self {
-        match b {
-            RbdBase::PerWorker => BaseSharing::PerWorker,
-            RbdBase::Shared => BaseSharing::Shared,
-        }
-    }
-}
-
 /// The distributed part of a run's configuration (part of its identity: a run
 /// resumes only on the same number of ranks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +21,7 @@ pub struct DistributedSpec {
     /// K, the number of ranks.
     pub ranks: usize,
     /// Random-bases sharing (RBD and FPD).
-    pub rbd_base: RbdBase,
+    pub rbd_base: BaseSharing,
 }
 
 /// Communication of an epoch, in the metric rows of distributed runs.
@@ -304,7 +264,7 @@ mod tests {
         assert!(t.check_ranks(None).is_ok());
         let two = DistributedSpec {
             ranks: 2,
-            rbd_base: RbdBase::PerWorker,
+            rbd_base: BaseSharing::PerWorker,
         };
         let e = t.check_ranks(Some(&two)).unwrap_err().to_string();
         assert!(

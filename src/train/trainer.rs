@@ -4,7 +4,7 @@
 use super::checkpoint::{self, HostTensors, Loaded, Position};
 use super::config::RunConfig;
 use super::data::{self, Data};
-use super::kinds::{CheckpointEvery, OptimizerKind};
+use super::kinds::CheckpointEvery;
 use super::metrics::{self, EpochInputs, EpochMetrics, EpochTiming, Evaluation, StepMetrics};
 use super::oracle::{EpochSums, TrainOracle};
 use super::run_dir::{Claim, RunDir};
@@ -208,7 +208,7 @@ impl Trainer {
         team: Team,
     ) -> Result<Trainer> {
         team.check_ranks(cfg.distributed.as_ref())?;
-        let (device, fallback) = Device::open_explained(cfg.device.choice())?;
+        let (device, fallback) = Device::open_explained(cfg.device)?;
         if let Some(why) = fallback {
             observer.message(&why);
         }
@@ -217,7 +217,7 @@ impl Trainer {
         let data = data::load(&cfg, &mut |m| observer.message(m))?;
         let (c, h, w) = cfg.dataset.shape();
         let model: std::sync::Arc<dyn Model> =
-            rbd_models::build(cfg.model.name(), c, h, w, &device)?.into();
+            rbd_models::build(cfg.model, c, h, w, &device)?.into();
         observer.message(&format!(
             "model: {} with D = {} trainable parameters; data: {} ({} train / {} validation images)",
             model.name(),
@@ -248,7 +248,7 @@ impl Trainer {
         let mut t = Trainer {
             run_id: cfg.run_id(),
             segment_index: 0,
-            optimizer: optimizers::build_for(&cfg, &device, model.layout(), 0, &theta0, &team)?,
+            optimizer: optimizers::build(&cfg, model.layout(), 0, &theta0, &team)?,
             theta: theta0,
             pos: Position::default(),
             rows: Vec::new(),
@@ -316,9 +316,8 @@ impl Trainer {
         // The checkpoint's optimiser state belongs to the segment in force at its epoch
         // (the trainer switches segments before writing an epoch-boundary checkpoint).
         self.segment_index = self.cfg.segment_at(p.epoch).0;
-        self.optimizer = optimizers::build_for(
+        self.optimizer = optimizers::build(
             &self.cfg,
-            &self.device,
             self.model.layout(),
             self.segment_index,
             &self.theta,
@@ -383,14 +382,8 @@ impl Trainer {
         if i != self.segment_index {
             let name = segment.optimizer;
             self.segment_index = i;
-            self.optimizer = optimizers::build_for(
-                &self.cfg,
-                &self.device,
-                self.model.layout(),
-                i,
-                &self.theta,
-                &self.team,
-            )?;
+            self.optimizer =
+                optimizers::build(&self.cfg, self.model.layout(), i, &self.theta, &self.team)?;
             self.observer.message(&format!(
                 "epoch {}: switching to {name}",
                 self.pos.epoch + 1
@@ -454,8 +447,8 @@ impl Trainer {
             pos.step += 1;
             self.steps_since_row += 1;
             pos.epoch_seconds = seconds_before + started.elapsed().as_secs_f64();
-            let log_row = pos.step.is_multiple_of(self.cfg.log_every_steps);
-            let due = matches!(self.cfg.checkpoint_every, CheckpointEvery::Steps(n) if pos.step.is_multiple_of(n));
+            let log_row = pos.step.is_multiple_of(self.cfg.options.log_every_steps);
+            let due = matches!(self.cfg.options.checkpoint_every, CheckpointEvery::Steps(n) if pos.step.is_multiple_of(n));
             let stop = self.team.agree_stop(self.stop.requested())?;
             if log_row || due || stop.is_some() {
                 // On wgpu the losses are read back only here (and at the epoch's end).
@@ -658,7 +651,7 @@ impl Trainer {
     /// Validation (and test) loss and accuracy of the current θ.
     fn evaluation(&self) -> Result<Evaluation> {
         let pre = self.data.preprocess();
-        let batch = self.cfg.eval_batch_size;
+        let batch = self.cfg.options.eval_batch_size;
         let on = |set, idx: &[usize]| {
             self.team.evaluate(
                 self.model.as_ref(),
@@ -679,7 +672,7 @@ impl Trainer {
     /// Writes the checkpoint if the configuration's period says so at this epoch
     /// boundary (and always after the last epoch, unless checkpoints are off).
     pub fn checkpoint_if_due(&mut self) -> Result<bool> {
-        let due = match self.cfg.checkpoint_every {
+        let due = match self.cfg.options.checkpoint_every {
             CheckpointEvery::Off => false,
             CheckpointEvery::Epochs(n) => self.pos.epoch.is_multiple_of(n) || self.is_done(),
             CheckpointEvery::Steps(_) => self.is_done(),
@@ -776,46 +769,17 @@ fn announce(cfg: &RunConfig, observer: &mut dyn Observer) {
                 .unwrap_or_default()
         ));
     }
-    // NES draws Gaussian offspring whatever the distribution.
-    if cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer.uses_directions() && s.optimizer != OptimizerKind::Nes)
-    {
-        observer.message(&format!(
-            "directions: {}",
-            cfg.distribution.describe(cfg.bernoulli_p)
-        ));
+    for line in cfg.settings.describe(&cfg.runs()) {
+        observer.message(&line);
     }
-    if cfg.schedule.iter().any(|s| s.optimizer.uses_directions()) {
-        observer.message(&format!("bases: {}", cfg.bases.describe()));
-    }
-    if cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer == OptimizerKind::Fpd)
-    {
-        observer.message(&format!("FPD: {}", cfg.fpd_variant.describe()));
-    }
-    if cfg
-        .schedule
-        .iter()
-        .any(|s| s.optimizer == OptimizerKind::Nes)
-    {
-        observer.message(&format!(
-            "NES epochs: {} ({})",
-            cfg.nes_epochs,
-            cfg.nes_epochs.describe()
-        ));
-    }
-    if !cfg.augment {
+    if !cfg.data.augment {
         observer.message("augmentation: none (--no-augment: the plain training images)");
     } else if let super::kinds::DatasetSpec::Known(rbd_datasets::DatasetKind::Cifar10) = cfg.dataset
     {
         observer.message(&format!(
             "augmentation: {} ({})",
-            cfg.augment_order.name(),
-            cfg.augment_order.source()
+            cfg.data.augment_order.name(),
+            cfg.data.augment_order.source()
         ));
     }
 }
@@ -976,8 +940,11 @@ fn restore_tensors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::kinds::{DatasetSpec, DeviceKind, ModelKind};
+    use crate::train::kinds::DatasetSpec;
     use crate::train::{Segment, Silent};
+    use rbd_engine::DeviceChoice;
+    use rbd_models::ModelKind;
+    use rbd_optim::OptimizerKind;
 
     /// Four MNIST-named IDX files of `n` noisy images in `dir`, ten classes.
     fn idx_data(dir: &Path, n: usize) {
@@ -991,16 +958,10 @@ mod tests {
             images.push((s % 256) as u8);
         }
         let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-        for (prefix, count) in [("train", n), ("t10k", n)] {
-            let mut b = vec![0, 0, 8, 3];
-            for d in [count as u32, 28, 28] {
-                b.extend_from_slice(&d.to_be_bytes());
-            }
-            b.extend_from_slice(&images[..count * 784]);
+        for prefix in ["train", "t10k"] {
+            let b = rbd_datasets::idx_images_bytes(n as u32, 28, 28, &images);
             std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), b).unwrap();
-            let mut b = vec![0, 0, 8, 1];
-            b.extend_from_slice(&(count as u32).to_be_bytes());
-            b.extend_from_slice(&labels[..count]);
+            let b = rbd_datasets::idx_labels_bytes(&labels);
             std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), b).unwrap();
         }
     }
@@ -1021,8 +982,8 @@ mod tests {
             }],
         );
         cfg.epochs = 2;
-        cfg.val_size = 100;
-        cfg.device = DeviceKind::Cpu;
+        cfg.data.val_size = 100;
+        cfg.device = DeviceChoice::Cpu;
         let out = dir.join("run");
         let mut t =
             Trainer::start(cfg, &out, Claim::New, Box::new(Silent), StopFlag::new()).unwrap();

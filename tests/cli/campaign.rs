@@ -16,6 +16,7 @@ name = "mini"
 title = "a miniature artefact"
 epochs = 3
 seeds = 2
+paper_seeds = 2
 
 [defaults]
 model = "fc"

@@ -5,79 +5,18 @@
 mod campaign;
 mod reference;
 mod reproduce;
+mod results;
 mod robust;
 mod safety;
+mod stability;
 mod variants;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "../common/mod.rs"]
+mod common;
 
-fn rbd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rbd"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("rbd-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn idx_images(path: &Path, images: &[u8], n: usize) {
-    let mut b = vec![0, 0, 8, 3];
-    for d in [n as u32, 28, 28] {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(images);
-    std::fs::write(path, b).unwrap();
-}
-
-fn idx_labels(path: &Path, labels: &[u8]) {
-    let mut b = vec![0, 0, 8, 1];
-    b.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    b.extend_from_slice(labels);
-    std::fs::write(path, b).unwrap();
-}
-
-/// A learnable 10-class problem: class k lights a 6×6 block at a class-specific
-/// place, plus pseudo-random noise.
-fn synthetic(dir: &Path, n: usize) {
-    let mut images = vec![0u8; n * 784];
-    let mut labels = vec![0u8; n];
-    let mut s = 0x1234_5678u32;
-    for i in 0..n {
-        let k = (i * 7 + i / 10) % 10;
-        labels[i] = k as u8;
-        let (r0, c0) = (2 + (k / 5) * 12, 2 + (k % 5) * 5);
-        for p in 0..784 {
-            s ^= s << 13;
-            s ^= s >> 17;
-            s ^= s << 5;
-            let (r, c) = (p / 28, p % 28);
-            let on = r >= r0 && r < r0 + 6 && c >= c0 && c < c0 + 6;
-            images[i * 784 + p] = if on { 200 } else { 0 } + (s % 50) as u8;
-        }
-    }
-    idx_images(&dir.join("train-images-idx3-ubyte"), &images, n);
-    idx_labels(&dir.join("train-labels-idx1-ubyte"), &labels);
-    idx_images(
-        &dir.join("t10k-images-idx3-ubyte"),
-        &images[..200 * 784],
-        200,
-    );
-    idx_labels(&dir.join("t10k-labels-idx1-ubyte"), &labels[..200]);
-}
-
-fn run(args: &[&str]) -> Output {
-    let out = rbd().args(args).output().expect("rbd runs");
-    if !out.status.success() {
-        eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
-        eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    out
-}
+use common::{final_params, metrics, rbd, run, scratch, synthetic};
+use std::path::Path;
+use std::process::Command;
 
 /// `rbd --version` names the commit and, when tracked files outside results/ differ from
 /// it, says so: every run's provenance records this label. An edit that is not staged must
@@ -119,25 +58,6 @@ fn version_names_the_commit_and_uncommitted_changes() {
         text.contains(&format!("(commit {want})")),
         "--version says {text:?}, the checkout is at {want:?}"
     );
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn final_params(dir: &Path) -> Vec<u8> {
-    let data = std::fs::read(dir.join("final.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&data).unwrap();
-    let mut names: Vec<_> = st.names().into_iter().map(String::from).collect();
-    names.sort();
-    names
-        .iter()
-        .flat_map(|n| st.tensor(n).unwrap().data().to_vec())
-        .collect()
 }
 
 fn train_args<'a>(

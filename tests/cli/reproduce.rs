@@ -242,7 +242,7 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
     };
     let o = tune();
     assert!(o.status.success());
-    let file = results.join("tune/fc-idx-sgd-d250-val200.json");
+    let file = results.join("tune/fc-idx-sgd-d250-val-size200.json");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let best = v["best_exponent"].as_i64().unwrap();
@@ -268,7 +268,7 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
         (-8..=3).contains(&best),
         "implausible best rate 2^{best}: {v}"
     );
-    assert!(results.join("tune/fc-idx-sgd-d250-val200.md").exists());
+    assert!(results.join("tune/fc-idx-sgd-d250-val-size200.md").exists());
     // A second run reuses every trial.
     let o = tune();
     assert!(o.status.success());
@@ -351,7 +351,7 @@ column = "FPD"
     };
     tune(&[]);
     let seed0 = results.join(
-        "tune/fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200.json",
+        "tune/fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200.json",
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&seed0).unwrap()).unwrap();
@@ -369,19 +369,19 @@ column = "FPD"
     let before = std::fs::read(&seed0).unwrap();
     tune(&["--seed", "1"]);
     assert!(results
-        .join("tune/fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200-seed1.json")
+        .join("tune/fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.json")
         .exists());
     assert_eq!(std::fs::read(&seed0).unwrap(), before);
     // Each table names the command that made it, seed included.
     let md = |f: &str| std::fs::read_to_string(results.join("tune").join(f)).unwrap();
     assert!(md(
-        "fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200.md"
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200.md"
     )
     .contains(hint));
     assert!(md(
-        "fc-idx-fpd-d20-k2-bernoulli-p0.25-philox-fpd-released-no-augment-batch16-val200-seed1.md"
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.md"
     )
-    .contains(&hint.replace(" --epochs", " --seed 1 --epochs")));
+    .contains(&hint.replace(" --val-size", " --seed 1 --val-size")));
 }
 
 #[test]

@@ -523,8 +523,11 @@ fn bytemuck_cast(b: &[u8]) -> Vec<f32> {
 
 #[test]
 fn a_checkpoint_between_an_epochs_last_step_and_its_evaluation_resumes() {
-    use rbd::train::kinds::{CheckpointEvery, DatasetSpec, DeviceKind, ModelKind, OptimizerKind};
+    use rbd::train::kinds::{CheckpointEvery, DatasetSpec};
     use rbd::train::{Claim, RunConfig, Segment, Silent, Trainer};
+    use rbd_engine::DeviceChoice;
+    use rbd_models::ModelKind;
+    use rbd_optim::OptimizerKind;
     let dir = scratch("epoch-edge");
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -540,10 +543,10 @@ fn a_checkpoint_between_an_epochs_last_step_and_its_evaluation_resumes() {
         }],
     );
     cfg.epochs = 2;
-    cfg.val_size = 200;
-    cfg.dim = 10;
-    cfg.device = DeviceKind::Cpu;
-    cfg.checkpoint_every = CheckpointEvery::Epochs(1);
+    cfg.data.val_size = 200;
+    cfg.settings.directions.dim = 10;
+    cfg.device = DeviceChoice::Cpu;
+    cfg.options.checkpoint_every = CheckpointEvery::Epochs(1);
     let stop = rbd::signals::StopFlag::new;
     let whole = dir.join("whole");
     Trainer::start(cfg.clone(), &whole, Claim::New, Box::new(Silent), stop())

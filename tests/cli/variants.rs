@@ -10,9 +10,11 @@
 
 use super::{final_params, metrics, scratch, synthetic};
 use rbd::signals::StopFlag;
-use rbd::train::kinds::OptimizerKind;
-use rbd::train::kinds::{CheckpointEvery, DatasetSpec, DeviceKind, ModelKind, NesEpochs};
+use rbd::train::kinds::{CheckpointEvery, DatasetSpec};
 use rbd::train::{Claim, EpochEnd, Observer, Outcome, RunConfig, Segment, Silent, Trainer};
+use rbd_engine::DeviceChoice;
+use rbd_models::ModelKind;
+use rbd_optim::{NesEpochs, OptimizerKind};
 use std::path::{Path, PathBuf};
 
 /// 600 synthetic images, 200 held out: 400 to train on, 12 batches of 32 an epoch.
@@ -38,12 +40,12 @@ fn config(data: &Path, dim: usize, epochs: u64, variant: NesEpochs) -> RunConfig
         }],
     );
     cfg.epochs = epochs;
-    cfg.val_size = 200;
-    cfg.dim = dim;
-    cfg.device = DeviceKind::Cpu;
-    cfg.checkpoint_every = CheckpointEvery::Epochs(1);
-    cfg.log_every_steps = 1;
-    cfg.nes_epochs = variant;
+    cfg.data.val_size = 200;
+    cfg.settings.directions.dim = dim;
+    cfg.device = DeviceChoice::Cpu;
+    cfg.options.checkpoint_every = CheckpointEvery::Epochs(1);
+    cfg.options.log_every_steps = 1;
+    cfg.settings.nes.nes_epochs = variant;
     cfg
 }
 
@@ -180,10 +182,11 @@ fn nes_by_hand(cfg: &RunConfig, steps: usize, data_epochs: u64) -> (Vec<f32>, us
     )
     .unwrap();
     assert_eq!(loader.batches_per_epoch(), PER_EPOCH);
-    let model = rbd_models::build("fc", 1, 28, 28, &device).unwrap();
+    let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &device).unwrap();
     let layout = model.layout();
     let mut theta = Tensor::from_f32(&device, &layout.init(cfg.seed), &[layout.total]).unwrap();
-    let mut nes = rbd::train::optimizers::build(cfg, &device, layout, 0, &theta).unwrap();
+    let mut nes =
+        rbd::train::optimizers::build(cfg, layout, 0, &theta, &rbd::train::Team::single()).unwrap();
     let stream = loader.prefetch_epochs(0, 0, data_epochs + 1).unwrap();
     let mut oracle = rbd::train::oracle::TrainOracle::new(
         model.as_ref(),

@@ -212,8 +212,23 @@ pub fn unpack_cifar_archive(
     let batch_bytes = (records_per_file * CIFAR_RECORD) as u64;
     let file = File::open(archive).map_err(|e| DatasetError::io(archive, e))?;
     let mut tar = tar::Archive::new(GzDecoder::new(file));
-    for entry in tar.entries().map_err(io)? {
+    // Raw entries: the archive's names are plain ustar names, and an extension header
+    // (a pax header, a GNU long name or link) is refused rather than applied. Readers
+    // disagree on which of two names wins and on what a cut record means, so a renamed
+    // member could be unpacked under a name that another reader gives other bytes.
+    for entry in tar.entries().map_err(io)?.raw(true) {
         let entry = entry.map_err(io)?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions()
+            || kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+        {
+            return Err(bad(format!(
+                "{}: an extension header (pax or GNU long name), which the CIFAR-10 archive does not have",
+                String::from_utf8_lossy(&entry.header().path_bytes())
+            )));
+        }
         let name = {
             let path = entry.path().map_err(io)?;
             let path = path.to_str().map(|p| p.trim_start_matches("./"));

@@ -53,25 +53,9 @@ pub fn pixels(count: usize, salt: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Bytes of an IDX images file with `n` images of `rows × cols`.
-pub fn idx_images_bytes(n: u32, rows: u32, cols: u32, pixels: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0x0000_0803u32.to_be_bytes());
-    for d in [n, rows, cols] {
-        b.extend_from_slice(&d.to_be_bytes());
-    }
-    b.extend_from_slice(pixels);
-    b
-}
-
-/// Bytes of an IDX labels file.
-pub fn idx_labels_bytes(labels: &[u8]) -> Vec<u8> {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0x0000_0801u32.to_be_bytes());
-    b.extend_from_slice(&(labels.len() as u32).to_be_bytes());
-    b.extend_from_slice(labels);
-    b
-}
+// The IDX writers are the crate's own (beside its parser); some test targets use none.
+#[allow(unused_imports)]
+pub use rbd_datasets::{idx_images_bytes, idx_labels_bytes};
 
 /// Bytes of a CIFAR-10 batch with the given labels and pixels (3072 per record).
 pub fn cifar_bytes(labels: &[u8], pixels: &[u8]) -> Vec<u8> {

@@ -1,9 +1,10 @@
 //! Batch normalisation over N·H·W per channel: training (batch statistics) and
 //! evaluation (running statistics) forwards, and the training backward.
 
+use super::per_backend;
 use super::run;
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::batchnorm::{self as k, BatchNormShape};
 use rbd_kernels::Real;
 
@@ -72,44 +73,34 @@ impl Tensor {
         let s = bn_shape(self, gamma, beta)?;
         let shape = self.shape().to_vec();
         let c = [s.c];
-        let (y, mean, invstd) = match operands("batch_norm", &[self, gamma, beta])? {
-            Operands::F32(v) => {
+        let (y, mean, invstd) = per_backend!(
+            operands("batch_norm", &[self, gamma, beta])?,
+            |v| {
                 let (y, m, i) = cpu_train(&s, v[0], v[1], v[2], eps);
                 (cpu_tensor(y, &shape), cpu_tensor(m, &c), cpu_tensor(i, &c))
-            }
-            Operands::F64(v) => {
-                let (y, m, i) = cpu_train(&s, v[0], v[1], v[2], eps);
-                (cpu_tensor(y, &shape), cpu_tensor(m, &c), cpu_tensor(i, &c))
-            }
-            Operands::Gpu(ctx, v) => {
+            },
+            |ctx, v| {
                 let (y, m, i) = k::batchnorm_train_gpu(&ctx, &s, &v[0], &v[1], &v[2], eps as f32)?;
                 (
                     gpu_tensor(&ctx, y, &shape),
                     gpu_tensor(&ctx, m, &c),
                     gpu_tensor(&ctx, i, &c),
                 )
-            }
-        };
+            },
+        );
         let (x, g0, m0, i0) = (self.detach(), gamma.detach(), mean.clone(), invstd.clone());
         let y = y.record("batch_norm", &[self, gamma, beta], move |dy| {
-            let (dx, dg, db) = match operands("batch_norm_backward", &[&x, dy, &g0, &m0, &i0])? {
-                Operands::F32(v) => {
+            let (dx, dg, db) = per_backend!(
+                operands("batch_norm_backward", &[&x, dy, &g0, &m0, &i0])?,
+                |v| {
                     let (dx, dg, db) = cpu_backward(&s, &v);
                     (
                         cpu_tensor(dx, x.shape()),
                         cpu_tensor(dg, &c),
                         cpu_tensor(db, &c),
                     )
-                }
-                Operands::F64(v) => {
-                    let (dx, dg, db) = cpu_backward(&s, &v);
-                    (
-                        cpu_tensor(dx, x.shape()),
-                        cpu_tensor(dg, &c),
-                        cpu_tensor(db, &c),
-                    )
-                }
-                Operands::Gpu(ctx, v) => {
+                },
+                |ctx, v| {
                     let (dx, dg, db) =
                         k::batchnorm_backward_gpu(&ctx, &s, &v[0], &v[1], &v[2], &v[3], &v[4])?;
                     (
@@ -117,8 +108,8 @@ impl Tensor {
                         gpu_tensor(&ctx, dg, &c),
                         gpu_tensor(&ctx, db, &c),
                     )
-                }
-            };
+                },
+            );
             Ok(vec![Some(dx), Some(dg), Some(db)])
         });
         Ok((y, mean, invstd))
@@ -137,29 +128,22 @@ impl Tensor {
         let s = bn_shape(self, gamma, beta)?;
         let shape = self.shape().to_vec();
         let n = self.numel();
-        Ok(
-            match operands(
+        Ok(per_backend!(
+            operands(
                 "batch_norm_eval",
                 &[self, gamma, beta, running_mean, running_var],
-            )? {
-                Operands::F32(v) => cpu_tensor(
-                    run(n, |y| {
-                        k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)
-                    }),
-                    &shape,
-                ),
-                Operands::F64(v) => cpu_tensor(
-                    run(n, |y| {
-                        k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)
-                    }),
-                    &shape,
-                ),
-                Operands::Gpu(ctx, v) => gpu_tensor(
-                    &ctx,
-                    k::batchnorm_eval_gpu(&ctx, &s, &v[0], &v[1], &v[2], &v[3], &v[4], eps as f32)?,
-                    &shape,
-                ),
-            },
-        )
+            )?,
+            |v| cpu_tensor(
+                run(n, |y| {
+                    k::batchnorm_eval_cpu(&s, v[0], v[1], v[2], v[3], v[4], eps, y)
+                }),
+                &shape,
+            ),
+            |ctx, v| gpu_tensor(
+                &ctx,
+                k::batchnorm_eval_gpu(&ctx, &s, &v[0], &v[1], &v[2], &v[3], &v[4], eps as f32)?,
+                &shape,
+            ),
+        ))
     }
 }

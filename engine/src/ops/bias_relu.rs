@@ -1,10 +1,11 @@
 //! Fused bias + ReLU: `max(x + b, 0)` with `b` along axis 1, and its backward rule
 //! (dx and the bias gradient from one kernel). Kernels: `rbd_kernels::bias_relu`.
 
+use super::{per_backend, Argmax};
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::bias_relu as k;
-use rbd_kernels::{GpuBuffer, Real};
+use rbd_kernels::Real;
 use std::sync::Arc;
 
 /// `(n, channels, inner)` of `x` with a bias along axis 1, or a shape error naming `op`.
@@ -52,12 +53,6 @@ fn pool_backward_cpu<T: Real>(
     (dx, db)
 }
 
-/// Where each pooled value came from: host indices or a device buffer.
-enum Argmax {
-    Host(Arc<Vec<u32>>),
-    Gpu(Arc<GpuBuffer>),
-}
-
 impl Tensor {
     /// `max(self + bias, 0)` with `bias` along axis 1 (per column of `[N, F]`, per
     /// channel of `[N, C, H, W]`): bitwise `self.bias_add(bias)?.relu()`, and bitwise the
@@ -66,37 +61,31 @@ impl Tensor {
     pub fn bias_relu(&self, bias: &Tensor) -> Result<Tensor> {
         let (n, c, inner) = axis1("bias_relu", self, bias)?;
         let shape = self.shape().to_vec();
-        let out = match operands("bias_relu", &[self, bias])? {
-            Operands::F32(x) => cpu_tensor(
+        let out = per_backend!(
+            operands("bias_relu", &[self, bias])?,
+            |x| cpu_tensor(
                 super::run(self.numel(), |o| k::bias_relu_cpu(x[0], x[1], inner, o)),
                 &shape,
             ),
-            Operands::F64(x) => cpu_tensor(
-                super::run(self.numel(), |o| k::bias_relu_cpu(x[0], x[1], inner, o)),
-                &shape,
-            ),
-            Operands::Gpu(ctx, x) => gpu_tensor(
+            |ctx, x| gpu_tensor(
                 &ctx,
                 k::bias_relu_gpu(&ctx, &x[0], &x[1], self.numel(), inner, c)?,
                 &shape,
             ),
-        };
+        );
         let y = out.detach();
         Ok(out.record("bias_relu", &[self, bias], move |g| {
-            let (dx, db) = match operands("bias_relu_backward", &[&y, g])? {
-                Operands::F32(v) => {
+            let (dx, db) = per_backend!(
+                operands("bias_relu_backward", &[&y, g])?,
+                |v| {
                     let (dx, db) = backward_cpu(v[0], v[1], n, c, inner);
                     (cpu_tensor(dx, &shape), cpu_tensor(db, &[c]))
-                }
-                Operands::F64(v) => {
-                    let (dx, db) = backward_cpu(v[0], v[1], n, c, inner);
-                    (cpu_tensor(dx, &shape), cpu_tensor(db, &[c]))
-                }
-                Operands::Gpu(ctx, v) => {
+                },
+                |ctx, v| {
                     let (dx, db) = k::bias_relu_backward_gpu(&ctx, &v[0], &v[1], n, c, inner)?;
                     (gpu_tensor(&ctx, dx, &shape), gpu_tensor(&ctx, db, &[c]))
-                }
-            };
+                },
+            );
             Ok(vec![Some(dx), Some(db)])
         }))
     }
@@ -120,46 +109,34 @@ impl Tensor {
         };
         let (h, w) = (dims.2, dims.3);
         let shape = [n, c, h / 2, w / 2];
-        let (out, argmax) = match operands("bias_relu_maxpool2x2", &[self, bias])? {
-            Operands::F32(x) => {
+        let (out, argmax) = per_backend!(
+            operands("bias_relu_maxpool2x2", &[self, bias])?,
+            |x| {
                 let (y, i) = pool_cpu(dims, x[0], x[1]);
                 (cpu_tensor(y, &shape), Argmax::Host(Arc::new(i)))
-            }
-            Operands::F64(x) => {
-                let (y, i) = pool_cpu(dims, x[0], x[1]);
-                (cpu_tensor(y, &shape), Argmax::Host(Arc::new(i)))
-            }
-            Operands::Gpu(ctx, x) => {
+            },
+            |ctx, x| {
                 let (y, i) = k::bias_relu_maxpool2x2_gpu(&ctx, n, c, h, w, &x[0], &x[1])?;
                 (gpu_tensor(&ctx, y, &shape), Argmax::Gpu(Arc::new(i)))
-            }
-        };
+            },
+        );
         let y = out.detach();
         Ok(out.record("bias_relu_maxpool2x2", &[self, bias], move |g| {
             let xshape = [n, c, h, w];
-            let (dx, db) = match (
-                operands("bias_relu_maxpool2x2_backward", &[&y, g])?,
-                &argmax,
-            ) {
-                (Operands::F32(v), Argmax::Host(i)) => {
-                    let (dx, db) = pool_backward_cpu(dims, v[0], v[1], i);
+            let op = "bias_relu_maxpool2x2_backward";
+            let (dx, db) = per_backend!(
+                operands(op, &[&y, g])?,
+                |v| {
+                    let (dx, db) = pool_backward_cpu(dims, v[0], v[1], argmax.host(op)?);
                     (cpu_tensor(dx, &xshape), cpu_tensor(db, &[c]))
-                }
-                (Operands::F64(v), Argmax::Host(i)) => {
-                    let (dx, db) = pool_backward_cpu(dims, v[0], v[1], i);
-                    (cpu_tensor(dx, &xshape), cpu_tensor(db, &[c]))
-                }
-                (Operands::Gpu(ctx, v), Argmax::Gpu(i)) => {
+                },
+                |ctx, v| {
+                    let i = argmax.gpu(op)?;
                     let (dx, db) =
                         k::bias_relu_maxpool2x2_backward_gpu(&ctx, n, c, h, w, &v[0], &v[1], i)?;
                     (gpu_tensor(&ctx, dx, &xshape), gpu_tensor(&ctx, db, &[c]))
-                }
-                _ => {
-                    return Err(EngineError::Invalid(
-                        "bias_relu_maxpool2x2: gradient on another backend than the forward".into(),
-                    ))
-                }
-            };
+                },
+            );
             Ok(vec![Some(dx), Some(db)])
         }))
     }

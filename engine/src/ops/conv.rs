@@ -1,8 +1,9 @@
 //! 2-D convolution (NCHW, weights [O, C, KH, KW], no bias) and its two backward passes.
 
+use super::per_backend;
 use super::run;
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 pub use rbd_kernels::conv::Padding;
 use rbd_kernels::conv::{self as k, Conv2dShape};
 
@@ -21,57 +22,47 @@ fn conv_shape(x: &Tensor, w: &Tensor, stride: usize, padding: Padding) -> Result
 
 fn forward(s: &Conv2dShape, x: &Tensor, w: &Tensor) -> Result<Tensor> {
     let shape = [s.n, s.o, s.oh, s.ow];
-    Ok(match operands("conv2d", &[x, w])? {
-        Operands::F32(v) => cpu_tensor(run(s.y_len(), |y| k::conv2d_cpu(s, v[0], v[1], y)), &shape),
-        Operands::F64(v) => cpu_tensor(run(s.y_len(), |y| k::conv2d_cpu(s, v[0], v[1], y)), &shape),
-        Operands::Gpu(ctx, v) => gpu_tensor(&ctx, k::conv2d_gpu(&ctx, s, &v[0], &v[1])?, &shape),
-    })
+    Ok(per_backend!(
+        operands("conv2d", &[x, w])?,
+        |v| cpu_tensor(run(s.y_len(), |y| k::conv2d_cpu(s, v[0], v[1], y)), &shape),
+        |ctx, v| gpu_tensor(&ctx, k::conv2d_gpu(&ctx, s, &v[0], &v[1])?, &shape),
+    ))
 }
 
 fn backward_data(s: &Conv2dShape, dy: &Tensor, w: &Tensor) -> Result<Tensor> {
     let shape = [s.n, s.c, s.h, s.w];
-    Ok(match operands("conv2d_backward_data", &[dy, w])? {
-        Operands::F32(v) => cpu_tensor(
+    Ok(per_backend!(
+        operands("conv2d_backward_data", &[dy, w])?,
+        |v| cpu_tensor(
             run(s.x_len(), |dx| {
                 k::conv2d_backward_data_cpu(s, v[0], v[1], dx)
             }),
             &shape,
         ),
-        Operands::F64(v) => cpu_tensor(
-            run(s.x_len(), |dx| {
-                k::conv2d_backward_data_cpu(s, v[0], v[1], dx)
-            }),
-            &shape,
-        ),
-        Operands::Gpu(ctx, v) => gpu_tensor(
+        |ctx, v| gpu_tensor(
             &ctx,
             k::conv2d_backward_data_gpu(&ctx, s, &v[0], &v[1])?,
             &shape,
         ),
-    })
+    ))
 }
 
 fn backward_weight(s: &Conv2dShape, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let shape = [s.o, s.c, s.kh, s.kw];
-    Ok(match operands("conv2d_backward_weight", &[x, dy])? {
-        Operands::F32(v) => cpu_tensor(
+    Ok(per_backend!(
+        operands("conv2d_backward_weight", &[x, dy])?,
+        |v| cpu_tensor(
             run(s.w_len(), |dw| {
                 k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)
             }),
             &shape,
         ),
-        Operands::F64(v) => cpu_tensor(
-            run(s.w_len(), |dw| {
-                k::conv2d_backward_weight_cpu(s, v[0], v[1], dw)
-            }),
-            &shape,
-        ),
-        Operands::Gpu(ctx, v) => gpu_tensor(
+        |ctx, v| gpu_tensor(
             &ctx,
             k::conv2d_backward_weight_gpu(&ctx, s, &v[0], &v[1])?,
             &shape,
         ),
-    })
+    ))
 }
 
 impl Tensor {

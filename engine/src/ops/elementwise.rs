@@ -1,47 +1,52 @@
 //! add, sub, mul, scale, axpy, ReLU and bias add.
 
+use super::per_backend;
 use super::{run, same_shape};
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::elementwise::{self as k, Binary, Unary};
+use rbd_kernels::Real;
 
 fn binary_raw(op: Binary, name: &'static str, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape(name, a, b)?;
     let shape = a.shape();
     let n = a.numel();
-    Ok(match operands(name, &[a, b])? {
-        Operands::F32(x) => cpu_tensor(run(n, |o| k::binary_cpu(op, x[0], x[1], o)), shape),
-        Operands::F64(x) => cpu_tensor(run(n, |o| k::binary_cpu(op, x[0], x[1], o)), shape),
-        Operands::Gpu(ctx, x) => gpu_tensor(&ctx, k::binary_gpu(&ctx, op, &x[0], &x[1], n)?, shape),
-    })
+    Ok(per_backend!(
+        operands(name, &[a, b])?,
+        |x| cpu_tensor(run(n, |o| k::binary_cpu(op, x[0], x[1], o)), shape),
+        |ctx, x| gpu_tensor(&ctx, k::binary_gpu(&ctx, op, &x[0], &x[1], n)?, shape),
+    ))
 }
 
 fn unary_raw(op: Unary, x: &Tensor) -> Result<Tensor> {
     let shape = x.shape();
-    Ok(match operands("unary", &[x])? {
-        Operands::F32(v) => cpu_tensor(run(x.numel(), |o| k::unary_cpu(op, v[0], o)), shape),
-        Operands::F64(v) => cpu_tensor(run(x.numel(), |o| k::unary_cpu(op, v[0], o)), shape),
-        Operands::Gpu(ctx, v) => gpu_tensor(&ctx, k::unary_gpu(&ctx, op, &v[0], x.numel())?, shape),
-    })
+    Ok(per_backend!(
+        operands("unary", &[x])?,
+        |v| cpu_tensor(run(x.numel(), |o| k::unary_cpu(op, v[0], o)), shape),
+        |ctx, v| gpu_tensor(&ctx, k::unary_gpu(&ctx, op, &v[0], x.numel())?, shape),
+    ))
 }
 
 fn axpy_raw(alpha: f64, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("axpy", a, b)?;
     let shape = a.shape();
-    Ok(match operands("axpy", &[a, b])? {
-        Operands::F32(x) => cpu_tensor(
-            run(a.numel(), |o| k::axpy_cpu(alpha as f32, x[0], x[1], o)),
+    Ok(per_backend!(
+        operands("axpy", &[a, b])?,
+        |x| cpu_tensor(
+            run(a.numel(), |o| k::axpy_cpu(
+                Real::from_f64(alpha),
+                x[0],
+                x[1],
+                o
+            )),
             shape,
         ),
-        Operands::F64(x) => {
-            cpu_tensor(run(a.numel(), |o| k::axpy_cpu(alpha, x[0], x[1], o)), shape)
-        }
-        Operands::Gpu(ctx, x) => gpu_tensor(
+        |ctx, x| gpu_tensor(
             &ctx,
             k::axpy_gpu(&ctx, alpha as f32, &x[0], &x[1], a.numel())?,
             shape,
         ),
-    })
+    ))
 }
 
 impl Tensor {
@@ -123,21 +128,18 @@ impl Tensor {
         }
         let channels = shape[1];
         let inner: usize = shape[2..].iter().product();
-        let out = match operands("bias_add", &[self, bias])? {
-            Operands::F32(x) => cpu_tensor(
+        let out = per_backend!(
+            operands("bias_add", &[self, bias])?,
+            |x| cpu_tensor(
                 run(self.numel(), |o| k::bias_add_cpu(x[0], x[1], inner, o)),
                 &shape,
             ),
-            Operands::F64(x) => cpu_tensor(
-                run(self.numel(), |o| k::bias_add_cpu(x[0], x[1], inner, o)),
-                &shape,
-            ),
-            Operands::Gpu(ctx, x) => gpu_tensor(
+            |ctx, x| gpu_tensor(
                 &ctx,
                 k::bias_add_gpu(&ctx, &x[0], &x[1], self.numel(), inner, channels)?,
                 &shape,
             ),
-        };
+        );
         Ok(out.record("bias_add", &[self, bias], move |g| {
             Ok(vec![Some(g.clone()), Some(g.sum_to_axis1()?)])
         }))

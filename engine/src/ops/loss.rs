@@ -1,9 +1,10 @@
 //! Mean softmax cross-entropy and accuracy counting, over integer class labels.
 
+use super::per_backend;
 use super::run;
 use crate::device::Device;
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::loss as k;
 use rbd_kernels::GpuBuffer;
 use std::sync::Arc;
@@ -82,41 +83,32 @@ impl Tensor {
     /// Mean softmax cross-entropy of `[N, K]` logits against `labels`, as a scalar.
     pub fn softmax_cross_entropy(&self, labels: &Labels) -> Result<Tensor> {
         let (n, kk) = check(self, labels)?;
-        let out = match operands("softmax_cross_entropy", &[self])? {
-            Operands::F32(v) => {
-                cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[])
-            }
-            Operands::F64(v) => {
-                cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[])
-            }
-            Operands::Gpu(ctx, v) => gpu_tensor(
+        let out = per_backend!(
+            operands("softmax_cross_entropy", &[self])?,
+            |v| { cpu_tensor(vec![k::softmax_xent_cpu(v[0], labels.host(), n, kk)], &[]) },
+            |ctx, v| gpu_tensor(
                 &ctx,
                 k::softmax_xent_gpu(&ctx, &v[0], gpu_labels(labels)?, n, kk)?,
                 &[],
             ),
-        };
+        );
         let (x, labels) = (self.detach(), labels.clone());
         Ok(out.record("softmax_cross_entropy", &[self], move |g| {
             let shape = [n, kk];
-            let d = match operands("softmax_cross_entropy_backward", &[&x, g])? {
-                Operands::F32(v) => cpu_tensor(
+            let d = per_backend!(
+                operands("softmax_cross_entropy_backward", &[&x, g])?,
+                |v| cpu_tensor(
                     run(n * kk, |d| {
                         k::softmax_xent_backward_cpu(v[0], labels.host(), n, kk, v[1][0], d)
                     }),
                     &shape,
                 ),
-                Operands::F64(v) => cpu_tensor(
-                    run(n * kk, |d| {
-                        k::softmax_xent_backward_cpu(v[0], labels.host(), n, kk, v[1][0], d)
-                    }),
-                    &shape,
-                ),
-                Operands::Gpu(ctx, v) => gpu_tensor(
+                |ctx, v| gpu_tensor(
                     &ctx,
                     k::softmax_xent_backward_gpu(&ctx, &v[0], gpu_labels(&labels)?, n, kk, &v[1])?,
                     &shape,
                 ),
-            };
+            );
             Ok(vec![Some(d)])
         }))
     }
@@ -124,13 +116,13 @@ impl Tensor {
     /// How many rows of `[N, K]` logits have their (first) maximum at the label.
     pub fn correct_count(&self, labels: &Labels) -> Result<usize> {
         let (n, kk) = check(self, labels)?;
-        Ok(match operands("correct_count", &[self])? {
-            Operands::F32(v) => k::correct_count_cpu(v[0], labels.host(), n, kk),
-            Operands::F64(v) => k::correct_count_cpu(v[0], labels.host(), n, kk),
-            Operands::Gpu(ctx, v) => {
+        Ok(per_backend!(
+            operands("correct_count", &[self])?,
+            |v| k::correct_count_cpu(v[0], labels.host(), n, kk),
+            |ctx, v| {
                 let buf = k::correct_count_gpu(&ctx, &v[0], gpu_labels(labels)?, n, kk)?;
                 ctx.read::<u32>(&buf, 1)?[0] as usize
-            }
-        })
+            },
+        ))
     }
 }

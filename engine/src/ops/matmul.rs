@@ -1,8 +1,9 @@
 //! Matrix product with optional transposes; its backward is two more matmuls.
 
+use super::per_backend;
 use super::run;
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, DType, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, DType, Tensor};
 use rbd_kernels::matmul::{self as k, MatmulShape};
 
 fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Tensor> {
@@ -53,11 +54,11 @@ fn matmul_raw(a: &Tensor, b: &Tensor, trans_a: bool, trans_b: bool) -> Result<Te
             }),
         };
     }
-    Ok(match operands("matmul", &[a, b])? {
-        Operands::F32(x) => cpu_tensor(run(m * n, |c| k::matmul_cpu(&s, x[0], x[1], c)), &[m, n]),
-        Operands::F64(x) => cpu_tensor(run(m * n, |c| k::matmul_cpu(&s, x[0], x[1], c)), &[m, n]),
-        Operands::Gpu(ctx, x) => gpu_tensor(&ctx, k::matmul_gpu(&ctx, &s, &x[0], &x[1])?, &[m, n]),
-    })
+    Ok(per_backend!(
+        operands("matmul", &[a, b])?,
+        |x| cpu_tensor(run(m * n, |c| k::matmul_cpu(&s, x[0], x[1], c)), &[m, n]),
+        |ctx, x| gpu_tensor(&ctx, k::matmul_gpu(&ctx, &s, &x[0], &x[1])?, &[m, n]),
+    ))
 }
 
 impl Tensor {

@@ -1,8 +1,8 @@
 //! 2×2 max pooling (stride 2) and global average pooling.
 
-use super::run;
+use super::{per_backend, run, Argmax};
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::pool as k;
 use rbd_kernels::Real;
 use std::sync::Arc;
@@ -15,12 +15,6 @@ fn nchw(op: &'static str, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
             msg: format!("needs an NCHW input, got {:?}", x.shape()),
         }),
     }
-}
-
-/// Where each pooled value came from: host indices or a device buffer.
-enum Argmax {
-    Host(Arc<Vec<u32>>),
-    Gpu(Arc<rbd_kernels::GpuBuffer>),
 }
 
 fn cpu_pool<T: Real>(n: usize, c: usize, h: usize, w: usize, x: &[T]) -> (Vec<T>, Vec<u32>) {
@@ -42,47 +36,38 @@ impl Tensor {
             });
         }
         let shape = [n, c, h / 2, w / 2];
-        let (out, argmax) = match operands("maxpool2x2", &[self])? {
-            Operands::F32(v) => {
+        let (out, argmax) = per_backend!(
+            operands("maxpool2x2", &[self])?,
+            |v| {
                 let (y, i) = cpu_pool(n, c, h, w, v[0]);
                 (cpu_tensor(y, &shape), Argmax::Host(Arc::new(i)))
-            }
-            Operands::F64(v) => {
-                let (y, i) = cpu_pool(n, c, h, w, v[0]);
-                (cpu_tensor(y, &shape), Argmax::Host(Arc::new(i)))
-            }
-            Operands::Gpu(ctx, v) => {
+            },
+            |ctx, v| {
                 let (y, i) = k::maxpool2x2_gpu(&ctx, n, c, h, w, &v[0])?;
                 (gpu_tensor(&ctx, y, &shape), Argmax::Gpu(Arc::new(i)))
-            }
-        };
+            },
+        );
         let len = n * c * h * w;
         Ok(out.record("maxpool2x2", &[self], move |g| {
             let xshape = [n, c, h, w];
-            let dx = match (operands("maxpool2x2_backward", &[g])?, &argmax) {
-                (Operands::F32(d), Argmax::Host(i)) => cpu_tensor(
-                    run(len, |dx| {
-                        k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)
-                    }),
-                    &xshape,
-                ),
-                (Operands::F64(d), Argmax::Host(i)) => cpu_tensor(
-                    run(len, |dx| {
-                        k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)
-                    }),
-                    &xshape,
-                ),
-                (Operands::Gpu(ctx, d), Argmax::Gpu(i)) => gpu_tensor(
-                    &ctx,
-                    k::maxpool2x2_backward_gpu(&ctx, n, c, h, w, &d[0], i)?,
-                    &xshape,
-                ),
-                _ => {
-                    return Err(EngineError::Invalid(
-                        "maxpool2x2 backward: gradient on another device".into(),
-                    ))
-                }
-            };
+            let op = "maxpool2x2_backward";
+            let dx = per_backend!(
+                operands(op, &[g])?,
+                |d| {
+                    let i = argmax.host(op)?;
+                    cpu_tensor(
+                        run(len, |dx| {
+                            k::maxpool2x2_backward_cpu(n, c, h, w, d[0], i, dx)
+                        }),
+                        &xshape,
+                    )
+                },
+                |ctx, d| {
+                    let i = argmax.gpu(op)?;
+                    let dx = k::maxpool2x2_backward_gpu(&ctx, n, c, h, w, &d[0], i)?;
+                    gpu_tensor(&ctx, dx, &xshape)
+                },
+            );
             Ok(vec![Some(dx)])
         }))
     }
@@ -91,42 +76,34 @@ impl Tensor {
     pub fn global_avg_pool(&self) -> Result<Tensor> {
         let (n, c, h, w) = nchw("global_avg_pool", self)?;
         let hw = h * w;
-        let out = match operands("global_avg_pool", &[self])? {
-            Operands::F32(v) => cpu_tensor(
+        let out = per_backend!(
+            operands("global_avg_pool", &[self])?,
+            |v| cpu_tensor(
                 run(n * c, |y| k::global_avg_pool_cpu(n, c, hw, v[0], y)),
                 &[n, c],
             ),
-            Operands::F64(v) => cpu_tensor(
-                run(n * c, |y| k::global_avg_pool_cpu(n, c, hw, v[0], y)),
-                &[n, c],
-            ),
-            Operands::Gpu(ctx, v) => gpu_tensor(
+            |ctx, v| gpu_tensor(
                 &ctx,
                 k::global_avg_pool_gpu(&ctx, n, c, hw, &v[0])?,
                 &[n, c],
             ),
-        };
+        );
         Ok(out.record("global_avg_pool", &[self], move |g| {
             let shape = [n, c, h, w];
-            let dx = match operands("global_avg_pool_backward", &[g])? {
-                Operands::F32(d) => cpu_tensor(
+            let dx = per_backend!(
+                operands("global_avg_pool_backward", &[g])?,
+                |d| cpu_tensor(
                     run(n * c * hw, |dx| {
                         k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)
                     }),
                     &shape,
                 ),
-                Operands::F64(d) => cpu_tensor(
-                    run(n * c * hw, |dx| {
-                        k::global_avg_pool_backward_cpu(n, c, hw, d[0], dx)
-                    }),
-                    &shape,
-                ),
-                Operands::Gpu(ctx, d) => gpu_tensor(
+                |ctx, d| gpu_tensor(
                     &ctx,
                     k::global_avg_pool_backward_gpu(&ctx, n, c, hw, &d[0])?,
                     &shape,
                 ),
-            };
+            );
             Ok(vec![Some(dx)])
         }))
     }

@@ -17,7 +17,7 @@ use crate::tensor::Tensor;
 use rbd_kernels::random_bases as rb;
 pub use rbd_kernels::random_bases::{
     check_compartments, is_partition, rbd_scale, total_dims, Bases, BasisFamily, Compartment,
-    Distribution, Fastfood, Generator, Stream,
+    Distribution, DistributionKind, Fastfood, Generator, Stream,
 };
 
 fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {

@@ -1,8 +1,9 @@
 //! Fixed-order reductions: sum, sum of squares, dot, and the bias-gradient sums.
 
+use super::per_backend;
 use super::run;
 use crate::error::{EngineError, Result};
-use crate::tensor::{cpu_tensor, gpu_tensor, operands, Operands, Tensor};
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::reduce::{self as k, Reduction};
 use rbd_kernels::Real;
 
@@ -29,13 +30,11 @@ impl Tensor {
     pub fn dot(&self, other: &Tensor) -> Result<Tensor> {
         super::same_shape("dot", self, other)?;
         let (a, b) = (self.detach(), other.detach());
-        let out = match operands("dot", &[self, other])? {
-            Operands::F32(x) => cpu_tensor(vec![k::dot_cpu(x[0], x[1])], &[]),
-            Operands::F64(x) => cpu_tensor(vec![k::dot_cpu(x[0], x[1])], &[]),
-            Operands::Gpu(ctx, x) => {
-                gpu_tensor(&ctx, k::dot_gpu(&ctx, &x[0], &x[1], self.numel())?, &[])
-            }
-        };
+        let out = per_backend!(
+            operands("dot", &[self, other])?,
+            |x| cpu_tensor(vec![k::dot_cpu(x[0], x[1])], &[]),
+            |ctx, x| { gpu_tensor(&ctx, k::dot_gpu(&ctx, &x[0], &x[1], self.numel())?, &[]) },
+        );
         Ok(out.record("dot", &[self, other], move |g| {
             Ok(vec![Some(b.mul_scalar(g)?), Some(a.mul_scalar(g)?)])
         }))
@@ -51,18 +50,18 @@ impl Tensor {
             });
         }
         let (n, c, inner) = (shape[0], shape[1], shape[2..].iter().product::<usize>());
-        let out = match operands("sum_to_axis1", &[self])? {
-            Operands::F32(x) => cpu_tensor(cpu_sum_channels(x[0], n, c, inner), &[c]),
-            Operands::F64(x) => cpu_tensor(cpu_sum_channels(x[0], n, c, inner), &[c]),
-            Operands::Gpu(ctx, x) => {
+        let out = per_backend!(
+            operands("sum_to_axis1", &[self])?,
+            |x| cpu_tensor(cpu_sum_channels(x[0], n, c, inner), &[c]),
+            |ctx, x| {
                 let buf = if inner == 1 {
                     k::sum_rows_gpu(&ctx, &x[0], n, c)?
                 } else {
                     k::sum_channels_gpu(&ctx, &x[0], n, c, inner)?
                 };
                 gpu_tensor(&ctx, buf, &[c])
-            }
-        };
+            },
+        );
         Ok(out.record("sum_to_axis1", &[self], move |g| {
             // d/dx of a per-channel sum: the channel's gradient at every position.
             let zeros = Tensor::zeros(&g.device(), &shape, g.dtype())?;
@@ -80,21 +79,18 @@ impl Tensor {
         }
         let shape = self.shape().to_vec();
         let (x, sv) = (self.detach(), s.detach());
-        let out = match operands("mul_scalar", &[self, s])? {
-            Operands::F32(v) => cpu_tensor(
+        let out = per_backend!(
+            operands("mul_scalar", &[self, s])?,
+            |v| cpu_tensor(
                 run(v[0].len(), |o| k::mul_scalar_cpu(v[0], v[1][0], o)),
                 &shape,
             ),
-            Operands::F64(v) => cpu_tensor(
-                run(v[0].len(), |o| k::mul_scalar_cpu(v[0], v[1][0], o)),
-                &shape,
-            ),
-            Operands::Gpu(ctx, v) => gpu_tensor(
+            |ctx, v| gpu_tensor(
                 &ctx,
                 k::mul_scalar_gpu(&ctx, &v[0], &v[1], self.numel())?,
                 &shape,
             ),
-        };
+        );
         Ok(out.record("mul_scalar", &[self, s], move |g| {
             Ok(vec![Some(g.mul_scalar(&sv)?), Some(g.dot(&x)?)])
         }))
@@ -107,11 +103,11 @@ impl Tensor {
 }
 
 fn reduce_raw(r: Reduction, x: &Tensor) -> Result<Tensor> {
-    Ok(match operands("reduce", &[x])? {
-        Operands::F32(v) => cpu_tensor(vec![k::reduce_cpu(r, v[0])], &[]),
-        Operands::F64(v) => cpu_tensor(vec![k::reduce_cpu(r, v[0])], &[]),
-        Operands::Gpu(ctx, v) => gpu_tensor(&ctx, k::reduce_gpu(&ctx, r, &v[0], x.numel())?, &[]),
-    })
+    Ok(per_backend!(
+        operands("reduce", &[x])?,
+        |v| cpu_tensor(vec![k::reduce_cpu(r, v[0])], &[]),
+        |ctx, v| gpu_tensor(&ctx, k::reduce_gpu(&ctx, r, &v[0], x.numel())?, &[]),
+    ))
 }
 
 fn cpu_sum_channels<T: Real>(x: &[T], n: usize, c: usize, inner: usize) -> Vec<T> {

@@ -7,12 +7,12 @@ use super::{keep_valid, Case, Target, Verdict};
 use crate::json;
 use crate::rng::Rng;
 use rbd::train::config::load_config;
-use rbd::train::kinds::{
-    CheckpointEvery, CompartmentKind, DatasetSpec, DistributionKind, GeneratorKind, ModelKind,
-    NesEpochs, OptimizerKind,
-};
+use rbd::train::kinds::{CheckpointEvery, DatasetSpec};
 use rbd::train::{RunConfig, Segment};
 use rbd_datasets::DatasetKind;
+use rbd_engine::random_bases::{DistributionKind, Generator};
+use rbd_models::ModelKind;
+use rbd_optim::{Compartments, NesEpochs, OptimizerKind};
 use std::path::Path;
 
 /// `load_config` on a generated `config.json`.
@@ -59,28 +59,28 @@ pub fn random_config(rng: &mut Rng) -> RunConfig {
     let mut c = base.clone();
     c.epochs = epochs;
     c.seed = rng.next_u64() >> rng.below(64);
-    c.dim = rng.range(1, 250);
-    c.batch_size = *rng.pick(&[32, 64, 128]);
-    c.compartments = *rng.pick(&[
-        CompartmentKind::Even(1),
-        CompartmentKind::Even(3),
-        CompartmentKind::PerLayer,
-        CompartmentKind::Capped(5000),
+    c.settings.directions.dim = rng.range(1, 250);
+    c.data.batch_size = *rng.pick(&[32, 64, 128]);
+    c.settings.directions.compartments = *rng.pick(&[
+        Compartments::Even(1),
+        Compartments::Even(3),
+        Compartments::PerLayer,
+        Compartments::Capped(5000),
     ]);
-    c.distribution = *rng.pick(DistributionKind::ALL);
-    c.generator = *rng.pick(GeneratorKind::ALL);
-    c.bernoulli_p = *rng.pick(&[0.5, 0.25]);
-    c.correlation = rng.chance(1, 4);
-    c.checkpoint_every = *rng.pick(&[
+    c.settings.directions.distribution = *rng.pick(DistributionKind::ALL);
+    c.settings.directions.generator = *rng.pick(&[Generator::Threefry, Generator::Philox]);
+    c.settings.directions.bernoulli_p = *rng.pick(&[0.5, 0.25]);
+    c.settings.rbd.correlation = rng.chance(1, 4);
+    c.options.checkpoint_every = *rng.pick(&[
         CheckpointEvery::Off,
         CheckpointEvery::Epochs(1),
         CheckpointEvery::Steps(500),
     ]);
-    c.train_limit = rng.chance(1, 4).then_some(20_000);
-    c.tuning_split = rng.chance(1, 4);
-    c.eval_test = rng.chance(1, 4);
-    c.augment = rng.chance(3, 4);
-    c.nes_epochs = *rng.pick(NesEpochs::ALL);
+    c.data.train_limit = rng.chance(1, 4).then_some(20_000);
+    c.options.tuning_split = rng.chance(1, 4);
+    c.options.eval_test = rng.chance(1, 4);
+    c.data.augment = rng.chance(3, 4);
+    c.settings.nes.nes_epochs = *rng.pick(NesEpochs::ALL);
     if rng.chance(1, 4) {
         c.resumed_with = vec!["epochs 3 -> 5".into()];
     }

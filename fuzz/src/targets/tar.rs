@@ -291,7 +291,18 @@ fn expected_members(members: &[Member]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut rename: Option<Vec<u8>> = None;
     let mut resized = false;
+    // A member whose size field was changed makes the reader skip into what follows or
+    // read its data as headers (a swallowed GNU long name renames nothing): from there
+    // on, no member is known.
+    let mut lost = false;
     for m in members {
+        if lost {
+            let name = String::from_utf8_lossy(&m.name);
+            if let Some(n) = name.trim_start_matches("./").strip_prefix(PREFIX) {
+                out.push((format!("unknown:{n}"), Vec::new()));
+            }
+            continue;
+        }
         match m.kind {
             b'L' => {
                 rename = Some(m.data.strip_suffix(&[0]).unwrap_or(&m.data).to_vec());
@@ -310,6 +321,7 @@ fn expected_members(members: &[Member]) -> Vec<(String, Vec<u8>)> {
             }
             _ => {}
         }
+        lost = m.size.is_some();
         let raw = rename.take().unwrap_or_else(|| m.name.clone());
         let name = String::from_utf8_lossy(&raw);
         let Some(n) = name.trim_start_matches("./").strip_prefix(PREFIX) else {
@@ -320,7 +332,7 @@ fn expected_members(members: &[Member]) -> Vec<(String, Vec<u8>)> {
         let mut block = m.data.clone();
         block.resize(m.data.len().div_ceil(512) * 512, 0);
         match m.size {
-            _ if resized => out.push((format!("unknown:{n}"), Vec::new())),
+            _ if resized || lost => out.push((format!("unknown:{n}"), Vec::new())),
             Some((size, _)) if size as usize <= block.len() => {
                 out.push((format!("member:{n}"), block[..size as usize].to_vec()))
             }

@@ -30,7 +30,7 @@ mod simd;
 mod tune;
 
 pub use crate::fastfood::{Fastfood, FastfoodBases};
-pub use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
+pub use crate::rng::{BlockKey, DistParams, Distribution, DistributionKind, Generator, Stream};
 pub use bench::{bench_cpu, bench_cpu_plans, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,

@@ -136,6 +136,82 @@ impl Generator {
     }
 }
 
+impl std::fmt::Display for Generator {
+    /// The short name a run's configuration and command line use (`threefry`,
+    /// `philox`); [`Generator::name`] is the long one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Generator::Philox => "philox",
+            Generator::Threefry => "threefry",
+        })
+    }
+}
+
+impl std::str::FromStr for Generator {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Generator::Threefry, Generator::Philox]
+            .into_iter()
+            .find(|g| g.to_string() == text.trim())
+            .ok_or_else(|| format!("unknown generator '{text}' (expected threefry or philox)"))
+    }
+}
+crate::serde_as_text!(Generator);
+
+crate::named_enum!(
+    /// The distribution of the entries of a random direction, as a run names it; with a
+    /// Bernoulli probability it is a [`Distribution`].
+    pub DistributionKind, "distribution" {
+        /// N(0, 1).
+        Gaussian = "gaussian",
+        /// Uniform on [−1, 1].
+        Uniform = "uniform",
+        /// Zero-mean, unit-variance two-point distribution with probability p.
+        Bernoulli = "bernoulli",
+        /// The authors' released code's `bernoulli-p`: 1 − p with probability p, else
+        /// −1 − p (p = 0.5: {+0.5, −1.5}, mean −0.5, variance 1).
+        BernoulliReleased = "bernoulli-released",
+        /// Packed signs: ±1 from single bits, 32 entries per stream word (built for speed).
+        Rademacher = "rademacher",
+    }
+);
+
+impl DistributionKind {
+    /// The distribution with Bernoulli probability `p` (ignored by the others).
+    pub fn with_p(self, p: f64) -> Distribution {
+        match self {
+            DistributionKind::Gaussian => Distribution::Gaussian,
+            DistributionKind::Uniform => Distribution::Uniform,
+            DistributionKind::Bernoulli => Distribution::Bernoulli { p: p as f32 },
+            DistributionKind::BernoulliReleased => Distribution::BernoulliReleased { p: p as f32 },
+            DistributionKind::Rademacher => Distribution::Rademacher,
+        }
+    }
+
+    /// The distribution with its Bernoulli probability, in words (for logs).
+    pub fn describe(self, p: f64) -> String {
+        match self {
+            DistributionKind::Gaussian => "gaussian N(0, 1)".into(),
+            DistributionKind::Uniform => "uniform on (-1, 1)".into(),
+            DistributionKind::Bernoulli => {
+                let sd = (p * (1.0 - p)).sqrt();
+                format!(
+                    "bernoulli p = {p}: zero-mean {{{:+}, {:+}}} (paper)",
+                    (1.0 - p) / sd,
+                    -p / sd
+                )
+            }
+            DistributionKind::BernoulliReleased => format!(
+                "bernoulli-released p = {p}: {{{:+}, {:+}}}, mean {} (released code)",
+                1.0 - p,
+                -1.0 - p,
+                -(1.0 - p)
+            ),
+            DistributionKind::Rademacher => "rademacher ±1 (packed signs, 32 per word)".into(),
+        }
+    }
+}
+
 /// The distribution of the raw direction entries (before any scale).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Distribution {
@@ -350,5 +426,44 @@ impl Stream {
         let words = bk.block(direction, element / w);
         map::block_values(self.distribution.params(), self.distribution, &words)
             [(element % w) as usize]
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn generators_and_distributions_read_back_their_text() {
+        for g in [Generator::Threefry, Generator::Philox] {
+            assert_eq!(g.to_string().parse::<Generator>(), Ok(g));
+        }
+        for &d in DistributionKind::ALL {
+            assert_eq!(d.to_string().parse::<DistributionKind>(), Ok(d));
+        }
+        let e = "mt19937".parse::<Generator>().unwrap_err();
+        assert!(e.contains("threefry or philox"), "{e}");
+        assert_eq!(
+            DistributionKind::Bernoulli.with_p(0.25),
+            Distribution::Bernoulli { p: 0.25 }
+        );
+    }
+
+    #[test]
+    fn each_bernoulli_names_itself_and_its_values() {
+        assert_eq!(
+            "bernoulli-released".parse::<DistributionKind>(),
+            Ok(DistributionKind::BernoulliReleased)
+        );
+        let released = DistributionKind::BernoulliReleased.describe(0.5);
+        assert!(
+            released.contains("{+0.5, -1.5}") && released.contains("released"),
+            "{released}"
+        );
+        let zero_mean = DistributionKind::Bernoulli.describe(0.5);
+        assert!(
+            zero_mean.contains("{+1, -1}") && zero_mean.contains("zero-mean"),
+            "{zero_mean}"
+        );
     }
 }

@@ -3,9 +3,9 @@
 
 use proptest::prelude::*;
 use rbd_engine::gradcheck::{gradcheck, strategies, GradcheckConfig};
+use rbd_engine::testing::cases;
+use rbd_engine::testing::weighted_sum;
 use rbd_engine::{Device, Labels, Padding, Tensor};
-use rbd_kernels::testing::cases;
-use rbd_tests::weighted_sum;
 
 fn cfg() -> ProptestConfig {
     ProptestConfig::with_cases(cases(12))
@@ -60,8 +60,8 @@ proptest! {
     ) {
         let sa = if ta { vec![k, m] } else { vec![m, k] };
         let sb = if tb { vec![n, k] } else { vec![k, n] };
-        let a = Tensor::from_f64(&rbd_tests::weights(m * k, seed), &sa).unwrap();
-        let b = Tensor::from_f64(&rbd_tests::weights(k * n, seed ^ 1), &sb).unwrap();
+        let a = Tensor::from_f64(&rbd_engine::testing::weights(m * k, seed), &sa).unwrap();
+        let b = Tensor::from_f64(&rbd_engine::testing::weights(k * n, seed ^ 1), &sb).unwrap();
         check(|v| weighted_sum(&v[0].matmul_t(&v[1], ta, tb)?, 10), &[a, b]);
     }
 
@@ -73,8 +73,8 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let padding = if same { Padding::Same } else { Padding::Valid };
-        let x = Tensor::from_f64(&rbd_tests::weights(n * c * h * w, seed), &[n, c, h, w]).unwrap();
-        let wt = Tensor::from_f64(&rbd_tests::weights(o * c * k * k, seed ^ 2), &[o, c, k, k]).unwrap();
+        let x = Tensor::from_f64(&rbd_engine::testing::weights(n * c * h * w, seed), &[n, c, h, w]).unwrap();
+        let wt = Tensor::from_f64(&rbd_engine::testing::weights(o * c * k * k, seed ^ 2), &[o, c, k, k]).unwrap();
         check(|v| weighted_sum(&v[0].conv2d(&v[1], stride, padding)?, 11), &[x, wt]);
     }
 
@@ -140,11 +140,11 @@ proptest! {
         (n, c, side, o, f) in (1usize..3, 1usize..3, 4usize..8, 1usize..4, 2usize..5),
         seed in any::<u64>(),
     ) {
-        let x = Tensor::from_f64(&rbd_tests::weights(n * c * side * side, seed), &[n, c, side, side]).unwrap();
-        let w = Tensor::from_f64(&rbd_tests::weights(o * c * 9, seed ^ 3), &[o, c, 3, 3]).unwrap();
-        let b = Tensor::from_f64(&rbd_tests::weights(o, seed ^ 4), &[o]).unwrap();
+        let x = Tensor::from_f64(&rbd_engine::testing::weights(n * c * side * side, seed), &[n, c, side, side]).unwrap();
+        let w = Tensor::from_f64(&rbd_engine::testing::weights(o * c * 9, seed ^ 3), &[o, c, 3, 3]).unwrap();
+        let b = Tensor::from_f64(&rbd_engine::testing::weights(o, seed ^ 4), &[o]).unwrap();
         let p = (side - 2) / 2;
-        let d = Tensor::from_f64(&rbd_tests::weights(o * p * p * f, seed ^ 5), &[o * p * p, f]).unwrap();
+        let d = Tensor::from_f64(&rbd_engine::testing::weights(o * p * p * f, seed ^ 5), &[o * p * p, f]).unwrap();
         let labels = Labels::new(&Device::Cpu, (0..n as u32).map(|i| i % f as u32).collect(), f).unwrap();
         check(
             |v| v[0].conv2d(&v[1], 1, Padding::Valid)?.bias_add(&v[2])?.relu()?.maxpool2x2()?

@@ -3,9 +3,9 @@
 //! including awkward ones (1, primes, sizes that are not tile multiples).
 
 use proptest::prelude::*;
+use rbd_engine::testing::{cases, cpu_adapter};
+use rbd_engine::testing::{weighted_sum, weights};
 use rbd_engine::{Device, DeviceChoice, Labels, MetricSums, Padding, Result, Tensor};
-use rbd_kernels::testing::{cases, cpu_adapter};
-use rbd_tests::{weighted_sum, weights};
 
 fn wgpu() -> Device {
     Device::Wgpu(cpu_adapter())
@@ -45,7 +45,7 @@ fn parity(
     let (y_cpu, g_cpu) = run(&Device::Cpu);
     let (y_gpu, g_gpu) = run(&wgpu());
     let shapes: Vec<_> = inputs.iter().map(|(s, _)| s.clone()).collect();
-    rbd_kernels::testing::assert_close(
+    rbd_engine::testing::assert_close(
         &format!("{what} forward, inputs {shapes:?}"),
         &y_gpu,
         &y_cpu,
@@ -53,7 +53,7 @@ fn parity(
         tol,
     );
     for (i, (a, b)) in g_gpu.iter().zip(&g_cpu).enumerate() {
-        rbd_kernels::testing::assert_close(
+        rbd_engine::testing::assert_close(
             &format!("{what} gradient of input {i}, inputs {shapes:?}"),
             a,
             b,
@@ -264,7 +264,7 @@ fn batch_norm_eval_matches() {
             .to_vec_f32()
             .unwrap()
     };
-    rbd_kernels::testing::assert_close(
+    rbd_engine::testing::assert_close(
         "batch_norm_eval",
         &run(&wgpu()),
         &run(&Device::Cpu),
@@ -305,7 +305,7 @@ fn f16_storage_matmul_matches_cpu_on_rounded_inputs() {
     assert_eq!(ah.to_vec_f32().unwrap(), a, "f16 round trip");
     let got = ah.matmul(&bh).unwrap();
     assert_eq!(got.dtype(), rbd_engine::DType::F32);
-    rbd_kernels::testing::assert_close("f16 matmul", &got.to_vec_f32().unwrap(), &want, 1e-4, 1e-4);
+    rbd_engine::testing::assert_close("f16 matmul", &got.to_vec_f32().unwrap(), &want, 1e-4, 1e-4);
     let err = ah.relu().unwrap_err().to_string();
     assert!(err.contains("f16") && err.contains("matmul only"), "{err}");
     assert!(Tensor::from_f32(&Device::Cpu, &a, &[m, k])

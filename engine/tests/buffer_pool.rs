@@ -3,8 +3,8 @@
 //! give every live tensor its own allocation.
 
 use proptest::prelude::*;
+use rbd_engine::testing::{cases, cpu_adapter};
 use rbd_engine::{Device, Tensor};
-use rbd_kernels::testing::{cases, cpu_adapter};
 use std::collections::HashSet;
 
 #[derive(Clone, Debug)]

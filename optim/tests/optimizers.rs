@@ -2,13 +2,12 @@
 //! materialised directions of the same generator; convergence on a quadratic;
 //! determinism; the WGSL step against the cpu step.
 
-use rbd_engine::{Device, Result, Tensor};
-use rbd_kernels::random_bases::{
-    generate_cpu, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
+use rbd_engine::random_bases::{
+    generate, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
 };
-use rbd_kernels::testing::cpu_adapter;
+use rbd_engine::testing::{cpu_adapter, weights};
+use rbd_engine::{Device, Result, Tensor};
 use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
-use rbd_tests::weights;
 
 /// L(θ) = ½‖θ − t‖² (gradient θ − t); counts calls.
 struct Quadratic {
@@ -57,11 +56,12 @@ fn stream(distribution: Distribution) -> Stream {
 
 /// Φ of one compartment as f64 rows of length `len`.
 fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
-    let mut out = vec![0f32; c.dims * c.len];
-    generate_cpu(
+    let out = generate(
+        &Device::Cpu,
         &Bases::new(*s, step, std::slice::from_ref(c), scale),
-        &mut out,
-    );
+    )
+    .and_then(|t| t.to_vec_f32())
+    .unwrap();
     out.chunks(c.len)
         .map(|r| r.iter().map(|&x| x as f64).collect())
         .collect()
@@ -342,7 +342,7 @@ fn released_fpd_takes_the_gradient_one_step_behind() {
         s,
         comps.clone(),
         &theta,
-        rbd_optim::FpdGradientAt::Previous,
+        rbd_optim::FpdVariant::Released,
     )
     .unwrap();
     let mut oracle = Quadratic::new(n, Device::Cpu);
@@ -391,7 +391,7 @@ fn released_fpd_takes_the_gradient_one_step_behind() {
 
 /// Φ of one compartment in the Fastfood family, as f64 rows.
 fn phi_fastfood(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
-    use rbd_kernels::fastfood::{Fastfood, FastfoodBases};
+    use rbd_engine::fastfood::{Fastfood, FastfoodBases};
     let one = [Compartment { offset: 0, ..*c }];
     let b = FastfoodBases {
         stream: s,
@@ -409,8 +409,8 @@ fn phi_fastfood(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f
 
 #[test]
 fn fastfood_rbd_fpd_and_nes_steps_match_their_formulas() {
+    use rbd_engine::fastfood::Fastfood;
     use rbd_engine::random_bases::BasisFamily;
-    use rbd_kernels::fastfood::Fastfood;
     let (n, d) = (1500, 24);
     let theta0: Vec<f32> = weights(n, 3).iter().map(|&x| x as f32).collect();
     let th = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();

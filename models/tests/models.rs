@@ -2,14 +2,14 @@
 //! forward/backward parity between the wgpu (WGSL) and cpu backends on one batch.
 
 use rbd_engine::gradcheck::{gradcheck, GradcheckConfig};
+use rbd_engine::testing::weights;
+use rbd_engine::testing::{assert_close, cpu_adapter};
 use rbd_engine::{Device, Labels, Padding, Result, Tensor};
-use rbd_kernels::testing::{assert_close, cpu_adapter};
-use rbd_models::{build, Mode, Model};
-use rbd_tests::weights;
+use rbd_models::{build, Mode, Model, ModelKind};
 
 #[test]
 fn parameter_counts_match_the_paper() {
-    let d = |m: &str, c, h, w| build(m, c, h, w, &Device::Cpu).unwrap();
+    let d = |m: &str, c, h, w| build(m.parse().unwrap(), c, h, w, &Device::Cpu).unwrap();
     assert_eq!(d("fc", 1, 28, 28).layout().total, 101_770);
     assert_eq!(d("fc", 3, 32, 32).layout().total, 394_634);
     assert_eq!(d("cnn", 1, 28, 28).layout().total, 93_322);
@@ -38,13 +38,14 @@ fn parameter_counts_match_the_paper() {
 
 #[test]
 fn unknown_and_mismatched_models_are_refused() {
-    assert!(build("vgg", 1, 28, 28, &Device::Cpu).is_err());
-    let e = build("resnet8", 1, 28, 28, &Device::Cpu)
+    let e = "vgg".parse::<ModelKind>().unwrap_err();
+    assert!(e.contains("'vgg'") && e.contains("resnet32"), "{e}");
+    let e = build(ModelKind::Resnet8, 1, 28, 28, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("CIFAR"), "{e}");
-    assert!(build("cnn", 1, 8, 8, &Device::Cpu).is_err());
+    assert!(build(ModelKind::Cnn, 1, 8, 8, &Device::Cpu).is_err());
 }
 
 fn batch(device: &Device, n: usize, c: usize, side: usize) -> (Tensor, Labels) {
@@ -87,8 +88,8 @@ fn every_model_agrees_between_wgpu_and_cpu() {
         ("resnet8", 3, 32, 2),
         ("resnet32", 3, 32, 2),
     ] {
-        let mc = build(name, c, side, side, &Device::Cpu).unwrap();
-        let mg = build(name, c, side, side, &gpu).unwrap();
+        let mc = build(name.parse().unwrap(), c, side, side, &Device::Cpu).unwrap();
+        let mg = build(name.parse().unwrap(), c, side, side, &gpu).unwrap();
         let theta = mc.layout().init(3);
         let (xc, lc) = batch(&Device::Cpu, n, c, side);
         let (xg, lg) = batch(&gpu, n, c, side);
@@ -147,7 +148,7 @@ fn unfused_forward(name: &str, p: &[Tensor], x: &Tensor) -> Result<Tensor> {
 fn fused_bias_relu_models_are_bitwise_the_unfused_ones() {
     for device in [Device::Cpu, Device::Wgpu(cpu_adapter())] {
         for (name, c, side, n) in [("fc", 1, 28, 70), ("cnn", 1, 28, 3), ("cnn", 3, 32, 5)] {
-            let model = build(name, c, side, side, &device).unwrap();
+            let model = build(name.parse().unwrap(), c, side, side, &device).unwrap();
             let theta = model.layout().init(4);
             let (x, labels) = batch(&device, n, c, side);
             // Non-zero biases, so that the bias matters in both the forward and its gradient.
@@ -189,7 +190,7 @@ fn fused_bias_relu_models_are_bitwise_the_unfused_ones() {
 #[test]
 fn model_gradients_match_finite_differences() {
     for (name, c, side) in [("fc", 1, 28), ("cnn", 1, 28), ("resnet8", 3, 32)] {
-        let model = build(name, c, side, side, &Device::Cpu).unwrap();
+        let model = build(name.parse().unwrap(), c, side, side, &Device::Cpu).unwrap();
         let theta: Vec<f64> = model.layout().init(1).iter().map(|&x| x as f64).collect();
         let inputs: Vec<Tensor> = model
             .layout()

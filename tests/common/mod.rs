@@ -1,0 +1,103 @@
+//! Helpers of the `rbd` command's integration tests (`tests/cli`, `tests/distributed.rs`,
+//! `tests/distributed_flag.rs`, `tests/gpu_check.rs`): the binary, scratch directories,
+//! a small learnable data set in the real IDX format, and readers of a run's outputs.
+// Each test target uses its own subset of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `rbd` binary under test, with a private runtime directory for Mesa's EGL.
+pub fn rbd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rbd"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+/// Runs `rbd args`, printing its output when it fails.
+pub fn run(args: &[&str]) -> Output {
+    let out = rbd().args(args).output().expect("rbd runs");
+    if !out.status.success() {
+        show(&out);
+    }
+    out
+}
+
+/// Prints a command's stdout and stderr (for a failing test's log).
+pub fn show(out: &Output) {
+    eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// An empty directory of this test process named `name`.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rbd-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn idx_images(path: &Path, images: &[u8], n: usize) {
+    std::fs::write(
+        path,
+        rbd_datasets::idx_images_bytes(n as u32, 28, 28, images),
+    )
+    .unwrap();
+}
+
+fn idx_labels(path: &Path, labels: &[u8]) {
+    std::fs::write(path, rbd_datasets::idx_labels_bytes(labels)).unwrap();
+}
+
+/// A learnable 10-class problem of `n` training images (and the first 200 again as the
+/// test set) in the four MNIST-named IDX files in `dir`: class k lights a 6×6 block at a
+/// class-specific place, plus pseudo-random noise.
+pub fn synthetic(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut images = vec![0u8; n * 784];
+    let mut labels = vec![0u8; n];
+    let mut s = 0x1234_5678u32;
+    for i in 0..n {
+        let k = (i * 7 + i / 10) % 10;
+        labels[i] = k as u8;
+        let (r0, c0) = (2 + (k / 5) * 12, 2 + (k % 5) * 5);
+        for p in 0..784 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            let (r, c) = (p / 28, p % 28);
+            let on = r >= r0 && r < r0 + 6 && c >= c0 && c < c0 + 6;
+            images[i * 784 + p] = if on { 200 } else { 0 } + (s % 50) as u8;
+        }
+    }
+    idx_images(&dir.join("train-images-idx3-ubyte"), &images, n);
+    idx_labels(&dir.join("train-labels-idx1-ubyte"), &labels);
+    let test = n.min(200);
+    idx_images(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &images[..test * 784],
+        test,
+    );
+    idx_labels(&dir.join("t10k-labels-idx1-ubyte"), &labels[..test]);
+}
+
+/// A run's epoch rows (`metrics.jsonl`).
+pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The bytes of a finished run's final tensors, in name order.
+pub fn final_params(dir: &Path) -> Vec<u8> {
+    let data = std::fs::read(dir.join("final.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&data).unwrap();
+    let mut names: Vec<_> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|n| st.tensor(n).unwrap().data().to_vec())
+        .collect()
+}
