@@ -204,7 +204,9 @@ fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64) -> Vec<f32> {
     let layout = model.layout();
     let mut theta =
         Tensor::from_f32(&Device::Cpu, &layout.init(cfg.seed), &[layout.total]).unwrap();
-    let mut opt = rbd::train::optimizers::build(&cfg, &Device::Cpu, layout, 0, &theta).unwrap();
+    let mut opt =
+        rbd::train::optimizers::build(&cfg, layout, 0, &theta, &rbd::train::Team::single())
+            .unwrap();
     let mut oracle = Union(
         TrainOracle::new(
             model.as_ref(),

@@ -5,7 +5,7 @@
 //! - `ARTEFACT/ID`: a manifest entry of a built-in artefact (every seed on disk), read
 //!   by the same code that writes its `summary.csv`; `ARTEFACT/ID/seedN`: one seed;
 //! - `DIR/ID`: a peer implementation's runs, `results/DIR/ID/seedN/metrics.jsonl`
-//!   (`scripts/peer_torch.py`), and `DIR/ID/seedN`;
+//!   (`scripts/train_peer_torch.py`), and `DIR/ID/seedN`;
 //! - `DIR/RUN`: a run directory `results/DIR/runs/RUN` outside any manifest;
 //! - `tune/NAME`: the search `results/tune/NAME.json`.
 
@@ -140,7 +140,7 @@ fn cell_of(name: &str, r: &EntryResult, paper_seeds: u64) -> Cell {
     }
 }
 
-/// A row of `scripts/peer_torch.py`'s `metrics.jsonl` (accuracies already in %).
+/// A row of `scripts/train_peer_torch.py`'s `metrics.jsonl` (accuracies already in %).
 #[derive(serde::Deserialize)]
 struct PeerRow {
     epoch: u64,

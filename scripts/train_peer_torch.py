@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """An independent PyTorch peer of `rbd train --optimizer sgd` for Table 1's FC and CNN cells.
 
-Written from the paper's description (../shared/paper/notes.md: models, data, augmentation),
+Written from the paper's description (its text and supplement: models, data, augmentation),
 not from rbd's code: it reads the same IDX / CIFAR-10 binary files, builds the network with
 torch.nn, augments with its own code and trains with torch.optim.SGD. If it ends where rbd
 ends, a gap to the paper is not a bug of rbd's engine, data pipeline or trainer.
 
-    python3 scripts/peer_torch.py --model cnn --dataset fmnist --lr-log2 -4 --seed 0 \
+    python3 scripts/train_peer_torch.py --model cnn --dataset fmnist --lr-log2 -4 --seed 0 \
         --epochs 100 --data ~/.cache/rbd --out results/peer-torch/cnn-fmnist-sgd/seed0
 
 Writes config.json, metrics.jsonl (one line per epoch), checkpoint.pt (after every epoch;

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Set the PyTorch peer's runs (scripts/peer_torch.py) beside rbd's and the paper's.
+"""Set the PyTorch peer's runs (scripts/train_peer_torch.py) beside rbd's and the paper's.
 
-    python3 scripts/peer_summary.py results/peer-torch results/table1 reproduce/table1.toml
-    python3 scripts/peer_summary.py results/peer-torch-tuned results/table1-tuned reproduce/table1-tuned.toml
+    python3 scripts/summarize_peer_torch.py results/peer-torch results/table1 reproduce/table1.toml
+    python3 scripts/summarize_peer_torch.py results/peer-torch-tuned results/table1-tuned reproduce/table1-tuned.toml
 
 PEER holds CELL/seedN/ directories (config.json, metrics.jsonl, summary.json when finished);
 CELL is a run id of the manifest (e.g. cnn-fmnist-sgd), whose paper value and rbd's runs
@@ -66,11 +66,11 @@ def main(argv):
     out = [
         f"# PyTorch peer of `{artefact}`'s SGD cells",
         "",
-        "An independent implementation (`scripts/peer_torch.py`: torch.nn layers, Keras' Glorot-uniform",
+        "An independent implementation (`scripts/train_peer_torch.py`: torch.nn layers, Keras' Glorot-uniform",
         "initialisation, its own loader, split and augmentation, `torch.optim.SGD`) of the runs in",
         f"`{table}/`, at the same rate, batch, epochs and augmentation. It shares no code with",
         "rbd. Where it ends where rbd ends, a gap to the paper is not a bug of rbd's engine, data",
-        f"pipeline or trainer. Written by `python3 scripts/peer_summary.py {' '.join(argv)}`.",
+        f"pipeline or trainer. Written by `python3 scripts/summarize_peer_torch.py {' '.join(argv)}`.",
         "",
         f"Summarised at commit {git_head()}. Each run's `config.json` names its machine and (for runs",
         "started after the script learnt to record it) the commit of the script that trained it.",
