@@ -61,7 +61,8 @@ pub struct DirectionsConfig {
     /// Bernoulli probability p of the high value (either Bernoulli).
     #[arg(long, default_value = "0.5", allow_hyphen_values = true)]
     pub bernoulli_p: f64,
-    /// Counter-based generator: threefry (the faster here) or philox.
+    /// Counter-based generator: threefry (the default, which every committed run used) or
+    /// philox; which is faster depends on the machine (`rbd bench rbd` measures both).
     #[arg(long, default_value = "threefry")]
     pub generator: Generator,
     /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
