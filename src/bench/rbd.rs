@@ -508,11 +508,7 @@ fn rbd_step_name(distribution: Distribution) -> String {
     format!("rbd {}", distribution.name())
 }
 
-fn cpu_rate<'a>(
-    rates: &'a [RateRow],
-    generator: Generator,
-    dist: Distribution,
-) -> Option<&'a RateRow> {
+fn cpu_rate(rates: &[RateRow], generator: Generator, dist: Distribution) -> Option<&RateRow> {
     rates.iter().find(|r| {
         r.backend == "cpu"
             && r.generator == generator.name()
