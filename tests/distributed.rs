@@ -14,9 +14,10 @@ use rbd::train::oracle::{EpochSums, TrainOracle};
 use rbd::train::{RunConfig, Segment};
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{
-    generate_cpu, rbd_scale, Compartment, Distribution, Generator, Stream,
+    generate_cpu, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
 };
 use rbd_models::ModelKind;
+use rbd_optim::directions::BasesKind;
 use rbd_optim::OptimizerKind;
 use rbd_optim::Oracle;
 use std::path::Path;
@@ -126,10 +127,15 @@ fn one_rank_equals_the_single_process_run_bit_for_bit() {
     let dir = scratch("k1");
     let data = dir.join("data");
     synthetic(&data, 64 + 160);
-    for (opt, lr) in [("sgd", "2^-3"), ("rbd", "2^0"), ("fpd", "2^0")] {
-        let single = dir.join(format!("{opt}-single"));
-        let dist = dir.join(format!("{opt}-k1"));
-        let extra = ["--epochs", "2", "--batch-size", "16"];
+    for (opt, lr, bases) in [
+        ("sgd", "2^-3", "iid"),
+        ("rbd", "2^0", "iid"),
+        ("fpd", "2^0", "iid"),
+        ("rbd", "2^0", "fastfood"),
+    ] {
+        let single = dir.join(format!("{opt}-{bases}-single"));
+        let dist = dir.join(format!("{opt}-{bases}-k1"));
+        let extra = ["--epochs", "2", "--batch-size", "16", "--bases", bases];
         ok(None, &args(&data, &single, opt, lr, &extra));
         let out = ok(Some(1), &args(&data, &dist, opt, lr, &extra));
         assert_eq!(hashes(&out).len(), 1, "{opt}");
@@ -197,8 +203,9 @@ impl Oracle for Union<'_> {
 }
 
 /// θ after one epoch of the single-process optimiser on the union batches.
-fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64) -> Vec<f32> {
-    let cfg = config(data, optimizer, lr, 16);
+fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64, bases: BasesKind) -> Vec<f32> {
+    let mut cfg = config(data, optimizer, lr, 16);
+    cfg.settings.directions.bases = bases;
     let (d, loader) = batches(&cfg);
     let model = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu).unwrap();
     let layout = model.layout();
@@ -234,24 +241,60 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
         .unwrap()
         .layout()
         .total as f64;
-    // (optimizer, rate on 2 ranks, rate of one process on the union, --rbd-base,
-    // bytes rank 0 sends per step): shared bases average the coordinates; SGD sums the
+    // (optimizer, rate on 2 ranks, rate of one process on the union, --rbd-base, bases,
+    // bytes rank 0 sends per step): shared bases average the coordinates (Fastfood's
+    // too: the ranks draw the same structured map and send d coordinates); SGD sums the
     // gradients (the mean gradient at twice the rate).
-    for (opt, kind, lr2, lr1, base, bytes) in [
-        ("rbd", OptimizerKind::Rbd, "2^0", 1.0, "shared", 4.0 * d),
-        ("fpd", OptimizerKind::Fpd, "2^0", 1.0, "shared", 4.0 * d),
-        ("rbd", OptimizerKind::Rbd, "2^0", 1.0, "per-worker", 4.0 * d),
+    let (iid, fastfood) = (BasesKind::Iid, BasesKind::Fastfood);
+    for (opt, kind, lr2, lr1, base, bases, bytes) in [
+        (
+            "rbd",
+            OptimizerKind::Rbd,
+            "2^0",
+            1.0,
+            "shared",
+            iid,
+            4.0 * d,
+        ),
+        (
+            "fpd",
+            OptimizerKind::Fpd,
+            "2^0",
+            1.0,
+            "shared",
+            iid,
+            4.0 * d,
+        ),
+        (
+            "rbd",
+            OptimizerKind::Rbd,
+            "2^0",
+            1.0,
+            "per-worker",
+            iid,
+            4.0 * d,
+        ),
+        (
+            "rbd",
+            OptimizerKind::Rbd,
+            "2^0",
+            1.0,
+            "shared",
+            fastfood,
+            4.0 * d,
+        ),
         (
             "sgd",
             OptimizerKind::Sgd,
             "2^-4",
             0.125,
             "",
+            iid,
             4.0 * 2.0 * (num_params / 2.0).ceil(),
         ),
     ] {
-        let dist = dir.join(format!("{opt}-{base}"));
-        let mut flags = vec!["--batch-size", "16"];
+        let dist = dir.join(format!("{opt}-{base}-{}", bases.name()));
+        let mut flags = vec!["--batch-size", "16", "--bases", bases.name()];
         if !base.is_empty() {
             flags.extend(["--rbd-base", base]);
         }
@@ -260,7 +303,7 @@ fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
         assert_eq!(h.len(), 2, "{opt}: both ranks print θ's hash");
         assert_eq!(h[0], h[1], "{opt}: the ranks end with different θ");
         let got = final_theta(&dist);
-        let union = union_run(&data, kind, lr1);
+        let union = union_run(&data, kind, lr1, bases);
         if base == "per-worker" {
             // Two bases of d directions are not one: the update must differ.
             let worst = got
@@ -336,7 +379,7 @@ fn per_worker_bases_and_sgd_match_an_f64_formula_for_one_step() {
     for (w, gw) in g.iter().enumerate() {
         let comp = Compartment::new(0, 0, n, d).window(w * d, d);
         let mut phi = vec![0f32; d * n];
-        generate_cpu(&stream, 0, &comp, scale, &mut phi);
+        generate_cpu(&Bases::new(stream, 0, &[comp], scale), &mut phi);
         for row in phi.chunks_exact(n) {
             let c: f64 = row.iter().zip(gw).map(|(&p, &x)| p as f64 * x).sum();
             for (t, &p) in want.iter_mut().zip(row) {

@@ -9,8 +9,8 @@
 //! - [`Tensor::backward`]: gradients of a scalar loss ([`Gradients`]);
 //!   [`no_grad`] / [`NoGradGuard`] turn recording off for evaluation.
 //! - [`random_bases`]: project onto / expand from random directions regenerated from a
-//!   counter-based stream (the op family the random-bases optimisers use);
-//!   [`fastfood`] the structured family, [`basis`] the choice between them.
+//!   counter-based stream (the op family the random-bases optimisers use), for either
+//!   family of `Bases` (i.i.d. entries, or the structured [`fastfood`] columns).
 //! - [`profile`]: an op-level profiler (off by default) with named scopes.
 //! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
 //!   strategies for property-testing user ops and models; [`testing`]: the helpers of
@@ -32,7 +32,7 @@ pub use error::{EngineError, Result};
 pub use metrics::MetricSums;
 pub use ops::conv::Padding;
 pub use ops::loss::Labels;
-pub use ops::{basis, fastfood, random_bases};
+pub use ops::{fastfood, random_bases};
 /// Text forms of choices (`named_enum!` declares one), shared with the lower crate.
 pub use rbd_kernels::{named_enum, serde_as_text, text};
 pub use tensor::{DType, Tensor, TensorId};

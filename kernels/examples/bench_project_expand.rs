@@ -45,13 +45,12 @@ fn main() {
         pool.install(|| {
             for _ in 0..reps + 2 {
                 let t = Instant::now();
-                project_cpu(&s, 1, &comps, scale, &g, &mut c);
-                expand_cpu(&s, 1, &comps, scale, &c, -0.1, &base, &mut out);
+                let bases = Bases::new(s, 1, &comps, scale);
+                project_cpu(&bases, &g, &mut c);
+                expand_cpu(&bases, &c, -0.1, &base, &mut out);
                 two.push(t.elapsed().as_secs_f64());
                 let t = Instant::now();
-                project_expand_cpu(
-                    &s, 1, &comps, scale, &g, -0.1, &base, &mut c, &mut out, None,
-                );
+                c = project_expand_cpu(&bases, &g, -0.1, &base, &mut out, None);
                 once.push(t.elapsed().as_secs_f64());
             }
         });

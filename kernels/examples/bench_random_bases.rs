@@ -11,8 +11,8 @@
 
 use rbd_kernels::gpu::{DeviceKind, GpuContext};
 use rbd_kernels::random_bases::{
-    bench_cpu, bench_gpu, expand_cpu_with, project_cpu_with, rbd_scale, BenchResult, Compartment,
-    Distribution, Generator, Simd, Stream,
+    bench_cpu, bench_gpu, expand_cpu_with, project_cpu_with, rbd_scale, Bases, BenchResult,
+    Compartment, Distribution, Generator, Simd, Stream,
 };
 use std::time::Instant;
 
@@ -83,10 +83,17 @@ fn simd_benches() {
             pool.install(|| {
                 for i in 0..8 {
                     let (t, u) = (Instant::now(), thread_cpu_seconds());
-                    project_cpu_with(simd, &s, i, &comps, scale, &g, &mut c);
+                    project_cpu_with(simd, &Bases::new(s, i, &comps, scale), &g, &mut c);
                     let p = (t.elapsed().as_secs_f64(), thread_cpu_seconds() - u);
                     let (t, u) = (Instant::now(), thread_cpu_seconds());
-                    expand_cpu_with(simd, &s, i, &comps, scale, &c, -1.0, &g, &mut out);
+                    expand_cpu_with(
+                        simd,
+                        &Bases::new(s, i, &comps, scale),
+                        &c,
+                        -1.0,
+                        &g,
+                        &mut out,
+                    );
                     let e = (t.elapsed().as_secs_f64(), thread_cpu_seconds() - u);
                     for (b, x) in best.iter_mut().zip([p.0, e.0, p.1, e.1]) {
                         *b = b.min(x);
@@ -100,6 +107,7 @@ fn simd_benches() {
                 expand_s: best[1],
                 project_cpu_s: best[2],
                 expand_cpu_s: best[3],
+                step_s: None,
             };
             line(&format!("{simd:?}/1"), &s, &r);
         }
@@ -118,10 +126,10 @@ fn one(s: &Stream, simd: Simd) {
     pool.install(|| {
         for i in 0..20 {
             let u = thread_cpu_seconds();
-            project_cpu_with(simd, s, i, &comps, 0.01, &g, &mut c);
+            project_cpu_with(simd, &Bases::new(*s, i, &comps, 0.01), &g, &mut c);
             let p = thread_cpu_seconds() - u;
             let u = thread_cpu_seconds();
-            expand_cpu_with(simd, s, i, &comps, 0.01, &c, -1.0, &g, &mut out);
+            expand_cpu_with(simd, &Bases::new(*s, i, &comps, 0.01), &c, -1.0, &g, &mut out);
             let e = thread_cpu_seconds() - u;
             if i % 5 == 4 {
                 println!(

@@ -11,7 +11,7 @@
 //! `cargo run --release -p rbd-kernels --example fastfood_orthogonality`
 
 use rbd_kernels::fastfood::{Fastfood, FastfoodBases};
-use rbd_kernels::random_bases::{generate_cpu, project_cpu, rbd_scale, Compartment, Stream};
+use rbd_kernels::random_bases::{generate_cpu, project_cpu, rbd_scale, Bases, Compartment, Stream};
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let (mut ab, mut aa, mut bb) = (0f64, 0f64, 0f64);
@@ -35,7 +35,7 @@ fn pair(s: &Stream, family: Option<Fastfood>, step: u64, len: usize, j0: usize) 
     let comp = Compartment::new(0, 0, len, 2).window(j0, 2);
     let mut out = vec![0f32; 2 * len];
     match family {
-        None => generate_cpu(s, step, &comp, 1.0, &mut out),
+        None => generate_cpu(&Bases::new(*s, step, &[comp], 1.0), &mut out),
         Some(ff) => FastfoodBases {
             stream: s,
             step,
@@ -125,10 +125,9 @@ fn main() {
                         b.project_cpu(&g, &mut c);
                         b.expand_cpu(&c, 1.0, &zeros, &mut u);
                     } else {
-                        project_cpu(&s, step, &comps, scale, &g, &mut c);
-                        rbd_kernels::random_bases::expand_cpu(
-                            &s, step, &comps, scale, &c, 1.0, &zeros, &mut u,
-                        );
+                        let b = Bases::new(s, step, &comps, scale);
+                        project_cpu(&b, &g, &mut c);
+                        rbd_kernels::random_bases::expand_cpu(&b, &c, 1.0, &zeros, &mut u);
                     }
                     cosine(&u, &g)
                 })

@@ -181,8 +181,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         let g = layout.flat_grad(&grads, &views, &device)?;
         theta = if args.optimizer == "rbd" {
-            let c = rb::project(&stream, step as u64, &comps, scale, &g)?;
-            rb::expand(&stream, step as u64, &comps, scale, &c, -lr as f32, &theta)?
+            let bases = rb::Bases::new(stream, step as u64, &comps, scale);
+            let c = rb::project(&bases, &g)?;
+            rb::expand(&bases, &c, -lr as f32, &theta)?
         } else {
             g.axpy(-lr, &theta)?
         };

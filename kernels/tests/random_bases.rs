@@ -27,6 +27,7 @@ fn streams() -> Vec<Stream> {
             Distribution::Bernoulli { p: 0.5 },
             Distribution::Bernoulli { p: 0.3 },
             Distribution::BernoulliReleased { p: 0.5 },
+            Distribution::Rademacher,
         ] {
             v.push(Stream {
                 generator,
@@ -44,7 +45,10 @@ fn materialise(s: &Stream, step: u64, comps: &[Compartment], scale: f32) -> Vec<
         .iter()
         .map(|c| {
             let mut m = vec![0f32; c.dims * c.len];
-            generate_cpu(s, step, c, scale, &mut m);
+            generate_cpu(
+                &Bases::new(*s, step, std::slice::from_ref(c), scale),
+                &mut m,
+            );
             m
         })
         .collect()
@@ -115,8 +119,9 @@ fn project_and_expand_cpu_match_a_materialised_f64_reference() {
             let scale = rbd_scale(n);
             let g = vector(n, 1);
             let phi = materialise(&s, 3, &comps, 1.0);
+            let bases = Bases::new(s, 3, &comps, scale);
             let mut coords = vec![0f32; total_dims(&comps)];
-            project_cpu(&s, 3, &comps, scale, &g, &mut coords);
+            project_cpu(&bases, &g, &mut coords);
             let want: Vec<(f64, f64)> = project_ref(&phi, &comps, &g)
                 .iter()
                 .map(|&(v, a)| (v * scale as f64, a * scale as f64))
@@ -125,7 +130,7 @@ fn project_and_expand_cpu_match_a_materialised_f64_reference() {
             let base = vector(n, 2);
             let mut out = vec![0f32; n];
             let alpha = -0.7f32;
-            expand_cpu(&s, 3, &comps, scale, &coords, alpha, &base, &mut out);
+            expand_cpu(&bases, &coords, alpha, &base, &mut out);
             let want = expand_ref(&phi, &comps, &coords, alpha * scale, &base);
             check_against(&format!("expand {s:?}"), &out, &want, 2e-6);
         }
@@ -136,10 +141,16 @@ fn project_and_expand_cpu_match_a_materialised_f64_reference() {
 fn generate_gpu_equals_generate_cpu() {
     let ctx = cpu_adapter();
     for s in streams() {
-        let comp = Compartment::new(2, 5, 1_003, 7).window(40, 7);
-        let mut want = vec![0f32; comp.dims * comp.len];
-        generate_cpu(&s, 9, &comp, 0.01, &mut want);
-        let buf = generate_gpu(&ctx, &s, 9, &comp, 0.01).unwrap();
+        // Several compartments, one with a window, one empty: laid out one after another.
+        let comps = [
+            Compartment::new(2, 5, 1_003, 7).window(40, 7),
+            Compartment::new(0, 1_008, 0, 3),
+            Compartment::new(5, 2_000, 77, 2),
+        ];
+        let bases = Bases::new(s, 9, &comps, 0.01);
+        let mut want = vec![0f32; bases.generated_len()];
+        generate_cpu(&bases, &mut want);
+        let buf = generate_gpu(&ctx, &bases).unwrap();
         let got: Vec<f32> = ctx.read(&buf, want.len()).unwrap();
         if s.distribution == Distribution::Gaussian {
             assert_close(&format!("{s:?}"), &got, &want, 1e-12, 8.0 * f32::EPSILON);
@@ -156,24 +167,21 @@ fn generate_gpu_equals_generate_cpu() {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The WGSL project of `g` and expand of `coords_in` (alpha, base).
 fn gpu_project_expand(
     ctx: &GpuContext,
-    s: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     g: &[f32],
     coords_in: &[f32],
     alpha: f32,
     base: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let gb = ctx.upload(bytemuck::cast_slice(g)).unwrap();
-    let c = project_gpu(ctx, s, step, comps, scale, &gb).unwrap();
-    let coords: Vec<f32> = ctx.read(&c, total_dims(comps)).unwrap();
+    let c = project_gpu(ctx, bases, &gb).unwrap();
+    let coords: Vec<f32> = ctx.read(&c, bases.dims()).unwrap();
     let cb = ctx.upload(bytemuck::cast_slice(coords_in)).unwrap();
     let bb = ctx.upload(bytemuck::cast_slice(base)).unwrap();
-    let o = expand_gpu(ctx, s, step, comps, scale, &cb, alpha, &bb).unwrap();
+    let o = expand_gpu(ctx, bases, &cb, alpha, &bb).unwrap();
     (coords, ctx.read(&o, base.len()).unwrap())
 }
 
@@ -182,16 +190,17 @@ fn check_gpu_vs_cpu(ctx: &GpuContext, s: &Stream, step: u64, comps: &[Compartmen
     let g = vector(n, 11);
     let base = vector(n, 12);
     let phi = materialise(s, step, comps, 1.0);
+    let bases = Bases::new(*s, step, comps, scale);
     let mut coords = vec![0f32; total_dims(comps)];
-    project_cpu(s, step, comps, scale, &g, &mut coords);
-    let (gc, gout) = gpu_project_expand(ctx, s, step, comps, scale, &g, &coords, 0.5, &base);
+    project_cpu(&bases, &g, &mut coords);
+    let (gc, gout) = gpu_project_expand(ctx, &bases, &g, &coords, 0.5, &base);
     let want: Vec<(f64, f64)> = project_ref(&phi, comps, &g)
         .iter()
         .map(|&(v, a)| (v * scale as f64, a * scale as f64))
         .collect();
     check_against(&format!("gpu project {s:?}"), &gc, &want, 2e-6);
     let mut cout = vec![0f32; n];
-    expand_cpu(s, step, comps, scale, &coords, 0.5, &base, &mut cout);
+    expand_cpu(&bases, &coords, 0.5, &base, &mut cout);
     let want = expand_ref(&phi, comps, &coords, 0.5 * scale, &base);
     check_against(&format!("gpu expand {s:?}"), &gout, &want, 2e-6);
     check_against(&format!("cpu expand {s:?}"), &cout, &want, 2e-6);
@@ -220,7 +229,7 @@ proptest! {
         first in 0usize..1000,
         step in any::<u32>(),
         seed in any::<u64>(),
-        si in 0usize..10,
+        si in 0usize..12,
     ) {
         let s = Stream { seed, ..streams()[si] };
         let comps: Vec<Compartment> =
@@ -246,21 +255,23 @@ fn compartments_partition_and_are_independent() {
         let s = Stream::new(k as u64);
         let g = vector(n, 3);
         let base = vector(n, 4);
+        let bases = Bases::new(s, 1, &comps, rbd_scale(n));
         let mut coords = vec![0f32; total_dims(&comps)];
-        project_cpu(&s, 1, &comps, rbd_scale(n), &g, &mut coords);
+        project_cpu(&bases, &g, &mut coords);
         let mut out = vec![0f32; n];
-        expand_cpu(&s, 1, &comps, rbd_scale(n), &coords, -1.0, &base, &mut out);
+        expand_cpu(&bases, &coords, -1.0, &base, &mut out);
         // Each compartment alone gives the same coordinates and the same entries (and
         // leaves everything else at base).
         let mut k0 = 0;
         let mut sum_of_parts = base.clone();
         for c in &comps {
             let one = [*c];
+            let alone = bases.over(&one);
             let mut cc = vec![0f32; c.dims];
-            project_cpu(&s, 1, &one, rbd_scale(n), &g, &mut cc);
+            project_cpu(&alone, &g, &mut cc);
             assert_eq!(cc, coords[k0..k0 + c.dims]);
             let mut o = vec![0f32; n];
-            expand_cpu(&s, 1, &one, rbd_scale(n), &cc, -1.0, &base, &mut o);
+            expand_cpu(&alone, &cc, -1.0, &base, &mut o);
             for e in 0..n {
                 if e >= c.offset && e < c.offset + c.len {
                     sum_of_parts[e] = o[e];
@@ -291,11 +302,12 @@ fn deterministic_across_runs_threads_and_instruction_sets() {
     let g = vector(n, 5);
     let base = vector(n, 6);
     for s in streams() {
+        let bases = Bases::new(s, 8, &comps, 0.01);
         let run = |simd: Simd| {
             let mut coords = vec![0f32; total_dims(&comps)];
-            project_cpu_with(simd, &s, 8, &comps, 0.01, &g, &mut coords);
+            project_cpu_with(simd, &bases, &g, &mut coords);
             let mut out = vec![0f32; n];
-            expand_cpu_with(simd, &s, 8, &comps, 0.01, &coords, -2.0, &base, &mut out);
+            expand_cpu_with(simd, &bases, &coords, -2.0, &base, &mut out);
             (coords, out)
         };
         let bits = |v: &(Vec<f32>, Vec<f32>)| {
@@ -330,29 +342,10 @@ fn deterministic_across_runs_threads_and_instruction_sets() {
     }
     // The GPU is deterministic too.
     let ctx = cpu_adapter();
-    let s = Stream::new(99);
-    let a = gpu_project_expand(
-        &ctx,
-        &s,
-        2,
-        &comps,
-        0.01,
-        &g,
-        &vector(total_dims(&comps), 7),
-        1.0,
-        &base,
-    );
-    let b = gpu_project_expand(
-        &ctx,
-        &s,
-        2,
-        &comps,
-        0.01,
-        &g,
-        &vector(total_dims(&comps), 7),
-        1.0,
-        &base,
-    );
+    let bases = Bases::new(Stream::new(99), 2, &comps, 0.01);
+    let coords = vector(total_dims(&comps), 7);
+    let a = gpu_project_expand(&ctx, &bases, &g, &coords, 1.0, &base);
+    let b = gpu_project_expand(&ctx, &bases, &g, &coords, 1.0, &base);
     assert_eq!(a, b);
 }
 
@@ -372,22 +365,18 @@ fn directions_do_not_depend_on_length_or_chunking() {
         let mut outs = Vec::new();
         for n in [n1, n2] {
             let comps = Compartment::whole(n, dims);
+            let bases = Bases::new(s, 4, &comps, 1.0);
             let coords = [0.0f32, 1.0, 0.0];
             let zero = vec![0f32; n];
             let mut o = vec![0f32; n];
-            expand_cpu(&s, 4, &comps, 1.0, &coords, 1.0, &zero, &mut o);
+            expand_cpu(&bases, &coords, 1.0, &zero, &mut o);
             let cb = ctx.upload(bytemuck::cast_slice(&coords)).unwrap();
             let zb = ctx.upload(bytemuck::cast_slice(&zero)).unwrap();
-            let gb = expand_gpu(&ctx, &s, 4, &comps, 1.0, &cb, 1.0, &zb).unwrap();
+            let gb = expand_gpu(&ctx, &bases, &cb, 1.0, &zb).unwrap();
             let go: Vec<f32> = ctx.read(&gb, n).unwrap();
             let mut m = vec![0f32; n];
-            generate_cpu(
-                &s,
-                4,
-                &Compartment::new(0, 0, n, 1).window(1, 1),
-                1.0,
-                &mut m,
-            );
+            let second = [Compartment::new(0, 0, n, 1).window(1, 1)];
+            generate_cpu(&bases.over(&second), &mut m);
             assert_eq!(o, m, "expand with one-hot coordinates is the direction");
             outs.push((o, go));
         }
@@ -404,11 +393,11 @@ fn directions_do_not_depend_on_length_or_chunking() {
     // The GPU's project tiling changes only the summation order.
     let n = 100_000;
     let comps = Compartment::whole(n, 20);
-    let s = Stream::new(8);
+    let bases = Bases::new(Stream::new(8), 0, &comps, 0.003);
     let g = ctx.upload(bytemuck::cast_slice(&vector(n, 9))).unwrap();
     let mut results = Vec::new();
     for subs in [1, 3, 16] {
-        let c = project_gpu_with(&ctx, GpuPlan { subs }, &s, 0, &comps, 0.003, &g).unwrap();
+        let c = project_gpu_with(&ctx, GpuPlan { subs }, &bases, &g).unwrap();
         results.push(ctx.read::<f32>(&c, 20).unwrap());
     }
     assert_close("subs 1 vs 3", &results[0], &results[1], 1e-4, 1e-4);
@@ -423,10 +412,11 @@ fn nes_offspring_generates_one_direction() {
     for s in streams().into_iter().take(3) {
         for i in [0usize, 17, 249] {
             let comps = [Compartment::new(0, 0, n, 1).window(i, 1)];
+            let bases = Bases::new(s, 5, &comps, 1.0);
             let mut out = vec![0f32; n];
-            expand_cpu(&s, 5, &comps, 1.0, &[sigma], 1.0, &theta, &mut out);
+            expand_cpu(&bases, &[sigma], 1.0, &theta, &mut out);
             let mut eps = vec![0f32; n];
-            generate_cpu(&s, 5, &comps[0], 1.0, &mut eps);
+            generate_cpu(&bases, &mut eps);
             for e in 0..n {
                 assert_eq!(out[e], theta[e] + sigma * eps[e], "offspring {i} entry {e}");
             }
@@ -440,12 +430,12 @@ fn grids_fold_past_the_dispatch_limit() {
     let ctx = cpu_adapter();
     let (n, dims) = (40, 530_000);
     let comps = Compartment::whole(n, dims);
-    let s = Stream::new(12);
+    let bases = Bases::new(Stream::new(12), 0, &comps, 1.0);
     let g = vector(n, 1);
     let mut want = vec![0f32; dims];
-    project_cpu(&s, 0, &comps, 1.0, &g, &mut want);
+    project_cpu(&bases, &g, &mut want);
     let gb = ctx.upload(bytemuck::cast_slice(&g)).unwrap();
-    let c = project_gpu(&ctx, &s, 0, &comps, 1.0, &gb).unwrap();
+    let c = project_gpu(&ctx, &bases, &gb).unwrap();
     let got: Vec<f32> = ctx.read(&c, dims).unwrap();
     assert_close("folded project", &got, &want, 1e-5, 1e-5);
 }
@@ -465,14 +455,15 @@ fn device_memory_grows_with_d_not_d_times_big_d() {
         ctx.synchronize().unwrap();
         let live0 = ctx.pool_stats().live_bytes;
         ctx.pool().reset_peak();
-        let c = project_gpu(&ctx, &s, 0, &comps, rbd_scale(n), &g).unwrap();
-        let o = expand_gpu(&ctx, &s, 0, &comps, rbd_scale(n), &c, -1.0, &base).unwrap();
+        let bases = Bases::new(s, 0, &comps, rbd_scale(n));
+        let c = project_gpu(&ctx, &bases, &g).unwrap();
+        let o = expand_gpu(&ctx, &bases, &c, -1.0, &base).unwrap();
         ctx.synchronize().unwrap();
         drop((c, o));
         let peak = ctx.pool_stats().peak_bytes - live0;
         eprintln!(
             "d = {dims}: peak {peak} bytes above the inputs (scratch {} bytes)",
-            project_gpu_scratch_bytes(GpuPlan::for_device(&ctx), &comps)
+            project_gpu_scratch_bytes(GpuPlan::for_device(&ctx), &bases)
         );
         peaks.push(peak);
     }
@@ -498,6 +489,7 @@ fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass()
     ];
     let s = Stream::new(21);
     let scale = rbd_scale(n);
+    let bases = Bases::new(s, 3, &comps, scale);
     let coords = vector(total_dims(&comps), 5);
     let base = vector(n, 6);
     let phi = materialise(&s, 3, &comps, 1.0);
@@ -507,7 +499,7 @@ fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass()
     let mut outs = Vec::new();
     for max_groups in [1, 2, 5, 16, 1000] {
         let plan = ExpandPlan { max_groups };
-        let o = expand_gpu_with(&ctx, plan, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap();
+        let o = expand_gpu_with(&ctx, plan, &bases, &cb, -0.7, &bb).unwrap();
         let got: Vec<f32> = ctx.read(&o, n).unwrap();
         check_against(&format!("expand, {max_groups} groups"), &got, &want, 2e-6);
         for e in (0..5).chain(9_005..9_100).chain(9_117..9_200) {
@@ -521,7 +513,7 @@ fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass()
         }
         let again: Vec<f32> = ctx
             .read(
-                &expand_gpu_with(&ctx, plan, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap(),
+                &expand_gpu_with(&ctx, plan, &bases, &cb, -0.7, &bb).unwrap(),
                 n,
             )
             .unwrap();
@@ -530,10 +522,7 @@ fn expand_groups_change_only_the_order_and_cover_every_compartment_in_one_pass()
     }
     // One group is the single-pass order: the plain expand_gpu on a CPU adapter.
     let plain: Vec<f32> = ctx
-        .read(
-            &expand_gpu(&ctx, &s, 3, &comps, scale, &cb, -0.7, &bb).unwrap(),
-            n,
-        )
+        .read(&expand_gpu(&ctx, &bases, &cb, -0.7, &bb).unwrap(), n)
         .unwrap();
     if ctx.adapter.is_cpu {
         assert_eq!(plain, outs[0]);
@@ -554,20 +543,18 @@ fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
         Compartment::new(3, 20_003, 9_000, 0),
         Compartment::new(4, 29_003, 20_997, 41),
     ];
-    let s = Stream::new(5);
+    let bases = Bases::new(Stream::new(5), 9, &comps, 0.01);
     let g = ctx.upload(bytemuck::cast_slice(&vector(n, 8))).unwrap();
     let all: Vec<f32> = ctx
-        .read(
-            &project_gpu(&ctx, &s, 9, &comps, 0.01, &g).unwrap(),
-            total_dims(&comps),
-        )
+        .read(&project_gpu(&ctx, &bases, &g).unwrap(), total_dims(&comps))
         .unwrap();
     let mut alone = Vec::new();
     for c in &comps {
         if c.dims == 0 {
             continue;
         }
-        let coords = project_gpu(&ctx, &s, 9, std::slice::from_ref(c), 0.01, &g).unwrap();
+        let one = bases.over(std::slice::from_ref(c));
+        let coords = project_gpu(&ctx, &one, &g).unwrap();
         alone.extend(ctx.read::<f32>(&coords, c.dims).unwrap());
     }
     assert_eq!(all.len(), alone.len());
@@ -578,13 +565,14 @@ fn one_project_over_many_compartments_equals_each_compartment_alone_bitwise() {
     assert!(all[21..25].iter().all(|&v| v == 0.0), "empty compartment");
 }
 
-/// The generate-once step gives bitwise what project then expand give: one block and
-/// several (150 directions over 9,001 entries; 10 directions over 300,000 entries,
-/// where a block holds 3), compartments with gaps, windows (`first > 0`), an empty
-/// compartment; at 1 and 3 threads and every instruction set. Its optional `delta`
-/// output is bitwise expand on a zero base.
+/// Every plan of the cpu step gives bitwise what project then expand give: both
+/// strategies, blocks of 1 direction (4 KiB), of a few and of the most; one block and
+/// several (150 directions over 9,001 entries; 10 directions over 300,000 entries),
+/// compartments with gaps, windows (`first > 0`), an empty compartment; at every
+/// instruction set and at 1 and 3 threads. Its optional `delta` output is bitwise
+/// expand on a zero base.
 #[test]
-fn project_expand_equals_project_then_expand_bitwise() {
+fn project_expand_equals_project_then_expand_bitwise_under_every_plan() {
     let gapped = vec![
         Compartment::new(2, 10, 5_000, 70),
         Compartment::new(0, 6_000, 3_001, 9).window(4, 9),
@@ -596,50 +584,51 @@ fn project_expand_equals_project_then_expand_bitwise() {
         (9_100, gapped),
         (70_000, layer_comps(5)),
     ];
+    let mut plans = Vec::new();
+    for simd in Simd::available() {
+        for (step, block_bytes) in [
+            (StepStrategy::TwoPasses, 1 << 20),
+            (StepStrategy::GenerateOnce, 4 << 10),
+            (StepStrategy::GenerateOnce, 256 << 10),
+            (StepStrategy::GenerateOnce, 64 << 20),
+        ] {
+            plans.push(CpuPlan {
+                simd,
+                step,
+                block_bytes,
+            });
+        }
+    }
     for s in streams() {
         for (n, comps) in &cases {
             let n = *n;
             let g = vector(n, 11);
             let base = vector(n, 12);
-            let (scale, alpha) = (rbd_scale(n), -0.3f32);
+            let alpha = -0.3f32;
+            let bases = Bases::new(s, 5, comps, rbd_scale(n));
             let mut want_c = vec![0f32; total_dims(comps)];
-            project_cpu(&s, 5, comps, scale, &g, &mut want_c);
+            project_cpu(&bases, &g, &mut want_c);
             let mut want = vec![0f32; n];
-            expand_cpu(&s, 5, comps, scale, &want_c, alpha, &base, &mut want);
+            expand_cpu(&bases, &want_c, alpha, &base, &mut want);
             // The update alone: expand on a zero base.
             let mut want_delta = vec![0f32; n];
             let zeros = vec![0f32; n];
-            expand_cpu(&s, 5, comps, scale, &want_c, alpha, &zeros, &mut want_delta);
+            expand_cpu(&bases, &want_c, alpha, &zeros, &mut want_delta);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-            let run = |simd: Simd| {
-                let mut c = vec![f32::NAN; total_dims(comps)];
+            let run = |plan: &CpuPlan| {
                 let mut o = vec![f32::NAN; n];
                 let mut d = vec![f32::NAN; n];
-                project_expand_cpu_with(
-                    simd,
-                    &s,
-                    5,
-                    comps,
-                    scale,
-                    &g,
-                    alpha,
-                    &base,
-                    &mut c,
-                    &mut o,
-                    Some(&mut d),
-                );
+                let c =
+                    project_expand_cpu_with(plan, &bases, &g, alpha, &base, &mut o, Some(&mut d));
                 // Without `delta` the same coordinates and update.
-                let mut c2 = vec![f32::NAN; total_dims(comps)];
                 let mut o2 = vec![f32::NAN; n];
-                project_expand_cpu_with(
-                    simd, &s, 5, comps, scale, &g, alpha, &base, &mut c2, &mut o2, None,
-                );
+                let c2 = project_expand_cpu_with(plan, &bases, &g, alpha, &base, &mut o2, None);
                 assert_eq!((bits(&c), bits(&o)), (bits(&c2), bits(&o2)));
                 (bits(&c), bits(&o), bits(&d))
             };
             let want = (bits(&want_c), bits(&want), bits(&want_delta));
-            for simd in Simd::available() {
-                assert!(run(simd) == want, "{simd:?} {s:?} n = {n}");
+            for plan in &plans {
+                assert!(run(plan) == want, "{plan:?} {s:?} n = {n}");
             }
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -647,10 +636,55 @@ fn project_expand_equals_project_then_expand_bitwise() {
                     .build()
                     .unwrap();
                 assert!(
-                    pool.install(|| run(Simd::detect())) == want,
+                    pool.install(|| run(&CpuPlan::current().plan)) == want,
                     "{threads} threads {s:?} n = {n}"
                 );
             }
         }
+    }
+}
+
+/// Packed signs: the WGSL's project (the cpu's order: 4096-entry chunks, 64
+/// accumulators, the cpu's tree) and expand (one direction group on a CPU adapter: each
+/// entry's ±w summed from 0 in direction order, then base +) are bitwise the cpu's, as
+/// are the materialised directions; both generators, ragged compartments with gaps and
+/// windows, lengths that end inside a batch and inside a word.
+#[test]
+fn packed_signs_cpu_equals_wgsl_bitwise() {
+    let ctx = cpu_adapter();
+    assert!(
+        ctx.adapter.is_cpu,
+        "the bitwise claim is made for CPU adapters"
+    );
+    let n = 30_011;
+    let comps = [
+        Compartment::new(0, 5, 9_000, 37),
+        Compartment::new(1, 9_100, 17, 3),
+        Compartment::new(2, 9_200, 12_345, 0),
+        Compartment::new(3, 21_600, 8_400, 70).window(1_000, 70),
+    ];
+    let g = vector(n, 31);
+    let base = vector(n, 32);
+    for generator in [Generator::Philox, Generator::Threefry] {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 0xABCD_0000_1234,
+        };
+        let bases = Bases::new(s, 12, &comps, rbd_scale(n));
+        let mut coords = vec![0f32; total_dims(&comps)];
+        project_cpu(&bases, &g, &mut coords);
+        let mut out = vec![0f32; n];
+        expand_cpu(&bases, &coords, -0.7, &base, &mut out);
+        let (gc, gout) = gpu_project_expand(&ctx, &bases, &g, &coords, -0.7, &base);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&gc), bits(&coords), "{generator:?} project");
+        assert_eq!(bits(&gout), bits(&out), "{generator:?} expand");
+        let mut m = vec![0f32; bases.generated_len()];
+        generate_cpu(&bases, &mut m);
+        let gm: Vec<f32> = ctx
+            .read(&generate_gpu(&ctx, &bases).unwrap(), m.len())
+            .unwrap();
+        assert_eq!(bits(&gm), bits(&m), "{generator:?} generate");
     }
 }

@@ -236,7 +236,7 @@ fn both_mulhi_variants_give_the_same_words_bit_for_bit() {
     }
 }
 
-fn all_distributions() -> [Distribution; 6] {
+fn all_distributions() -> [Distribution; 7] {
     [
         Distribution::Gaussian,
         Distribution::Uniform,
@@ -244,6 +244,7 @@ fn all_distributions() -> [Distribution; 6] {
         Distribution::Bernoulli { p: 0.1 },
         Distribution::BernoulliReleased { p: 0.5 },
         Distribution::BernoulliReleased { p: 0.1 },
+        Distribution::Rademacher,
     ]
 }
 
@@ -259,7 +260,9 @@ fn check_stream_on_gpu(queries: &[StreamQuery]) {
                     seed: q.seed,
                 };
                 let step = q.step as u64;
-                let want_w = s.word(step, q.compartment, q.direction, q.element);
+                // Packed signs: the word holding the entry's bit.
+                let index = q.element / distribution.entries_per_word() as u32;
+                let want_w = s.word(step, q.compartment, q.direction, index);
                 assert_eq!(word, want_w, "{generator:?} word of {q:?}");
                 let want = s.sample(step, q.compartment, q.direction, q.element);
                 if distribution == Distribution::Gaussian {
@@ -341,7 +344,11 @@ fn edge_words() -> Vec<[u32; 4]> {
 fn maps_are_finite_at_the_extremes_on_both_backends() {
     let ctx = cpu_adapter();
     let words = edge_words();
-    for d in all_distributions() {
+    // Packed signs hold 32 entries a word: the stream tests cover them.
+    for d in all_distributions()
+        .into_iter()
+        .filter(|&d| d != Distribution::Rademacher)
+    {
         let native = map_cpu(d, &words);
         let gpu = map_gpu(&ctx, d, &words).unwrap();
         let mut worst = 0f64;
@@ -428,10 +435,10 @@ fn native_gaussian_is_accurate() {
 }
 
 fn moments(s: &Stream, n: usize) -> (f64, f64) {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     let comp = Compartment::new(3, 0, n / 4, 4);
     let mut v = vec![0f32; n];
-    generate_cpu(s, 11, &comp, 1.0, &mut v);
+    generate_cpu(&Bases::new(*s, 11, &[comp], 1.0), &mut v);
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
     let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
     (mean, var)
@@ -473,7 +480,7 @@ fn distribution_moments() {
 /// The vectorised stream (generate_cpu) equals the scalar reference bit for bit.
 #[test]
 fn vectorised_stream_equals_scalar_reference() {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     for generator in [Generator::Philox, Generator::Threefry] {
         for distribution in all_distributions() {
             let s = Stream {
@@ -483,7 +490,7 @@ fn vectorised_stream_equals_scalar_reference() {
             };
             let comp = Compartment::new(5, 0, 333, 3).window(1000, 3);
             let mut v = vec![0f32; 999];
-            generate_cpu(&s, 77, &comp, 1.0, &mut v);
+            generate_cpu(&Bases::new(s, 77, &[comp], 1.0), &mut v);
             for j in 0..3 {
                 for e in 0..333 {
                     let want = s.sample(77, 5, 1000 + j as u32, e as u32);
@@ -514,7 +521,7 @@ fn stream_words_are_distinct_across_the_key_fields() {
 /// 0x0123456789ABCDEF, step 7, compartment 2, direction 5, a 1003-entry compartment.
 #[test]
 fn native_stream_equals_the_numpy_reference() {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     // (generator, distribution, entries 0..8 then 1001, 1002 as f32 bits)
     let golden: [(Generator, Distribution, [u32; 10]); 12] = [
         (
@@ -624,7 +631,7 @@ fn native_stream_equals_the_numpy_reference() {
         };
         let comp = Compartment::new(2, 0, 1003, 1).window(5, 1);
         let mut v = vec![0f32; 1003];
-        generate_cpu(&s, 7, &comp, 1.0, &mut v);
+        generate_cpu(&Bases::new(s, 7, &[comp], 1.0), &mut v);
         let got: Vec<u32> = (0..8).chain([1001, 1002]).map(|e| v[e].to_bits()).collect();
         assert_eq!(got, want, "{generator:?} {distribution:?}");
     }
@@ -632,7 +639,10 @@ fn native_stream_equals_the_numpy_reference() {
     use rbd_kernels::random_bases::rbd_scale;
     let mut v = vec![0f32; 4];
     let comp = Compartment::new(0, 0, 4, 1);
-    generate_cpu(&Stream::new(42), 0, &comp, rbd_scale(122_570), &mut v);
+    generate_cpu(
+        &Bases::new(Stream::new(42), 0, &[comp], rbd_scale(122_570)),
+        &mut v,
+    );
     let bits: Vec<u32> = v.iter().map(|x| x.to_bits()).collect();
     assert_eq!(bits, [3135528389, 991104835, 980907858, 999275161]);
 }
@@ -664,7 +674,7 @@ fn normal_cdf(z: f64) -> f64 {
 
 /// `n` Gaussian entries of 64 directions of one (step, compartment).
 fn gaussian_sample(generator: Generator, n: usize) -> Vec<f32> {
-    use rbd_kernels::random_bases::{generate_cpu, Compartment};
+    use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment};
     let s = Stream {
         generator,
         distribution: Distribution::Gaussian,
@@ -672,7 +682,7 @@ fn gaussian_sample(generator: Generator, n: usize) -> Vec<f32> {
     };
     let comp = Compartment::new(1, 0, n / 64, 64);
     let mut v = vec![0f32; n];
-    generate_cpu(&s, 5, &comp, 1.0, &mut v);
+    generate_cpu(&Bases::new(s, 5, &[comp], 1.0), &mut v);
     v
 }
 
@@ -735,4 +745,61 @@ fn gaussian_matches_the_standard_normal() {
         let max = v.iter().fold(0f32, |a, &x| a.max(x.abs()));
         assert!(max <= 5.78, "{generator:?}: |z| up to {max}");
     }
+}
+
+/// Packed signs bit for bit as the NumPy reference of docs/random-directions.md §12
+/// computes them (values printed by that code): entry e is bit e % 32 of word e / 32,
+/// across word and block boundaries (entries 31/32, 127/128: Philox blocks hold 128
+/// entries, Threefry blocks 64), for both generators; and the docs' example.
+#[test]
+fn packed_signs_equal_the_numpy_reference() {
+    use rbd_kernels::random_bases::{generate_cpu, rbd_scale, Bases, Compartment};
+    let entries = [0, 1, 2, 3, 30, 31, 32, 33, 127, 128, 129, 1001, 1002];
+    let (p, m) = (0x3f80_0000u32, 0xbf80_0000u32);
+    let golden = [
+        (Generator::Philox, [m, m, m, p, m, m, p, p, m, p, p, m, p]),
+        (Generator::Threefry, [p, p, p, p, p, p, m, p, m, m, p, m, p]),
+    ];
+    for (generator, want) in golden {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 0x0123_4567_89AB_CDEF,
+        };
+        let comp = Compartment::new(2, 0, 1003, 1).window(5, 1);
+        let mut v = vec![0f32; 1003];
+        generate_cpu(&Bases::new(s, 7, &[comp], 1.0), &mut v);
+        let got: Vec<u32> = entries.iter().map(|&e| v[e].to_bits()).collect();
+        assert_eq!(got, want, "{generator:?}");
+        for &e in &entries {
+            assert_eq!(s.sample(7, 2, 5, e as u32).to_bits(), v[e].to_bits());
+        }
+    }
+    // The docs' example: seed 42, step 0, compartment 0, direction 0, RBD scale of
+    // D = 122,570; word 0 is 0x9c1bc7e0 (Threefry) and 0x9ceaf053 (Philox).
+    let example = |generator| {
+        let s = Stream {
+            generator,
+            distribution: Distribution::Rademacher,
+            seed: 42,
+        };
+        let mut v = vec![0f32; 8];
+        let comp = [Compartment::new(0, 0, 8, 1)];
+        generate_cpu(&Bases::new(s, 0, &comp, rbd_scale(122_570)), &mut v);
+        let word = Stream {
+            distribution: Distribution::Gaussian,
+            ..s
+        }
+        .word(0, 0, 0, 0);
+        (word, v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>())
+    };
+    let (p, m) = (0x3b3b_3137u32, 0xbb3b_3137u32);
+    assert_eq!(
+        example(Generator::Threefry),
+        (0x9c1b_c7e0, vec![p, p, p, p, p, m, m, m])
+    );
+    assert_eq!(
+        example(Generator::Philox),
+        (0x9cea_f053, vec![m, m, p, p, m, p, m, p])
+    );
 }

@@ -2,12 +2,14 @@
 // stream (random_bases_dist.wgsl) wherever they are needed and never stored.
 //
 //   project_partial: partials[dir][chunk] = sum over the chunk's entries of phi_raw * g
+//   project_signs_partial: the same for packed signs, in the cpu's order (bitwise)
 //   project_reduce:  coords[dir] = scale * sum over chunks (fixed order)
 //   expand_partial:  partials[c][group][e] = sum over the group's directions j, in
 //                    order, of (scale*alpha*coords[j]) * phi_raw_j[e]
 //   expand_reduce:   out[e] = base[e] + partials[c][0][e] + partials[c][1][e] + ...
 //                    (groups in order; base[e] outside every compartment)
-//   generate:        out[j*len + e] = scale * phi_raw_j[e]  (materialised, for tests)
+//   generate:        out[p_offset + j*len + e] = scale * phi_raw_j[e]  (materialised,
+//                    for tests; one dispatch per compartment)
 //
 // A project dispatch covers one compartment (elements g_offset .. g_offset + len of the
 // flat parameter vector; entry e of the compartment is stream element e). The expand
@@ -29,7 +31,7 @@ struct Info {
     subs: u32,     // project: sub-chunks of WG*UPT units per workgroup
     ngroups: u32,  // project: direction groups of DG
     g_offset: u32, // compartment offset into g / base / out
-    p_offset: u32, // offset into partials
+    p_offset: u32, // offset into partials (generate: into the output)
     c_offset: u32, // offset into coords
     bern_t: u32,
     bern_hi: f32,
@@ -65,6 +67,7 @@ const DG: u32 = 8u;
 
 var<workgroup> red: array<f32, 512>; // DG * WG
 var<workgroup> wsh: array<f32, 64>;  // WG
+var<workgroup> wsig: array<u32, 128>; // SIGN_WORDS
 
 fn skey() -> StreamKey {
     return StreamKey(vec2<u32>(info.key0, info.key1), info.c2, info.c3);
@@ -156,6 +159,70 @@ fn project_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             t += red[lid * WG + i];
         }
         partials[row_word(c, T_P_OFFSET) + (d0 + lid) * nchunks + chunk] = t;
+    }
+}
+
+// Packed signs, exactly the cpu's order (kernels/src/random_bases/signs.rs): a chunk is
+// SIGN_CHUNK = 4096 entries = 64 batches of 64; thread t owns entry t of every batch (the
+// cpu's accumulator at row t / 16, lane t % 16) and sums g with its sign flipped over the
+// batches in order; the 64 sums are reduced by the cpu's tree (rows pairwise, then lanes
+// halving). Workgroup (compartment, chunk, group of DG directions); table rows as for
+// project_partial with T_BLOCKS = chunks of SIGN_CHUNK. Only adds and sign flips: no
+// fused multiply-add can change a bit.
+const SIGN_CHUNK: u32 = 4096u;
+const SIGN_WORDS: u32 = 128u;
+
+@compute @workgroup_size(64)
+fn project_signs_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+    let lin0 = wid.x + wid.y * nwg.x;
+    // Uniform across the workgroup: every thread takes the same branch.
+    if (lin0 >= info.nchunks) {
+        return;
+    }
+    let c = compartment_of(lin0);
+    let lin = lin0 - row_word(c, T_WG_START);
+    let nchunks = row_word(c, T_BLOCKS);
+    let len = row_word(c, T_LEN);
+    let dims = row_word(c, T_DIMS);
+    let first = row_word(c, T_FIRST);
+    let g_offset = row_word(c, T_G_OFFSET);
+    let chunk = lin % nchunks;
+    let d0 = (lin / nchunks) * DG;
+    let nd = min(DG, dims - d0);
+    let k = StreamKey(vec2<u32>(row_word(c, T_KEY0), row_word(c, T_KEY1)), row_word(c, T_C2), row_word(c, T_C3));
+    let e0 = chunk * SIGN_CHUNK;
+    let nb = (min(SIGN_CHUNK, len - e0) + 63u) / 64u;
+    for (var j = 0u; j < nd; j++) {
+        let dir = first + d0 + j;
+        // The chunk's 128 words, two per thread (the cpu generates the same words).
+        workgroupBarrier();
+        let pair = stream_word_pair(k, dir, chunk * (SIGN_WORDS / 2u) + lid);
+        wsig[2u * lid] = pair.x;
+        wsig[2u * lid + 1u] = pair.y;
+        workgroupBarrier();
+        var acc = 0.0;
+        for (var b = 0u; b < nb; b++) {
+            let e = e0 + 64u * b + lid;
+            if (e < len) {
+                acc += sign_flip(g[g_offset + e], wsig[2u * b + lid / 32u], lid % 32u);
+            }
+        }
+        red[j * WG + lid] = acc;
+    }
+    workgroupBarrier();
+    if (lid < nd) {
+        let r0 = lid * WG;
+        var s: array<f32, 16>;
+        for (var l = 0u; l < 16u; l++) {
+            s[l] = (red[r0 + l] + red[r0 + 16u + l]) + (red[r0 + 32u + l] + red[r0 + 48u + l]);
+        }
+        for (var h = 8u; h > 0u; h = h / 2u) {
+            for (var l = 0u; l < h; l++) {
+                s[l] += s[l + h];
+            }
+        }
+        partials[row_word(c, T_P_OFFSET) + (d0 + lid) * nchunks + chunk] = s[0];
     }
 }
 
@@ -306,7 +373,7 @@ fn generate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var i = 0u; i < 4u; i++) {
         let e = 4u * u + i;
         if (e < info.len) {
-            gen_out[j * info.len + e] = v[i];
+            gen_out[info.p_offset + j * info.len + e] = v[i];
         }
     }
 }

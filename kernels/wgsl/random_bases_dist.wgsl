@@ -7,7 +7,8 @@
 // 0 = Philox4x32-10, 1 = Threefry2x32-20.
 override GEN: u32 = 0u;
 // 0 = Gaussian, 1 = Uniform(-1, 1), 2 = Bernoulli (zero-mean or the released code's
-// shifted one: the same threshold test, values from the Info).
+// shifted one: the same threshold test, values from the Info), 3 = packed signs
+// (Rademacher: entry e is bit e % 32 of word e / 32, +1 for 0 and -1 for 1).
 override DIST: u32 = 0u;
 
 const TWO_POW_M24: f32 = 5.9604644775390625e-8;
@@ -98,7 +99,44 @@ fn unit_words(k: StreamKey, dir: u32, unit: u32) -> vec4<u32> {
     return vec4<u32>(a, b);
 }
 
+// Word `index` of direction `dir`'s word stream: word index % W of block index / W.
+fn stream_word(k: StreamKey, dir: u32, index: u32) -> u32 {
+    if (GEN == 0u) {
+        let b = philox4x32_10(vec4<u32>(index / 4u, dir, k.c2, k.c3), k.key);
+        return b[index % 4u];
+    }
+    let b = threefry2x32_20(vec2<u32>(index / 2u, dir), k.key);
+    return b[index % 2u];
+}
+
+// Words 2p and 2p + 1 of direction `dir`'s word stream (one Threefry block, half a
+// Philox block).
+fn stream_word_pair(k: StreamKey, dir: u32, p: u32) -> vec2<u32> {
+    if (GEN == 0u) {
+        let b = philox4x32_10(vec4<u32>(p / 2u, dir, k.c2, k.c3), k.key);
+        return select(b.xy, b.zw, (p % 2u) == 1u);
+    }
+    return threefry2x32_20(vec2<u32>(p, dir), k.key);
+}
+
+// The f32 sign bit of packed-sign entry `bit` of `word`.
+fn sign_mask(word: u32, bit: u32) -> u32 {
+    return ((word >> bit) & 1u) << 31u;
+}
+
+// x times packed-sign entry `bit` of `word`: a sign flip (exact).
+fn sign_flip(x: f32, word: u32, bit: u32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ sign_mask(word, bit));
+}
+
+// Entries 4u .. 4u+3: four Philox/Threefry words mapped one by one (Gaussian in pairs),
+// or four bits of one word for packed signs.
 fn unit_values(k: StreamKey, p: DistParams, dir: u32, unit: u32) -> vec4<f32> {
+    if (DIST == 3u) {
+        let w = stream_word(k, dir, unit / 8u);
+        let b = 4u * (unit % 8u);
+        return vec4<f32>(sign_flip(1.0, w, b), sign_flip(1.0, w, b + 1u), sign_flip(1.0, w, b + 2u), sign_flip(1.0, w, b + 3u));
+    }
     return map_words(unit_words(k, dir, unit), p);
 }
 

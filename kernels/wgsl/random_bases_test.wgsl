@@ -31,7 +31,8 @@ fn tparams() -> DistParams {
 }
 
 // tin: 6 words per query (seed_lo, seed_hi, step, compartment, direction, element);
-// tout: 4 words (stream word, raw value under DIST as bits, 0, 0).
+// tout: 4 words (stream word, raw value under DIST as bits, 0, 0); packed signs: the
+// word element / 32.
 @compute @workgroup_size(64)
 fn test_stream(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = gid.x;
@@ -41,6 +42,15 @@ fn test_stream(@builtin(global_invocation_id) gid: vec3<u32>) {
     let q = 6u * i;
     let k = stream_key(vec2<u32>(tin[q], tin[q + 1u]), tin[q + 2u], tin[q + 3u]);
     let e = tin[q + 5u];
+    if (DIST == 3u) {
+        // Packed signs: the word holding the entry's bit, and the entry from unit_values.
+        let dir = tin[q + 4u];
+        tout[4u * i] = stream_word(k, dir, e / 32u);
+        tout[4u * i + 1u] = bitcast<u32>(unit_values(k, tparams(), dir, e / 4u)[e % 4u]);
+        tout[4u * i + 2u] = 0u;
+        tout[4u * i + 3u] = 0u;
+        return;
+    }
     let unit = e / 4u;
     let words = unit_words(k, tin[q + 4u], unit);
     let vals = map_words(words, tparams());

@@ -4,9 +4,9 @@
 
 use crate::config::{count, defaults, ConfigError};
 use crate::{Compartments, OptimizerKind, Target};
-use rbd_engine::basis::BasisFamily;
-use rbd_engine::fastfood::Fastfood;
-use rbd_engine::random_bases::{Compartment, DistributionKind, Generator, Stream};
+use rbd_engine::random_bases::{
+    BasisFamily, Compartment, DistributionKind, Fastfood, Generator, Stream,
+};
 use rbd_engine::Result;
 use serde::{Deserialize, Serialize};
 
@@ -53,14 +53,16 @@ pub struct DirectionsConfig {
     /// Split d across the compartments instead of giving each the full d.
     #[arg(long)]
     pub split_dim: bool,
-    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5) or
-    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5).
+    /// Direction distribution: gaussian, uniform, bernoulli (zero-mean ±1 at p = 0.5),
+    /// bernoulli-released (the released code's: +0.5 or −1.5 at p = 0.5) or rademacher
+    /// (packed signs: ±1 from single bits, the fastest; NES perturbations too).
     #[arg(long, default_value = "gaussian")]
     pub distribution: DistributionKind,
     /// Bernoulli probability p of the high value (either Bernoulli).
     #[arg(long, default_value = "0.5", allow_hyphen_values = true)]
     pub bernoulli_p: f64,
-    /// Counter-based generator: threefry (the faster here) or philox.
+    /// Counter-based generator: threefry (the default, which every committed run used) or
+    /// philox; which is faster depends on the machine (`rbd bench rbd` measures both).
     #[arg(long, default_value = "threefry")]
     pub generator: Generator,
     /// Random bases: iid (every entry drawn, the paper's) or fastfood (columns of
@@ -146,6 +148,13 @@ impl DirectionsConfig {
             return Err(ConfigError::new(
                 "bases",
                 "fastfood takes a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart",
+            ));
+        }
+        // Packed signs are a layout of i.i.d. entries, not a Fastfood diagonal.
+        if !self.bases.is_iid() && self.distribution == DistributionKind::Rademacher {
+            return Err(ConfigError::new(
+                "bases",
+                "--bases fastfood with --distribution rademacher: packed signs are a layout of i.i.d. directions (32 entries per stream word), not defined for Fastfood's diagonal; use --distribution bernoulli for a ±1 diagonal",
             ));
         }
         let what = if *first == OptimizerKind::Nes {

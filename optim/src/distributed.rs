@@ -21,8 +21,9 @@
 
 use crate::exchange::{allgather_f32, allreduce_sum_f32, Exchange};
 use crate::{Optimizer, Oracle, StateTensor, StepInfo};
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::random_bases::{rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::random_bases::{
+    expand, project, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
+};
 use rbd_engine::{EngineError, Result, Tensor};
 use std::sync::Arc;
 
@@ -71,23 +72,6 @@ pub fn rank_major_to_compartment_major(
         offset += c.dims;
     }
     out
-}
-
-/// The directions of `comps` at `step` in `family`, scaled by `scale`.
-fn basis<'a>(
-    family: BasisFamily,
-    stream: &'a Stream,
-    step: u64,
-    comps: &'a [Compartment],
-    scale: f32,
-) -> Basis<'a> {
-    Basis {
-        family,
-        stream,
-        step,
-        comps,
-        scale,
-    }
 }
 
 /// Sums a host vector over the ranks in rank order (a no-op for one rank).
@@ -164,6 +148,10 @@ pub struct DistributedRbd {
 }
 
 impl DistributedRbd {
+    fn bases<'a>(&self, step: u64, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, step, comps, self.scale).with_family(self.family)
+    }
+
     /// Distributed RBD with scale 1/√D for θ of length `dim`.
     pub fn new(
         lr: f64,
@@ -197,24 +185,19 @@ impl Optimizer for DistributedRbd {
         let ex = self.exchange.as_ref();
         let (comps, coords) = match self.sharing {
             BaseSharing::Shared => {
-                let c =
-                    basis(self.family, &self.stream, step, &self.comps, self.scale).project(&g)?;
+                let c = project(&self.bases(step, &self.comps), &g)?;
                 (self.comps.clone(), mean_over_ranks(ex, &c)?)
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let c = basis(self.family, &self.stream, step, &mine, self.scale).project(&g)?;
+                let c = project(&self.bases(step, &mine), &g)?;
                 (
                     all_rank_compartments(&self.comps, ex.size()),
                     gather_coordinates(ex, &c, &self.comps)?,
                 )
             }
         };
-        let next = basis(self.family, &self.stream, step, &comps, self.scale).expand(
-            &coords,
-            -self.lr as f32,
-            theta,
-        )?;
+        let next = expand(&self.bases(step, &comps), &coords, -self.lr as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,
@@ -243,6 +226,11 @@ pub struct DistributedFpd {
 }
 
 impl DistributedFpd {
+    /// The fixed base over `comps`.
+    fn bases<'a>(&self, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, FIXED_STEP, comps, self.scale).with_family(self.family)
+    }
+
     /// Distributed FPD around `theta0` (c = 0).
     pub fn new(
         lr: f64,
@@ -282,33 +270,18 @@ impl Optimizer for DistributedFpd {
         let ex = self.exchange.as_ref();
         let pg = match self.sharing {
             BaseSharing::Shared => {
-                let pg = basis(
-                    self.family,
-                    &self.stream,
-                    FIXED_STEP,
-                    &self.comps,
-                    self.scale,
-                )
-                .project(&g)?;
+                let pg = project(&self.bases(&self.comps), &g)?;
                 mean_over_ranks(ex, &pg)?
             }
             BaseSharing::PerWorker => {
                 let mine = rank_compartments(&self.comps, ex.rank());
-                let pg =
-                    basis(self.family, &self.stream, FIXED_STEP, &mine, self.scale).project(&g)?;
+                let pg = project(&self.bases(&mine), &g)?;
                 gather_coordinates(ex, &pg, &self.comps)?
             }
         };
         // As the single-process FPD: θ ← θ − lr·scale·P·c', c ← c − lr·c'.
         self.coords = pg.axpy(-self.lr, &self.coords)?;
-        let next = basis(
-            self.family,
-            &self.stream,
-            FIXED_STEP,
-            &self.applied,
-            self.scale,
-        )
-        .expand(&pg, -self.lr as f32, theta)?;
+        let next = expand(&self.bases(&self.applied), &pg, -self.lr as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,
@@ -513,10 +486,7 @@ mod tests {
                 let mine = c.window(w * d, d);
                 let phi = rbd_engine::random_bases::generate(
                     &rbd_engine::Device::Cpu,
-                    &stream(),
-                    0,
-                    &mine,
-                    scale,
+                    &Bases::new(stream(), 0, &[mine], scale),
                 )
                 .unwrap()
                 .to_vec_f32()

@@ -11,8 +11,9 @@
 use crate::config::defaults;
 use crate::directions::DirectionsConfig;
 use crate::{Optimizer, Oracle, StateTensor, StepInfo, Target};
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::random_bases::{rbd_scale, total_dims, Compartment, Stream};
+use rbd_engine::random_bases::{
+    project_expand, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
+};
 use rbd_engine::{EngineError, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -137,14 +138,9 @@ impl Optimizer for FixedProjection {
         };
         let g = oracle.gradient(&at)?;
         // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
-        let basis = Basis {
-            family: self.family,
-            stream: &self.stream,
-            step: FIXED_STEP,
-            comps: &self.comps,
-            scale: self.scale,
-        };
-        let (pg, next) = basis.project_expand(&g, -self.lr as f32, theta)?;
+        let bases =
+            Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale).with_family(self.family);
+        let (pg, next) = project_expand(&bases, &g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
         if self.gradient_at == FpdVariant::Released {
             self.previous = Some(theta.detach());

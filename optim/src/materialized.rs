@@ -5,8 +5,7 @@
 use crate::config::ConfigError;
 use crate::directions::DirectionsConfig;
 use crate::{Compartments, Optimizer, Oracle, StepInfo, Target};
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::random_bases::{rbd_scale, Compartment, Stream};
+use rbd_engine::random_bases::{generate, rbd_scale, Bases, BasisFamily, Compartment, Stream};
 use rbd_engine::{EngineError, Result, Tensor};
 
 /// Host memory the cpu variant may use for Φ.
@@ -84,16 +83,10 @@ impl Optimizer for MaterializedRbd {
         let device = theta.device();
         check_fits(&device, self.dims, num_params)?;
         let g = oracle.gradient(theta)?;
-        let comp = Compartment::new(0, 0, num_params, self.dims);
-        let comps = [comp];
-        let basis = Basis {
-            family: self.family,
-            stream: &self.stream,
-            step,
-            comps: &comps,
-            scale: rbd_scale(num_params),
-        };
-        let phi = basis.generate(&device, 0)?;
+        let comp = [Compartment::new(0, 0, num_params, self.dims)];
+        let bases =
+            Bases::new(self.stream, step, &comp, rbd_scale(num_params)).with_family(self.family);
+        let phi = generate(&device, &bases)?.reshape(&[self.dims, num_params])?;
         let c = phi.matmul(&g.reshape(&[num_params, 1])?)?;
         let update = phi.matmul_t(&c, true, false)?.reshape(&[num_params])?;
         Ok(StepInfo {

@@ -11,8 +11,7 @@
 use crate::config::{defaults, ConfigError};
 use crate::directions::DirectionsConfig;
 use crate::{Optimizer, Oracle, StepInfo, Target};
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::random_bases::{Compartment, Distribution, Stream};
+use rbd_engine::random_bases::{expand, Bases, BasisFamily, Compartment, Distribution, Stream};
 use rbd_engine::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -133,9 +132,13 @@ impl Nes {
         directions: &DirectionsConfig,
         target: &Target,
     ) -> Self {
-        // NES perturbations are N(0, I), whatever the direction distribution.
+        // NES perturbations are N(0, I) (what the paper runs), or packed signs
+        // (E[εεᵀ] = I as well) when asked for; the other distributions leave them
+        // Gaussian, as before.
         let mut stream = directions.stream(target.seed);
-        stream.distribution = Distribution::Gaussian;
+        if stream.distribution != Distribution::Rademacher {
+            stream.distribution = Distribution::Gaussian;
+        }
         let whole = Compartment::whole(target.num_params(), directions.dim);
         Nes {
             lr,
@@ -146,14 +149,9 @@ impl Nes {
         }
     }
 
-    fn basis<'a>(&'a self, step: u64, comps: &'a [Compartment]) -> Basis<'a> {
-        Basis {
-            family: self.family,
-            stream: &self.stream,
-            step,
-            comps,
-            scale: 1.0,
-        }
+    /// The perturbations of `step` in `comps`, unscaled.
+    fn bases<'a>(&self, step: u64, comps: &'a [Compartment]) -> Bases<'a> {
+        Bases::new(self.stream, step, comps, 1.0).with_family(self.family)
     }
 }
 
@@ -169,15 +167,14 @@ impl Optimizer for Nes {
         let mut losses = Vec::with_capacity(self.population);
         for i in 0..self.population {
             let one = [whole.window(i, 1)];
-            let offspring = self.basis(step, &one).expand(&sigma, 1.0, theta)?;
+            let offspring = expand(&self.bases(step, &one), &sigma, 1.0, theta)?;
             losses.push(oracle.loss(&offspring)?);
         }
         let ranks: Vec<f32> = centred_ranks(&losses).iter().map(|&r| r as f32).collect();
         let ranks = Tensor::from_f32(&device, &ranks, &[self.population])?;
         let alpha = self.lr / (self.sigma * self.population as f64 * (num_params as f64).sqrt());
-        let next = self
-            .basis(step, &[whole])
-            .expand(&ranks, alpha as f32, theta)?;
+        let all = [whole];
+        let next = expand(&self.bases(step, &all), &ranks, alpha as f32, theta)?;
         Ok(StepInfo {
             theta: next,
             correlation: None,

@@ -8,8 +8,10 @@
 use crate::config::defaults;
 use crate::directions::DirectionsConfig;
 use crate::{Optimizer, Oracle, StepInfo, Target};
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::random_bases::{rbd_scale, Compartment, Stream};
+use rbd_engine::random_bases::{
+    expand, project_expand, project_expand_delta, rbd_scale, Bases, BasisFamily, Compartment,
+    Stream,
+};
 use rbd_engine::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -68,14 +70,9 @@ impl RandomBases {
         RandomBases { family, ..self }
     }
 
-    fn basis(&self, step: u64) -> Basis<'_> {
-        Basis {
-            family: self.family,
-            stream: &self.stream,
-            step,
-            comps: &self.comps,
-            scale: self.scale,
-        }
+    /// This step's directions.
+    fn bases(&self, step: u64) -> Bases<'_> {
+        Bases::new(self.stream, step, &self.comps, self.scale).with_family(self.family)
     }
 
     /// RBD at rate `lr` over `target`.
@@ -101,15 +98,16 @@ impl RandomBases {
 impl Optimizer for RandomBases {
     fn step(&mut self, step: u64, theta: &Tensor, oracle: &mut dyn Oracle) -> Result<StepInfo> {
         let g = oracle.gradient(theta)?;
+        let bases = self.bases(step);
         let alpha = -self.lr as f32;
         // lr = 0 (or so small that −lr·Φc underflows, or not finite) leaves no usable
         // update to read the correlation's direction from: expand Φc itself then.
         let fused_update = alpha.is_finite() && alpha.abs() >= 1e-20;
         if !(self.correlation && fused_update) {
-            let (c, next) = self.basis(step).project_expand(&g, alpha, theta)?;
+            let (c, next) = project_expand(&bases, &g, alpha, theta)?;
             let correlation = if self.correlation {
                 let zeros = Tensor::zeros(&theta.device(), theta.shape(), theta.dtype())?;
-                let u = self.basis(step).expand(&c, 1.0, &zeros)?;
+                let u = expand(&bases, &c, 1.0, &zeros)?;
                 Some(cosines(&u, &g, &oracle.tensors())?)
             } else {
                 None
@@ -121,7 +119,7 @@ impl Optimizer for RandomBases {
         }
         // The update −lr·Φc comes from the same generation as θ's (no second pass); its
         // cosine with g, times the sign of −lr, is that of Φc with g.
-        let (_, next, delta) = self.basis(step).project_expand_delta(&g, alpha, theta)?;
+        let (_, next, delta) = project_expand_delta(&bases, &g, alpha, theta)?;
         let mut corr = cosines(&delta, &g, &oracle.tensors())?;
         if alpha < 0.0 {
             // 0 − c, not −c: a zero cosine stays +0.

@@ -2,7 +2,9 @@
 //! materialised directions of the same generator; convergence on a quadratic;
 //! determinism; the WGSL step against the cpu step.
 
-use rbd_engine::random_bases::{generate, rbd_scale, Compartment, Distribution, Generator, Stream};
+use rbd_engine::random_bases::{
+    generate, rbd_scale, Bases, Compartment, Distribution, Generator, Stream,
+};
 use rbd_engine::testing::{cpu_adapter, weights};
 use rbd_engine::{Device, Result, Tensor};
 use rbd_optim::{Compartments, FixedProjection, Nes, Optimizer, Oracle, RandomBases, Sgd};
@@ -54,9 +56,12 @@ fn stream(distribution: Distribution) -> Stream {
 
 /// Φ of one compartment as f64 rows of length `len`.
 fn phi(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f64>> {
-    let out = generate(&Device::Cpu, s, step, c, scale)
-        .and_then(|t| t.to_vec_f32())
-        .unwrap();
+    let out = generate(
+        &Device::Cpu,
+        &Bases::new(*s, step, std::slice::from_ref(c), scale),
+    )
+    .and_then(|t| t.to_vec_f32())
+    .unwrap();
     out.chunks(c.len)
         .map(|r| r.iter().map(|&x| x as f64).collect())
         .collect()
@@ -172,7 +177,7 @@ fn fpd_keeps_one_base_and_nes_follows_its_ranks() {
         sigma,
         population: d,
         stream: s,
-        family: rbd_engine::basis::BasisFamily::Iid,
+        family: rbd_engine::random_bases::BasisFamily::Iid,
     };
     let mut oracle = Quadratic::new(n, Device::Cpu);
     let next = nes
@@ -404,8 +409,8 @@ fn phi_fastfood(s: &Stream, step: u64, c: &Compartment, scale: f32) -> Vec<Vec<f
 
 #[test]
 fn fastfood_rbd_fpd_and_nes_steps_match_their_formulas() {
-    use rbd_engine::basis::BasisFamily;
     use rbd_engine::fastfood::Fastfood;
+    use rbd_engine::random_bases::BasisFamily;
     let (n, d) = (1500, 24);
     let theta0: Vec<f32> = weights(n, 3).iter().map(|&x| x as f32).collect();
     let th = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();

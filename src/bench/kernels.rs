@@ -74,7 +74,7 @@ fn conv_flops(s: &Conv2dShape) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.peer.is_some() || args.python.is_some() {
+    if !args.peer.is_empty() || args.python.is_some() {
         anyhow::bail!("--peer and --python apply to `rbd bench rbd`, not `bench kernels`");
     }
     let backends = backends(&args.backends)?;

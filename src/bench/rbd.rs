@@ -1,10 +1,13 @@
 //! `rbd bench rbd`: random numbers per second of the fused project and expand passes
-//! (both generators), and the time of one whole optimiser step on the CIFAR-10 CNN
-//! (D = 122,570, batch 32): SGD against fused RBD at d = 250 and d = 10^4 and against
-//! RBD with a materialised basis, on every backend; the Fastfood family's step at
-//! d ∈ {10, 250, 10^4} and its project + expand time for every model's D; with
-//! `--peer torch`, PyTorch's SGD and materialised-basis steps on the same network,
-//! measured in the same run.
+//! (both generators, Gaussian directions and packed signs) and, on the cpu, of the
+//! whole step in the bases; the time of one optimiser step on the CIFAR-10 CNN
+//! (D = 122,570, batch 32): SGD against RBD with Gaussian directions and with packed
+//! signs at d = 250 and d = 10^4, against the Fastfood family's step at
+//! d ∈ {10, 250, 10^4} and against RBD with a materialised basis, on every backend;
+//! Fastfood's project + expand time for every model's D; the cpu plan in force and
+//! why; the issue-25 targets, each with the figures of this run it is judged on; with
+//! `--peer torch` / `--peer jax`, the peers' steps on the same network, measured in the
+//! same run.
 
 use super::peer::{self, PeerReport};
 use super::{backends, measure, Backend, Timing};
@@ -12,13 +15,28 @@ use crate::cli::BenchArgs;
 use anyhow::Result;
 use rbd::train::oracle::TrainOracle;
 use rbd_datasets::Batch;
-use rbd_engine::basis::{Basis, BasisFamily};
-use rbd_engine::fastfood::Fastfood;
+use rbd_engine::random_bases::project_expand;
 use rbd_engine::{Device, Tensor};
-use rbd_kernels::random_bases::{self as rb, Compartment, Distribution, Generator, Stream};
+use rbd_kernels::random_bases::{
+    self as rb, Bases, BasisFamily, Compartment, CpuPlan, Distribution, Fastfood, Generator, Simd,
+    Stream,
+};
 use rbd_models::ModelKind;
 use rbd_optim::{MaterializedRbd, Optimizer, RandomBases, Sgd};
 use serde::Serialize;
+
+/// The cpu step in the bases under the plan chosen for this machine against the one
+/// fixed plan every machine ran before (interleaved, same run).
+#[derive(Serialize)]
+struct PlanRow {
+    dims: usize,
+    chosen: String,
+    chosen_ms: f64,
+    fixed: String,
+    fixed_ms: f64,
+    /// fixed_ms / chosen_ms: above 1 where the chosen plan is faster.
+    speedup: f64,
+}
 
 #[derive(Serialize)]
 struct RateRow {
@@ -29,6 +47,8 @@ struct RateRow {
     dims: usize,
     project_ms: f64,
     expand_ms: f64,
+    /// cpu: one step in the bases (project_expand under the plan in force).
+    step_ms: Option<f64>,
     project_numbers_per_s: f64,
     expand_numbers_per_s: f64,
     combined_numbers_per_s: f64,
@@ -41,6 +61,16 @@ struct StepRow {
     dims: Option<usize>,
     timing: Timing,
     vs_sgd: f64,
+}
+
+/// One target of issue 25, judged on this run's figures.
+#[derive(Serialize)]
+struct Target {
+    what: String,
+    /// The measured figure and the bound, in the same unit.
+    value: f64,
+    bound: f64,
+    met: bool,
 }
 
 /// The Fastfood project + expand (one fused step of the op, no model) at one (D, d).
@@ -58,11 +88,16 @@ struct FastfoodRow {
 #[derive(Serialize)]
 struct Report {
     backends: Vec<(String, String)>,
+    /// The cpu plan (instruction set, step strategy, block size) and why.
+    cpu_plan: String,
+    cpu_plan_why: String,
+    plans: Vec<PlanRow>,
     rates: Vec<RateRow>,
     steps: Vec<StepRow>,
     fastfood: Vec<FastfoodRow>,
     /// SGD training throughput of the CNN (32 / median step time), per backend.
     images_per_s: Vec<ImagesRow>,
+    targets: Vec<Target>,
     peer: PeerReport,
 }
 
@@ -154,18 +189,12 @@ fn fastfood_table(b: &Backend, device: &Device, repeats: usize) -> Result<Vec<Fa
         for dims in [10usize, 250, 10_000] {
             let comps = Compartment::whole(d_total, dims);
             let ff = Fastfood::for_compartments(&comps);
-            let basis = Basis {
-                family: BasisFamily::Fastfood(ff),
-                stream: &stream,
-                step: 0,
-                comps: &comps,
-                scale: rb::rbd_scale(d_total),
-            };
+            let bases = Bases::new(stream, 0, &comps, rb::rbd_scale(d_total))
+                .with_family(BasisFamily::Fastfood(ff));
             let mut step = 0;
             let timing = measure(b, 1, repeats, || {
-                let basis = Basis { step, ..basis };
+                project_expand(&Bases { step, ..bases }, &g, -0.01, &theta)?;
                 step += 1;
-                basis.project_expand(&g, -0.01, &theta)?;
                 Ok(())
             })?;
             rows.push(FastfoodRow {
@@ -191,48 +220,53 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut steps = Vec::new();
     let mut images = Vec::new();
     let mut fastfood = Vec::new();
+    let mut plans = Vec::new();
     for b in &backends {
         if !args.json {
             eprintln!("measuring {} ({})", b.label(), b.describe());
         }
         let big_d = matches!(b, Backend::Cpu) || !args.quick;
-        for generator in [Generator::Philox, Generator::Threefry] {
-            for dims in [250usize, 10_000] {
-                if dims > 250 && !big_d {
-                    continue;
+        for distribution in DISTRIBUTIONS {
+            for generator in [Generator::Philox, Generator::Threefry] {
+                for dims in [250usize, 10_000] {
+                    if dims > 250 && !big_d {
+                        continue;
+                    }
+                    let stream = Stream {
+                        generator,
+                        distribution,
+                        seed: 0,
+                    };
+                    let r = match b {
+                        Backend::Cpu => rb::bench_cpu(&stream, d_total, dims, args.repeats),
+                        Backend::Wgpu(ctx) => {
+                            rb::bench_gpu(ctx, &stream, d_total, dims, args.repeats)?
+                        }
+                    };
+                    rates.push(RateRow {
+                        backend: b.label(),
+                        generator: generator.name().into(),
+                        distribution: distribution.name(),
+                        d_total,
+                        dims,
+                        project_ms: r.project_s * 1e3,
+                        expand_ms: r.expand_s * 1e3,
+                        step_ms: r.step_s.map(|t| t * 1e3),
+                        project_numbers_per_s: r.project_rate(),
+                        expand_numbers_per_s: r.expand_rate(),
+                        combined_numbers_per_s: r.combined_rate(),
+                    });
                 }
-                let stream = Stream {
-                    generator,
-                    distribution: Distribution::Gaussian,
-                    seed: 0,
-                };
-                let r = match b {
-                    Backend::Cpu => rb::bench_cpu(&stream, d_total, dims, args.repeats),
-                    Backend::Wgpu(ctx) => rb::bench_gpu(ctx, &stream, d_total, dims, args.repeats)?,
-                };
-                rates.push(RateRow {
-                    backend: b.label(),
-                    generator: generator.name().into(),
-                    distribution: "gaussian".into(),
-                    d_total,
-                    dims,
-                    project_ms: r.project_s * 1e3,
-                    expand_ms: r.expand_s * 1e3,
-                    project_numbers_per_s: r.project_rate(),
-                    expand_numbers_per_s: r.expand_rate(),
-                    combined_numbers_per_s: r.combined_rate(),
-                });
             }
+        }
+        if matches!(b, Backend::Cpu) {
+            plans.extend(plan_rows(d_total, big_d, args.repeats));
         }
         let device = match b {
             Backend::Cpu => Device::Cpu,
             Backend::Wgpu(ctx) => Device::Wgpu(ctx.clone()),
         };
-        let stream = Stream {
-            generator: Generator::default(),
-            distribution: Distribution::Gaussian,
-            seed: 0,
-        };
+        let stream = Stream::new(0);
         let reps = if matches!(b, Backend::Cpu) {
             args.repeats.max(5)
         } else {
@@ -257,22 +291,27 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 images_per_s: 32.0 / (t.median_ms / 1e3),
             });
         }
-        for dims in [250usize, 10_000] {
-            if dims > 250 && !big_d {
-                continue;
+        for distribution in DISTRIBUTIONS {
+            for dims in [250usize, 10_000] {
+                if dims > 250 && !big_d {
+                    continue;
+                }
+                let mut rbd = RandomBases::new(
+                    0.01,
+                    Stream {
+                        distribution,
+                        ..stream
+                    },
+                    Compartment::whole(d_total, dims),
+                    d_total,
+                    false,
+                );
+                push(
+                    &rbd_step_name(distribution),
+                    Some(dims),
+                    step_time(b, &device, &mut rbd, reps)?,
+                );
             }
-            let mut rbd = RandomBases::new(
-                0.01,
-                stream,
-                Compartment::whole(d_total, dims),
-                d_total,
-                false,
-            );
-            push(
-                "rbd (fused)",
-                Some(dims),
-                step_time(b, &device, &mut rbd, reps)?,
-            );
         }
         for dims in [10usize, 250, 10_000] {
             if dims > 250 && !big_d {
@@ -292,7 +331,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             lr: 0.01,
             stream,
             dims: 250,
-            family: rbd_engine::basis::BasisFamily::Iid,
+            family: rbd_engine::random_bases::BasisFamily::Iid,
         };
         match rbd_optim::materialized::check_fits(&device, 250, d_total) {
             Ok(_) => push(
@@ -303,10 +342,15 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Err(e) => eprintln!("note: {e}"),
         }
     }
-    // The peer runs after rbd's measurements, never beside them.
+    // The peers run after rbd's measurements, never beside them.
     let peer = peer::measure(&peer_choice, args, &figures(&steps, &images));
+    let chosen = CpuPlan::current();
     let report = Report {
         backends: backends.iter().map(|b| (b.label(), b.describe())).collect(),
+        cpu_plan: chosen.plan.describe(),
+        cpu_plan_why: chosen.why.clone(),
+        plans,
+        targets: targets(&rates, &steps, &peer),
         rates,
         steps,
         fastfood,
@@ -320,32 +364,50 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for (label, adapter) in &report.backends {
         println!("{label}: {adapter}");
     }
+    println!("cpu plan: {} ({})", report.cpu_plan, report.cpu_plan_why);
     println!(
-        "\nfused random bases, D = {d_total}, Gaussian directions (numbers/s = direction entries generated per second)"
+        "\nfused random bases, D = {d_total} (numbers/s = direction entries generated per second; step = project_expand, cpu)"
     );
     println!(
-        "{:<14} {:<16} {:>6} {:>11} {:>11} {:>14} {:>14} {:>14}",
+        "{:<14} {:<16} {:<11} {:>6} {:>11} {:>11} {:>9} {:>12} {:>12} {:>12}",
         "backend",
         "generator",
+        "directions",
         "d",
         "project ms",
         "expand ms",
+        "step ms",
         "project n/s",
         "expand n/s",
         "both n/s"
     );
     for r in &report.rates {
         println!(
-            "{:<14} {:<16} {:>6} {:>11.2} {:>11.2} {:>14.3e} {:>14.3e} {:>14.3e}",
+            "{:<14} {:<16} {:<11} {:>6} {:>11.2} {:>11.2} {:>9} {:>12.3e} {:>12.3e} {:>12.3e}",
             r.backend,
             r.generator,
+            r.distribution,
             r.dims,
             r.project_ms,
             r.expand_ms,
+            r.step_ms.map_or("-".into(), |t| format!("{t:.2}")),
             r.project_numbers_per_s,
             r.expand_numbers_per_s,
             r.combined_numbers_per_s
         );
+    }
+    if !report.plans.is_empty() {
+        println!("\ncpu step in the bases (project_expand), default generator, Gaussian, D = {d_total}: the plan chosen here against the fixed plan of before (interleaved)");
+        println!(
+            "{:>6} {:<50} {:>8} {:<50} {:>8} {:>8}",
+            "d", "chosen plan", "ms", "fixed plan", "ms", "speedup"
+        );
+        for p in &report.plans {
+            println!(
+                "{:>6} {:<50} {:>8.2} {:<50} {:>8.2} {:>8.2}",
+                p.dims, p.chosen, p.chosen_ms, p.fixed, p.fixed_ms, p.speedup
+            );
+        }
     }
     println!("\none optimiser step, CIFAR-10 CNN (D = {d_total}), batch 32");
     println!(
@@ -400,9 +462,131 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             r.backend, r.dataset, r.images_per_s
         );
     }
+    if !report.targets.is_empty() {
+        println!("\nissue-25 targets on this machine (cpu, this run's figures)");
+        for t in &report.targets {
+            println!(
+                "{} {}: {:.2} against {:.2}",
+                if t.met { "met   " } else { "MISSED" },
+                t.what,
+                t.value,
+                t.bound
+            );
+        }
+    }
     println!();
     peer::print(&report.peer);
     Ok(())
+}
+
+/// The distributions measured: the paper's Gaussian, and packed signs.
+/// The plan in force against [`CpuPlan::fixed_before_tuning`] at d = 250 (and 10^4).
+fn plan_rows(d_total: usize, big_d: bool, repeats: usize) -> Vec<PlanRow> {
+    let chosen = CpuPlan::current().plan;
+    let fixed = CpuPlan::fixed_before_tuning(chosen.simd);
+    let stream = Stream::new(0);
+    [250usize, 10_000]
+        .into_iter()
+        .filter(|&d| d == 250 || big_d)
+        .map(|dims| {
+            let t = rb::bench_cpu_plans(&stream, d_total, dims, &[chosen, fixed], repeats);
+            PlanRow {
+                dims,
+                chosen: chosen.describe(),
+                chosen_ms: t[0] * 1e3,
+                fixed: fixed.describe(),
+                fixed_ms: t[1] * 1e3,
+                speedup: t[1] / t[0],
+            }
+        })
+        .collect()
+}
+
+const DISTRIBUTIONS: [Distribution; 2] = [Distribution::Gaussian, Distribution::Rademacher];
+
+fn rbd_step_name(distribution: Distribution) -> String {
+    format!("rbd {}", distribution.name())
+}
+
+fn cpu_rate(rates: &[RateRow], generator: Generator, dist: Distribution) -> Option<&RateRow> {
+    rates.iter().find(|r| {
+        r.backend == "cpu"
+            && r.generator == generator.name()
+            && r.distribution == dist.name()
+            && r.dims == 250
+    })
+}
+
+/// Issue 25's targets at d = 250 with the default generator, judged on the cpu
+/// figures of this run (none without a cpu backend).
+fn targets(rates: &[RateRow], steps: &[StepRow], peer: &PeerReport) -> Vec<Target> {
+    let mut out = Vec::new();
+    let gen = Generator::default();
+    let (Some(sgd), Some(gauss), Some(signs)) = (
+        cpu_median(steps, "sgd", None),
+        cpu_median(steps, &rbd_step_name(Distribution::Gaussian), Some(250)),
+        cpu_median(steps, &rbd_step_name(Distribution::Rademacher), Some(250)),
+    ) else {
+        return out;
+    };
+    let mut push = |what: String, value: f64, bound: f64| {
+        out.push(Target {
+            what,
+            value,
+            bound,
+            met: value <= bound,
+        })
+    };
+    if let Some(r) = cpu_rate(rates, gen, Distribution::Gaussian) {
+        push(
+            format!(
+                "Gaussian RBD step ≤ 1.1 × (SGD step {sgd:.2} + generating d·D once, i.e. project, {:.2}) ms",
+                r.project_ms
+            ),
+            gauss,
+            1.1 * (sgd + r.project_ms),
+        );
+    }
+    if let (Some(g), Some(p)) = (
+        cpu_rate(rates, gen, Distribution::Gaussian).and_then(|r| r.step_ms),
+        cpu_rate(rates, gen, Distribution::Rademacher).and_then(|r| r.step_ms),
+    ) {
+        push(
+            format!("packed-sign project_expand ≤ 25% of the Gaussian one ({g:.2} ms): its ms"),
+            p,
+            0.25 * g,
+        );
+    }
+    let (factor, level) = if Simd::detect() == Simd::Avx512 {
+        (1.5, "AVX-512")
+    } else {
+        (2.0, "without AVX-512")
+    };
+    push(
+        format!("packed-sign RBD step ≤ {factor} × SGD step {sgd:.2} ms ({level})"),
+        signs,
+        factor * sgd,
+    );
+    let torch_materialised = peer
+        .runs
+        .iter()
+        .filter(|r| r.peer == peer::PeerKind::Torch)
+        .filter_map(|r| {
+            r.output
+                .as_ref()?
+                .get("rbd_materialised_step")?
+                .get("median_ms")?
+                .as_f64()
+        })
+        .next();
+    if let Some(t) = torch_materialised {
+        push(
+            format!("packed-sign RBD step ≥ 25× faster than PyTorch's materialised step ({t:.1} ms): its ms"),
+            signs,
+            t / 25.0,
+        );
+    }
+    out
 }
 
 fn cpu_median(steps: &[StepRow], optimizer: &str, dims: Option<usize>) -> Option<f64> {
@@ -412,12 +596,18 @@ fn cpu_median(steps: &[StepRow], optimizer: &str, dims: Option<usize>) -> Option
         .map(|s| s.timing.median_ms)
 }
 
-/// rbd's cpu figures the peer is compared with (PyTorch runs on the cpu): SGD and
-/// fused RBD at d = 250 step times, SGD images/s.
+/// rbd's cpu figures the peers are compared with (they run on the cpu): SGD and RBD
+/// at d = 250 step times (Gaussian directions first), SGD images/s.
 fn figures(steps: &[StepRow], images: &[ImagesRow]) -> peer::RbdFigures {
     peer::RbdFigures {
         sgd_ms: cpu_median(steps, "sgd", None),
-        rbd_ms: cpu_median(steps, "rbd (fused)", Some(250)),
+        rbd_ms: DISTRIBUTIONS
+            .iter()
+            .filter_map(|&d| {
+                let m = cpu_median(steps, &rbd_step_name(d), Some(250))?;
+                Some((d.name(), m))
+            })
+            .collect(),
         images_per_s: images
             .iter()
             .filter(|r| r.backend == "cpu")

@@ -119,6 +119,10 @@ struct Report {
     /// Per-step GPU runtime counters (dispatches, submits, readbacks, buffer and
     /// bind-group creations, host µs per dispatch); null on the cpu backend.
     gpu_counters: Option<serde_json::Value>,
+    /// The cpu random-bases plan in force (instruction set, step strategy, block size)
+    /// and why.
+    cpu_plan: String,
+    cpu_plan_why: String,
 }
 
 /// The wgpu runtime's counters over the unprofiled steps, per step.
@@ -363,6 +367,10 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
         gpu_timestamps_note,
         parallelism: dispatch_log.as_deref().map(parallelism::of),
         gpu_counters,
+        cpu_plan: rbd_kernels::random_bases::CpuPlan::current()
+            .plan
+            .describe(),
+        cpu_plan_why: rbd_kernels::random_bases::CpuPlan::current().why.clone(),
     };
     Ok(report)
 }
@@ -379,6 +387,9 @@ fn print_tables(r: &Report) {
         r.parameters
     );
     println!("device: {}", r.device);
+    if r.backend == "cpu" {
+        println!("cpu plan: {} ({})", r.cpu_plan, r.cpu_plan_why);
+    }
     println!(
         "step: {:.2} ms median unprofiled (min {:.2}, max {:.2}, {} steps after {} warm-up); profiled {:.2} ms ({:.2}×), op times {}",
         r.step_ms.median_ms,

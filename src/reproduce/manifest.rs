@@ -56,6 +56,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("b13", include_str!("../../reproduce/b13.toml")),
     ("b14", include_str!("../../reproduce/b14.toml")),
     ("b15", include_str!("../../reproduce/b15.toml")),
+    (
+        "rademacher",
+        include_str!("../../reproduce/rademacher.toml"),
+    ),
 ];
 
 /// What an artefact computes.

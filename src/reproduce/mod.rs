@@ -3,6 +3,7 @@
 //! values into `results/NAME/`.
 
 pub mod campaign;
+mod committed;
 pub mod contention;
 pub mod cost_cache;
 pub mod estimate;

@@ -5,7 +5,7 @@
 
 use crate::train::plot::{self, Band, Figure, Panel, OKABE_ITO};
 use anyhow::{bail, Result};
-use rbd_kernels::random_bases::{generate_cpu, Compartment, Generator, Stream};
+use rbd_kernels::random_bases::{generate_cpu, Bases, Compartment, Generator, Stream};
 use rbd_optim::rbd::cosine;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -62,15 +62,21 @@ pub fn compute(stream: &Stream, vectors: usize, max_exponent: u32) -> Result<Vec
         let mut b = vec![0f32; dim];
         let mut cos = Vec::with_capacity(vectors);
         for i in 0..vectors {
-            generate_cpu(stream, 0, &comp.window(2 * i, 1), 1.0, &mut a);
-            generate_cpu(stream, 0, &comp.window(2 * i + 1, 1), 1.0, &mut b);
+            generate_cpu(
+                &Bases::new(*stream, 0, &[comp.window(2 * i, 1)], 1.0),
+                &mut a,
+            );
+            generate_cpu(
+                &Bases::new(*stream, 0, &[comp.window(2 * i + 1, 1)], 1.0),
+                &mut b,
+            );
             cos.push(cosine(&a, &b));
         }
         // The released code's estimator: vectors 0..N of one draw, consecutive pairs.
         let mut consecutive = Vec::with_capacity(vectors - 1);
-        generate_cpu(stream, 1, &comp.window(0, 1), 1.0, &mut a);
+        generate_cpu(&Bases::new(*stream, 1, &[comp.window(0, 1)], 1.0), &mut a);
         for i in 1..vectors {
-            generate_cpu(stream, 1, &comp.window(i, 1), 1.0, &mut b);
+            generate_cpu(&Bases::new(*stream, 1, &[comp.window(i, 1)], 1.0), &mut b);
             consecutive.push(cosine(&a, &b).abs());
             std::mem::swap(&mut a, &mut b);
         }

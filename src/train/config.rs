@@ -717,6 +717,13 @@ mod tests {
             "{}",
             e.message
         );
+        ff.settings.directions.distribution = DistributionKind::Rademacher;
+        let e = ff.validate().unwrap_err();
+        assert!(
+            e.field == "bases" && e.message.contains("--distribution rademacher"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

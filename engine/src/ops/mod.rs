@@ -1,7 +1,6 @@
 //! Differentiable ops. Each file holds an op family's forward (dispatching to the cpu
 //! or WGSL kernel in `rbd-kernels`) and its backward rule, side by side.
 
-pub mod basis;
 pub mod batchnorm;
 pub mod bias_relu;
 pub mod conv;

@@ -53,6 +53,7 @@ macro_rules! dispatch {
             (Generator::Threefry, Distribution::Gaussian) => $f::<ThreefryGen, Gauss>($($arg),*),
             (Generator::Threefry, Distribution::Uniform) => $f::<ThreefryGen, Uniform>($($arg),*),
             (Generator::Threefry, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
+            (_, Distribution::Rademacher) => unreachable!("fastfood bases refuse packed signs (check_distribution)"),
         }
     };
 }

@@ -166,11 +166,15 @@ pub fn check_fastfood(comps: &[Compartment], n: usize, ff: Fastfood) -> Result<(
 
 /// Refuses distributions the family does not define: the released code's shifted
 /// Bernoulli (its nonzero mean, the point of that variant, does not survive the
-/// Hadamard transforms).
+/// Hadamard transforms) and packed signs (a layout of i.i.d. entries, 32 per word,
+/// made for the i.i.d. kernels' sign-flip sums; a ±1 diagonal is `bernoulli`).
 pub fn check_distribution(d: Distribution) -> Result<(), String> {
     match d {
         Distribution::BernoulliReleased { .. } => Err(
             "fastfood bases take a zero-mean diagonal (gaussian, uniform or bernoulli); bernoulli-released's shifted mean has no Fastfood counterpart".into(),
+        ),
+        Distribution::Rademacher => Err(
+            "--distribution rademacher (packed signs) is a layout of i.i.d. directions and is not defined with --bases fastfood; for a ±1 diagonal G use --distribution bernoulli".into(),
         ),
         _ => Ok(()),
     }

@@ -1,7 +1,10 @@
-//! Throughput measurement of project and expand (used by `examples/bench_random_bases`
-//! and, later, `rbd bench rbd`).
+//! Throughput measurement of project, expand and (cpu) the whole step in the bases
+//! (used by `rbd bench rbd` and `examples/bench_random_bases`).
 
-use super::{expand_cpu, expand_gpu, project_cpu, project_gpu, Compartment};
+use super::{
+    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_with, project_gpu,
+    Bases, Compartment, CpuPlan,
+};
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
 use crate::GpuError;
@@ -23,6 +26,9 @@ pub struct BenchResult {
     pub project_cpu_s: f64,
     /// Same for expand.
     pub expand_cpu_s: f64,
+    /// cpu: median seconds of one step in the bases ([`super::project_expand_cpu`]
+    /// under the plan in force); None on wgpu.
+    pub step_s: Option<f64>,
 }
 
 impl BenchResult {
@@ -87,6 +93,7 @@ impl Sample {
 struct Timings {
     p: Vec<(f64, f64)>,
     e: Vec<(f64, f64)>,
+    s: Vec<f64>,
 }
 
 impl Timings {
@@ -105,6 +112,7 @@ impl Timings {
             expand_s: m(&self.e, false),
             project_cpu_s: m(&self.p, true),
             expand_cpu_s: m(&self.e, true),
+            step_s: (!self.s.is_empty()).then(|| median(self.s)),
         }
     }
 }
@@ -123,8 +131,8 @@ fn test_vector(n: usize, salt: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Times project and expand on the cpu backend: one warm-up, then the median of
-/// `repeats` runs of each.
+/// Times project, expand and the step (project_expand) on the cpu backend: one
+/// warm-up, then the median of `repeats` runs of each.
 pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -> BenchResult {
     let comps = Compartment::whole(d_total, dims);
     let g = test_vector(d_total, 1);
@@ -134,16 +142,19 @@ pub fn bench_cpu(stream: &Stream, d_total: usize, dims: usize, repeats: usize) -
     let mut out = vec![0f32; d_total];
     let mut t = Timings::default();
     for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Sample::start();
-        project_cpu(stream, i as u64, &comps, scale, &g, &mut coords);
+        project_cpu(&bases, &g, &mut coords);
         let p = s.stop();
         let s = Sample::start();
-        expand_cpu(
-            stream, i as u64, &comps, scale, &coords, -0.1, &theta, &mut out,
-        );
+        expand_cpu(&bases, &coords, -0.1, &theta, &mut out);
         let e = s.stop();
+        let s = Sample::start();
+        std::hint::black_box(project_expand_cpu(&bases, &g, -0.1, &theta, &mut out, None));
+        let step = s.stop().0;
         if i > 0 {
             t.push(p, e);
+            t.s.push(step);
         }
     }
     std::hint::black_box(&out);
@@ -166,12 +177,13 @@ pub fn bench_gpu(
     let mut t = Timings::default();
     ctx.synchronize()?;
     for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Sample::start();
-        let coords = project_gpu(ctx, stream, i as u64, &comps, scale, &g)?;
+        let coords = project_gpu(ctx, &bases, &g)?;
         ctx.synchronize()?;
         let p = s.stop();
         let s = Sample::start();
-        let out = expand_gpu(ctx, stream, i as u64, &comps, scale, &coords, -0.1, &theta)?;
+        let out = expand_gpu(ctx, &bases, &coords, -0.1, &theta)?;
         ctx.synchronize()?;
         let e = s.stop();
         drop(out);
@@ -180,4 +192,37 @@ pub fn bench_gpu(
         }
     }
     Ok(t.result(d_total, dims))
+}
+
+/// The cpu step (project_expand) under each of `plans`, one compartment of `d_total`
+/// entries and `dims` directions: one warm-up, then `repeats` rounds that run every
+/// plan once in turn (so a change of load hits them alike); the median wall seconds
+/// of each plan, in the order given.
+pub fn bench_cpu_plans(
+    stream: &Stream,
+    d_total: usize,
+    dims: usize,
+    plans: &[CpuPlan],
+    repeats: usize,
+) -> Vec<f64> {
+    let comps = Compartment::whole(d_total, dims);
+    let g = test_vector(d_total, 1);
+    let theta = test_vector(d_total, 2);
+    let scale = super::rbd_scale(d_total);
+    let mut out = vec![0f32; d_total];
+    let mut times = vec![Vec::new(); plans.len()];
+    for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
+        for (plan, t) in plans.iter().zip(&mut times) {
+            let s = Instant::now();
+            std::hint::black_box(project_expand_cpu_with(
+                plan, &bases, &g, -0.1, &theta, &mut out, None,
+            ));
+            if i > 0 {
+                t.push(s.elapsed().as_secs_f64());
+            }
+        }
+    }
+    std::hint::black_box(&out);
+    times.into_iter().map(median).collect()
 }

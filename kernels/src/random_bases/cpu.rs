@@ -1,16 +1,17 @@
 //! The native cpu implementation: rayon over (compartment, element chunk, direction
 //! group) tasks of fixed size, so the summation order never depends on the thread
 //! count; each task generates its directions 64 entries at a time with the vectorised
-//! stream of [`crate::rng::lanes`], compiled three times (baseline x86-64, AVX2,
-//! AVX-512) and chosen at run time. The three produce bitwise equal results: the code
-//! uses no FMA, and each lane's arithmetic is the same IEEE operation sequence.
+//! stream of [`crate::rng::lanes`], compiled once per instruction-set level
+//! ([`super::simd`]) and chosen at run time; every level gives the same bits.
 
-use super::{check_compartments, coord_offsets, total_dims, Compartment};
+use super::signs;
+use super::simd::{multiversion, Simd};
+use super::tune::{CpuPlan, StepStrategy, MAX_BLOCK_DIRS};
+use super::{check_compartments, coord_offsets, Bases, Compartment};
 use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
-use crate::rng::{BlockKey, DistParams, Distribution, Generator, Stream};
+use crate::rng::{BlockKey, DistParams, Distribution, Generator};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
-use std::sync::OnceLock;
 
 /// Entries per element chunk (a multiple of [`BATCH`]); fixed, so results do not
 /// depend on the thread count.
@@ -18,89 +19,6 @@ pub const CHUNK: usize = 4096;
 const BATCHES: usize = CHUNK / BATCH;
 /// Directions per project task.
 const DIR_GROUP: usize = 64;
-
-/// Instruction-set level of the cpu kernels. All levels give bitwise equal results.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Simd {
-    /// Baseline x86-64 (SSE2) or whatever the target offers.
-    Generic,
-    /// AVX2 (+FMA, BMI2 enabled for code generation; no FMA is emitted).
-    Avx2,
-    /// AVX-512 F/BW/DQ/VL.
-    Avx512,
-}
-
-impl Simd {
-    /// The best level this processor supports (detected once).
-    pub fn detect() -> Simd {
-        static LEVEL: OnceLock<Simd> = OnceLock::new();
-        *LEVEL.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::env::var("RBD_SIMD").is_ok_and(|v| v == "generic") {
-                    return Simd::Generic;
-                }
-                if is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512dq")
-                    && is_x86_feature_detected!("avx512vl")
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("bmi2")
-                {
-                    return Simd::Avx512;
-                }
-                if is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("bmi2")
-                {
-                    return Simd::Avx2;
-                }
-            }
-            Simd::Generic
-        })
-    }
-
-    /// Every level this processor can run (for tests and benchmarks).
-    pub fn available() -> Vec<Simd> {
-        match Simd::detect() {
-            Simd::Avx512 => vec![Simd::Generic, Simd::Avx2, Simd::Avx512],
-            Simd::Avx2 => vec![Simd::Generic, Simd::Avx2],
-            Simd::Generic => vec![Simd::Generic],
-        }
-    }
-}
-
-/// Generates `fn $name<G, D>(simd, args..)` calling `$body::<G, D>(args..)` compiled
-/// for the requested instruction set.
-macro_rules! multiversion {
-    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* )) => {
-        #[allow(clippy::too_many_arguments)]
-        fn $name<G: Gen, D: Dist>(simd: Simd, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi2")]
-                unsafe fn avx512<G: Gen, D: Dist>($($arg: $ty),*) {
-                    $body::<G, D>($($arg),*)
-                }
-                #[allow(clippy::too_many_arguments)]
-                #[target_feature(enable = "avx2,fma,bmi2")]
-                unsafe fn avx2<G: Gen, D: Dist>($($arg: $ty),*) {
-                    $body::<G, D>($($arg),*)
-                }
-                match simd {
-                    // SAFETY: `Simd::detect` only reports levels the processor has.
-                    Simd::Avx512 => return unsafe { avx512::<G, D>($($arg),*) },
-                    Simd::Avx2 => return unsafe { avx2::<G, D>($($arg),*) },
-                    Simd::Generic => {}
-                }
-            }
-            let _ = simd;
-            $body::<G, D>($($arg),*)
-        }
-    };
-}
 
 /// Calls `$f::<G, D>(args)` for the stream's generator and distribution.
 macro_rules! dispatch {
@@ -112,8 +30,28 @@ macro_rules! dispatch {
             (Generator::Threefry, Distribution::Gaussian) => $f::<ThreefryGen, Gauss>($($arg),*),
             (Generator::Threefry, Distribution::Uniform) => $f::<ThreefryGen, Uniform>($($arg),*),
             (Generator::Threefry, Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. }) => $f::<ThreefryGen, Bern>($($arg),*),
+            (_, Distribution::Rademacher) => unreachable!("packed signs take signs.rs's path"),
         }
     };
+}
+
+/// The directions and entries one chunk task covers: directions `dir0 ..` of the
+/// (step, compartment) pass `bk`, from batch `batch0` of the compartment on.
+#[derive(Clone, Copy)]
+struct Dirs<'a> {
+    bk: &'a BlockKey,
+    dp: &'a DistParams,
+    dir0: u32,
+    batch0: u32,
+}
+
+impl Dirs<'_> {
+    /// Raw values of batch `b` (counted from `batch0`) of direction `dir0 + j`.
+    #[inline(always)]
+    fn values<G: Gen, D: Dist>(&self, j: usize, b: usize) -> [F; 4] {
+        let dir = self.dir0.wrapping_add(j as u32);
+        D::values(&G::words(self.bk, dir, self.batch0 + b as u32), self.dp)
+    }
 }
 
 /// acc += v·g lane-wise (one row: a single vector register at AVX-512).
@@ -134,7 +72,7 @@ fn axpy_row(acc: &mut F, w: f32, v: &F) {
 
 /// Fixed-order sum of a batch of accumulators: rows pairwise, then lanes as a tree.
 #[inline(always)]
-fn reduce_batch(acc: &[F; 4]) -> f32 {
+pub(super) fn reduce_batch(acc: &[F; 4]) -> f32 {
     let mut s = [0f32; L];
     for l in 0..L {
         s[l] = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
@@ -152,14 +90,7 @@ fn reduce_batch(acc: &[F; 4]) -> f32 {
 /// partial[j] = Σ_e raw_{dir0 + j}[e]·g[e] over one chunk (`g` starts at entry
 /// `64·batch0` of the compartment; at most CHUNK entries; at most DIR_GROUP directions).
 #[inline(always)]
-fn project_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir0: u32,
-    batch0: u32,
-    g: &[f32],
-    partial: &mut [f32],
-) {
+fn project_chunk<G: Gen, D: Dist>(dirs: Dirs, g: &[f32], partial: &mut [f32]) {
     let nb = g.len().div_ceil(BATCH);
     let mut gs = [[[0f32; L]; 4]; BATCHES];
     for (q, &v) in g.iter().enumerate() {
@@ -171,39 +102,56 @@ fn project_chunk<G: Gen, D: Dist>(
     let mut accs = [[[0f32; L]; 4]; DIR_GROUP];
     let accs = &mut accs[..partial.len()];
     for (b, gb) in gs[..nb].iter().enumerate() {
-        // Two directions per step: two independent dependency chains for the core to
-        // overlap (the values and the order of every sum are unchanged).
-        let mut pairs = accs.chunks_exact_mut(2);
-        for (jp, two) in (&mut pairs).enumerate() {
-            let dir = dir0.wrapping_add(2 * jp as u32);
-            // Both words first, then both maps (see block_chunk).
-            let wa = G::words(bk, dir, batch0 + b as u32);
-            let wb = G::words(bk, dir.wrapping_add(1), batch0 + b as u32);
-            let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
-                unreachable!()
-            };
-            // Rows spelled out: as a loop, LLVM vectorises across rows with gathers.
-            dot_row(a0, &va[0], &gb[0]);
-            dot_row(a1, &va[1], &gb[1]);
-            dot_row(a2, &va[2], &gb[2]);
-            dot_row(a3, &va[3], &gb[3]);
-            dot_row(b0, &vb[0], &gb[0]);
-            dot_row(b1, &vb[1], &gb[1]);
-            dot_row(b2, &vb[2], &gb[2]);
-            dot_row(b3, &vb[3], &gb[3]);
-        }
-        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let dir = dir0.wrapping_add(partial.len() as u32 - 1);
-            let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
-            dot_row(a0, &v[0], &gb[0]);
-            dot_row(a1, &v[1], &gb[1]);
-            dot_row(a2, &v[2], &gb[2]);
-            dot_row(a3, &v[3], &gb[3]);
-        }
+        dot_batch::<G, D>(dirs, b, gb, accs, |_, _| {});
     }
     for (p, acc) in partial.iter_mut().zip(accs.iter()) {
         *p = reduce_batch(acc);
+    }
+}
+
+/// acc += v·g row by row (rows spelled out: as a loop, LLVM vectorises across rows
+/// with gathers).
+#[inline(always)]
+fn dot_rows(acc: &mut [F; 4], v: &[F; 4], g: &[F; 4]) {
+    let [a0, a1, a2, a3] = acc;
+    dot_row(a0, &v[0], &g[0]);
+    dot_row(a1, &v[1], &g[1]);
+    dot_row(a2, &v[2], &g[2]);
+    dot_row(a3, &v[3], &g[3]);
+}
+
+/// Adds batch `b`'s products with `gb` to the accumulators of directions `dir0 ..`
+/// (`accs[j]` for direction `dir0 + j`) and hands each direction's values to
+/// `keep(j, values)`. Two directions per step, both directions' words first and then
+/// both maps: two independent dependency chains for the core to overlap (written as
+/// `values(words(a)); values(words(b))`, LLVM does not overlap them across `words`'
+/// `black_box`, and the pass is 12% slower; the same bits either way).
+#[inline(always)]
+fn dot_batch<G: Gen, D: Dist>(
+    dirs: Dirs,
+    b: usize,
+    gb: &[F; 4],
+    accs: &mut [[F; 4]],
+    mut keep: impl FnMut(usize, &[F; 4]),
+) {
+    let (n, batch) = (accs.len(), dirs.batch0 + b as u32);
+    let mut pairs = accs.chunks_exact_mut(2);
+    for (jp, two) in (&mut pairs).enumerate() {
+        let j = 2 * jp;
+        let dir = dirs.dir0.wrapping_add(j as u32);
+        let wa = G::words(dirs.bk, dir, batch);
+        let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+        let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
+        let [acc_a, acc_b] = two else { unreachable!() };
+        dot_rows(acc_a, &va, gb);
+        dot_rows(acc_b, &vb, gb);
+        keep(j, &va);
+        keep(j + 1, &vb);
+    }
+    if let [acc] = pairs.into_remainder() {
+        let v = dirs.values::<G, D>(n - 1, b);
+        dot_rows(acc, &v, gb);
+        keep(n - 1, &v);
     }
 }
 
@@ -211,28 +159,20 @@ fn project_chunk<G: Gen, D: Dist>(
 /// skipped: adding ±0 to an accumulator that started at +0 changes nothing). Batch by
 /// batch, so the accumulators stay in registers.
 #[inline(always)]
-fn expand_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir0: u32,
-    w: &[f32],
-    batch0: u32,
-    base: &[f32],
-    out: &mut [f32],
-) {
+fn expand_chunk<G: Gen, D: Dist>(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]) {
     for (b, (ob, bb)) in out.chunks_mut(BATCH).zip(base.chunks(BATCH)).enumerate() {
         let mut acc = [[0f32; L]; 4];
         // Two directions per step (independent generation chains); the additions
         // keep direction order.
         let mut j = 0;
         while j < w.len() {
-            let dir = dir0.wrapping_add(j as u32);
-            let batch = batch0 + b as u32;
+            let dir = dirs.dir0.wrapping_add(j as u32);
+            let batch = dirs.batch0 + b as u32;
             if j + 1 < w.len() && w[j] != 0.0 && w[j + 1] != 0.0 {
-                // Both words first, then both maps (see block_chunk).
-                let wa = G::words(bk, dir, batch);
-                let wb = G::words(bk, dir.wrapping_add(1), batch);
-                let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
+                // Both words first, then both maps (see dot_batch).
+                let wa = G::words(dirs.bk, dir, batch);
+                let wb = G::words(dirs.bk, dir.wrapping_add(1), batch);
+                let (va, vb) = (D::values(&wa, dirs.dp), D::values(&wb, dirs.dp));
                 let [a0, a1, a2, a3] = &mut acc;
                 axpy_row(a0, w[j], &va[0]);
                 axpy_row(a1, w[j], &va[1]);
@@ -246,7 +186,7 @@ fn expand_chunk<G: Gen, D: Dist>(
                 continue;
             }
             if w[j] != 0.0 {
-                let v = D::values(&G::words(bk, dir, batch), dp);
+                let v = dirs.values::<G, D>(j, b);
                 let [a0, a1, a2, a3] = &mut acc;
                 axpy_row(a0, w[j], &v[0]);
                 axpy_row(a1, w[j], &v[1]);
@@ -262,18 +202,11 @@ fn expand_chunk<G: Gen, D: Dist>(
     }
 }
 
-/// out[e] = scale·raw_dir[e] over one chunk.
+/// out[e] = scale·raw_dir0[e] over one chunk.
 #[inline(always)]
-fn generate_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
-    dir: u32,
-    scale: f32,
-    batch0: u32,
-    out: &mut [f32],
-) {
+fn generate_chunk<G: Gen, D: Dist>(dirs: Dirs, scale: f32, out: &mut [f32]) {
     for (b, ob) in out.chunks_mut(BATCH).enumerate() {
-        let v = D::values(&G::words(bk, dir, batch0 + b as u32), dp);
+        let v = dirs.values::<G, D>(0, b);
         for (q, o) in ob.iter_mut().enumerate() {
             let (r, l) = G::pos(q);
             *o = scale * v[r][l];
@@ -281,11 +214,11 @@ fn generate_chunk<G: Gen, D: Dist>(
     }
 }
 
-multiversion!(project_mv => project_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, batch0: u32, g: &[f32], partial: &mut [f32]));
-multiversion!(expand_mv => expand_chunk(bk: &BlockKey, dp: &DistParams, dir0: u32, w: &[f32], batch0: u32, base: &[f32], out: &mut [f32]));
-multiversion!(generate_mv => generate_chunk(bk: &BlockKey, dp: &DistParams, dir: u32, scale: f32, batch0: u32, out: &mut [f32]));
+multiversion!(project_mv<G: Gen, D: Dist> => project_chunk(dirs: Dirs, g: &[f32], partial: &mut [f32]));
+multiversion!(expand_mv<G: Gen, D: Dist> => expand_chunk(dirs: Dirs, w: &[f32], base: &[f32], out: &mut [f32]));
+multiversion!(generate_mv<G: Gen, D: Dist> => generate_chunk(dirs: Dirs, scale: f32, out: &mut [f32]));
 
-fn checked(comps: &[Compartment], n: usize) {
+pub(super) fn checked(comps: &[Compartment], n: usize) {
     if let Err(e) = check_compartments(comps, n) {
         panic!("random bases: {e}");
     }
@@ -294,34 +227,21 @@ fn checked(comps: &[Compartment], n: usize) {
 /// `coords[j] = scale · Σ_e raw_j[e]·g[e]` for every compartment's directions
 /// (compartment-major). The sum over a compartment runs per chunk of [`CHUNK`]
 /// entries (64 lane accumulators, fixed tree) and then over chunks in order.
-pub fn project_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    g: &[f32],
-    coords: &mut [f32],
-) {
-    project_cpu_with(Simd::detect(), stream, step, comps, scale, g, coords)
+pub fn project_cpu(bases: &Bases, g: &[f32], coords: &mut [f32]) {
+    project_cpu_with(Simd::detect(), bases, g, coords)
 }
 
 /// [`project_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
-pub fn project_cpu_with(
-    simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    g: &[f32],
-    coords: &mut [f32],
-) {
+pub fn project_cpu_with(simd: Simd, bases: &Bases, g: &[f32], coords: &mut [f32]) {
+    bases.expect_iid();
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
+    let comps = bases.compartments;
     checked(comps, g.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    assert_eq!(coords.len(), bases.dims(), "coords length must be Σ dims");
+    let stream = bases.stream;
+    if stream.distribution == Distribution::Rademacher {
+        return signs::project(simd, bases, g, coords);
+    }
     let dp = stream.distribution.params();
     // partials[comp][chunk][dir], one task per (comp, chunk, direction group).
     let nchunks: Vec<usize> = comps.iter().map(|c| c.len.div_ceil(CHUNK)).collect();
@@ -331,10 +251,7 @@ pub fn project_cpu_with(
         .map(|(c, n)| c.dims * n)
         .collect();
     let mut partials = vec![0f32; sizes.iter().sum()];
-    let keys: Vec<BlockKey> = comps
-        .iter()
-        .map(|c| stream.block_key(step, c.index))
-        .collect();
+    let keys: Vec<BlockKey> = comps.iter().map(|c| bases.block_key(c)).collect();
     let mut tasks = Vec::new();
     let mut rest: &mut [f32] = &mut partials;
     for (ci, c) in comps.iter().enumerate() {
@@ -352,12 +269,16 @@ pub fn project_cpu_with(
         let start = chunk * CHUNK;
         let end = (start + CHUNK).min(c.len);
         let gc = &g[c.offset + start..c.offset + end];
-        let dir0 = (c.first + g0) as u32;
-        let batch0 = (start / BATCH) as u32;
+        let dirs = Dirs {
+            bk: &keys[ci],
+            dp: &dp,
+            dir0: (c.first + g0) as u32,
+            batch0: (start / BATCH) as u32,
+        };
         dispatch!(
             stream.generator,
             stream.distribution,
-            project_mv(simd, &keys[ci], &dp, dir0, batch0, gc, out)
+            project_mv(simd, dirs, gc, out)
         );
     });
     let offsets = coord_offsets(comps);
@@ -369,7 +290,7 @@ pub fn project_cpu_with(
             for chunk in 0..nchunks[ci] {
                 t += part[chunk * c.dims + j];
             }
-            coords[offsets[ci] + j] = scale * t;
+            coords[offsets[ci] + j] = bases.scale * t;
         }
         p0 += sizes[ci];
     }
@@ -378,53 +299,28 @@ pub fn project_cpu_with(
 /// `out = base + alpha·scale·Σ_j coords[j]·raw_j` (per element: weights
 /// `w_j = (alpha·scale)·coords[j]` in f32, accumulated from 0 in direction order, then
 /// added to `base`). Elements outside every compartment are copied from `base`.
-#[allow(clippy::too_many_arguments)]
-pub fn expand_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    coords: &[f32],
-    alpha: f32,
-    base: &[f32],
-    out: &mut [f32],
-) {
-    expand_cpu_with(
-        Simd::detect(),
-        stream,
-        step,
-        comps,
-        scale,
-        coords,
-        alpha,
-        base,
-        out,
-    )
+pub fn expand_cpu(bases: &Bases, coords: &[f32], alpha: f32, base: &[f32], out: &mut [f32]) {
+    expand_cpu_with(Simd::detect(), bases, coords, alpha, base, out)
 }
 
 /// [`expand_cpu`] at a chosen instruction-set level (must be in [`Simd::available`]).
-#[allow(clippy::too_many_arguments)]
 pub fn expand_cpu_with(
     simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     coords: &[f32],
     alpha: f32,
     base: &[f32],
     out: &mut [f32],
 ) {
+    bases.expect_iid();
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
+    let comps = bases.compartments;
     checked(comps, out.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    assert_eq!(coords.len(), bases.dims(), "coords length must be Σ dims");
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let a = alpha * scale;
+    let a = alpha * bases.scale;
     let offsets = coord_offsets(comps);
     let w: Vec<f32> = coords.iter().map(|&c| a * c).collect();
     // Walk `out` in offset order: gaps are copied, compartments split into chunks.
@@ -456,66 +352,85 @@ pub fn expand_cpu_with(
         None => o.copy_from_slice(&base[pos..pos + o.len()]),
         Some((ci, chunk)) => {
             let c = &comps[ci];
-            let bk = stream.block_key(step, c.index);
             let wc = &w[offsets[ci]..offsets[ci] + c.dims];
-            let batch0 = (chunk * CHUNK / BATCH) as u32;
             let b = &base[pos..pos + o.len()];
+            if stream.distribution == Distribution::Rademacher {
+                return signs::expand_task(simd, bases, (ci, chunk), wc, b, o);
+            }
+            let bk = bases.block_key(c);
+            let dirs = Dirs {
+                bk: &bk,
+                dp: &dp,
+                dir0: c.first as u32,
+                batch0: (chunk * CHUNK / BATCH) as u32,
+            };
             dispatch!(
                 stream.generator,
                 stream.distribution,
-                expand_mv(simd, &bk, &dp, c.first as u32, wc, batch0, b, o)
+                expand_mv(simd, dirs, wc, b, o)
             );
         }
     });
 }
 
-/// Materialises compartment `comp`'s directions: `out[j·len + e] = scale·raw_{first+j}[e]`
-/// (`out.len() == dims·len`).
-pub fn generate_cpu(stream: &Stream, step: u64, comp: &Compartment, scale: f32, out: &mut [f32]) {
-    checked(std::slice::from_ref(comp), comp.offset + comp.len);
+/// Materialises the directions, compartment after compartment: compartment `c`'s
+/// `dims × len` block holds `scale·raw_{first+j}[e]` at `j·len + e`
+/// (`out.len() == Σ dims·len`).
+pub fn generate_cpu(bases: &Bases, out: &mut [f32]) {
+    bases.expect_iid();
+    let comps = bases.compartments;
+    let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
+    checked(comps, n);
     assert_eq!(
         out.len(),
-        comp.dims * comp.len,
-        "out must hold dims × len values"
+        bases.generated_len(),
+        "out must hold Σ dims × len values"
     );
-    if comp.len == 0 {
-        return;
-    }
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let bk = stream.block_key(step, comp.index);
     let simd = Simd::detect();
-    out.par_chunks_mut(comp.len)
-        .enumerate()
-        .for_each(|(j, row)| {
-            row.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(chunk, o)| {
-                    let dir = (comp.first + j) as u32;
-                    let batch0 = (chunk * CHUNK / BATCH) as u32;
-                    dispatch!(
-                        stream.generator,
-                        stream.distribution,
-                        generate_mv(simd, &bk, &dp, dir, scale, batch0, o)
-                    );
-                })
-        });
+    let mut rest = out;
+    for (ci, comp) in comps.iter().enumerate() {
+        let (mine, tail) = rest.split_at_mut(comp.dims * comp.len);
+        rest = tail;
+        if comp.len == 0 {
+            continue;
+        }
+        let bk = bases.block_key(comp);
+        mine.par_chunks_mut(comp.len)
+            .enumerate()
+            .for_each(|(j, row)| {
+                row.par_chunks_mut(CHUNK)
+                    .enumerate()
+                    .for_each(|(chunk, o)| {
+                        if stream.distribution == Distribution::Rademacher {
+                            return signs::generate_task(simd, bases, (ci, j, chunk), o);
+                        }
+                        let dirs = Dirs {
+                            bk: &bk,
+                            dp: &dp,
+                            dir0: (comp.first + j) as u32,
+                            batch0: (chunk * CHUNK / BATCH) as u32,
+                        };
+                        dispatch!(
+                            stream.generator,
+                            stream.distribution,
+                            generate_mv(simd, dirs, bases.scale, o)
+                        );
+                    })
+            });
+    }
 }
 
 // ---------------------------------------------------------------------------------
 // One RBD step with each direction generated once.
 
-/// Bytes of generated directions one block keeps (k·len·4 ≤ this, k ≥ 1): the block
-/// is written while projecting and read back while expanding, so it should stay in
-/// the caches (2 MiB of L2 per core and 32 MiB of L3 on the machine measured). The
-/// block size changes no bits (see [`project_expand_cpu`]).
-const BLOCK_BYTES: usize = 4 << 20;
-/// Most directions per block (bounds the accumulators of one project task).
-const MAX_BLOCK_DIRS: usize = 16;
-
-/// Directions per block for a compartment of `len` entries.
-fn block_dirs(len: usize) -> usize {
-    let padded = len.div_ceil(CHUNK).max(1) * CHUNK;
-    (BLOCK_BYTES / (4 * padded)).clamp(1, MAX_BLOCK_DIRS)
+/// One chunk's buffers in a block step (batch layout): the per-entry accumulator,
+/// the previous block's stored directions and the next block's, direction-major.
+struct BlockBufs<'a> {
+    prev: &'a [[F; 4]],
+    acc: &'a mut [[F; 4]],
+    cur: &'a mut [[F; 4]],
 }
 
 /// One chunk of a block step, batch by batch: `acc += Σ_j w_prev[j]·prev_j` over the
@@ -525,19 +440,14 @@ fn block_dirs(len: usize) -> usize {
 /// batch layout, zero past the end) are summed exactly as [`project_chunk`] sums them,
 /// into `partial`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn block_chunk<G: Gen, D: Dist>(
-    bk: &BlockKey,
-    dp: &DistParams,
+    dirs: Dirs,
     w_prev: &[f32],
-    prev: &[[F; 4]],
-    acc: &mut [[F; 4]],
-    dir0: u32,
-    batch0: u32,
+    bufs: BlockBufs,
     gs: &[[F; 4]],
-    cur: &mut [[F; 4]],
     partial: &mut [f32],
 ) {
+    let BlockBufs { prev, acc, cur } = bufs;
     let nb = acc.len();
     let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
     let accs = &mut accs[..partial.len()];
@@ -556,56 +466,26 @@ fn block_chunk<G: Gen, D: Dist>(
             axpy_row(&mut t[3], w, &v[3]);
         }
         acc[b] = t;
-        // Two directions per step (independent chains for the core to overlap). Both
-        // directions' words come first, then both maps: written as
-        // `values(words(a)); values(words(b))`, LLVM does not overlap the two chains
-        // across `words`' `black_box`, and this pass is 12% slower (measured here, the
-        // same bits either way).
-        let (gb, batch) = (&gs[b], batch0 + b as u32);
-        let mut pairs = accs.chunks_exact_mut(2);
-        for (jp, two) in (&mut pairs).enumerate() {
-            let j = 2 * jp;
-            let dir = dir0.wrapping_add(j as u32);
-            let wa = G::words(bk, dir, batch);
-            let wb = G::words(bk, dir.wrapping_add(1), batch);
-            let (va, vb) = (D::values(&wa, dp), D::values(&wb, dp));
-            let [[a0, a1, a2, a3], [b0, b1, b2, b3]] = two else {
-                unreachable!()
-            };
-            dot_row(a0, &va[0], &gb[0]);
-            dot_row(a1, &va[1], &gb[1]);
-            dot_row(a2, &va[2], &gb[2]);
-            dot_row(a3, &va[3], &gb[3]);
-            dot_row(b0, &vb[0], &gb[0]);
-            dot_row(b1, &vb[1], &gb[1]);
-            dot_row(b2, &vb[2], &gb[2]);
-            dot_row(b3, &vb[3], &gb[3]);
-            cur[j * nb + b] = va;
-            cur[(j + 1) * nb + b] = vb;
-        }
-        if let [[a0, a1, a2, a3]] = pairs.into_remainder() {
-            let j = partial.len() - 1;
-            let v = D::values(&G::words(bk, dir0.wrapping_add(j as u32), batch), dp);
-            dot_row(a0, &v[0], &gb[0]);
-            dot_row(a1, &v[1], &gb[1]);
-            dot_row(a2, &v[2], &gb[2]);
-            dot_row(a3, &v[3], &gb[3]);
-            cur[j * nb + b] = v;
-        }
+        // Then the next block: its products with g, its values kept in `cur`.
+        dot_batch::<G, D>(dirs, b, &gs[b], accs, |j, v| cur[j * nb + b] = *v);
     }
     for (p, a) in partial.iter_mut().zip(accs.iter()) {
         *p = reduce_batch(a);
     }
 }
 
-multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[f32], prev: &[[F; 4]], acc: &mut [[F; 4]], dir0: u32, batch0: u32, gs: &[[F; 4]], cur: &mut [[F; 4]], partial: &mut [f32]));
+multiversion!(block_mv<G: Gen, D: Dist> => block_chunk(dirs: Dirs, w_prev: &[f32], bufs: BlockBufs, gs: &[[F; 4]], partial: &mut [f32]));
 
-/// One RBD step with every direction entry generated once: `coords[j] = scale·Σ_e
-/// raw_j[e]·g[e]` and `out = base + alpha·scale·Σ_j coords[j]·raw_j`, **bitwise equal**
-/// to [`project_cpu`] followed by [`expand_cpu`] (same sums in the same order).
+/// One RBD step with every direction entry generated once: returns the coordinates
+/// `coords[j] = scale·Σ_e raw_j[e]·g[e]` and writes `out = base + alpha·scale·Σ_j
+/// coords[j]·raw_j`, **bitwise equal** to [`project_cpu`] followed by [`expand_cpu`]
+/// (same sums in the same order).
 ///
-/// Per compartment, directions are taken in blocks of k (k·len·4 bytes ≤ 4 MiB, so
-/// the block stays in cache): a pass over the element chunks generates the block
+/// How: the plan in force ([`CpuPlan::current`]) chooses between project then expand
+/// ([`StepStrategy::TwoPasses`]) and generating each entry once
+/// ([`StepStrategy::GenerateOnce`]): per compartment, directions are taken in blocks of k
+/// (k·len·4 bytes ≤ the plan's block bytes, so that the block stays in cache where
+/// the machine allows): a pass over the element chunks generates the block
 /// once, keeping it, and sums its dot products with `g`; the chunk sums give the
 /// block's coordinates; the next pass adds the block's weighted directions from the
 /// kept copy to a per-entry accumulator (while generating the next block). Scratch:
@@ -616,50 +496,30 @@ multiversion!(block_mv => block_chunk(bk: &BlockKey, dp: &DistParams, w_prev: &[
 /// every compartment): bitwise what [`expand_cpu`] returns on a base of zeros, so a
 /// caller that also wants the update vector (the gradient correlation) need not
 /// regenerate the directions.
-#[allow(clippy::too_many_arguments)]
 pub fn project_expand_cpu(
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     g: &[f32],
     alpha: f32,
     base: &[f32],
-    coords: &mut [f32],
     out: &mut [f32],
     delta: Option<&mut [f32]>,
-) {
-    project_expand_cpu_with(
-        Simd::detect(),
-        stream,
-        step,
-        comps,
-        scale,
-        g,
-        alpha,
-        base,
-        coords,
-        out,
-        delta,
-    )
+) -> Vec<f32> {
+    project_expand_cpu_with(&CpuPlan::current().plan, bases, g, alpha, base, out, delta)
 }
 
-/// [`project_expand_cpu`] at a chosen instruction-set level (must be in
-/// [`Simd::available`]).
-#[allow(clippy::too_many_arguments)]
+/// [`project_expand_cpu`] under a chosen plan (its level must be in
+/// [`Simd::available`]): the plan changes the speed, never the result.
 pub fn project_expand_cpu_with(
-    simd: Simd,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    plan: &CpuPlan,
+    bases: &Bases,
     g: &[f32],
     alpha: f32,
     base: &[f32],
-    coords: &mut [f32],
     out: &mut [f32],
     mut delta: Option<&mut [f32]>,
-) {
+) -> Vec<f32> {
+    bases.expect_iid();
+    let simd = plan.simd;
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
     assert_eq!(g.len(), base.len(), "g and base lengths differ");
     assert_eq!(base.len(), out.len(), "base and out lengths differ");
@@ -667,23 +527,26 @@ pub fn project_expand_cpu_with(
         assert_eq!(d.len(), out.len(), "delta and out lengths differ");
         d.fill(0.0);
     }
+    let comps = bases.compartments;
     checked(comps, out.len());
-    assert_eq!(
-        coords.len(),
-        total_dims(comps),
-        "coords length must be Σ dims"
-    );
+    let distribution = bases.stream.distribution;
+    if plan.strategy(distribution) == StepStrategy::TwoPasses
+        || distribution == Distribution::Rademacher
+    {
+        return two_passes(simd, bases, g, alpha, base, out, delta);
+    }
+    let mut coords = vec![0f32; bases.dims()];
     // Entries outside every compartment keep their base value.
     out.copy_from_slice(base);
+    let stream = bases.stream;
     let dp = stream.distribution.params();
-    let a = alpha * scale;
+    let a = alpha * bases.scale;
     let offsets = coord_offsets(comps);
     for (ci, c) in comps.iter().enumerate() {
         if c.len == 0 {
-            coords[offsets[ci]..offsets[ci] + c.dims].fill(0.0);
             continue;
         }
-        let bk = stream.block_key(step, c.index);
+        let bk = bases.block_key(c);
         let gc = &g[c.offset..c.offset + c.len];
         let cc = &mut coords[offsets[ci]..offsets[ci] + c.dims];
         let (oc, bc) = (
@@ -692,7 +555,7 @@ pub fn project_expand_cpu_with(
         );
         // Accumulator and the two block buffers, in per-thread scratch kept between
         // steps (allocating and faulting in megabytes per step costs milliseconds).
-        let (nchunks, k) = (c.len.div_ceil(CHUNK), block_dirs(c.len));
+        let (nchunks, k) = (c.len.div_ceil(CHUNK), plan.block_dirs(c.len, CHUNK));
         let acc_len = nchunks * BATCHES;
         let block_len = nchunks * k * BATCHES;
         let floats = std::mem::size_of::<[F; 4]>() / 4;
@@ -714,13 +577,13 @@ pub fn project_expand_cpu_with(
                 });
             let work = Block {
                 simd,
-                stream,
+                bases,
                 bk: &bk,
                 dp: &dp,
                 c,
                 k,
             };
-            work.run(scale, a, gs, cc, acc, prev, cur);
+            work.run(a, gs, cc, acc, prev, cur);
             let acc = &*acc;
             oc.par_chunks_mut(CHUNK)
                 .zip(bc.par_chunks(CHUNK))
@@ -745,6 +608,43 @@ pub fn project_expand_cpu_with(
             }
         });
     }
+    coords
+}
+
+/// [`project_expand_cpu`] as [`project_cpu`] then [`expand_cpu`]; with `delta`, expand
+/// writes the update on a zero base (`0 + acc`) and `out = base + delta` inside the
+/// compartments, which is `base + acc` (an accumulator that starts at +0 and only
+/// adds never holds −0, so `0 + acc` is `acc` itself).
+fn two_passes(
+    simd: Simd,
+    bases: &Bases,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+    delta: Option<&mut [f32]>,
+) -> Vec<f32> {
+    let mut coords = vec![0f32; bases.dims()];
+    project_cpu_with(simd, bases, g, &mut coords);
+    match delta {
+        None => expand_cpu_with(simd, bases, &coords, alpha, base, out),
+        Some(d) => {
+            let zeros = vec![0f32; base.len()];
+            expand_cpu_with(simd, bases, &coords, alpha, &zeros, d);
+            out.copy_from_slice(base);
+            for c in bases.compartments {
+                let span = c.offset..c.offset + c.len;
+                for ((o, &b), &u) in out[span.clone()]
+                    .iter_mut()
+                    .zip(&base[span.clone()])
+                    .zip(&d[span])
+                {
+                    *o = b + u;
+                }
+            }
+        }
+    }
+    coords
 }
 
 /// (row, lane) of entry `q` of a batch for the stream's generator.
@@ -758,7 +658,7 @@ fn pos_of(generator: Generator, q: usize) -> (usize, usize) {
 /// What the block passes of [`project_expand_cpu`] over one compartment need.
 struct Block<'a> {
     simd: Simd,
-    stream: &'a Stream,
+    bases: &'a Bases<'a>,
     bk: &'a BlockKey,
     dp: &'a DistParams,
     c: &'a Compartment,
@@ -770,10 +670,8 @@ impl Block<'_> {
     /// Fills `coords` (scale·Φᵀg) and adds Σ_j (a·coords[j])·raw_j to `acc` (batch
     /// layout, chunk-major, [`BATCHES`] batches per chunk), using `prev` and `cur`
     /// (`k` directions per chunk each, chunk-major) for the blocks.
-    #[allow(clippy::too_many_arguments)]
     fn run<'b>(
         &self,
-        scale: f32,
         a: f32,
         gs: &[[F; 4]],
         coords: &mut [f32],
@@ -782,6 +680,7 @@ impl Block<'_> {
         mut cur: &'b mut [[F; 4]],
     ) {
         let (c, k) = (self.c, self.k);
+        let stream = self.bases.stream;
         let nchunks = c.len.div_ceil(CHUNK);
         let mut partials = vec![0f32; nchunks * k];
         let mut w_prev: Vec<f32> = Vec::with_capacity(k);
@@ -798,24 +697,22 @@ impl Block<'_> {
                 .for_each(|(chunk, (((acc, prev), cur), partial))| {
                     let start = chunk * CHUNK;
                     let nb = ((start + CHUNK).min(c.len) - start).div_ceil(BATCH);
+                    let dirs = Dirs {
+                        bk: self.bk,
+                        dp: self.dp,
+                        dir0,
+                        batch0: (start / BATCH) as u32,
+                    };
+                    let bufs = BlockBufs {
+                        prev: &prev[..wp.len() * nb],
+                        acc: &mut acc[..nb],
+                        cur: &mut cur[..kn * nb],
+                    };
                     let gc = &gs[chunk * BATCHES..][..nb];
-                    let batch0 = (start / BATCH) as u32;
                     dispatch!(
-                        self.stream.generator,
-                        self.stream.distribution,
-                        block_mv(
-                            self.simd,
-                            self.bk,
-                            self.dp,
-                            wp,
-                            &prev[..wp.len() * nb],
-                            &mut acc[..nb],
-                            dir0,
-                            batch0,
-                            gc,
-                            &mut cur[..kn * nb],
-                            &mut partial[..kn]
-                        )
+                        stream.generator,
+                        stream.distribution,
+                        block_mv(self.simd, dirs, wp, bufs, gc, &mut partial[..kn])
                     );
                 });
             if kn == 0 {
@@ -828,7 +725,7 @@ impl Block<'_> {
                 for chunk in 0..nchunks {
                     t += partials[chunk * k + j];
                 }
-                coords[j0 + j] = scale * t;
+                coords[j0 + j] = self.bases.scale * t;
                 w_prev.push(a * coords[j0 + j]);
             }
             std::mem::swap(&mut prev, &mut cur);

@@ -5,7 +5,9 @@
 //!   group of [`DG`] directions) holds its chunk of g in registers, 64 threads × 8
 //!   entries per sub-chunk, `subs` sub-chunks per workgroup, and writes one partial per
 //!   direction after a fixed-order workgroup sum; then `project_reduce` sums each
-//!   direction's partials over chunks in order and applies `scale`. Scratch:
+//!   direction's partials over chunks in order and applies `scale`. Packed signs use
+//!   `project_signs_partial` instead, which sums in the cpu's order (4096-entry chunks,
+//!   64 accumulators, the cpu's tree), so their coordinates are bitwise the cpu's. Scratch:
 //!   4·Σ dims·nchunks bytes. (One dispatch per compartment before; same sums.)
 //! * expand: two dispatches for all compartments together, driven by a table of
 //!   compartments uploaded with them. `expand_partial`: workgroup (compartment, block of
@@ -17,11 +19,12 @@
 //!   direction in order, then `base +`); GPUs split the directions into up to 16 groups
 //!   so that a compartment has blocks × groups workgroups.
 
-use super::{check_compartments, coord_offsets, total_dims, Compartment};
+use super::CHUNK;
+use super::{check_compartments, coord_offsets, total_dims, Bases, Compartment};
 use crate::gpu::{GpuBuffer, GpuContext, Kernel};
 use crate::launch::check_len;
 use crate::rng::gpu::{constants, random_bases_kernel, Mulhi};
-use crate::rng::{BlockKey, Stream, MAX_STEP};
+use crate::rng::{BlockKey, Distribution, MAX_STEP};
 use crate::GpuError;
 
 /// Threads per workgroup.
@@ -71,7 +74,12 @@ impl GpuPlan {
             subs: if ctx.adapter.is_cpu { 16 } else { 4 },
         }
     }
-    fn nchunks(&self, len: usize) -> u64 {
+    /// Element chunks of a compartment of `len` entries: `subs·512` entries each, or
+    /// the cpu's [`CHUNK`] for packed signs (whose project follows the cpu's order).
+    fn nchunks(&self, distribution: Distribution, len: usize) -> u64 {
+        if distribution == Distribution::Rademacher {
+            return len.div_ceil(CHUNK) as u64;
+        }
         (len as u64)
             .div_ceil(4)
             .div_ceil(CHUNK_UNITS * self.subs as u64)
@@ -79,11 +87,14 @@ impl GpuPlan {
 }
 
 /// Bytes of scratch (the partials) that [`project_gpu`] allocates besides the
-/// coordinates: 4·Σ_c dims_c·⌈len_c/(512·subs)⌉ (never d×D).
-pub fn project_gpu_scratch_bytes(plan: GpuPlan, comps: &[Compartment]) -> u64 {
-    4 * comps
+/// coordinates: 4·Σ_c dims_c·chunks_c with ⌈len_c/(512·subs)⌉ chunks (packed signs:
+/// ⌈len_c/4096⌉), never d×D.
+pub fn project_gpu_scratch_bytes(plan: GpuPlan, bases: &Bases) -> u64 {
+    let dist = bases.stream.distribution;
+    4 * bases
+        .compartments
         .iter()
-        .map(|c| c.dims as u64 * plan.nchunks(c.len))
+        .map(|c| c.dims as u64 * plan.nchunks(dist, c.len))
         .sum::<u64>()
 }
 
@@ -135,12 +146,15 @@ fn u32_of(what: &str, v: u64) -> Result<u32, GpuError> {
     })
 }
 
-fn base_info(stream: &Stream, step: u64, c: &Compartment) -> Result<Info, GpuError> {
-    if step > MAX_STEP {
-        return Err(GpuError::Invalid(format!("step {step} exceeds 2^32 - 1")));
+fn base_info(bases: &Bases, c: &Compartment) -> Result<Info, GpuError> {
+    if bases.step > MAX_STEP {
+        return Err(GpuError::Invalid(format!(
+            "step {} exceeds 2^32 - 1",
+            bases.step
+        )));
     }
-    let bk: BlockKey = stream.block_key(step, c.index);
-    let p = stream.distribution.params();
+    let bk: BlockKey = bases.block_key(c);
+    let p = bases.stream.distribution.params();
     Ok(Info {
         key0: bk.key[0],
         key1: bk.key[1],
@@ -163,34 +177,26 @@ fn check(comps: &[Compartment], n: usize) -> Result<(), GpuError> {
 
 /// `coords[j] = scale · Σ_e raw_j[e]·g[e]` on the device (see [`super::project_cpu`]);
 /// returns a buffer of Σ dims f32. `g` must hold the parameters the compartments cover.
-pub fn project_gpu(
-    ctx: &GpuContext,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
-    g: &GpuBuffer,
-) -> Result<GpuBuffer, GpuError> {
-    project_gpu_with(ctx, GpuPlan::for_device(ctx), stream, step, comps, scale, g)
+pub fn project_gpu(ctx: &GpuContext, bases: &Bases, g: &GpuBuffer) -> Result<GpuBuffer, GpuError> {
+    project_gpu_with(ctx, GpuPlan::for_device(ctx), bases, g)
 }
 
 /// [`project_gpu`] with an explicit tiling.
 pub fn project_gpu_with(
     ctx: &GpuContext,
     plan: GpuPlan,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     g: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
+    let (stream, comps) = (bases.stream, bases.compartments);
     let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
     check(comps, n)?;
     check_len("project g", g, n)?;
     let consts = constants(stream.generator, stream.distribution);
     let dims_total = total_dims(comps);
     let coords = ctx.alloc(dims_total.max(1) as u64 * 4)?;
-    let partials = ctx.alloc(project_gpu_scratch_bytes(plan, comps).max(4))?;
+    let partials = ctx.alloc(project_gpu_scratch_bytes(plan, bases).max(4))?;
     let offsets = coord_offsets(comps);
     // One table row per compartment with directions (the layout of the expand table;
     // T_BLOCKS = chunks, T_GROUPS = groups of DG directions).
@@ -201,9 +207,9 @@ pub fn project_gpu_with(
         if c.dims == 0 {
             continue;
         }
-        let nchunks = plan.nchunks(c.len);
+        let nchunks = plan.nchunks(stream.distribution, c.len);
         let ngroups = (c.dims as u64).div_ceil(DG);
-        let info = base_info(stream, step, c)?;
+        let info = base_info(bases, c)?;
         table.extend_from_slice(&[
             info.key0,
             info.key1,
@@ -235,10 +241,17 @@ pub fn project_gpu_with(
     info.dims = u32_of("directions", dims_total as u64)?;
     info.nchunks = u32_of("workgroups", wg)?;
     info.subs = plan.subs;
-    info.scale = scale;
+    info.scale = bases.scale;
     if wg > 0 {
         ctx.dispatch(
-            &kernel(ctx, "project_partial"),
+            &kernel(
+                ctx,
+                if stream.distribution == Distribution::Rademacher {
+                    "project_signs_partial"
+                } else {
+                    "project_partial"
+                },
+            ),
             &consts,
             bytemuck::bytes_of(&info),
             &[g, &table, &partials],
@@ -259,35 +272,28 @@ pub fn project_gpu_with(
 /// [`super::expand_cpu`]), tiled by [`ExpandPlan::for_device`]. The parameter count is
 /// `base`'s length (`base.bytes()/4`); entries outside every compartment are copied
 /// from `base`.
-#[allow(clippy::too_many_arguments)]
 pub fn expand_gpu(
     ctx: &GpuContext,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     coords: &GpuBuffer,
     alpha: f32,
     base: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
-    let plan = ExpandPlan::for_device(ctx);
-    expand_gpu_with(ctx, plan, stream, step, comps, scale, coords, alpha, base)
+    expand_gpu_with(ctx, ExpandPlan::for_device(ctx), bases, coords, alpha, base)
 }
 
 /// [`expand_gpu`] with an explicit plan: two dispatches whatever the number of
 /// compartments (see the module docs), scratch 4·Σ_c groups_c·len_c bytes.
-#[allow(clippy::too_many_arguments)]
 pub fn expand_gpu_with(
     ctx: &GpuContext,
     plan: ExpandPlan,
-    stream: &Stream,
-    step: u64,
-    comps: &[Compartment],
-    scale: f32,
+    bases: &Bases,
     coords: &GpuBuffer,
     alpha: f32,
     base: &GpuBuffer,
 ) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
+    let (stream, comps) = (bases.stream, bases.compartments);
     let n = (base.bytes() / 4) as usize;
     check(comps, n)?;
     check_len("expand coords", coords, total_dims(comps))?;
@@ -305,7 +311,7 @@ pub fn expand_gpu_with(
         if c.len == 0 {
             continue;
         }
-        let info = base_info(stream, step, c)?;
+        let info = base_info(bases, c)?;
         let (groups, per_group) = plan.groups(c.dims, covered);
         let blocks = (c.len as u64).div_ceil(4).div_ceil(CHUNK_UNITS);
         table.extend_from_slice(&[
@@ -341,7 +347,7 @@ pub fn expand_gpu_with(
     info.len = ncomps as u32;
     info.dims = u32_of("parameters", n as u64)?;
     info.nchunks = u32_of("workgroups", wg)?;
-    info.scale = alpha * scale;
+    info.scale = alpha * bases.scale;
     ctx.dispatch(
         &kernel(ctx, "expand_partial"),
         &consts,
@@ -359,32 +365,37 @@ pub fn expand_gpu_with(
     Ok(out)
 }
 
-/// Materialises compartment `comp`'s directions on the device: a buffer of
-/// `dims·len` f32, `out[j·len + e] = scale·raw_{first+j}[e]`.
-pub fn generate_gpu(
-    ctx: &GpuContext,
-    stream: &Stream,
-    step: u64,
-    comp: &Compartment,
-    scale: f32,
-) -> Result<GpuBuffer, GpuError> {
-    check(std::slice::from_ref(comp), comp.offset + comp.len)?;
-    let total = comp.dims as u64 * comp.len as u64;
+/// Materialises the directions on the device, compartment after compartment (see
+/// [`super::generate_cpu`]): a buffer of Σ dims·len f32, compartment `c`'s block
+/// holding `scale·raw_{first+j}[e]` at `j·len + e`.
+pub fn generate_gpu(ctx: &GpuContext, bases: &Bases) -> Result<GpuBuffer, GpuError> {
+    bases.expect_iid();
+    let comps = bases.compartments;
+    let n = comps.iter().map(|c| c.offset + c.len).max().unwrap_or(0);
+    check(comps, n)?;
+    let total = bases.generated_len() as u64;
     u32_of("generate output", total)?;
     let out = ctx.alloc(total.max(1) * 4)?;
-    if total == 0 {
-        return Ok(out);
+    let consts = constants(bases.stream.generator, bases.stream.distribution);
+    let mut at = 0u64;
+    for comp in comps {
+        let size = comp.dims as u64 * comp.len as u64;
+        if size == 0 {
+            continue;
+        }
+        let per_dir = (comp.len as u64).div_ceil(4).div_ceil(WG);
+        let mut info = base_info(bases, comp)?;
+        info.nchunks = u32_of("workgroups", per_dir)?;
+        info.scale = bases.scale;
+        info.p_offset = u32_of("generate output", at)?;
+        ctx.dispatch(
+            &kernel(ctx, "generate"),
+            &consts,
+            bytemuck::bytes_of(&info),
+            &[&out],
+            ctx.grid(per_dir * comp.dims as u64)?,
+        )?;
+        at += size;
     }
-    let per_dir = (comp.len as u64).div_ceil(4).div_ceil(WG);
-    let mut info = base_info(stream, step, comp)?;
-    info.nchunks = u32_of("workgroups", per_dir)?;
-    info.scale = scale;
-    ctx.dispatch(
-        &kernel(ctx, "generate"),
-        &constants(stream.generator, stream.distribution),
-        bytemuck::bytes_of(&info),
-        &[&out],
-        ctx.grid(per_dir * comp.dims as u64)?,
-    )?;
     Ok(out)
 }

@@ -1,16 +1,17 @@
 //! Random bases: project a gradient onto d random directions and expand coordinates
 //! back, with the directions regenerated from a counter-based stream and never stored.
 //!
-//! For a [`Stream`], a step and a set of [`Compartment`]s, direction `j` of compartment
-//! `c` is the vector whose entry `e` (counted from the compartment's start) is the
-//! stream's raw sample for (seed, step, c.index, j, e) times `scale`
-//! (`docs/random-directions.md` specifies the stream bit for bit). RBD uses
-//! `scale = 1/√D` with D the whole network's parameter count, compartments or not
-//! ([`rbd_scale`]).
+//! The [`Bases`] of one call name the directions: for its [`Stream`], step and
+//! [`Compartment`]s, direction `j` of compartment `c` is the vector whose entry `e`
+//! (counted from the compartment's start) is the stream's raw sample for (seed, step,
+//! c.index, j, e) times the bases' `scale` (`docs/random-directions.md` specifies the
+//! stream bit for bit). RBD uses `scale = 1/√D` with D the whole network's parameter
+//! count, compartments or not ([`rbd_scale`]).
 //!
 //! * [`project_cpu`] / [`project_gpu`]: `coords[j] = scale · Σ_e raw_j[e]·g[e]`.
 //! * [`expand_cpu`] / [`expand_gpu`]: `out = base + alpha·scale·Σ_j coords[j]·raw_j`.
-//! * [`generate_cpu`] / [`generate_gpu`]: materialise one compartment's directions.
+//! * [`generate_cpu`] / [`generate_gpu`]: materialise the directions (compartment after
+//!   compartment).
 //!
 //! A compartment's `first` field selects a window of directions: NES's offspring
 //! θ + σ·ε_i is `expand` over `Compartment { first: i, dims: 1, .. }` with
@@ -24,17 +25,141 @@
 mod bench;
 mod cpu;
 mod gpu;
+mod signs;
+mod simd;
+mod tune;
 
-pub use crate::rng::{DistParams, Distribution, DistributionKind, Generator, Stream};
-pub use bench::{bench_cpu, bench_gpu, process_cpu_seconds, BenchResult};
+pub use crate::fastfood::{Fastfood, FastfoodBases};
+pub use crate::rng::{BlockKey, DistParams, Distribution, DistributionKind, Generator, Stream};
+pub use bench::{bench_cpu, bench_cpu_plans, bench_gpu, process_cpu_seconds, BenchResult};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_with, Simd, CHUNK,
+    project_expand_cpu_with, CHUNK,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,
     project_gpu_with, ExpandPlan, GpuPlan, CHUNK_UNITS, DG,
 };
+pub use simd::{Simd, SIMD_ENV};
+pub use tune::{calibrate, heuristic, ChosenPlan, CpuPlan, Machine, StepStrategy, PLAN_ENV};
+
+/// How a call's directions are drawn from the stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BasisFamily {
+    /// Every entry an independent draw of the stream (the paper's random bases): this
+    /// module's kernels.
+    #[default]
+    Iid,
+    /// Columns of stacked Fastfood blocks of length L: [`crate::fastfood`]'s kernels.
+    Fastfood(Fastfood),
+}
+
+impl BasisFamily {
+    /// The family's name in logs and run configurations.
+    pub fn name(self) -> &'static str {
+        match self {
+            BasisFamily::Iid => "iid",
+            BasisFamily::Fastfood(_) => "fastfood",
+        }
+    }
+
+    /// In words, with the block length.
+    pub fn describe(self) -> String {
+        match self {
+            BasisFamily::Iid => "iid (every direction entry an independent draw)".into(),
+            BasisFamily::Fastfood(ff) => format!(
+                "fastfood (columns of stacked H G Pi H B blocks of L = {})",
+                ff.block()
+            ),
+        }
+    }
+}
+
+/// The random bases of one call: which directions (the `family`'s, drawn from the
+/// stream at `step` in `compartments`) and the factor every raw entry is multiplied by.
+/// This module's kernels take the i.i.d. family; [`Bases::fastfood`] gives the
+/// Fastfood kernels' view.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bases<'a> {
+    /// I.i.d. entries or Fastfood columns.
+    pub family: BasisFamily,
+    /// Generator, distribution and seed.
+    pub stream: Stream,
+    /// Step (a new basis every step for RBD; fixed for FPD).
+    pub step: u64,
+    /// The compartments and their directions; coordinates are compartment-major.
+    pub compartments: &'a [Compartment],
+    /// Factor of every raw entry (RBD: [`rbd_scale`]).
+    pub scale: f32,
+}
+
+impl<'a> Bases<'a> {
+    /// The i.i.d. bases of `stream` at `step` over `compartments`, entries times `scale`.
+    pub fn new(stream: Stream, step: u64, compartments: &'a [Compartment], scale: f32) -> Self {
+        Bases {
+            family: BasisFamily::Iid,
+            stream,
+            step,
+            compartments,
+            scale,
+        }
+    }
+
+    /// The same bases drawn by `family`.
+    pub fn with_family(self, family: BasisFamily) -> Self {
+        Bases { family, ..self }
+    }
+
+    /// The same family, stream, step and scale over other compartments (e.g. a window).
+    pub fn over<'b>(&self, compartments: &'b [Compartment]) -> Bases<'b> {
+        Bases {
+            family: self.family,
+            stream: self.stream,
+            step: self.step,
+            compartments,
+            scale: self.scale,
+        }
+    }
+
+    /// The Fastfood kernels' view of these bases, if that is their family.
+    pub fn fastfood(&self) -> Option<FastfoodBases<'_>> {
+        match self.family {
+            BasisFamily::Iid => None,
+            BasisFamily::Fastfood(ff) => Some(FastfoodBases {
+                stream: &self.stream,
+                step: self.step,
+                comps: self.compartments,
+                ff,
+                scale: self.scale,
+            }),
+        }
+    }
+
+    /// Σ dims: the length of the coordinate vector.
+    pub fn dims(&self) -> usize {
+        total_dims(self.compartments)
+    }
+
+    /// Counter and key of compartment `c`'s pass.
+    pub fn block_key(&self, c: &Compartment) -> BlockKey {
+        self.stream.block_key(self.step, c.index)
+    }
+
+    /// Entries of the materialised directions: Σ dims·len.
+    pub fn generated_len(&self) -> usize {
+        self.compartments.iter().map(|c| c.dims * c.len).sum()
+    }
+
+    /// Panics unless these are i.i.d. bases: this module's kernels draw no other family
+    /// (the engine's ops dispatch by family).
+    pub(crate) fn expect_iid(&self) {
+        assert!(
+            self.family == BasisFamily::Iid,
+            "the i.i.d. random-bases kernels were given {} bases",
+            self.family.name()
+        );
+    }
+}
 
 /// One compartment: parameters `[offset, offset + len)` of the flat vector, with the
 /// `dims` directions `first .. first + dims` of its own stream (`index` keys it).

@@ -107,6 +107,7 @@ pub fn constants(generator: Generator, distribution: Distribution) -> [(&'static
         Distribution::Uniform => 1.0,
         // Both Bernoullis are two values chosen by a threshold (the Info's parameters).
         Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. } => 2.0,
+        Distribution::Rademacher => 3.0,
     };
     [("GEN", gen), ("DIST", dist)]
 }
@@ -120,13 +121,13 @@ struct TestInfo {
     bern_lo: f32,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs test kernel `entry` over `n` items (`input` in, `out_words` words out) with
+/// the kernels specialised for `(generator, distribution)`.
 fn run_test(
     ctx: &GpuContext,
     mulhi: Mulhi,
     entry: &'static str,
-    generator: Generator,
-    distribution: Distribution,
+    (generator, distribution): (Generator, Distribution),
     n: usize,
     input: &[u32],
     out_words: usize,
@@ -182,8 +183,7 @@ pub fn mulhi_gpu_with(
         ctx,
         mulhi,
         "test_mulhi",
-        Generator::Philox,
-        Distribution::Gaussian,
+        (Generator::Philox, Distribution::Gaussian),
         pairs.len(),
         &input,
         2 * pairs.len(),
@@ -207,7 +207,8 @@ pub struct StreamQuery {
 }
 
 /// (stream word, raw value) of each query as the WGSL computes them
-/// ([`Mulhi::for_device`]).
+/// ([`Mulhi::for_device`]); for packed signs the word is the one holding the entry's
+/// bit, word `element div 32`.
 pub fn stream_gpu(
     ctx: &GpuContext,
     generator: Generator,
@@ -248,8 +249,7 @@ pub fn stream_gpu_with(
         ctx,
         mulhi,
         "test_stream",
-        generator,
-        distribution,
+        (generator, distribution),
         queries.len(),
         &input,
         4 * queries.len(),
@@ -260,7 +260,8 @@ pub fn stream_gpu_with(
         .collect())
 }
 
-/// The raw values of each group of four words under `distribution` (WGSL).
+/// The raw values of each group of four words under `distribution` (WGSL; not packed
+/// signs, whose words hold 32 entries: [`stream_gpu`] covers them).
 pub fn map_gpu(
     ctx: &GpuContext,
     distribution: Distribution,
@@ -271,8 +272,7 @@ pub fn map_gpu(
         ctx,
         Mulhi::for_device(ctx),
         "test_map",
-        Generator::Philox,
-        distribution,
+        (Generator::Philox, distribution),
         words.len(),
         &input,
         4 * words.len(),

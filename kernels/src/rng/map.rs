@@ -127,6 +127,25 @@ pub fn bernoulli(x: u32, p: &DistParams) -> f32 {
     f32::from_bits((p.hi.to_bits() & take_hi) | (p.lo.to_bits() & !take_hi))
 }
 
+/// Packed signs: entry `bit` (< 32) of a word, +1 where the bit is 0, −1 where it is 1.
+#[inline(always)]
+pub fn sign(word: u32, bit: u32) -> f32 {
+    f32::from_bits(1f32.to_bits() | sign_mask(word, bit))
+}
+
+/// The f32 sign bit of packed-sign entry `bit` of a word: `((word >> bit) & 1) << 31`.
+#[inline(always)]
+pub fn sign_mask(word: u32, bit: u32) -> u32 {
+    (word << (31 - bit)) & 0x8000_0000
+}
+
+/// `x` times packed-sign entry `bit` of `word`, as a sign flip (exact; equal to the
+/// IEEE product with ±1 for every `x` that is not NaN).
+#[inline(always)]
+pub fn flip(x: f32, word: u32, bit: u32) -> f32 {
+    f32::from_bits(x.to_bits() ^ sign_mask(word, bit))
+}
+
 /// Raw values of one block's words: Gaussian pairs words (0, 1) and (2, 3) (even word
 /// → r·cos, odd → r·sin); the others map each word alone. Threefry blocks use the
 /// first two entries.
@@ -141,6 +160,9 @@ pub fn block_values(p: DistParams, dist: Distribution, w: &[u32; 4]) -> [f32; 4]
         Distribution::Uniform => w.map(uniform_sym),
         Distribution::Bernoulli { .. } | Distribution::BernoulliReleased { .. } => {
             w.map(|x| bernoulli(x, &p))
+        }
+        Distribution::Rademacher => {
+            panic!("packed signs hold 32 entries per word: use map::sign")
         }
     }
 }

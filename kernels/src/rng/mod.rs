@@ -1,6 +1,6 @@
 //! Counter-based random number generators (Philox4x32-10 and Threefry2x32-20, after
 //! Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011 / Random123),
-//! the direction stream built on them, and its three distributions.
+//! the direction stream built on them, and its distributions.
 //!
 //! Everything here is a pure function of its inputs: the stream word for (seed, step,
 //! compartment, direction, element) is the same on every backend and thread layout.
@@ -11,7 +11,8 @@
 //!   vectors in `tests/rng.rs`).
 //! * [`Stream`], [`BlockKey`]: which counter and key a direction entry uses.
 //! * [`map`]: u32 words to floats (Gaussian via Box–Muller with our own `ln`/`sin`/`cos`,
-//!   uniform on (−1, 1), zero-mean Bernoulli, the released code's shifted Bernoulli).
+//!   uniform on (−1, 1), zero-mean Bernoulli, the released code's shifted Bernoulli,
+//!   and packed signs: 32 entries ±1 from the bits of one word).
 //! * [`lanes`]: the same, 16 counters at a time, written for LLVM's vectoriser.
 //! * [`gpu`]: WGSL sources and the launchers of the test kernels.
 
@@ -170,6 +171,8 @@ crate::named_enum!(
         /// The authors' released code's `bernoulli-p`: 1 − p with probability p, else
         /// −1 − p (p = 0.5: {+0.5, −1.5}, mean −0.5, variance 1).
         BernoulliReleased = "bernoulli-released",
+        /// Packed signs: ±1 from single bits, 32 entries per stream word (built for speed).
+        Rademacher = "rademacher",
     }
 );
 
@@ -181,6 +184,7 @@ impl DistributionKind {
             DistributionKind::Uniform => Distribution::Uniform,
             DistributionKind::Bernoulli => Distribution::Bernoulli { p: p as f32 },
             DistributionKind::BernoulliReleased => Distribution::BernoulliReleased { p: p as f32 },
+            DistributionKind::Rademacher => Distribution::Rademacher,
         }
     }
 
@@ -203,6 +207,7 @@ impl DistributionKind {
                 -1.0 - p,
                 -(1.0 - p)
             ),
+            DistributionKind::Rademacher => "rademacher ±1 (packed signs, 32 per word)".into(),
         }
     }
 }
@@ -228,6 +233,10 @@ pub enum Distribution {
         /// Probability of the high value 1 − p.
         p: f32,
     },
+    /// Packed signs (Rademacher): ±1 from single bits, 32 entries per stream word.
+    /// Entry e is bit `e mod 32` of word `e div 32`: +1 where it is 0, −1 where it is
+    /// 1. Mean 0, variance 1; products with it are sign flips (exact).
+    Rademacher,
 }
 
 impl Distribution {
@@ -238,6 +247,15 @@ impl Distribution {
             Distribution::Uniform => "uniform".into(),
             Distribution::Bernoulli { p } => format!("bernoulli({p})"),
             Distribution::BernoulliReleased { p } => format!("bernoulli-released({p})"),
+            Distribution::Rademacher => "rademacher".into(),
+        }
+    }
+
+    /// Direction entries per stream word: 32 for packed signs, else 1.
+    pub fn entries_per_word(self) -> usize {
+        match self {
+            Distribution::Rademacher => SIGNS_PER_WORD,
+            _ => 1,
         }
     }
     /// The exact parameters the samplers use (threshold and the two f32 values).
@@ -341,6 +359,9 @@ impl BlockKey {
     }
 }
 
+/// Packed-sign entries per u32 word.
+pub const SIGNS_PER_WORD: usize = 32;
+
 /// Largest step a stream accepts (the counter holds 32 bits of it).
 pub const MAX_STEP: u64 = u32::MAX as u64;
 
@@ -383,16 +404,23 @@ impl Stream {
         }
     }
 
-    /// The u32 stream word of one direction entry.
-    pub fn word(&self, step: u64, compartment: u32, direction: u32, element: u32) -> u32 {
+    /// Word `index` of a direction's word stream: word `index mod W` of block
+    /// `index div W` (W words per block). Entry e's word is word e (packed signs: word
+    /// e div 32).
+    pub fn word(&self, step: u64, compartment: u32, direction: u32, index: u32) -> u32 {
         let w = self.generator.words_per_block() as u32;
         let bk = self.block_key(step, compartment);
-        bk.block(direction, element / w)[(element % w) as usize]
+        bk.block(direction, index / w)[(index % w) as usize]
     }
 
     /// The raw (unscaled) entry `element` of direction `direction` of `compartment` at
     /// `step`: the scalar reference of the whole stream.
     pub fn sample(&self, step: u64, compartment: u32, direction: u32, element: u32) -> f32 {
+        if self.distribution == Distribution::Rademacher {
+            let per = SIGNS_PER_WORD as u32;
+            let word = self.word(step, compartment, direction, element / per);
+            return map::sign(word, element % per);
+        }
         let w = self.generator.words_per_block() as u32;
         let bk = self.block_key(step, compartment);
         let words = bk.block(direction, element / w);

@@ -3,7 +3,9 @@
 `rbd bench rbd --peer torch` feeds this file to a Python interpreter on standard input
 and reads one JSON object from its standard output. It can also be run by hand:
 
-    python3 bench/peer_torch.py --repeats 5
+    python3 bench/bench_peer_torch.py --repeats 5
+
+(scripts/peer_torch.py is another peer: it trains Table 1's SGD cells.)
 
 It times, on the paper's CIFAR-10 CNN (conv 3x3 32, pool, conv 3x3 64, pool, conv 3x3 64,
 dense 64, dense 10; D = 122,570), batch 32, synthetic images:
@@ -13,6 +15,12 @@ dense 64, dense 10; D = 122,570), batch 32, synthetic images:
 * the materialised random-bases step at d directions: the same gradient, then a
   torch.randn(d, D) basis scaled by 1/sqrt(D) is drawn, c = basis @ g, theta -= lr *
   basis^T c (what a PyTorch implementation of the paper does);
+* the chunked random-bases step, as a careful user writes it to avoid the d x D
+  basis: the directions in chunks of k, each chunk drawn from its own seeded
+  torch.Generator (seed = step * 2^20 + chunk), c = basis_k @ g chunk by chunk, then
+  every chunk drawn again from the same seed for the update theta -= lr * basis_k^T
+  c_k (each entry generated twice, d x D never held); k from --chunks, the fastest
+  reported;
 * training throughput in images/s of the SGD loop for the MNIST-shaped CNN (D = 93,322)
   and the CIFAR-10 one.
 
@@ -49,6 +57,11 @@ def main():
     ap.add_argument("--dims", type=int, default=250)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--skip-rbd", action="store_true", help="SGD and images/s only")
+    ap.add_argument(
+        "--chunks",
+        default="10,50",
+        help="comma-separated directions per chunk of the chunked step (fastest reported)",
+    )
     ap.add_argument(
         "--threads",
         default="default,1",
@@ -119,6 +132,26 @@ def main():
                 p.add_(update[off : off + n].view_as(p), alpha=-lr)
                 off += n
 
+    def rbd_chunked_step(model, params, dim, x, y, k, step):
+        g = gradient(model, params, x, y)
+        with torch.no_grad():
+            gen = torch.Generator()
+            starts = range(0, args.dims, k)
+
+            def basis(i, j0):
+                gen.manual_seed(step * 2**20 + i)
+                return torch.randn(min(k, args.dims - j0), dim, generator=gen) / dim**0.5
+
+            coords = [basis(i, j0) @ g for i, j0 in enumerate(starts)]
+            update = torch.zeros(dim)
+            for i, j0 in enumerate(starts):
+                update.add_(basis(i, j0).t() @ coords[i])
+            off = 0
+            for p in params:
+                n = p.numel()
+                p.add_(update[off : off + n].view_as(p), alpha=-lr)
+                off += n
+
     def measure(f):
         for _ in range(args.warmup):
             f()
@@ -157,6 +190,14 @@ def main():
             r["rbd_materialised_step"] = timing(
                 measure(lambda: rbd_step(model, params, dim, x, y, gen))
             )
+            chunked = []
+            for k in [int(c) for c in args.chunks.split(",") if c.strip()]:
+                steps = iter(range(10**9))
+                t = timing(measure(lambda: rbd_chunked_step(model, params, dim, x, y, k, next(steps))))
+                chunked.append(dict(t, chunk=k))
+            if chunked:
+                r["rbd_chunked_step"] = min(chunked, key=lambda t: t["median_ms"])
+                r["rbd_chunked_all"] = chunked
         images = {}
         for name, c, side in [("mnist", 1, 28), ("cifar10", 3, 32)]:
             m, ps, d, xx, yy = setup(c, side)
@@ -167,7 +208,7 @@ def main():
     torch.set_num_threads(default_threads)
     report["per_thread_count"] = {str(n): r for n, r in per_threads.items()}
     # The best showing of each figure, with the thread count it came from.
-    for key in ["sgd_step", "rbd_materialised_step"]:
+    for key in ["sgd_step", "rbd_materialised_step", "rbd_chunked_step"]:
         runs = [(r[key]["median_ms"], n) for n, r in per_threads.items() if key in r]
         if runs:
             _, n = min(runs)
