@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod estimate;
 pub mod manifest;
+pub mod migrate;
 pub mod orthogonality;
 pub mod reference;
 pub mod regenerate;
