@@ -4,12 +4,14 @@
     python3 scripts/summarize_peer_torch.py results/peer-torch results/table1 reproduce/table1.toml
     python3 scripts/summarize_peer_torch.py results/peer-torch-tuned results/table1-tuned reproduce/table1-tuned.toml
 
-PEER holds CELL/seedN/ directories (config.json, metrics.jsonl, summary.json when finished);
+PEER holds CELL/seedN/ directories (config.json, metrics.jsonl, summary.json when finished;
+a finished run may be sealed into run.json.gz by `rbd results migrate`, read alike);
 CELL is a run id of the manifest (e.g. cnn-fmnist-sgd), whose paper value and rbd's runs
 (TABLE/runs/CELL-seedN/metrics.jsonl) it is compared with. Writes PEER/README.md and prints
 the same table. Unfinished peer runs are listed with their epoch but not averaged.
 """
 
+import gzip
 import json
 import os
 import statistics
@@ -21,9 +23,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from welch import welch  # noqa: E402
 
 
-def rows(path):
+def record(run_dir, name):
+    """The text of a run's record `name`: from its sealed run.json.gz (rbd's
+    src/train/record.rs) when there is one, else from the file; None when absent."""
+    sealed = os.path.join(run_dir, "run.json.gz")
+    if os.path.exists(sealed):
+        with gzip.open(sealed, "rt", encoding="utf-8") as f:
+            return json.load(f)["files"].get(name)
+    path = os.path.join(run_dir, name)
+    if not os.path.exists(path):
+        return None
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return f.read()
+
+
+def rows(run_dir):
+    return [json.loads(line) for line in record(run_dir, "metrics.jsonl").splitlines() if line.strip()]
 
 
 def cell(values):
@@ -89,12 +104,12 @@ def main(argv):
         peer_curves, our_curves = [], []
         for s in sorted(os.listdir(d)):
             sd = os.path.join(d, s)
-            if not os.path.exists(os.path.join(sd, "metrics.jsonl")):
+            if record(sd, "metrics.jsonl") is None:
                 continue
-            config = json.load(open(os.path.join(sd, "config.json")))
-            m = rows(os.path.join(sd, "metrics.jsonl"))
+            config = json.loads(record(sd, "config.json"))
+            m = rows(sd)
             peer_curves.append([r["val_accuracy"] for r in m])  # unfinished ones too
-            if not os.path.exists(os.path.join(sd, "summary.json")):
+            if record(sd, "summary.json") is None:
                 notes.append(f"- {name} {s}: unfinished, epoch {len(m)} of {config['epochs']}")
                 continue
             finals.append(m[-1]["val_accuracy"])
@@ -107,7 +122,7 @@ def main(argv):
         for rd in sorted(os.listdir(runs_dir)):
             if not rd.startswith(f"{name}-seed"):
                 continue
-            o = rows(os.path.join(runs_dir, rd, "metrics.jsonl"))
+            o = rows(os.path.join(runs_dir, rd))
             if len(o) >= config["epochs"]:
                 o = o[: config["epochs"]]
                 our_curves.append([100 * r["val_accuracy"] for r in o])

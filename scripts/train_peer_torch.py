@@ -221,7 +221,8 @@ def main():
     ap.add_argument("--data", default=os.path.expanduser("~/.cache/rbd"))
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    if os.path.exists(os.path.join(a.out, "summary.json")):
+    # A finished run keeps summary.json, or is sealed with it into run.json.gz.
+    if any(os.path.exists(os.path.join(a.out, f)) for f in ("summary.json", "run.json.gz")):
         sys.exit(f"peer_torch: {a.out} holds a finished run; choose another --out")
     os.makedirs(a.out, exist_ok=True)
     torch.set_num_threads(a.threads)

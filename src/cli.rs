@@ -49,6 +49,49 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Tune a learning rate with Table 4's protocol (75/25 split, lowest held-out loss).
     Tune(TuneArgs),
+    /// Results trees: seal finished runs, export a run's rows.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+}
+
+/// `rbd results`.
+#[derive(Subcommand, Debug)]
+pub enum ResultsCommand {
+    /// Bring a results tree to today's form, losing nothing: rename runs named with a
+    /// `^` (`lr2^-1` becomes `lr2pow-1`) and seal every finished or diverged run into
+    /// one `run.json.gz` (checked by reading it back before the files go); runs in
+    /// progress stay open. Safe to run again.
+    Migrate(MigrateArgs),
+    /// Print a run's rows as CSV (`metrics.csv`, `steps.csv` of an open run), sealed
+    /// or not.
+    Export(ExportArgs),
+}
+
+/// Options of `rbd results migrate`.
+#[derive(Args, Debug, Clone)]
+pub struct MigrateArgs {
+    /// The results tree.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
+/// Options of `rbd results export`.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The run directory.
+    pub run: PathBuf,
+    /// Which rows: the per-epoch metrics or the per-step rows.
+    #[arg(long, value_enum, default_value = "metrics")]
+    pub csv: ExportRows,
+}
+
+/// The rows `rbd results export` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportRows {
+    /// `metrics.csv`: one row per epoch.
+    Metrics,
+    /// `steps.csv`: one row per logged step.
+    Steps,
 }
 
 /// Options of `rbd devices`.

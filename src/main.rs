@@ -5,6 +5,7 @@ mod cli;
 mod experiment;
 mod profile;
 mod reproduce_cmd;
+mod results_cmd;
 mod train_cmd;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -82,6 +83,8 @@ fn main() {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
         },
+        Command::Results(cli::ResultsCommand::Migrate(args)) => results_cmd::migrate(&args),
+        Command::Results(cli::ResultsCommand::Export(args)) => results_cmd::export(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -317,7 +317,10 @@ fn the_gpu_call_runs_on_a_bare_machine_and_returns_every_section() {
         .unwrap();
     let files = String::from_utf8_lossy(&listing.stdout);
     assert!(
-        files.lines().any(|l| l.ends_with("metrics.jsonl")),
+        // A finished run is sealed into run.json.gz; one in progress keeps metrics.jsonl.
+        files
+            .lines()
+            .any(|l| l.ends_with("metrics.jsonl") || l.ends_with("run.json.gz")),
         "no run directory in paper-runs.tar.gz:\n{files}"
     );
     assert!(out.join("gpu-check.log").exists());

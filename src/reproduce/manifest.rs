@@ -711,16 +711,19 @@ impl Manifest {
 /// Refuses `value` for `field` unless it is one plain file name: it becomes a directory
 /// or file inside the results directory, so no separator, `.`, `..` or emptiness.
 fn plain_name(field: &str, value: &str) -> Result<(), String> {
+    // Letters, digits and `-_.+` only: the name becomes a file name that shells and
+    // other tools take as it is (no `^`, spaces, quotes or globs).
     let plain = !value.is_empty()
         && value != "."
         && value != ".."
-        && !value.contains(['/', '\\'])
-        && !value.chars().any(char::is_control);
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c));
     if plain {
         Ok(())
     } else {
         Err(format!(
-            "{field} = {value:?} must be a plain name (no '/', '\\', '..' or control characters): it names a path inside the results directory"
+            "{field} = {value:?} must be a plain name (letters, digits, '-', '_', '.', '+'; not '.' or '..'): it names a path inside the results directory"
         ))
     }
 }

@@ -8,6 +8,7 @@ pub mod contention;
 pub mod cost_cache;
 pub mod estimate;
 pub mod manifest;
+pub mod migrate;
 pub mod orthogonality;
 pub mod reference;
 pub mod regenerate;

@@ -8,6 +8,7 @@ use crate::signals::StopFlag;
 use crate::train::checkpoint;
 use crate::train::config::RunConfig;
 use crate::train::metrics::{EpochMetrics, EpochTiming};
+use crate::train::record;
 use crate::train::run_dir::Occupied;
 use crate::train::trainer::{CHECKPOINT, CONFIG, FINAL};
 use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
@@ -60,8 +61,13 @@ impl DivergedRecord {
     pub fn read(path: &Path) -> Result<DivergedRecord> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a record of a diverged run", path.display()))
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses the text of `diverged.json` (`path` names it in errors).
+    pub fn parse(text: &str, path: &str) -> Result<DivergedRecord> {
+        serde_json::from_str(text)
+            .with_context(|| format!("{path}: not a record of a diverged run"))
     }
 
     /// What diverged, for messages: the loss or the parameter.
@@ -73,9 +79,11 @@ impl DivergedRecord {
     }
 }
 
-/// Reads a run directory's `config.json` (its path names it in errors).
+/// Reads a run directory's `config.json`, sealed or not (its path names it in errors).
 pub fn read_config(dir: &Path) -> Result<RunConfig> {
-    crate::train::config::read_config(&dir.join(CONFIG))
+    let path = record::describe(dir, CONFIG);
+    let text = record::text(dir, CONFIG)?.with_context(|| format!("{path}: missing"))?;
+    serde_json::from_str(&text).with_context(|| format!("{path}: not a valid run configuration"))
 }
 
 /// Reads the state of `run`, refusing a directory that holds another configuration.
@@ -85,7 +93,7 @@ pub fn state(run: &PlannedRun) -> Result<RunState> {
 
 /// The state of a run of `cfg` in `dir`.
 pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
-    if !dir.join(CONFIG).exists() {
+    if !record::has(dir, CONFIG) {
         return Ok(RunState::New);
     }
     let existing = read_config(dir)?;
@@ -95,9 +103,11 @@ pub fn state_of(cfg: &RunConfig, dir: &Path) -> Result<RunState> {
             dir.display()
         );
     }
-    let diverged = dir.join(DIVERGED);
-    if diverged.exists() {
-        return Ok(RunState::Diverged(DivergedRecord::read(&diverged)?));
+    if let Some(text) = record::text(dir, DIVERGED)? {
+        return Ok(RunState::Diverged(DivergedRecord::parse(
+            &text,
+            &record::describe(dir, DIVERGED),
+        )?));
     }
     let epochs_done = crate::train::metrics::read_epochs(dir)?.len() as u64;
     // Done when the planned budget is reached, even inside a longer run, and its
@@ -174,7 +184,55 @@ pub enum RunEnd {
 /// Trains the run of `cfg` in `dir` unless it is done: starts it, resumes it, or
 /// extends it; a divergence is recorded in the directory.
 pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Result<RunEnd> {
-    run_once(cfg, dir, prefix, stop, false)
+    adopt_legacy_name(dir, prefix)?;
+    let end = run_once(cfg, dir, prefix, stop, false)?;
+    // Sealed once over by its own configuration (a sweep at fewer epochs may find a
+    // longer run done), and not while another process holds it.
+    if matches!(end, RunEnd::Done | RunEnd::Diverged(_))
+        && !record::is_sealed(dir)
+        && !crate::train::run_dir::in_use(dir)
+        && over(dir)?
+    {
+        seal(dir)?;
+    }
+    Ok(end)
+}
+
+/// Whether the run in `dir` is done or diverged by its own configuration.
+pub fn over(dir: &Path) -> Result<bool> {
+    let cfg = read_config(dir)?;
+    Ok(matches!(
+        state_of(&cfg, dir)?,
+        RunState::Done | RunState::Diverged(_)
+    ))
+}
+
+/// Seals the finished (or diverged) run in `dir` under its lock.
+pub fn seal(dir: &Path) -> Result<record::SealReport> {
+    let _lock = crate::train::run_dir::RunDir::claim(dir, Claim::Resume)?;
+    record::seal(dir).with_context(|| format!("sealing {}", dir.display()))
+}
+
+/// Renames a run directory written under its old name (`lr2^-1`) to its name now
+/// (`lr2pow-1`), so a run is recognised whatever binary started it.
+fn adopt_legacy_name(dir: &Path, prefix: &str) -> Result<()> {
+    let Some(legacy) = dir
+        .file_name()
+        .and_then(|n| record::legacy_name(&n.to_string_lossy()))
+        .map(|n| dir.with_file_name(n))
+    else {
+        return Ok(());
+    };
+    if legacy.is_dir() && !dir.exists() {
+        println!(
+            "{prefix} renaming {} to {}",
+            legacy.display(),
+            dir.display()
+        );
+        std::fs::rename(&legacy, dir)
+            .with_context(|| format!("renaming {} to {}", legacy.display(), dir.display()))?;
+    }
+    Ok(())
 }
 
 fn run_once(

@@ -13,6 +13,7 @@ use super::manifest::Manifest;
 use super::summary::{self, EntryResult};
 use super::tune::TuneResult;
 use crate::train::metrics::{read_epochs_timed, EpochMetrics};
+use crate::train::record;
 use crate::train::RunConfig;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -231,7 +232,7 @@ impl Library {
         }
         let folder = self.results.join(artefact);
         let run = folder.join("runs").join(id);
-        if run.join(crate::train::trainer::CONFIG).exists() {
+        if record::has(&run, crate::train::trainer::CONFIG) {
             return plain_run(name, &run);
         }
         let peer = folder.join(id);
@@ -261,9 +262,7 @@ impl Library {
 
 /// A run directory outside any manifest: one seed, finished at its configured epochs.
 fn plain_run(name: &str, dir: &Path) -> Result<Cell> {
-    let cfg_path = dir.join(crate::train::trainer::CONFIG);
-    let cfg: RunConfig = serde_json::from_str(&std::fs::read_to_string(&cfg_path)?)
-        .with_context(|| format!("{}: not a run configuration", cfg_path.display()))?;
+    let cfg = crate::reproduce::runner::read_config(dir)?;
     let rows: Vec<Row> = read_epochs_timed(dir)?.iter().map(Row::of).collect();
     Ok(Cell {
         name: name.to_string(),
@@ -285,28 +284,31 @@ fn peer_cell(name: &str, dir: &Path) -> Result<Cell> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("metrics.jsonl").exists())
+        .filter(|p| record::has(p, "metrics.jsonl"))
         .collect();
     entries.sort();
     for seed_dir in entries {
-        let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(seed_dir.join("config.json"))?)
-                .with_context(|| format!("{}: not a peer run's config", seed_dir.display()))?;
+        let config = record::describe(&seed_dir, "config.json");
+        let metrics = record::describe(&seed_dir, "metrics.jsonl");
+        let cfg: serde_json::Value = serde_json::from_str(
+            &record::text(&seed_dir, "config.json")?.ok_or_else(|| anyhow!("{config}: missing"))?,
+        )
+        .with_context(|| format!("{config}: not a peer run's config"))?;
         let field = |k: &str| {
             cfg.get(k)
                 .and_then(serde_json::Value::as_u64)
-                .ok_or_else(|| anyhow!("{}/config.json: no '{k}'", seed_dir.display()))
+                .ok_or_else(|| anyhow!("{config}: no '{k}'"))
         };
         epochs = field("epochs")?;
-        let text = std::fs::read_to_string(seed_dir.join("metrics.jsonl"))?;
+        let text = record::text(&seed_dir, "metrics.jsonl")?.unwrap_or_default();
         let mut rows = Vec::new();
         for (i, line) in text
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let r: PeerRow = serde_json::from_str(line)
-                .with_context(|| format!("{}/metrics.jsonl line {}", seed_dir.display(), i + 1))?;
+            let r: PeerRow =
+                serde_json::from_str(line).with_context(|| format!("{metrics} line {}", i + 1))?;
             rows.push(Row {
                 epoch: r.epoch,
                 val: r.val_accuracy,

@@ -140,7 +140,7 @@ impl EntryResult {
 
 /// The configuration a run directory holds, if any.
 fn config_on_disk(dir: &Path) -> Option<RunConfig> {
-    let text = std::fs::read_to_string(dir.join(CONFIG)).ok()?;
+    let text = crate::train::record::text(dir, CONFIG).ok()??;
     serde_json::from_str(&text).ok()
 }
 

@@ -68,7 +68,10 @@ fn trial_dir(results: &Path, base: &RunConfig, e: i32) -> PathBuf {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    results.join("tune").join(stem).join(format!("lr2^{e}"))
+    results
+        .join("tune")
+        .join(stem)
+        .join(format!("{}{e}", crate::train::record::LR_POWER))
 }
 
 /// Trains (or reads back) the trial at 2^`e`.

@@ -384,33 +384,31 @@ pub fn with_timings(
     rows
 }
 
-fn write_rows<T: Serialize>(
-    dir: &RunDir,
-    stem: &str,
-    header: &str,
-    rows: &[T],
-    csv: impl Fn(&T) -> String,
-) -> Result<()> {
+fn csv_text<T>(header: &str, rows: &[T], csv: impl Fn(&T) -> String) -> String {
     let mut text = String::from(header);
     text.push('\n');
-    let mut jsonl = String::new();
     for r in rows {
         text.push_str(&csv(r));
         text.push('\n');
+    }
+    text
+}
+
+fn jsonl_text<T: Serialize>(rows: &[T]) -> Result<String> {
+    let mut jsonl = String::new();
+    for r in rows {
         jsonl.push_str(&serde_json::to_string(r)?);
         jsonl.push('\n');
     }
-    dir.write(&format!("{stem}.csv"), text.as_bytes())?;
-    dir.write(&format!("{stem}.jsonl"), jsonl.as_bytes())
+    Ok(jsonl)
 }
 
-/// Rewrites the metric files with `rows` and `steps` (a resumed run never keeps rows
-/// of the epochs or steps it repeats).
-pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
+/// `metrics.csv` for `rows`: the same columns as the JSON rows, derived from them.
+pub fn metrics_csv(rows: &[EpochMetrics]) -> String {
     if rows.iter().any(|r| r.comm.is_some()) {
         // Distributed runs: communication columns at the end.
         let header = format!("{HEADER},{COMM_HEADER}");
-        write_rows(dir, "metrics", &header, rows, |r| {
+        csv_text(&header, rows, |r| {
             let c = r.comm.unwrap_or_default();
             let secs = |s: Option<f64>| s.map(|s| format!("{s:.3}")).unwrap_or_default();
             format!(
@@ -421,36 +419,48 @@ pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> 
                 secs(c.comm_seconds),
                 secs(c.compute_seconds)
             )
-        })?;
+        })
     } else {
-        write_rows(dir, "metrics", HEADER, rows, EpochMetrics::csv)?;
+        csv_text(HEADER, rows, EpochMetrics::csv)
     }
-    write_rows(dir, "steps", STEP_HEADER, steps, StepMetrics::csv)
 }
 
-fn read_rows<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
-    if !path.exists() {
+/// `steps.csv` for `steps`.
+pub fn steps_csv(steps: &[StepMetrics]) -> String {
+    csv_text(STEP_HEADER, steps, StepMetrics::csv)
+}
+
+/// Rewrites the metric files with `rows` and `steps` (a resumed run never keeps rows
+/// of the epochs or steps it repeats).
+pub fn write_all(dir: &RunDir, rows: &[EpochMetrics], steps: &[StepMetrics]) -> Result<()> {
+    dir.write("metrics.csv", metrics_csv(rows).as_bytes())?;
+    dir.write("metrics.jsonl", jsonl_text(rows)?.as_bytes())?;
+    dir.write("steps.csv", steps_csv(steps).as_bytes())?;
+    dir.write("steps.jsonl", jsonl_text(steps)?.as_bytes())
+}
+
+fn read_rows<T: for<'de> Deserialize<'de>>(dir: &Path, name: &str) -> Result<Vec<T>> {
+    let Some(text) = super::record::text(dir, name)? else {
         return Ok(Vec::new());
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    };
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("{}: line {}", path.display(), i + 1))
+            serde_json::from_str(l)
+                .with_context(|| format!("{}: line {}", super::record::describe(dir, name), i + 1))
         })
         .collect()
 }
 
-/// Reads `metrics.jsonl` of a run directory.
+/// Reads the metrics rows (`metrics.jsonl`) of a run directory, sealed or not.
 pub fn read_epochs(dir: &Path) -> Result<Vec<EpochMetrics>> {
-    read_rows(&dir.join("metrics.jsonl"))
+    read_rows(dir, "metrics.jsonl")
 }
 
-/// Reads `steps.jsonl` of a run directory.
+/// Reads the step rows (`steps.jsonl`) of a run directory, sealed or not.
 pub fn read_steps(dir: &Path) -> Result<Vec<StepMetrics>> {
-    read_rows(&dir.join("steps.jsonl"))
+    read_rows(dir, "steps.jsonl")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod optimizers;
 pub mod oracle;
 pub mod plot;
+pub mod record;
 pub mod run_dir;
 pub mod steps;
 pub mod team;

@@ -94,7 +94,8 @@ pub fn precheck(path: &Path, claim: Claim) -> Result<()> {
             }
         }
         Claim::Resume => {
-            if !path.join("config.json").is_file() {
+            // A sealed run is a run too (it is reopened to be extended).
+            if !path.join("config.json").is_file() && !path.join(super::record::SEALED).is_file() {
                 bail!("no run to resume at {} (no config.json)", path.display());
             }
         }

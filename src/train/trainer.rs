@@ -172,6 +172,10 @@ impl Trainer {
         stop: StopFlag,
         team: Team,
     ) -> Result<Trainer> {
+        if team.writes() {
+            // Extending a finished run: its records become files again.
+            super::record::unseal(out)?;
+        }
         super::run_dir::precheck(out, Claim::Resume)?;
         let path = out.join(CONFIG);
         let mut cfg = super::config::load_config(&path)?;
@@ -811,9 +815,9 @@ fn append_provenance(dir: &RunDir, line: &serde_json::Value) -> Result<()> {
 /// The training time of each epoch of the run in `dir`, from `provenance.jsonl` (the
 /// last line of an epoch wins; none for runs that kept it in `metrics.jsonl`).
 pub fn timings(dir: &Path) -> Result<std::collections::BTreeMap<u64, EpochTiming>> {
-    let path = dir.join(PROVENANCE);
+    let path = super::record::describe(dir, PROVENANCE);
     let mut out = std::collections::BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Some(text) = super::record::text(dir, PROVENANCE)? else {
         return Ok(out);
     };
     for (i, line) in text.lines().enumerate() {
@@ -822,11 +826,11 @@ pub fn timings(dir: &Path) -> Result<std::collections::BTreeMap<u64, EpochTiming
         }
         let v: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
-            Err(e) => bail!("{}: line {}: {e}", path.display(), i + 1),
+            Err(e) => bail!("{path}: line {}: {e}", i + 1),
         };
         if v.get("seconds").is_some() {
-            let t: EpochTiming = serde_json::from_value(v)
-                .with_context(|| format!("{}: line {}", path.display(), i + 1))?;
+            let t: EpochTiming =
+                serde_json::from_value(v).with_context(|| format!("{path}: line {}", i + 1))?;
             out.insert(t.epoch, t);
         }
     }
@@ -844,7 +848,10 @@ pub struct Stretch {
 
 /// The stretches of the run in `dir`, in order (none if it has no `provenance.jsonl`).
 pub fn stretches(dir: &Path) -> Vec<Stretch> {
-    let text = std::fs::read_to_string(dir.join(PROVENANCE)).unwrap_or_default();
+    let text = super::record::text(dir, PROVENANCE)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter_map(|v| {

@@ -171,7 +171,8 @@ fn a_campaign_resumes_after_a_kill_skips_what_is_done_and_tunes_before_it_trains
     assert!(i_tune < i_fpd, "{out}");
     // Item 3's budget: 2 epochs, stated beside the paper's.
     let rows = |id: &str| {
-        std::fs::read_to_string(results.join(format!("mini/runs/{id}/metrics.jsonl")))
+        rbd::train::record::text(&results.join(format!("mini/runs/{id}")), "metrics.jsonl")
+            .unwrap()
             .unwrap()
             .lines()
             .count()

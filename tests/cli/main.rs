@@ -3,6 +3,7 @@
 //! SIGKILL and resumed ends bitwise identical, bad input gets clear errors.
 
 mod campaign;
+mod lean;
 mod reference;
 mod reproduce;
 mod results;

@@ -93,6 +93,7 @@ fn a_short_artefact_is_checked_bit_for_bit_against_its_reference() {
     assert!(readme.contains("| FC-SYNTH | SGD |"), "{readme}");
 
     // One bit changed in the reference's record is found and named.
+    rbd::train::record::unseal(&results.join("long/runs/rbd-seed0")).unwrap();
     let file = results.join("long/runs/rbd-seed0/metrics.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
     let mut rows: Vec<serde_json::Value> = text

@@ -144,8 +144,10 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
     assert_eq!(sgd[4], "2", "two finished seeds: {csv}");
     // The mean in the summary is the mean of the two runs' last validation accuracies.
     let last = |seed: u32| -> f64 {
-        let t = std::fs::read_to_string(mini.join(format!("runs/sgd-seed{seed}/metrics.jsonl")))
-            .unwrap();
+        let t =
+            rbd::train::record::text(&mini.join(format!("runs/sgd-seed{seed}")), "metrics.jsonl")
+                .unwrap()
+                .unwrap();
         let v: serde_json::Value = serde_json::from_str(t.lines().last().unwrap()).unwrap();
         100.0 * v["val_accuracy"].as_f64().unwrap()
     };
@@ -164,7 +166,9 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
     // Every stretch names the machine that trained it (the killed run has two), and the
     // summary names those machines. The other lines are the epochs' times (an epoch
     // trained again after the kill has two).
-    let provenance = std::fs::read_to_string(mini.join("runs/rbd-seed0/provenance.jsonl")).unwrap();
+    let provenance = rbd::train::record::text(&mini.join("runs/rbd-seed0"), "provenance.jsonl")
+        .unwrap()
+        .unwrap();
     let stretches: Vec<&str> = provenance
         .lines()
         .filter(|l| l.contains("\"commit\""))

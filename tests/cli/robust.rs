@@ -116,18 +116,27 @@ column = "ok"
     let o = reproduce(&m, &results, &[]);
     assert!(o.status.success(), "{}", text(&o));
     // The infinite loss is recorded in the words of the encoding, not as null.
+    // Both runs are over, so sealed; their records read through `record::text`.
+    let sealed = |dir: &Path, name: &str| rbd::train::record::text(dir, name).unwrap().unwrap();
     let record: serde_json::Value =
-        serde_json::from_str(&read(&runs.join("huge-seed0/diverged.json"))).unwrap();
+        serde_json::from_str(&sealed(&runs.join("huge-seed0"), "diverged.json")).unwrap();
     assert!(
         ["Infinity", "NaN"].contains(&record["loss"].as_str().unwrap_or("")),
         "{record}"
     );
     // NES with a tiny σ: a finite training loss, a NaN validation loss in both files.
     let nan = runs.join("nes-nan-seed0");
-    let row: serde_json::Value = serde_json::from_str(&read(&nan.join("metrics.jsonl"))).unwrap();
+    let row: serde_json::Value = serde_json::from_str(&sealed(&nan, "metrics.jsonl")).unwrap();
     assert!(row["train_loss"].as_f64().is_some_and(f64::is_finite));
     assert_eq!(row["val_loss"], "NaN", "{row}");
-    assert!(read(&nan.join("metrics.csv")).contains(",NaN,"));
+    let csv = run(&[
+        "results",
+        "export",
+        nan.to_str().unwrap(),
+        "--csv",
+        "metrics",
+    ]);
+    assert!(text(&csv).contains(",NaN,"), "{}", text(&csv));
     // The summary shows the diverged run as diverged; the NaN run as finished.
     let csv = read(&results.join("div/summary.csv"));
     let field = |id: &str, i: usize| -> String {
@@ -166,7 +175,10 @@ column = "ok"
     assert!(out.contains("diverged: the training loss became"), "{out}");
     assert!(!out.contains("invalid type"), "{out}");
 
-    // Files from older binaries, which wrote null for a non-finite number, still read.
+    // Files from older binaries, which wrote null for a non-finite number, still read
+    // (in an open run directory, as those binaries left them).
+    rbd::train::record::unseal(&runs.join("huge-seed0")).unwrap();
+    rbd::train::record::unseal(&nan).unwrap();
     std::fs::write(
         runs.join("huge-seed0/diverged.json"),
         r#"{"epoch":1,"step":4,"loss":null}"#,
@@ -180,6 +192,7 @@ column = "ok"
     assert!(text(&o).contains("[1/3 huge seed 0] diverged at epoch 1 (loss NaN): skipped"));
 
     // A garbled record: the error names the file.
+    rbd::train::record::unseal(&runs.join("huge-seed0")).unwrap();
     let record = runs.join("huge-seed0/diverged.json");
     std::fs::write(&record, "{\"epoch\": 1, \"st").unwrap();
     let o = reproduce(&m, &results, &[]);
@@ -346,7 +359,12 @@ fn a_run_is_finished_only_with_its_final_parameters_on_disk() {
     let final_file = run_dir.join("final.safetensors");
     let checkpoint = run_dir.join("checkpoint.safetensors");
     let finished = std::fs::read(&final_file).unwrap();
-    let rows = read(&run_dir.join("metrics.jsonl"));
+    let rows = || {
+        rbd::train::record::text(&run_dir, "metrics.jsonl")
+            .unwrap()
+            .unwrap()
+    };
+    let rows_finished = rows();
 
     // Stopped between the last checkpoint and the final file: the rerun finishes it.
     std::fs::remove_file(&final_file).unwrap();
@@ -373,7 +391,7 @@ fn a_run_is_finished_only_with_its_final_parameters_on_disk() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("epoch 2/2"), "{}", text(&o));
     assert_eq!(std::fs::read(&final_file).unwrap(), finished);
-    assert_eq!(read(&run_dir.join("metrics.jsonl")), rows);
+    assert_eq!(rows(), rows_finished);
 
     // A final file that does not verify is named, not taken as finished.
     let mut bad = finished.clone();
@@ -728,8 +746,8 @@ fn every_committed_result_still_reads() {
         read_epochs(d).unwrap_or_else(|e| panic!("{e:#}"));
         read_steps(d).unwrap_or_else(|e| panic!("{e:#}"));
         rbd::train::trainer::timings(d).unwrap_or_else(|e| panic!("{e:#}"));
-        if d.join(DIVERGED).exists() {
-            DivergedRecord::read(&d.join(DIVERGED)).unwrap_or_else(|e| panic!("{e:#}"));
+        if let Some(text) = rbd::train::record::text(d, DIVERGED).unwrap() {
+            DivergedRecord::parse(&text, DIVERGED).unwrap_or_else(|e| panic!("{e:#}"));
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{final_params, run, scratch, synthetic, train_args};
 use rbd::reproduce::manifest::{
     tune_file, tuned_rate_file, ArtefactKind, Manifest, PlanOptions, BUILT_IN,
 };
-use rbd::train::RunConfig;
+use rbd::train::{record, RunConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -56,8 +56,8 @@ fn check(name: &str, got: &BTreeMap<String, String>, want: &BTreeMap<String, Str
     }
 }
 
-/// `config.json` files of rbd runs under `results/`: `results/ARTEFACT/runs/RUN/` and the
-/// trials of `rbd tune` under `results/tune/KEY/lr2^E/`.
+/// Directories of rbd runs under `results/` (sealed or not): `results/ARTEFACT/runs/RUN/`
+/// and the trials of `rbd tune` under `results/tune/KEY/lr2powE/`.
 fn committed_configs() -> Vec<PathBuf> {
     let results = root().join("results");
     let mut out = Vec::new();
@@ -77,9 +77,8 @@ fn committed_configs() -> Vec<PathBuf> {
         };
         for parent in below {
             for run in dirs(&parent) {
-                let c = run.join("config.json");
-                if c.exists() {
-                    out.push(c);
+                if record::has(&run, "config.json") {
+                    out.push(run);
                 }
             }
         }
@@ -93,8 +92,9 @@ fn committed_configurations_read_back_unchanged_with_their_run_ids() {
     let mut got = BTreeMap::new();
     let configs = committed_configs();
     assert!(!configs.is_empty(), "no committed config.json found");
-    for path in &configs {
-        let text = std::fs::read_to_string(path).unwrap();
+    for dir in &configs {
+        let path = &dir.join("config.json");
+        let text = record::text(dir, "config.json").unwrap().unwrap();
         let cfg: RunConfig = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("{}: does not parse: {e}", path.display()));
         // The same text form: every key and value written before reads back as written.

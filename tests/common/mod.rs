@@ -81,9 +81,10 @@ pub fn synthetic(dir: &Path, n: usize) {
     idx_labels(&dir.join("t10k-labels-idx1-ubyte"), &labels[..test]);
 }
 
-/// A run's epoch rows (`metrics.jsonl`).
+/// A run's epoch rows (`metrics.jsonl`, sealed or not).
 pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
+    rbd::train::record::text(dir, "metrics.jsonl")
+        .unwrap()
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
