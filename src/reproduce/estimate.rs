@@ -5,12 +5,13 @@
 //! planned run. The loader runs on its own thread beside the two compute threads, so its
 //! cost is added in full: on 2 cores it competes with them.
 
+use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::config::RunConfig;
 use crate::train::kinds::DatasetSpec;
 use crate::train::optimizers;
-use crate::train::oracle::TrainOracle;
+use crate::train::Team;
 use anyhow::Result;
-use rbd_datasets::{Batch, Split};
+use rbd_datasets::Split;
 use rbd_engine::{no_grad, Device, Labels, Tensor};
 use rbd_models::Mode;
 use rbd_optim::OptimizerKind;
@@ -64,20 +65,6 @@ fn load_average() -> Option<f64> {
 /// Whether other work is running: a load average of more than half a core.
 fn machine_busy() -> Option<f64> {
     load_average().filter(|l| *l > 0.5)
-}
-
-fn synthetic_batch(n: usize, (c, h, w): (usize, usize, usize), index: usize) -> Batch {
-    let len = n * c * h * w;
-    let images = (0..len)
-        .map(|i| ((i * 2_654_435_761 + index) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
-    Batch {
-        images,
-        labels: (0..n).map(|i| ((i + index) % 10) as u32).collect(),
-        epoch: 0,
-        index,
-        shape: [n, c, h, w],
-    }
 }
 
 /// Training images per epoch and validation images of a configuration.
@@ -205,33 +192,32 @@ impl Estimator {
         let shape = cfg.dataset.shape();
         let model = rbd_models::build(cfg.model, shape.0, shape.1, shape.2, &self.device)?;
         let layout = model.layout();
-        let mut theta = Tensor::from_f32(&self.device, &layout.init(cfg.seed), &[layout.total])?;
-        let mut opt = optimizers::build(cfg, layout, index, &theta, &crate::train::Team::single())?;
-        let mut batches = (0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i));
+        let batches = Box::new((0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i)));
+        let build = |theta: &Tensor| optimizers::build(cfg, layout, index, theta, &Team::single());
+        let mut harness = StepHarness::new(
+            model.as_ref(),
+            &self.device,
+            cfg.seed,
+            batches,
+            Box::new(build),
+        )?;
         let mut step_times = Vec::new();
         // The first step warms caches and pipelines; the median of the rest is kept.
         for step in 0..6u64 {
-            let mut oracle = TrainOracle::new(
-                model.as_ref(),
-                self.device.clone(),
-                Box::new(batches.by_ref()),
-                10,
-                Default::default(),
-                Default::default(),
-            )?;
             let t = Instant::now();
-            theta = opt.step(step, &theta, &mut oracle)?.theta;
+            harness.step()?;
             self.device.synchronize()?;
             if step > 0 {
                 step_times.push(t.elapsed().as_secs_f64());
             }
         }
+        let theta = harness.theta();
         step_times.sort_by(f64::total_cmp);
         let eval_n = cfg.options.eval_batch_size.min(1000);
         let batch = synthetic_batch(eval_n, shape, 0);
         let t = Instant::now();
         no_grad(|| -> Result<()> {
-            let views = layout.views(&theta)?;
+            let views = layout.views(theta)?;
             let x = Tensor::from_f32(&self.device, &batch.images, &batch.shape)?;
             let labels = Labels::new(&self.device, batch.labels.clone(), 10)?;
             let logits = model.forward(&views, &x, Mode::Eval)?;
