@@ -75,8 +75,8 @@ impl Rows for Portable {
     }
     #[inline(always)]
     fn add_signed(acc: &mut F, w: u32, bits: u32) {
-        for l in 0..L {
-            acc[l] += f32::from_bits(w ^ sign_mask(bits, l as u32));
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f32::from_bits(w ^ sign_mask(bits, l as u32));
         }
     }
 }
