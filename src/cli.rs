@@ -66,7 +66,7 @@ pub struct DevicesArgs {
 pub struct ReproduceArgs {
     /// The artefact: quick, table1, table1-tuned, table1-plain, table1-table4,
     /// table1-nes-update, table1-cifar10, fig1, b6,
-    /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, or a
+    /// b7, b7-fc-mnist, b7-fastfood, b8, b9, b10, b11, b12, b13, b14, b15, fastfood, rademacher, or a
     /// manifest file NAME.toml;
     /// or `campaign`: the whole plan of `reproduce/campaign.toml`, worked down in order;
     /// or `all` (with --summarize or --check): every generated text of results/.
