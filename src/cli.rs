@@ -1,6 +1,7 @@
 //! Command-line interface definitions (clap).
 
 use clap::{Args, Parser, Subcommand};
+use rbd::measure::bench::BenchArgs;
 use rbd::train::config::RunOptions;
 use rbd::train::data::DataConfig;
 use rbd::train::kinds::{DatasetSpec, PresetSource};
@@ -40,7 +41,7 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Where the time of one training step goes: per phase, layer and op.
-    Profile(Box<crate::profile::ProfileArgs>),
+    Profile(Box<rbd::measure::profile::ProfileArgs>),
     /// Experiments of the paper's supplementary material.
     #[command(subcommand)]
     Experiment(ExperimentCommand),
@@ -209,32 +210,6 @@ pub enum BenchCommand {
     Kernels(BenchArgs),
     /// Random numbers per second and step time of the fused random-bases operation.
     Rbd(BenchArgs),
-}
-
-/// Options shared by benchmarks.
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Print machine-readable JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// Timed repeats per measurement (after warm-up).
-    #[arg(long, default_value_t = 5)]
-    pub repeats: usize,
-    /// Backends: all, cpu, wgpu (every adapter), gpu (adapters that are not CPUs), or
-    /// wgpu-cpu (the first CPU adapter).
-    #[arg(long, default_value = "all")]
-    pub backends: String,
-    /// Smaller problem sizes (for a quick look, or slow adapters).
-    #[arg(long)]
-    pub quick: bool,
-    /// `bench rbd`: also measure a peer in the same run and print ratios: torch or jax,
-    /// optionally with its interpreter (`--peer jax=/venv-jax/bin/python`); repeatable.
-    #[arg(long)]
-    pub peer: Vec<String>,
-    /// Python interpreter of peers named without one (default: $RBD_PEER_PYTHON, else
-    /// python3).
-    #[arg(long)]
-    pub python: Option<PathBuf>,
 }
 
 /// Experiments.

@@ -4,6 +4,7 @@
 pub mod distributed;
 pub mod lr;
 pub mod machine;
+pub mod measure;
 pub mod nonfinite;
 pub mod reproduce;
 pub mod signals;

@@ -1,9 +1,7 @@
 //! `rbd`: random bases descent on a hand-written WebGPU tensor engine.
 
-mod bench;
 mod cli;
 mod experiment;
-mod profile;
 mod reproduce_cmd;
 mod results_cmd;
 mod train_cmd;
@@ -67,9 +65,11 @@ fn main() {
         }
         Command::Devices(args) => devices(&args),
         Command::Models => models(),
-        Command::Bench(cli::BenchCommand::Kernels(args)) => bench::kernels::run(&args),
-        Command::Bench(cli::BenchCommand::Rbd(args)) => bench::rbd::run(&args),
-        Command::Profile(args) => profile::run(&args),
+        Command::Bench(cli::BenchCommand::Kernels(args)) => {
+            rbd::measure::bench::kernels::run(&args)
+        }
+        Command::Bench(cli::BenchCommand::Rbd(args)) => rbd::measure::bench::rbd::run(&args),
+        Command::Profile(args) => rbd::measure::profile::run(&args),
         Command::Experiment(cli::ExperimentCommand::Orthogonality(args)) => {
             experiment::orthogonality(&args)
         }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{metrics, scratch, show, synthetic};
+use common::{metrics, scratch, scratch_with_data, show, synthetic};
 use rbd::train::data::Data;
 use rbd::train::kinds::DatasetSpec;
 use rbd::train::oracle::{EpochSums, TrainOracle};
@@ -124,9 +124,7 @@ fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
 
 #[test]
 fn one_rank_equals_the_single_process_run_bit_for_bit() {
-    let dir = scratch("k1");
-    let data = dir.join("data");
-    synthetic(&data, 64 + 160);
+    let (dir, data) = scratch_with_data("k1", 64 + 160);
     for (opt, lr, bases) in [
         ("sgd", "2^-3", "iid"),
         ("rbd", "2^0", "iid"),
@@ -233,9 +231,7 @@ fn union_run(data: &Path, optimizer: OptimizerKind, lr: f64, bases: BasesKind) -
 
 #[test]
 fn two_ranks_follow_the_single_process_run_on_the_union_batch() {
-    let dir = scratch("union");
-    let data = dir.join("data");
-    synthetic(&data, 64 + 256);
+    let (dir, data) = scratch_with_data("union", 64 + 256);
     let d = 8.0;
     let num_params = rbd_models::build(ModelKind::Fc, 1, 28, 28, &Device::Cpu)
         .unwrap()
@@ -407,9 +403,7 @@ fn per_worker_bases_and_sgd_match_an_f64_formula_for_one_step() {
 
 #[test]
 fn a_run_resumes_only_on_the_same_number_of_ranks() {
-    let dir = scratch("resume");
-    let data = dir.join("data");
-    synthetic(&data, 64 + 64);
+    let (dir, data) = scratch_with_data("resume", 64 + 64);
     let out = dir.join("run");
     ok(
         Some(2),
@@ -454,9 +448,7 @@ fn a_run_resumes_only_on_the_same_number_of_ranks() {
 
 #[test]
 fn a_run_stopped_by_sigint_resumes_to_the_same_parameters() {
-    let dir = scratch("sigint");
-    let data = dir.join("data");
-    synthetic(&data, 64 + 1024);
+    let (dir, data) = scratch_with_data("sigint", 64 + 1024);
     let flags = [
         "--batch-size",
         "16",

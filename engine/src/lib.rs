@@ -12,18 +12,21 @@
 //!   counter-based stream (the op family the random-bases optimisers use), for either
 //!   family of `Bases` (i.i.d. entries, or the structured [`fastfood`] columns).
 //! - [`profile`]: an op-level profiler (off by default) with named scopes.
-//! - [`gradcheck`]: central differences in f64 against autodiff, with proptest
-//!   strategies for property-testing user ops and models; [`testing`]: the helpers of
-//!   the crates' tests.
+//! - With the `testing` feature (the crates' dev-dependencies turn it on; release
+//!   builds never compile it): `gradcheck`, central differences in f64 against
+//!   autodiff with proptest strategies for property-testing ops and models, and
+//!   `testing`, the helpers of the crates' tests.
 
 pub mod autodiff;
 pub mod device;
 pub mod error;
+#[cfg(feature = "testing")]
 pub mod gradcheck;
 pub mod metrics;
 pub mod ops;
 pub mod profile;
 pub mod tensor;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use autodiff::{grad_enabled, no_grad, Gradients, NoGradGuard};

@@ -12,7 +12,7 @@
 use rbd_kernels::gpu::{DeviceKind, GpuContext};
 use rbd_kernels::random_bases::{
     bench_cpu, bench_gpu, expand_cpu_with, project_cpu_with, rbd_scale, Bases, BenchResult,
-    Compartment, Distribution, Generator, Simd, Stream,
+    Compartment, Distribution, Simd, Stream,
 };
 use std::time::Instant;
 
@@ -34,21 +34,12 @@ fn line(backend: &str, s: &Stream, r: &BenchResult) {
 }
 
 fn streams() -> Vec<Stream> {
-    let mut v = Vec::new();
-    for generator in [Generator::Philox, Generator::Threefry] {
-        for distribution in [
-            Distribution::Gaussian,
-            Distribution::Uniform,
-            Distribution::Bernoulli { p: 0.5 },
-        ] {
-            v.push(Stream {
-                generator,
-                distribution,
-                seed: 42,
-            });
-        }
-    }
-    v
+    let distributions = [
+        Distribution::Gaussian,
+        Distribution::Uniform,
+        Distribution::Bernoulli { p: 0.5 },
+    ];
+    rbd_kernels::testing::streams(42, &distributions)
 }
 
 fn cpu_benches(quick: bool) {

@@ -12,6 +12,7 @@ pub mod gpu;
 pub mod launch;
 pub mod real;
 mod scratch;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
 

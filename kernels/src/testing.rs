@@ -1,6 +1,7 @@
 //! Helpers for tests of kernels (shared by this crate's tests and the workspace's).
 
 use crate::gpu::{DeviceKind, GpuContext};
+use crate::rng::{Distribution, Generator, Stream};
 use std::sync::{Arc, OnceLock};
 
 /// The adapter the WGSL-vs-cpu tests run on, from `RBD_TEST_ADAPTER`: `cpu` (the
@@ -107,6 +108,34 @@ pub fn uniform_mixed(len: usize, seed: u64) -> Vec<f64> {
     splitmix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
         .take(len)
         .map(unit)
+        .collect()
+}
+
+/// `n` values in [−1, 1) from a 32-bit xorshift of `seed` (the random-bases and
+/// Fastfood tests' vectors).
+pub fn xorshift_f32(n: usize, seed: u32) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// One direction stream seeded `seed` per generator and distribution of `distributions`.
+pub fn streams(seed: u64, distributions: &[Distribution]) -> Vec<Stream> {
+    [Generator::Philox, Generator::Threefry]
+        .into_iter()
+        .flat_map(|generator| {
+            distributions.iter().map(move |&distribution| Stream {
+                generator,
+                distribution,
+                seed,
+            })
+        })
         .collect()
 }
 

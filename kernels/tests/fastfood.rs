@@ -6,35 +6,17 @@
 use rbd_kernels::fastfood::*;
 use rbd_kernels::random_bases::{rbd_scale, total_dims, Compartment, Simd};
 use rbd_kernels::rng::{Distribution, Generator, Stream};
-
-fn vector(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0
-        })
-        .collect()
-}
+use rbd_kernels::testing::{self, xorshift_f32 as vector};
 
 fn streams() -> Vec<Stream> {
-    let mut v = Vec::new();
-    for generator in [Generator::Philox, Generator::Threefry] {
-        for distribution in [
+    testing::streams(
+        0x5EED_0000_0000_0042,
+        &[
             Distribution::Gaussian,
             Distribution::Uniform,
             Distribution::Bernoulli { p: 0.5 },
-        ] {
-            v.push(Stream {
-                generator,
-                distribution,
-                seed: 0x5EED_0000_0000_0042,
-            });
-        }
-    }
-    v
+        ],
+    )
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {

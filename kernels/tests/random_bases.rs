@@ -3,40 +3,21 @@
 
 use proptest::prelude::*;
 use rbd_kernels::random_bases::*;
-use rbd_kernels::testing::{assert_close, cases, cpu_adapter};
+use rbd_kernels::testing::{self, assert_close, cases, cpu_adapter, xorshift_f32 as vector};
 use rbd_kernels::GpuContext;
 
-fn vector(n: usize, seed: u32) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x >> 8) as f32 / 16_777_216.0 * 2.0 - 1.0
-        })
-        .collect()
-}
-
 fn streams() -> Vec<Stream> {
-    let mut v = Vec::new();
-    for generator in [Generator::Philox, Generator::Threefry] {
-        for distribution in [
+    testing::streams(
+        0x5EED_0000_0000_0042,
+        &[
             Distribution::Gaussian,
             Distribution::Uniform,
             Distribution::Bernoulli { p: 0.5 },
             Distribution::Bernoulli { p: 0.3 },
             Distribution::BernoulliReleased { p: 0.5 },
             Distribution::Rademacher,
-        ] {
-            v.push(Stream {
-                generator,
-                distribution,
-                seed: 0x5EED_0000_0000_0042,
-            });
-        }
-    }
-    v
+        ],
+    )
 }
 
 /// Materialised directions of every compartment: (comp, rows of raw·scale).

@@ -11,12 +11,13 @@
 
 use super::contention;
 use super::cost_cache::{machine_kind, CostCache};
+use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::config::RunConfig;
 use crate::train::kinds::DatasetSpec;
 use crate::train::optimizers;
-use crate::train::oracle::TrainOracle;
+use crate::train::Team;
 use anyhow::Result;
-use rbd_datasets::{Batch, Split};
+use rbd_datasets::Split;
 use rbd_engine::{no_grad, Device, Labels, Tensor};
 use rbd_models::Mode;
 use rbd_optim::OptimizerKind;
@@ -101,20 +102,6 @@ pub struct Estimator {
     unused_cached: HashSet<String>,
     cache: CostCache,
     sources: Sources,
-}
-
-fn synthetic_batch(n: usize, (c, h, w): (usize, usize, usize), index: usize) -> Batch {
-    let len = n * c * h * w;
-    let images = (0..len)
-        .map(|i| ((i * 2_654_435_761 + index) % 1000) as f32 / 1000.0 - 0.5)
-        .collect();
-    Batch {
-        images,
-        labels: (0..n).map(|i| ((i + index) % 10) as u32).collect(),
-        epoch: 0,
-        index,
-        shape: [n, c, h, w],
-    }
 }
 
 /// Training images per epoch and validation images of a configuration.
@@ -225,22 +212,21 @@ impl Estimator {
         let shape = cfg.dataset.shape();
         let model = rbd_models::build(cfg.model, shape.0, shape.1, shape.2, &self.device)?;
         let layout = model.layout();
-        let mut theta = Tensor::from_f32(&self.device, &layout.init(cfg.seed), &[layout.total])?;
-        let mut opt = optimizers::build(cfg, layout, index, &theta, &crate::train::Team::single())?;
-        let mut batches = (0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i));
+        let batches = Box::new((0..).map(|i| synthetic_batch(cfg.data.batch_size, shape, i)));
+        let build = |theta: &Tensor| optimizers::build(cfg, layout, index, theta, &Team::single());
+        let mut harness = StepHarness::new(
+            model.as_ref(),
+            &self.device,
+            cfg.seed,
+            batches,
+            Box::new(build),
+        )?;
         let mut step_times = Vec::new();
+        // The first step warms caches and pipelines; the median of the rest is kept.
         let started = Instant::now();
         for step in 0u64.. {
-            let mut oracle = TrainOracle::new(
-                model.as_ref(),
-                self.device.clone(),
-                Box::new(batches.by_ref()),
-                10,
-                Default::default(),
-                Default::default(),
-            )?;
             let t = Instant::now();
-            theta = opt.step(step, &theta, &mut oracle)?.theta;
+            harness.step()?;
             self.device.synchronize()?;
             if step == 0 {
                 continue;
@@ -252,12 +238,13 @@ impl Estimator {
                 break;
             }
         }
+        let theta = harness.theta();
         step_times.sort_by(f64::total_cmp);
         let eval_n = cfg.options.eval_batch_size.min(1000);
         let batch = synthetic_batch(eval_n, shape, 0);
         let t = Instant::now();
         no_grad(|| -> Result<()> {
-            let views = layout.views(&theta)?;
+            let views = layout.views(theta)?;
             let x = Tensor::from_f32(&self.device, &batch.images, &batch.shape)?;
             let labels = Labels::new(&self.device, batch.labels.clone(), 10)?;
             let logits = model.forward(&views, &x, Mode::Eval)?;

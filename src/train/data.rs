@@ -147,11 +147,16 @@ fn load_idx(dir: &Path, images: &str, labels: &str) -> Result<Dataset> {
     Ok(ds)
 }
 
+/// The training split of MNIST-named IDX data in `dir`, its labels checked.
+pub fn load_idx_train(dir: &Path) -> Result<Dataset> {
+    load_idx(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+}
+
 /// Loads the data of `cfg`, logging fetches through `log`.
 pub fn load(cfg: &RunConfig, log: &mut dyn FnMut(&str)) -> Result<Data> {
     let (kind, train, test, classes) = match &cfg.dataset {
         DatasetSpec::Idx(dir) => {
-            let train = load_idx(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte")?;
+            let train = load_idx_train(dir)?;
             let test = if cfg.options.eval_test {
                 Some(load_idx(
                     dir,

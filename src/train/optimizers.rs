@@ -5,16 +5,43 @@ use super::config::RunConfig;
 use anyhow::Result;
 use rbd_engine::Tensor;
 use rbd_models::ParamLayout;
-use rbd_optim::{Optimizer, Target};
+use rbd_optim::{Optimizer, OptimizerKind, Settings, Target};
 
-/// What the run's optimisers train: θ over the model's layers and tensors.
-pub fn target<'a>(cfg: &RunConfig, layout: &ParamLayout, theta: &'a Tensor) -> Target<'a> {
+/// What a run seeded `seed` trains: θ over the model's layers and tensors.
+pub fn target<'a>(seed: u64, layout: &ParamLayout, theta: &'a Tensor) -> Target<'a> {
     Target {
         theta,
         layers: layout.layer_ranges(),
         tensors: layout.tensor_offsets(),
-        seed: cfg.seed,
+        seed,
     }
+}
+
+/// An optimiser as a schedule segment names it: its kind, its rate and the settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentOptimizer<'a> {
+    /// Which optimiser.
+    pub kind: OptimizerKind,
+    /// Its learning rate.
+    pub lr: f64,
+    /// Every optimiser's settings (it reads its own).
+    pub settings: &'a Settings,
+}
+
+/// `segment`'s optimiser for one process of a run seeded `seed`, starting from `theta`.
+pub fn single(
+    segment: &SegmentOptimizer,
+    seed: u64,
+    layout: &ParamLayout,
+    theta: &Tensor,
+) -> Result<Box<dyn Optimizer>> {
+    let target = target(seed, layout, theta);
+    Ok(rbd_optim::build(
+        segment.kind,
+        segment.lr,
+        segment.settings,
+        &target,
+    )?)
 }
 
 /// The optimiser of segment `index`, starting from `theta`, for this process of `team`
@@ -27,9 +54,14 @@ pub fn build(
     team: &super::Team,
 ) -> Result<Box<dyn Optimizer>> {
     let seg = &cfg.schedule[index];
-    let target = target(cfg, layout, theta);
+    let segment = SegmentOptimizer {
+        kind: seg.optimizer,
+        lr: seg.lr,
+        settings: &cfg.settings,
+    };
+    let target = target(cfg.seed, layout, theta);
     Ok(match &cfg.distributed {
-        None => rbd_optim::build(seg.optimizer, seg.lr, &cfg.settings, &target)?,
+        None => single(&segment, cfg.seed, layout, theta)?,
         Some(d) => rbd_optim::build_distributed(
             seg.optimizer,
             seg.lr,

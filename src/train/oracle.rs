@@ -1,11 +1,36 @@
 //! The trainer's side of [`rbd_optim::Oracle`]: forward and backward passes of the
 //! model on the successive training batches of one epoch, with running loss and
 //! accuracy. One oracle serves a whole epoch.
+//!
+//! Each phase of a step runs inside a named scope of the engine's profiler
+//! ([`phase`]): the timing hook of `rbd profile`, which runs this oracle; off (in
+//! training) a scope costs one relaxed atomic load and changes no value.
 
 use rbd_datasets::Batch;
+use rbd_engine::profile::{layer, scope};
 use rbd_engine::{no_grad, Device, EngineError, Labels, MetricSums, Result, Tensor};
 use rbd_models::{Mode, Model};
 use rbd_optim::Oracle;
+
+/// The phases of one gradient or loss, in step order: the profiler's scope names
+/// (`rbd profile` lists them in this order).
+pub mod phase {
+    /// The next batch uploaded, with its labels.
+    pub const DATA: &str = "data";
+    /// θ cut into per-tensor views (copies on wgpu).
+    pub const VIEWS: &str = "views";
+    /// The model's forward pass and the loss.
+    pub const FORWARD: &str = "forward";
+    /// `loss.backward()`.
+    pub const BACKWARD: &str = "backward";
+    /// Loss and accuracy accounted (read back at once on the cpu, recorded on the
+    /// device on wgpu).
+    pub const METRICS: &str = "metrics";
+    /// The per-tensor gradients concatenated into g.
+    pub const GRADIENT: &str = "gradient concat";
+    /// The layer scope of the loss (inside [`FORWARD`]).
+    pub const LOSS: &str = "loss";
+}
 
 /// Running sums over the batches an epoch has seen so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -102,6 +127,7 @@ impl<'a> TrainOracle<'a> {
     }
 
     fn next_batch(&mut self) -> Result<(Tensor, Labels)> {
+        let _s = scope(phase::DATA);
         let batch = self
             .batches
             .next()
@@ -110,6 +136,20 @@ impl<'a> TrainOracle<'a> {
         let x = Tensor::from_f32(&self.device, &batch.images, &batch.shape)?;
         let labels = Labels::new(&self.device, batch.labels, self.classes)?;
         Ok((x, labels))
+    }
+
+    fn views(&self, theta: &Tensor) -> Result<Vec<Tensor>> {
+        let _s = scope(phase::VIEWS);
+        self.model.layout().views(theta)
+    }
+
+    /// The logits and the loss.
+    fn forward(&self, views: &[Tensor], x: &Tensor, labels: &Labels) -> Result<(Tensor, Tensor)> {
+        let _s = scope(phase::FORWARD);
+        let logits = self.model.forward(views, x, Mode::Train)?;
+        let _l = layer(phase::LOSS);
+        let loss = logits.softmax_cross_entropy(labels)?;
+        Ok((logits, loss))
     }
 
     fn account(&mut self, loss: &Tensor, logits: &Tensor, labels: &Labels) -> Result<()> {
@@ -124,21 +164,26 @@ impl<'a> TrainOracle<'a> {
 impl Oracle for TrainOracle<'_> {
     fn gradient(&mut self, theta: &Tensor) -> Result<Tensor> {
         let (x, labels) = self.next_batch()?;
-        let layout = self.model.layout();
-        let views = layout.views(theta)?;
-        let logits = self.model.forward(&views, &x, Mode::Train)?;
-        let loss = logits.softmax_cross_entropy(&labels)?;
-        let grads = loss.backward()?;
-        self.account(&loss, &logits.detach(), &labels)?;
-        layout.flat_grad(&grads, &views, &self.device)
+        let views = self.views(theta)?;
+        let (logits, loss) = self.forward(&views, &x, &labels)?;
+        let grads = {
+            let _s = scope(phase::BACKWARD);
+            loss.backward()?
+        };
+        {
+            let _s = scope(phase::METRICS);
+            self.account(&loss, &logits.detach(), &labels)?;
+        }
+        let _s = scope(phase::GRADIENT);
+        self.model.layout().flat_grad(&grads, &views, &self.device)
     }
 
     fn loss(&mut self, theta: &Tensor) -> Result<f64> {
         let (x, labels) = self.next_batch()?;
         no_grad(|| {
-            let views = self.model.layout().views(theta)?;
-            let logits = self.model.forward(&views, &x, Mode::Train)?;
-            let loss = logits.softmax_cross_entropy(&labels)?;
+            let views = self.views(theta)?;
+            let (logits, loss) = self.forward(&views, &x, &labels)?;
+            let _s = scope(phase::METRICS);
             // The optimiser needs the value now (NES ranks the offspring's losses).
             let l = loss.item()?;
             self.account(&loss, &logits, &labels)?;

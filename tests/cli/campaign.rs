@@ -4,47 +4,20 @@
 //! a rate search unblocks the runs that wait for it, and `--hours` stops with a
 //! checkpoint.
 
-use super::{final_params, rbd, run, scratch, synthetic};
+use super::{
+    final_params, kill_once_written, manifest_defaults, manifest_run, rbd, run, scratch_with_data,
+};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 fn files(dir: &Path, data: &Path) -> PathBuf {
-    let manifest = format!(
-        r#"
-name = "mini"
-title = "a miniature artefact"
-epochs = 3
-seeds = 2
-paper_seeds = 2
-
-[defaults]
-model = "fc"
-dataset = "idx:{}"
-val_size = 200
-dim = 20
-row = "FC-SYNTH"
-
-[[run]]
-id = "sgd"
-optimizer = "sgd"
-lr = "2^-3"
-column = "SGD"
-
-[[run]]
-id = "rbd"
-optimizer = "rbd"
-lr = "2^0"
-column = "RBD"
-
-[[run]]
-id = "fpd"
-optimizer = "fpd"
-lr = "tune"
-column = "FPD"
-"#,
-        data.display()
-    );
+    let manifest = [
+        "name = \"mini\"\ntitle = \"a miniature artefact\"\nepochs = 3\nseeds = 2\npaper_seeds = 2\n".into(),
+        manifest_defaults(data),
+        manifest_run("sgd", "2^-3", "SGD", &[]),
+        manifest_run("rbd", "2^0", "RBD", &[]),
+        manifest_run("fpd", "tune", "FPD", &[]),
+    ]
+    .concat();
     std::fs::write(dir.join("mini.toml"), manifest).unwrap();
     let m = dir.join("mini.toml");
     let plan = format!(
@@ -109,10 +82,7 @@ fn line(text: &str, n: usize) -> String {
 
 #[test]
 fn a_campaign_resumes_after_a_kill_skips_what_is_done_and_tunes_before_it_trains() {
-    let dir = scratch("campaign");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1000);
+    let (dir, data) = scratch_with_data("campaign", 1000);
     let plan = files(&dir, &data);
     let results = dir.join("results");
 
@@ -133,24 +103,14 @@ fn a_campaign_resumes_after_a_kill_skips_what_is_done_and_tunes_before_it_trains
     assert!(!results.exists(), "--status wrote {}", results.display());
 
     // Kill the campaign while its first run trains.
-    let mut child = rbd()
-        .args(args(&plan, &results, &[]))
-        .env("RBD_DATA", &data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let first = results.join("mini/runs/rbd-seed0/checkpoint.safetensors");
-    let t = Instant::now();
-    while !first.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the first run never checkpointed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_written(
+        rbd()
+            .args(args(&plan, &results, &[]))
+            .env("RBD_DATA", &data),
+        &first,
+        "the first run",
+    );
 
     let o = rbd()
         .args(args(&plan, &results, &[]))
@@ -268,10 +228,7 @@ fn a_campaign_resumes_after_a_kill_skips_what_is_done_and_tunes_before_it_trains
 
 #[test]
 fn hours_stop_a_campaign_with_a_checkpoint_and_bad_plans_are_refused() {
-    let dir = scratch("campaign-hours");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1000);
+    let (dir, data) = scratch_with_data("campaign-hours", 1000);
     let plan = files(&dir, &data);
     let results = dir.join("results");
     // A budget of 0.36 s ends the first run early, with a checkpoint and exit 0.

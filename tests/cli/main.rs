@@ -15,7 +15,10 @@ mod variants;
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{final_params, metrics, rbd, run, scratch, synthetic};
+use common::{
+    final_params, kill_once_written, manifest_defaults, manifest_run, metrics, rbd, run, scratch,
+    scratch_with_data, synthetic,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -89,10 +92,7 @@ fn train_args<'a>(
 
 #[test]
 fn sgd_and_rbd_learn_and_are_reproducible() {
-    let dir = scratch("learn");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1200);
+    let (dir, data) = scratch_with_data("learn", 1200);
     let data_arg = format!("idx:{}", data.display());
     // (optimizer, lr, train-loss bound after 3 epochs, validation-accuracy bound);
     // chance is a loss of ln 10 = 2.30 and 10% accuracy.
@@ -149,10 +149,7 @@ fn sgd_and_rbd_learn_and_are_reproducible() {
 
 #[test]
 fn killed_and_resumed_run_ends_bitwise_identical() {
-    let dir = scratch("resume");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1200);
+    let (dir, data) = scratch_with_data("resume", 1200);
     let data_arg = format!("idx:{}", data.display());
     for opt in ["rbd", "fpd"] {
         let whole = dir.join(format!("{opt}-whole"));
@@ -252,10 +249,7 @@ fn bad_flags_fail_before_any_work() {
 
 #[test]
 fn corrupt_data_and_divergence_get_clear_errors() {
-    let dir = scratch("bad");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data("bad", 600);
     let data_arg = format!("idx:{}", data.display());
     // Divergence: an absurd learning rate.
     let out = dir.join("diverge");
@@ -288,10 +282,7 @@ fn corrupt_data_and_divergence_get_clear_errors() {
 
 #[test]
 fn hybrid_schedules_switch_and_nes_runs() {
-    let dir = scratch("hybrid");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 800);
+    let (dir, data) = scratch_with_data("hybrid", 800);
     let data_arg = format!("idx:{}", data.display());
     let out = dir.join("hybrid");
     let mut args = train_args(

@@ -2,36 +2,16 @@
 //! checked bit for bit against the reference's committed runs, the paper's ordering is
 //! checked at its budget, and no gap to the paper is claimed against a budget it did not run.
 
-use super::{run, scratch, synthetic};
+use super::{manifest_defaults, manifest_run, run, scratch_with_data};
 use std::path::Path;
 
 fn manifests(dir: &Path, data: &Path) {
-    let common = format!(
-        r#"
-[defaults]
-model = "fc"
-dataset = "idx:{}"
-val_size = 200
-dim = 20
-row = "FC-SYNTH"
-
-[[run]]
-id = "sgd"
-optimizer = "sgd"
-lr = "2^-3"
-column = "SGD"
-paper = 99.0
-paper_std = 0.5
-
-[[run]]
-id = "rbd"
-optimizer = "rbd"
-lr = "2^0"
-column = "RBD"
-paper = 90.0
-"#,
-        data.display()
-    );
+    let common = [
+        manifest_defaults(data),
+        manifest_run("sgd", "2^-3", "SGD", &["paper = 99.0", "paper_std = 0.5"]),
+        manifest_run("rbd", "2^0", "RBD", &["paper = 90.0"]),
+    ]
+    .concat();
     std::fs::write(
         dir.join("long.toml"),
         format!("name = \"long\"\ntitle = \"the full budget\"\nepochs = 3\nseeds = 1\n{common}"),
@@ -49,10 +29,7 @@ paper = 90.0
 
 #[test]
 fn a_short_artefact_is_checked_bit_for_bit_against_its_reference() {
-    let dir = scratch("reference");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1000);
+    let (dir, data) = scratch_with_data("reference", 1000);
     manifests(&dir, &data);
     let results = dir.join("results");
     let r = results.to_str().unwrap();

@@ -3,43 +3,14 @@
 //! stopped (finished runs skipped, the interrupted one resumed), and tuning picks a
 //! rate that neither diverges nor crawls.
 
-use super::{rbd, run, scratch, synthetic};
+use super::{
+    kill_once_written, manifest_defaults, manifest_run, rbd, run, scratch, scratch_with_data,
+};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn manifest(dir: &Path, data: &Path) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-name = "mini"
-title = "a miniature table"
-epochs = 3
-seeds = 2
-notes = ["generated data"]
-
-[defaults]
-model = "fc"
-dataset = "idx:{}"
-val_size = 200
-dim = 20
-row = "FC-SYNTH"
-
-[[run]]
-id = "sgd"
-optimizer = "sgd"
-lr = "2^-3"
-column = "SGD"
-paper = 99.0
-paper_std = 0.5
-
-[[run]]
-id = "rbd"
-optimizer = "rbd"
-lr = "2^0"
-column = "RBD"
-x = 20
-series = "RBD"
-
+const PLOTS: &str = r#"
 [[plot]]
 kind = "curves"
 file = "curves"
@@ -50,9 +21,17 @@ kind = "versus"
 file = "acc-vs-d.svg"
 title = "accuracy against d"
 y = "val_accuracy"
-"#,
-        data.display()
-    );
+"#;
+
+fn manifest(dir: &Path, data: &Path) -> std::path::PathBuf {
+    let text = [
+        "name = \"mini\"\ntitle = \"a miniature table\"\nepochs = 3\nseeds = 2\nnotes = [\"generated data\"]\n".into(),
+        manifest_defaults(data),
+        manifest_run("sgd", "2^-3", "SGD", &["paper = 99.0", "paper_std = 0.5"]),
+        manifest_run("rbd", "2^0", "RBD", &["x = 20", "series = \"RBD\""]),
+        PLOTS.into(),
+    ]
+    .concat();
     let path = dir.join("mini.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -60,10 +39,7 @@ y = "val_accuracy"
 
 #[test]
 fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
-    let dir = scratch("reproduce");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1000);
+    let (dir, data) = scratch_with_data("reproduce", 1000);
     let m = manifest(&dir, &data);
     let results = dir.join("results");
     let args = |extra: &[&str]| -> Vec<String> {
@@ -90,23 +66,8 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
     assert!(!results.exists(), "a dry run wrote {}", results.display());
 
     // Kill the sweep while its third run (rbd seed 0) trains.
-    let mut child = rbd()
-        .args(args(&[]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let third = results.join("mini/runs/rbd-seed0/checkpoint.safetensors");
-    let t = Instant::now();
-    while !third.exists() {
-        assert!(
-            t.elapsed() < Duration::from_secs(120),
-            "the third run never checkpointed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_once_written(rbd().args(args(&[])), &third, "the third run");
     let done = results.join("mini/runs/sgd-seed1/final.safetensors");
     assert!(done.exists());
     let stamp = std::fs::metadata(&done).unwrap().modified().unwrap();
@@ -219,10 +180,7 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
 
 #[test]
 fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
-    let dir = scratch("tune");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1000);
+    let (dir, data) = scratch_with_data("tune", 1000);
     let results = dir.join("results");
     let dataset = format!("idx:{}", data.display());
     let tune = || {
@@ -282,10 +240,7 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
 
 #[test]
 fn a_blocked_run_names_the_tune_that_unblocks_it_and_other_seeds_tune_apart() {
-    let dir = scratch("tune-key");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data("tune-key", 600);
     let results = dir.join("results");
     let m = dir.join("tuned.toml");
     std::fs::write(

@@ -2,7 +2,7 @@
 //! table gives its exit code and message and leaves the disk as it was; runs stopped by
 //! signals at random moments resume to the bit.
 
-use super::{final_params, rbd, run, scratch, synthetic, train_args};
+use super::{final_params, rbd, run, scratch_with_data, train_args};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -51,10 +51,7 @@ fn flip(path: &Path, needle: &[u8], offset: usize, mask: u8) {
 
 #[test]
 fn bad_inputs_and_faults_lose_nothing() {
-    let dir = scratch("safety");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data("safety", 600);
     let data_arg = format!("idx:{}", data.display());
     let existing = dir.join("existing");
     let ex = existing.to_str().unwrap();
@@ -290,10 +287,7 @@ fn signal(child: &Child, sig: i32) {
 
 #[test]
 fn runs_stopped_at_random_moments_resume_bit_for_bit() {
-    let dir = scratch("soak");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1200);
+    let (dir, data) = scratch_with_data("soak", 1200);
     let data_arg = format!("idx:{}", data.display());
     let extra = [
         "--epochs",
@@ -383,10 +377,7 @@ fn runs_stopped_at_random_moments_resume_bit_for_bit() {
 
 #[test]
 fn sigint_checkpoints_and_says_how_to_resume() {
-    let dir = scratch("sigint");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 1200);
+    let (dir, data) = scratch_with_data("sigint", 1200);
     let data_arg = format!("idx:{}", data.display());
     let out = dir.join("run");
     let o = out.to_str().unwrap();
@@ -440,10 +431,7 @@ fn sigint_checkpoints_and_says_how_to_resume() {
 
 #[test]
 fn wgpu_runs_read_losses_in_windows_and_still_catch_divergence() {
-    let dir = scratch("wgpu-sums");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 700);
+    let (dir, data) = scratch_with_data("wgpu-sums", 700);
     let data_arg = format!("idx:{}", data.display());
     let ok = dir.join("ok");
     let mut args = train_args(
@@ -528,10 +516,7 @@ fn a_checkpoint_between_an_epochs_last_step_and_its_evaluation_resumes() {
     use rbd_engine::DeviceChoice;
     use rbd_models::ModelKind;
     use rbd_optim::OptimizerKind;
-    let dir = scratch("epoch-edge");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data("epoch-edge", 600);
     let mut cfg = RunConfig::new(
         ModelKind::Fc,
         DatasetSpec::Idx(data.clone()),

@@ -6,7 +6,7 @@
 //! that alters any of them would orphan run directories (a resumed run refuses a
 //! checkpoint of another run id), searches (`results/tune/KEY.json`) or results.
 
-use super::{final_params, run, scratch, synthetic, train_args};
+use super::{final_params, run, scratch, scratch_with_data, train_args};
 use rbd::reproduce::manifest::{
     tune_file, tuned_rate_file, ArtefactKind, Manifest, PlanOptions, BUILT_IN,
 };
@@ -176,10 +176,7 @@ fn params_hash(dir: &Path) -> String {
 /// unchanged.
 #[test]
 fn short_runs_of_each_optimiser_end_on_the_recorded_bits() {
-    let dir = scratch("stability-runs");
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data("stability-runs", 600);
     let data_arg = format!("idx:{}", data.display());
     let cases: &[(&str, &str, &[&str])] = &[
         ("sgd", "sgd", &["--lr", "2^-3", "--epochs", "2"]),

@@ -8,7 +8,7 @@
 //! bit at a data epoch's crossing. The released Bernoulli: named in
 //! the log and `config.json`, and a different run from the zero-mean one.
 
-use super::{final_params, metrics, scratch, synthetic};
+use super::{final_params, metrics, scratch_with_data};
 use rbd::signals::StopFlag;
 use rbd::train::kinds::{CheckpointEvery, DatasetSpec};
 use rbd::train::{Claim, EpochEnd, Observer, Outcome, RunConfig, Segment, Silent, Trainer};
@@ -21,10 +21,7 @@ use std::path::{Path, PathBuf};
 const PER_EPOCH: usize = 12;
 
 fn data(name: &str) -> (PathBuf, PathBuf) {
-    let dir = scratch(name);
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    synthetic(&data, 600);
+    let (dir, data) = scratch_with_data(name, 600);
     (dir, data)
 }
 

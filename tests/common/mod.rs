@@ -37,6 +37,58 @@ pub fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A [`scratch`] directory named `name` with [`synthetic`] data of `n` images in its
+/// `data/`: (the directory, the data directory).
+pub fn scratch_with_data(name: &str, n: usize) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let data = dir.join("data");
+    synthetic(&data, n);
+    (dir, data)
+}
+
+/// The `[defaults]` table of the CLI tests' miniature manifests: the FC on the
+/// [`synthetic`] data in `data`, 200 validation images, d = 20, one table row.
+pub fn manifest_defaults(data: &Path) -> String {
+    format!(
+        "\n[defaults]\nmodel = \"fc\"\ndataset = \"idx:{}\"\nval_size = 200\ndim = 20\nrow = \"FC-SYNTH\"\n",
+        data.display()
+    )
+}
+
+/// One `[[run]]` table of a miniature manifest: run `optimizer` (also its id) at rate
+/// `lr` in table column `column`, plus the `extra` lines.
+pub fn manifest_run(optimizer: &str, lr: &str, column: &str, extra: &[&str]) -> String {
+    let mut t = format!(
+        "\n[[run]]\nid = \"{optimizer}\"\noptimizer = \"{optimizer}\"\nlr = \"{lr}\"\ncolumn = \"{column}\"\n"
+    );
+    for line in extra {
+        t.push_str(line);
+        t.push('\n');
+    }
+    t
+}
+
+/// Starts `cmd` with its output discarded and kills it once `path` exists (the test
+/// fails if that takes over 120 s, naming `what`).
+pub fn kill_once_written(cmd: &mut Command, path: &Path, what: &str) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !path.exists() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(120),
+            "{what} never wrote {}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn idx_images(path: &Path, images: &[u8], n: usize) {
     std::fs::write(
         path,

@@ -4,21 +4,14 @@
 //! blocks, applied in O(D log L)). Dispatches to the native or WGSL transforms by where
 //! the operands live; no autodiff.
 
+use super::per_backend;
+use super::random_bases::{check_coords, check_step, fused_cpu, two_passes_gpu, Step};
 use crate::device::Device;
 use crate::error::{EngineError, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::fastfood::check_fastfood;
 pub use rbd_kernels::fastfood::{check_distribution, Fastfood, FastfoodBases};
 use rbd_kernels::random_bases::total_dims;
-
-fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
-    t.cpu_f32().ok_or_else(|| {
-        EngineError::Invalid(format!(
-            "{what}: expected an f32 tensor, got {}",
-            t.describe()
-        ))
-    })
-}
 
 fn checked(b: &FastfoodBases, n: usize) -> Result<()> {
     check_fastfood(b.comps, n, b.ff).map_err(EngineError::Invalid)?;
@@ -27,54 +20,35 @@ fn checked(b: &FastfoodBases, n: usize) -> Result<()> {
 
 /// Coordinates c = m·Mᵀg (length Σ dims) of `g` in the basis.
 pub fn project(b: &FastfoodBases, g: &Tensor) -> Result<Tensor> {
-    crate::profile::op_begin("fastfood_project");
     checked(b, g.numel())?;
-    let dims = total_dims(b.comps);
-    match g.gpu_buffer() {
-        Some((ctx, buf)) => Tensor::from_gpu(ctx, b.project_gpu(ctx, buf)?, &[dims]),
-        None => {
-            let mut coords = vec![0f32; dims];
-            b.project_cpu(cpu(g, "fastfood project")?, &mut coords);
-            Tensor::from_cpu(coords, &[dims])
-        }
-    }
-}
-
-fn check_coords(b: &FastfoodBases, coords: &Tensor) -> Result<()> {
-    if coords.numel() != total_dims(b.comps) {
-        return Err(EngineError::Shape {
-            op: "fastfood expand",
-            msg: format!(
-                "{} coordinates for {} directions",
-                coords.numel(),
-                total_dims(b.comps)
-            ),
-        });
-    }
-    Ok(())
+    let shape = [total_dims(b.comps)];
+    per_backend!(
+        f32 "fastfood_project",
+        operands("fastfood_project", &[g])?,
+        |x| {
+            let mut coords = vec![0f32; shape[0]];
+            b.project_cpu(x[0], &mut coords);
+            Ok(cpu_tensor(coords, &shape))
+        },
+        |ctx, x| Ok(gpu_tensor(&ctx, b.project_gpu(&ctx, &x[0])?, &shape)),
+    )
 }
 
 /// base + alpha·P·c.
 pub fn expand(b: &FastfoodBases, coords: &Tensor, alpha: f32, base: &Tensor) -> Result<Tensor> {
-    crate::profile::op_begin("fastfood_expand");
     checked(b, base.numel())?;
-    check_coords(b, coords)?;
-    match (base.gpu_buffer(), coords.gpu_buffer()) {
-        (Some((ctx, bb)), Some((_, cb))) => {
-            Tensor::from_gpu(ctx, b.expand_gpu(ctx, cb, alpha, bb)?, base.shape())
-        }
-        (None, None) => {
-            let bv = cpu(base, "fastfood expand")?;
-            let mut out = vec![0f32; bv.len()];
-            b.expand_cpu(cpu(coords, "fastfood expand")?, alpha, bv, &mut out);
-            Tensor::from_cpu(out, base.shape())
-        }
-        _ => Err(EngineError::Mismatch {
-            op: "fastfood expand",
-            a: base.describe(),
-            b: coords.describe(),
-        }),
-    }
+    check_coords("fastfood_expand", total_dims(b.comps), coords)?;
+    let shape = base.shape();
+    per_backend!(
+        f32 "fastfood_expand",
+        operands("fastfood_expand", &[base, coords])?,
+        |x| {
+            let mut out = vec![0f32; x[0].len()];
+            b.expand_cpu(x[1], alpha, x[0], &mut out);
+            Ok(cpu_tensor(out, shape))
+        },
+        |ctx, x| Ok(gpu_tensor(&ctx, b.expand_gpu(&ctx, &x[1], alpha, &x[0])?, shape)),
+    )
 }
 
 /// One step: (c = m·Mᵀg, base + alpha·P·c, and with `with_delta` the update alpha·P·c
@@ -86,50 +60,27 @@ pub fn project_expand(
     alpha: f32,
     base: &Tensor,
     with_delta: bool,
-) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-    if g.numel() != base.numel() {
-        return Err(EngineError::Shape {
-            op: "fastfood project_expand",
-            msg: format!(
-                "gradient of {} and base of {} values",
-                g.numel(),
-                base.numel()
-            ),
-        });
-    }
+) -> Result<Step> {
+    check_step("fastfood_project_expand", g, base)?;
     checked(b, base.numel())?;
-    match (g.gpu_buffer(), base.gpu_buffer()) {
-        (None, None) => {
-            crate::profile::op_begin("fastfood_project_expand");
-            let (gv, bv) = (
-                cpu(g, "fastfood project_expand")?,
-                cpu(base, "fastfood project_expand")?,
-            );
-            let dims = total_dims(b.comps);
-            let mut coords = vec![0f32; dims];
-            let mut out = vec![0f32; bv.len()];
-            let mut delta = with_delta.then(|| vec![0f32; bv.len()]);
-            b.project_expand_cpu(gv, alpha, bv, (&mut coords, &mut out), delta.as_deref_mut());
-            Ok((
-                Tensor::from_cpu(coords, &[dims])?,
-                Tensor::from_cpu(out, base.shape())?,
-                delta
-                    .map(|d| Tensor::from_cpu(d, base.shape()))
-                    .transpose()?,
-            ))
-        }
-        _ => {
-            let coords = project(b, g)?;
-            let out = expand(b, &coords, alpha, base)?;
-            let delta = if with_delta {
-                let zeros = Tensor::zeros(&base.device(), base.shape(), base.dtype())?;
-                Some(expand(b, &coords, alpha, &zeros)?)
-            } else {
-                None
-            };
-            Ok((coords, out, delta))
-        }
-    }
+    let sizes = (total_dims(b.comps), base.shape());
+    per_backend!(
+        f32 "fastfood_project_expand",
+        operands("fastfood_project_expand", &[g, base])?,
+        |x| fused_cpu(sizes, with_delta, |out, delta| {
+            let mut coords = vec![0f32; sizes.0];
+            b.project_expand_cpu(x[0], alpha, x[1], (&mut coords, out), delta);
+            coords
+        }),
+        |ctx, x| two_passes_gpu(
+            &ctx,
+            sizes,
+            with_delta,
+            || b.project_gpu(&ctx, &x[0]),
+            |c, base| b.expand_gpu(&ctx, c, alpha, base),
+            &x[1],
+        ),
+    )
 }
 
 /// The `dims × len` directions of `b.comps[which]`, materialised (comparison only).

@@ -22,7 +22,23 @@ use std::sync::Arc;
 /// and compiled for f32 and for f64 operands (`x` their slices), `|ctx, x| gpu` runs on
 /// wgpu operands (`x` their buffers). A macro, because a closure cannot be generic over
 /// the element type.
+///
+/// `per_backend!(f32 "op", ...)` is the same dispatch for the ops whose cpu kernels are
+/// f32 only (the random-bases family: directions are generated in f32): both bodies
+/// return a `Result`, and f64 operands are refused, naming the op.
 macro_rules! per_backend {
+    (f32 $op:literal, $operands:expr, |$x:ident| $cpu:expr, |$ctx:ident, $g:ident| $gpu:expr $(,)?) => {
+        match $operands {
+            $crate::tensor::Operands::F32($x) => $cpu,
+            $crate::tensor::Operands::F64(_) => {
+                Err($crate::error::EngineError::Unsupported(format!(
+                    "{}: f32 tensors only (directions are generated in f32)",
+                    $op
+                )))
+            }
+            $crate::tensor::Operands::Gpu($ctx, $g) => $gpu,
+        }
+    };
     ($operands:expr, |$x:ident| $cpu:expr, |$ctx:ident, $g:ident| $gpu:expr $(,)?) => {
         match $operands {
             $crate::tensor::Operands::F32($x) => $cpu,

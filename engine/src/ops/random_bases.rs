@@ -10,44 +10,39 @@
 //! The stream and compartment types are re-exported here, so that optimisers speak
 //! the engine alone.
 
-use super::fastfood;
+use super::{fastfood, per_backend};
 use crate::device::Device;
 use crate::error::{EngineError, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{cpu_tensor, gpu_tensor, operands, Tensor};
 use rbd_kernels::random_bases as rb;
 pub use rbd_kernels::random_bases::{
     check_compartments, is_partition, rbd_scale, total_dims, Bases, BasisFamily, Compartment,
     Distribution, DistributionKind, Fastfood, Generator, Stream,
 };
+use rbd_kernels::{GpuBuffer, GpuContext, GpuError};
+use std::sync::Arc;
 
-fn cpu<'a>(t: &'a Tensor, what: &str) -> Result<&'a [f32]> {
-    t.cpu_f32().ok_or_else(|| {
-        EngineError::Invalid(format!(
-            "{what}: expected an f32 tensor, got {}",
-            t.describe()
-        ))
-    })
-}
+/// One step in the bases: the coordinates, the updated base and, when asked for, the
+/// update itself.
+pub(super) type Step = (Tensor, Tensor, Option<Tensor>);
 
 /// Coordinates c = scale·Φᵀg (length Σ dims) of `g` in the directions of `bases`.
 pub fn project(bases: &Bases, g: &Tensor) -> Result<Tensor> {
     if let Some(ff) = bases.fastfood() {
         return fastfood::project(&ff, g);
     }
-    crate::profile::op_begin("project");
-    let dims = bases.dims();
     rb::check_compartments(bases.compartments, g.numel()).map_err(EngineError::Invalid)?;
-    match g.gpu_buffer() {
-        Some((ctx, buf)) => {
-            let out = rb::project_gpu(ctx, bases, buf)?;
-            Tensor::from_gpu(ctx, out, &[dims])
-        }
-        None => {
-            let mut coords = vec![0f32; dims];
-            rb::project_cpu(bases, cpu(g, "project")?, &mut coords);
-            Tensor::from_cpu(coords, &[dims])
-        }
-    }
+    let shape = [bases.dims()];
+    per_backend!(
+        f32 "project",
+        operands("project", &[g])?,
+        |x| {
+            let mut coords = vec![0f32; shape[0]];
+            rb::project_cpu(bases, x[0], &mut coords);
+            Ok(cpu_tensor(coords, &shape))
+        },
+        |ctx, x| Ok(gpu_tensor(&ctx, rb::project_gpu(&ctx, bases, &x[0])?, &shape)),
+    )
 }
 
 /// base + alpha·scale·Φc.
@@ -55,35 +50,19 @@ pub fn expand(bases: &Bases, coords: &Tensor, alpha: f32, base: &Tensor) -> Resu
     if let Some(ff) = bases.fastfood() {
         return fastfood::expand(&ff, coords, alpha, base);
     }
-    crate::profile::op_begin("expand");
     rb::check_compartments(bases.compartments, base.numel()).map_err(EngineError::Invalid)?;
-    if coords.numel() != bases.dims() {
-        return Err(EngineError::Shape {
-            op: "expand",
-            msg: format!(
-                "{} coordinates for {} directions",
-                coords.numel(),
-                bases.dims()
-            ),
-        });
-    }
-    match (base.gpu_buffer(), coords.gpu_buffer()) {
-        (Some((ctx, b)), Some((_, c))) => {
-            let out = rb::expand_gpu(ctx, bases, c, alpha, b)?;
-            Tensor::from_gpu(ctx, out, base.shape())
-        }
-        (None, None) => {
-            let b = cpu(base, "expand")?;
-            let mut out = vec![0f32; b.len()];
-            rb::expand_cpu(bases, cpu(coords, "expand")?, alpha, b, &mut out);
-            Tensor::from_cpu(out, base.shape())
-        }
-        _ => Err(EngineError::Mismatch {
-            op: "expand",
-            a: base.describe(),
-            b: coords.describe(),
-        }),
-    }
+    check_coords("expand", bases.dims(), coords)?;
+    let shape = base.shape();
+    per_backend!(
+        f32 "expand",
+        operands("expand", &[base, coords])?,
+        |x| {
+            let mut out = vec![0f32; x[0].len()];
+            rb::expand_cpu(bases, x[1], alpha, x[0], &mut out);
+            Ok(cpu_tensor(out, shape))
+        },
+        |ctx, x| Ok(gpu_tensor(&ctx, rb::expand_gpu(&ctx, bases, &x[1], alpha, &x[0])?, shape)),
+    )
 }
 
 /// One step in the random bases: `c = scale·Φᵀg` and `base + alpha·scale·Φc`, returned
@@ -120,48 +99,97 @@ fn step_in_bases(
     alpha: f32,
     base: &Tensor,
     with_delta: bool,
-) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+) -> Result<Step> {
     if let Some(ff) = bases.fastfood() {
         return fastfood::project_expand(&ff, g, alpha, base, with_delta);
     }
-    if g.numel() != base.numel() {
-        return Err(EngineError::Shape {
-            op: "project_expand",
-            msg: format!(
-                "gradient of {} and base of {} values",
-                g.numel(),
-                base.numel()
-            ),
-        });
-    }
+    check_step("project_expand", g, base)?;
     rb::check_compartments(bases.compartments, base.numel()).map_err(EngineError::Invalid)?;
-    match (g.gpu_buffer(), base.gpu_buffer()) {
-        (None, None) => {
-            crate::profile::op_begin("project_expand");
-            let (g, b) = (cpu(g, "project_expand")?, cpu(base, "project_expand")?);
-            let mut out = vec![0f32; b.len()];
-            let mut delta = with_delta.then(|| vec![0f32; b.len()]);
-            let coords = rb::project_expand_cpu(bases, g, alpha, b, &mut out, delta.as_deref_mut());
-            Ok((
-                Tensor::from_cpu(coords, &[bases.dims()])?,
-                Tensor::from_cpu(out, base.shape())?,
-                delta
-                    .map(|d| Tensor::from_cpu(d, base.shape()))
-                    .transpose()?,
-            ))
-        }
-        _ => {
-            let coords = project(bases, g)?;
-            let out = expand(bases, &coords, alpha, base)?;
-            let delta = if with_delta {
-                let zeros = Tensor::zeros(&base.device(), base.shape(), base.dtype())?;
-                Some(expand(bases, &coords, alpha, &zeros)?)
-            } else {
-                None
-            };
-            Ok((coords, out, delta))
-        }
+    let sizes = (bases.dims(), base.shape());
+    per_backend!(
+        f32 "project_expand",
+        operands("project_expand", &[g, base])?,
+        |x| fused_cpu(sizes, with_delta, |out, delta| {
+            rb::project_expand_cpu(bases, x[0], alpha, x[1], out, delta)
+        }),
+        |ctx, x| two_passes_gpu(
+            &ctx,
+            sizes,
+            with_delta,
+            || rb::project_gpu(&ctx, bases, &x[0]),
+            |c, b| rb::expand_gpu(&ctx, bases, c, alpha, b),
+            &x[1],
+        ),
+    )
+}
+
+/// A gradient and a base of the same length, or an error naming `op`.
+pub(super) fn check_step(op: &'static str, g: &Tensor, base: &Tensor) -> Result<()> {
+    if g.numel() == base.numel() {
+        return Ok(());
     }
+    Err(EngineError::Shape {
+        op,
+        msg: format!(
+            "gradient of {} and base of {} values",
+            g.numel(),
+            base.numel()
+        ),
+    })
+}
+
+/// One coordinate per direction, or an error naming `op`.
+pub(super) fn check_coords(op: &'static str, dims: usize, coords: &Tensor) -> Result<()> {
+    if coords.numel() == dims {
+        return Ok(());
+    }
+    Err(EngineError::Shape {
+        op,
+        msg: format!("{} coordinates for {dims} directions", coords.numel()),
+    })
+}
+
+/// The cpu step of either family: `run(out, delta)` fills the updated base (and the
+/// update) from one generation of the directions and returns the coordinates.
+pub(super) fn fused_cpu(
+    (dims, shape): (usize, &[usize]),
+    with_delta: bool,
+    run: impl FnOnce(&mut [f32], Option<&mut [f32]>) -> Vec<f32>,
+) -> Result<Step> {
+    let n = shape.iter().product();
+    let mut out = vec![0f32; n];
+    let mut delta = with_delta.then(|| vec![0f32; n]);
+    let coords = run(&mut out, delta.as_deref_mut());
+    Ok((
+        cpu_tensor(coords, &[dims]),
+        cpu_tensor(out, shape),
+        delta.map(|d| cpu_tensor(d, shape)),
+    ))
+}
+
+/// The wgpu step of either family: its two passes, `project()` then `expand(c, base)`;
+/// the update is the expand pass on a zero base.
+pub(super) fn two_passes_gpu(
+    ctx: &Arc<GpuContext>,
+    (dims, shape): (usize, &[usize]),
+    with_delta: bool,
+    project: impl FnOnce() -> std::result::Result<GpuBuffer, GpuError>,
+    expand: impl Fn(&GpuBuffer, &GpuBuffer) -> std::result::Result<GpuBuffer, GpuError>,
+    base: &GpuBuffer,
+) -> Result<Step> {
+    let coords = project()?;
+    let out = expand(&coords, base)?;
+    let delta = if with_delta {
+        let n: usize = shape.iter().product();
+        Some(expand(&coords, &ctx.zeros(n as u64 * 4)?)?)
+    } else {
+        None
+    };
+    Ok((
+        gpu_tensor(ctx, coords, &[dims]),
+        gpu_tensor(ctx, out, shape),
+        delta.map(|d| gpu_tensor(ctx, d, shape)),
+    ))
 }
 
 /// The directions of `bases`, materialised (comparison only): compartment after

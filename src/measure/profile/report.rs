@@ -1,7 +1,7 @@
 //! Per-step medians of the profiler's entries, as the report's tables.
 
-use super::oracle::{BACKWARD, FORWARD};
-use crate::bench::Timing;
+use crate::measure::Timing;
+use crate::train::oracle::phase::{BACKWARD, FORWARD};
 use rbd_engine::profile::{Entry, Kind};
 use serde::Serialize;
 use std::collections::HashMap;

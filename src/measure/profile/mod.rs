@@ -1,25 +1,27 @@
 //! `rbd profile`: where the time of one training step goes, per phase (data, views,
 //! forward, backward, metrics, gradient concatenation, the optimiser's update), per
-//! layer (forward and backward) and per engine op, on any backend. A few warm-up
+//! layer (forward and backward) and per engine op, on any backend. It runs the
+//! trainer's own step (`super::step`), whose phases are the oracle's profiler scopes
+//! (`train::oracle::phase`). A few warm-up
 //! steps, then `--steps` unprofiled steps (the honest step time) and `--steps`
 //! profiled ones; every figure is a median over steps. On wgpu, also every dispatch of
 //! one step with its workgroups and an estimate of its time on a big GPU
 //! (`parallelism`), and per-kernel GPU time from timestamp queries where the adapter
 //! has them.
 
-mod oracle;
 mod parallelism;
 mod report;
 
-use crate::bench::Timing;
+use super::step::StepHarness;
+use crate::measure::Timing;
+use crate::train::kinds::DatasetSpec;
+use crate::train::optimizers::SegmentOptimizer;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use oracle::ProfileOracle;
-use rbd::train::kinds::DatasetSpec;
 use rbd_datasets::{Dataset, DatasetKind, Preprocess, Split, TrainConfig, TrainLoader};
-use rbd_engine::{profile, Device, DeviceChoice, Tensor};
+use rbd_engine::{profile, Device, DeviceChoice};
 use rbd_models::ModelKind;
-use rbd_optim::{Optimizer, OptimizerKind, Settings, Target};
+use rbd_optim::{OptimizerKind, Settings};
 use report::Breakdown;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -146,6 +148,7 @@ impl CounterWindow {
             "uniform_bytes": c.uniform_bytes as f64 / n,
             "upload_bytes": c.upload_bytes as f64 / n,
             "host_us_per_dispatch": c.host_us_per_dispatch(),
+            "host_record_ms": c.record_ns as f64 / 1e6 / n,
         }))
     }
 }
@@ -176,7 +179,7 @@ fn data(args: &ProfileArgs, images: usize) -> Result<(Dataset, String, TrainConf
             if args.synthetic {
                 bail!("--synthetic needs a named data set (mnist, fmnist, cifar10), not idx:DIR");
             }
-            return idx_data(dir)
+            return crate::train::data::load_idx_train(dir)
                 .map(|train| (train, "real".into(), batch(None, Preprocess::SCALE_ONLY)));
         }
     };
@@ -196,39 +199,6 @@ fn data(args: &ProfileArgs, images: usize) -> Result<(Dataset, String, TrainConf
     let train = rbd_datasets::load(kind, Split::Train, &dir, &mut |m| eprintln!("{m}"))
         .with_context(|| format!("--dataset {kind} (or use --synthetic)"))?;
     Ok((train, "real".into(), batch(Some(kind), pre)))
-}
-
-fn idx_data(dir: &std::path::Path) -> Result<Dataset> {
-    let find = |name: &str| {
-        rbd_datasets::locate_idx_file(dir, name)
-            .with_context(|| format!("{}: no {name} (or {name}.gz)", dir.display()))
-    };
-    Ok(rbd_datasets::load_idx_pair(
-        &find("train-images-idx3-ubyte")?,
-        &find("train-labels-idx1-ubyte")?,
-    )?)
-}
-
-fn optimizer(
-    args: &ProfileArgs,
-    layout: &rbd_models::ParamLayout,
-    theta: &Tensor,
-) -> Result<Box<dyn Optimizer>> {
-    let target = Target {
-        theta,
-        layers: layout.layer_ranges(),
-        tensors: layout.tensor_offsets(),
-        seed: args.seed,
-    };
-    args.settings
-        .validate()
-        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
-    Ok(rbd_optim::build(
-        args.optimizer,
-        args.lr,
-        &args.settings,
-        &target,
-    )?)
 }
 
 /// Runs `rbd profile`.
@@ -255,30 +225,25 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
     let loader = TrainLoader::new(Arc::new(train), rbd_datasets::all_indices(n), cfg)?;
     let model = rbd_models::build(args.model, c, h, w, &device)?;
     let layout = model.layout();
-    let mut theta = Tensor::from_f32(&device, &layout.init(args.seed), &[layout.total])?;
-    let mut opt = optimizer(args, layout, &theta)?;
+    args.settings
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--{}: {}", e.field.replace('_', "-"), e.message))?;
     // Batches cycle through epochs so any --steps has data.
-    let mut batches = (0u64..).flat_map(|e| loader.epoch(e, 0));
-    let mut sums = rbd_engine::MetricSums::new(&device)?;
-    let mut step_no = 0u64;
-    let mut one_step = |theta: &mut Tensor| -> Result<()> {
-        let mut oracle = ProfileOracle {
-            model: model.as_ref(),
-            device: device.clone(),
-            batches: &mut batches,
-            classes: 10,
-            sums: &mut sums,
-        };
-        *theta = opt.step(step_no, theta, &mut oracle)?.theta;
-        // As the trainer: hand the step to the device without waiting.
-        device.flush()?;
-        step_no += 1;
-        Ok(())
+    let loader = &loader;
+    let batches = Box::new((0u64..).flat_map(move |e| loader.epoch(e, 0)));
+    let segment = SegmentOptimizer {
+        kind: args.optimizer,
+        lr: args.lr,
+        settings: &args.settings,
     };
+    let mut harness = StepHarness::single(model.as_ref(), &device, args.seed, batches, segment)?;
     for _ in 0..args.warmup {
-        one_step(&mut theta)?;
+        harness.step()?;
     }
     device.synchronize()?;
+    // Between the measured windows, as the trainer between log windows: the losses
+    // recorded on the device are read back (and checked).
+    harness.settle()?;
     let mut plain = Vec::with_capacity(args.steps);
     let counters = CounterWindow::start();
     let mut dispatch_log = None;
@@ -289,7 +254,7 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
             ctx.start_dispatch_log();
         }
         let t = Instant::now();
-        one_step(&mut theta)?;
+        harness.step()?;
         device.synchronize()?;
         plain.push(t.elapsed().as_secs_f64() * 1e3);
         if let Some(ctx) = logged {
@@ -297,21 +262,23 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
         }
     }
     let gpu_counters = device.gpu().and(counters.per_step(args.steps));
+    harness.settle()?;
     let mut profiled = Vec::with_capacity(args.steps);
     profile::start(Some(&device));
     for _ in 0..args.steps {
         {
             let _s = profile::scope(report::STEP);
-            one_step(&mut theta)?;
+            harness.step()?;
         }
         profiled.push(profile::take());
     }
     profile::stop();
+    harness.settle()?;
     let (gpu_timestamps, gpu_timestamps_note) = match device.gpu() {
         None => (None, Some("cpu backend: no device timestamps".to_string())),
         Some(ctx) if ctx.start_profiling() => {
             for _ in 0..args.steps {
-                one_step(&mut theta)?;
+                harness.step()?;
             }
             let kernels = ctx.stop_profiling()?;
             let per = args.steps as f64;
@@ -499,16 +466,25 @@ fn print_tables(r: &Report) {
         );
     }
     match &r.gpu_counters {
-        Some(c) => println!(
-            "GPU counters per step: {:.1} dispatches, {:.1} submits, {:.1} readbacks, {:.1} buffer creations, {:.1} bind-group creations, {:.1} compute passes; {:.2} µs host time per dispatch",
-            c["dispatches"].as_f64().unwrap_or(0.0),
-            c["submits"].as_f64().unwrap_or(0.0),
-            c["readbacks"].as_f64().unwrap_or(0.0),
-            c["buffer_creations"].as_f64().unwrap_or(0.0),
-            c["bind_group_creations"].as_f64().unwrap_or(0.0),
-            c["compute_passes"].as_f64().unwrap_or(0.0),
-            c["host_us_per_dispatch"].as_f64().unwrap_or(0.0)
-        ),
+        Some(c) => {
+            let v = |key: &str| c[key].as_f64().unwrap_or(0.0);
+            println!(
+                "GPU counters per step: {:.1} dispatches, {:.1} submits, {:.1} readbacks, {:.1} buffer creations, {:.1} bind-group creations, {:.1} compute passes, {:.0} uniform bytes, {:.0} upload bytes",
+                v("dispatches"),
+                v("submits"),
+                v("readbacks"),
+                v("buffer_creations"),
+                v("bind_group_creations"),
+                v("compute_passes"),
+                v("uniform_bytes"),
+                v("upload_bytes")
+            );
+            println!(
+                "host recording: {:.2} µs per dispatch, {:.3} ms per step",
+                v("host_us_per_dispatch"),
+                v("host_record_ms")
+            );
+        }
         None => println!("GPU counters per step: n/a"),
     }
 }
@@ -541,6 +517,19 @@ mod tests {
         // One step: the phases add up to the step exactly (the update is the rest).
         let sum: f64 = b.phases.iter().map(|p| p.median_ms).sum();
         assert!((sum - b.profiled_step_ms.median_ms).abs() < 1e-6, "{b:#?}");
+        // The phases are the trainer's oracle's own (its profiler scopes), then the
+        // optimiser's update.
+        let names: Vec<&str> = b.phases.iter().map(|p| p.phase.as_str()).collect();
+        use crate::train::oracle::phase as p;
+        let oracle = [
+            p::DATA,
+            p::VIEWS,
+            p::FORWARD,
+            p::BACKWARD,
+            p::METRICS,
+            p::GRADIENT,
+        ];
+        assert_eq!(names, [&oracle[..], &[report::UPDATE]].concat());
         let phase = |n: &str| b.phases.iter().find(|p| p.phase == n).unwrap().median_ms;
         // The optimiser's own ops sit in its update, outside the oracle's phases.
         let op = |path: &str| b.ops.iter().find(|o| o.path == path).unwrap();

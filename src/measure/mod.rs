@@ -1,10 +1,12 @@
-//! Benchmarks: repeated measurements with warm-up, reported as median and spread,
-//! as a table or JSON.
+//! Measuring, in one place: `rbd profile` (`profile`: where one training step's time
+//! goes), `rbd bench` (`bench`: kernels, the random-bases step, whole optimiser steps),
+//! both running the one step harness (`step`: the trainer's oracle and the optimiser
+//! factory), and the timing every one of them reports (`Timing`, `measure`: repeated
+//! measurements with warm-up, median and spread, on a `Backend`).
 
-pub mod kernels;
-pub mod peak;
-pub mod peer;
-pub mod rbd;
+pub mod bench;
+pub mod profile;
+pub mod step;
 
 use anyhow::Result;
 use rbd_kernels::GpuContext;
@@ -32,7 +34,7 @@ pub struct Timing {
 
 impl Timing {
     /// Median and spread of `samples` (at least one).
-    pub(crate) fn of(mut samples: Vec<f64>) -> Timing {
+    pub fn of(mut samples: Vec<f64>) -> Timing {
         samples.sort_by(|a, b| a.total_cmp(b));
         let n = samples.len();
         let median = if n % 2 == 1 {

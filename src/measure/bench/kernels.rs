@@ -3,8 +3,8 @@
 //! memory-bound kernels, on every backend side by side.
 
 use super::peak::{measure_cpu_peak, CpuPeak};
-use super::{backends, measure, Backend, Timing};
-use crate::cli::BenchArgs;
+use super::BenchArgs;
+use crate::measure::{backends, measure, Backend, Timing};
 use anyhow::Result;
 use rbd_kernels::conv::{self, Conv2dShape, Padding};
 use rbd_kernels::elementwise::{self, Binary};

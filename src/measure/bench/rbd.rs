@@ -10,19 +10,19 @@
 //! same run.
 
 use super::peer::{self, PeerReport};
-use super::{backends, measure, Backend, Timing};
-use crate::cli::BenchArgs;
+use super::BenchArgs;
+use crate::measure::step::{synthetic_batch, StepHarness};
+use crate::measure::{backends, measure, Backend, Timing};
+use crate::train::optimizers::SegmentOptimizer;
 use anyhow::Result;
-use rbd::train::oracle::TrainOracle;
-use rbd_datasets::Batch;
 use rbd_engine::random_bases::project_expand;
+use rbd_engine::random_bases::DistributionKind;
 use rbd_engine::{Device, Tensor};
 use rbd_kernels::random_bases::{
-    self as rb, Bases, BasisFamily, Compartment, CpuPlan, Distribution, Fastfood, Generator, Simd,
-    Stream,
+    self as rb, Bases, BasisFamily, Compartment, CpuPlan, Fastfood, Generator, Simd, Stream,
 };
 use rbd_models::ModelKind;
-use rbd_optim::{MaterializedRbd, Optimizer, RandomBases, Sgd};
+use rbd_optim::{BasesKind, OptimizerKind, Settings};
 use serde::Serialize;
 
 /// The cpu step in the bases under the plan chosen for this machine against the one
@@ -108,60 +108,52 @@ struct ImagesRow {
     images_per_s: f64,
 }
 
-fn batch(seed: u32, (c, h, w): (usize, usize, usize)) -> Batch {
-    let n = 32 * c * h * w;
-    let images = (0..n)
-        .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
-        .collect();
-    Batch {
-        images,
-        labels: (0..32).map(|i| (i * 7 % 10) as u32).collect(),
-        epoch: 0,
-        index: 0,
-        shape: [32, c, h, w],
-    }
+/// An optimiser of the step table: `kind` at rate 0.01 drawing `dims` directions (one
+/// compartment) of `distribution` in the `bases` family, the run's other settings at
+/// their defaults.
+fn settings(dims: usize, distribution: DistributionKind, bases: BasesKind) -> Settings {
+    let mut s = Settings::default();
+    s.directions.dim = dims;
+    s.directions.distribution = distribution;
+    s.directions.bases = bases;
+    s
 }
 
+/// One optimiser step of the CNN on CIFAR-10-shaped synthetic batches.
 fn step_time(
     b: &Backend,
     device: &Device,
-    opt: &mut dyn Optimizer,
+    kind: OptimizerKind,
+    settings: &Settings,
     repeats: usize,
 ) -> Result<Timing> {
-    step_time_on(b, device, opt, repeats, (3, 32, 32))
+    step_time_on(b, device, (kind, settings), repeats, (3, 32, 32))
 }
 
-/// One optimiser step of the CNN on `image`-shaped (c, h, w) synthetic batches.
+/// One optimiser step (the trainer's, through the step harness) of the CNN on
+/// `image`-shaped (c, h, w) synthetic batches.
 fn step_time_on(
     b: &Backend,
     device: &Device,
-    opt: &mut dyn Optimizer,
+    (kind, settings): (OptimizerKind, &Settings),
     repeats: usize,
     image: (usize, usize, usize),
 ) -> Result<Timing> {
     let model = rbd_models::build(ModelKind::Cnn, image.0, image.1, image.2, device)?;
-    let layout = model.layout();
-    let mut theta = Tensor::from_f32(device, &layout.init(0), &[layout.total])?;
-    let mut step = 0u64;
     // The images are synthesised once, outside the timed steps (the peer's are one
     // tensor made before timing); each step still takes its batch by value and
     // uploads it, as the trainer does.
-    let images = batch(1, image);
-    let batches = std::iter::repeat_with(move || images.clone());
-    let mut batches: Box<dyn Iterator<Item = Batch>> = Box::new(batches);
-    measure(b, 1, repeats, || {
-        let mut oracle = TrainOracle::new(
-            model.as_ref(),
-            device.clone(),
-            Box::new(batches.by_ref()),
-            10,
-            Default::default(),
-            Default::default(),
-        )?;
-        theta = opt.step(step, &theta, &mut oracle)?.theta;
-        step += 1;
-        Ok(())
-    })
+    let images = synthetic_batch(32, image, 1);
+    let batches = Box::new(std::iter::repeat_with(move || images.clone()));
+    let segment = SegmentOptimizer {
+        kind,
+        lr: 0.01,
+        settings,
+    };
+    let mut harness = StepHarness::single(model.as_ref(), device, 0, batches, segment)?;
+    let timing = measure(b, 1, repeats, || harness.step())?;
+    harness.settle()?;
+    Ok(timing)
 }
 
 /// The networks whose D the Fastfood table covers: (name, model, image shape).
@@ -234,7 +226,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     }
                     let stream = Stream {
                         generator,
-                        distribution,
+                        distribution: distribution.with_p(0.5),
                         seed: 0,
                     };
                     let r = match b {
@@ -246,7 +238,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     rates.push(RateRow {
                         backend: b.label(),
                         generator: generator.name().into(),
-                        distribution: distribution.name(),
+                        distribution: distribution.to_string(),
                         d_total,
                         dims,
                         project_ms: r.project_s * 1e3,
@@ -266,13 +258,14 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Backend::Cpu => Device::Cpu,
             Backend::Wgpu(ctx) => Device::Wgpu(ctx.clone()),
         };
-        let stream = Stream::new(0);
         let reps = if matches!(b, Backend::Cpu) {
             args.repeats.max(5)
         } else {
             args.repeats
         };
-        let sgd = step_time(b, &device, &mut Sgd { lr: 0.01 }, reps)?;
+        let iid = |dims, distribution| settings(dims, distribution, BasesKind::Iid);
+        let sgd_settings = Settings::default();
+        let sgd = step_time(b, &device, OptimizerKind::Sgd, &sgd_settings, reps)?;
         let mut push = |name: &str, dims: Option<usize>, t: Timing| {
             steps.push(StepRow {
                 backend: b.label(),
@@ -283,7 +276,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             })
         };
         push("sgd", None, sgd);
-        let mnist_sgd = step_time_on(b, &device, &mut Sgd { lr: 0.01 }, reps, (1, 28, 28))?;
+        let mnist_sgd = step_time_on(
+            b,
+            &device,
+            (OptimizerKind::Sgd, &sgd_settings),
+            reps,
+            (1, 28, 28),
+        )?;
         for (dataset, t) in [("mnist", mnist_sgd), ("cifar10", sgd)] {
             images.push(ImagesRow {
                 backend: b.label(),
@@ -296,20 +295,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 if dims > 250 && !big_d {
                     continue;
                 }
-                let mut rbd = RandomBases::new(
-                    0.01,
-                    Stream {
-                        distribution,
-                        ..stream
-                    },
-                    Compartment::whole(d_total, dims),
-                    d_total,
-                    false,
-                );
+                let rbd = iid(dims, distribution);
                 push(
                     &rbd_step_name(distribution),
                     Some(dims),
-                    step_time(b, &device, &mut rbd, reps)?,
+                    step_time(b, &device, OptimizerKind::Rbd, &rbd, reps)?,
                 );
             }
         }
@@ -317,27 +307,25 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             if dims > 250 && !big_d {
                 continue;
             }
-            let comps = Compartment::whole(d_total, dims);
-            let family = BasisFamily::Fastfood(Fastfood::for_compartments(&comps));
-            let mut ff = RandomBases::new(0.01, stream, comps, d_total, false).with_family(family);
+            let ff = settings(dims, DistributionKind::Gaussian, BasesKind::Fastfood);
             push(
                 "rbd fastfood (fused)",
                 Some(dims),
-                step_time(b, &device, &mut ff, reps)?,
+                step_time(b, &device, OptimizerKind::Rbd, &ff, reps)?,
             );
         }
         fastfood.extend(fastfood_table(b, &device, reps)?);
-        let mut mat = MaterializedRbd {
-            lr: 0.01,
-            stream,
-            dims: 250,
-            family: rbd_engine::random_bases::BasisFamily::Iid,
-        };
         match rbd_optim::materialized::check_fits(&device, 250, d_total) {
             Ok(_) => push(
                 "rbd (materialised)",
                 Some(250),
-                step_time(b, &device, &mut mat, reps.min(3))?,
+                step_time(
+                    b,
+                    &device,
+                    OptimizerKind::RbdMaterialized,
+                    &iid(250, DistributionKind::Gaussian),
+                    reps.min(3),
+                )?,
             ),
             Err(e) => eprintln!("note: {e}"),
         }
@@ -502,17 +490,18 @@ fn plan_rows(d_total: usize, big_d: bool, repeats: usize) -> Vec<PlanRow> {
         .collect()
 }
 
-const DISTRIBUTIONS: [Distribution; 2] = [Distribution::Gaussian, Distribution::Rademacher];
+const DISTRIBUTIONS: [DistributionKind; 2] =
+    [DistributionKind::Gaussian, DistributionKind::Rademacher];
 
-fn rbd_step_name(distribution: Distribution) -> String {
-    format!("rbd {}", distribution.name())
+fn rbd_step_name(distribution: DistributionKind) -> String {
+    format!("rbd {distribution}")
 }
 
-fn cpu_rate(rates: &[RateRow], generator: Generator, dist: Distribution) -> Option<&RateRow> {
+fn cpu_rate(rates: &[RateRow], generator: Generator, dist: DistributionKind) -> Option<&RateRow> {
     rates.iter().find(|r| {
         r.backend == "cpu"
             && r.generator == generator.name()
-            && r.distribution == dist.name()
+            && r.distribution == dist.to_string()
             && r.dims == 250
     })
 }
@@ -524,8 +513,12 @@ fn targets(rates: &[RateRow], steps: &[StepRow], peer: &PeerReport) -> Vec<Targe
     let gen = Generator::default();
     let (Some(sgd), Some(gauss), Some(signs)) = (
         cpu_median(steps, "sgd", None),
-        cpu_median(steps, &rbd_step_name(Distribution::Gaussian), Some(250)),
-        cpu_median(steps, &rbd_step_name(Distribution::Rademacher), Some(250)),
+        cpu_median(steps, &rbd_step_name(DistributionKind::Gaussian), Some(250)),
+        cpu_median(
+            steps,
+            &rbd_step_name(DistributionKind::Rademacher),
+            Some(250),
+        ),
     ) else {
         return out;
     };
@@ -537,7 +530,7 @@ fn targets(rates: &[RateRow], steps: &[StepRow], peer: &PeerReport) -> Vec<Targe
             met: value <= bound,
         })
     };
-    if let Some(r) = cpu_rate(rates, gen, Distribution::Gaussian) {
+    if let Some(r) = cpu_rate(rates, gen, DistributionKind::Gaussian) {
         push(
             format!(
                 "Gaussian RBD step ≤ 1.1 × (SGD step {sgd:.2} + generating d·D once, i.e. project, {:.2}) ms",
@@ -548,8 +541,8 @@ fn targets(rates: &[RateRow], steps: &[StepRow], peer: &PeerReport) -> Vec<Targe
         );
     }
     if let (Some(g), Some(p)) = (
-        cpu_rate(rates, gen, Distribution::Gaussian).and_then(|r| r.step_ms),
-        cpu_rate(rates, gen, Distribution::Rademacher).and_then(|r| r.step_ms),
+        cpu_rate(rates, gen, DistributionKind::Gaussian).and_then(|r| r.step_ms),
+        cpu_rate(rates, gen, DistributionKind::Rademacher).and_then(|r| r.step_ms),
     ) {
         push(
             format!("packed-sign project_expand ≤ 25% of the Gaussian one ({g:.2} ms): its ms"),
@@ -605,7 +598,7 @@ fn figures(steps: &[StepRow], images: &[ImagesRow]) -> peer::RbdFigures {
             .iter()
             .filter_map(|&d| {
                 let m = cpu_median(steps, &rbd_step_name(d), Some(250))?;
-                Some((d.name(), m))
+                Some((d.to_string(), m))
             })
             .collect(),
         images_per_s: images

@@ -5,16 +5,16 @@
 //! fastest peer's RBD step. Without a peer, or when one cannot run, the report says
 //! "no peer measured" (with why) and prints no ratio for it.
 
-use crate::cli::BenchArgs;
+use super::BenchArgs;
 use anyhow::{bail, Result};
 use serde::Serialize;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 /// The PyTorch peer script, as shipped in `bench/bench_peer_torch.py`.
-const TORCH_SCRIPT: &str = include_str!("../../bench/bench_peer_torch.py");
+const TORCH_SCRIPT: &str = include_str!("../../../bench/bench_peer_torch.py");
 /// The JAX peer script, as shipped in `bench/bench_peer_jax.py`.
-const JAX_SCRIPT: &str = include_str!("../../bench/bench_peer_jax.py");
+const JAX_SCRIPT: &str = include_str!("../../../bench/bench_peer_jax.py");
 
 /// Environment variable naming the Python interpreter for peers.
 pub const PYTHON_ENV: &str = "RBD_PEER_PYTHON";
