@@ -241,7 +241,12 @@ fn the_gpu_call_runs_on_a_bare_machine_and_returns_every_section() {
 
     let rbd = &section(&report, "bench_rbd")["output"];
     let steps = rbd["steps"].as_array().expect("bench rbd steps");
-    for name in ["sgd", "rbd (fused)"] {
+    for name in [
+        "sgd",
+        "rbd gaussian",
+        "rbd rademacher",
+        "rbd fastfood (fused)",
+    ] {
         let s = steps
             .iter()
             .find(|s| s["optimizer"] == name)

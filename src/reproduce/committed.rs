@@ -26,7 +26,8 @@ mod tests {
                 continue; // not a training artefact
             };
             for run in planned {
-                let Ok(text) = std::fs::read_to_string(run.dir.join("config.json")) else {
+                // Open or sealed alike (`train::record`).
+                let Ok(Some(text)) = crate::train::record::text(&run.dir, "config.json") else {
                     continue; // not run (yet)
                 };
                 let committed: serde_json::Value = serde_json::from_str(&text).unwrap();
