@@ -3,7 +3,7 @@
 //! migration loses nothing and can be run again, and a run left open by an older binary
 //! (under its old `lr2^K` name) resumes and seals.
 
-use super::{rbd, scratch, synthetic};
+use super::{rbd, reproduce_on_cpu, scratch, synthetic};
 use rbd::train::record::{self, SEALED};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -38,19 +38,9 @@ fn mini(dir: &Path) -> PathBuf {
     path
 }
 
+/// `rbd reproduce` on the cpu, one seed.
 fn reproduce(manifest: &Path, results: &Path, extra: &[&str]) -> Output {
-    let mut a = vec![
-        "reproduce",
-        manifest.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--results",
-        results.to_str().unwrap(),
-        "--seeds",
-        "1",
-    ];
-    a.extend_from_slice(extra);
-    rbd().args(&a).output().unwrap()
+    reproduce_on_cpu(manifest, results, &[&["--seeds", "1"], extra].concat())
 }
 
 fn migrate(results: &Path) -> Output {

@@ -16,8 +16,8 @@ mod variants;
 mod common;
 
 use common::{
-    final_params, kill_once_written, manifest_defaults, manifest_run, metrics, rbd, run, scratch,
-    scratch_with_data, synthetic,
+    final_params, kill_once_written, manifest_defaults, manifest_run, metrics, rbd,
+    reproduce_on_cpu, run, scratch, scratch_with_data, synthetic,
 };
 use std::path::Path;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! disk, identical runs write identical bytes, non-finite parameters are refused, and
 //! the errors of the cases tried say what is wrong and where.
 
-use super::{rbd, run, scratch, synthetic, train_args};
+use super::{rbd, reproduce_on_cpu as reproduce, run, scratch, synthetic, train_args};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -22,20 +22,6 @@ fn text(o: &Output) -> String {
 
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-/// `rbd reproduce MANIFEST --device cpu --results RESULTS EXTRA...`.
-fn reproduce(manifest: &Path, results: &Path, extra: &[&str]) -> Output {
-    let mut a = vec![
-        "reproduce",
-        manifest.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--results",
-        results.to_str().unwrap(),
-    ];
-    a.extend_from_slice(extra);
-    rbd().args(&a).output().unwrap()
 }
 
 /// A manifest named `name` over the IDX data in `data`, with `runs` (TOML `[[run]]`

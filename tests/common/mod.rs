@@ -23,6 +23,20 @@ pub fn run(args: &[&str]) -> Output {
     out
 }
 
+/// `rbd reproduce MANIFEST --device cpu --results RESULTS EXTRA...`.
+pub fn reproduce_on_cpu(manifest: &Path, results: &Path, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "reproduce",
+        manifest.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    rbd().args(&a).output().unwrap()
+}
+
 /// Prints a command's stdout and stderr (for a failing test's log).
 pub fn show(out: &Output) {
     eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
