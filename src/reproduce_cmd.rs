@@ -97,7 +97,10 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
                     .find(|t| t.exponent == r.best_exponent)
                     .map_or(f64::NAN, |t| t.held_out_loss),
                 file.display(),
-                file.with_extension("md").display()
+                req.results
+                    .join("tune")
+                    .join(rbd::reproduce::tune::README)
+                    .display()
             );
             for (source, e) in &r.published {
                 println!(

@@ -230,7 +230,12 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
         (-8..=3).contains(&best),
         "implausible best rate 2^{best}: {v}"
     );
-    assert!(results.join("tune/fc-idx-sgd-d250-val-size200.md").exists());
+    // One report for every search, naming this one.
+    let report = std::fs::read_to_string(results.join("tune/README.md")).unwrap();
+    assert!(
+        report.contains("## fc-idx-sgd-d250-val-size200\n"),
+        "{report}"
+    );
     // A second run reuses every trial.
     let o = tune();
     assert!(o.status.success());

@@ -56,7 +56,7 @@ fn check(name: &str, got: &BTreeMap<String, String>, want: &BTreeMap<String, Str
     }
 }
 
-/// Directories of rbd runs under `results/` (sealed or not): `results/ARTEFACT/runs/RUN/`
+/// Directories of rbd runs under `results/` (open, sealed or packed): `results/ARTEFACT/runs/RUN/`
 /// and the trials of `rbd tune` under `results/tune/KEY/lr2powE/`.
 fn committed_configs() -> Vec<PathBuf> {
     let results = root().join("results");
@@ -76,7 +76,8 @@ fn committed_configs() -> Vec<PathBuf> {
             vec![artefact.join("runs")]
         };
         for parent in below {
-            for run in dirs(&parent) {
+            // Directories and packed runs alike.
+            for run in record::runs_in(&parent).unwrap() {
                 if record::has(&run, "config.json") {
                     out.push(run);
                 }
