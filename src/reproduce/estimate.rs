@@ -102,6 +102,27 @@ pub struct Estimator {
     unused_cached: HashSet<String>,
     cache: CostCache,
     sources: Sources,
+    /// While [`Estimator::measured`] learns which shapes a pass needs: those not known
+    /// yet, in the order asked (each once), with what measures them.
+    wanted: Option<Vec<(String, RunConfig, usize)>>,
+}
+
+/// A run shape in a few words, for the progress lines.
+fn shape_label(cfg: &RunConfig, optimizer: OptimizerKind) -> String {
+    let d = &cfg.settings.directions;
+    let mut t = format!("{} on {}, {optimizer}", cfg.model, cfg.dataset);
+    if optimizer.uses_directions() {
+        t += &format!(", d = {}", d.dim);
+        if d.bases == rbd_optim::BasesKind::Fastfood {
+            t += ", fastfood";
+        }
+    }
+    t
+}
+
+/// The progress line on stderr before measuring shape `i` (from 1) of `n`.
+pub fn progress_line(i: usize, n: usize, label: &str) -> String {
+    format!("measuring step costs: {i}/{n} ({label}) …")
 }
 
 /// Training images per epoch and validation images of a configuration.
@@ -156,7 +177,27 @@ impl Estimator {
             costs,
             cache,
             sources: Sources::default(),
+            wanted: None,
         }
+    }
+
+    /// Runs `pass` twice: once to learn which run shapes it needs (nothing is measured:
+    /// every cost is zero and that pass's result is dropped), then, after measuring the
+    /// shapes not known yet with a progress line on stderr before each (a status view
+    /// is otherwise silent for minutes), for its result. `pass` must ask for the same
+    /// costs whatever they are; stdout is `pass`'s alone.
+    pub fn measured<T>(&mut self, mut pass: impl FnMut(&mut Estimator) -> Result<T>) -> Result<T> {
+        self.wanted = Some(Vec::new());
+        let learnt = pass(self);
+        let wanted = self.wanted.take().unwrap_or_default();
+        learnt?;
+        let n = wanted.len();
+        for (i, (key, cfg, index)) in wanted.into_iter().enumerate() {
+            let optimizer = cfg.schedule[index].optimizer;
+            eprintln!("{}", progress_line(i + 1, n, &shape_label(&cfg, optimizer)));
+            self.measure(key, &cfg, index)?;
+        }
+        pass(self)
     }
 
     /// Where the costs used so far came from.
@@ -261,12 +302,29 @@ impl Estimator {
     fn cost(&mut self, cfg: &RunConfig, index: usize) -> Result<Cost> {
         let optimizer = cfg.schedule[index].optimizer;
         let key = Estimator::key(cfg, optimizer);
+        if let Some(wanted) = &mut self.wanted {
+            if !self.costs.contains_key(&key) && !wanted.iter().any(|(k, _, _)| *k == key) {
+                wanted.push((key, cfg.clone(), index));
+            }
+            return Ok(Cost {
+                step: 0.0,
+                batch: 0.0,
+                eval_image: 0.0,
+                waited: None,
+            });
+        }
         if let Some(c) = self.costs.get(&key) {
             if self.unused_cached.remove(&key) {
                 self.sources.cached += 1;
             }
             return Ok(*c);
         }
+        self.measure(key, cfg, index)
+    }
+
+    /// Measures the cost of `cfg`'s segment `index` (shape `key`) and keeps it.
+    fn measure(&mut self, key: String, cfg: &RunConfig, index: usize) -> Result<Cost> {
+        let optimizer = cfg.schedule[index].optimizer;
         let window = contention::Window::open();
         let (measured, scale) = measured_as(cfg, optimizer);
         let (step, eval_image) = self.step_and_eval_seconds(&measured, index)?;
