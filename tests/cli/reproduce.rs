@@ -179,8 +179,8 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
 }
 
 /// A dry run says on stderr which run shape it is timing, one line each before it starts
-/// (it was silent for minutes), and its stdout stays the table alone: the header, a line
-/// per run, the total and where the costs came from.
+/// (it was silent for minutes), and its stdout stays the table alone: the title, the
+/// header, a line per run, the total and where the costs came from.
 #[test]
 fn a_dry_run_reports_its_measuring_on_stderr_and_only_the_table_on_stdout() {
     let (dir, data) = scratch_with_data("dry-run-progress", 1000);
@@ -224,17 +224,18 @@ fn a_dry_run_reports_its_measuring_on_stderr_and_only_the_table_on_stdout() {
     assert!(progress[1].contains(", rbd, d = 20)"), "{err}");
     assert!(!out.contains("measuring"), "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1 + 4 + 2, "{out}");
-    assert!(lines[0].starts_with("run "), "{out}");
+    assert_eq!(lines.len(), 2 + 4 + 2, "{out}");
+    assert!(lines[0].starts_with("mini — "), "{out}");
+    assert!(lines[1].starts_with("run "), "{out}");
     assert_eq!(
-        lines[1..5].iter().filter(|l| l.contains(" new ")).count(),
+        lines[2..6].iter().filter(|l| l.contains(" new ")).count(),
         4,
         "{out}"
     );
-    assert!(lines[5].starts_with("4 runs; estimated"), "{out}");
+    assert!(lines[6].starts_with("4 runs; estimated"), "{out}");
     assert!(
-        lines[6].starts_with("step costs: 0 run shapes from the cache")
-            && lines[6].contains(", 2 measured now"),
+        lines[7].starts_with("step costs: 0 run shapes from the cache")
+            && lines[7].contains(", 2 measured now"),
         "{out}"
     );
     assert!(!results.exists(), "a dry run wrote {}", results.display());
