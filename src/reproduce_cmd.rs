@@ -145,7 +145,7 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
     if args.status || args.dry_run {
         let device = rbd_engine::Device::open(opts.device)?;
         let mut est = rbd::reproduce::estimate::Estimator::new(device.clone());
-        let (lines, checks) = campaign::status(&plan, &opts, &mut est)?;
+        let (lines, checks) = est.measured(|est| campaign::status(&plan, &opts, est))?;
         print!(
             "{}",
             campaign::status_text(
