@@ -2,7 +2,7 @@
 # Images/s and bytes per step of FC-MNIST with K = 1, 2, 4 ranks (4 oversubscribes
 # this 2-core machine), RBD (per-worker and shared bases, d = 250) and SGD, each run
 # twice back to back, against the single-process run measured in the same loop.
-# Usage: results/distributed/measure.sh [binary built with --features mpi]
+# Usage: scripts/measure-distributed.sh [binary built with --features mpi]
 set -euo pipefail
 BIN="${1:-target/release/rbd}"
 OUT="${TMPDIR:-/tmp}/rbd-dist-measure"
