@@ -154,6 +154,11 @@ pub struct ReproduceArgs {
     /// same command continues it).
     #[arg(long, value_parser = positive_hours)]
     pub hours: Option<f64>,
+    /// Campaign: with --hours, start only runs (and rate searches) whose estimate here
+    /// ends within the hours left; the rest wait for a longer session. For a machine
+    /// that will be given back: a checkpoint does not outlive its machine.
+    #[arg(long, requires = "hours")]
+    pub fit: bool,
     /// Campaign: commit each finished run's results folder with git as it finishes.
     #[arg(long)]
     pub commit: bool,

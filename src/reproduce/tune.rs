@@ -52,6 +52,10 @@ pub struct TuneResult {
     pub trials: Vec<Trial>,
     /// The protocol, in words.
     pub protocol: String,
+    /// The command that runs this search again (absent in searches written before it
+    /// was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// A search: the configuration to tune (its rate is replaced) and its budget.
@@ -212,6 +216,11 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
             "Table 4's protocol: train on a random 75% of the training images (after the {}-image validation hold-out), score by the loss on the other 25% after {} epochs; powers of two in [2^{}, 2^{}], coarse steps of 2^2 downhill from the published rate, then the odd neighbours of the best",
             req.base.data.val_size, req.base.epochs, RANGE.0, RANGE.1
         ),
+        command: Some(super::manifest::tune_command(
+            &req.base,
+            &req.results,
+            &req.base.data_dir,
+        )),
     };
     write(req, &result)?;
     Ok(Some(result))
@@ -263,8 +272,8 @@ pub fn readme(dir: &Path) -> Result<Option<String>> {
         crate::train::pack::PACK
     );
     for file in &files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let r: TuneResult = serde_json::from_str(&text)
             .with_context(|| format!("{}: not an rbd tune result", file.display()))?;
         let name = file
@@ -273,7 +282,11 @@ pub fn readme(dir: &Path) -> Result<Option<String>> {
             .unwrap_or_default();
         let _ = write!(
             md,
-            "\n## {name}\n\n[`{name}.json`]({name}.json). {}.\n\nChosen: **2^{}** ({}).",
+            "\n## {name}\n\n[`{name}.json`]({name}.json){}. {}.\n\nChosen: **2^{}** ({}).",
+            r.command
+                .as_ref()
+                .map(|c| format!(", made by `{c}`"))
+                .unwrap_or_default(),
             r.protocol,
             r.best_exponent,
             format_lr(r.best_lr)

@@ -395,7 +395,10 @@ fn every_committed_run_is_packed_and_finished() {
     // Relative, as `rbd reproduce` plans it (a tuned rate's source names its file), from
     // the package root, where cargo runs the tests.
     let results = Path::new("results").to_path_buf();
-    assert!(results.join("README.md").exists(), "run from the package root");
+    assert!(
+        results.join("README.md").exists(),
+        "run from the package root"
+    );
     let mut unpacked = Vec::new();
     let mut todo = vec![results.clone()];
     while let Some(d) = todo.pop() {

@@ -399,16 +399,29 @@ column = "FPD"
         .join("tune/fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.json")
         .exists());
     assert_eq!(std::fs::read(&seed0).unwrap(), before);
-    // Each table names the command that made it, seed included.
-    let md = |f: &str| std::fs::read_to_string(results.join("tune").join(f)).unwrap();
-    assert!(md(
-        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200.md"
-    )
-    .contains(hint));
-    assert!(md(
-        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.md"
-    )
-    .contains(&hint.replace(" --val-size", " --seed 1 --val-size")));
+    // The report's section of each search names the command that made it, seed included.
+    let report = std::fs::read_to_string(results.join("tune/README.md")).unwrap();
+    let section = |name: &str| {
+        let start = report
+            .find(&format!("## {name}\n"))
+            .unwrap_or_else(|| panic!("no section {name}: {report}"));
+        let rest = &report[start + 3..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    let s0 = section(
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200",
+    );
+    assert!(s0.contains(&format!("made by `{hint}`")), "{s0}");
+    let s1 = section(
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200",
+    );
+    assert!(
+        s1.contains(&format!(
+            "made by `{}`",
+            hint.replace(" --val-size", " --seed 1 --val-size")
+        )),
+        "{s1}"
+    );
 }
 
 #[test]
