@@ -59,12 +59,13 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ResultsCommand {
     /// Bring a results tree to today's form, losing nothing: rename runs named with a
-    /// `^` (`lr2^-1` becomes `lr2pow-1`) and seal every finished or diverged run into
-    /// one `run.json.gz` (checked by reading it back before the files go); runs in
-    /// progress stay open. Safe to run again.
+    /// `^` (`lr2^-1` becomes `lr2pow-1`), seal every finished or diverged run into one
+    /// record and move it into its folder's `sealed-runs.jsonl.gz` (each checked by
+    /// reading it back before anything goes); runs in progress stay open. Safe to run
+    /// again.
     Migrate(MigrateArgs),
-    /// Print a run's rows as CSV (`metrics.csv`, `steps.csv` of an open run), sealed
-    /// or not.
+    /// Print a run's rows as CSV (`metrics.csv`, `steps.csv` of an open run), sealed,
+    /// packed or not.
     Export(ExportArgs),
 }
 
@@ -153,6 +154,11 @@ pub struct ReproduceArgs {
     /// same command continues it).
     #[arg(long, value_parser = positive_hours)]
     pub hours: Option<f64>,
+    /// Campaign: with --hours, start only runs (and rate searches) whose estimate here
+    /// ends within the hours left; the rest wait for a longer session. For a machine
+    /// that will be given back: a checkpoint does not outlive its machine.
+    #[arg(long, requires = "hours")]
+    pub fit: bool,
     /// Campaign: commit each finished run's results folder with git as it finishes.
     #[arg(long)]
     pub commit: bool,

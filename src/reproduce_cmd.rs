@@ -34,6 +34,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<i32> {
     for (given, flag) in [
         (args.status, "--status"),
         (args.hours.is_some(), "--hours"),
+        (args.fit, "--fit"),
         (args.commit, "--commit"),
         (args.plan.is_some(), "--plan"),
     ] {
@@ -97,7 +98,10 @@ pub fn tune(args: &TuneArgs) -> Result<i32> {
                     .find(|t| t.exponent == r.best_exponent)
                     .map_or(f64::NAN, |t| t.held_out_loss),
                 file.display(),
-                file.with_extension("md").display()
+                req.results
+                    .join("tune")
+                    .join(rbd::reproduce::tune::README)
+                    .display()
             );
             for (source, e) in &r.published {
                 println!(
@@ -138,11 +142,15 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
         results: args.results.clone(),
         data_dir: data_dir(&args.data_dir)?,
         device: args.device.unwrap_or(rbd_engine::DeviceChoice::Auto),
+        fit_until: args
+            .hours
+            .filter(|_| args.fit)
+            .map(|h| std::time::Instant::now() + std::time::Duration::from_secs_f64(h * 3600.0)),
     };
     if args.status || args.dry_run {
         let device = rbd_engine::Device::open(opts.device)?;
         let mut est = rbd::reproduce::estimate::Estimator::new(device.clone());
-        let (lines, checks) = campaign::status(&plan, &opts, &mut est)?;
+        let (lines, checks) = est.measured(|est| campaign::status(&plan, &opts, est))?;
         print!(
             "{}",
             campaign::status_text(
@@ -177,8 +185,12 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
             println!("campaign: nothing runnable is left (see --status for blocked items)");
             Ok(0)
         }
+        campaign::End::NothingFits(n) => {
+            println!("campaign: {n} runs or searches left do not fit in the hours left (--fit); a longer session starts them");
+            Ok(0)
+        }
         campaign::End::BudgetSpent => {
-            println!("campaign: the --hours budget is spent; the current run kept its checkpoint: run the same command again to continue");
+            println!("campaign: the --hours budget is spent; a run in progress kept its checkpoint: run the same command again to continue");
             Ok(0)
         }
         campaign::End::Interrupted(sig) => {

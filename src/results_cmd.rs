@@ -13,14 +13,18 @@ pub fn migrate(args: &MigrateArgs) -> Result<()> {
     for dir in &m.sealed {
         println!("sealed {}", dir.display());
     }
+    for dir in &m.packed {
+        println!("packed {}", dir.display());
+    }
     for dir in &m.open {
         println!("left open (in progress) {}", dir.display());
     }
     println!(
-        "{}: {} renamed, {} sealed now ({} bytes), {} sealed before, {} in progress",
+        "{}: {} renamed, {} sealed now, {} packed now ({} bytes), {} packed before, {} in progress",
         args.results.display(),
         m.renamed.len(),
         m.sealed.len(),
+        m.packed.len(),
         m.bytes,
         m.already,
         m.open.len()
@@ -32,9 +36,10 @@ pub fn migrate(args: &MigrateArgs) -> Result<()> {
 pub fn export(args: &ExportArgs) -> Result<()> {
     if !record::has(&args.run, CONFIG) {
         bail!(
-            "{}: not a run directory (no {CONFIG} and no {})",
+            "{}: not a run directory (no {CONFIG}, no {} and not in its folder's {})",
             args.run.display(),
-            record::SEALED
+            record::SEALED,
+            rbd::train::pack::PACK
         );
     }
     let text = match args.csv {

@@ -327,10 +327,11 @@ fn the_gpu_call_runs_on_a_bare_machine_and_returns_every_section() {
         .unwrap();
     let files = String::from_utf8_lossy(&listing.stdout);
     assert!(
-        // A finished run is sealed into run.json.gz; one in progress keeps metrics.jsonl.
-        files
-            .lines()
-            .any(|l| l.ends_with("metrics.jsonl") || l.ends_with("run.json.gz")),
+        // A finished run is packed into sealed-runs.jsonl.gz (an older binary's sealed
+        // into run.json.gz); one in progress keeps metrics.jsonl.
+        files.lines().any(|l| l.ends_with("metrics.jsonl")
+            || l.ends_with("run.json.gz")
+            || l.ends_with(rbd::train::pack::PACK)),
         "no run directory in paper-runs.tar.gz:\n{files}"
     );
     assert!(out.join("gpu-check.log").exists());

@@ -135,6 +135,10 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// The device of every run.
     pub device: rbd_engine::DeviceChoice,
+    /// Start only what its estimate here says ends before this moment (`--fit`): a
+    /// checkpoint does not outlive its machine, so a session on a lent machine starts
+    /// only what it can finish and leaves the rest for a longer one.
+    pub fit_until: Option<Instant>,
 }
 
 impl Item {
@@ -528,6 +532,8 @@ pub fn checks_text(checks: &[Check], here: &str) -> String {
 pub enum End {
     /// Nothing runnable is left (blocked runs may remain).
     Complete,
+    /// What is left (this many runs or searches) does not fit in the hours (`--fit`).
+    NothingFits(usize),
     /// The `--hours` budget was spent; the current run kept its checkpoint.
     BudgetSpent,
     /// Stopped by this signal.
@@ -573,6 +579,10 @@ pub trait Finished {
 /// summary is rewritten and `hook` is told. Returns how it ended.
 pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished) -> Result<End> {
     let device = rbd_engine::Device::open(opts.device)?;
+    let mut fit = opts
+        .fit_until
+        .map(|until| (until, Estimator::new(device.clone())));
+    let mut unfitted = 0;
     let ended = |sig: i32| {
         if sig == BUDGET_SIGNAL {
             End::BudgetSpent
@@ -594,6 +604,14 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 let file = tune_file(&q.results, &q.base);
                 if file.exists() {
                     continue;
+                }
+                if let Some((until, est)) = fit.as_mut() {
+                    let need = TRIALS_ESTIMATE * est.seconds(&q.base, 0)?;
+                    if let Some(why) = does_not_fit(need, *until) {
+                        println!("{tag} {}: rate search {why}", item.label());
+                        unfitted += 1;
+                        continue;
+                    }
                 }
                 println!(
                     "{tag} {} — {} — {}",
@@ -627,7 +645,16 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                     );
                     continue;
                 }
-                Progress::Left { .. } => {}
+                Progress::Left { epochs_done } => {
+                    if let Some((until, est)) = fit.as_mut() {
+                        let need = seconds_left(est, r, epochs_done)?;
+                        if let Some(why) = does_not_fit(need, *until) {
+                            println!("{tag} {} seed {}: {why}", r.entry.id, r.seed);
+                            unfitted += 1;
+                            continue;
+                        }
+                    }
+                }
             }
             if !announced {
                 println!(
@@ -656,7 +683,26 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
             );
         }
     }
-    Ok(End::Complete)
+    Ok(if unfitted > 0 {
+        End::NothingFits(unfitted)
+    } else {
+        End::Complete
+    })
+}
+
+/// Why a run needing `need` seconds here is not started before `until`, or `None` if
+/// it fits.
+fn does_not_fit(need: f64, until: Instant) -> Option<String> {
+    let have = until
+        .saturating_duration_since(Instant::now())
+        .as_secs_f64();
+    (need > have).then(|| {
+        format!(
+            "not started: needs about {} here, {} of --hours left (--fit: a checkpoint does not outlive its machine; left for a longer session)",
+            human(need),
+            human(have)
+        )
+    })
 }
 
 /// Commits a finished run's results folder with git (never checkpoints: `.gitignore`

@@ -7,9 +7,10 @@ use super::estimate::Cost;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The largest share of their ready time the measuring threads may have waited for a
-/// core for the cost to be kept. A campaign at nice 19 makes a nice-0 measurement wait
-/// little; one compiler at nice 0 on a 2-core machine makes it wait about a third.
+/// The largest share of their ready time the contention probes run between the
+/// measured steps ([`super::contention`]) may have waited for a core for the cost to be
+/// kept. On a quiet machine they wait next to nothing; one busy thread of another
+/// process beside a 2-core machine's two probes makes them wait about a third.
 pub const QUIET: f64 = 0.10;
 
 /// The machine kind as costs depend on it: its processor, cores and vector width (one

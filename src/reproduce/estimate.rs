@@ -5,11 +5,11 @@
 //! planned run. The loader runs on its own thread beside the two compute threads, so its
 //! cost is added in full: on 2 cores it competes with them.
 //!
-//! Each measurement records how long other processes made it wait for a core
-//! ([`super::contention`]); only quiet ones are kept between processes
-//! ([`super::cost_cache`]), and every output says which costs came from where.
+//! Each measurement records how much other processes competed for the cores meanwhile
+//! (probes between its steps, [`super::contention`]); only quiet ones are kept between
+//! processes ([`super::cost_cache`]), and every output says which costs came from where.
 
-use super::contention;
+use super::contention::Probes;
 use super::cost_cache::{machine_kind, CostCache};
 use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::config::RunConfig;
@@ -33,8 +33,9 @@ pub struct Cost {
     pub batch: f64,
     /// Per evaluated image.
     pub eval_image: f64,
-    /// The share (0 to 1) of their ready time the measuring threads waited for a core
-    /// ([`super::contention`]); `None` where the system does not say.
+    /// The share (0 to 1) of their ready time the contention probes run between the
+    /// measured steps waited for a core ([`super::contention`]): other processes'
+    /// doing; `None` where the system does not say.
     #[serde(default)]
     pub waited: Option<f64>,
 }
@@ -57,7 +58,7 @@ const NES_MEASURED_POPULATION: usize = 16;
 /// Steps timed after the first (which warms caches and pipelines): at least
 /// `MIN_TIMED`, then more until `MAX_TIMED` or `STEP_BUDGET` of stepping.
 const MIN_TIMED: usize = 2;
-const MAX_TIMED: usize = 5;
+const MAX_TIMED: usize = 10;
 const STEP_BUDGET: Duration = Duration::from_secs(2);
 
 /// Where the costs of an estimate came from.
@@ -67,10 +68,10 @@ pub struct Sources {
     pub cached: usize,
     /// Measured now on a quiet machine (and kept).
     pub quiet: usize,
-    /// Measured now while other processes made it wait more than
+    /// Measured now while other processes made the contention probes wait more than
     /// [`super::cost_cache::QUIET`] of the time (not kept).
     pub busy: usize,
-    /// The longest such wait, as a share of the measuring threads' ready time.
+    /// The longest such wait, as a share of the probes' ready time.
     pub most_waited: f64,
 }
 
@@ -85,7 +86,7 @@ impl Sources {
         );
         if self.busy > 0 {
             t += &format!(
-                "; {} of them while other processes kept its threads waiting for a core up to {:.0}% of the time: not kept, and those estimates run high (more than that share: a parallel step waits for its slowest thread)",
+                "; {} of them while other processes took the cores (probes between its steps waited for a core up to {:.0}% of the time): not kept, and those estimates run high",
                 self.busy,
                 100.0 * self.most_waited
             );
@@ -102,6 +103,27 @@ pub struct Estimator {
     unused_cached: HashSet<String>,
     cache: CostCache,
     sources: Sources,
+    /// While [`Estimator::measured`] learns which shapes a pass needs: those not known
+    /// yet, in the order asked (each once), with what measures them.
+    wanted: Option<Vec<(String, RunConfig, usize)>>,
+}
+
+/// A run shape in a few words, for the progress lines.
+fn shape_label(cfg: &RunConfig, optimizer: OptimizerKind) -> String {
+    let d = &cfg.settings.directions;
+    let mut t = format!("{} on {}, {optimizer}", cfg.model, cfg.dataset);
+    if optimizer.uses_directions() {
+        t += &format!(", d = {}", d.dim);
+        if d.bases == rbd_optim::BasesKind::Fastfood {
+            t += ", fastfood";
+        }
+    }
+    t
+}
+
+/// The progress line on stderr before measuring shape `i` (from 1) of `n`.
+pub fn progress_line(i: usize, n: usize, label: &str) -> String {
+    format!("measuring step costs: {i}/{n} ({label}) …")
 }
 
 /// Training images per epoch and validation images of a configuration.
@@ -156,7 +178,27 @@ impl Estimator {
             costs,
             cache,
             sources: Sources::default(),
+            wanted: None,
         }
+    }
+
+    /// Runs `pass` twice: once to learn which run shapes it needs (nothing is measured:
+    /// every cost is zero and that pass's result is dropped), then, after measuring the
+    /// shapes not known yet with a progress line on stderr before each (a status view
+    /// is otherwise silent for minutes), for its result. `pass` must ask for the same
+    /// costs whatever they are; stdout is `pass`'s alone.
+    pub fn measured<T>(&mut self, mut pass: impl FnMut(&mut Estimator) -> Result<T>) -> Result<T> {
+        self.wanted = Some(Vec::new());
+        let learnt = pass(self);
+        let wanted = self.wanted.take().unwrap_or_default();
+        learnt?;
+        let n = wanted.len();
+        for (i, (key, cfg, index)) in wanted.into_iter().enumerate() {
+            let optimizer = cfg.schedule[index].optimizer;
+            eprintln!("{}", progress_line(i + 1, n, &shape_label(&cfg, optimizer)));
+            self.measure(key, &cfg, index)?;
+        }
+        pass(self)
     }
 
     /// Where the costs used so far came from.
@@ -207,8 +249,15 @@ impl Estimator {
     }
 
     /// Seconds of one optimiser step of `cfg`'s segment `index` (the median of a few
-    /// after a warming one), and of evaluating one image at the parameters reached.
-    fn step_and_eval_seconds(&self, cfg: &RunConfig, index: usize) -> Result<(f64, f64)> {
+    /// after a warming one), and of evaluating one image at the parameters reached; a
+    /// contention probe runs before each step and after the evaluation, outside the
+    /// timings, so the probes sample the whole measurement.
+    fn step_and_eval_seconds(
+        &self,
+        cfg: &RunConfig,
+        index: usize,
+        probes: &mut Probes,
+    ) -> Result<(f64, f64)> {
         let shape = cfg.dataset.shape();
         let model = rbd_models::build(cfg.model, shape.0, shape.1, shape.2, &self.device)?;
         let layout = model.layout();
@@ -223,17 +272,19 @@ impl Estimator {
         )?;
         let mut step_times = Vec::new();
         // The first step warms caches and pipelines; the median of the rest is kept.
-        let started = Instant::now();
+        let mut stepping = Duration::ZERO;
         for step in 0u64.. {
+            probes.sample();
             let t = Instant::now();
             harness.step()?;
             self.device.synchronize()?;
             if step == 0 {
                 continue;
             }
+            stepping += t.elapsed();
             step_times.push(t.elapsed().as_secs_f64());
             let enough = step_times.len() >= MAX_TIMED
-                || (step_times.len() >= MIN_TIMED && started.elapsed() >= STEP_BUDGET);
+                || (step_times.len() >= MIN_TIMED && stepping >= STEP_BUDGET);
             if enough {
                 break;
             }
@@ -251,9 +302,11 @@ impl Estimator {
             logits.softmax_cross_entropy(&labels)?.item()?;
             Ok(())
         })?;
+        let eval = t.elapsed();
+        probes.sample();
         Ok((
             step_times[step_times.len() / 2],
-            t.elapsed().as_secs_f64() / eval_n as f64,
+            eval.as_secs_f64() / eval_n as f64,
         ))
     }
 
@@ -261,20 +314,39 @@ impl Estimator {
     fn cost(&mut self, cfg: &RunConfig, index: usize) -> Result<Cost> {
         let optimizer = cfg.schedule[index].optimizer;
         let key = Estimator::key(cfg, optimizer);
+        if let Some(wanted) = &mut self.wanted {
+            if !self.costs.contains_key(&key) && !wanted.iter().any(|(k, _, _)| *k == key) {
+                wanted.push((key, cfg.clone(), index));
+            }
+            return Ok(Cost {
+                step: 0.0,
+                batch: 0.0,
+                eval_image: 0.0,
+                waited: None,
+            });
+        }
         if let Some(c) = self.costs.get(&key) {
             if self.unused_cached.remove(&key) {
                 self.sources.cached += 1;
             }
             return Ok(*c);
         }
-        let window = contention::Window::open();
+        self.measure(key, cfg, index)
+    }
+
+    /// Measures the cost of `cfg`'s segment `index` (shape `key`) and keeps it.
+    fn measure(&mut self, key: String, cfg: &RunConfig, index: usize) -> Result<Cost> {
+        let optimizer = cfg.schedule[index].optimizer;
+        let mut probes = Probes::new();
         let (measured, scale) = measured_as(cfg, optimizer);
-        let (step, eval_image) = self.step_and_eval_seconds(&measured, index)?;
+        let (step, eval_image) = self.step_and_eval_seconds(&measured, index, &mut probes)?;
+        let batch = Estimator::batch_seconds(cfg)?;
+        probes.sample();
         let cost = Cost {
             step: step * scale,
-            batch: Estimator::batch_seconds(cfg)?,
+            batch,
             eval_image,
-            waited: window.waited_share(),
+            waited: probes.waited_share(),
         };
         if self.cache.keep(&key, cost) {
             self.sources.quiet += 1;

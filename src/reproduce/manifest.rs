@@ -541,6 +541,16 @@ pub fn tuned_rate_file(results: &Path, cfg: &RunConfig) -> PathBuf {
     tune_file(results, &tuning)
 }
 
+/// The `lr_source` of a run whose rate comes from [`tuned_rate_file`]: the search named
+/// relative to the results directory, always spelled `results/tune/KEY.json`, because the
+/// source is part of the configuration a run id hashes: the same run must keep its id
+/// under any `--results` (ids committed with the default root were hashed with this text).
+pub fn tuned_source(cfg: &RunConfig) -> String {
+    let file = tuned_rate_file(Path::new(""), cfg);
+    let name = file.file_name().expect("a search file has a name");
+    format!("tuned here (results/tune/{})", name.to_string_lossy())
+}
+
 /// The `rbd tune` command that writes `tune_file(results, cfg)`: a flag for every setting
 /// the file's key names, `--results` and `--data-dir` where they are not the defaults, and
 /// the run's whole budget (Table 4 tuned over it).
@@ -646,9 +656,10 @@ impl Manifest {
                     let file = tuned_rate_file(results, &cfg);
                     match tuned_rate(results, &cfg)? {
                         Some(lr) => {
+                            let source = tuned_source(&cfg);
                             let seg = &mut cfg.schedule[0];
                             seg.lr = lr;
-                            seg.lr_source = format!("tuned here ({})", file.display());
+                            seg.lr_source = source;
                         }
                         None => {
                             cfg.schedule[0].lr_source = "no published rate; not tuned yet".into();

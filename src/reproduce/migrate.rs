@@ -2,13 +2,15 @@
 //! form, losing nothing. Run directories named with a `^` (`lr2^-1`) take their name
 //! now (`lr2pow-1`); every finished or diverged run is sealed into one record
 //! ([`crate::train::record`]), which is read back and checked against the files before
-//! they are removed; runs still in progress stay as they are (they seal when they
-//! finish). Idempotent, and safe on a tree that an older binary keeps writing to:
-//! a run it holds locked is left alone.
+//! they are removed, and then joins its folder's pack ([`crate::train::pack`]), again
+//! checked before the sealed record goes; runs still in progress stay as they are (they
+//! seal when they finish). Every pack met is read whole, so a damaged one stops the
+//! migration, naming it. Idempotent, and safe on a tree that an older binary keeps
+//! writing to: a run it holds locked is left alone.
 
 use super::runner;
-use crate::train::record;
 use crate::train::RunConfig;
+use crate::train::{pack, record};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -17,14 +19,16 @@ use std::path::{Path, PathBuf};
 pub struct Migration {
     /// Directories renamed (old, new).
     pub renamed: Vec<(PathBuf, PathBuf)>,
-    /// Runs sealed now.
+    /// Runs sealed now (then packed).
     pub sealed: Vec<PathBuf>,
-    /// Runs sealed before.
+    /// Runs moved into their folder's pack now (sealed now or before).
+    pub packed: Vec<PathBuf>,
+    /// Runs packed before.
     pub already: usize,
     /// Runs left open: in progress or held by a running rbd (or, for a peer run,
     /// without its summary).
     pub open: Vec<PathBuf>,
-    /// Bytes of the records written now.
+    /// Bytes of the pack members written now.
     pub bytes: u64,
 }
 
@@ -39,9 +43,16 @@ pub fn migrate(results: &Path) -> Result<Migration> {
 }
 
 fn walk(dir: &Path, m: &mut Migration) -> Result<()> {
-    if record::has(dir, crate::train::trainer::CONFIG) || record::is_sealed(dir) {
+    if dir.join(crate::train::trainer::CONFIG).is_file()
+        || record::is_sealed(dir)
+        || record::is_packed(dir)
+    {
         return migrate_run(dir, m);
     }
+    // A folder: the runs of its pack (read whole: a damaged pack stops here), then
+    // its subdirectories (runs open, sealed or kept beside the pack for their
+    // parameters, and folders).
+    let packed = pack::names(dir)?;
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())
@@ -49,10 +60,17 @@ fn walk(dir: &Path, m: &mut Migration) -> Result<()> {
         .map(|e| e.path())
         .collect();
     subdirs.sort();
-    for sub in subdirs {
-        let sub = rename_legacy(&sub, m)?;
+    for sub in &subdirs {
+        let sub = rename_legacy(sub, m)?;
         walk(&sub, m)?;
     }
+    let on_disk: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    m.already += packed
+        .iter()
+        .filter(|n| !on_disk.contains(&dir.join(n)))
+        .count();
     Ok(())
 }
 
@@ -77,23 +95,9 @@ fn rename_legacy(dir: &Path, m: &mut Migration) -> Result<PathBuf> {
     Ok(to)
 }
 
-/// Whether any record of the run lies in the directory beside (or instead of) a
-/// sealed record.
-fn has_open_records(dir: &Path) -> Result<bool> {
-    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let name = e?.file_name().to_string_lossy().into_owned();
-        let kept = name == record::SEALED
-            || name == crate::train::run_dir::LOCK_FILE
-            || name.ends_with(".safetensors");
-        if !kept {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 fn migrate_run(dir: &Path, m: &mut Migration) -> Result<()> {
-    if record::is_sealed(dir) && !has_open_records(dir)? {
+    if let record::Stored::Packed(pack, run) = record::stored(dir)? {
+        beside_the_pack(dir, &pack.runs[&run].sealed)?;
         m.already += 1;
         return Ok(());
     }
@@ -101,9 +105,41 @@ fn migrate_run(dir: &Path, m: &mut Migration) -> Result<()> {
         m.open.push(dir.to_path_buf());
         return Ok(());
     }
-    let report = runner::seal(dir)?;
-    m.bytes += report.bytes;
-    m.sealed.push(dir.to_path_buf());
+    let done = runner::seal(dir)?;
+    if done.sealed.records > 0 {
+        m.sealed.push(dir.to_path_buf());
+    }
+    if let pack::Put::Packed { bytes } = done.packed {
+        m.bytes += bytes;
+        m.packed.push(dir.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Checks the files left in the directory of a packed run (its parameters and lock
+/// aside): a copy of a packed record (a packing interrupted) is removed, any other
+/// file is refused, naming it.
+fn beside_the_pack(dir: &Path, sealed: &record::Sealed) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == crate::train::run_dir::LOCK_FILE || name.ends_with(".safetensors") {
+            continue;
+        }
+        let path = e.path();
+        let same = sealed
+            .files
+            .get(&name)
+            .is_some_and(|t| std::fs::read(&path).is_ok_and(|b| b == t.as_bytes()));
+        if !same {
+            bail!(
+                "{} differs from the run's record in its folder's {} (or is not one of its records): move one of them away",
+                path.display(),
+                pack::PACK
+            );
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
     Ok(())
 }
 

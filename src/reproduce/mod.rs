@@ -67,27 +67,33 @@ fn id_column<'a>(ids: impl Iterator<Item = &'a str>) -> usize {
 
 fn dry_run(runs: &[PlannedRun], device: &rbd_engine::Device) -> Result<()> {
     let mut est = estimate::Estimator::new(device.clone());
-    let mut total = 0.0;
-    let w = id_column(runs.iter().map(|r| r.entry.id.as_str()));
-    println!(
-        "{:<w$} {:>5} {:>12} {:>14}  configuration",
-        "run", "seed", "state", "estimate"
-    );
+    let mut states = Vec::new();
     for r in runs {
-        let (st, from) = match state(r)? {
+        states.push(match state(r)? {
             RunState::New => ("new".to_string(), 0),
             RunState::Partial { epochs_done } => {
                 (format!("{epochs_done}/{} done", r.cfg.epochs), epochs_done)
             }
             RunState::Done => ("done".into(), r.cfg.epochs),
             RunState::Diverged(d) => (format!("diverged@{}", d.epoch), r.cfg.epochs),
-        };
-        let secs = if r.blocked.is_some() {
-            0.0
-        } else {
-            est.seconds(&r.cfg, from)?
-        };
-        total += secs;
+        });
+    }
+    let seconds = est.measured(|est| {
+        runs.iter()
+            .zip(&states)
+            .map(|(r, (_, from))| match r.blocked {
+                Some(_) => Ok(0.0),
+                None => est.seconds(&r.cfg, *from),
+            })
+            .collect::<Result<Vec<f64>>>()
+    })?;
+    let total: f64 = seconds.iter().sum();
+    let w = id_column(runs.iter().map(|r| r.entry.id.as_str()));
+    println!(
+        "{:<w$} {:>5} {:>12} {:>14}  configuration",
+        "run", "seed", "state", "estimate"
+    );
+    for ((r, (st, _)), secs) in runs.iter().zip(&states).zip(seconds) {
         println!(
             "{:<w$} {:>5} {:>12} {:>14}  {}{}",
             r.entry.id,

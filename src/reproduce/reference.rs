@@ -111,7 +111,12 @@ pub fn runs_dir(refm: &Manifest, results_dir: &Path) -> Result<PathBuf> {
     };
     let committed = Path::new("results");
     Ok(
-        if refm.plan(results_dir, &all)?.iter().any(|q| q.dir.exists()) || !committed.exists() {
+        if refm
+            .plan(results_dir, &all)?
+            .iter()
+            .any(|q| crate::train::record::has(&q.dir, crate::train::trainer::CONFIG))
+            || !committed.exists()
+        {
             results_dir.to_path_buf()
         } else {
             committed.to_path_buf()
@@ -155,17 +160,10 @@ pub fn check(
                 Match::Missing(format!("{name}'s {label} is another configuration"))
             }
             Some(q) => {
-                let mut mine = if r.dir.exists() {
-                    read_epochs(&r.dir)?
-                } else {
-                    Vec::new()
-                };
+                // No rows where a run is not there (open, sealed or packed).
+                let mut mine = read_epochs(&r.dir)?;
                 mine.truncate(r.cfg.epochs as usize);
-                let theirs = if q.dir.exists() {
-                    read_epochs(&q.dir)?
-                } else {
-                    Vec::new()
-                };
+                let theirs = read_epochs(&q.dir)?;
                 compare(&mine, &theirs)
             }
         };

@@ -91,6 +91,13 @@ pub fn generate(
             bytes: md.into_bytes(),
         });
     }
+    let tune = results.join("tune");
+    if let Some(md) = super::tune::readme(&tune)? {
+        out.push(Generated {
+            path: tune.join(super::tune::README),
+            bytes: md.into_bytes(),
+        });
+    }
     out.push(Generated {
         path: results.join("README.md"),
         bytes: results_readme(&arts, &status_table(results, &arts, "")?).into_bytes(),
@@ -246,21 +253,23 @@ fn status_table(results: &Path, arts: &[Artefact], prefix: &str) -> Result<Strin
             .to_string_lossy()
             .to_string();
         let readme = p.join("README.md");
-        let what = heading(&readme).unwrap_or_else(|| {
-            if name == "tune" {
-                let searches = std::fs::read_dir(&p)
-                    .map(|d| {
-                        d.filter_map(|e| e.ok())
-                            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                            .count()
-                    })
-                    .unwrap_or(0);
-                format!("{searches} learning-rate searches by `rbd tune` (Table 4's protocol), each with its .md")
-            } else {
-                "(no README)".into()
-            }
-        });
-        let link = if readme.exists() {
+        // The tune folder's README is generated with this table: described from the
+        // searches, not from a file that may not be written yet.
+        let searches = (name == "tune")
+            .then(|| {
+                std::fs::read_dir(&p).map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        .count()
+                })
+            })
+            .and_then(|n| n.ok())
+            .filter(|n| *n > 0);
+        let what = match searches {
+            Some(n) => format!("{n} learning-rate searches by `rbd tune` (Table 4's protocol)"),
+            None => heading(&readme).unwrap_or_else(|| "(no README)".into()),
+        };
+        let link = if searches.is_some() || readme.exists() {
             format!("[`{name}`]({prefix}{name}/README.md)")
         } else {
             format!("`{name}`")

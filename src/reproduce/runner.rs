@@ -8,9 +8,9 @@ use crate::signals::StopFlag;
 use crate::train::checkpoint;
 use crate::train::config::RunConfig;
 use crate::train::metrics::{EpochMetrics, EpochTiming};
-use crate::train::record;
 use crate::train::run_dir::Occupied;
 use crate::train::trainer::{CHECKPOINT, CONFIG, FINAL};
+use crate::train::{pack, record};
 use crate::train::{Claim, Diverged, Observer, Outcome, ResumeChanges, Trainer};
 use anyhow::{bail, Context, Result};
 use rbd_optim::OptimizerKind;
@@ -186,10 +186,11 @@ pub enum RunEnd {
 pub fn run_one(cfg: &RunConfig, dir: &Path, prefix: &str, stop: &StopFlag) -> Result<RunEnd> {
     adopt_legacy_name(dir, prefix)?;
     let end = run_once(cfg, dir, prefix, stop, false)?;
-    // Sealed once over by its own configuration (a sweep at fewer epochs may find a
-    // longer run done), and not while another process holds it.
+    // Sealed and packed once over by its own configuration (a sweep at fewer epochs may
+    // find a longer run done), and not while another process holds it. A run an older
+    // binary sealed in its directory is packed here too.
     if matches!(end, RunEnd::Done | RunEnd::Diverged(_))
-        && !record::is_sealed(dir)
+        && !record::is_packed(dir)
         && !crate::train::run_dir::in_use(dir)
         && over(dir)?
     {
@@ -207,10 +208,30 @@ pub fn over(dir: &Path) -> Result<bool> {
     ))
 }
 
-/// Seals the finished (or diverged) run in `dir` under its lock.
-pub fn seal(dir: &Path) -> Result<record::SealReport> {
-    let _lock = crate::train::run_dir::RunDir::claim(dir, Claim::Resume)?;
-    record::seal(dir).with_context(|| format!("sealing {}", dir.display()))
+/// What [`seal`] did to a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealing {
+    /// The sealing (`records` 0 when the directory was sealed before).
+    pub sealed: record::SealReport,
+    /// Its joining the folder's pack.
+    pub packed: pack::Put,
+}
+
+/// Seals the finished (or diverged) run in `dir` under its lock, moves it into its
+/// folder's pack, and removes the directory when nothing else (parameters) is left.
+pub fn seal(dir: &Path) -> Result<Sealing> {
+    let before = record::is_sealed(dir);
+    let done = {
+        let _lock = crate::train::run_dir::RunDir::claim(dir, Claim::Resume)?;
+        let mut sealed = record::seal(dir).with_context(|| format!("sealing {}", dir.display()))?;
+        if before {
+            sealed.records = 0;
+        }
+        let packed = pack::put(dir).with_context(|| format!("packing {}", dir.display()))?;
+        Sealing { sealed, packed }
+    };
+    pack::tidy(dir)?;
+    Ok(done)
 }
 
 /// Renames a run directory written under its old name (`lr2^-1`) to its name now

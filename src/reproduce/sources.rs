@@ -281,12 +281,10 @@ fn plain_run(name: &str, dir: &Path) -> Result<Cell> {
 fn peer_cell(name: &str, dir: &Path) -> Result<Cell> {
     let mut seeds = Vec::new();
     let mut epochs = 0;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
+    let entries: Vec<PathBuf> = record::runs_in(dir)?
+        .into_iter()
         .filter(|p| record::has(p, "metrics.jsonl"))
         .collect();
-    entries.sort();
     for seed_dir in entries {
         let config = record::describe(&seed_dir, "config.json");
         let metrics = record::describe(&seed_dir, "metrics.jsonl");

@@ -203,19 +203,18 @@ pub fn collect(manifest: &Manifest, runs: &[PlannedRun]) -> Result<Vec<EntryResu
     Ok(out)
 }
 
-/// The seeds on disk: one more than the largest `-seedN` among `runs/`.
+/// The seeds on disk: one more than the largest `-seedN` among `runs/` (directories
+/// and packed runs alike).
 fn seeds_on_disk(runs: &Path) -> u64 {
-    std::fs::read_dir(runs)
-        .map(|entries| {
-            entries
-                .filter_map(|e| {
-                    let name = e.ok()?.file_name().to_string_lossy().to_string();
-                    let (_, n) = name.rsplit_once("-seed")?;
-                    n.parse::<u64>().ok().map(|n| n + 1)
-                })
-                .max()
-                .unwrap_or(0)
+    crate::train::record::runs_in(runs)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().to_string();
+            let (_, n) = name.rsplit_once("-seed")?;
+            n.parse::<u64>().ok().map(|n| n + 1)
         })
+        .max()
         .unwrap_or(0)
 }
 

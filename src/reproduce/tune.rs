@@ -12,7 +12,7 @@ use crate::signals::StopFlag;
 use crate::train::config::RunConfig;
 use crate::train::kinds::PresetSource;
 use crate::train::metrics::read_epochs;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -52,6 +52,10 @@ pub struct TuneResult {
     pub trials: Vec<Trial>,
     /// The protocol, in words.
     pub protocol: String,
+    /// The command that runs this search again (absent in searches written before it
+    /// was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// A search: the configuration to tune (its rate is replaced) and its budget.
@@ -212,6 +216,11 @@ pub fn tune(req: &TuneRequest, stop: &StopFlag) -> Result<Option<TuneResult>> {
             "Table 4's protocol: train on a random 75% of the training images (after the {}-image validation hold-out), score by the loss on the other 25% after {} epochs; powers of two in [2^{}, 2^{}], coarse steps of 2^2 downhill from the published rate, then the odd neighbours of the best",
             req.base.data.val_size, req.base.epochs, RANGE.0, RANGE.1
         ),
+        command: Some(super::manifest::tune_command(
+            &req.base,
+            &req.results,
+            &req.base.data_dir,
+        )),
     };
     write(req, &result)?;
     Ok(Some(result))
@@ -231,47 +240,87 @@ fn write(req: &TuneRequest, r: &TuneResult) -> Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     crate::train::run_dir::write_atomic(&file, serde_json::to_string_pretty(r)?.as_bytes())?;
-    let seg = &req.base.schedule[0];
+    let dir = req.results.join("tune");
+    if let Some(md) = readme(&dir)? {
+        crate::train::run_dir::write_atomic(&dir.join(README), md.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The report of every search in a tune folder, generated from the searches' files.
+pub const README: &str = "README.md";
+
+/// `results/tune/README.md`: every search of `dir` (its `NAME.json`, in name order)
+/// with its chosen rate, the published ones and each trial; `None` without searches.
+/// Written by `rbd tune` and checked by `rbd reproduce all --check` (one report in
+/// place of one file per search).
+pub fn readme(dir: &Path) -> Result<Option<String>> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(d) => d
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(_) => return Ok(None),
+    };
+    if files.is_empty() {
+        return Ok(None);
+    }
+    files.sort();
     let mut md = format!(
-        "# rbd tune: {} on {} / {}, d = {}\n\n`{}`\n\n{}.\n\nChosen: **2^{}** ({}).",
-        seg.optimizer,
-        req.base.model,
-        req.base.dataset,
-        req.base.settings.directions.dim,
-        super::manifest::tune_command(&req.base, &req.results, &req.base.data_dir),
-        r.protocol,
-        r.best_exponent,
-        format_lr(r.best_lr)
+        "# Learning-rate searches by `rbd tune` (Table 4's protocol)\n\n{} searches, generated from each search's `NAME.json` by `rbd tune` and `rbd reproduce all --summarize`; a search's trial runs are in `NAME/{}`.\n",
+        files.len(),
+        crate::train::pack::PACK
     );
-    if r.published.is_empty() {
-        md.push_str(" No published rate to compare with.\n");
-    } else {
-        for (source, e) in &r.published {
-            let verdict = if *e == r.best_exponent {
-                "confirmed"
-            } else {
-                "not confirmed"
-            };
-            let _ = write!(md, " Published {source}: 2^{e}, {verdict}.");
-        }
-        md.push('\n');
-    }
-    md.push_str("\n| rate | held-out loss | held-out accuracy | note |\n|---|---|---|---|\n");
-    for t in &r.trials {
-        let _ = writeln!(
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let r: TuneResult = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not an rbd tune result", file.display()))?;
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = write!(
             md,
-            "| 2^{} | {} | {:.2}% | {} |",
-            t.exponent,
-            if t.held_out_loss.is_finite() {
-                format!("{:.4}", t.held_out_loss)
-            } else {
-                "∞".into()
-            },
-            100.0 * t.held_out_accuracy,
-            t.diverged_at_epoch
-                .map(|e| format!("diverged at epoch {e}"))
-                .unwrap_or_default()
+            "\n## {name}\n\n[`{name}.json`]({name}.json){}. {}.\n\nChosen: **2^{}** ({}).",
+            r.command
+                .as_ref()
+                .map(|c| format!(", made by `{c}`"))
+                .unwrap_or_default(),
+            r.protocol,
+            r.best_exponent,
+            format_lr(r.best_lr)
         );
+        if r.published.is_empty() {
+            md.push_str(" No published rate to compare with.\n");
+        } else {
+            for (source, e) in &r.published {
+                let verdict = if *e == r.best_exponent {
+                    "confirmed"
+                } else {
+                    "not confirmed"
+                };
+                let _ = write!(md, " Published {source}: 2^{e}, {verdict}.");
+            }
+            md.push('\n');
+        }
+        md.push_str("\n| rate | held-out loss | held-out accuracy | note |\n|---|---|---|---|\n");
+        for t in &r.trials {
+            let _ = writeln!(
+                md,
+                "| 2^{} | {} | {:.2}% | {} |",
+                t.exponent,
+                if t.held_out_loss.is_finite() {
+                    format!("{:.4}", t.held_out_loss)
+                } else {
+                    "∞".into()
+                },
+                100.0 * t.held_out_accuracy,
+                t.diverged_at_epoch
+                    .map(|e| format!("diverged at epoch {e}"))
+                    .unwrap_or_default()
+            );
+        }
     }
-    crate::train::run_dir::write_atomic(&file.with_extension("md"), md.as_bytes())
+    Ok(Some(md))
 }

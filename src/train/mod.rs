@@ -10,6 +10,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod optimizers;
 pub mod oracle;
+pub mod pack;
 pub mod plot;
 pub mod record;
 pub mod run_dir;

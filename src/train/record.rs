@@ -10,17 +10,21 @@
 //! Keeping each record's text, not re-serialised values, is what makes a sealed run
 //! read back bit for bit: the same text parses to the same `f64`s.
 //!
-//! Every reader of a run's records goes through [`text`], so it cannot tell the two
-//! forms apart; a sealed run is reopened ([`unseal`]) only to be extended.
+//! A sealed run then joins its folder's pack ([`super::pack`]): the finished runs of one
+//! folder in one file, so its directory goes (or keeps only its parameters).
+//!
+//! Every reader of a run's records goes through [`text`], so it cannot tell the three
+//! forms apart; a sealed or packed run is reopened ([`unseal`]) only to be extended.
 
 use super::run_dir::{write_atomic, LOCK_FILE};
 use anyhow::{bail, Context, Result};
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The sealed record of a finished run, inside its directory.
 pub const SEALED: &str = "run.json.gz";
@@ -29,7 +33,7 @@ pub const SEALED: &str = "run.json.gz";
 pub const DERIVED: [&str; 3] = ["metrics.csv", "steps.csv", "accuracy.svg"];
 
 /// The version of the sealed format this binary writes and reads.
-const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 1;
 
 /// The sealed record: each record's file name and exact text.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,39 +44,93 @@ pub struct Sealed {
     pub files: BTreeMap<String, String>,
 }
 
-/// Whether `dir` holds a sealed run.
+/// Where a run's records are.
+pub enum Stored {
+    /// In files of their own in the run's directory (a run in progress), or nowhere.
+    Open,
+    /// In the directory's sealed record, [`SEALED`].
+    Sealed,
+    /// In its folder's pack, under the run's name.
+    Packed(Arc<super::pack::Pack>, String),
+}
+
+/// Where the records of the run in `dir` are: a sealed record wins, then open files
+/// (a run taken out of its pack to be extended), then the folder's pack.
+pub fn stored(dir: &Path) -> Result<Stored> {
+    if dir.join(SEALED).is_file() {
+        return Ok(Stored::Sealed);
+    }
+    if dir.join(super::trainer::CONFIG).is_file() {
+        return Ok(Stored::Open);
+    }
+    Ok(match super::pack::find(dir)? {
+        Some((pack, name)) => Stored::Packed(pack, name),
+        None => Stored::Open,
+    })
+}
+
+/// Whether `dir` holds a sealed run (in its own `run.json.gz`).
 pub fn is_sealed(dir: &Path) -> bool {
     dir.join(SEALED).is_file()
 }
 
-/// The text of the run's record `name` (e.g. `metrics.jsonl`), from the sealed record
-/// when there is one, else from the directory; `None` when the run has no such record.
-pub fn text(dir: &Path, name: &str) -> Result<Option<String>> {
-    if is_sealed(dir) {
-        return Ok(read_sealed(&dir.join(SEALED))?.files.get(name).cloned());
-    }
-    let path = dir.join(name);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    std::fs::read_to_string(&path)
-        .map(Some)
-        .with_context(|| format!("reading {}", path.display()))
+/// Whether the run in `dir` is in its folder's pack (and nowhere else).
+pub fn is_packed(dir: &Path) -> bool {
+    matches!(stored(dir), Ok(Stored::Packed(..)))
 }
 
-/// Whether the run in `dir` has the record `name` (sealed or not).
+/// The text of the run's record `name` (e.g. `metrics.jsonl`), from the sealed record
+/// or the pack when the run is there, else from the directory; `None` when the run has
+/// no such record.
+pub fn text(dir: &Path, name: &str) -> Result<Option<String>> {
+    match stored(dir)? {
+        Stored::Sealed => Ok(read_sealed(&dir.join(SEALED))?.files.get(name).cloned()),
+        Stored::Packed(pack, run) => Ok(pack.runs[&run].sealed.files.get(name).cloned()),
+        Stored::Open => {
+            let path = dir.join(name);
+            if !path.is_file() {
+                return Ok(None);
+            }
+            std::fs::read_to_string(&path)
+                .map(Some)
+                .with_context(|| format!("reading {}", path.display()))
+        }
+    }
+}
+
+/// Whether the run in `dir` has the record `name` (sealed, packed or not).
 pub fn has(dir: &Path, name: &str) -> bool {
     matches!(text(dir, name), Ok(Some(_)))
 }
 
 /// Where the record `name` of the run in `dir` is, for messages: the file, or the file
-/// inside the sealed record (`DIR/run.json.gz:metrics.jsonl`).
+/// inside the sealed record (`DIR/run.json.gz:metrics.jsonl`) or the pack
+/// (`FOLDER/sealed-runs.jsonl.gz:RUN/metrics.jsonl`).
 pub fn describe(dir: &Path, name: &str) -> String {
-    if is_sealed(dir) {
-        format!("{}:{name}", dir.join(SEALED).display())
-    } else {
-        dir.join(name).display().to_string()
+    match stored(dir) {
+        Ok(Stored::Sealed) => format!("{}:{name}", dir.join(SEALED).display()),
+        Ok(Stored::Packed(_, run)) => format!(
+            "{}:{run}/{name}",
+            dir.with_file_name(super::pack::PACK).display()
+        ),
+        _ => dir.join(name).display().to_string(),
     }
+}
+
+/// The runs in `folder`: its subdirectories and the runs of its pack, by name.
+pub fn runs_in(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut names: BTreeSet<String> = super::pack::names(folder)?.into_iter().collect();
+    if folder.is_dir() {
+        for e in
+            std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?
+        {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                names.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    Ok(names.into_iter().map(|n| folder.join(n)).collect())
 }
 
 /// Reads a sealed record, naming the file in every error.
@@ -224,21 +282,26 @@ pub fn seal(dir: &Path) -> Result<SealReport> {
     })
 }
 
-/// Opens a sealed run again (to extend it): writes each record back to its file, then
-/// removes the sealed record. Does nothing to a directory that is not sealed.
+/// Opens a sealed or packed run again (to extend it): writes each record back to its
+/// file, then removes the sealed record or takes the run out of its pack. Does nothing
+/// to a run that is neither.
 pub fn unseal(dir: &Path) -> Result<()> {
     let path = dir.join(SEALED);
-    if !path.exists() {
-        return Ok(());
+    if path.exists() {
+        unseal_record(dir, &path)?;
     }
-    let sealed = read_sealed(&path)?;
+    // After the sealed record: a packing interrupted before it went left both.
+    super::pack::take(dir)
+}
+
+fn unseal_record(dir: &Path, path: &Path) -> Result<()> {
+    let sealed = read_sealed(path)?;
     for (name, text) in &sealed.files {
-        if name.contains('/') || name.contains('\\') || name.starts_with('.') {
-            bail!("{}: holds a record named {name:?}", path.display());
-        }
+        super::pack::check_name(name)
+            .with_context(|| format!("{}: holds a record named {name:?}", path.display()))?;
         write_atomic(&dir.join(name), text.as_bytes())?;
     }
-    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))
+    std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))
 }
 
 /// The file name a run directory had before names lost shell-special characters

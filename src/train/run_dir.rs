@@ -87,6 +87,14 @@ pub fn precheck(path: &Path, claim: Claim) -> Result<()> {
                     .into());
                 }
             }
+            // A finished run kept in its folder's pack is a run there too.
+            if super::record::is_packed(path) {
+                return Err(Occupied {
+                    path: path.to_path_buf(),
+                    holds: format!("a finished run, in {}", super::pack::PACK),
+                }
+                .into());
+            }
         }
         Claim::Overwrite => {
             if path.exists() && !path.is_dir() {
@@ -94,8 +102,11 @@ pub fn precheck(path: &Path, claim: Claim) -> Result<()> {
             }
         }
         Claim::Resume => {
-            // A sealed run is a run too (it is reopened to be extended).
-            if !path.join("config.json").is_file() && !path.join(super::record::SEALED).is_file() {
+            // A sealed or packed run is a run too (it is reopened to be extended).
+            if !path.join("config.json").is_file()
+                && !path.join(super::record::SEALED).is_file()
+                && !super::record::is_packed(path)
+            {
                 bail!("no run to resume at {} (no config.json)", path.display());
             }
         }
@@ -122,6 +133,7 @@ impl RunDir {
         // Re-check under the lock: another process may have written meanwhile.
         precheck(path, claim)?;
         if claim == Claim::Overwrite {
+            super::pack::remove(path)?;
             for name in entries(path)? {
                 let p = path.join(&name);
                 let removed = if p.is_dir() && !p.is_symlink() {

@@ -248,11 +248,44 @@ fn hours_stop_a_campaign_with_a_checkpoint_and_bad_plans_are_refused() {
         run_dir.display()
     );
 
+    // --fit starts nothing that ends after the budget: 0.36 s fits no run and no search,
+    // and nothing is started (a started run's checkpoint would not outlive the machine).
+    let fit_results = dir.join("results-fit");
+    let o = rbd()
+        .args(args(&plan, &fit_results, &["--hours", "0.0001", "--fit"]))
+        .env("RBD_DATA", &data)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("rbd seed 0: not started: needs about"),
+        "{out}"
+    );
+    assert!(!fit_results.join("mini/runs").exists(), "{out}");
+    // A day fits the miniature runs even on a machine the whole test suite loads (an
+    // hour once did not, unexplained): --fit then trains what a plain campaign would.
+    let o = rbd()
+        .args(args(&plan, &fit_results, &["--hours", "24", "--fit"]))
+        .env("RBD_DATA", &data)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("not started"), "{out}");
+    assert!(out.contains("nothing runnable is left"), "{out}");
+    assert!(
+        status(&plan, &fit_results, &data).contains("3 items done"),
+        "{}",
+        status(&plan, &fit_results, &data)
+    );
+
     // Flags that belong to one artefact, and plans that cannot run, name the problem.
     for (extra, want) in [
         (vec!["--only", "x"], "--only"),
         (vec!["--epochs", "3"], "--epochs"),
         (vec!["--hours", "0"], "positive number of hours"),
+        (vec!["--fit"], "--hours"),
     ] {
         let o = rbd().args(args(&plan, &results, &extra)).output().unwrap();
         assert!(!o.status.success());

@@ -1,9 +1,12 @@
-//! Sealed runs (`run.json.gz`) and `rbd results migrate`: a finished run kept as one
-//! file reads back exactly as the directory it was, a rerun still trains nothing, the
-//! migration loses nothing and can be run again, and a run left open by an older binary
-//! (under its old `lr2^K` name) resumes and seals.
+//! Sealed and packed runs (`run.json.gz`, `sealed-runs.jsonl.gz`) and `rbd results
+//! migrate`: a finished run kept in its folder's pack reads back exactly as the
+//! directory it was, a rerun still trains nothing, the migration loses nothing and can
+//! be run again (also on a tree an older binary kept writing), a run left open by an
+//! older binary (under its old `lr2^K` name) resumes and packs, a packed run given more
+//! epochs trains on bit for bit, and every committed run is packed and recognised.
 
 use super::{rbd, reproduce_on_cpu, scratch, synthetic};
+use rbd::train::pack::PACK;
 use rbd::train::record::{self, SEALED};
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -102,16 +105,20 @@ fn finished_runs_seal_and_a_migrated_tree_summarises_the_same_and_trains_nothing
     let runs = results.join("lean/runs");
     let sgd = runs.join("sgd-lr2pow-3-seed0");
     for run in [&sgd, &runs.join("rbd-seed0")] {
-        // Sealed as it finished: one record, the parameters beside it, nothing else.
+        // Packed as it finished: only the parameters stay in its directory.
         let names: Vec<String> = std::fs::read_dir(run)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n != ".lock" && !n.ends_with(".safetensors"))
             .collect();
-        assert_eq!(names, [SEALED], "{}", run.display());
-        assert!(run.join("final.safetensors").exists());
+        assert!(names.is_empty(), "{}: {names:?}", run.display());
+        assert!(record::is_packed(run) && run.join("final.safetensors").exists());
         assert_eq!(rbd::train::metrics::read_epochs(run).unwrap().len(), 2);
     }
+    assert_eq!(
+        rbd::train::pack::names(&runs).unwrap(),
+        ["rbd-seed0", "sgd-lr2pow-3-seed0"]
+    );
     assert!(!rbd::train::metrics::read_steps(&sgd).unwrap().is_empty());
 
     // The same runs as an older binary left them: summaries from the open directories.
@@ -124,10 +131,11 @@ fn finished_runs_seal_and_a_migrated_tree_summarises_the_same_and_trains_nothing
 
     let out = ok(migrate(&results));
     assert!(
-        out.contains("0 renamed, 2 sealed now") && out.contains("0 in progress"),
+        out.contains("0 renamed, 2 sealed now, 2 packed now") && out.contains("0 in progress"),
         "{out}"
     );
     assert!(!sgd.join("metrics.csv").exists() && !sgd.join("accuracy.svg").exists());
+    assert!(record::is_packed(&sgd) && !sgd.join(SEALED).exists());
     ok(reproduce(&m, &results, &["--summarize"]));
     assert_eq!(
         summaries(&results),
@@ -160,7 +168,7 @@ fn migration_is_idempotent_and_refuses_a_record_it_cannot_trust() {
     let sealed = tree(&results);
     let again = ok(migrate(&results));
     assert!(
-        again.contains("0 sealed now (0 bytes), 2 sealed before"),
+        again.contains("0 sealed now, 0 packed now (0 bytes), 2 packed before"),
         "{again}"
     );
     assert_eq!(tree(&results), sealed, "a second migration changed files");
@@ -191,7 +199,7 @@ fn migration_is_idempotent_and_refuses_a_record_it_cannot_trust() {
     record::unseal(&sgd).unwrap();
     ok(migrate(&results));
     let rows = record::text(&sgd, "metrics.jsonl").unwrap().unwrap();
-    // Put an open copy back beside the sealed record, with one digit changed.
+    // Put an open copy back beside the packed record, with one digit changed.
     std::fs::write(
         sgd.join("metrics.jsonl"),
         rows.replacen("\"epoch\":1", "\"epoch\":7", 1),
@@ -200,7 +208,26 @@ fn migration_is_idempotent_and_refuses_a_record_it_cannot_trust() {
     let o = migrate(&results);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("differs"), "{}", text(&o));
-    assert!(sgd.join("metrics.jsonl").exists() && sgd.join(SEALED).exists());
+    assert!(sgd.join("metrics.jsonl").exists() && record::is_packed(&sgd));
+    // An identical copy (a packing interrupted) is removed.
+    std::fs::write(sgd.join("metrics.jsonl"), &rows).unwrap();
+    ok(migrate(&results));
+    assert!(!sgd.join("metrics.jsonl").exists());
+
+    // A damaged pack: refused, naming it, and the pack stays as it is.
+    let pack = results.join("lean/runs").join(PACK);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let cut = bytes.len() - 5;
+    bytes.truncate(cut);
+    std::fs::write(&pack, &bytes).unwrap();
+    let o = migrate(&results);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&pack.display().to_string()),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(std::fs::read(&pack).unwrap(), bytes);
 }
 
 #[test]
@@ -241,7 +268,7 @@ fn an_old_format_run_in_progress_under_its_old_name_resumes_and_seals() {
         out.contains("renaming") && out.contains("resuming after 1 epochs"),
         "{out}"
     );
-    assert!(record::is_sealed(&run) && !run.join("metrics.jsonl").exists());
+    assert!(record::is_packed(&run) && !run.join("metrics.jsonl").exists());
     assert!(run.join("final.safetensors").exists());
     // Bit for bit the run that was never stopped.
     let reference = straight.join("lean/runs/sgd-lr2pow-3-seed0");
@@ -267,4 +294,171 @@ fn export_and_migrate_name_what_is_wrong() {
     let o = migrate(&missing);
     assert!(!o.status.success());
     assert!(text(&o).contains("--results"), "{}", text(&o));
+}
+
+#[test]
+fn a_tree_an_older_binary_kept_writing_migrates_into_the_packs_it_has() {
+    let dir = scratch("lean-mixed");
+    let m = mini(&dir);
+    let results = dir.join("results");
+    let runs = results.join("lean/runs");
+    // A second SGD seed stopped after its first epoch, as an older binary left it:
+    // open files and a checkpoint.
+    ok(reproduce_on_cpu(
+        &m,
+        &results,
+        &["--seeds", "2", "--only", "sgd-lr2pow-3", "--epochs", "1"],
+    ));
+    let open = runs.join("sgd-lr2pow-3-seed1");
+    as_left_by_an_older_binary(&open);
+    std::fs::rename(
+        open.join("final.safetensors"),
+        open.join("checkpoint.safetensors"),
+    )
+    .unwrap();
+    // Both seed-0 runs finish with this binary (packed); then the SGD one is as an
+    // older binary leaves a finished run: sealed in its own directory.
+    ok(reproduce(&m, &results, &[]));
+    assert_eq!(
+        rbd::train::pack::names(&runs).unwrap(),
+        ["rbd-seed0", "sgd-lr2pow-3-seed0"]
+    );
+    let sgd = runs.join("sgd-lr2pow-3-seed0");
+    record::unseal(&sgd).unwrap();
+    record::seal(&sgd).unwrap();
+    assert!(sgd.join(SEALED).exists() && !record::is_packed(&sgd));
+    ok(reproduce(&m, &results, &["--summarize"]));
+    let before = summaries(&results);
+
+    let out = ok(migrate(&results));
+    assert!(
+        out.contains("0 sealed now, 1 packed now") && out.contains("1 packed before"),
+        "{out}"
+    );
+    assert!(out.contains("1 in progress"), "{out}");
+    assert_eq!(
+        rbd::train::pack::names(&runs).unwrap(),
+        ["rbd-seed0", "sgd-lr2pow-3-seed0"]
+    );
+    assert!(!sgd.join(SEALED).exists() && open.join("metrics.jsonl").exists());
+    ok(reproduce(&m, &results, &["--summarize"]));
+    assert_eq!(
+        summaries(&results),
+        before,
+        "the summaries changed with packing"
+    );
+    let out = ok(reproduce(&m, &results, &[]));
+    assert_eq!(out.matches("] done").count(), 2, "{out}");
+}
+
+#[test]
+fn a_packed_run_given_more_epochs_trains_on_bit_for_bit_and_packs_again() {
+    let dir = scratch("lean-extend");
+    let m = mini(&dir);
+    let straight = dir.join("straight");
+    ok(reproduce(&m, &straight, &["--only", "sgd-lr2pow-3"]));
+    let results = dir.join("results");
+    ok(reproduce(
+        &m,
+        &results,
+        &["--only", "sgd-lr2pow-3", "--epochs", "1"],
+    ));
+    let run = results.join("lean/runs/sgd-lr2pow-3-seed0");
+    assert!(record::is_packed(&run));
+    let out = ok(reproduce(&m, &results, &["--only", "sgd-lr2pow-3"]));
+    assert!(out.contains("resuming after 1 epochs"), "{out}");
+    assert!(record::is_packed(&run) && !run.join("metrics.jsonl").exists());
+    let reference = straight.join("lean/runs/sgd-lr2pow-3-seed0");
+    for name in ["metrics.jsonl", "steps.jsonl"] {
+        assert_eq!(
+            record::text(&run, name).unwrap(),
+            record::text(&reference, name).unwrap(),
+            "{name}"
+        );
+    }
+    // A new run may not start where a packed one is.
+    let o = rbd()
+        .args(["train", "--out", run.to_str().unwrap(), "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("already holds a run"), "{}", text(&o));
+}
+
+/// Every run committed under `results/` is in its folder's pack (none left as a
+/// directory of records), and each planned run of a built-in manifest or tune trial
+/// that has a record reads as finished: a rerun trains nothing.
+#[test]
+fn every_committed_run_is_packed_and_finished() {
+    use rbd::reproduce::manifest::{Manifest, PlanOptions, BUILT_IN};
+    use rbd::reproduce::runner::{over, state, RunState};
+    // Relative, as `rbd reproduce` plans it (a tuned rate's source names its file), from
+    // the package root, where cargo runs the tests.
+    let results = Path::new("results").to_path_buf();
+    assert!(
+        results.join("README.md").exists(),
+        "run from the package root"
+    );
+    let mut unpacked = Vec::new();
+    let mut todo = vec![results.clone()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p
+                .file_name()
+                .is_some_and(|n| n == SEALED || n == "config.json")
+            {
+                unpacked.push(p);
+            }
+        }
+    }
+    assert!(
+        unpacked.is_empty(),
+        "{} records not packed (run `rbd results migrate`), e.g. {:?}",
+        unpacked.len(),
+        &unpacked[..unpacked.len().min(3)]
+    );
+
+    let mut finished = 0;
+    for (name, _) in BUILT_IN {
+        let manifest = Manifest::load(name).unwrap();
+        let opts = PlanOptions {
+            seeds: Some(5),
+            data_dir: std::env::temp_dir(),
+            ..PlanOptions::default()
+        };
+        let Ok(planned) = manifest.plan(&results, &opts) else {
+            continue; // not a training artefact
+        };
+        for run in planned
+            .iter()
+            .filter(|r| record::has(&r.dir, "config.json"))
+        {
+            assert!(record::is_packed(&run.dir), "{}", run.dir.display());
+            let s = state(run).unwrap();
+            assert!(
+                matches!(s, RunState::Done | RunState::Diverged(_)),
+                "{}: {s:?}",
+                run.dir.display()
+            );
+            finished += 1;
+        }
+    }
+    let mut trials = 0;
+    for search in std::fs::read_dir(results.join("tune")).unwrap() {
+        let search = search.unwrap().path();
+        if search.is_dir() {
+            for trial in record::runs_in(&search).unwrap() {
+                assert!(record::is_packed(&trial), "{}", trial.display());
+                assert!(over(&trial).unwrap(), "{}", trial.display());
+                trials += 1;
+            }
+        }
+    }
+    assert!(
+        finished > 100 && trials > 50,
+        "{finished} runs, {trials} trials"
+    );
 }

@@ -178,6 +178,69 @@ fn a_sweep_writes_its_summary_and_continues_after_a_kill() {
     assert!(readme.contains("reduced reproduction"), "{readme}");
 }
 
+/// A dry run says on stderr which run shape it is timing, one line each before it starts
+/// (it was silent for minutes), and its stdout stays the table alone: the title, the
+/// header, a line per run, the total and where the costs came from.
+#[test]
+fn a_dry_run_reports_its_measuring_on_stderr_and_only_the_table_on_stdout() {
+    let (dir, data) = scratch_with_data("dry-run-progress", 1000);
+    let m = manifest(&dir, &data);
+    let results = dir.join("results");
+    // A data directory of its own: no cached costs, so every shape is measured.
+    let cache = dir.join("cache");
+    let o = rbd()
+        .args([
+            "reproduce",
+            m.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--dry-run",
+        ])
+        .arg("--results")
+        .arg(&results)
+        .env("RBD_DATA", &cache)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    // Two shapes (sgd and rbd), each measured once for its two seeds, in plan order.
+    let progress: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("measuring step costs: "))
+        .collect();
+    assert_eq!(progress.len(), 2, "{err}");
+    assert!(
+        progress[0].starts_with("measuring step costs: 1/2 (fc on idx:"),
+        "{err}"
+    );
+    assert!(progress[0].contains(", sgd)"), "{err}");
+    assert!(
+        progress[1].starts_with("measuring step costs: 2/2 ("),
+        "{err}"
+    );
+    assert!(progress[1].contains(", rbd, d = 20)"), "{err}");
+    assert!(!out.contains("measuring"), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2 + 4 + 2, "{out}");
+    assert!(lines[0].starts_with("mini — "), "{out}");
+    assert!(lines[1].starts_with("run "), "{out}");
+    assert_eq!(
+        lines[2..6].iter().filter(|l| l.contains(" new ")).count(),
+        4,
+        "{out}"
+    );
+    assert!(lines[6].starts_with("4 runs; estimated"), "{out}");
+    assert!(
+        lines[7].starts_with("step costs: 0 run shapes from the cache")
+            && lines[7].contains(", 2 measured now"),
+        "{out}"
+    );
+    assert!(!results.exists(), "a dry run wrote {}", results.display());
+}
+
 #[test]
 fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
     let (dir, data) = scratch_with_data("tune", 1000);
@@ -230,7 +293,12 @@ fn tune_walks_to_a_rate_that_neither_diverges_nor_crawls() {
         (-8..=3).contains(&best),
         "implausible best rate 2^{best}: {v}"
     );
-    assert!(results.join("tune/fc-idx-sgd-d250-val-size200.md").exists());
+    // One report for every search, naming this one.
+    let report = std::fs::read_to_string(results.join("tune/README.md")).unwrap();
+    assert!(
+        report.contains("## fc-idx-sgd-d250-val-size200\n"),
+        "{report}"
+    );
     // A second run reuses every trial.
     let o = tune();
     assert!(o.status.success());
@@ -331,16 +399,29 @@ column = "FPD"
         .join("tune/fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.json")
         .exists());
     assert_eq!(std::fs::read(&seed0).unwrap(), before);
-    // Each table names the command that made it, seed included.
-    let md = |f: &str| std::fs::read_to_string(results.join("tune").join(f)).unwrap();
-    assert!(md(
-        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200.md"
-    )
-    .contains(hint));
-    assert!(md(
-        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200.md"
-    )
-    .contains(&hint.replace(" --val-size", " --seed 1 --val-size")));
+    // The report's section of each search names the command that made it, seed included.
+    let report = std::fs::read_to_string(results.join("tune/README.md")).unwrap();
+    let section = |name: &str| {
+        let start = report
+            .find(&format!("## {name}\n"))
+            .unwrap_or_else(|| panic!("no section {name}: {report}"));
+        let rest = &report[start + 3..];
+        rest[..rest.find("\n## ").unwrap_or(rest.len())].to_string()
+    };
+    let s0 = section(
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-val-size200",
+    );
+    assert!(s0.contains(&format!("made by `{hint}`")), "{s0}");
+    let s1 = section(
+        "fc-idx-fpd-d20-no-augment-batch-size16-bernoulli-p0.25-compartments2-distribution-bernoulli-fpd-variant-released-generator-philox-seed1-val-size200",
+    );
+    assert!(
+        s1.contains(&format!(
+            "made by `{}`",
+            hint.replace(" --val-size", " --seed 1 --val-size")
+        )),
+        "{s1}"
+    );
 }
 
 #[test]

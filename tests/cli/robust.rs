@@ -711,14 +711,14 @@ fn every_committed_result_still_reads() {
         let artefact = artefact.unwrap().path();
         let runs = artefact.join("runs");
         if runs.is_dir() {
-            dirs.extend(std::fs::read_dir(runs).unwrap().map(|e| e.unwrap().path()));
+            dirs.extend(rbd::train::record::runs_in(&runs).unwrap());
         }
     }
     let mut searches = 0;
     for e in std::fs::read_dir(results.join("tune")).unwrap() {
         let p = e.unwrap().path();
         if p.is_dir() {
-            dirs.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            dirs.extend(rbd::train::record::runs_in(&p).unwrap());
         } else if p.extension().is_some_and(|e| e == "json") {
             let t: TuneResult =
                 serde_json::from_str(&read(&p)).unwrap_or_else(|e| panic!("{}: {e}", p.display()));

@@ -56,7 +56,7 @@ fn check(name: &str, got: &BTreeMap<String, String>, want: &BTreeMap<String, Str
     }
 }
 
-/// Directories of rbd runs under `results/` (sealed or not): `results/ARTEFACT/runs/RUN/`
+/// Directories of rbd runs under `results/` (open, sealed or packed): `results/ARTEFACT/runs/RUN/`
 /// and the trials of `rbd tune` under `results/tune/KEY/lr2powE/`.
 fn committed_configs() -> Vec<PathBuf> {
     let results = root().join("results");
@@ -76,7 +76,8 @@ fn committed_configs() -> Vec<PathBuf> {
             vec![artefact.join("runs")]
         };
         for parent in below {
-            for run in dirs(&parent) {
+            // Directories and packed runs alike.
+            for run in record::runs_in(&parent).unwrap() {
                 if record::has(&run, "config.json") {
                     out.push(run);
                 }
@@ -159,6 +160,47 @@ fn built_in_manifests_plan_the_same_runs() {
         }
     }
     check("manifest-plans.txt", &got, &fixture("manifest-plans.txt"));
+}
+
+/// A run whose rate comes from `rbd tune` keeps its id wherever the results directory is:
+/// the id hashes the rate's source, which once held the `--results` path as given, so
+/// `--results /tmp/x` (or an absolute path to the same `results/`) planned other ids
+/// than `results` and refused the committed runs as "another configuration".
+#[test]
+fn tuned_runs_keep_their_ids_under_any_results_directory() {
+    let committed = root().join("results");
+    let elsewhere = scratch("tuned-elsewhere").join("some").join("results-copy");
+    std::fs::create_dir_all(elsewhere.join("tune")).unwrap();
+    for e in std::fs::read_dir(committed.join("tune")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            std::fs::copy(&p, elsewhere.join("tune").join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let m = Manifest::load("table1-tuned").unwrap();
+    let ids = |results: &Path| -> BTreeMap<String, String> {
+        m.plan(results, &PlanOptions::default())
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.blocked.is_none())
+            .map(|p| {
+                let key = format!("table1-tuned/runs/{}-seed{}", p.entry.id, p.seed);
+                (key, p.cfg.run_id())
+            })
+            .collect()
+    };
+    let here = ids(&committed);
+    assert!(
+        !here.is_empty(),
+        "no tuned rate found under {}",
+        committed.display()
+    );
+    assert_eq!(ids(&elsewhere), here, "{}", elsewhere.display());
+    // The committed runs, recorded with the default `results`, are the same runs.
+    let want = fixture("run-ids.txt");
+    let recorded = here.keys().filter(|k| want.contains_key(*k)).count();
+    assert!(recorded >= 9, "only {recorded} tuned runs in run-ids.txt");
+    check("tuned-run-ids.txt", &here, &want);
 }
 
 /// FNV-1a (64-bit) of a run's final tensors, in name order.

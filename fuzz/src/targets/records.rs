@@ -130,6 +130,8 @@ impl Target for TuneRecord {
             epochs: rng.range(1, 100) as u64,
             trials,
             protocol: "Table 4's protocol".into(),
+            // Searches written before the command was recorded have none.
+            command: (rng.below(2) == 0).then(|| "rbd tune --model fc".to_string()),
         };
         let text = serde_json::to_string_pretty(&result).expect("a result serialises");
         let config = serde_json::to_string(&cfg).expect("a configuration serialises");
