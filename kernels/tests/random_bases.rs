@@ -625,6 +625,66 @@ fn project_expand_equals_project_then_expand_bitwise_under_every_plan() {
     }
 }
 
+/// The timed step (`rbd bench rbd`'s phase table) computes bitwise what the untimed one
+/// does, at every instruction set, from outside a pool and inside one of 3 threads, and
+/// counts its passes: blocks + 1 per compartment under a generate-once plan (blocks of
+/// 96 KiB: 40 directions over 12,000 entries, 3 chunks, in blocks of 2: 21 passes; 7
+/// over 7,000, 2 chunks, in blocks of 3: 4 passes), none under a two-pass plan (all
+/// phases zero). Timings are read, never compared with a figure:
+/// only that the phases are disjoint parts of the call (their sum within its wall time).
+#[test]
+fn the_timed_step_is_the_step_and_counts_its_passes() {
+    let n = 20_000;
+    let comps = vec![
+        Compartment::new(0, 0, 12_000, 40),
+        Compartment::new(1, 12_500, 7_000, 7),
+    ];
+    let g = vector(n, 21);
+    let base = vector(n, 22);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    for simd in Simd::available() {
+        // 12,000 entries pad to 3 chunks of 4096 (49,152 bytes a direction), 7,000 to 2
+        // (32,768 bytes).
+        let once = CpuPlan {
+            simd,
+            step: StepStrategy::GenerateOnce,
+            block_bytes: 2 * 49_152,
+        };
+        let two = CpuPlan {
+            step: StepStrategy::TwoPasses,
+            ..once
+        };
+        for (plan, passes) in [(once, 21 + 4), (two, 0)] {
+            let bases = Bases::new(Stream::new(3), 9, &comps, rbd_scale(n));
+            let mut want = vec![0f32; n];
+            let want_c = project_expand_cpu_with(&plan, &bases, &g, -0.2, &base, &mut want, None);
+            let timed = || {
+                let mut out = vec![f32::NAN; n];
+                let t = std::time::Instant::now();
+                let (c, ph) = project_expand_cpu_phases(&plan, &bases, &g, -0.2, &base, &mut out);
+                (bits(&c), bits(&out), ph, t.elapsed().as_secs_f64())
+            };
+            for (c, out, ph, wall) in [timed(), pool.install(timed)] {
+                assert_eq!((c, out), (bits(&want_c), bits(&want)), "{plan:?}");
+                assert_eq!(ph.passes, passes, "{plan:?}");
+                let parts = [ph.setup_s, ph.passes_s, ph.coords_s, ph.finish_s];
+                assert!(
+                    parts.iter().all(|&s| s >= 0.0) && ph.busy_s >= 0.0,
+                    "{ph:?}"
+                );
+                assert!(parts.iter().sum::<f64>() <= wall, "{ph:?} in {wall} s");
+                if passes == 0 {
+                    assert_eq!(ph, StepPhases::default());
+                }
+            }
+        }
+    }
+}
+
 /// Packed signs: the WGSL's project (the cpu's order: 4096-entry chunks, 64
 /// accumulators, the cpu's tree) and expand (one direction group on a CPU adapter: each
 /// entry's ±w summed from 0 in direction order, then base +) are bitwise the cpu's, as

@@ -2,8 +2,8 @@
 //! (used by `rbd bench rbd` and `examples/bench_random_bases`).
 
 use super::{
-    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_with, project_gpu,
-    Bases, Compartment, CpuPlan,
+    expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_phases,
+    project_expand_cpu_with, project_gpu, Bases, Compartment, CpuPlan, StepPhases,
 };
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
@@ -225,4 +225,84 @@ pub fn bench_cpu_plans(
     }
     std::hint::black_box(&out);
     times.into_iter().map(median).collect()
+}
+
+/// Where the cpu step in the bases spends its time, one compartment of `d_total`
+/// entries and `dims` directions (medians of `repeats` interleaved rounds after one
+/// warm-up, wall seconds).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhaseBench {
+    /// Project alone: every entry generated once, dot products with g.
+    pub project_s: f64,
+    /// Expand alone: every entry generated once, axpys into the update.
+    pub expand_s: f64,
+    /// The step (project_expand) under `plan`, timed by phase.
+    pub step_s: f64,
+    /// The same step with alpha = 0: every weight is 0, so the pass that adds the
+    /// kept block's weighted directions skips them (it still generates, projects and
+    /// keeps each block); `step_s − no_expand_s` is the expansion from the kept blocks.
+    pub no_expand_s: f64,
+    /// The step's phases (each field the median over rounds).
+    pub phases: StepPhases,
+}
+
+/// Times project, expand, the step under `plan` with its phases, and the step with
+/// the expansion skipped, interleaved round by round (so a change of load hits them
+/// alike).
+pub fn bench_cpu_phases(
+    stream: &Stream,
+    d_total: usize,
+    dims: usize,
+    plan: &CpuPlan,
+    repeats: usize,
+) -> PhaseBench {
+    let comps = Compartment::whole(d_total, dims);
+    let g = test_vector(d_total, 1);
+    let theta = test_vector(d_total, 2);
+    let scale = super::rbd_scale(d_total);
+    let mut coords = vec![0f32; dims];
+    let mut out = vec![0f32; d_total];
+    let mut t: [Vec<f64>; 4] = Default::default();
+    let mut ph: Vec<StepPhases> = Vec::new();
+    for i in 0..=repeats.max(1) {
+        let bases = Bases::new(*stream, i as u64, &comps, scale);
+        let s = Instant::now();
+        project_cpu(&bases, &g, &mut coords);
+        let p = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        expand_cpu(&bases, &coords, -0.1, &theta, &mut out);
+        let e = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        let (c, phases) = project_expand_cpu_phases(plan, &bases, &g, -0.1, &theta, &mut out);
+        let step = s.elapsed().as_secs_f64();
+        std::hint::black_box(c);
+        let s = Instant::now();
+        std::hint::black_box(project_expand_cpu_with(
+            plan, &bases, &g, 0.0, &theta, &mut out, None,
+        ));
+        let skip = s.elapsed().as_secs_f64();
+        if i > 0 {
+            for (v, x) in t.iter_mut().zip([p, e, step, skip]) {
+                v.push(x);
+            }
+            ph.push(phases);
+        }
+    }
+    std::hint::black_box(&out);
+    let field = |f: fn(&StepPhases) -> f64| median(ph.iter().map(f).collect());
+    let [p, e, step, skip] = t;
+    PhaseBench {
+        project_s: median(p),
+        expand_s: median(e),
+        step_s: median(step),
+        no_expand_s: median(skip),
+        phases: StepPhases {
+            setup_s: field(|p| p.setup_s),
+            passes_s: field(|p| p.passes_s),
+            passes: ph.first().map_or(0, |p| p.passes),
+            busy_s: field(|p| p.busy_s),
+            coords_s: field(|p| p.coords_s),
+            finish_s: field(|p| p.finish_s),
+        },
+    }
 }

@@ -12,6 +12,8 @@ use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform,
 use crate::rng::{BlockKey, DistParams, Distribution, Generator};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Entries per element chunk (a multiple of [`BATCH`]); fixed, so results do not
 /// depend on the thread count.
@@ -516,8 +518,110 @@ pub fn project_expand_cpu_with(
     alpha: f32,
     base: &[f32],
     out: &mut [f32],
-    mut delta: Option<&mut [f32]>,
+    delta: Option<&mut [f32]>,
 ) -> Vec<f32> {
+    let update = Update {
+        alpha,
+        base,
+        out,
+        delta,
+    };
+    fused_step(plan, bases, g, update, None)
+}
+
+/// What a step in the bases writes: `out = base + alpha·scale·Φc`, and the update
+/// itself into `delta` if given.
+struct Update<'a> {
+    alpha: f32,
+    base: &'a [f32],
+    out: &'a mut [f32],
+    delta: Option<&'a mut [f32]>,
+}
+
+/// Where the time of one [`project_expand_cpu`] under a generate-once plan goes, in
+/// wall seconds (for `rbd bench rbd`'s phase table; all zero under a two-pass plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepPhases {
+    /// Copying `base` to `out`, taking the scratch, `g` into batch layout.
+    pub setup_s: f64,
+    /// The block passes (each generates a block, sums its dot products with `g` and
+    /// adds the previous block's weighted directions to the accumulator).
+    pub passes_s: f64,
+    /// Number of block passes (blocks + 1, per compartment).
+    pub passes: usize,
+    /// Seconds the chunk tasks of the passes ran, summed over tasks and divided by
+    /// the threads: `passes_s − busy_s` is the time threads waited at the passes' joins.
+    pub busy_s: f64,
+    /// Between passes: the chunk sums into coordinates and weights (one thread).
+    pub coords_s: f64,
+    /// `out = base + acc` (and `delta`).
+    pub finish_s: f64,
+}
+
+/// [`project_expand_cpu_with`] that also says where its time went: same result, bit
+/// for bit (the timers only read clocks).
+pub fn project_expand_cpu_phases(
+    plan: &CpuPlan,
+    bases: &Bases,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+) -> (Vec<f32>, StepPhases) {
+    let mut phases = StepPhases::default();
+    let update = Update {
+        alpha,
+        base,
+        out,
+        delta: None,
+    };
+    let c = fused_step(plan, bases, g, update, Some(&mut phases));
+    (c, phases)
+}
+
+/// The phases' stopwatch: reads the clock only when phases are asked for, so the
+/// plain step makes no timing call at all.
+struct Stopwatch(Option<Instant>);
+
+impl Stopwatch {
+    fn new(timed: bool) -> Self {
+        Stopwatch(timed.then(Instant::now))
+    }
+
+    /// Seconds since the last lap (or start), 0 when untimed.
+    fn lap(&mut self) -> f64 {
+        match &mut self.0 {
+            Some(t) => {
+                let now = Instant::now();
+                let s = (now - *t).as_secs_f64();
+                *t = now;
+                s
+            }
+            None => 0.0,
+        }
+    }
+
+    /// Starts the next lap now (where the time since the last is another's).
+    fn restart(&mut self) {
+        if let Some(t) = &mut self.0 {
+            *t = Instant::now();
+        }
+    }
+}
+
+fn fused_step(
+    plan: &CpuPlan,
+    bases: &Bases,
+    g: &[f32],
+    update: Update,
+    mut phases: Option<&mut StepPhases>,
+) -> Vec<f32> {
+    let Update {
+        alpha,
+        base,
+        out,
+        mut delta,
+    } = update;
     bases.expect_iid();
     let simd = plan.simd;
     assert!(Simd::available().contains(&simd), "{simd:?} not available");
@@ -535,6 +639,7 @@ pub fn project_expand_cpu_with(
     {
         return two_passes(simd, bases, g, alpha, base, out, delta);
     }
+    let mut clock = Stopwatch::new(phases.is_some());
     let mut coords = vec![0f32; bases.dims()];
     // Entries outside every compartment keep their base value.
     out.copy_from_slice(base);
@@ -542,72 +647,86 @@ pub fn project_expand_cpu_with(
     let dp = stream.distribution.params();
     let a = alpha * bases.scale;
     let offsets = coord_offsets(comps);
-    for (ci, c) in comps.iter().enumerate() {
-        if c.len == 0 {
-            continue;
-        }
-        let bk = bases.block_key(c);
-        let gc = &g[c.offset..c.offset + c.len];
-        let cc = &mut coords[offsets[ci]..offsets[ci] + c.dims];
-        let (oc, bc) = (
-            &mut out[c.offset..c.offset + c.len],
-            &base[c.offset..c.offset + c.len],
-        );
-        // Accumulator and the two block buffers, in per-thread scratch kept between
-        // steps (allocating and faulting in megabytes per step costs milliseconds).
-        let (nchunks, k) = (c.len.div_ceil(CHUNK), plan.block_dirs(c.len, CHUNK));
-        let acc_len = nchunks * BATCHES;
-        let block_len = nchunks * k * BATCHES;
-        let floats = std::mem::size_of::<[F; 4]>() / 4;
-        with_scratch::<f32, _>((2 * acc_len + 2 * block_len) * floats, |buf| {
-            let buf: &mut [[F; 4]] = bytemuck::cast_slice_mut(buf);
-            let (acc, rest) = buf.split_at_mut(acc_len);
-            let (gs, rest) = rest.split_at_mut(acc_len);
-            let (prev, cur) = rest.split_at_mut(block_len);
-            acc.fill([[0f32; L]; 4]);
-            // g in batch layout, once for all blocks.
-            gs.par_chunks_mut(BATCHES)
-                .zip(gc.par_chunks(CHUNK))
-                .for_each(|(gs, g)| {
-                    gs.fill([[0f32; L]; 4]);
-                    for (q, &v) in g.iter().enumerate() {
-                        let (r, l) = pos_of(stream.generator, q % BATCH);
-                        gs[q / BATCH][r][l] = v;
-                    }
-                });
-            let work = Block {
-                simd,
-                bases,
-                bk: &bk,
-                dp: &dp,
-                c,
-                k,
-            };
-            work.run(a, gs, cc, acc, prev, cur);
-            let acc = &*acc;
-            oc.par_chunks_mut(CHUNK)
-                .zip(bc.par_chunks(CHUNK))
-                .zip(acc.par_chunks(BATCHES))
-                .for_each(|((o, b), acc)| {
-                    for (q, (o, &x)) in o.iter_mut().zip(b).enumerate() {
-                        let (r, l) = pos_of(stream.generator, q % BATCH);
-                        *o = x + acc[q / BATCH][r][l];
-                    }
-                });
-            if let Some(d) = delta.as_deref_mut() {
-                // `0 + acc`, as expand_cpu computes it on a zero base (turns −0 to +0).
-                d[c.offset..c.offset + c.len]
-                    .par_chunks_mut(CHUNK)
-                    .zip(acc.par_chunks(BATCHES))
-                    .for_each(|(d, acc)| {
-                        for (q, d) in d.iter_mut().enumerate() {
+    // The block loop runs on a pool thread: its passes' parallel loops then start
+    // from a worker that joins in, not from a caller that hands each pass to the pool
+    // and sleeps until it ends (two wake-ups per pass, milliseconds a step where the
+    // cores are shared).
+    rayon::scope(|_| {
+        for (ci, c) in comps.iter().enumerate() {
+            if c.len == 0 {
+                continue;
+            }
+            let bk = bases.block_key(c);
+            let gc = &g[c.offset..c.offset + c.len];
+            let cc = &mut coords[offsets[ci]..offsets[ci] + c.dims];
+            let (oc, bc) = (
+                &mut out[c.offset..c.offset + c.len],
+                &base[c.offset..c.offset + c.len],
+            );
+            // Accumulator and the two block buffers, in per-thread scratch kept between
+            // steps (allocating and faulting in megabytes per step costs milliseconds).
+            let (nchunks, k) = (c.len.div_ceil(CHUNK), plan.block_dirs(c.len, CHUNK));
+            let acc_len = nchunks * BATCHES;
+            let block_len = nchunks * k * BATCHES;
+            let floats = std::mem::size_of::<[F; 4]>() / 4;
+            with_scratch::<f32, _>((2 * acc_len + 2 * block_len) * floats, |buf| {
+                let buf: &mut [[F; 4]] = bytemuck::cast_slice_mut(buf);
+                let (acc, rest) = buf.split_at_mut(acc_len);
+                let (gs, rest) = rest.split_at_mut(acc_len);
+                let (prev, cur) = rest.split_at_mut(block_len);
+                acc.fill([[0f32; L]; 4]);
+                // g in batch layout, once for all blocks.
+                gs.par_chunks_mut(BATCHES)
+                    .zip(gc.par_chunks(CHUNK))
+                    .for_each(|(gs, g)| {
+                        gs.fill([[0f32; L]; 4]);
+                        for (q, &v) in g.iter().enumerate() {
                             let (r, l) = pos_of(stream.generator, q % BATCH);
-                            *d = 0.0 + acc[q / BATCH][r][l];
+                            gs[q / BATCH][r][l] = v;
                         }
                     });
-            }
-        });
-    }
+                if let Some(p) = phases.as_deref_mut() {
+                    p.setup_s += clock.lap();
+                }
+                let work = Block {
+                    simd,
+                    bases,
+                    bk: &bk,
+                    dp: &dp,
+                    c,
+                    k,
+                    a,
+                };
+                work.run(gs, cc, acc, (prev, cur), phases.as_deref_mut());
+                clock.restart();
+                let acc = &*acc;
+                oc.par_chunks_mut(CHUNK)
+                    .zip(bc.par_chunks(CHUNK))
+                    .zip(acc.par_chunks(BATCHES))
+                    .for_each(|((o, b), acc)| {
+                        for (q, (o, &x)) in o.iter_mut().zip(b).enumerate() {
+                            let (r, l) = pos_of(stream.generator, q % BATCH);
+                            *o = x + acc[q / BATCH][r][l];
+                        }
+                    });
+                if let Some(d) = delta.as_deref_mut() {
+                    // `0 + acc`, as expand_cpu computes it on a zero base (turns −0 to +0).
+                    d[c.offset..c.offset + c.len]
+                        .par_chunks_mut(CHUNK)
+                        .zip(acc.par_chunks(BATCHES))
+                        .for_each(|(d, acc)| {
+                            for (q, d) in d.iter_mut().enumerate() {
+                                let (r, l) = pos_of(stream.generator, q % BATCH);
+                                *d = 0.0 + acc[q / BATCH][r][l];
+                            }
+                        });
+                }
+                if let Some(p) = phases.as_deref_mut() {
+                    p.finish_s += clock.lap();
+                }
+            });
+        }
+    });
     coords
 }
 
@@ -664,6 +783,8 @@ struct Block<'a> {
     c: &'a Compartment,
     /// Directions per block.
     k: usize,
+    /// Factor of the coordinates in the weights: alpha·scale.
+    a: f32,
 }
 
 impl Block<'_> {
@@ -672,19 +793,22 @@ impl Block<'_> {
     /// (`k` directions per chunk each, chunk-major) for the blocks.
     fn run<'b>(
         &self,
-        a: f32,
         gs: &[[F; 4]],
         coords: &mut [f32],
         acc: &mut [[F; 4]],
-        mut prev: &'b mut [[F; 4]],
-        mut cur: &'b mut [[F; 4]],
+        (mut prev, mut cur): (&'b mut [[F; 4]], &'b mut [[F; 4]]),
+        mut phases: Option<&mut StepPhases>,
     ) {
-        let (c, k) = (self.c, self.k);
+        let (c, k, a) = (self.c, self.k, self.a);
+        // Timed (phases asked for): nanoseconds the chunk tasks ran, summed.
+        let busy_ns = AtomicU64::new(0);
+        let timed = phases.is_some();
         let stream = self.bases.stream;
         let nchunks = c.len.div_ceil(CHUNK);
         let mut partials = vec![0f32; nchunks * k];
         let mut w_prev: Vec<f32> = Vec::with_capacity(k);
         let mut j0 = 0;
+        let mut clock = Stopwatch::new(timed);
         loop {
             let kn = k.min(c.dims - j0);
             let dir0 = (c.first + j0) as u32;
@@ -695,6 +819,7 @@ impl Block<'_> {
                 .zip(partials.par_chunks_mut(k))
                 .enumerate()
                 .for_each(|(chunk, (((acc, prev), cur), partial))| {
+                    let t = timed.then(Instant::now);
                     let start = chunk * CHUNK;
                     let nb = ((start + CHUNK).min(c.len) - start).div_ceil(BATCH);
                     let dirs = Dirs {
@@ -714,8 +839,19 @@ impl Block<'_> {
                         stream.distribution,
                         block_mv(self.simd, dirs, wp, bufs, gc, &mut partial[..kn])
                     );
+                    if let Some(t) = t {
+                        busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    }
                 });
+            if let Some(p) = phases.as_deref_mut() {
+                p.passes_s += clock.lap();
+                p.passes += 1;
+            }
             if kn == 0 {
+                if let Some(p) = phases {
+                    let threads = rayon::current_num_threads() as f64;
+                    p.busy_s += busy_ns.load(Ordering::Relaxed) as f64 * 1e-9 / threads;
+                }
                 return;
             }
             // Chunks in order, as project_cpu; then the weights expand_cpu would use.
@@ -730,6 +866,9 @@ impl Block<'_> {
             }
             std::mem::swap(&mut prev, &mut cur);
             j0 += kn;
+            if let Some(p) = phases.as_deref_mut() {
+                p.coords_s += clock.lap();
+            }
         }
     }
 }

@@ -31,10 +31,13 @@ mod tune;
 
 pub use crate::fastfood::{Fastfood, FastfoodBases};
 pub use crate::rng::{BlockKey, DistParams, Distribution, DistributionKind, Generator, Stream};
-pub use bench::{bench_cpu, bench_cpu_plans, bench_gpu, process_cpu_seconds, BenchResult};
+pub use bench::{
+    bench_cpu, bench_cpu_phases, bench_cpu_plans, bench_gpu, process_cpu_seconds, BenchResult,
+    PhaseBench,
+};
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_with, CHUNK,
+    project_expand_cpu_phases, project_expand_cpu_with, StepPhases, CHUNK,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,

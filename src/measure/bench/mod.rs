@@ -4,6 +4,7 @@
 pub mod kernels;
 pub mod peak;
 pub mod peer;
+pub mod phases;
 pub mod rbd;
 
 use clap::Args;
