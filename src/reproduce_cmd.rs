@@ -163,7 +163,9 @@ fn campaign(args: &ReproduceArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    campaign::lower_priority();
+    if let Some(w) = campaign::lower_priority() {
+        eprintln!("{w}");
+    }
     let stop = StopFlag::on_signals();
     if let Some(h) = args.hours {
         campaign::arm_budget(&stop, h);

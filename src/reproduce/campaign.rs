@@ -559,13 +559,40 @@ pub fn arm_budget(stop: &StopFlag, hours: f64) {
 }
 
 /// Lowers this process's priority (nice 19), so the campaign yields the machine to
-/// anything else; threads started later inherit it.
-pub fn lower_priority() {
+/// anything else; threads started later inherit it. Returns a warning where nice alone
+/// does not yield to other sessions.
+///
+/// Why the autogroup: with Linux's `sched_autogroup_enabled`, each session is one
+/// scheduling group and groups share the cores equally; a thread's nice counts only
+/// inside its group. A campaign started with `setsid` at nice 19 still took half of
+/// this 2-core machine from the builds of another session (its probes waited up to 60%
+/// of the time). So a campaign that leads its own session also lowers its group's nice
+/// (`/proc/self/autogroup`, which any process may lower); one inside a terminal's
+/// session leaves the terminal's group alone and says how to start it instead.
+pub fn lower_priority() -> Option<String> {
     #[cfg(unix)]
     // SAFETY: setpriority on this process only changes its scheduling priority.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 19);
     }
+    #[cfg(target_os = "linux")]
+    {
+        let enabled = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+            .is_ok_and(|t| t.trim() == "1");
+        if !enabled {
+            return None;
+        }
+        // SAFETY: getsid(0) and getpid() only read this process's ids.
+        let leads_session = unsafe { libc::getsid(0) == libc::getpid() };
+        if leads_session {
+            if std::fs::write("/proc/self/autogroup", "19").is_err() {
+                return Some("warning: could not lower this session's scheduling group (/proc/self/autogroup): the campaign competes with other sessions as an equal".into());
+            }
+        } else {
+            return Some("note: this kernel schedules each session as one group, so nice 19 yields only to this terminal's own processes; to yield to everything, start the campaign in its own session: setsid rbd reproduce campaign …".into());
+        }
+    }
+    None
 }
 
 /// Called after each finished run or search with the results folder it changed.

@@ -316,3 +316,48 @@ fn hours_stop_a_campaign_with_a_checkpoint_and_bad_plans_are_refused() {
         assert!(err.contains(want) && err.contains("bad.toml"), "{want}: {err}");
     }
 }
+
+/// A campaign leading its own session (started with `setsid`) lowers its scheduling
+/// group's nice too: with Linux's autogroups a thread's nice counts only inside its
+/// session's group, and a nice-19 campaign otherwise took half of a 2-core machine from
+/// other sessions' builds. Caught: a campaign that set only its threads' nice.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_campaign_in_its_own_session_lowers_its_scheduling_group() {
+    let autogroups = std::fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled")
+        .is_ok_and(|t| t.trim() == "1");
+    if !autogroups
+        || std::process::Command::new("setsid")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: no autogroup scheduling or no setsid on this machine");
+        return;
+    }
+    let (dir, data) = scratch_with_data("campaign-autogroup", 1000);
+    let plan = files(&dir, &data);
+    let results = dir.join("results");
+    let mut child = std::process::Command::new("setsid")
+        .arg(env!("CARGO_BIN_EXE_rbd"))
+        .args(args(&plan, &results, &["--hours", "0.01"]))
+        .env("RBD_DATA", &data)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // setsid runs the program in its own process (it forks only for a group leader).
+    let file = format!("/proc/{}/autogroup", child.id());
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = std::fs::read_to_string(&file).unwrap_or_default();
+        if seen.contains("nice 19") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("nice 19"), "{file}: {seen:?}");
+}
