@@ -276,19 +276,28 @@ pub fn put(dir: &Path) -> Result<Put> {
     Ok(put)
 }
 
+/// The pack of `dir`'s folder, if there is one: its path, the run's name in it, the
+/// folder's lock (held while the caller rewrites the pack) and the runs it holds.
+#[allow(clippy::type_complexity)]
+fn open_locked(dir: &Path) -> Result<Option<(PathBuf, String, Guard, BTreeMap<String, Member>)>> {
+    let Some((path, name)) = location(dir) else {
+        return Ok(None);
+    };
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let guard = lock(path.parent().unwrap_or(Path::new(".")))?;
+    let runs = owned(&path)?;
+    Ok(Some((path, name, guard, runs)))
+}
+
 /// Takes the run in `dir` out of its folder's pack (to extend it): writes each record
 /// back into `dir` (a record already there must be the packed text), then rewrites the
 /// pack without it. Does nothing when the pack does not hold the run.
 pub fn take(dir: &Path) -> Result<()> {
-    let Some((path, name)) = location(dir) else {
+    let Some((path, name, _lock, mut runs)) = open_locked(dir)? else {
         return Ok(());
     };
-    if !path.is_file() {
-        return Ok(());
-    }
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let _lock = lock(folder)?;
-    let mut runs = owned(&path)?;
     let Some(member) = runs.remove(&name) else {
         return Ok(());
     };
@@ -312,15 +321,9 @@ pub fn take(dir: &Path) -> Result<()> {
 /// Drops the run in `dir` from its folder's pack, if it is there (a run overwritten by
 /// request).
 pub fn remove(dir: &Path) -> Result<()> {
-    let Some((path, name)) = location(dir) else {
+    let Some((path, name, _lock, mut runs)) = open_locked(dir)? else {
         return Ok(());
     };
-    if !path.is_file() {
-        return Ok(());
-    }
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let _lock = lock(folder)?;
-    let mut runs = owned(&path)?;
     if runs.remove(&name).is_some() {
         write(&path, &runs)?;
     }
@@ -342,9 +345,15 @@ pub fn tidy(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What holds a folder's pack lock until dropped.
+#[cfg(unix)]
+type Guard = std::fs::File;
+#[cfg(not(unix))]
+type Guard = ();
+
 /// The folder's pack lock, waited for (a writer holds it for one read and write).
 #[cfg(unix)]
-fn lock(folder: &Path) -> Result<std::fs::File> {
+fn lock(folder: &Path) -> Result<Guard> {
     use std::os::unix::io::AsRawFd;
     let path = folder.join(PACK_LOCK);
     std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
@@ -364,7 +373,7 @@ fn lock(folder: &Path) -> Result<std::fs::File> {
 
 /// Without flock: writers of one folder are not serialised (rbd's runs are on unix).
 #[cfg(not(unix))]
-fn lock(folder: &Path) -> Result<()> {
+fn lock(folder: &Path) -> Result<Guard> {
     let _ = (folder, PACK_LOCK);
     Ok(())
 }
