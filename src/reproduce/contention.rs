@@ -1,5 +1,5 @@
 //! Whether other processes compete for this machine's cores while a cost is measured:
-//! probes of one busy thread per core, run between the measured steps, and the share
+//! probes of one busy thread per core, run before and after the measured steps, and the share
 //! of their ready time they spent waiting for a core (the scheduler's run delay,
 //! `/proc/thread-self/schedstat`).
 //!

@@ -6,8 +6,14 @@
 //! cost is added in full: on 2 cores it competes with them.
 //!
 //! Each measurement records how much other processes competed for the cores meanwhile
-//! (probes between its steps, [`super::contention`]); only quiet ones are kept between
-//! processes ([`super::cost_cache`]), and every output says which costs came from where.
+//! (probes before and after its steps, [`super::contention`]); only quiet ones are kept
+//! between processes ([`super::cost_cache`]), and every output says which costs came
+//! from where.
+//!
+//! The steps are timed back to back, as a run takes them: a step right after a probe
+//! runs cold (CIFAR-10 CNN with Fastfood bases on the 2-core AVX-512 EPYC, medians of the
+//! four B.7 shapes: 13.6–20.2 ms with a probe before each step, 10.9–16.1 ms back to back,
+//! where the runs' own epochs make about 12 ms a step), so estimates ran 40–70% high.
 
 use super::contention::Probes;
 use super::cost_cache::{machine_kind, CostCache};
@@ -33,7 +39,7 @@ pub struct Cost {
     pub batch: f64,
     /// Per evaluated image.
     pub eval_image: f64,
-    /// The share (0 to 1) of their ready time the contention probes run between the
+    /// The share (0 to 1) of their ready time the contention probes run around the
     /// measured steps waited for a core ([`super::contention`]): other processes'
     /// doing; `None` where the system does not say.
     #[serde(default)]
@@ -55,11 +61,21 @@ pub struct Parts {
 /// the d directions, all linear in d, so a d = 10^4 step need not be run whole.
 const NES_MEASURED_POPULATION: usize = 16;
 
-/// Steps timed after the first (which warms caches and pipelines): at least
-/// `MIN_TIMED`, then more until `MAX_TIMED` or `STEP_BUDGET` of stepping.
+/// Steps timed after the warming ones: at least `MIN_TIMED`, then more until
+/// `MAX_TIMED` or `STEP_BUDGET` of stepping.
 const MIN_TIMED: usize = 2;
-const MAX_TIMED: usize = 10;
+const MAX_TIMED: usize = 40;
 const STEP_BUDGET: Duration = Duration::from_secs(2);
+
+/// Warming steps (caches, pipelines, the allocator's pools): at least one, then more
+/// until `WARM_BUDGET` or `MAX_WARM` steps.
+const MAX_WARM: u64 = 5;
+const WARM_BUDGET: Duration = Duration::from_millis(250);
+
+/// Probes before the steps and after the evaluation (each keeps every core busy for
+/// [`super::contention::PROBE`]): enough to see a machine that stays busy, and none
+/// between the timed steps.
+const PROBES_EACH_SIDE: usize = 3;
 
 /// Where the costs of an estimate came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -86,7 +102,7 @@ impl Sources {
         );
         if self.busy > 0 {
             t += &format!(
-                "; {} of them while other processes took the cores (probes between its steps waited for a core up to {:.0}% of the time): not kept, and those estimates run high",
+                "; {} of them while other processes took the cores (probes around its steps waited for a core up to {:.0}% of the time): not kept, and those estimates run high",
                 self.busy,
                 100.0 * self.most_waited
             );
@@ -249,9 +265,9 @@ impl Estimator {
     }
 
     /// Seconds of one optimiser step of `cfg`'s segment `index` (the median of a few
-    /// after a warming one), and of evaluating one image at the parameters reached; a
-    /// contention probe runs before each step and after the evaluation, outside the
-    /// timings, so the probes sample the whole measurement.
+    /// after warming ones), and of evaluating one image at the parameters reached;
+    /// contention probes run before the first step and after the evaluation, outside the
+    /// timings (see the module's notes for why not between steps).
     fn step_and_eval_seconds(
         &self,
         cfg: &RunConfig,
@@ -270,15 +286,19 @@ impl Estimator {
             batches,
             Box::new(build),
         )?;
-        let mut step_times = Vec::new();
-        // The first step warms caches and pipelines; the median of the rest is kept.
-        let mut stepping = Duration::ZERO;
-        for step in 0u64.. {
+        for _ in 0..PROBES_EACH_SIDE {
             probes.sample();
+        }
+        let mut step_times = Vec::new();
+        // The warming steps' times are dropped; the median of the rest is kept.
+        let (mut warming, mut stepping) = (Duration::ZERO, Duration::ZERO);
+        for step in 0u64.. {
             let t = Instant::now();
             harness.step()?;
             self.device.synchronize()?;
-            if step == 0 {
+            let warm = step == 0 || (step < MAX_WARM && warming < WARM_BUDGET);
+            if warm {
+                warming += t.elapsed();
                 continue;
             }
             stepping += t.elapsed();
@@ -303,7 +323,9 @@ impl Estimator {
             Ok(())
         })?;
         let eval = t.elapsed();
-        probes.sample();
+        for _ in 0..PROBES_EACH_SIDE {
+            probes.sample();
+        }
         Ok((
             step_times[step_times.len() / 2],
             eval.as_secs_f64() / eval_n as f64,
