@@ -610,6 +610,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
         .fit_until
         .map(|until| (until, Estimator::new(device.clone())));
     let mut unfitted = 0;
+    let mut pace = Pace::default();
     let ended = |sig: i32| {
         if sig == BUDGET_SIGNAL {
             End::BudgetSpent
@@ -632,14 +633,17 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 if file.exists() {
                     continue;
                 }
+                let mut estimate = None;
                 if let Some((until, est)) = fit.as_mut() {
                     let need = TRIALS_ESTIMATE * est.seconds(&q.base, 0)?;
-                    if let Some(why) = does_not_fit(need, *until) {
+                    if let Some(why) = does_not_fit(need, &pace, *until) {
                         println!("{tag} {}: rate search {why}", item.label());
                         unfitted += 1;
                         continue;
                     }
+                    estimate = Some(need);
                 }
+                let started = Instant::now();
                 println!(
                     "{tag} {} — {} — {}",
                     item.label(),
@@ -648,6 +652,9 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 );
                 match tune::tune(&q, stop)? {
                     Some(r) => {
+                        if let Some(e) = estimate {
+                            pace.add(e, started.elapsed().as_secs_f64());
+                        }
                         println!("{tag} tuned: 2^{} ({})", r.best_exponent, file.display());
                         hook.finished(
                             &format!("rbd tune for {} ({})", item.label(), file.display()),
@@ -661,6 +668,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
         }
         let mut announced = false;
         for r in &runs {
+            let mut estimate = None;
             match progress(r)? {
                 Progress::Done | Progress::Running { .. } => continue,
                 Progress::Blocked => {
@@ -675,11 +683,12 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 Progress::Left { epochs_done } => {
                     if let Some((until, est)) = fit.as_mut() {
                         let need = seconds_left(est, r, epochs_done)?;
-                        if let Some(why) = does_not_fit(need, *until) {
+                        if let Some(why) = does_not_fit(need, &pace, *until) {
                             println!("{tag} {} seed {}: {why}", r.entry.id, r.seed);
                             unfitted += 1;
                             continue;
                         }
+                        estimate = Some(need);
                     }
                 }
             }
@@ -693,9 +702,20 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 announced = true;
             }
             let prefix = format!("{tag} [{} seed {}]", r.entry.id, r.seed);
+            let started = Instant::now();
             let end = run_one(&r.cfg, &r.dir, &prefix, stop)?;
             if let RunEnd::Interrupted(sig) = end {
                 return Ok(ended(sig));
+            }
+            if let Some(e) = estimate {
+                let took = started.elapsed().as_secs_f64();
+                pace.add(e, took);
+                println!(
+                    "{prefix} took {} against {} estimated for a quiet machine; --fit now scales estimates by {:.2}",
+                    human(took),
+                    human(e),
+                    pace.factor()
+                );
             }
             super::summarize(&m, &opts.results, &device)?;
             hook.finished(
@@ -717,15 +737,55 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
     })
 }
 
-/// Why a run needing `need` seconds here is not started before `until`, or `None` if
-/// it fits.
-fn does_not_fit(need: f64, until: Instant) -> Option<String> {
+/// How fast this campaign's own runs and searches went against their estimates (which
+/// are for a quiet machine): `--fit` scales the next estimates by it, so that a machine
+/// shared with other work, or with other guests (steal time), starts only what still
+/// ends in time. Never below 1: a run that beat its estimate says little about the next.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pace {
+    estimated: f64,
+    took: f64,
+}
+
+impl Pace {
+    /// Adds one finished run or search: its estimate when it started, and its wall time.
+    pub fn add(&mut self, estimated: f64, took: f64) {
+        if estimated.is_finite() && took.is_finite() && estimated > 0.0 && took >= 0.0 {
+            self.estimated += estimated;
+            self.took += took;
+        }
+    }
+
+    /// What estimates are scaled by: their wall time over their estimates, summed over
+    /// what finished (so long runs weigh most), at least 1; 1 before anything finished.
+    pub fn factor(&self) -> f64 {
+        if self.estimated > 0.0 {
+            (self.took / self.estimated).max(1.0)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Why a run whose estimate here is `estimate` seconds is not started before `until`
+/// at `pace`, or `None` if it fits.
+fn does_not_fit(estimate: f64, pace: &Pace, until: Instant) -> Option<String> {
     let have = until
         .saturating_duration_since(Instant::now())
         .as_secs_f64();
+    let need = estimate * pace.factor();
     (need > have).then(|| {
+        let scaled = if pace.factor() > 1.0 {
+            format!(
+                " ({} on a quiet machine × {:.2}, the pace of this campaign's finished runs)",
+                human(estimate),
+                pace.factor()
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "not started: needs about {} here, {} of --hours left (--fit: a checkpoint does not outlive its machine; left for a longer session)",
+            "not started: needs about {}{scaled} here, {} of --hours left (--fit: a checkpoint does not outlive its machine; left for a longer session)",
             human(need),
             human(have)
         )
@@ -806,6 +866,43 @@ mod tests {
         assert_eq!(
             Plan::parse(&ok, "c.toml").unwrap().items[0].seeds,
             Some(1000)
+        );
+    }
+
+    /// `--fit`'s pace: wall time over estimates summed (a long slow run outweighs a short
+    /// quick one), never below 1, 1 before anything finished; nonsense is ignored.
+    /// Caught: a pace that averaged ratios, let a quick run shrink the estimates, or
+    /// turned NaN on a zero estimate.
+    #[test]
+    fn the_pace_sums_times_and_never_shrinks_an_estimate() {
+        let mut p = Pace::default();
+        assert_eq!(p.factor(), 1.0);
+        p.add(100.0, 50.0);
+        assert_eq!(p.factor(), 1.0);
+        p.add(1000.0, 1900.0);
+        // (50 + 1900) / (100 + 1000), not the mean of 0.5 and 1.9.
+        assert!((p.factor() - 1950.0 / 1100.0).abs() < 1e-12, "{p:?}");
+        let before = p;
+        p.add(0.0, 10.0);
+        p.add(f64::NAN, 10.0);
+        p.add(10.0, f64::INFINITY);
+        assert_eq!(p, before);
+    }
+
+    /// A run that fits at a quiet machine's estimate no longer fits at a slower pace,
+    /// and the reason names both figures.
+    #[test]
+    fn a_slow_pace_keeps_a_run_that_would_no_longer_end_in_time() {
+        let until = Instant::now() + Duration::from_secs(1000);
+        let quiet = Pace::default();
+        assert_eq!(does_not_fit(800.0, &quiet, until), None);
+        let mut slow = Pace::default();
+        slow.add(600.0, 900.0);
+        let why = does_not_fit(800.0, &slow, until).expect("1200 s > 1000 s");
+        assert!(why.contains("20 min 0 s"), "{why}");
+        assert!(
+            why.contains("13 min 20 s on a quiet machine × 1.50"),
+            "{why}"
         );
     }
 }
