@@ -304,8 +304,14 @@ impl Check {
     pub fn not_comparable(&self, here: &str) -> Option<&'static str> {
         if self.machines.iter().any(|m| m == NOT_RECORDED) {
             Some("machine not recorded")
-        } else if self.machines.iter().any(|m| m != here) {
+        } else if self
+            .machines
+            .iter()
+            .any(|m| m != here && !crate::machine::is_without_width_of(m, here))
+        {
             Some("another machine: not comparable")
+        } else if self.machines.iter().any(|m| m != here) {
+            Some("this model, vector width not recorded: maybe another kind")
         } else {
             None
         }
@@ -887,6 +893,45 @@ mod tests {
         p.add(f64::NAN, 10.0);
         p.add(10.0, f64::INFINITY);
         assert_eq!(p, before);
+    }
+
+    /// Runs recorded before machine names carried the vector width are this model "maybe
+    /// another kind", not another machine, and never this machine outright. Caught: an
+    /// AVX2 run taken for this AVX-512 machine's (one model name covers both).
+    #[test]
+    fn a_run_recorded_without_a_vector_width_is_marked_as_such() {
+        let here = crate::machine::describe();
+        let check = |machines: Vec<String>| Check {
+            run: "a/b-seed0".into(),
+            estimated: 1.0,
+            measured: 1.0,
+            quickest: 1.0,
+            machines,
+            commits: vec![],
+        };
+        let other = "Other CPU, 2 cores, avx2".to_string();
+        assert_eq!(check(vec![here.clone()]).not_comparable(&here), None);
+        assert_eq!(
+            check(vec![other.clone()]).not_comparable(&here),
+            Some("another machine: not comparable")
+        );
+        assert_eq!(
+            check(vec![NOT_RECORDED.into()]).not_comparable(&here),
+            Some("machine not recorded")
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let old = here.rsplit_once(", ").unwrap().0.to_string();
+            assert!(old.ends_with(" cores"), "{old}");
+            assert_eq!(
+                check(vec![old.clone(), here.clone()]).not_comparable(&here),
+                Some("this model, vector width not recorded: maybe another kind")
+            );
+            assert_eq!(
+                check(vec![old, other]).not_comparable(&here),
+                Some("another machine: not comparable")
+            );
+        }
     }
 
     /// A run that fits at a quiet machine's estimate no longer fits at a slower pace,

@@ -7,7 +7,7 @@ use super::estimate::Cost;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The largest share of their ready time the contention probes run between the
+/// The largest share of their ready time the contention probes run around the
 /// measured steps ([`super::contention`]) may have waited for a core for the cost to be
 /// kept. On a quiet machine they wait next to nothing; one busy thread of another
 /// process beside a 2-core machine's two probes makes them wait about a third.
@@ -16,17 +16,7 @@ pub const QUIET: f64 = 0.10;
 /// The machine kind as costs depend on it: its processor, cores and vector width (one
 /// model name covers EPYCs with and without AVX-512).
 pub fn machine_kind() -> String {
-    #[cfg(target_arch = "x86_64")]
-    let simd = if std::arch::is_x86_feature_detected!("avx512f") {
-        "avx512"
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        "avx2"
-    } else {
-        "sse"
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let simd = std::env::consts::ARCH;
-    format!("{}, {simd}", crate::machine::describe())
+    crate::machine::describe()
 }
 
 /// The costs kept in one file for one machine kind, binary and device.
