@@ -13,12 +13,6 @@ use std::path::{Path, PathBuf};
 /// process beside a 2-core machine's two probes makes them wait about a third.
 pub const QUIET: f64 = 0.10;
 
-/// The machine kind as costs depend on it: its processor, cores and vector width (one
-/// model name covers EPYCs with and without AVX-512).
-pub fn machine_kind() -> String {
-    crate::machine::describe()
-}
-
 /// The costs kept in one file for one machine kind, binary and device.
 pub struct CostCache {
     file: Option<PathBuf>,

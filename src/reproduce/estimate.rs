@@ -16,7 +16,7 @@
 //! where the runs' own epochs make about 12 ms a step), so estimates ran 40–70% high.
 
 use super::contention::Probes;
-use super::cost_cache::{machine_kind, CostCache};
+use super::cost_cache::CostCache;
 use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::config::RunConfig;
 use crate::train::kinds::DatasetSpec;
@@ -182,7 +182,8 @@ impl Estimator {
             .map(|d| d.join("estimates.json"));
         let prefix = format!(
             "{} | {} | {} | ",
-            machine_kind(),
+            // Machine kind (model, cores, vector width), as costs depend on it.
+            crate::machine::describe(),
             env!("RBD_COMMIT"),
             device.describe()
         );
