@@ -1,6 +1,7 @@
 //! The cpu convolution: im2col + GEMM (matrixmultiply), per image for large feature
 //! maps, batched for small ones.
 
+use super::direct::{self, WeightPath};
 use super::im2col::{
     col2im_plane, im2col_batched, im2col_image, nchw_to_rows, rows_to_nchw, Windows,
 };
@@ -130,6 +131,18 @@ pub fn conv2d_backward_data_cpu<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T], dx:
 /// a fixed order: `dW[o, K] = Σ_img dY_img[o, P] · col_imgᵀ[P, K]`, accumulated image
 /// by image (large feature maps) or as one GEMM over the batched im2col matrix.
 pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], dw: &mut [T]) {
+    conv2d_backward_weight_cpu_with(s, x, dy, dw, WeightPath::detect());
+}
+
+/// [`conv2d_backward_weight_cpu`] on a chosen path (every path gives the same bits; the
+/// direct one applies to per-image f32 shapes it has kernels for, else the GEMM runs).
+pub fn conv2d_backward_weight_cpu_with<T: Real>(
+    s: &Conv2dShape,
+    x: &[T],
+    dy: &[T],
+    dw: &mut [T],
+    path: WeightPath,
+) {
     check_lens(
         "conv2d_backward_weight_cpu",
         s,
@@ -145,10 +158,19 @@ pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], d
     if p >= PER_IMAGE_MIN_P || s.n == 1 {
         // dW = Σ_groups Σ_img∈group dY_img · col_imgᵀ, both sums in order.
         let wl = s.o * k;
+        let direct = match path {
+            WeightPath::Direct(simd) => direct::vectors_per_tile::<T>(s, simd).map(|ov| (simd, ov)),
+            WeightPath::Gemm => None,
+        };
         let group = |g: usize, out: &mut [T]| {
+            let first = g * WEIGHT_GROUP_IMAGES;
+            let images = first..s.n.min(first + WEIGHT_GROUP_IMAGES);
+            if let Some((simd, ov)) = direct {
+                direct::weight_grad_images(s, simd, ov, x, dy, images, out);
+                return;
+            }
             with_scratch::<T, _>(k * p, |col| {
-                let first = g * WEIGHT_GROUP_IMAGES;
-                for img in first..s.n.min(first + WEIGHT_GROUP_IMAGES) {
+                for img in images {
                     im2col_image(s, &win, &x[img * chw..][..chw], col);
                     let dy_img = &dy[img * s.o * p..][..s.o * p];
                     gemm(

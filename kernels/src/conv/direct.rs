@@ -1,0 +1,413 @@
+//! The weight gradient of thin convolutions without im2col or packing, bitwise equal to
+//! the GEMM path.
+//!
+//! Why: a 16-channel ResNet layer uses each value of the im2col operand for only 16
+//! multiply-adds, so matrixmultiply spent as long packing that operand (read `P` values
+//! apart) as multiplying, and `conv2d_backward_weight` ran at a third of the forward's
+//! GFLOP/s (docs/benchmarks.md). Here the products are read straight from a zero-padded
+//! copy of the image and a transposed `dY`, in register tiles of output channels × taps.
+//!
+//! The order is matrixmultiply 0.3.11's (`gemm.rs`, `sgemm_kernel.rs`; its FMA and
+//! AVX-512 kernels alike): the reduction (here the output positions, in order) is cut
+//! into blocks of [`KC`]; within a block each output has one accumulator, started at +0
+//! and updated by one fused multiply-add per position; each block's sum is stored
+//! (`C = ab`) for the first block of a fresh product and added (`C = C + ab`, one
+//! rounding) after it. Padded taps are multiplied like the others (the im2col matrix
+//! holds zeros there), so even non-finite values give the GEMM's bits. Machines
+//! without FMA keep the GEMM (matrixmultiply multiplies and adds separately there).
+
+use super::Conv2dShape;
+use crate::random_bases::Simd;
+use crate::real::Real;
+use crate::scratch::with_scratch;
+use std::any::TypeId;
+use std::sync::OnceLock;
+
+/// matrixmultiply's k block for f32 (`S_KC`).
+const KC: usize = 256;
+
+/// Environment variable choosing the cpu weight gradient: `gemm` or `direct` (the
+/// default where it applies). Both give the same bits; the switch is for benchmarks.
+pub const CONV_ENV: &str = "RBD_CONV";
+
+/// How the cpu computes a convolution's weight gradient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightPath {
+    /// im2col + matrixmultiply.
+    Gemm,
+    /// Register tiles read from the padded image, compiled for this level (AVX2 or
+    /// AVX-512; both with FMA).
+    Direct(Simd),
+}
+
+impl WeightPath {
+    /// The default: direct at the best level when the processor has FMA, unless
+    /// `RBD_CONV=gemm` (read once).
+    pub fn detect() -> WeightPath {
+        static PATH: OnceLock<WeightPath> = OnceLock::new();
+        *PATH.get_or_init(|| {
+            let simd = Simd::detect();
+            match std::env::var(CONV_ENV).as_deref() {
+                Ok("gemm") => WeightPath::Gemm,
+                Ok(v) if !v.is_empty() && v != "direct" => {
+                    eprintln!("note: {CONV_ENV}={v} is not a path (gemm, direct); using direct");
+                    Self::direct_or_gemm(simd)
+                }
+                _ => Self::direct_or_gemm(simd),
+            }
+        })
+    }
+
+    fn direct_or_gemm(simd: Simd) -> WeightPath {
+        if simd >= Simd::Avx2 {
+            WeightPath::Direct(simd)
+        } else {
+            WeightPath::Gemm
+        }
+    }
+
+    /// One line for reports: the path and why.
+    pub fn describe(self) -> String {
+        match self {
+            WeightPath::Direct(simd) => format!(
+                "direct {} FMA tiles where the shape allows (f32, kernel width 1/3/5, whole vectors of output channels), else im2col + GEMM; bitwise the same",
+                simd.name()
+            ),
+            WeightPath::Gemm if std::env::var(CONV_ENV).as_deref() == Ok("gemm") => {
+                format!("im2col + GEMM ({CONV_ENV}=gemm)")
+            }
+            WeightPath::Gemm => "im2col + GEMM (no AVX2 with FMA here)".into(),
+        }
+    }
+
+    /// Every path this processor can run (for tests and benchmarks).
+    pub fn available() -> Vec<WeightPath> {
+        let mut v = vec![WeightPath::Gemm];
+        v.extend(
+            Simd::available()
+                .into_iter()
+                .filter(|&s| s >= Simd::Avx2)
+                .map(WeightPath::Direct),
+        );
+        v
+    }
+}
+
+/// Output channels per vector at a level.
+fn lanes(simd: Simd) -> usize {
+    if simd == Simd::Avx512 {
+        16
+    } else {
+        8
+    }
+}
+
+/// A shape the direct kernels take at this level: f32, kernel width 1, 3 or 5 and whole
+/// vectors of output channels. Returns the vectors of output channels per tile.
+pub(super) fn vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
+    if TypeId::of::<T>() != TypeId::of::<f32>() || simd < Simd::Avx2 {
+        return None;
+    }
+    if !matches!(s.kw, 1 | 3 | 5) || !s.o.is_multiple_of(lanes(simd)) {
+        return None;
+    }
+    let vecs = s.o / lanes(simd);
+    let max = if simd == Simd::Avx2 && s.kw == 5 {
+        2
+    } else {
+        4
+    };
+    [4, 2, 1].into_iter().find(|&v| v <= max && vecs.is_multiple_of(v))
+}
+
+/// Rows `(c, ki)` per tile for kernel width `kw` and `ov` vectors: about 24 accumulators
+/// of the 32 AVX-512 registers, 12 of AVX2's 16.
+const fn rows_per_tile(avx512: bool, kw: usize, ov: usize) -> usize {
+    let acc = if avx512 { 24 } else { 12 };
+    // At most 12 row offsets, so that they stay in general registers.
+    let r = acc / (kw * ov);
+    if r == 0 {
+        1
+    } else if r > 12 {
+        12
+    } else {
+        r
+    }
+}
+
+/// The zero-padded image and the offsets the kernels read it at.
+struct Layout {
+    /// Padded plane size.
+    hp: usize,
+    wp: usize,
+    /// Offset of each output position's window corner in a padded plane.
+    pos: Vec<usize>,
+    /// Offset of each kernel row `(c, ki)` (im2col row `(c·kh + ki)·kw`).
+    rows: Vec<usize>,
+}
+
+impl Layout {
+    fn new(s: &Conv2dShape) -> Layout {
+        let hp = (s.oh - 1) * s.stride + s.kh;
+        let wp = (s.ow - 1) * s.stride + s.kw;
+        let pos = (0..s.oh)
+            .flat_map(|oy| (0..s.ow).map(move |ox| oy * s.stride * wp + ox * s.stride))
+            .collect();
+        let rows = (0..s.c)
+            .flat_map(|c| (0..s.kh).map(move |ki| c * hp * wp + ki * wp))
+            .collect();
+        Layout { hp, wp, pos, rows }
+    }
+
+    /// `xp[c, pad_top + iy, pad_left + ix] = x[c, iy, ix]`, zero elsewhere; input rows
+    /// and columns no window reaches are left out.
+    fn pad(&self, s: &Conv2dShape, x: &[f32], xp: &mut [f32]) {
+        xp.fill(0.0);
+        let rows = s.h.min(self.hp.saturating_sub(s.pad_top));
+        let cols = s.w.min(self.wp.saturating_sub(s.pad_left));
+        for c in 0..s.c {
+            for iy in 0..rows {
+                let src = &x[(c * s.h + iy) * s.w..][..cols];
+                let at = (c * self.hp + s.pad_top + iy) * self.wp + s.pad_left;
+                xp[at..at + cols].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// The weight gradient of a group of images, `dw[o, K] (=|+=) Σ_img dY_img · col_imgᵀ`,
+/// each image as matrixmultiply's `C ← ab (+ C)` with `accumulate` after the first.
+/// `ov` is [`vectors_per_tile`]'s answer for this shape and level.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn weight_grad_images<T: Real>(
+    s: &Conv2dShape,
+    simd: Simd,
+    ov: usize,
+    x: &[T],
+    dy: &[T],
+    images: std::ops::Range<usize>,
+    dw: &mut [T],
+) {
+    let x: &[f32] = bytemuck::cast_slice(x);
+    let dy: &[f32] = bytemuck::cast_slice(dy);
+    let dw: &mut [f32] = bytemuck::cast_slice_mut(dw);
+    let lay = Layout::new(s);
+    let (p, chw, plane) = (s.p(), s.c * s.h * s.w, lay.hp * lay.wp);
+    with_scratch::<f32, _>(s.c * plane + p * s.o, |buf| {
+        let (xp, dyt) = buf.split_at_mut(s.c * plane);
+        let first = images.start;
+        for img in images {
+            lay.pad(s, &x[img * chw..][..chw], xp);
+            let dy_img = &dy[img * s.o * p..][..s.o * p];
+            for (o, row) in dy_img.chunks_exact(p).enumerate() {
+                for (q, &v) in row.iter().enumerate() {
+                    dyt[q * s.o + o] = v;
+                }
+            }
+            image(s, simd, ov, &lay, xp, dyt, dw, img > first);
+        }
+    });
+}
+
+/// One image's `dw ← ab (+ dw)` over all blocks of positions.
+#[allow(clippy::too_many_arguments)]
+fn image(
+    s: &Conv2dShape,
+    simd: Simd,
+    ov: usize,
+    lay: &Layout,
+    xp: &[f32],
+    dyt: &[f32],
+    dw: &mut [f32],
+    accumulate: bool,
+) {
+    let k = s.k();
+    let o_tile = ov * lanes(simd);
+    let r_max = rows_per_tile(simd == Simd::Avx512, s.kw, ov);
+    let mut tile = [0.0f32; 16 * 24];
+    for (b, pos) in lay.pos.chunks(KC).enumerate() {
+        let store = !accumulate && b == 0;
+        let p0 = b * KC;
+        for o0 in (0..s.o).step_by(o_tile) {
+            let mut row = 0;
+            while row < lay.rows.len() {
+                let r = if lay.rows.len() - row >= r_max {
+                    r_max
+                } else {
+                    1
+                };
+                let args = Tile {
+                    dyt: &dyt[p0 * s.o..],
+                    o_len: s.o,
+                    o0,
+                    xp,
+                    rows: &lay.rows[row..row + r],
+                    pos,
+                };
+                run_tile(simd, s.kw, ov, r, &args, &mut tile);
+                // tile[(ri·kw + kj)·o_tile + o] → dw[o0 + o, (row + ri)·kw + kj]
+                for ri in 0..r {
+                    for kj in 0..s.kw {
+                        let tap = (row + ri) * s.kw + kj;
+                        let src = &tile[(ri * s.kw + kj) * o_tile..][..o_tile];
+                        for (o, &v) in src.iter().enumerate() {
+                            let d = &mut dw[(o0 + o) * k + tap];
+                            *d = if store { v } else { *d + v };
+                        }
+                    }
+                }
+                row += r;
+            }
+        }
+    }
+}
+
+/// One register tile's operands: positions `pos` (one block), output channels
+/// `o0..o0 + ov·lanes`, the kernel rows at `rows`.
+struct Tile<'a> {
+    /// `dY` transposed, from the block's first position: `dyt[q·o_len + o]`.
+    dyt: &'a [f32],
+    o_len: usize,
+    o0: usize,
+    xp: &'a [f32],
+    rows: &'a [usize],
+    pos: &'a [usize],
+}
+
+impl Tile<'_> {
+    /// The bounds the unsafe kernels rely on.
+    fn check(&self, kw: usize, o_tile: usize) {
+        let last_pos = *self.pos.iter().max().unwrap_or(&0);
+        let last_row = *self.rows.iter().max().unwrap_or(&0);
+        assert!(
+            last_pos + last_row + kw <= self.xp.len(),
+            "direct conv: taps out of bounds"
+        );
+        assert!(
+            (self.pos.len().max(1) - 1) * self.o_len + self.o0 + o_tile <= self.dyt.len(),
+            "direct conv: dY out of bounds"
+        );
+    }
+}
+
+macro_rules! kernels {
+    ($name:ident, $feature:literal, $vec:ty, $lanes:expr, $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
+        /// `out[(r·KW + kj)·OV·lanes + o] = Σ_q fma(xp[rows[r] + pos[q] + kj], dyt[q, o0 + o])`,
+        /// one accumulator per output, positions in order.
+        ///
+        /// # Safety
+        /// The processor supports the feature; `t` passed [`Tile::check`] for `KW` and
+        /// `OV·lanes`, `t.rows.len() == R`, `out` holds `R·KW·OV·lanes` values.
+        #[target_feature(enable = $feature)]
+        unsafe fn $name<const R: usize, const KW: usize, const OV: usize>(
+            t: &Tile,
+            out: &mut [f32],
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            use std::arch::x86_64::*;
+            let mut acc: [[[$vec; OV]; KW]; R] = [[[$zero(); OV]; KW]; R];
+            let rows: [usize; R] = std::array::from_fn(|r| t.rows[r]);
+            let xp = t.xp.as_ptr();
+            let mut d = t.dyt.as_ptr().add(t.o0);
+            for &p in t.pos {
+                let v: [$vec; OV] = std::array::from_fn(|j| $load(d.add(j * $lanes)));
+                let x = xp.add(p);
+                for r in 0..R {
+                    let xr = x.add(rows[r]);
+                    for kj in 0..KW {
+                        let b = $set1(*xr.add(kj));
+                        for j in 0..OV {
+                            acc[r][kj][j] = $fma(b, v[j], acc[r][kj][j]);
+                        }
+                    }
+                }
+                d = d.add(t.o_len);
+            }
+            assert!(out.len() >= R * KW * OV * $lanes);
+            let o = out.as_mut_ptr();
+            for r in 0..R {
+                for kj in 0..KW {
+                    for j in 0..OV {
+                        $store(o.add(((r * KW + kj) * OV + j) * $lanes), acc[r][kj][j]);
+                    }
+                }
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    tile_avx512,
+    "avx512f,fma",
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps
+);
+#[cfg(target_arch = "x86_64")]
+kernels!(
+    tile_avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_storeu_ps
+);
+
+/// Dispatches one tile to the kernel compiled for (level, kw, ov, rows).
+#[cfg(target_arch = "x86_64")]
+fn run_tile(simd: Simd, kw: usize, ov: usize, r: usize, t: &Tile, out: &mut [f32]) {
+    let avx512 = simd == Simd::Avx512;
+    t.check(kw, ov * lanes(simd));
+    assert!(
+        simd >= Simd::Avx2 && simd <= Simd::best(),
+        "direct conv at {simd:?}"
+    );
+    assert_eq!(t.rows.len(), r);
+    assert!(
+        out.len() >= r * kw * ov * lanes(simd),
+        "direct conv: tile buffer"
+    );
+    macro_rules! go {
+        ($kw:literal, $ov:literal) => {{
+            const R512: usize = rows_per_tile(true, $kw, $ov);
+            const R2: usize = rows_per_tile(false, $kw, $ov);
+            // SAFETY: the level is supported (asserted), bounds checked above, the
+            // row count matches the const parameter.
+            let full = if avx512 { R512 } else { R2 };
+            assert!(r == 1 || r == full, "direct conv: {r} rows a tile");
+            unsafe {
+                match (avx512, r == 1) {
+                    (true, true) => tile_avx512::<1, $kw, $ov>(t, out),
+                    (true, false) => tile_avx512::<R512, $kw, $ov>(t, out),
+                    (false, true) => tile_avx2::<1, $kw, $ov>(t, out),
+                    (false, false) => tile_avx2::<R2, $kw, $ov>(t, out),
+                }
+            }
+        }};
+    }
+    match (kw, ov) {
+        (1, 1) => go!(1, 1),
+        (1, 2) => go!(1, 2),
+        (1, 4) => go!(1, 4),
+        (3, 1) => go!(3, 1),
+        (3, 2) => go!(3, 2),
+        (3, 4) => go!(3, 4),
+        (5, 1) => go!(5, 1),
+        (5, 2) => go!(5, 2),
+        (5, 4) => go!(5, 4),
+        _ => unreachable!("direct conv: kw {kw}, {ov} vectors"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn run_tile(_: Simd, _: usize, _: usize, _: usize, _: &Tile, _: &mut [f32]) {
+    unreachable!("direct conv needs x86-64 with FMA")
+}
