@@ -40,20 +40,6 @@ impl Binary {
             Binary::ReluBackward => "relu_backward",
         }
     }
-    fn apply<T: Real>(self, a: T, b: T) -> T {
-        match self {
-            Binary::Add => a + b,
-            Binary::Sub => a - b,
-            Binary::Mul => a * b,
-            Binary::ReluBackward => {
-                if b > T::ZERO {
-                    a
-                } else {
-                    T::ZERO
-                }
-            }
-        }
-    }
 }
 
 fn kernel(entry: &'static str) -> Kernel {
@@ -65,13 +51,24 @@ fn kernel(entry: &'static str) -> Kernel {
     }
 }
 
-/// out = op(a, b) on the cpu.
+/// out = op(a, b) on the cpu. One loop per op: a match inside the element loop is not
+/// reliably hoisted, and kept there it stops the loop from vectorising.
 pub fn binary_cpu<T: Real>(op: Binary, a: &[T], b: &[T], out: &mut [T]) {
+    match op {
+        Binary::Add => zip_map(a, b, out, |a, b| a + b),
+        Binary::Sub => zip_map(a, b, out, |a, b| a - b),
+        Binary::Mul => zip_map(a, b, out, |a, b| a * b),
+        Binary::ReluBackward => zip_map(a, b, out, |a, b| if b > T::ZERO { a } else { T::ZERO }),
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` in parallel chunks.
+fn zip_map<T: Real>(a: &[T], b: &[T], out: &mut [T], f: impl Fn(T, T) -> T + Sync + Send) {
     out.par_chunks_mut(CPU_CHUNK)
         .zip(a.par_chunks(CPU_CHUNK).zip(b.par_chunks(CPU_CHUNK)))
         .for_each(|(o, (a, b))| {
             for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                *o = op.apply(a, b);
+                *o = f(a, b);
             }
         });
 }

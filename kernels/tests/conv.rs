@@ -592,16 +592,16 @@ fn cpu_timings_paper_cnn() {
     eprintln!("total {total:.3} ms per batch (backward-data of the first layer included)");
 }
 
-/// The weight gradient on every path this processor runs (im2col + GEMM, the direct
-/// kernels at each SIMD level) gives the same bits: the direct kernels promise
+/// The forward and the weight gradient on every path this processor runs (im2col +
+/// GEMM, the direct kernels at each SIMD level) give the same bits: the direct kernels promise
 /// matrixmultiply's summation order, which the committed CNN runs depend on. Shapes:
 /// the ResNet-8 and CNN layers (several blocks of 256 positions, strides 1 and 2, 1×1
 /// shortcuts), odd sizes, Valid padding with unread rows, 5×5 kernels, partial
 /// image groups, and an input with ±∞ and NaN (padded taps must be multiplied, not skipped).
 #[test]
-fn weight_gradient_paths_agree_bitwise() {
-    let paths = WeightPath::available();
-    assert!(paths.contains(&WeightPath::Gemm));
+fn direct_paths_agree_with_the_gemm_bitwise() {
+    let paths = ConvPath::available();
+    assert!(paths.contains(&ConvPath::Gemm));
     let shapes = [
         (5, 3, 32, 32, 16, 3, 3, 1, Padding::Same),
         (6, 16, 32, 32, 16, 3, 3, 1, Padding::Same),
@@ -616,38 +616,58 @@ fn weight_gradient_paths_agree_bitwise() {
         (3, 5, 17, 19, 16, 5, 5, 2, Padding::Same),
         (2, 6, 20, 21, 8, 5, 5, 1, Padding::Valid),
         (2, 7, 21, 20, 48, 3, 3, 2, Padding::Valid),
-        (1, 2, 9, 31, 24, 1, 1, 1, Padding::Valid),
+        (1, 2, 9, 31, 24, 3, 3, 1, Padding::Valid),
+        (2, 9, 12, 12, 16, 4, 2, 1, Padding::Same),
+        (2, 100, 9, 9, 32, 3, 3, 1, Padding::Same),
     ];
     for (i, &(n, c, h, w, o, kh, kw, st, p)) in shapes.iter().enumerate() {
         let s = Conv2dShape::new(n, c, h, w, o, kh, kw, st, p).unwrap();
         let mut x = to_f32(&data(300 + i as u64, s.x_len()));
         let dy = to_f32(&data(400 + i as u64, s.y_len()));
-        if i == 0 {
+        let w = to_f32(&data(500 + i as u64, s.w_len()));
+        if i == 1 {
             x[5] = f32::INFINITY;
             x[s.x_len() / 2] = f32::NEG_INFINITY;
             x[s.x_len() - 7] = f32::NAN;
         }
-        let mut want = vec![0f32; s.w_len()];
-        conv2d_backward_weight_cpu_with(&s, &x, &dy, &mut want, WeightPath::Gemm);
+        let differ = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count()
+        };
+        let mut want_dw = vec![0f32; s.w_len()];
+        conv2d_backward_weight_cpu_with(&s, &x, &dy, &mut want_dw, ConvPath::Gemm);
+        let mut want_y = vec![0f32; s.y_len()];
+        conv2d_cpu_with(&s, &x, &w, &mut want_y, ConvPath::Gemm);
         for &path in &paths {
             let mut got = vec![1f32; s.w_len()];
             conv2d_backward_weight_cpu_with(&s, &x, &dy, &mut got, path);
-            let differ = got
-                .iter()
-                .zip(&want)
-                .filter(|(a, b)| a.to_bits() != b.to_bits())
-                .count();
+            let n = differ(&got, &want_dw);
             assert_eq!(
-                differ,
+                n,
                 0,
-                "{path:?} on {s:?}: {differ} of {} differ",
+                "weight gradient, {path:?} on {s:?}: {n} of {} differ",
+                got.len()
+            );
+            let mut got = vec![1f32; s.y_len()];
+            conv2d_cpu_with(&s, &x, &w, &mut got, path);
+            let n = differ(&got, &want_y);
+            assert_eq!(
+                n,
+                0,
+                "forward, {path:?} on {s:?}: {n} of {} differ",
                 got.len()
             );
         }
-        if i == 0 {
+        if i == 1 {
             assert!(
-                want.iter().any(|v| v.is_nan()),
+                want_dw.iter().any(|v| v.is_nan()),
                 "the NaN reached the gradient"
+            );
+            assert!(
+                want_y.iter().any(|v| v.is_nan()),
+                "the NaN reached the output"
             );
         }
     }

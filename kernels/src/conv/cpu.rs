@@ -1,7 +1,7 @@
 //! The cpu convolution: im2col + GEMM (matrixmultiply), per image for large feature
 //! maps, batched for small ones.
 
-use super::direct::{self, WeightPath};
+use super::direct::{self, ConvPath};
 use super::im2col::{
     col2im_plane, im2col_batched, im2col_image, nchw_to_rows, rows_to_nchw, Windows,
 };
@@ -45,11 +45,23 @@ fn for_each_image<T: Real>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [
 /// Forward convolution on the cpu: `y = conv(x, w)` (no bias). Panics on slices whose
 /// lengths do not match the shape.
 pub fn conv2d_cpu<T: Real>(s: &Conv2dShape, x: &[T], w: &[T], y: &mut [T]) {
+    conv2d_cpu_with(s, x, w, y, ConvPath::detect());
+}
+
+/// [`conv2d_cpu`] on a chosen path (every path gives the same bits; the direct one
+/// applies to per-image f32 shapes with whole vectors of output channels).
+pub fn conv2d_cpu_with<T: Real>(s: &Conv2dShape, x: &[T], w: &[T], y: &mut [T], path: ConvPath) {
     check_lens("conv2d_cpu", s, &[("x", x, s.x_len()), ("w", w, s.w_len())]);
     assert_eq!(y.len(), s.y_len(), "conv2d_cpu: y length for {s:?}");
     let win = Windows::new(s);
     let (k, p, np, chw) = (s.k(), s.p(), s.n * s.p(), s.c * s.h * s.w);
     if p >= PER_IMAGE_MIN_P || s.n == 1 {
+        if let ConvPath::Direct(simd) = path {
+            if let Some(ov) = direct::forward_vectors_per_tile::<T>(s, simd) {
+                direct::forward_images(s, simd, ov, x, w, y);
+                return;
+            }
+        }
         // Y_img[o, P] = W[o, K] · col_img[K, P]
         for_each_image(y, s.o * p, |img, y_img| {
             with_scratch::<T, _>(k * p, |col| {
@@ -131,7 +143,7 @@ pub fn conv2d_backward_data_cpu<T: Real>(s: &Conv2dShape, dy: &[T], w: &[T], dx:
 /// a fixed order: `dW[o, K] = Σ_img dY_img[o, P] · col_imgᵀ[P, K]`, accumulated image
 /// by image (large feature maps) or as one GEMM over the batched im2col matrix.
 pub fn conv2d_backward_weight_cpu<T: Real>(s: &Conv2dShape, x: &[T], dy: &[T], dw: &mut [T]) {
-    conv2d_backward_weight_cpu_with(s, x, dy, dw, WeightPath::detect());
+    conv2d_backward_weight_cpu_with(s, x, dy, dw, ConvPath::detect());
 }
 
 /// [`conv2d_backward_weight_cpu`] on a chosen path (every path gives the same bits; the
@@ -141,7 +153,7 @@ pub fn conv2d_backward_weight_cpu_with<T: Real>(
     x: &[T],
     dy: &[T],
     dw: &mut [T],
-    path: WeightPath,
+    path: ConvPath,
 ) {
     check_lens(
         "conv2d_backward_weight_cpu",
@@ -159,8 +171,8 @@ pub fn conv2d_backward_weight_cpu_with<T: Real>(
         // dW = Σ_groups Σ_img∈group dY_img · col_imgᵀ, both sums in order.
         let wl = s.o * k;
         let direct = match path {
-            WeightPath::Direct(simd) => direct::vectors_per_tile::<T>(s, simd).map(|ov| (simd, ov)),
-            WeightPath::Gemm => None,
+            ConvPath::Direct(simd) => direct::vectors_per_tile::<T>(s, simd).map(|ov| (simd, ov)),
+            ConvPath::Gemm => None,
         };
         let group = |g: usize, out: &mut [T]| {
             let first = g * WEIGHT_GROUP_IMAGES;

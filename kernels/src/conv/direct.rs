@@ -1,16 +1,18 @@
-//! The weight gradient of thin convolutions without im2col or packing, bitwise equal to
-//! the GEMM path.
+//! The weight gradient (and, with AVX-512, the forward) of thin convolutions without
+//! im2col or packing, bitwise equal to the GEMM path.
 //!
 //! Why: a 16-channel ResNet layer uses each value of the im2col operand for only 16
 //! multiply-adds, so matrixmultiply spent as long packing that operand (read `P` values
 //! apart) as multiplying, and `conv2d_backward_weight` ran at a third of the forward's
 //! GFLOP/s (docs/benchmarks.md). Here the products are read straight from a zero-padded
-//! copy of the image and a transposed `dY`, in register tiles of output channels × taps.
+//! copy of the image and a transposed `dY`, in register tiles of output channels × taps
+//! (the forward: output channels × positions, over the taps).
 //!
 //! The order is matrixmultiply 0.3.11's (`gemm.rs`, `sgemm_kernel.rs`; its FMA and
-//! AVX-512 kernels alike): the reduction (here the output positions, in order) is cut
+//! AVX-512 kernels alike): the reduction (the output positions for the weight gradient,
+//! the taps for the forward, in order) is cut
 //! into blocks of [`KC`]; within a block each output has one accumulator, started at +0
-//! and updated by one fused multiply-add per position; each block's sum is stored
+//! and updated by one fused multiply-add per step; each block's sum is stored
 //! (`C = ab`) for the first block of a fresh product and added (`C = C + ab`, one
 //! rounding) after it. Padded taps are multiplied like the others (the im2col matrix
 //! holds zeros there), so even non-finite values give the GEMM's bits. Machines
@@ -26,13 +28,13 @@ use std::sync::OnceLock;
 /// matrixmultiply's k block for f32 (`S_KC`).
 const KC: usize = 256;
 
-/// Environment variable choosing the cpu weight gradient: `gemm` or `direct` (the
+/// Environment variable choosing the cpu convolution path: `gemm` or `direct` (the
 /// default where it applies). Both give the same bits; the switch is for benchmarks.
 pub const CONV_ENV: &str = "RBD_CONV";
 
-/// How the cpu computes a convolution's weight gradient.
+/// How the cpu computes a convolution and its weight gradient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightPath {
+pub enum ConvPath {
     /// im2col + matrixmultiply.
     Gemm,
     /// Register tiles read from the padded image, compiled for this level (AVX2 or
@@ -40,15 +42,15 @@ pub enum WeightPath {
     Direct(Simd),
 }
 
-impl WeightPath {
+impl ConvPath {
     /// The default: direct at the best level when the processor has FMA, unless
     /// `RBD_CONV=gemm` (read once).
-    pub fn detect() -> WeightPath {
-        static PATH: OnceLock<WeightPath> = OnceLock::new();
+    pub fn detect() -> ConvPath {
+        static PATH: OnceLock<ConvPath> = OnceLock::new();
         *PATH.get_or_init(|| {
             let simd = Simd::detect();
             match std::env::var(CONV_ENV).as_deref() {
-                Ok("gemm") => WeightPath::Gemm,
+                Ok("gemm") => ConvPath::Gemm,
                 Ok(v) if !v.is_empty() && v != "direct" => {
                     eprintln!("note: {CONV_ENV}={v} is not a path (gemm, direct); using direct");
                     Self::direct_or_gemm(simd)
@@ -58,36 +60,36 @@ impl WeightPath {
         })
     }
 
-    fn direct_or_gemm(simd: Simd) -> WeightPath {
+    fn direct_or_gemm(simd: Simd) -> ConvPath {
         if simd >= Simd::Avx2 {
-            WeightPath::Direct(simd)
+            ConvPath::Direct(simd)
         } else {
-            WeightPath::Gemm
+            ConvPath::Gemm
         }
     }
 
     /// One line for reports: the path and why.
     pub fn describe(self) -> String {
         match self {
-            WeightPath::Direct(simd) => format!(
-                "direct {} FMA tiles where the shape allows (f32, kernel width 1/3/5, whole vectors of output channels), else im2col + GEMM; bitwise the same",
+            ConvPath::Direct(simd) => format!(
+                "direct {} FMA tiles for per-image f32 layers with whole vectors of output channels (the weight gradient: kernel width 3 or 5; the forward: AVX-512, at least 64 taps), else im2col + GEMM; bitwise the same",
                 simd.name()
             ),
-            WeightPath::Gemm if std::env::var(CONV_ENV).as_deref() == Ok("gemm") => {
+            ConvPath::Gemm if std::env::var(CONV_ENV).as_deref() == Ok("gemm") => {
                 format!("im2col + GEMM ({CONV_ENV}=gemm)")
             }
-            WeightPath::Gemm => "im2col + GEMM (no AVX2 with FMA here)".into(),
+            ConvPath::Gemm => "im2col + GEMM (no AVX2 with FMA here)".into(),
         }
     }
 
     /// Every path this processor can run (for tests and benchmarks).
-    pub fn available() -> Vec<WeightPath> {
-        let mut v = vec![WeightPath::Gemm];
+    pub fn available() -> Vec<ConvPath> {
+        let mut v = vec![ConvPath::Gemm];
         v.extend(
             Simd::available()
                 .into_iter()
                 .filter(|&s| s >= Simd::Avx2)
-                .map(WeightPath::Direct),
+                .map(ConvPath::Direct),
         );
         v
     }
@@ -102,13 +104,40 @@ fn lanes(simd: Simd) -> usize {
     }
 }
 
-/// A shape the direct kernels take at this level: f32, kernel width 1, 3 or 5 and whole
+/// A shape the direct weight-gradient kernels take at this level: f32, kernel width 3 or 5 and whole
 /// vectors of output channels. Returns the vectors of output channels per tile.
 pub(super) fn vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
+    // 1×1 kernels keep the GEMM: measured slower direct (ResNet-8's shortcuts, 0.23
+    // against 0.17 ms), their im2col being a plain copy.
+    if !matches!(s.kw, 3 | 5) {
+        return None;
+    }
+    vectors_any_width::<T>(s, simd)
+}
+
+/// Taps below which the forward keeps the GEMM: a tile's few multiply-adds per output
+/// do not pay for its scattered stores (ResNet-8's first layer, K = 27: 0.37 ms with the
+/// GEMM, 0.97 direct; its 1×1 shortcuts, K = 16 and 32, likewise slower).
+const FORWARD_MIN_K: usize = 64;
+
+/// [`vectors_per_tile`] for the forward convolution, whose tiles take any kernel width
+/// (but at least [`FORWARD_MIN_K`] taps). AVX-512 only: the forward's GEMM packs
+/// contiguous rows, so the direct tiles win only by their width (on the AVX-512 EPYC,
+/// 8-lane direct tiles were slower than the GEMM on every layer wider than 16 channels;
+/// `examples/conv_paths.rs`); against an AVX2 GEMM the comparison is not measured yet.
+pub(super) fn forward_vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
+    if s.k() < FORWARD_MIN_K || simd != Simd::Avx512 {
+        return None;
+    }
+    vectors_any_width::<T>(s, simd)
+}
+
+/// Output-channel vectors per tile for f32 at a level with FMA, any kernel width.
+fn vectors_any_width<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
     if TypeId::of::<T>() != TypeId::of::<f32>() || simd < Simd::Avx2 {
         return None;
     }
-    if !matches!(s.kw, 1 | 3 | 5) || !s.o.is_multiple_of(lanes(simd)) {
+    if !s.o.is_multiple_of(lanes(simd)) {
         return None;
     }
     let vecs = s.o / lanes(simd);
@@ -117,7 +146,9 @@ pub(super) fn vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<u
     } else {
         4
     };
-    [4, 2, 1].into_iter().find(|&v| v <= max && vecs.is_multiple_of(v))
+    [4, 2, 1]
+        .into_iter()
+        .find(|&v| v <= max && vecs.is_multiple_of(v))
 }
 
 /// Rows `(c, ki)` per tile for kernel width `kw` and `ov` vectors: about 24 accumulators
@@ -262,6 +293,109 @@ fn image(
     }
 }
 
+/// Output positions per forward tile for `ov` vectors: about 24 accumulators of the
+/// 32 AVX-512 registers, and at most 12 position offsets.
+const fn positions_per_tile(ov: usize) -> usize {
+    let n = 24 / ov;
+    if n > 12 {
+        12
+    } else {
+        n
+    }
+}
+
+/// The forward convolution, `y[img] = W · col_img` for every image, as matrixmultiply's
+/// `C ← ab` then `C ← C + ab` over blocks of 256 taps. `ov` is
+/// [`forward_vectors_per_tile`]'s answer for this shape and level.
+pub(super) fn forward_images<T: Real>(
+    s: &Conv2dShape,
+    simd: Simd,
+    ov: usize,
+    x: &[T],
+    w: &[T],
+    y: &mut [T],
+) {
+    use rayon::prelude::*;
+    let x: &[f32] = bytemuck::cast_slice(x);
+    let w: &[f32] = bytemuck::cast_slice(w);
+    let y: &mut [f32] = bytemuck::cast_slice_mut(y);
+    let lay = Layout::new(s);
+    let (k, p, chw, plane) = (s.k(), s.p(), s.c * s.h * s.w, lay.hp * lay.wp);
+    // wt[k, o] = w[o, k]: a tile's output channels side by side.
+    let mut wt = vec![0f32; k * s.o];
+    for (o, row) in w.chunks_exact(k).enumerate() {
+        for (kk, &v) in row.iter().enumerate() {
+            wt[kk * s.o + o] = v;
+        }
+    }
+    let koff: Vec<usize> = (0..k).map(|kk| lay.rows[kk / s.kw] + kk % s.kw).collect();
+    // Positions padded to whole tiles with copies of the last (their outputs dropped).
+    let np = positions_per_tile(ov);
+    let mut pos = lay.pos.clone();
+    let last = *pos.last().expect("a convolution has an output position");
+    pos.resize(p.div_ceil(np) * np, last);
+    y.par_chunks_mut(s.o * p)
+        .enumerate()
+        .for_each(|(img, y_img)| {
+            with_scratch::<f32, _>(s.c * plane, |xp| {
+                lay.pad(s, &x[img * chw..][..chw], xp);
+                let o_tile = ov * lanes(simd);
+                let mut tile = [0.0f32; 16 * 24];
+                for (b, kb) in koff.chunks(KC).enumerate() {
+                    for o0 in (0..s.o).step_by(o_tile) {
+                        for (ti, pq) in pos.chunks(np).enumerate() {
+                            let args = Fwd {
+                                wt: &wt[b * KC * s.o..],
+                                o_len: s.o,
+                                o0,
+                                xp,
+                                koff: kb,
+                                pos: pq,
+                            };
+                            run_fwd(simd, ov, np, &args, &mut tile);
+                            // tile[q·o_tile + o] → y[o0 + o, ti·np + q]
+                            for q in 0..np.min(p - ti * np) {
+                                let src = &tile[q * o_tile..][..o_tile];
+                                for (o, &v) in src.iter().enumerate() {
+                                    let d = &mut y_img[(o0 + o) * p + ti * np + q];
+                                    *d = if b == 0 { v } else { *d + v };
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+        });
+}
+
+/// One forward tile's operands: taps `koff` (one block), output channels
+/// `o0..o0 + ov·lanes`, the positions at `pos`.
+struct Fwd<'a> {
+    /// `Wᵀ` from the block's first tap: `wt[k·o_len + o]`.
+    wt: &'a [f32],
+    o_len: usize,
+    o0: usize,
+    xp: &'a [f32],
+    koff: &'a [usize],
+    pos: &'a [usize],
+}
+
+impl Fwd<'_> {
+    /// The bounds the unsafe kernels rely on.
+    fn check(&self, o_tile: usize) {
+        let last_pos = *self.pos.iter().max().unwrap_or(&0);
+        let last_tap = *self.koff.iter().max().unwrap_or(&0);
+        assert!(
+            last_pos + last_tap < self.xp.len(),
+            "direct conv: taps out of bounds"
+        );
+        assert!(
+            (self.koff.len().max(1) - 1) * self.o_len + self.o0 + o_tile <= self.wt.len(),
+            "direct conv: weights out of bounds"
+        );
+    }
+}
+
 /// One register tile's operands: positions `pos` (one block), output channels
 /// `o0..o0 + ov·lanes`, the kernel rows at `rows`.
 struct Tile<'a> {
@@ -305,12 +439,17 @@ macro_rules! kernels {
         ) {
             #[cfg(target_arch = "x86_64")]
             use std::arch::x86_64::*;
-            let mut acc: [[[$vec; OV]; KW]; R] = [[[$zero(); OV]; KW]; R];
-            let rows: [usize; R] = std::array::from_fn(|r| t.rows[r]);
+            let z = $zero();
+            let mut acc: [[[$vec; OV]; KW]; R] = [[[z; OV]; KW]; R];
+            let mut rows = [0usize; R];
+            rows.copy_from_slice(&t.rows[..R]);
             let xp = t.xp.as_ptr();
             let mut d = t.dyt.as_ptr().add(t.o0);
             for &p in t.pos {
-                let v: [$vec; OV] = std::array::from_fn(|j| $load(d.add(j * $lanes)));
+                let mut v = [z; OV];
+                for j in 0..OV {
+                    v[j] = $load(d.add(j * $lanes));
+                }
                 let x = xp.add(p);
                 for r in 0..R {
                     let xr = x.add(rows[r]);
@@ -330,6 +469,49 @@ macro_rules! kernels {
                     for j in 0..OV {
                         $store(o.add(((r * KW + kj) * OV + j) * $lanes), acc[r][kj][j]);
                     }
+                }
+            }
+        }
+    };
+}
+
+macro_rules! forward_kernel {
+    ($fwd:ident, $feature:literal, $vec:ty, $lanes:expr, $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
+        /// `out[(q·OV + j)·lanes + l] = Σ_k fma(xp[koff[k] + pos[q]], wt[k, o0 + j·lanes + l])`,
+        /// one accumulator per output, taps in order.
+        ///
+        /// # Safety
+        /// The processor supports the feature; `t` passed [`Fwd::check`] for `OV·lanes`,
+        /// `t.pos.len() == NP`, `out` holds `NP·OV·lanes` values.
+        #[target_feature(enable = $feature)]
+        unsafe fn $fwd<const NP: usize, const OV: usize>(t: &Fwd, out: &mut [f32]) {
+            #[cfg(target_arch = "x86_64")]
+            use std::arch::x86_64::*;
+            let z = $zero();
+            let mut acc: [[$vec; OV]; NP] = [[z; OV]; NP];
+            let mut pos = [0usize; NP];
+            pos.copy_from_slice(&t.pos[..NP]);
+            let xp = t.xp.as_ptr();
+            let mut w = t.wt.as_ptr().add(t.o0);
+            for &ko in t.koff {
+                let mut v = [z; OV];
+                for j in 0..OV {
+                    v[j] = $load(w.add(j * $lanes));
+                }
+                let x = xp.add(ko);
+                for q in 0..NP {
+                    let b = $set1(*x.add(pos[q]));
+                    for j in 0..OV {
+                        acc[q][j] = $fma(b, v[j], acc[q][j]);
+                    }
+                }
+                w = w.add(t.o_len);
+            }
+            assert!(out.len() >= NP * OV * $lanes);
+            let o = out.as_mut_ptr();
+            for q in 0..NP {
+                for j in 0..OV {
+                    $store(o.add((q * OV + j) * $lanes), acc[q][j]);
                 }
             }
         }
@@ -359,6 +541,18 @@ kernels!(
     _mm256_set1_ps,
     _mm256_fmadd_ps,
     _mm256_storeu_ps
+);
+#[cfg(target_arch = "x86_64")]
+forward_kernel!(
+    fwd_avx512,
+    "avx512f,fma",
+    __m512,
+    16,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_storeu_ps
 );
 
 /// Dispatches one tile to the kernel compiled for (level, kw, ov, rows).
@@ -394,9 +588,6 @@ fn run_tile(simd: Simd, kw: usize, ov: usize, r: usize, t: &Tile, out: &mut [f32
         }};
     }
     match (kw, ov) {
-        (1, 1) => go!(1, 1),
-        (1, 2) => go!(1, 2),
-        (1, 4) => go!(1, 4),
         (3, 1) => go!(3, 1),
         (3, 2) => go!(3, 2),
         (3, 4) => go!(3, 4),
@@ -405,6 +596,45 @@ fn run_tile(simd: Simd, kw: usize, ov: usize, r: usize, t: &Tile, out: &mut [f32
         (5, 4) => go!(5, 4),
         _ => unreachable!("direct conv: kw {kw}, {ov} vectors"),
     }
+}
+
+/// Dispatches one forward tile to the kernel compiled for (level, ov, positions).
+#[cfg(target_arch = "x86_64")]
+fn run_fwd(simd: Simd, ov: usize, np: usize, t: &Fwd, out: &mut [f32]) {
+    t.check(ov * lanes(simd));
+    assert!(
+        simd == Simd::Avx512 && simd <= Simd::best(),
+        "direct forward at {simd:?}"
+    );
+    assert_eq!(t.pos.len(), np);
+    assert_eq!(
+        np,
+        positions_per_tile(ov),
+        "direct conv: {np} positions a tile"
+    );
+    assert!(
+        out.len() >= np * ov * lanes(simd),
+        "direct conv: tile buffer"
+    );
+    macro_rules! go {
+        ($ov:literal) => {{
+            const N: usize = positions_per_tile($ov);
+            // SAFETY: AVX-512 is supported (asserted), bounds checked above, the
+            // position count matches the const parameter.
+            unsafe { fwd_avx512::<N, $ov>(t, out) }
+        }};
+    }
+    match ov {
+        1 => go!(1),
+        2 => go!(2),
+        4 => go!(4),
+        _ => unreachable!("direct conv: {ov} vectors"),
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn run_fwd(_: Simd, _: usize, _: usize, _: &Fwd, _: &mut [f32]) {
+    unreachable!("direct conv needs x86-64 with FMA")
 }
 
 #[cfg(not(target_arch = "x86_64"))]

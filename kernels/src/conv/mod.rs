@@ -6,7 +6,7 @@
 //! at least `PER_IMAGE_MIN_P` (64) outputs (the matrix stays in cache and the GEMM writes
 //! NCHW directly), else one batched matrix `[K, N·P]` (bigger GEMMs for small maps).
 //! Backward-data is `Wᵀ·dY` followed by col2im, gathered per input plane. The per-image
-//! weight gradient of f32 layers runs without im2col or packing where the processor has
+//! forward and weight gradient of f32 layers run without im2col or packing where the processor has
 //! AVX2 with FMA (`direct.rs`: register tiles read from a zero-padded image, in
 //! matrixmultiply's summation order, so bitwise the GEMM's result; `RBD_CONV=gemm`
 //! forces the GEMM for comparison).
@@ -33,9 +33,9 @@ mod shape;
 
 pub use cpu::{
     conv2d_backward_data_cpu, conv2d_backward_weight_cpu, conv2d_backward_weight_cpu_with,
-    conv2d_cpu,
+    conv2d_cpu, conv2d_cpu_with,
 };
-pub use direct::{WeightPath, CONV_ENV};
+pub use direct::{ConvPath, CONV_ENV};
 pub use gpu::{
     conv2d_backward_data_gpu, conv2d_backward_data_gpu_split, conv2d_backward_weight_gpu,
     conv2d_gpu, conv2d_gpu_split, forward_splits,

@@ -125,8 +125,8 @@ struct Report {
     /// and why.
     cpu_plan: String,
     cpu_plan_why: String,
-    /// How the cpu computes convolution weight gradients.
-    conv_weight_gradient: String,
+    /// How the cpu computes convolutions and their weight gradients.
+    conv_path: String,
 }
 
 /// The wgpu runtime's counters over the unprofiled steps, per step.
@@ -340,7 +340,7 @@ fn measure(args: &ProfileArgs) -> Result<Report> {
             .plan
             .describe(),
         cpu_plan_why: rbd_kernels::random_bases::CpuPlan::current().why.clone(),
-        conv_weight_gradient: rbd_kernels::conv::WeightPath::detect().describe(),
+        conv_path: rbd_kernels::conv::ConvPath::detect().describe(),
     };
     Ok(report)
 }
@@ -359,7 +359,7 @@ fn print_tables(r: &Report) {
     println!("device: {}", r.device);
     if r.backend == "cpu" {
         println!("cpu plan: {} ({})", r.cpu_plan, r.cpu_plan_why);
-        println!("conv weight gradient: {}", r.conv_weight_gradient);
+        println!("convolutions (cpu): {}", r.conv_path);
     }
     println!(
         "step: {:.2} ms median unprofiled (min {:.2}, max {:.2}, {} steps after {} warm-up); profiled {:.2} ms ({:.2}×), op times {}",
