@@ -255,8 +255,16 @@ fn seconds_left(est: &mut Estimator, run: &PlannedRun, epochs_done: u64) -> Resu
     if recent.is_empty() || run.cfg.schedule.len() > 1 {
         return Ok(p.train + p.eval);
     }
-    let per_epoch = recent.iter().sum::<f64>() / recent.len() as f64;
-    Ok(per_epoch * run.cfg.epochs.saturating_sub(epochs_done) as f64 + p.eval)
+    Ok(median(recent) * run.cfg.epochs.saturating_sub(epochs_done) as f64 + p.eval)
+}
+
+/// The median (the upper one of an even count). Recent epochs' wall times, not their
+/// mean: an epoch that spanned a pause (`SIGSTOP` while benchmarking) or a restart took
+/// minutes where its neighbours took seconds, and one such epoch in five made a 20-minute
+/// remainder look like 1 h 44 min, so `--fit` left it for a longer session.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 /// One line of the status view.
@@ -617,6 +625,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
         .map(|until| (until, Estimator::new(device.clone())));
     let mut unfitted = 0;
     let mut pace = Pace::default();
+    let stopped = StoppedClock::start();
     let ended = |sig: i32| {
         if sig == BUDGET_SIGNAL {
             End::BudgetSpent
@@ -649,7 +658,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                     }
                     estimate = Some(need);
                 }
-                let started = Instant::now();
+                let started = (Instant::now(), stopped.total());
                 println!(
                     "{tag} {} — {} — {}",
                     item.label(),
@@ -659,7 +668,7 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 match tune::tune(&q, stop)? {
                     Some(r) => {
                         if let Some(e) = estimate {
-                            pace.add(e, started.elapsed().as_secs_f64());
+                            pace.add(e, stopped.running_since(started).as_secs_f64());
                         }
                         println!("{tag} tuned: 2^{} ({})", r.best_exponent, file.display());
                         hook.finished(
@@ -708,17 +717,23 @@ pub fn run(plan: &Plan, opts: &Options, stop: &StopFlag, hook: &mut dyn Finished
                 announced = true;
             }
             let prefix = format!("{tag} [{} seed {}]", r.entry.id, r.seed);
-            let started = Instant::now();
+            let started = (Instant::now(), stopped.total());
             let end = run_one(&r.cfg, &r.dir, &prefix, stop)?;
             if let RunEnd::Interrupted(sig) = end {
                 return Ok(ended(sig));
             }
             if let Some(e) = estimate {
-                let took = started.elapsed().as_secs_f64();
+                let took = stopped.running_since(started).as_secs_f64();
+                let paused = (stopped.total() - started.1).as_secs_f64();
                 pace.add(e, took);
                 println!(
-                    "{prefix} took {} against {} estimated for a quiet machine; --fit now scales estimates by {:.2}",
+                    "{prefix} took {}{} against {} estimated for a quiet machine; --fit now scales estimates by {:.2}",
                     human(took),
+                    if paused > 0.0 {
+                        format!(" (not counting {} stopped)", human(paused))
+                    } else {
+                        String::new()
+                    },
                     human(e),
                     pace.factor()
                 );
@@ -770,6 +785,62 @@ impl Pace {
         } else {
             1.0
         }
+    }
+}
+
+/// Time this process spent stopped (`SIGSTOP`, as `pause` does while someone benchmarks):
+/// a thread wakes every [`TICK`]; a wake-up later than [`STOP_GAP`] means the whole
+/// process stood still for the excess. `--fit`'s pace counts a run's wall time less this,
+/// so a pause to measure something does not make the machine look slow.
+pub struct StoppedClock {
+    nanos: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How often the stopped clock's thread wakes.
+const TICK: Duration = Duration::from_millis(200);
+/// A wake-up this late counts as a stop (a nice-19 thread on a busy machine is woken
+/// within tens of milliseconds).
+const STOP_GAP: Duration = Duration::from_secs(2);
+
+impl StoppedClock {
+    /// Starts the ticking thread (it lives as long as the process).
+    pub fn start() -> StoppedClock {
+        let nanos = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let n = nanos.clone();
+        std::thread::spawn(move || loop {
+            let t = Instant::now();
+            std::thread::sleep(TICK);
+            let stood = stopped_for(t.elapsed());
+            n.fetch_add(
+                stood.as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        });
+        StoppedClock { nanos }
+    }
+
+    /// Stopped time since [`StoppedClock::start`].
+    pub fn total(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Wall time since `since` (an instant and [`StoppedClock::total`] then), less the
+    /// time stopped in between.
+    pub fn running_since(&self, since: (Instant, Duration)) -> Duration {
+        since
+            .0
+            .elapsed()
+            .saturating_sub(self.total().saturating_sub(since.1))
+    }
+}
+
+/// The stop inside one tick that took `gap` of wall time: the excess over the tick,
+/// counted only beyond [`STOP_GAP`].
+fn stopped_for(gap: Duration) -> Duration {
+    if gap > STOP_GAP {
+        gap - TICK
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -893,6 +964,32 @@ mod tests {
         p.add(f64::NAN, 10.0);
         p.add(10.0, f64::INFINITY);
         assert_eq!(p, before);
+    }
+
+    /// A stop shows as one late wake-up of the clock's thread: counted beyond the tick,
+    /// and only past the threshold (scheduling delays are not stops). Caught: counting
+    /// every tick's jitter, or the whole gap including the tick itself.
+    #[test]
+    fn a_late_tick_counts_as_stopped_time() {
+        assert_eq!(stopped_for(TICK), Duration::ZERO);
+        assert_eq!(
+            stopped_for(TICK + Duration::from_millis(900)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            stopped_for(Duration::from_secs(60) + TICK),
+            Duration::from_secs(60)
+        );
+    }
+
+    /// The remaining time of a started run comes from its recent epochs' median: one
+    /// epoch that spanned a pause does not inflate it. Caught: the mean (the campaign
+    /// skipped a 20-minute remainder as 1 h 44 min after a benchmark pause).
+    #[test]
+    fn a_paused_epoch_does_not_inflate_the_remaining_time() {
+        assert_eq!(median(vec![14.0, 96.0, 13.0, 77.0, 14.0]), 14.0);
+        assert_eq!(median(vec![3.0]), 3.0);
+        assert_eq!(median(vec![2.0, 1.0]), 2.0);
     }
 
     /// Runs recorded before machine names carried the vector width are this model "maybe
