@@ -124,7 +124,7 @@ const FORWARD_MIN_K: usize = 64;
 /// (but at least [`FORWARD_MIN_K`] taps). AVX-512 only: the forward's GEMM packs
 /// contiguous rows, so the direct tiles win only by their width (on the AVX-512 EPYC,
 /// 8-lane direct tiles were slower than the GEMM on every layer wider than 16 channels;
-/// `examples/conv_paths.rs`); against an AVX2 GEMM the comparison is not measured yet.
+/// `examples/bench_conv_paths.rs`); against an AVX2 GEMM the comparison is not measured yet.
 pub(super) fn forward_vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
     if s.k() < FORWARD_MIN_K || simd != Simd::Avx512 {
         return None;

@@ -1,7 +1,7 @@
 //! The cpu convolution paths side by side on ResNet-8's and the CIFAR-10 CNN's layers
 //! (batch 32): forward and weight gradient, im2col + GEMM against the direct FMA tiles,
 //! timed interleaved in one process (every path gives the same bits; this measures
-//! speed only). `cargo run --release -p rbd-kernels --example conv_paths [ROUNDS]`.
+//! speed only). `cargo run --release -p rbd-kernels --example bench_conv_paths [ROUNDS]`.
 
 use rbd_kernels::conv::*;
 use std::time::Instant;
