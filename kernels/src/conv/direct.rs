@@ -104,8 +104,9 @@ fn lanes(simd: Simd) -> usize {
     }
 }
 
-/// A shape the direct weight-gradient kernels take at this level: f32, kernel width 3 or 5 and whole
-/// vectors of output channels. Returns the vectors of output channels per tile.
+/// A shape the direct weight-gradient kernels take at this level: f32, kernel width 3 or
+/// 5 and whole vectors of output channels. Returns the vectors of output channels per
+/// tile.
 pub(super) fn vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<usize> {
     // 1×1 kernels keep the GEMM: measured slower direct (ResNet-8's shortcuts, 0.23
     // against 0.17 ms), their im2col being a plain copy.
@@ -424,7 +425,7 @@ impl Tile<'_> {
     }
 }
 
-macro_rules! kernels {
+macro_rules! weight_kernel {
     ($name:ident, $feature:literal, $vec:ty, $lanes:expr, $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
         /// `out[(r·KW + kj)·OV·lanes + o] = Σ_q fma(xp[rows[r] + pos[q] + kj], dyt[q, o0 + o])`,
         /// one accumulator per output, positions in order.
@@ -519,7 +520,7 @@ macro_rules! forward_kernel {
 }
 
 #[cfg(target_arch = "x86_64")]
-kernels!(
+weight_kernel!(
     tile_avx512,
     "avx512f,fma",
     __m512,
@@ -531,7 +532,7 @@ kernels!(
     _mm512_storeu_ps
 );
 #[cfg(target_arch = "x86_64")]
-kernels!(
+weight_kernel!(
     tile_avx2,
     "avx2,fma",
     __m256,
