@@ -641,24 +641,20 @@ fn direct_paths_agree_with_the_gemm_bitwise() {
         let mut want_y = vec![0f32; s.y_len()];
         conv2d_cpu_with(&s, &x, &w, &mut want_y, ConvPath::Gemm);
         for &path in &paths {
-            let mut got = vec![1f32; s.w_len()];
-            conv2d_backward_weight_cpu_with(&s, &x, &dy, &mut got, path);
-            let n = differ(&got, &want_dw);
-            assert_eq!(
-                n,
-                0,
-                "weight gradient, {path:?} on {s:?}: {n} of {} differ",
-                got.len()
-            );
-            let mut got = vec![1f32; s.y_len()];
-            conv2d_cpu_with(&s, &x, &w, &mut got, path);
-            let n = differ(&got, &want_y);
-            assert_eq!(
-                n,
-                0,
-                "forward, {path:?} on {s:?}: {n} of {} differ",
-                got.len()
-            );
+            let mut dw = vec![1f32; s.w_len()];
+            conv2d_backward_weight_cpu_with(&s, &x, &dy, &mut dw, path);
+            let mut y = vec![1f32; s.y_len()];
+            conv2d_cpu_with(&s, &x, &w, &mut y, path);
+            for (what, got, want) in [("weight gradient", &dw, &want_dw), ("forward", &y, &want_y)]
+            {
+                let n = differ(got, want);
+                assert_eq!(
+                    n,
+                    0,
+                    "{what}, {path:?} on {s:?}: {n} of {} differ",
+                    got.len()
+                );
+            }
         }
         if i == 1 {
             assert!(

@@ -269,12 +269,12 @@ fn image(
                     1
                 };
                 let args = Tile {
-                    dyt: &dyt[p0 * s.o..],
+                    vecs: &dyt[p0 * s.o..],
                     o_len: s.o,
                     o0,
                     xp,
-                    rows: &lay.rows[row..row + r],
-                    pos,
+                    steps: pos,
+                    tile: &lay.rows[row..row + r],
                 };
                 run_tile(simd, s.kw, ov, r, &args, &mut tile);
                 // tile[(ri·kw + kj)·o_tile + o] → dw[o0 + o, (row + ri)·kw + kj]
@@ -345,13 +345,13 @@ pub(super) fn forward_images<T: Real>(
                 for (b, kb) in koff.chunks(KC).enumerate() {
                     for o0 in (0..s.o).step_by(o_tile) {
                         for (ti, pq) in pos.chunks(np).enumerate() {
-                            let args = Fwd {
-                                wt: &wt[b * KC * s.o..],
+                            let args = Tile {
+                                vecs: &wt[b * KC * s.o..],
                                 o_len: s.o,
                                 o0,
                                 xp,
-                                koff: kb,
-                                pos: pq,
+                                steps: kb,
+                                tile: pq,
                             };
                             run_fwd(simd, ov, np, &args, &mut tile);
                             // tile[q·o_tile + o] → y[o0 + o, ti·np + q]
@@ -369,58 +369,34 @@ pub(super) fn forward_images<T: Real>(
         });
 }
 
-/// One forward tile's operands: taps `koff` (one block), output channels
-/// `o0..o0 + ov·lanes`, the positions at `pos`.
-struct Fwd<'a> {
-    /// `Wᵀ` from the block's first tap: `wt[k·o_len + o]`.
-    wt: &'a [f32],
-    o_len: usize,
-    o0: usize,
-    xp: &'a [f32],
-    koff: &'a [usize],
-    pos: &'a [usize],
-}
-
-impl Fwd<'_> {
-    /// The bounds the unsafe kernels rely on.
-    fn check(&self, o_tile: usize) {
-        let last_pos = *self.pos.iter().max().unwrap_or(&0);
-        let last_tap = *self.koff.iter().max().unwrap_or(&0);
-        assert!(
-            last_pos + last_tap < self.xp.len(),
-            "direct conv: taps out of bounds"
-        );
-        assert!(
-            (self.koff.len().max(1) - 1) * self.o_len + self.o0 + o_tile <= self.wt.len(),
-            "direct conv: weights out of bounds"
-        );
-    }
-}
-
-/// One register tile's operands: positions `pos` (one block), output channels
-/// `o0..o0 + ov·lanes`, the kernel rows at `rows`.
+/// One register tile's operands, in the weight gradient and the forward alike: a
+/// reduction over `steps` (positions of one block, or taps of one block), each step
+/// reading one row of `vecs` (output channels `o0..o0 + ov·lanes` of `dY` transposed, or
+/// of `Wᵀ`) and one value of the padded image per accumulator offset in `tile` (kernel
+/// rows `(c, ki)`, or output positions), at `xp[step + tile[..] (+ kj)]`.
 struct Tile<'a> {
-    /// `dY` transposed, from the block's first position: `dyt[q·o_len + o]`.
-    dyt: &'a [f32],
+    /// From the block's first step: `vecs[step·o_len + o]`.
+    vecs: &'a [f32],
     o_len: usize,
     o0: usize,
     xp: &'a [f32],
-    rows: &'a [usize],
-    pos: &'a [usize],
+    steps: &'a [usize],
+    tile: &'a [usize],
 }
 
 impl Tile<'_> {
-    /// The bounds the unsafe kernels rely on.
-    fn check(&self, kw: usize, o_tile: usize) {
-        let last_pos = *self.pos.iter().max().unwrap_or(&0);
-        let last_row = *self.rows.iter().max().unwrap_or(&0);
+    /// The bounds the unsafe kernels rely on: taps up to `span` past each offset pair
+    /// (the kernel width, or 1), `o_tile` output channels.
+    fn check(&self, span: usize, o_tile: usize) {
+        let last_step = *self.steps.iter().max().unwrap_or(&0);
+        let last_tile = *self.tile.iter().max().unwrap_or(&0);
         assert!(
-            last_pos + last_row + kw <= self.xp.len(),
+            last_step + last_tile + span <= self.xp.len(),
             "direct conv: taps out of bounds"
         );
         assert!(
-            (self.pos.len().max(1) - 1) * self.o_len + self.o0 + o_tile <= self.dyt.len(),
-            "direct conv: dY out of bounds"
+            (self.steps.len().max(1) - 1) * self.o_len + self.o0 + o_tile <= self.vecs.len(),
+            "direct conv: operand out of bounds"
         );
     }
 }
@@ -432,7 +408,7 @@ macro_rules! weight_kernel {
         ///
         /// # Safety
         /// The processor supports the feature; `t` passed [`Tile::check`] for `KW` and
-        /// `OV·lanes`, `t.rows.len() == R`, `out` holds `R·KW·OV·lanes` values.
+        /// `OV·lanes`, `t.tile.len() == R`, `out` holds `R·KW·OV·lanes` values.
         #[target_feature(enable = $feature)]
         unsafe fn $name<const R: usize, const KW: usize, const OV: usize>(
             t: &Tile,
@@ -443,10 +419,10 @@ macro_rules! weight_kernel {
             let z = $zero();
             let mut acc: [[[$vec; OV]; KW]; R] = [[[z; OV]; KW]; R];
             let mut rows = [0usize; R];
-            rows.copy_from_slice(&t.rows[..R]);
+            rows.copy_from_slice(&t.tile[..R]);
             let xp = t.xp.as_ptr();
-            let mut d = t.dyt.as_ptr().add(t.o0);
-            for &p in t.pos {
+            let mut d = t.vecs.as_ptr().add(t.o0);
+            for &p in t.steps {
                 let mut v = [z; OV];
                 for j in 0..OV {
                     v[j] = $load(d.add(j * $lanes));
@@ -482,19 +458,19 @@ macro_rules! forward_kernel {
         /// one accumulator per output, taps in order.
         ///
         /// # Safety
-        /// The processor supports the feature; `t` passed [`Fwd::check`] for `OV·lanes`,
-        /// `t.pos.len() == NP`, `out` holds `NP·OV·lanes` values.
+        /// The processor supports the feature; `t` passed [`Tile::check`] for 1 and `OV·lanes`,
+        /// `t.tile.len() == NP`, `out` holds `NP·OV·lanes` values.
         #[target_feature(enable = $feature)]
-        unsafe fn $fwd<const NP: usize, const OV: usize>(t: &Fwd, out: &mut [f32]) {
+        unsafe fn $fwd<const NP: usize, const OV: usize>(t: &Tile, out: &mut [f32]) {
             #[cfg(target_arch = "x86_64")]
             use std::arch::x86_64::*;
             let z = $zero();
             let mut acc: [[$vec; OV]; NP] = [[z; OV]; NP];
             let mut pos = [0usize; NP];
-            pos.copy_from_slice(&t.pos[..NP]);
+            pos.copy_from_slice(&t.tile[..NP]);
             let xp = t.xp.as_ptr();
-            let mut w = t.wt.as_ptr().add(t.o0);
-            for &ko in t.koff {
+            let mut w = t.vecs.as_ptr().add(t.o0);
+            for &ko in t.steps {
                 let mut v = [z; OV];
                 for j in 0..OV {
                     v[j] = $load(w.add(j * $lanes));
@@ -565,7 +541,7 @@ fn run_tile(simd: Simd, kw: usize, ov: usize, r: usize, t: &Tile, out: &mut [f32
         simd >= Simd::Avx2 && simd <= Simd::best(),
         "direct conv at {simd:?}"
     );
-    assert_eq!(t.rows.len(), r);
+    assert_eq!(t.tile.len(), r);
     assert!(
         out.len() >= r * kw * ov * lanes(simd),
         "direct conv: tile buffer"
@@ -601,13 +577,13 @@ fn run_tile(simd: Simd, kw: usize, ov: usize, r: usize, t: &Tile, out: &mut [f32
 
 /// Dispatches one forward tile to the kernel compiled for (level, ov, positions).
 #[cfg(target_arch = "x86_64")]
-fn run_fwd(simd: Simd, ov: usize, np: usize, t: &Fwd, out: &mut [f32]) {
-    t.check(ov * lanes(simd));
+fn run_fwd(simd: Simd, ov: usize, np: usize, t: &Tile, out: &mut [f32]) {
+    t.check(1, ov * lanes(simd));
     assert!(
         simd == Simd::Avx512 && simd <= Simd::best(),
         "direct forward at {simd:?}"
     );
-    assert_eq!(t.pos.len(), np);
+    assert_eq!(t.tile.len(), np);
     assert_eq!(
         np,
         positions_per_tile(ov),
@@ -634,7 +610,7 @@ fn run_fwd(simd: Simd, ov: usize, np: usize, t: &Fwd, out: &mut [f32]) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn run_fwd(_: Simd, _: usize, _: usize, _: &Fwd, _: &mut [f32]) {
+fn run_fwd(_: Simd, _: usize, _: usize, _: &Tile, _: &mut [f32]) {
     unreachable!("direct conv needs x86-64 with FMA")
 }
 
