@@ -20,6 +20,16 @@ fn main() {
         ("resnet8 conv 32→64 /2", (32, 16, 16, 64, 3, 2)),
         ("resnet8 conv 64→64, 8×8", (64, 8, 8, 64, 3, 1)),
     ];
+    // The CIFAR-10 CNN: 3×3 valid convolutions, a 2×2 pool after the first two.
+    let cnn = [
+        ("cnn conv 3→32, 32×32", (3, 32, 32, 32, 3, 1)),
+        ("cnn conv 32→64, 15×15", (32, 15, 15, 64, 3, 1)),
+        ("cnn conv 64→64, 6×6", (64, 6, 6, 64, 3, 1)),
+    ];
+    let layers = layers
+        .into_iter()
+        .map(|l| (l, Padding::Same))
+        .chain(cnn.into_iter().map(|l| (l, Padding::Valid)));
     let paths = ConvPath::available();
     println!("batch 32; min / 25th percentile of {rounds} calls per path, interleaved; ms");
     print!("{:<28} {:<8}", "layer", "op");
@@ -27,8 +37,8 @@ fn main() {
         print!(" {:>22}", format!("{p:?}"));
     }
     println!();
-    for (name, (c, h, w, o, k, st)) in layers {
-        let s = Conv2dShape::new(32, c, h, w, o, k, k, st, Padding::Same).unwrap();
+    for ((name, (c, h, w, o, k, st)), pad) in layers {
+        let s = Conv2dShape::new(32, c, h, w, o, k, k, st, pad).unwrap();
         let x: Vec<f32> = (0..s.x_len())
             .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
             .collect();

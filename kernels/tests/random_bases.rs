@@ -681,6 +681,16 @@ fn the_timed_step_is_the_step_and_counts_its_passes() {
                     assert_eq!(ph, StepPhases::default());
                 }
             }
+            if passes > 0 {
+                // The traffic measurement runs the same passes with counter values in
+                // place of the stream's: at the same alpha its result must differ from the
+                // step's wherever a direction touches (else it generated after all).
+                let mut out = vec![f32::NAN; n];
+                let ph = project_expand_cpu_traffic(&plan, &bases, &g, -0.2, &base, &mut out);
+                assert_eq!(ph.passes, passes, "{plan:?}");
+                let changed = out.iter().zip(&want).filter(|(a, b)| a != b).count();
+                assert!(changed > 18_000, "{changed} entries differ");
+            }
         }
     }
 }

@@ -113,8 +113,20 @@ pub(super) fn vectors_per_tile<T: Real>(s: &Conv2dShape, simd: Simd) -> Option<u
     if !matches!(s.kw, 3 | 5) {
         return None;
     }
+    // 8-lane tiles beat the GEMM only on thin layers: at most 16 output channels
+    // (ResNet-8's 3→16 and 16→16, 0.34 and 1.14 against 0.77 and 3.35 ms); from 32
+    // channels the GEMM's 8×8 kernel keeps up or wins (32→32 16×16: 1.95 against 1.68,
+    // 64→64 8×8: 2.68 against 2.26). AVX2 code on the AVX-512 EPYC, batch 32,
+    // `examples/bench_conv_paths.rs`, 2026-12-07; the GEMM is matrixmultiply's AVX2
+    // kernel on either kind.
+    if simd == Simd::Avx2 && s.o > AVX2_MAX_O {
+        return None;
+    }
     vectors_any_width::<T>(s, simd)
 }
+
+/// Output channels above which the AVX2 weight gradient keeps the GEMM.
+const AVX2_MAX_O: usize = 16;
 
 /// Taps below which the forward keeps the GEMM: a tile's few multiply-adds per output
 /// do not pay for its scattered stores (ResNet-8's first layer, K = 27: 0.37 ms with the

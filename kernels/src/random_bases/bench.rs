@@ -3,7 +3,8 @@
 
 use super::{
     expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_phases,
-    project_expand_cpu_with, project_gpu, Bases, Compartment, CpuPlan, StepPhases,
+    project_expand_cpu_traffic, project_expand_cpu_with, project_gpu, Bases, Compartment, CpuPlan,
+    StepPhases, StepStrategy,
 };
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
@@ -242,6 +243,10 @@ pub struct PhaseBench {
     /// kept block's weighted directions skips them (it still generates, projects and
     /// keeps each block); `step_s − no_expand_s` is the expansion from the kept blocks.
     pub no_expand_s: f64,
+    /// The generate-once step with counter bits for values
+    /// ([`super::project_expand_cpu_traffic`]): its memory traffic and bookkeeping
+    /// alone. `None` under a two-pass plan (nothing is kept).
+    pub traffic_s: Option<f64>,
     /// The step's phases (each field the median over rounds).
     pub phases: StepPhases,
 }
@@ -262,8 +267,9 @@ pub fn bench_cpu_phases(
     let scale = super::rbd_scale(d_total);
     let mut coords = vec![0f32; dims];
     let mut out = vec![0f32; d_total];
-    let mut t: [Vec<f64>; 4] = Default::default();
+    let mut t: [Vec<f64>; 5] = Default::default();
     let mut ph: Vec<StepPhases> = Vec::new();
+    let once = plan.strategy(stream.distribution) == StepStrategy::GenerateOnce;
     for i in 0..=repeats.max(1) {
         let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Instant::now();
@@ -281,8 +287,13 @@ pub fn bench_cpu_phases(
             plan, &bases, &g, 0.0, &theta, &mut out, None,
         ));
         let skip = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        if once {
+            project_expand_cpu_traffic(plan, &bases, &g, -0.1, &theta, &mut out);
+        }
+        let traffic = s.elapsed().as_secs_f64();
         if i > 0 {
-            for (v, x) in t.iter_mut().zip([p, e, step, skip]) {
+            for (v, x) in t.iter_mut().zip([p, e, step, skip, traffic]) {
                 v.push(x);
             }
             ph.push(phases);
@@ -290,12 +301,13 @@ pub fn bench_cpu_phases(
     }
     std::hint::black_box(&out);
     let field = |f: fn(&StepPhases) -> f64| median(ph.iter().map(f).collect());
-    let [p, e, step, skip] = t;
+    let [p, e, step, skip, traffic] = t;
     PhaseBench {
         project_s: median(p),
         expand_s: median(e),
         step_s: median(step),
         no_expand_s: median(skip),
+        traffic_s: once.then(|| median(traffic)),
         phases: StepPhases {
             setup_s: field(|p| p.setup_s),
             passes_s: field(|p| p.passes_s),

@@ -526,7 +526,7 @@ pub fn project_expand_cpu_with(
         out,
         delta,
     };
-    fused_step(plan, bases, g, update, None)
+    fused_step(plan, bases, g, update, None, Values::Stream)
 }
 
 /// What a step in the bases writes: `out = base + alpha·scale·Φc`, and the update
@@ -575,8 +575,66 @@ pub fn project_expand_cpu_phases(
         out,
         delta: None,
     };
-    let c = fused_step(plan, bases, g, update, Some(&mut phases));
+    let c = fused_step(plan, bases, g, update, Some(&mut phases), Values::Stream);
     (c, phases)
+}
+
+/// The generate-once step of [`project_expand_cpu_phases`] with every generated value
+/// replaced by a counter's bits (one add and one conversion a word, no generator, no
+/// distribution map): the same passes, blocks, stores, loads and dot products, so its
+/// time is the kept blocks' memory traffic and the passes' bookkeeping alone, what
+/// generating each entry once costs beyond generating it. Measurement only: the
+/// result means nothing. The plan must choose [`StepStrategy::GenerateOnce`].
+pub fn project_expand_cpu_traffic(
+    plan: &CpuPlan,
+    bases: &Bases,
+    g: &[f32],
+    alpha: f32,
+    base: &[f32],
+    out: &mut [f32],
+) -> StepPhases {
+    let mut phases = StepPhases::default();
+    let update = Update {
+        alpha,
+        base,
+        out,
+        delta: None,
+    };
+    fused_step(plan, bases, g, update, Some(&mut phases), Values::Counter);
+    phases
+}
+
+/// What the generate-once passes fill their blocks with.
+#[derive(Clone, Copy, PartialEq)]
+enum Values {
+    /// The stream's directions (every real step).
+    Stream,
+    /// A counter's bits as floats: [`project_expand_cpu_traffic`]'s measurement.
+    Counter,
+}
+
+/// Words that are a counter: lane `l` of row `r` is `batch + dir + 16·r + l`.
+struct CounterGen;
+
+impl Gen for CounterGen {
+    #[inline(always)]
+    fn words(_: &BlockKey, dir: u32, batch: u32) -> [crate::rng::lanes::U; 4] {
+        let base = batch.wrapping_add(dir);
+        std::array::from_fn(|r| std::array::from_fn(|l| base.wrapping_add((16 * r + l) as u32)))
+    }
+    fn pos(q: usize) -> (usize, usize) {
+        (q / L, q % L)
+    }
+}
+
+/// A word's bits converted to a float.
+struct RawBits;
+
+impl Dist for RawBits {
+    #[inline(always)]
+    fn values(w: &[crate::rng::lanes::U; 4], _: &DistParams) -> [F; 4] {
+        std::array::from_fn(|r| std::array::from_fn(|l| w[r][l] as f32))
+    }
 }
 
 /// The phases' stopwatch: reads the clock only when phases are asked for, so the
@@ -615,6 +673,7 @@ fn fused_step(
     g: &[f32],
     update: Update,
     mut phases: Option<&mut StepPhases>,
+    values: Values,
 ) -> Vec<f32> {
     let Update {
         alpha,
@@ -696,6 +755,7 @@ fn fused_step(
                     c,
                     k,
                     a,
+                    values,
                 };
                 work.run(gs, cc, acc, (prev, cur), phases.as_deref_mut());
                 clock.restart();
@@ -785,6 +845,7 @@ struct Block<'a> {
     k: usize,
     /// Factor of the coordinates in the weights: alpha·scale.
     a: f32,
+    values: Values,
 }
 
 impl Block<'_> {
@@ -834,11 +895,16 @@ impl Block<'_> {
                         cur: &mut cur[..kn * nb],
                     };
                     let gc = &gs[chunk * BATCHES..][..nb];
-                    dispatch!(
-                        stream.generator,
-                        stream.distribution,
-                        block_mv(self.simd, dirs, wp, bufs, gc, &mut partial[..kn])
-                    );
+                    let partial = &mut partial[..kn];
+                    if self.values == Values::Counter {
+                        block_mv::<CounterGen, RawBits>(self.simd, dirs, wp, bufs, gc, partial);
+                    } else {
+                        dispatch!(
+                            stream.generator,
+                            stream.distribution,
+                            block_mv(self.simd, dirs, wp, bufs, gc, partial)
+                        );
+                    }
                     if let Some(t) = t {
                         busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     }

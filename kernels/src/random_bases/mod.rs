@@ -37,7 +37,8 @@ pub use bench::{
 };
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_phases, project_expand_cpu_with, StepPhases, CHUNK,
+    project_expand_cpu_phases, project_expand_cpu_traffic, project_expand_cpu_with, StepPhases,
+    CHUNK,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,

@@ -35,6 +35,9 @@ pub struct PhaseTable {
     pub expand_ms: f64,
     pub fused_ms: f64,
     pub fused_no_expand_ms: f64,
+    /// The generate-once step with counter bits for values: the kept blocks' memory
+    /// traffic and the passes' bookkeeping without generating (0 under a two-pass plan).
+    pub traffic_ms: f64,
     pub setup_ms: f64,
     pub passes_ms: f64,
     pub passes: usize,
@@ -159,6 +162,7 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
         expand_ms: ms(k.expand_s),
         fused_ms: ms(k.step_s),
         fused_no_expand_ms: ms(k.no_expand_s),
+        traffic_ms: k.traffic_s.map_or(0.0, ms),
         setup_ms: ms(k.phases.setup_s),
         passes_ms: ms(k.phases.passes_s),
         passes: k.phases.passes,
@@ -175,6 +179,16 @@ fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+impl PhaseTable {
+    /// Megabytes the generate-once step stores and reads back: every d·D entry once
+    /// each way, plus the accumulator's D floats loaded and stored every pass.
+    pub fn kept_mb(&self) -> f64 {
+        let entries = (self.dims * self.d_total) as f64;
+        let acc = (self.passes * self.d_total) as f64;
+        (2.0 * entries + 2.0 * acc) * 4.0 / 1e6
     }
 }
 
@@ -250,6 +264,13 @@ pub fn print(t: &PhaseTable) {
         row(
             "      → the fused step over one generation (fused − project alone)",
             t.fused_ms - t.project_ms,
+        );
+        row(
+            &format!(
+                "    the same passes, a counter for values (no generator; {:.0} MB stored, loaded)",
+                t.kept_mb()
+            ),
+            t.traffic_ms,
         );
     } else {
         println!("      (a two-pass plan: the fused step is project then expand)");

@@ -520,6 +520,25 @@ fn cpu_rate(rates: &[RateRow], generator: Generator, dist: DistributionKind) -> 
     })
 }
 
+/// Why the generate-once step's excess over one generation stays: the same passes
+/// with a counter for values (no generator) time the kept blocks' traffic alone, set
+/// against what the bound leaves over one generation, and the two-pass alternative.
+fn traffic_why(p: &PhaseTable, bound: f64) -> String {
+    let around = p.rbd_ms - p.fused_ms;
+    let allowed = bound - around - p.project_ms;
+    format!(
+        "; without a generator the same passes take {:.2} ms ({:.0} MB stored and loaded, {:.0} GB/s): the excess is the kept blocks' memory traffic, and the bound leaves {:.2} ms for it over one generation (bound {:.2} − gradient and engine {:.2} − one generation {:.2}), so it is met only where the traffic hides behind the arithmetic, which it does not here; generating twice instead (two passes, nothing kept) costs at least project + expand = {:.2} ms",
+        p.traffic_ms,
+        p.kept_mb(),
+        p.kept_mb() / p.traffic_ms,
+        allowed,
+        bound,
+        around,
+        p.project_ms,
+        p.project_ms + p.expand_ms,
+    )
+}
+
 /// Issue 25's targets at d = 250 with the default generator, judged on the cpu
 /// figures of this run (none without a cpu backend).
 fn targets(
@@ -569,7 +588,7 @@ fn targets(
                 p.passes,
                 p.passes_ms - p.busy_ms,
                 p.setup_ms + p.coords_ms + p.finish_ms,
-            )
+            ) + &traffic_why(p, 1.1 * (sgd + r.project_ms))
         });
         push(
             format!(
