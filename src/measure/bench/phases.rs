@@ -1,6 +1,6 @@
 //! `rbd bench rbd`'s phase table: where the cpu RBD step's time goes on the CIFAR-10
 //! CNN. The gradient alone (an optimiser that only asks the oracle for it), the SGD
-//! step, the RBD step and the Fastfood step are timed interleaved, round by round (the
+//! step, the RBD step, the Fastfood step and the packed-sign step are timed interleaved, round by round (the
 //! order reversed every other round), so a change of load hits them alike; then the step in the bases alone: project alone,
 //! expand alone, the fused step under the plan in force with its phases (set-up, block
 //! passes with the threads' busy time, coordinates, finish), and the fused step with
@@ -25,11 +25,14 @@ pub struct PhaseTable {
     pub generator: String,
     pub plan: String,
     /// Interleaved whole steps: the gradient alone (forward + backward as the trainer's
-    /// oracle computes it), SGD, RBD with Gaussian directions, RBD with Fastfood bases.
+    /// oracle computes it), SGD, RBD with Gaussian directions, RBD with Fastfood bases,
+    /// RBD with packed signs.
     pub gradient_ms: f64,
     pub sgd_ms: f64,
     pub rbd_ms: f64,
     pub fastfood_ms: f64,
+    /// RBD with packed-sign directions (the issue-25 target's step, interleaved too).
+    pub rademacher_ms: f64,
     /// The step in the bases alone (kernels, no engine tensors).
     pub project_ms: f64,
     pub expand_ms: f64,
@@ -70,10 +73,10 @@ enum Who {
     Optimizer(OptimizerKind, Settings),
 }
 
-fn settings(dims: usize, bases: BasesKind) -> Settings {
+fn settings(dims: usize, bases: BasesKind, distribution: DistributionKind) -> Settings {
     let mut s = Settings::default();
     s.directions.dim = dims;
-    s.directions.distribution = DistributionKind::Gaussian;
+    s.directions.distribution = distribution;
     s.directions.bases = bases;
     s
 }
@@ -82,11 +85,19 @@ fn settings(dims: usize, bases: BasesKind) -> Settings {
 pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
     let device = Device::Cpu;
     let image = (3, 32, 32);
+    let gaussian = DistributionKind::Gaussian;
     let who = [
         Who::Gradient,
         Who::Optimizer(OptimizerKind::Sgd, Settings::default()),
-        Who::Optimizer(OptimizerKind::Rbd, settings(dims, BasesKind::Iid)),
-        Who::Optimizer(OptimizerKind::Rbd, settings(dims, BasesKind::Fastfood)),
+        Who::Optimizer(OptimizerKind::Rbd, settings(dims, BasesKind::Iid, gaussian)),
+        Who::Optimizer(
+            OptimizerKind::Rbd,
+            settings(dims, BasesKind::Fastfood, gaussian),
+        ),
+        Who::Optimizer(
+            OptimizerKind::Rbd,
+            settings(dims, BasesKind::Iid, DistributionKind::Rademacher),
+        ),
     ];
     let models: Vec<Box<dyn Model>> = who
         .iter()
@@ -124,9 +135,9 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
         };
         harnesses.push(harness);
     }
-    // Rounds alternate the order (gradient, SGD, RBD, Fastfood, then the reverse), so
-    // no step always follows the same one (what a step leaves in the caches, the
-    // allocator and the thread pool is then shared out alike).
+    // Rounds alternate the order (gradient, SGD, RBD, Fastfood, packed signs, then the
+    // reverse), so no step always follows the same one (what a step leaves in the
+    // caches, the allocator and the thread pool is then shared out alike).
     let mut times = vec![Vec::new(); harnesses.len()];
     for round in 0..=repeats.max(1) {
         let mut order: Vec<usize> = (0..harnesses.len()).collect();
@@ -158,6 +169,7 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
         sgd_ms: step_ms[1],
         rbd_ms: step_ms[2],
         fastfood_ms: step_ms[3],
+        rademacher_ms: step_ms[4],
         project_ms: ms(k.project_s),
         expand_ms: ms(k.expand_s),
         fused_ms: ms(k.step_s),
@@ -195,7 +207,7 @@ impl PhaseTable {
 /// The table as `rbd bench rbd` prints it.
 pub fn print(t: &PhaseTable) {
     println!(
-        "\nwhere the cpu RBD step's time goes: CIFAR-10 CNN (D = {}), batch 32, d = {}, {} Gaussian; medians, the four steps interleaved round by round (order reversed every other round)",
+        "\nwhere the cpu RBD step's time goes: CIFAR-10 CNN (D = {}), batch 32, d = {}, {} Gaussian; medians, the five steps interleaved round by round (order reversed every other round)",
         t.d_total, t.dims, t.generator
     );
     let row = |what: &str, ms: f64| println!("  {what:<72} {ms:>8.2} ms");
@@ -212,6 +224,11 @@ pub fn print(t: &PhaseTable) {
     row(
         "  of which the step in the Fastfood bases (Fastfood − gradient)",
         t.fastfood_ms - t.gradient_ms,
+    );
+    row("packed-sign RBD step", t.rademacher_ms);
+    row(
+        "  of which the step in the packed-sign bases (packed signs − gradient)",
+        t.rademacher_ms - t.gradient_ms,
     );
     row("Gaussian RBD step", t.rbd_ms);
     row(
@@ -267,7 +284,7 @@ pub fn print(t: &PhaseTable) {
         );
         row(
             &format!(
-                "    the same passes, a counter for values (no generator; {:.0} MB stored, loaded)",
+                "    the same passes, a counter for values ({:.0} MB stored and loaded)",
                 t.kept_mb()
             ),
             t.traffic_ms,
