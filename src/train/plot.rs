@@ -234,25 +234,30 @@ pub fn render(fig: &Figure) -> Result<String> {
     let columns = fig.columns.clamp(1, fig.panels.len().max(1));
     let rows = fig.panels.len().div_ceil(columns).max(1);
     let width = columns as u32 * PANEL.0 + LEGEND_WIDTH;
-    // About 7.5 pixels a character at 15 px.
+    // About 7.5 pixels a character at 15 px, 11 at 22 px: long titles wrap rather than
+    // run off the figure's edge.
+    let title = wrap(&fig.title, (width as usize - 32) / 11);
     let subtitle = wrap(&fig.subtitle, (width as usize - 32) * 2 / 15);
-    let title_height = TITLE_HEIGHT + 19 * subtitle.len().saturating_sub(1) as u32;
+    let title_extra = 28 * title.len().saturating_sub(1) as u32;
+    let title_height = TITLE_HEIGHT + title_extra + 19 * subtitle.len().saturating_sub(1) as u32;
     let size = (width, title_height + rows as u32 * PANEL.1);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(failed)?;
         let (top, body) = root.split_vertically(title_height);
-        top.draw(&Text::new(
-            fig.title.clone(),
-            (16, 10),
-            (FONT, 22).into_font().color(&BLACK),
-        ))
-        .map_err(failed)?;
+        for (i, line) in title.iter().enumerate() {
+            top.draw(&Text::new(
+                line.clone(),
+                (16, 10 + 28 * i as i32),
+                (FONT, 22).into_font().color(&BLACK),
+            ))
+            .map_err(failed)?;
+        }
         for (i, line) in subtitle.iter().enumerate() {
             top.draw(&Text::new(
                 line.clone(),
-                (16, 38 + 19 * i as i32),
+                (16, 38 + title_extra as i32 + 19 * i as i32),
                 (FONT, 15).into_font().color(&RGBColor(0x44, 0x44, 0x44)),
             ))
             .map_err(failed)?;
@@ -791,6 +796,33 @@ mod tests {
         assert!(svg.matches("#0072B2").count() >= 3, "{svg}");
         // Deterministic: the same figure gives the same bytes.
         assert_eq!(render(&fig).unwrap(), svg);
+    }
+
+    /// A title wider than the figure wraps at spaces (the quick job's ran off the edge):
+    /// no line longer than the width allows, every word kept, the figure taller.
+    #[test]
+    fn a_long_title_wraps_inside_the_figure() {
+        let long = "Table 1, first row: validation accuracy against epoch, d = 250, on the committed runs of table1 — FC-MNIST";
+        let fig = |title: &str| Figure {
+            title: title.into(),
+            subtitle: "1 epoch, 1 seed".into(),
+            panels: vec![Panel::default()],
+            columns: 1,
+            notes: vec![],
+        };
+        let svg = render(&fig(long)).unwrap();
+        // One panel: 890 px wide, (890 − 32) / 11 = 78 characters a title line.
+        let lines = wrap(long, 78);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for l in &lines {
+            assert!(l.chars().count() <= 78 && svg.contains(l.as_str()), "{l}");
+        }
+        assert!(!svg.contains(long));
+        let height = |svg: &str| {
+            let h = svg.split("height=\"").nth(1).unwrap();
+            h[..h.find('"').unwrap()].parse::<u32>().unwrap()
+        };
+        assert_eq!(height(&svg), height(&render(&fig("short")).unwrap()) + 28);
     }
 
     #[test]
