@@ -8,7 +8,7 @@ use super::signs;
 use super::simd::{multiversion, Simd};
 use super::tune::{CpuPlan, StepStrategy, MAX_BLOCK_DIRS};
 use super::{check_compartments, coord_offsets, Bases, Compartment};
-use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L};
+use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, BATCH, F, L, U};
 use crate::rng::{BlockKey, DistParams, Distribution, Generator};
 use crate::scratch::with_scratch;
 use rayon::prelude::*;
@@ -568,15 +568,7 @@ pub fn project_expand_cpu_phases(
     base: &[f32],
     out: &mut [f32],
 ) -> (Vec<f32>, StepPhases) {
-    let mut phases = StepPhases::default();
-    let update = Update {
-        alpha,
-        base,
-        out,
-        delta: None,
-    };
-    let c = fused_step(plan, bases, g, update, Some(&mut phases), Values::Stream);
-    (c, phases)
+    timed_step(plan, bases, (g, alpha, base, out), Values::Stream)
 }
 
 /// The generate-once step of [`project_expand_cpu_phases`] with every generated value
@@ -593,6 +585,16 @@ pub fn project_expand_cpu_traffic(
     base: &[f32],
     out: &mut [f32],
 ) -> StepPhases {
+    timed_step(plan, bases, (g, alpha, base, out), Values::Counter).1
+}
+
+/// The fused step with its phases timed, filled with `values`.
+fn timed_step(
+    plan: &CpuPlan,
+    bases: &Bases,
+    (g, alpha, base, out): (&[f32], f32, &[f32], &mut [f32]),
+    values: Values,
+) -> (Vec<f32>, StepPhases) {
     let mut phases = StepPhases::default();
     let update = Update {
         alpha,
@@ -600,8 +602,8 @@ pub fn project_expand_cpu_traffic(
         out,
         delta: None,
     };
-    fused_step(plan, bases, g, update, Some(&mut phases), Values::Counter);
-    phases
+    let c = fused_step(plan, bases, g, update, Some(&mut phases), values);
+    (c, phases)
 }
 
 /// What the generate-once passes fill their blocks with.
@@ -613,14 +615,14 @@ enum Values {
     Counter,
 }
 
-/// Words that are a counter: lane `l` of row `r` is `batch + dir + 16·r + l`.
+/// Words that are a counter: lane `l` of row `r` is `batch + dir + L·r + l`.
 struct CounterGen;
 
 impl Gen for CounterGen {
     #[inline(always)]
-    fn words(_: &BlockKey, dir: u32, batch: u32) -> [crate::rng::lanes::U; 4] {
+    fn words(_: &BlockKey, dir: u32, batch: u32) -> [U; 4] {
         let base = batch.wrapping_add(dir);
-        std::array::from_fn(|r| std::array::from_fn(|l| base.wrapping_add((16 * r + l) as u32)))
+        std::array::from_fn(|r| std::array::from_fn(|l| base.wrapping_add((L * r + l) as u32)))
     }
     fn pos(q: usize) -> (usize, usize) {
         (q / L, q % L)
@@ -632,7 +634,7 @@ struct RawBits;
 
 impl Dist for RawBits {
     #[inline(always)]
-    fn values(w: &[crate::rng::lanes::U; 4], _: &DistParams) -> [F; 4] {
+    fn values(w: &[U; 4], _: &DistParams) -> [F; 4] {
         std::array::from_fn(|r| std::array::from_fn(|l| w[r][l] as f32))
     }
 }

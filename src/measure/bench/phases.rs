@@ -1,10 +1,12 @@
 //! `rbd bench rbd`'s phase table: where the cpu RBD step's time goes on the CIFAR-10
 //! CNN. The gradient alone (an optimiser that only asks the oracle for it), the SGD
-//! step, the RBD step, the Fastfood step and the packed-sign step are timed interleaved, round by round (the
-//! order reversed every other round), so a change of load hits them alike; then the step in the bases alone: project alone,
+//! step, the RBD step, the Fastfood step and the packed-sign step are timed
+//! interleaved, round by round (the order reversed every other round), so a change of
+//! load hits them alike; then the step in the bases alone: project alone,
 //! expand alone, the fused step under the plan in force with its phases (set-up, block
 //! passes with the threads' busy time, coordinates, finish), and the fused step with
-//! the expansion skipped (alpha = 0). Printed, never asserted.
+//! the expansion skipped (alpha = 0), and the same passes with a counter for values
+//! (the kept blocks' memory traffic alone). Printed, never asserted.
 
 use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::optimizers::{self, SegmentOptimizer};
