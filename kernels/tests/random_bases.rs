@@ -611,6 +611,24 @@ fn project_expand_equals_project_then_expand_bitwise_under_every_plan() {
             for plan in &plans {
                 assert!(run(plan) == want, "{plan:?} {s:?} n = {n}");
             }
+            // The same step on a kept basis (FPD's), kept at one level and read at every
+            // level and plan: only where the values come from differs.
+            let Some(kept) = StoredBasis::generate(Simd::detect(), &bases) else {
+                assert_eq!(s.distribution, Distribution::Rademacher, "{s:?} not kept");
+                continue;
+            };
+            assert_eq!(kept.bytes(), StoredBasis::bytes_for(&bases));
+            assert!(!kept.matches(&Bases::new(s, 6, comps, rbd_scale(n))));
+            for plan in &plans {
+                let mut o = vec![f32::NAN; n];
+                let mut d = vec![f32::NAN; n];
+                let step = (&bases, &g[..], alpha);
+                let c = project_expand_stored(plan, &kept, step, &base, &mut o, Some(&mut d));
+                assert!(
+                    (bits(&c), bits(&o), bits(&d)) == want,
+                    "kept basis, {plan:?} {s:?} n = {n}"
+                );
+            }
             for threads in [1, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)

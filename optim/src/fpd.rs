@@ -1,8 +1,8 @@
 //! Fixed projection descent (Li et al. 2018): one base P drawn once for the whole run;
 //! θ = θ₀ + P·c and c ← c − lr·Pᵀg, with the same 1/√D scaling as RBD.
 //!
-//! The update is applied to θ directly, θ ← θ − lr·P(Pᵀg) (one fused pass that generates
-//! each direction once on the cpu), with c kept beside it; θ and θ₀ + P·c agree up to f32
+//! The update is applied to θ directly, θ ← θ − lr·P(Pᵀg) (one fused pass; on the cpu P
+//! is generated at the first step and kept in memory, [`KeptBasis`]), with c kept beside it; θ and θ₀ + P·c agree up to f32
 //! rounding. Two variants of where the gradient is taken ([`FpdVariant`]):
 //! - `paper` (the paper's text): at the current θ = θ₀ + P·c;
 //! - `released` (the authors' released code): at θ₀ + P·c_prev, the point before the
@@ -12,7 +12,7 @@ use crate::config::defaults;
 use crate::directions::DirectionsConfig;
 use crate::{Optimizer, Oracle, StateTensor, StepInfo, Target};
 use rbd_engine::random_bases::{
-    project_expand, rbd_scale, total_dims, Bases, BasisFamily, Compartment, Stream,
+    rbd_scale, total_dims, Bases, BasisFamily, Compartment, KeptBasis, Stream,
 };
 use rbd_engine::{EngineError, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -75,6 +75,8 @@ pub struct FixedProjection {
     gradient_at: FpdVariant,
     previous: Option<Tensor>,
     family: BasisFamily,
+    /// P, kept where it fits (derived state: not checkpointed, regenerated on resume).
+    kept: KeptBasis,
 }
 
 impl FixedProjection {
@@ -121,12 +123,28 @@ impl FixedProjection {
             gradient_at,
             previous: None,
             family: BasisFamily::Iid,
+            kept: KeptBasis::new(),
         })
     }
 
     /// The same optimiser with its fixed base drawn from `family`.
     pub fn with_family(self, family: BasisFamily) -> Self {
         FixedProjection { family, ..self }
+    }
+
+    /// Bytes of P kept in memory now (0 before the first cpu step, when regenerating, or
+    /// where P is not kept).
+    pub fn kept_bytes(&self) -> usize {
+        self.kept.bytes()
+    }
+
+    /// The same optimiser regenerating P at every step instead of keeping it: the same
+    /// bits, slower (to measure what keeping saves).
+    pub fn regenerating(self) -> Self {
+        FixedProjection {
+            kept: KeptBasis::regenerating(),
+            ..self
+        }
     }
 }
 
@@ -140,7 +158,9 @@ impl Optimizer for FixedProjection {
         // c' = scale·Pᵀg; θ ← θ − lr·scale·P·c'; c ← c − lr·c'.
         let bases =
             Bases::new(self.stream, FIXED_STEP, &self.comps, self.scale).with_family(self.family);
-        let (pg, next) = project_expand(&bases, &g, -self.lr as f32, theta)?;
+        let (pg, next) = self
+            .kept
+            .project_expand(&bases, &g, -self.lr as f32, theta)?;
         self.coords = pg.axpy(-self.lr, &self.coords)?;
         if self.gradient_at == FpdVariant::Released {
             self.previous = Some(theta.detach());

@@ -505,3 +505,65 @@ fn fastfood_rbd_fpd_and_nes_steps_match_their_formulas() {
         .collect();
     close("fastfood nes", &next, &want, 1e-5);
 }
+
+/// FPD keeps its fixed base in memory on the cpu (generated at the first step, read at
+/// every later one): bitwise the steps of an FPD that regenerates it, for both
+/// variants, over compartments, and across a resume from saved state (the kept base
+/// is not checkpointed: a resumed FPD generates it again). Packed signs are not kept
+/// (nothing to gain) and step alike.
+#[test]
+fn fpd_on_a_kept_base_steps_bitwise_as_one_that_regenerates_it() {
+    use rbd_optim::FpdVariant;
+    let n = 9_000;
+    let theta0: Vec<f32> = weights(n, 9).iter().map(|&x| x as f32).collect();
+    let theta = Tensor::from_f32(&Device::Cpu, &theta0, &[n]).unwrap();
+    let comps = vec![
+        Compartment::new(0, 0, 5_000, 7),
+        Compartment::new(1, 5_000, 4_000, 3),
+    ];
+    let bits = |t: &Tensor| -> Vec<u32> {
+        t.to_vec_f32()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect()
+    };
+    for distribution in [Distribution::Gaussian, Distribution::Rademacher] {
+        for variant in [FpdVariant::Paper, FpdVariant::Released] {
+            let s = stream(distribution);
+            let fpd =
+                || FixedProjection::with_variant(0.5, s, comps.clone(), &theta, variant).unwrap();
+            let (mut kept, mut regen) = (fpd(), fpd().regenerating());
+            let (mut o1, mut o2) = (
+                Quadratic::new(n, Device::Cpu),
+                Quadratic::new(n, Device::Cpu),
+            );
+            let (mut a, mut b) = (theta.clone(), theta.clone());
+            for step in 0..4 {
+                a = kept.step(step, &a, &mut o1).unwrap().theta;
+                b = regen.step(step, &b, &mut o2).unwrap().theta;
+                assert_eq!(
+                    bits(&a),
+                    bits(&b),
+                    "{distribution:?} {variant:?} step {step}"
+                );
+            }
+            // Kept: 10 directions over 3 element chunks of 4096 (the last padded).
+            let want = if distribution == Distribution::Gaussian {
+                (7 * 2 + 3) * 4096 * 4
+            } else {
+                0
+            };
+            assert_eq!((kept.kept_bytes(), regen.kept_bytes()), (want, 0));
+            // Resumed from the kept FPD's state: the base is generated again.
+            let mut resumed = fpd();
+            resumed.load_state(&kept.state()).unwrap();
+            let mut o3 = Quadratic::new(n, Device::Cpu);
+            let c = resumed.step(4, &a, &mut o3).unwrap().theta;
+            a = kept.step(4, &a, &mut o1).unwrap().theta;
+            b = regen.step(4, &b, &mut o2).unwrap().theta;
+            assert_eq!(bits(&a), bits(&b), "{distribution:?} {variant:?} step 4");
+            assert_eq!(bits(&c), bits(&a), "{distribution:?} {variant:?} resumed");
+        }
+    }
+}

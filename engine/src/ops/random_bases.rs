@@ -4,7 +4,8 @@
 //! then to the native cpu implementation or the WGSL shaders of
 //! `rbd_kernels::random_bases` by where the operands live. The directions are
 //! regenerated from (seed, step, compartment, direction, element) and never stored
-//! (`docs/random-directions.md` specifies the stream). No autodiff: these ops act on
+//! (`docs/random-directions.md` specifies the stream), except a fixed basis asked for at
+//! every step, which [`KeptBasis`] keeps on the cpu. No autodiff: these ops act on
 //! parameters and gradients, outside the recorded graph.
 //!
 //! The stream and compartment types are re-exported here, so that optimisers speak
@@ -121,6 +122,71 @@ fn step_in_bases(
             &x[1],
         ),
     )
+}
+
+/// A basis asked for at every step: FPD's fixed one. On the cpu its directions are
+/// generated at the first step and kept, raw ([`rb::StoredBasis`], up to
+/// [`rb::KEEP_LIMIT_BYTES`]), so that each later step reads d·D values instead of
+/// generating them; bitwise [`project_expand`] either way (tested), so runs resume
+/// across it. On wgpu (where generating is cheap), for Fastfood and packed-sign bases,
+/// and for a basis over the limit: [`project_expand`] itself. RBD's basis is new every
+/// step and is never kept.
+#[derive(Default)]
+pub struct KeptBasis {
+    kept: Option<rb::StoredBasis>,
+    regenerate: bool,
+}
+
+impl KeptBasis {
+    /// Keeps the basis where it can.
+    pub fn new() -> Self {
+        KeptBasis::default()
+    }
+
+    /// Never keeps: every step regenerates the directions (to measure what keeping saves).
+    pub fn regenerating() -> Self {
+        KeptBasis {
+            kept: None,
+            regenerate: true,
+        }
+    }
+
+    /// Bytes kept now (0 before the first cpu step, or where nothing is kept).
+    pub fn bytes(&self) -> usize {
+        self.kept.as_ref().map_or(0, rb::StoredBasis::bytes)
+    }
+
+    /// [`project_expand`] in `bases`, reading the kept directions where they are
+    /// `bases`' (kept at this call if not yet).
+    pub fn project_expand(
+        &mut self,
+        bases: &Bases,
+        g: &Tensor,
+        alpha: f32,
+        base: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        if self.regenerate || bases.fastfood().is_some() || !matches!(g.device(), Device::Cpu) {
+            return project_expand(bases, g, alpha, base);
+        }
+        check_step("project_expand", g, base)?;
+        rb::check_compartments(bases.compartments, base.numel()).map_err(EngineError::Invalid)?;
+        let sizes = (bases.dims(), base.shape());
+        let plan = rb::CpuPlan::current().plan;
+        if !self.kept.as_ref().is_some_and(|k| k.matches(bases)) {
+            self.kept = rb::StoredBasis::generate(plan.simd, bases);
+        }
+        let kept = self.kept.as_ref();
+        let (c, next, _) = per_backend!(
+            f32 "project_expand",
+            operands("project_expand", &[g, base])?,
+            |x| fused_cpu(sizes, false, |out, _| match kept {
+                Some(k) => rb::project_expand_stored(&plan, k, (bases, x[0], alpha), x[1], out, None),
+                None => rb::project_expand_cpu(bases, x[0], alpha, x[1], out, None),
+            }),
+            |_ctx, _x| step_in_bases(bases, g, alpha, base, false),
+        )?;
+        Ok((c, next))
+    }
 }
 
 /// A gradient and a base of the same length, or an error naming `op`.

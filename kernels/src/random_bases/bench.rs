@@ -3,8 +3,8 @@
 
 use super::{
     expand_cpu, expand_gpu, project_cpu, project_expand_cpu, project_expand_cpu_phases,
-    project_expand_cpu_traffic, project_expand_cpu_with, project_gpu, Bases, Compartment, CpuPlan,
-    StepPhases, StepStrategy,
+    project_expand_cpu_traffic, project_expand_cpu_with, project_expand_stored, project_gpu, Bases,
+    Compartment, CpuPlan, StepPhases, StepStrategy, StoredBasis,
 };
 use crate::gpu::GpuContext;
 use crate::rng::Stream;
@@ -247,6 +247,12 @@ pub struct PhaseBench {
     /// ([`super::project_expand_cpu_traffic`]): its memory traffic and bookkeeping
     /// alone. `None` under a two-pass plan (nothing is kept).
     pub traffic_s: Option<f64>,
+    /// The step on a kept basis ([`super::project_expand_stored`], FPD's: the same
+    /// directions every round, kept before the rounds): every entry read from memory
+    /// once. `None` where the stream's bases are not kept (packed signs).
+    pub kept_s: Option<f64>,
+    /// Bytes of that kept basis.
+    pub kept_bytes: usize,
     /// The step's phases (each field the median over rounds).
     pub phases: StepPhases,
 }
@@ -267,9 +273,11 @@ pub fn bench_cpu_phases(
     let scale = super::rbd_scale(d_total);
     let mut coords = vec![0f32; dims];
     let mut out = vec![0f32; d_total];
-    let mut t: [Vec<f64>; 5] = Default::default();
+    let mut t: [Vec<f64>; 6] = Default::default();
     let mut ph: Vec<StepPhases> = Vec::new();
     let once = plan.strategy(stream.distribution) == StepStrategy::GenerateOnce;
+    let fixed = Bases::new(*stream, 0, &comps, scale);
+    let kept = StoredBasis::generate(plan.simd, &fixed);
     for i in 0..=repeats.max(1) {
         let bases = Bases::new(*stream, i as u64, &comps, scale);
         let s = Instant::now();
@@ -292,8 +300,14 @@ pub fn bench_cpu_phases(
             project_expand_cpu_traffic(plan, &bases, &g, -0.1, &theta, &mut out);
         }
         let traffic = s.elapsed().as_secs_f64();
+        let s = Instant::now();
+        if let Some(k) = &kept {
+            let step = (&fixed, &g[..], -0.1);
+            std::hint::black_box(project_expand_stored(plan, k, step, &theta, &mut out, None));
+        }
+        let on_kept = s.elapsed().as_secs_f64();
         if i > 0 {
-            for (v, x) in t.iter_mut().zip([p, e, step, skip, traffic]) {
+            for (v, x) in t.iter_mut().zip([p, e, step, skip, traffic, on_kept]) {
                 v.push(x);
             }
             ph.push(phases);
@@ -301,13 +315,15 @@ pub fn bench_cpu_phases(
     }
     std::hint::black_box(&out);
     let field = |f: fn(&StepPhases) -> f64| median(ph.iter().map(f).collect());
-    let [p, e, step, skip, traffic] = t;
+    let [p, e, step, skip, traffic, on_kept] = t;
     PhaseBench {
         project_s: median(p),
         expand_s: median(e),
         step_s: median(step),
         no_expand_s: median(skip),
         traffic_s: once.then(|| median(traffic)),
+        kept_s: kept.as_ref().map(|_| median(on_kept)),
+        kept_bytes: kept.as_ref().map_or(0, StoredBasis::bytes),
         phases: StepPhases {
             setup_s: field(|p| p.setup_s),
             passes_s: field(|p| p.passes_s),

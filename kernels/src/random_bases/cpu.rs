@@ -37,6 +37,9 @@ macro_rules! dispatch {
     };
 }
 
+mod stored;
+pub use stored::{StoredBasis, KEEP_LIMIT_BYTES};
+
 /// The directions and entries one chunk task covers: directions `dir0 ..` of the
 /// (step, compartment) pass `bk`, from batch `batch0` of the compartment on.
 #[derive(Clone, Copy)]
@@ -529,6 +532,26 @@ pub fn project_expand_cpu_with(
     fused_step(plan, bases, g, update, None, Values::Stream)
 }
 
+/// [`project_expand_cpu_with`] on a basis kept in memory (`stored`, the directions of
+/// `bases`): the values are read, not generated; bitwise the same result.
+pub fn project_expand_stored(
+    plan: &CpuPlan,
+    stored: &StoredBasis,
+    (bases, g, alpha): (&Bases, &[f32], f32),
+    base: &[f32],
+    out: &mut [f32],
+    delta: Option<&mut [f32]>,
+) -> Vec<f32> {
+    assert!(stored.matches(bases), "the kept basis is not these bases'");
+    let update = Update {
+        alpha,
+        base,
+        out,
+        delta,
+    };
+    fused_step(plan, bases, g, update, None, Values::Stored(stored))
+}
+
 /// What a step in the bases writes: `out = base + alpha·scale·Φc`, and the update
 /// itself into `delta` if given.
 struct Update<'a> {
@@ -607,12 +630,14 @@ fn timed_step(
 }
 
 /// What the generate-once passes fill their blocks with.
-#[derive(Clone, Copy, PartialEq)]
-enum Values {
+#[derive(Clone, Copy)]
+enum Values<'a> {
     /// The stream's directions (every real step).
     Stream,
     /// A counter's bits as floats: [`project_expand_cpu_traffic`]'s measurement.
     Counter,
+    /// The stream's directions, read from a kept basis ([`project_expand_stored`]).
+    Stored(&'a StoredBasis),
 }
 
 /// Words that are a counter: lane `l` of row `r` is `batch + dir + L·r + l`.
@@ -695,8 +720,10 @@ fn fused_step(
     let comps = bases.compartments;
     checked(comps, out.len());
     let distribution = bases.stream.distribution;
-    if plan.strategy(distribution) == StepStrategy::TwoPasses
-        || distribution == Distribution::Rademacher
+    let kept = matches!(values, Values::Stored(_));
+    if !kept
+        && (plan.strategy(distribution) == StepStrategy::TwoPasses
+            || distribution == Distribution::Rademacher)
     {
         return two_passes(simd, bases, g, alpha, base, out, delta);
     }
@@ -751,6 +778,7 @@ fn fused_step(
                 }
                 let work = Block {
                     simd,
+                    ci,
                     bases,
                     bk: &bk,
                     dp: &dp,
@@ -839,6 +867,8 @@ fn pos_of(generator: Generator, q: usize) -> (usize, usize) {
 /// What the block passes of [`project_expand_cpu`] over one compartment need.
 struct Block<'a> {
     simd: Simd,
+    /// The compartment's index in `bases.compartments`.
+    ci: usize,
     bases: &'a Bases<'a>,
     bk: &'a BlockKey,
     dp: &'a DistParams,
@@ -847,7 +877,7 @@ struct Block<'a> {
     k: usize,
     /// Factor of the coordinates in the weights: alpha·scale.
     a: f32,
-    values: Values,
+    values: Values<'a>,
 }
 
 impl Block<'_> {
@@ -898,14 +928,22 @@ impl Block<'_> {
                     };
                     let gc = &gs[chunk * BATCHES..][..nb];
                     let partial = &mut partial[..kn];
-                    if self.values == Values::Counter {
-                        block_mv::<CounterGen, RawBits>(self.simd, dirs, wp, bufs, gc, partial);
-                    } else {
-                        dispatch!(
+                    match self.values {
+                        Values::Counter => {
+                            block_mv::<CounterGen, RawBits>(self.simd, dirs, wp, bufs, gc, partial)
+                        }
+                        Values::Stream => dispatch!(
                             stream.generator,
                             stream.distribution,
                             block_mv(self.simd, dirs, wp, bufs, gc, partial)
-                        );
+                        ),
+                        // The kept block slices stand in for the scratch blocks.
+                        Values::Stored(s) => {
+                            let kept = s.chunk(self.ci, chunk);
+                            let j = j0 - wp.len();
+                            let blocks = (&kept[j * nb..j0 * nb], &kept[j0 * nb..(j0 + kn) * nb]);
+                            stored::pass(self.simd, wp, blocks, bufs.acc, gc, partial);
+                        }
                     }
                     if let Some(t) = t {
                         busy_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);

@@ -1,5 +1,6 @@
 //! Random bases: project a gradient onto d random directions and expand coordinates
-//! back, with the directions regenerated from a counter-based stream and never stored.
+//! back, with the directions regenerated from a counter-based stream and never stored
+//! (except a fixed basis, FPD's, which [`StoredBasis`] keeps when asked).
 //!
 //! The [`Bases`] of one call name the directions: for its [`Stream`], step and
 //! [`Compartment`]s, direction `j` of compartment `c` is the vector whose entry `e`
@@ -37,8 +38,8 @@ pub use bench::{
 };
 pub use cpu::{
     expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_phases, project_expand_cpu_traffic, project_expand_cpu_with, StepPhases,
-    CHUNK,
+    project_expand_cpu_phases, project_expand_cpu_traffic, project_expand_cpu_with,
+    project_expand_stored, StepPhases, StoredBasis, CHUNK, KEEP_LIMIT_BYTES,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,

@@ -6,7 +6,9 @@
 //! expand alone, the fused step under the plan in force with its phases (set-up, block
 //! passes with the threads' busy time, coordinates, finish), and the fused step with
 //! the expansion skipped (alpha = 0), and the same passes with a counter for values
-//! (the kept blocks' memory traffic alone). Printed, never asserted.
+//! (the kept blocks' memory traffic alone), and the step on a kept basis (FPD's fixed
+//! one, read from memory instead of generated). The FPD step is interleaved with the
+//! others. Printed, never asserted.
 
 use crate::measure::step::{synthetic_batch, StepHarness};
 use crate::train::optimizers::{self, SegmentOptimizer};
@@ -35,6 +37,8 @@ pub struct PhaseTable {
     pub fastfood_ms: f64,
     /// RBD with packed-sign directions (the issue-25 target's step, interleaved too).
     pub rademacher_ms: f64,
+    /// FPD with Gaussian directions: its fixed basis kept in memory (interleaved too).
+    pub fpd_ms: f64,
     /// The step in the bases alone (kernels, no engine tensors).
     pub project_ms: f64,
     pub expand_ms: f64,
@@ -43,6 +47,9 @@ pub struct PhaseTable {
     /// The generate-once step with counter bits for values: the kept blocks' memory
     /// traffic and the passes' bookkeeping without generating (0 under a two-pass plan).
     pub traffic_ms: f64,
+    /// The step on a kept basis (FPD's: every entry read from memory), and its MB.
+    pub kept_ms: f64,
+    pub kept_mb: f64,
     pub setup_ms: f64,
     pub passes_ms: f64,
     pub passes: usize,
@@ -100,6 +107,7 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
             OptimizerKind::Rbd,
             settings(dims, BasesKind::Iid, DistributionKind::Rademacher),
         ),
+        Who::Optimizer(OptimizerKind::Fpd, settings(dims, BasesKind::Iid, gaussian)),
     ];
     let models: Vec<Box<dyn Model>> = who
         .iter()
@@ -137,8 +145,8 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
         };
         harnesses.push(harness);
     }
-    // Rounds alternate the order (gradient, SGD, RBD, Fastfood, packed signs, then the
-    // reverse), so no step always follows the same one (what a step leaves in the
+    // Rounds alternate the order (gradient, SGD, RBD, Fastfood, packed signs, FPD, then
+    // the reverse), so no step always follows the same one (what a step leaves in the
     // caches, the allocator and the thread pool is then shared out alike).
     let mut times = vec![Vec::new(); harnesses.len()];
     for round in 0..=repeats.max(1) {
@@ -172,11 +180,14 @@ pub fn measure(dims: usize, repeats: usize) -> Result<PhaseTable> {
         rbd_ms: step_ms[2],
         fastfood_ms: step_ms[3],
         rademacher_ms: step_ms[4],
+        fpd_ms: step_ms[5],
         project_ms: ms(k.project_s),
         expand_ms: ms(k.expand_s),
         fused_ms: ms(k.step_s),
         fused_no_expand_ms: ms(k.no_expand_s),
         traffic_ms: k.traffic_s.map_or(0.0, ms),
+        kept_ms: k.kept_s.map_or(0.0, ms),
+        kept_mb: k.kept_bytes as f64 / 1e6,
         setup_ms: ms(k.phases.setup_s),
         passes_ms: ms(k.phases.passes_s),
         passes: k.phases.passes,
@@ -209,7 +220,7 @@ impl PhaseTable {
 /// The table as `rbd bench rbd` prints it.
 pub fn print(t: &PhaseTable) {
     println!(
-        "\nwhere the cpu RBD step's time goes: CIFAR-10 CNN (D = {}), batch 32, d = {}, {} Gaussian; medians, the five steps interleaved round by round (order reversed every other round)",
+        "\nwhere the cpu RBD step's time goes: CIFAR-10 CNN (D = {}), batch 32, d = {}, {} Gaussian; medians, the six steps interleaved round by round (order reversed every other round)",
         t.d_total, t.dims, t.generator
     );
     let row = |what: &str, ms: f64| println!("  {what:<72} {ms:>8.2} ms");
@@ -236,6 +247,14 @@ pub fn print(t: &PhaseTable) {
     row(
         "  of which the step in the bases (RBD − gradient)",
         t.rbd_ms - t.gradient_ms,
+    );
+    row(
+        "Gaussian FPD step (its fixed basis generated once, kept)",
+        t.fpd_ms,
+    );
+    row(
+        "  of which the step in the kept bases (FPD − gradient)",
+        t.fpd_ms - t.gradient_ms,
     );
     println!(
         "  the step in the bases alone (kernels on slices, plan: {}):",
@@ -293,6 +312,15 @@ pub fn print(t: &PhaseTable) {
         );
     } else {
         println!("      (a two-pass plan: the fused step is project then expand)");
+    }
+    if t.kept_ms > 0.0 {
+        row(
+            &format!(
+                "    the fused step on a kept basis (FPD's: each entry read, {:.0} MB)",
+                t.kept_mb
+            ),
+            t.kept_ms,
+        );
     }
     row(
         "  the engine around the kernels (RBD − gradient − fused)",

@@ -310,6 +310,18 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 );
             }
         }
+        // FPD: the same bases every step, kept in memory on the cpu.
+        push(
+            "fpd gaussian (kept)",
+            Some(250),
+            step_time(
+                b,
+                &device,
+                OptimizerKind::Fpd,
+                &iid(250, DistributionKind::Gaussian),
+                reps,
+            )?,
+        );
         for dims in [10usize, 250, 10_000] {
             if dims > 250 && !big_d {
                 continue;
@@ -733,11 +745,14 @@ mod tests {
             rbd_ms: 30.0,
             fastfood_ms: 9.6,
             rademacher_ms: 12.0,
+            fpd_ms: 17.0,
             project_ms: 17.0,
             expand_ms: 17.5,
             fused_ms: 20.6,
             fused_no_expand_ms: 20.1,
             traffic_ms: 4.0,
+            kept_ms: 8.0,
+            kept_mb: 123.0,
             setup_ms: 0.2,
             passes_ms: 20.3,
             passes: 126,

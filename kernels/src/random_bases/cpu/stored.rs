@@ -1,0 +1,183 @@
+//! A fixed basis kept in memory. FPD takes the same directions at every step, so
+//! regenerating them each step (what RBD must do, its basis being new) repeats work: here
+//! they are generated once, raw, in the fused step's batch layout, and every step reads
+//! them instead. The step stays bitwise [`super::project_expand_cpu`]'s: the same
+//! products and sums in the same order, only the values' source differs. Bounded by
+//! [`KEEP_LIMIT_BYTES`]; a larger basis is regenerated as before.
+
+use super::super::{Bases, Compartment};
+use super::{axpy_row, dot_rows, reduce_batch, Dirs, BATCHES, CHUNK};
+use crate::random_bases::simd::{multiversion, Simd};
+use crate::random_bases::tune::MAX_BLOCK_DIRS;
+use crate::random_bases::Stream;
+use crate::rng::lanes::{Bern, Dist, Gauss, Gen, PhiloxGen, ThreefryGen, Uniform, F, L};
+use crate::rng::{Distribution, Generator};
+use rayon::prelude::*;
+
+/// Most bytes a kept basis may take (d·D·4, the last element chunk padded): 2 GiB, an
+/// eighth of the smallest machine this project runs on; the paper's largest fixed basis
+/// (FC on CIFAR-10, d = 250) takes 0.4 GB.
+pub const KEEP_LIMIT_BYTES: usize = 2 << 30;
+
+/// The raw directions of one set of i.i.d. bases (stream, step and compartments; the
+/// scale is applied per call), kept in memory.
+pub struct StoredBasis {
+    stream: Stream,
+    step: u64,
+    compartments: Vec<Compartment>,
+    /// Per compartment: chunk-major (a stride of `dims · BATCHES` batches a chunk),
+    /// then direction-major over the chunk's own batches, so that any block of
+    /// directions of one chunk is one contiguous slice.
+    parts: Vec<Vec<[F; 4]>>,
+}
+
+impl StoredBasis {
+    /// Bytes `bases` would take kept: Σ dims · (element chunks · CHUNK) · 4.
+    pub fn bytes_for(bases: &Bases) -> usize {
+        bases
+            .compartments
+            .iter()
+            .map(|c| c.dims * c.len.div_ceil(CHUNK) * CHUNK * 4)
+            .sum()
+    }
+
+    /// Generates and keeps the directions of `bases`; `None` where keeping them does not
+    /// pay or is not done: Fastfood bases (nothing d·D to keep), packed signs (already
+    /// generated at memory speed), or more than [`KEEP_LIMIT_BYTES`].
+    pub fn generate(simd: Simd, bases: &Bases) -> Option<StoredBasis> {
+        if bases.fastfood().is_some()
+            || bases.stream.distribution == Distribution::Rademacher
+            || Self::bytes_for(bases) > KEEP_LIMIT_BYTES
+        {
+            return None;
+        }
+        assert!(Simd::available().contains(&simd), "{simd:?} not available");
+        let stream = bases.stream;
+        let dp = stream.distribution.params();
+        let parts = bases
+            .compartments
+            .iter()
+            .map(|c| {
+                let bk = bases.block_key(c);
+                let stride = c.dims * BATCHES;
+                let mut part = vec![[[0f32; L]; 4]; c.len.div_ceil(CHUNK) * stride];
+                part.par_chunks_mut(stride.max(1))
+                    .enumerate()
+                    .for_each(|(chunk, out)| {
+                        let start = chunk * CHUNK;
+                        let dirs = Dirs {
+                            bk: &bk,
+                            dp: &dp,
+                            dir0: c.first as u32,
+                            batch0: (start / super::BATCH) as u32,
+                        };
+                        let nb = batches_in(c, chunk);
+                        let out = &mut out[..c.dims * nb];
+                        dispatch!(
+                            stream.generator,
+                            stream.distribution,
+                            fill_mv(simd, dirs, nb, out)
+                        );
+                    });
+                part
+            })
+            .collect();
+        Some(StoredBasis {
+            stream,
+            step: bases.step,
+            compartments: bases.compartments.to_vec(),
+            parts,
+        })
+    }
+
+    /// Whether these are the directions of `bases` (any scale).
+    pub fn matches(&self, bases: &Bases) -> bool {
+        bases.fastfood().is_none()
+            && self.stream == bases.stream
+            && self.step == bases.step
+            && self.compartments == bases.compartments
+    }
+
+    /// Bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| std::mem::size_of_val(&p[..]))
+            .sum()
+    }
+
+    /// Compartment `ci`'s directions over element chunk `chunk`: direction-major, the
+    /// chunk's own batches each.
+    pub(super) fn chunk(&self, ci: usize, chunk: usize) -> &[[F; 4]] {
+        let c = &self.compartments[ci];
+        let stride = c.dims * BATCHES;
+        &self.parts[ci][chunk * stride..][..c.dims * batches_in(c, chunk)]
+    }
+}
+
+/// Batches of element chunk `chunk` of compartment `c`.
+pub(super) fn batches_in(c: &Compartment, chunk: usize) -> usize {
+    let start = chunk * CHUNK;
+    ((start + CHUNK).min(c.len) - start).div_ceil(super::BATCH)
+}
+
+/// `out[j·nb + b]` = raw values of batch `b` of direction `dir0 + j`.
+#[inline(always)]
+fn fill_chunk<G: Gen, D: Dist>(dirs: Dirs, nb: usize, out: &mut [[F; 4]]) {
+    for (j, od) in out.chunks_mut(nb).enumerate() {
+        for (b, o) in od.iter_mut().enumerate() {
+            *o = dirs.values::<G, D>(j, b);
+        }
+    }
+}
+
+/// One chunk of a kept-basis block pass, the arithmetic of `block_chunk` with the
+/// values read, not generated: `acc += Σ_j w_prev[j]·prev_j` (j in order, `w = 0`
+/// skipped), then the products of `cur`'s directions with `gs` summed into `partial`.
+#[inline(always)]
+fn stored_chunk(
+    w_prev: &[f32],
+    (prev, cur): (&[[F; 4]], &[[F; 4]]),
+    acc: &mut [[F; 4]],
+    gs: &[[F; 4]],
+    partial: &mut [f32],
+) {
+    let nb = acc.len();
+    let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
+    let accs = &mut accs[..partial.len()];
+    for b in 0..nb {
+        let mut t = acc[b];
+        for (j, &w) in w_prev.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let v = &prev[j * nb + b];
+            axpy_row(&mut t[0], w, &v[0]);
+            axpy_row(&mut t[1], w, &v[1]);
+            axpy_row(&mut t[2], w, &v[2]);
+            axpy_row(&mut t[3], w, &v[3]);
+        }
+        acc[b] = t;
+        for (j, a) in accs.iter_mut().enumerate() {
+            dot_rows(a, &cur[j * nb + b], &gs[b]);
+        }
+    }
+    for (p, a) in partial.iter_mut().zip(accs.iter()) {
+        *p = reduce_batch(a);
+    }
+}
+
+multiversion!(fill_mv<G: Gen, D: Dist> => fill_chunk(dirs: Dirs, nb: usize, out: &mut [[F; 4]]));
+multiversion!(stored_mv<> => stored_chunk(w_prev: &[f32], blocks: (&[[F; 4]], &[[F; 4]]), acc: &mut [[F; 4]], gs: &[[F; 4]], partial: &mut [f32]));
+
+/// One chunk of a kept-basis block pass at instruction-set level `simd`.
+pub(super) fn pass(
+    simd: Simd,
+    w_prev: &[f32],
+    blocks: (&[[F; 4]], &[[F; 4]]),
+    acc: &mut [[F; 4]],
+    gs: &[[F; 4]],
+    partial: &mut [f32],
+) {
+    stored_mv(simd, w_prev, blocks, acc, gs, partial);
+}
