@@ -147,6 +147,38 @@ fn sgd_and_rbd_learn_and_are_reproducible() {
     }
 }
 
+/// FPD keeps its fixed basis in memory on the cpu; `RBD_KEEP_BASIS=off` regenerates it
+/// at every step instead. A speed and memory choice only: both runs end with the same
+/// parameters and log the same losses and accuracies, bit for bit.
+#[test]
+fn fpd_with_its_basis_kept_or_regenerated_ends_bitwise_identical() {
+    let (dir, data) = scratch_with_data("kept-basis", 600);
+    let data_arg = format!("idx:{}", data.display());
+    let extra = ["--epochs", "2", "--lr", "2^-1", "--dim", "30"];
+    let mut ends = Vec::new();
+    for keep in ["on", "off"] {
+        let out = dir.join(format!("fpd-{keep}"));
+        let o = rbd()
+            .env("RBD_KEEP_BASIS", keep)
+            .args(train_args(&data_arg, out.to_str().unwrap(), "fpd", &extra))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "RBD_KEEP_BASIS={keep}: run failed");
+        let logged: Vec<_> = metrics(&out)
+            .iter()
+            .map(|m| {
+                (
+                    m["train_loss"].clone(),
+                    m["val_loss"].clone(),
+                    m["val_accuracy"].clone(),
+                )
+            })
+            .collect();
+        ends.push((final_params(&out), logged));
+    }
+    assert!(ends[0] == ends[1], "kept and regenerated FPD runs differ");
+}
+
 #[test]
 fn killed_and_resumed_run_ends_bitwise_identical() {
     let (dir, data) = scratch_with_data("resume", 1200);

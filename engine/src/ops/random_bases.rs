@@ -131,16 +131,24 @@ fn step_in_bases(
 /// across it. On wgpu (where generating is cheap), for Fastfood and packed-sign bases,
 /// and for a basis over the limit: [`project_expand`] itself. RBD's basis is new every
 /// step and is never kept.
-#[derive(Default)]
 pub struct KeptBasis {
     kept: Option<rb::StoredBasis>,
     regenerate: bool,
 }
 
+impl Default for KeptBasis {
+    fn default() -> Self {
+        KeptBasis::new()
+    }
+}
+
 impl KeptBasis {
-    /// Keeps the basis where it can.
+    /// Keeps the basis where it can, unless `RBD_KEEP_BASIS=off` ([`rb::KEEP_ENV`]).
     pub fn new() -> Self {
-        KeptBasis::default()
+        KeptBasis {
+            kept: None,
+            regenerate: !rb::keeping(),
+        }
     }
 
     /// Never keeps: every step regenerates the directions (to measure what keeping saves).

@@ -38,7 +38,7 @@ macro_rules! dispatch {
 }
 
 mod stored;
-pub use stored::{StoredBasis, KEEP_LIMIT_BYTES};
+pub use stored::{keeping, StoredBasis, KEEP_ENV, KEEP_LIMIT_BYTES};
 
 /// The directions and entries one chunk task covers: directions `dir0 ..` of the
 /// (step, compartment) pass `bk`, from batch `batch0` of the compartment on.

@@ -37,9 +37,10 @@ pub use bench::{
     PhaseBench,
 };
 pub use cpu::{
-    expand_cpu, expand_cpu_with, generate_cpu, project_cpu, project_cpu_with, project_expand_cpu,
-    project_expand_cpu_phases, project_expand_cpu_traffic, project_expand_cpu_with,
-    project_expand_stored, StepPhases, StoredBasis, CHUNK, KEEP_LIMIT_BYTES,
+    expand_cpu, expand_cpu_with, generate_cpu, keeping, project_cpu, project_cpu_with,
+    project_expand_cpu, project_expand_cpu_phases, project_expand_cpu_traffic,
+    project_expand_cpu_with, project_expand_stored, StepPhases, StoredBasis, CHUNK, KEEP_ENV,
+    KEEP_LIMIT_BYTES,
 };
 pub use gpu::{
     expand_gpu, expand_gpu_with, generate_gpu, project_gpu, project_gpu_scratch_bytes,

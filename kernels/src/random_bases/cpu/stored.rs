@@ -19,6 +19,24 @@ use rayon::prelude::*;
 /// (FC on CIFAR-10, d = 250) takes 0.4 GB.
 pub const KEEP_LIMIT_BYTES: usize = 2 << 30;
 
+/// Environment variable: `off` makes every fixed basis regenerate at each step instead
+/// of being kept (less memory; the same bits, slower). Read once per process.
+pub const KEEP_ENV: &str = "RBD_KEEP_BASIS";
+
+/// Whether fixed bases are kept in this process (`RBD_KEEP_BASIS` is not `off`); any
+/// other value than `on` or `off` is named in a note and ignored.
+pub fn keeping() -> bool {
+    static KEEP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KEEP.get_or_init(|| match std::env::var(KEEP_ENV).as_deref() {
+        Err(_) | Ok("on") => true,
+        Ok("off") => false,
+        Ok(v) => {
+            eprintln!("note: {KEEP_ENV}={v} is neither on nor off; fixed bases are kept");
+            true
+        }
+    })
+}
+
 /// The raw directions of one set of i.i.d. bases (stream, step and compartments; the
 /// scale is applied per call), kept in memory.
 pub struct StoredBasis {
@@ -180,4 +198,41 @@ pub(super) fn pass(
     partial: &mut [f32],
 ) {
     stored_mv(simd, w_prev, blocks, acc, gs, partial);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random_bases::rbd_scale;
+
+    /// Over the limit, packed signs and Fastfood are not kept (and nothing is allocated:
+    /// 600 directions over 2^20 entries would take 2.5 GB); the byte count pads the last
+    /// element chunk.
+    #[test]
+    fn only_iid_word_bases_within_the_limit_are_kept() {
+        let n = 1 << 20;
+        let big = Compartment::whole(n, 600);
+        let s = Stream::new(3);
+        let bases = Bases::new(s, 0, &big, rbd_scale(n));
+        assert_eq!(StoredBasis::bytes_for(&bases), 600 * n * 4);
+        assert!(StoredBasis::bytes_for(&bases) > KEEP_LIMIT_BYTES);
+        assert!(StoredBasis::generate(Simd::detect(), &bases).is_none());
+        let small = Compartment::whole(5_000, 3);
+        let bases = Bases::new(s, 0, &small, 1.0);
+        assert_eq!(StoredBasis::bytes_for(&bases), 3 * 2 * CHUNK * 4);
+        let kept = StoredBasis::generate(Simd::detect(), &bases).expect("kept");
+        assert_eq!(kept.bytes(), StoredBasis::bytes_for(&bases));
+        let signs = Stream {
+            distribution: Distribution::Rademacher,
+            ..s
+        };
+        assert!(
+            StoredBasis::generate(Simd::detect(), &Bases::new(signs, 0, &small, 1.0)).is_none()
+        );
+        let ff = crate::random_bases::BasisFamily::Fastfood(crate::fastfood::Fastfood::for_dims(3));
+        assert!(StoredBasis::generate(Simd::detect(), &bases.with_family(ff)).is_none());
+        // The scale is applied per call: a kept basis serves any.
+        assert!(kept.matches(&Bases::new(s, 0, &small, 0.5)));
+        assert!(!kept.matches(&Bases::new(Stream::new(4), 0, &small, 1.0)));
+    }
 }
