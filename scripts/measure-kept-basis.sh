@@ -2,8 +2,8 @@
 # What keeping FPD's fixed basis in memory saves in training, on the same binary: each
 # CIFAR-10 network the campaign trains with FPD (FC and the CNN at d = 250, ResNet-8 at
 # d = 500) for 150 steps with the basis kept (the default) and regenerated at every step
-# (RBD_KEEP_BASIS=off), alternately, twice; the training seconds each run's metrics record
-# (evaluation excluded), and whether the kept and regenerated runs end bit for bit alike.
+# (RBD_KEEP_BASIS=off), alternately, twice; the training seconds each run's provenance
+# records (evaluation excluded), and whether the kept and regenerated runs end bit for bit alike.
 # Run it on a quiet machine (a campaign: its pause script). About 3 minutes on 2 cores.
 # Usage: scripts/measure-kept-basis.sh [OUT_DIR]
 set -euo pipefail
@@ -12,8 +12,9 @@ OUT="${1:-${TMPDIR:-/tmp}/rbd-kept-basis-$(date -u +%Y%m%d-%H%M)}"
 mkdir -p "$OUT"
 cargo build --release 2>&1 | tail -1
 B=./target/release/rbd
-echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' with uncommitted changes'); $(lscpu | grep 'Model name' | sed 's/  */ /g'); vector extensions: $(grep -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-seconds() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[-1])['seconds'])" "$1/metrics.jsonl"; }
+echo "commit $(git rev-parse --short HEAD)$(git diff --quiet -- ':!results' || echo ' with uncommitted changes'); $(lscpu | grep 'Model name' | sed 's/  */ /g'); vector extensions: $(grep -o -w -E 'avx512f|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+# The epoch's training seconds, as the run's provenance records them.
+seconds() { python3 -c "import json,sys; print([json.loads(l) for l in open(sys.argv[1])][-1]['seconds'])" "$1/provenance.jsonl"; }
 # model, d, rate (any rate: the time does not depend on it)
 for spec in "fc 250 2^-1" "cnn 250 2^-1" "resnet8 500 2^-1"; do
   read -r model d lr <<<"$spec"
