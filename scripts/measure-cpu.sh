@@ -2,9 +2,9 @@
 # Everything docs/benchmarks.md quotes for one CPU kind, in one go: the machine, a fresh
 # calibration of the random-bases plan, `rbd bench rbd` (its phase table and the issue
 # targets included) with the PyTorch and JAX peers where their interpreters are given,
-# the convolution paths per layer, and the README's two commands timed from a fresh
-# clone. Run it on a quiet machine: stop anything else first (a campaign: its pause
-# script). About 25 minutes on 2 cores.
+# the convolution paths per layer, FPD's kept basis in training, and the README's two
+# commands timed from a fresh clone. Run it on a quiet machine: stop anything else first
+# (a campaign: its pause script). About 30 minutes on 2 cores.
 # Usage: scripts/measure-cpu.sh [OUT_DIR]
 #   RBD_TORCH_PYTHON, RBD_JAX_PYTHON: the peers' interpreters (venvs outside the repository)
 set -euo pipefail
@@ -30,6 +30,9 @@ RBD_CPU_PLAN=calibrate ./target/release/rbd bench rbd --backends cpu "${peers[@]
 
 echo "== convolution paths per layer"
 cargo run --release -q -p rbd-kernels --example bench_conv_paths 80 | tee "$OUT/conv-paths.txt"
+
+echo "== FPD's kept basis against regenerating it, in training (CIFAR-10, fetched on first use)"
+scripts/measure-kept-basis.sh "$OUT/kept-basis" | tee "$OUT/kept-basis-training.txt"
 
 echo "== the README's two commands from a fresh clone"
 rm -rf "$OUT/fresh"
