@@ -32,7 +32,9 @@ echo "== convolution paths per layer"
 cargo run --release -q -p rbd-kernels --example bench_conv_paths 80 | tee "$OUT/conv-paths.txt"
 
 echo "== FPD's kept basis against regenerating it, in training (CIFAR-10, fetched on first use)"
-scripts/measure-kept-basis.sh "$OUT/kept-basis" | tee "$OUT/kept-basis-training.txt"
+# Not fatal: without CIFAR-10 (no network, no offline copy) the rest still runs.
+scripts/measure-kept-basis.sh "$OUT/kept-basis" 2>&1 | tee "$OUT/kept-basis-training.txt" ||
+  echo "the kept-basis measurement failed (is CIFAR-10 available? python3 ../shared/data/cifar10/build.py DIR builds it offline)"
 
 echo "== the README's two commands from a fresh clone"
 rm -rf "$OUT/fresh"
