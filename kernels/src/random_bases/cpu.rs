@@ -457,26 +457,32 @@ fn block_chunk<G: Gen, D: Dist>(
     let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
     let accs = &mut accs[..partial.len()];
     for b in 0..nb {
-        // The batch's accumulator stays in registers across the directions (one load
-        // and one store per batch, not per direction).
-        let mut t = acc[b];
-        for (j, &w) in w_prev.iter().enumerate() {
-            if w == 0.0 {
-                continue;
-            }
-            let v = &prev[j * nb + b];
-            axpy_row(&mut t[0], w, &v[0]);
-            axpy_row(&mut t[1], w, &v[1]);
-            axpy_row(&mut t[2], w, &v[2]);
-            axpy_row(&mut t[3], w, &v[3]);
-        }
-        acc[b] = t;
+        add_weighted(&mut acc[b], w_prev, prev, nb, b);
         // Then the next block: its products with g, its values kept in `cur`.
         dot_batch::<G, D>(dirs, b, &gs[b], accs, |j, v| cur[j * nb + b] = *v);
     }
     for (p, a) in partial.iter_mut().zip(accs.iter()) {
         *p = reduce_batch(a);
     }
+}
+
+/// `acc += Σ_j w_prev[j]·prev_j` for batch `b` of a block stored direction-major (`nb`
+/// batches a direction), j in order, `w = 0` skipped; the accumulator stays in registers
+/// across the directions (one load and one store per batch).
+#[inline(always)]
+fn add_weighted(acc: &mut [F; 4], w_prev: &[f32], prev: &[[F; 4]], nb: usize, b: usize) {
+    let mut t = *acc;
+    for (j, &w) in w_prev.iter().enumerate() {
+        if w == 0.0 {
+            continue;
+        }
+        let v = &prev[j * nb + b];
+        axpy_row(&mut t[0], w, &v[0]);
+        axpy_row(&mut t[1], w, &v[1]);
+        axpy_row(&mut t[2], w, &v[2]);
+        axpy_row(&mut t[3], w, &v[3]);
+    }
+    *acc = t;
 }
 
 multiversion!(block_mv<G: Gen, D: Dist> => block_chunk(dirs: Dirs, w_prev: &[f32], bufs: BlockBufs, gs: &[[F; 4]], partial: &mut [f32]));

@@ -6,7 +6,7 @@
 //! [`KEEP_LIMIT_BYTES`]; a larger basis is regenerated as before.
 
 use super::super::{Bases, Compartment};
-use super::{axpy_row, dot_rows, reduce_batch, Dirs, BATCHES, CHUNK};
+use super::{add_weighted, dot_rows, reduce_batch, Dirs, BATCHES, CHUNK};
 use crate::random_bases::simd::{multiversion, Simd};
 use crate::random_bases::tune::MAX_BLOCK_DIRS;
 use crate::random_bases::Stream;
@@ -164,18 +164,7 @@ fn stored_chunk(
     let mut accs = [[[0f32; L]; 4]; MAX_BLOCK_DIRS];
     let accs = &mut accs[..partial.len()];
     for b in 0..nb {
-        let mut t = acc[b];
-        for (j, &w) in w_prev.iter().enumerate() {
-            if w == 0.0 {
-                continue;
-            }
-            let v = &prev[j * nb + b];
-            axpy_row(&mut t[0], w, &v[0]);
-            axpy_row(&mut t[1], w, &v[1]);
-            axpy_row(&mut t[2], w, &v[2]);
-            axpy_row(&mut t[3], w, &v[3]);
-        }
-        acc[b] = t;
+        add_weighted(&mut acc[b], w_prev, prev, nb, b);
         for (j, a) in accs.iter_mut().enumerate() {
             dot_rows(a, &cur[j * nb + b], &gs[b]);
         }
