@@ -322,7 +322,12 @@ fn cell_stat(lib: &mut Library, p: &Placeholder, cell: &Cell) -> Result<String> 
     let finished_rows = || cell.finished().map(|s| s.rows.as_slice());
     Ok(match p.stat.as_str() {
         "mean" => ms.map_or_else(no_seed, |m| fmt(m.0, 2)),
-        "std" => ms.map_or_else(no_seed, |m| fmt(m.1, 2)),
+        // One seed has no spread: a printed 0.00 would read as a measured one.
+        "std" => match ms {
+            Some(_) if values.len() < 2 => "(1 seed: no std)".into(),
+            Some(m) => fmt(m.1, 2),
+            None => no_seed(),
+        },
         "mean±std" => match ms {
             Some((m, s)) if values.len() > 1 => format!("{} ± {}", fmt(m, 2), fmt(s, 2)),
             Some((m, _)) => fmt(m, 2),

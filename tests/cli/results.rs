@@ -92,12 +92,16 @@ fn the_check_names_a_summary_that_no_longer_matches_its_runs_and_summarize_mends
     assert!(String::from_utf8_lossy(&typed.stderr).contains("quick/findings.md:1"));
     std::fs::write(
         results.join("quick/findings.md"),
-        "- SGD ends at {{quick/fc-mnist-sgd mean}} here.\n",
+        "- SGD ends at {{quick/fc-mnist-sgd mean}} here, std {{quick/fc-mnist-sgd std}}.\n",
     )
     .unwrap();
     assert!(all("--summarize").status.success());
     let readme = std::fs::read_to_string(results.join("quick/README.md")).unwrap();
-    assert!(readme.contains("- SGD ends at 50.00 here."), "{readme}");
+    // One seed: the spread is not printed as a measured 0.00.
+    assert!(
+        readme.contains("- SGD ends at 50.00 here, std (1 seed: no std)."),
+        "{readme}"
+    );
     assert!(all("--check").status.success());
     let _ = std::fs::remove_dir_all(&dir);
 }
