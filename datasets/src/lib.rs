@@ -73,9 +73,9 @@ pub use error::DatasetError;
 pub use eval::{eval_batches, EvalBatches};
 pub use fetch::{
     ensure_cifar10, ensure_idx, fetch_cifar10, fetch_idx, find_idx_file, locate_idx_file,
-    log_download_progress, unpack_cifar_archive, Cifar10Source, DownloadProgress,
+    log_download_progress, unpack_cifar_archive, Cifar10Source, DownloadProgress, CERT_FILE_ENV,
     CIFAR10_ARCHIVE_BYTES, CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV,
-    CIFAR10_URL, CIFAR10_URL_ENV, DEFAULT_MIN_RATE, MIN_RATE_ENV,
+    CIFAR10_URL, CIFAR10_URL_ENV, DEFAULT_MIN_RATE, MIN_RATE_ENV, NPM_REGISTRY, NPM_REGISTRY_ENV,
 };
 pub use idx::{
     idx_images_bytes, idx_labels_bytes, parse_idx_images, parse_idx_labels, read_idx_bytes,

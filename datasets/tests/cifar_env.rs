@@ -68,9 +68,30 @@ fn load_follows_the_environment_and_explains_every_option() {
     std::env::set_var(CIFAR10_BUILDER_ENV, &script);
     let e = load(DatasetKind::Cifar10, Split::Test, data.path(), &mut |_| {}).unwrap_err();
     assert!(e.to_string().contains("builder ran"), "{e}");
-    for var in [CIFAR10_URL_ENV, CIFAR10_BUILDER_ENV] {
-        std::env::remove_var(var);
+    std::env::remove_var(CIFAR10_BUILDER_ENV);
+
+    // $SSL_CERT_FILE replaces the built-in roots; a bad one is named before any request.
+    let saved = std::env::var_os(CERT_FILE_ENV);
+    let no_file = files.join("no-such-bundle.pem");
+    std::env::set_var(CERT_FILE_ENV, &no_file);
+    let unreadable = load(DatasetKind::Cifar10, Split::Test, data.path(), &mut |_| {});
+    let empty_bundle = files.join("empty.pem");
+    write(&empty_bundle, b"no certificates here\n");
+    std::env::set_var(CERT_FILE_ENV, &empty_bundle);
+    let empty = load(DatasetKind::Cifar10, Split::Test, data.path(), &mut |_| {});
+    match saved {
+        Some(v) => std::env::set_var(CERT_FILE_ENV, v),
+        None => std::env::remove_var(CERT_FILE_ENV),
     }
+    let e = unreadable.unwrap_err();
+    assert!(matches!(e, DatasetError::Download { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("$SSL_CERT_FILE: cannot read"), "{msg}");
+    assert!(msg.contains("no-such-bundle.pem"), "{msg}");
+    let msg = empty.unwrap_err().to_string();
+    assert!(msg.contains("empty.pem holds no PEM certificate"), "{msg}");
+
+    std::env::remove_var(CIFAR10_URL_ENV);
     assert_eq!(server.requests(), 1);
     assert_eq!(listing(data.path()), Vec::<String>::new());
 }

