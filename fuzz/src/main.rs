@@ -13,7 +13,8 @@ static ALLOC: rbd_fuzz::alloc::Counting = rbd_fuzz::alloc::Counting;
 /// Structure-aware fuzzing of every parser of user files.
 ///
 /// Each case is a valid file of the parser's format (IDX, CIFAR-10 batches and
-/// archive, checkpoints, manifests, config.json, metrics, diverged and tune records)
+/// archive, checkpoints, manifests, config.json, metrics, provenance, diverged and tune
+/// records, sealed runs and their packs)
 /// with structure-aware mutations: bit flips, cuts, length and header fields, huge
 /// declared sizes, duplicated and missing keys, wrong types, non-finite numbers. A
 /// case fails on a panic, an allocation past a bound proportional to its input, CPU

@@ -116,6 +116,21 @@ fn tune() {
 }
 
 #[test]
+fn provenance() {
+    fuzz("provenance");
+}
+
+#[test]
+fn sealed() {
+    fuzz("sealed");
+}
+
+#[test]
+fn pack() {
+    fuzz("pack");
+}
+
+#[test]
 fn every_parser_has_a_test() {
     let tested = [
         "idx",
@@ -127,8 +142,11 @@ fn every_parser_has_a_test() {
         "campaign",
         "config",
         "metrics",
+        "provenance",
         "diverged",
         "tune",
+        "sealed",
+        "pack",
     ];
     let all: Vec<&str> = rbd_fuzz::targets::all().iter().map(|t| t.name()).collect();
     assert_eq!(all, tested);

@@ -116,15 +116,19 @@ pub fn load(path: &Path) -> Result<Arc<Pack>> {
             return Ok(pack.clone());
         }
     }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let pack = Arc::new(
-        decode(&bytes).with_context(|| format!("{}: not a pack of sealed runs", path.display()))?,
-    );
+    let pack = Arc::new(read(path)?);
     CACHE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(path.to_path_buf(), (now, pack.clone()));
     Ok(pack)
+}
+
+/// Reads and decodes the pack at `path`, past the cache (what [`load`] does once per
+/// version of the file), naming the file in every error.
+pub fn read(path: &Path) -> Result<Pack> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    decode(&bytes).with_context(|| format!("{}: not a pack of sealed runs", path.display()))
 }
 
 fn decode(mut rest: &[u8]) -> Result<Pack> {

@@ -183,7 +183,7 @@ impl Target for Idx {
 
 /// Compresses `plain`, and (unless the case is valid) perhaps breaks the stream: a
 /// flipped bit, a cut, a bad trailer, several members, or a bomb appended.
-fn gzip_case(rng: &mut Rng, plain: &[u8], valid: bool) -> (Vec<u8>, String) {
+pub(super) fn gzip_case(rng: &mut Rng, plain: &[u8], valid: bool) -> (Vec<u8>, String) {
     let mut z = gzip(plain);
     if valid {
         return (z, String::new());

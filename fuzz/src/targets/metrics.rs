@@ -73,7 +73,7 @@ fn step_row(rng: &mut Rng, i: u64) -> StepMetrics {
 }
 
 /// Line edits of a JSON Lines file: a row repeated, dropped, cut, or mutated inside.
-fn mutate_lines(rng: &mut Rng, text: &str) -> (Vec<u8>, String) {
+pub(super) fn mutate_lines(rng: &mut Rng, text: &str) -> (Vec<u8>, String) {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     if lines.is_empty() || rng.chance(1, 5) {
         let mut b = text.as_bytes().to_vec();

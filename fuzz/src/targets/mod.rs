@@ -9,7 +9,9 @@ mod config;
 mod idx;
 mod manifest;
 mod metrics;
+mod provenance;
 mod records;
+mod sealed;
 mod tar;
 
 use crate::rng::Rng;
@@ -107,8 +109,11 @@ pub fn all() -> Vec<&'static dyn Target> {
         &campaign::CampaignToml,
         &config::ConfigJson,
         &metrics::MetricsJsonl,
+        &provenance::ProvenanceJsonl,
         &records::Diverged,
         &records::TuneRecord,
+        &sealed::SealedRun,
+        &sealed::SealedPack,
     ]
 }
 
