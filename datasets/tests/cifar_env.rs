@@ -70,10 +70,19 @@ fn load_follows_the_environment_and_explains_every_option() {
     assert!(e.to_string().contains("builder ran"), "{e}");
     std::env::remove_var(CIFAR10_BUILDER_ENV);
 
-    // $SSL_CERT_FILE replaces the built-in roots; a bad one is named before any request.
+    // $SSL_CERT_FILE replaces the built-in roots of an https download; a bad one is
+    // named before any connection. Plain http has no TLS and does not read it.
     let saved = std::env::var_os(CERT_FILE_ENV);
     let no_file = files.join("no-such-bundle.pem");
     std::env::set_var(CERT_FILE_ENV, &no_file);
+    let plain = Server::start(vec![Reply::status(404)]);
+    std::env::set_var(CIFAR10_URL_ENV, &plain.url);
+    let over_http = load(DatasetKind::Cifar10, Split::Test, data.path(), &mut |_| {});
+    // Nothing listens on port 1: only a bundle read before connecting can be the error.
+    std::env::set_var(
+        CIFAR10_URL_ENV,
+        "https://127.0.0.1:1/cifar-10-binary.tar.gz",
+    );
     let unreadable = load(DatasetKind::Cifar10, Split::Test, data.path(), &mut |_| {});
     let empty_bundle = files.join("empty.pem");
     write(&empty_bundle, b"no certificates here\n");
@@ -83,6 +92,9 @@ fn load_follows_the_environment_and_explains_every_option() {
         Some(v) => std::env::set_var(CERT_FILE_ENV, v),
         None => std::env::remove_var(CERT_FILE_ENV),
     }
+    let msg = over_http.unwrap_err().to_string();
+    assert!(msg.contains("HTTP 404"), "{msg}");
+    assert_eq!(plain.requests(), 1);
     let e = unreadable.unwrap_err();
     assert!(matches!(e, DatasetError::Download { .. }), "{e}");
     let msg = e.to_string();

@@ -25,7 +25,10 @@ pub const STATS: &[(&str, &str)] = &[
         "mean",
         "mean final validation accuracy (%) over finished seeds",
     ),
-    ("std", "its sample standard deviation"),
+    (
+        "std",
+        "its sample standard deviation, or `(1 seed: no std)`",
+    ),
     ("mean±std", "`m ± s`, or `m` for one seed"),
     (
         "cell",

