@@ -38,10 +38,10 @@ pub const CERT_FILE_ENV: &str = "SSL_CERT_FILE";
 /// The roots TLS trusts: [`CERT_FILE_ENV`]'s certificates when set, else Mozilla's.
 /// Read only for an `https` URL (plain http has no TLS, as with curl).
 fn root_certs() -> Result<RootCerts, String> {
-    let Some(path) = std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) else {
+    let Some(path) = cert_file() else {
         return Ok(RootCerts::WebPki);
     };
-    let path = Path::new(&path);
+    let path = path.as_path();
     let pem = std::fs::read(path)
         .map_err(|e| format!("${CERT_FILE_ENV}: cannot read {}: {e}", path.display()))?;
     let certs: Vec<_> = ureq::tls::parse_pem(&pem)
@@ -57,6 +57,13 @@ fn root_certs() -> Result<RootCerts, String> {
         ));
     }
     Ok(RootCerts::from(certs))
+}
+
+/// The bundle [`CERT_FILE_ENV`] names, if set.
+fn cert_file() -> Option<std::path::PathBuf> {
+    std::env::var_os(CERT_FILE_ENV)
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
 }
 
 /// The slowest rate accepted, from [`MIN_RATE_ENV`] when set.
@@ -206,10 +213,10 @@ fn describe(e: &ureq::Error) -> String {
             if !text.contains("UnknownIssuer") {
                 return text;
             }
-            match std::env::var_os(CERT_FILE_ENV).filter(|v| !v.is_empty()) {
+            match cert_file() {
                 Some(bundle) => format!(
                     "{text} (the issuer is not among the certificates of ${CERT_FILE_ENV} = {})",
-                    Path::new(&bundle).display()
+                    bundle.display()
                 ),
                 None => format!(
                     "{text} (behind a proxy that re-signs TLS, point ${CERT_FILE_ENV} at a PEM \

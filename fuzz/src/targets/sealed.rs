@@ -72,6 +72,19 @@ fn flatten(files: &BTreeMap<String, String>) -> Vec<u8> {
     out
 }
 
+/// The expected runs, one blob: each run's name, `\0`, then its [`flatten`]ed records.
+fn flatten_runs<'a>(
+    runs: impl Iterator<Item = (&'a String, &'a BTreeMap<String, String>)>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, files) in runs {
+        out.extend_from_slice(name.as_bytes());
+        out.push(0);
+        out.extend(flatten(files));
+    }
+    out
+}
+
 /// One member's bytes: its JSON mutated, its gzip broken, or as written.
 fn member_bytes(rng: &mut Rng, json: &str, valid: bool) -> (Vec<u8>, String) {
     if valid {
@@ -200,12 +213,7 @@ impl Target for SealedPack {
         }
         let mut case = Case::one(PACK, members.concat(), what, valid);
         if valid {
-            let mut all = Vec::new();
-            for (name, files) in &runs {
-                all.extend_from_slice(name.as_bytes());
-                all.push(0);
-                all.extend(flatten(files));
-            }
+            let all = flatten_runs(runs.iter().map(|(n, f)| (n, f)));
             case.expect.push(("runs".into(), all));
         }
         case
@@ -223,12 +231,7 @@ impl Target for SealedPack {
                 }
             }
             if let Some(want) = case.expected("runs") {
-                let mut got = Vec::new();
-                for (name, m) in &pack.runs {
-                    got.extend_from_slice(name.as_bytes());
-                    got.push(0);
-                    got.extend(flatten(&m.sealed.files));
-                }
+                let got = flatten_runs(pack.runs.iter().map(|(n, m)| (n, &m.sealed.files)));
                 if got != want {
                     return Verdict::Wrong("a valid pack read back other runs".into());
                 }
